@@ -1,0 +1,244 @@
+//! Blocks: the proposal a leader replicates through Raft, and the header every node derives.
+//!
+//! A Raft entry carries a [`Proposal`]: the leader's clock stamp and the transaction envelopes.
+//! Each node applies it and derives the [`BlockHeader`]: height, previous header hash,
+//! effective time, transaction Merkle root, receipts root and post-apply state root. Apply is
+//! deterministic, so every honest node derives the same header and hash chain.
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::limits::{BLOCK_SIZE_MAX, BLOCK_TRANSACTIONS_MAX, ENVELOPE_SIZE_MAX, FORMAT_VERSION};
+use crate::model::Hash;
+use crate::result::ResultCode;
+
+/// What a leader proposes as one Raft entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Proposal {
+    /// The leader's clock when it cut the block, in ms since the Unix epoch.
+    pub proposer_time_ms: u64,
+    /// Transaction envelopes, in order.
+    pub transactions: Vec<Vec<u8>>,
+}
+
+impl Proposal {
+    /// Canonical encoding: version u8 | proposer_time_ms u64 | count u32 | envelopes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let size: usize = self.transactions.iter().map(|tx| tx.len() + 4).sum();
+        let mut writer = Writer::with_capacity(size + 16);
+        writer.u8(FORMAT_VERSION);
+        writer.u64(self.proposer_time_ms);
+        writer.u32(u32::try_from(self.transactions.len()).expect("bounded by BLOCK_TRANSACTIONS_MAX"));
+        for transaction in &self.transactions {
+            writer.bytes(transaction);
+        }
+        writer.finish()
+    }
+
+    /// Decodes a proposal, enforcing the block limits.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > BLOCK_SIZE_MAX {
+            return Err(DecodeError::TooLong { field: "proposal", length: bytes.len(), limit: BLOCK_SIZE_MAX });
+        }
+        let mut reader = Reader::new(bytes);
+        let version = reader.u8("proposal.version")?;
+        if version != FORMAT_VERSION {
+            return Err(DecodeError::InvalidValue { field: "proposal.version", value: version.into() });
+        }
+        let proposer_time_ms = reader.u64("proposal.proposer_time_ms")?;
+        let count = reader.u32("proposal.count")? as usize;
+        if count > BLOCK_TRANSACTIONS_MAX {
+            return Err(DecodeError::TooLong { field: "proposal.transactions", length: count, limit: BLOCK_TRANSACTIONS_MAX });
+        }
+        let mut transactions = Vec::with_capacity(count);
+        for _ in 0..count {
+            transactions.push(reader.bytes("proposal.transaction", ENVELOPE_SIZE_MAX)?.to_vec());
+        }
+        reader.finish()?;
+        Ok(Self { proposer_time_ms, transactions })
+    }
+}
+
+/// The derived header of an applied block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockHeader {
+    /// The network id (genesis hash).
+    pub network_id: Hash,
+    /// Height: genesis is 0, each applied proposal adds one.
+    pub height: u64,
+    /// Hash of the previous header (zero for genesis).
+    pub previous_hash: Hash,
+    /// Effective block time: max(stamp, previous time + 1 ms).
+    pub time_ms: u64,
+    /// The leader's stamp as proposed.
+    pub proposer_time_ms: u64,
+    /// Number of transactions.
+    pub transaction_count: u32,
+    /// Merkle root of the transaction ids.
+    pub transactions_root: Hash,
+    /// Merkle root of the receipt hashes.
+    pub receipts_root: Hash,
+    /// State commitment after applying the block.
+    pub state_root: Hash,
+}
+
+impl BlockHeader {
+    /// Canonical encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut writer = Writer::with_capacity(200);
+        writer.u8(FORMAT_VERSION);
+        writer.fixed(&self.network_id);
+        writer.u64(self.height);
+        writer.fixed(&self.previous_hash);
+        writer.u64(self.time_ms);
+        writer.u64(self.proposer_time_ms);
+        writer.u32(self.transaction_count);
+        writer.fixed(&self.transactions_root);
+        writer.fixed(&self.receipts_root);
+        writer.fixed(&self.state_root);
+        writer.finish()
+    }
+
+    /// Decodes a header written by [`BlockHeader::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let version = reader.u8("header.version")?;
+        if version != FORMAT_VERSION {
+            return Err(DecodeError::InvalidValue { field: "header.version", value: version.into() });
+        }
+        let header = Self {
+            network_id: reader.array("header.network_id")?,
+            height: reader.u64("header.height")?,
+            previous_hash: reader.array("header.previous_hash")?,
+            time_ms: reader.u64("header.time_ms")?,
+            proposer_time_ms: reader.u64("header.proposer_time_ms")?,
+            transaction_count: reader.u32("header.transaction_count")?,
+            transactions_root: reader.array("header.transactions_root")?,
+            receipts_root: reader.array("header.receipts_root")?,
+            state_root: reader.array("header.state_root")?,
+        };
+        reader.finish()?;
+        Ok(header)
+    }
+
+    /// The header hash that the next block links to.
+    pub fn hash(&self) -> Hash {
+        *blake3::hash(&self.to_bytes()).as_bytes()
+    }
+}
+
+/// The outcome of one transaction in a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The transaction id.
+    pub tx_id: Hash,
+    /// `Ok` if it applied, else the reason of the first failing operation.
+    pub code: ResultCode,
+    /// One code per operation (empty when the envelope itself was refused).
+    pub operations: Vec<ResultCode>,
+}
+
+impl Receipt {
+    /// Canonical encoding: tx_id | code u16 | count u16 | codes.
+    pub fn encode(&self, writer: &mut Writer) {
+        writer.fixed(&self.tx_id);
+        writer.u16(self.code.number());
+        writer.u16(u16::try_from(self.operations.len()).expect("bounded by LINKED_OPERATIONS_MAX"));
+        for code in &self.operations {
+            writer.u16(code.number());
+        }
+    }
+
+    /// Reads a receipt written by [`Receipt::encode`].
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let tx_id = reader.array("receipt.tx_id")?;
+        let code = read_code(reader)?;
+        let count = reader.u16("receipt.count")? as usize;
+        if count > crate::limits::LINKED_OPERATIONS_MAX {
+            return Err(DecodeError::TooLong { field: "receipt.operations", length: count, limit: crate::limits::LINKED_OPERATIONS_MAX });
+        }
+        let mut operations = Vec::with_capacity(count);
+        for _ in 0..count {
+            operations.push(read_code(reader)?);
+        }
+        Ok(Self { tx_id, code, operations })
+    }
+
+    /// blake3 of the canonical encoding: the receipts Merkle leaf.
+    pub fn hash(&self) -> Hash {
+        let mut writer = Writer::with_capacity(64);
+        self.encode(&mut writer);
+        *blake3::hash(&writer.finish()).as_bytes()
+    }
+}
+
+fn read_code(reader: &mut Reader<'_>) -> Result<ResultCode, DecodeError> {
+    let number = reader.u16("receipt.code")?;
+    ResultCode::from_number(number).ok_or(DecodeError::InvalidValue { field: "receipt.code", value: number.into() })
+}
+
+/// Binary Merkle root with domain-separated leaves and nodes; an odd last node is carried up.
+/// The empty tree's root is blake3 of the empty-tree tag.
+pub fn merkle_root(leaves: &[Hash]) -> Hash {
+    if leaves.is_empty() {
+        return *blake3::hash(b"tpwalletoec/merkle/empty").as_bytes();
+    }
+    let mut level: Vec<Hash> = leaves
+        .iter()
+        .map(|leaf| {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(&[0]);
+            hasher.update(leaf);
+            *hasher.finalize().as_bytes()
+        })
+        .collect();
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| match pair {
+                [left, right] => {
+                    let mut hasher = blake3::Hasher::new();
+                    hasher.update(&[1]);
+                    hasher.update(left);
+                    hasher.update(right);
+                    *hasher.finalize().as_bytes()
+                }
+                [single] => *single,
+                _ => unreachable!("chunks(2) yields one or two items"),
+            })
+            .collect();
+    }
+    level[0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proposal_and_header_round_trip() {
+        // Proves both encodings are inverse to their decoders.
+        let proposal = Proposal { proposer_time_ms: 42, transactions: vec![vec![1, 2], vec![3]] };
+        assert_eq!(Proposal::from_bytes(&proposal.to_bytes()).unwrap(), proposal);
+        let header = BlockHeader {
+            network_id: [1; 32],
+            height: 3,
+            previous_hash: [2; 32],
+            time_ms: 5,
+            proposer_time_ms: 4,
+            transaction_count: 2,
+            transactions_root: [3; 32],
+            receipts_root: [4; 32],
+            state_root: [5; 32],
+        };
+        assert_eq!(BlockHeader::from_bytes(&header.to_bytes()).unwrap(), header);
+    }
+
+    #[test]
+    fn merkle_root_depends_on_order_and_content() {
+        // Proves the root commits to every leaf and its position.
+        let a = [1u8; 32];
+        let b = [2u8; 32];
+        assert_ne!(merkle_root(&[a, b]), merkle_root(&[b, a]));
+        assert_ne!(merkle_root(&[a]), merkle_root(&[a, a]));
+        assert_ne!(merkle_root(&[]), merkle_root(&[a]));
+    }
+}

@@ -1,0 +1,28 @@
+//! The settlement ledger engine: pure, deterministic, and free of IO.
+//!
+//! It defines the ledger's model, the canonical encoding of transactions and blocks, signature
+//! rules, the genesis, and [`apply_block`], the state transition every node and auditor runs.
+//! It reads no clock, draws no randomness and iterates only ordered collections, so the same
+//! blocks give the same state root everywhere.
+
+pub mod apply;
+pub mod block;
+pub mod codec;
+pub mod decimal;
+pub mod genesis;
+pub mod limits;
+pub mod model;
+mod operations;
+mod overlay;
+pub mod result;
+pub mod sig;
+pub mod state;
+pub mod tx;
+pub mod view;
+
+pub use apply::{apply_block, next_expiry_ms, ApplyError, BlockOutcome};
+pub use block::{BlockHeader, Proposal, Receipt};
+pub use genesis::{Genesis, GenesisState};
+pub use result::ResultCode;
+pub use state::{ChainHead, MemStore, StateDiff, StateStore};
+pub use tx::{transaction_id, Body, Operation, Transaction, TransferKind};

@@ -1,0 +1,31 @@
+//! Every bound of the ledger engine in one place, with the relations between them asserted.
+//!
+//! A limit keeps a malicious or buggy client (or leader) from making any node do unbounded work.
+
+/// Format version carried by every envelope, proposal, header and state record.
+pub const FORMAT_VERSION: u8 = 1;
+/// Operations in one linked batch.
+pub const LINKED_OPERATIONS_MAX: usize = 64;
+/// Bytes of one transaction envelope.
+pub const ENVELOPE_SIZE_MAX: usize = 16 * 1024;
+/// Transactions in one block.
+pub const BLOCK_TRANSACTIONS_MAX: usize = 8192;
+/// Bytes of one block proposal (the Raft entry payload).
+pub const BLOCK_SIZE_MAX: usize = 8 * 1024 * 1024;
+/// Longest timeout of a pending transfer: 30 days.
+pub const PENDING_TIMEOUT_MS_MAX: u64 = 30 * 24 * 3600 * 1000;
+/// Pending transfers expired by one block; the rest expire in the following blocks.
+pub const EXPIRIES_PER_BLOCK_MAX: usize = 4096;
+/// Bytes of a participant, asset or network name.
+pub const NAME_SIZE_MAX: usize = 64;
+/// Keys registered to one participant.
+pub const PARTICIPANT_KEYS_MAX: usize = 16;
+/// Participants, assets, accounts and funding transfers in a genesis.
+pub const GENESIS_ITEMS_MAX: usize = 100_000;
+/// Digits after the decimal point of an asset.
+pub const ASSET_SCALE_MAX: u8 = 18;
+
+// The largest operation encodes in under 128 bytes, so a full linked batch fits an envelope.
+const _: () = assert!(LINKED_OPERATIONS_MAX * 128 + 256 <= ENVELOPE_SIZE_MAX);
+const _: () = assert!(ENVELOPE_SIZE_MAX * 16 <= BLOCK_SIZE_MAX);
+const _: () = assert!(BLOCK_TRANSACTIONS_MAX <= u32::MAX as usize);

@@ -1,0 +1,460 @@
+//! The ledger operations: opening accounts, posted and pending transfers, post, void and
+//! expiry, each checking its rules in a fixed order and returning a stable result code.
+
+use crate::apply::{may_pay, ApplyError, BlockContext};
+use crate::limits::PENDING_TIMEOUT_MS_MAX;
+use crate::model::{
+    account_flags as flags, Account, AccountId, AssetId, Hash, Participant, ParticipantId, TransferId,
+    TransferRecord, TransferState,
+};
+use crate::overlay::Overlay;
+use crate::result::ResultCode;
+use crate::state::expiry_key;
+use crate::tx::{Operation, TransferKind};
+use std::collections::BTreeSet;
+
+/// What evaluating one operation did.
+enum Outcome {
+    /// Applied; its records are written.
+    Applied,
+    /// Refused; the transfer id (if any) is recorded with this code.
+    Rejected(ResultCode),
+    /// The id was used before: nothing is written and this code is returned.
+    Existing(ResultCode),
+}
+
+struct OperationContext<'a> {
+    block: BlockContext,
+    signer: &'a Participant,
+    tx_id: Hash,
+}
+
+fn invariant(holds: bool, what: &str) -> Result<(), ApplyError> {
+    if holds {
+        Ok(())
+    } else {
+        Err(ApplyError::Invariant(what.to_string()))
+    }
+}
+
+fn stored_code(number: u16) -> Result<ResultCode, ApplyError> {
+    ResultCode::from_number(number).ok_or_else(|| ApplyError::Invariant(format!("unknown stored result code {number}")))
+}
+
+/// Applies one unlinked operation and returns its code.
+pub(crate) fn apply_single(
+    overlay: &mut Overlay<'_>,
+    block: BlockContext,
+    signer: &Participant,
+    tx_id: Hash,
+    operation: &Operation,
+) -> Result<ResultCode, ApplyError> {
+    let context = OperationContext { block, signer, tx_id };
+    Ok(match evaluate(overlay, &context, operation)? {
+        Outcome::Applied => ResultCode::Ok,
+        Outcome::Existing(code) => code,
+        Outcome::Rejected(code) => {
+            record_rejection(overlay, &context, operation, code);
+            code
+        }
+    })
+}
+
+/// Applies a linked batch: every operation or none, returning one code per operation.
+pub(crate) fn apply_linked(
+    overlay: &mut Overlay<'_>,
+    block: BlockContext,
+    signer: &Participant,
+    tx_id: Hash,
+    operations: &[Operation],
+) -> Result<Vec<ResultCode>, ApplyError> {
+    let context = OperationContext { block, signer, tx_id };
+    let fail_at = |index: usize, code: ResultCode| -> Vec<ResultCode> {
+        (0..operations.len()).map(|other| if other == index { code } else { ResultCode::LinkedBatchFailed }).collect()
+    };
+    let mut seen = BTreeSet::new();
+    for (index, operation) in operations.iter().enumerate() {
+        if let Some(id) = operation.transfer_id() {
+            if !seen.insert(id) {
+                return Ok(fail_at(index, ResultCode::DuplicateInBatch));
+            }
+        }
+    }
+    if let Some(codes) = retried_batch(overlay, &context, operations)? {
+        return Ok(codes);
+    }
+    overlay.begin_batch();
+    for (index, operation) in operations.iter().enumerate() {
+        let code = match evaluate(overlay, &context, operation)? {
+            Outcome::Applied | Outcome::Existing(ResultCode::Ok) => continue,
+            Outcome::Rejected(code) | Outcome::Existing(code) => code,
+        };
+        overlay.end_batch(false);
+        let codes = fail_at(index, code);
+        for (operation, code) in operations.iter().zip(&codes) {
+            record_rejection(overlay, &context, operation, *code);
+        }
+        return Ok(codes);
+    }
+    overlay.end_batch(true);
+    Ok(vec![ResultCode::Ok; operations.len()])
+}
+
+/// A linked batch whose transfer ids were all used before with the same bodies is a retry and
+/// gets the original outcomes; one that reuses only some ids fails at the first reused id.
+fn retried_batch(
+    overlay: &Overlay<'_>,
+    context: &OperationContext<'_>,
+    operations: &[Operation],
+) -> Result<Option<Vec<ResultCode>>, ApplyError> {
+    let mut existing = Vec::with_capacity(operations.len());
+    for operation in operations {
+        existing.push(match operation.transfer_id() {
+            Some(id) => overlay.transfer(context.signer.id, id)?,
+            None => None,
+        });
+    }
+    let transfer_count = operations.iter().filter(|operation| operation.transfer_id().is_some()).count();
+    let same_body = |index: usize| {
+        existing[index].as_ref().is_some_and(|record| record.body_hash == operations[index].body_hash())
+    };
+    let retried = (0..operations.len()).filter(|index| same_body(*index)).count();
+    if transfer_count > 0 && retried == transfer_count {
+        let mut codes = Vec::with_capacity(operations.len());
+        for (index, operation) in operations.iter().enumerate() {
+            codes.push(match (&existing[index], operation) {
+                (Some(record), _) => stored_code(record.result)?,
+                (None, Operation::OpenAccount { account, owner, asset, flags }) => {
+                    match overlay.account(*account)? {
+                        Some(found) if found.owner == *owner && found.asset == *asset && found.flags == *flags => {
+                            ResultCode::Ok
+                        }
+                        _ => ResultCode::LinkedBatchFailed,
+                    }
+                }
+                (None, _) => ResultCode::LinkedBatchFailed,
+            });
+        }
+        return Ok(Some(codes));
+    }
+    for (index, record) in existing.iter().enumerate() {
+        if record.is_some() {
+            let code = if same_body(index) { ResultCode::IdExists } else { ResultCode::IdExistsWithDifferentBody };
+            return Ok(Some(
+                (0..operations.len())
+                    .map(|other| if other == index { code } else { ResultCode::LinkedBatchFailed })
+                    .collect(),
+            ));
+        }
+    }
+    Ok(None)
+}
+
+fn evaluate(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    operation: &Operation,
+) -> Result<Outcome, ApplyError> {
+    if let Some(id) = operation.transfer_id() {
+        if let Some(record) = overlay.transfer(context.signer.id, id)? {
+            return Ok(if record.body_hash == operation.body_hash() {
+                Outcome::Existing(stored_code(record.result)?)
+            } else {
+                Outcome::Existing(ResultCode::IdExistsWithDifferentBody)
+            });
+        }
+    }
+    match operation {
+        Operation::OpenAccount { account, owner, asset, flags } => {
+            open_account(overlay, context, *account, *owner, *asset, *flags)
+        }
+        Operation::Transfer { id, debit_account, credit_account, asset, amount, kind, .. } => {
+            let request = TransferRequest {
+                id: *id,
+                debit_account: *debit_account,
+                credit_account: *credit_account,
+                asset: *asset,
+                amount: *amount,
+                kind: *kind,
+                body_hash: operation.body_hash(),
+            };
+            transfer(overlay, context, &request)
+        }
+        Operation::PostPending { id, pending_id, amount } => {
+            settle_pending(overlay, context, *id, *pending_id, Some(*amount), operation.body_hash())
+        }
+        Operation::VoidPending { id, pending_id } => {
+            settle_pending(overlay, context, *id, *pending_id, None, operation.body_hash())
+        }
+    }
+}
+
+fn open_account(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    account: AccountId,
+    owner: ParticipantId,
+    asset: AssetId,
+    account_flags: u16,
+) -> Result<Outcome, ApplyError> {
+    let Some(owner_participant) = overlay.participant(owner)? else {
+        return Ok(Outcome::Rejected(ResultCode::UnknownParticipant));
+    };
+    if context.signer.id != owner && owner_participant.bank != Some(context.signer.id) {
+        return Ok(Outcome::Rejected(ResultCode::NotAuthorized));
+    }
+    if overlay.asset(asset)?.is_none() {
+        return Ok(Outcome::Rejected(ResultCode::UnknownAsset));
+    }
+    let both_limits = flags::DEBITS_MUST_NOT_EXCEED_CREDITS | flags::CREDITS_MUST_NOT_EXCEED_DEBITS;
+    if account_flags & !flags::ALL != 0 || account_flags & flags::FROZEN != 0 || account_flags & both_limits == both_limits {
+        return Ok(Outcome::Rejected(ResultCode::InvalidFlags));
+    }
+    if let Some(found) = overlay.account(account)? {
+        return Ok(if found.owner == owner && found.asset == asset && found.flags == account_flags {
+            Outcome::Existing(ResultCode::Ok)
+        } else {
+            Outcome::Rejected(ResultCode::AccountExists)
+        });
+    }
+    overlay.put_account(&Account::new(account, owner, asset, account_flags));
+    Ok(Outcome::Applied)
+}
+
+struct TransferRequest {
+    id: TransferId,
+    debit_account: AccountId,
+    credit_account: AccountId,
+    asset: AssetId,
+    amount: u128,
+    kind: TransferKind,
+    body_hash: Hash,
+}
+
+/// Checks the balance limits of both accounts after adding `amount` to the posted (or pending)
+/// side, returning the updated accounts or the rejection.
+fn add_amount(
+    mut debit: Account,
+    mut credit: Account,
+    amount: u128,
+    pending: bool,
+) -> Result<(Account, Account), ResultCode> {
+    let add = |value: u128| value.checked_add(amount).ok_or(ResultCode::Overflow);
+    if pending {
+        debit.debits_pending = add(debit.debits_pending)?;
+        credit.credits_pending = add(credit.credits_pending)?;
+    } else {
+        debit.debits_posted = add(debit.debits_posted)?;
+        credit.credits_posted = add(credit.credits_posted)?;
+    }
+    let debits_total = debit.debits_posted.checked_add(debit.debits_pending).ok_or(ResultCode::Overflow)?;
+    let credits_total = credit.credits_posted.checked_add(credit.credits_pending).ok_or(ResultCode::Overflow)?;
+    if debit.has(flags::DEBITS_MUST_NOT_EXCEED_CREDITS) && debits_total > debit.credits_posted {
+        return Err(ResultCode::ExceedsCredits);
+    }
+    if credit.has(flags::CREDITS_MUST_NOT_EXCEED_DEBITS) && credits_total > credit.debits_posted {
+        return Err(ResultCode::ExceedsDebits);
+    }
+    Ok((debit, credit))
+}
+
+fn transfer(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    request: &TransferRequest,
+) -> Result<Outcome, ApplyError> {
+    let reject = |code| Ok(Outcome::Rejected(code));
+    if !may_pay(context.signer) {
+        return reject(ResultCode::NotAuthorized);
+    }
+    if request.amount == 0 {
+        return reject(ResultCode::ZeroAmount);
+    }
+    if request.debit_account == request.credit_account {
+        return reject(ResultCode::SameAccount);
+    }
+    let timeout_ms = match request.kind {
+        TransferKind::Posted => None,
+        TransferKind::Pending { timeout_ms } => {
+            if timeout_ms == 0 || timeout_ms > PENDING_TIMEOUT_MS_MAX {
+                return reject(ResultCode::InvalidTimeout);
+            }
+            Some(timeout_ms)
+        }
+    };
+    let (Some(debit), Some(credit)) = (overlay.account(request.debit_account)?, overlay.account(request.credit_account)?)
+    else {
+        return reject(ResultCode::UnknownAccount);
+    };
+    if debit.owner != context.signer.id {
+        return reject(ResultCode::NotAuthorized);
+    }
+    if debit.asset != request.asset || credit.asset != request.asset {
+        return reject(ResultCode::AssetMismatch);
+    }
+    if debit.has(flags::FROZEN) || credit.has(flags::FROZEN) {
+        return reject(ResultCode::AccountFrozen);
+    }
+    let (debit, credit) = match add_amount(debit, credit, request.amount, timeout_ms.is_some()) {
+        Ok(accounts) => accounts,
+        Err(code) => return reject(code),
+    };
+    let expires_at_ms = match timeout_ms {
+        None => 0,
+        Some(timeout_ms) => context.block.time_ms.saturating_add(timeout_ms),
+    };
+    overlay.put_account(&debit);
+    overlay.put_account(&credit);
+    let state = if timeout_ms.is_some() { TransferState::Pending } else { TransferState::Posted };
+    if state == TransferState::Pending {
+        overlay.put(expiry_key(expires_at_ms, context.signer.id, request.id), Some(Vec::new()));
+    }
+    overlay.put_transfer(&TransferRecord {
+        owner: context.signer.id,
+        id: request.id,
+        body_hash: request.body_hash,
+        tx_id: context.tx_id,
+        height: context.block.height,
+        result: ResultCode::Ok.number(),
+        state,
+        debit_account: request.debit_account,
+        credit_account: request.credit_account,
+        asset: request.asset,
+        amount: request.amount,
+        expires_at_ms,
+        pending_id: 0,
+    });
+    Ok(Outcome::Applied)
+}
+
+/// Releases a pending reservation from both accounts and moves `posted` of it.
+fn release(
+    overlay: &mut Overlay<'_>,
+    pending: &TransferRecord,
+    posted: u128,
+    check_frozen: bool,
+) -> Result<Option<ResultCode>, ApplyError> {
+    let debit = overlay.account(pending.debit_account)?;
+    let credit = overlay.account(pending.credit_account)?;
+    let (Some(mut debit), Some(mut credit)) = (debit, credit) else {
+        return Err(ApplyError::Invariant(format!("pending transfer {} names a missing account", pending.id)));
+    };
+    if check_frozen && (debit.has(flags::FROZEN) || credit.has(flags::FROZEN)) {
+        return Ok(Some(ResultCode::AccountFrozen));
+    }
+    invariant(
+        debit.debits_pending >= pending.amount && credit.credits_pending >= pending.amount,
+        "pending reservations are included in the account balances",
+    )?;
+    debit.debits_pending -= pending.amount;
+    credit.credits_pending -= pending.amount;
+    let (Some(debits_posted), Some(credits_posted)) =
+        (debit.debits_posted.checked_add(posted), credit.credits_posted.checked_add(posted))
+    else {
+        return Ok(Some(ResultCode::Overflow));
+    };
+    debit.debits_posted = debits_posted;
+    credit.credits_posted = credits_posted;
+    overlay.put_account(&debit);
+    overlay.put_account(&credit);
+    Ok(None)
+}
+
+fn settle_pending(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    id: TransferId,
+    pending_id: TransferId,
+    post_amount: Option<u128>,
+    body_hash: Hash,
+) -> Result<Outcome, ApplyError> {
+    let reject = |code| Ok(Outcome::Rejected(code));
+    let Some(mut pending) = overlay.transfer(context.signer.id, pending_id)? else {
+        return reject(ResultCode::PendingNotFound);
+    };
+    match pending.state {
+        TransferState::Pending => {}
+        TransferState::PendingPosted => return reject(ResultCode::PendingAlreadyPosted),
+        TransferState::PendingVoided => return reject(ResultCode::PendingAlreadyVoided),
+        TransferState::PendingExpired => return reject(ResultCode::PendingExpired),
+        TransferState::Rejected => return reject(ResultCode::PendingNotFound),
+        TransferState::Posted | TransferState::Voided => return reject(ResultCode::NotPending),
+    }
+    if let Some(amount) = post_amount {
+        if amount == 0 {
+            return reject(ResultCode::ZeroAmount);
+        }
+        if amount > pending.amount {
+            return reject(ResultCode::ExceedsPendingAmount);
+        }
+    }
+    if let Some(code) = release(overlay, &pending, post_amount.unwrap_or(0), post_amount.is_some())? {
+        return reject(code);
+    }
+    overlay.put(expiry_key(pending.expires_at_ms, pending.owner, pending.id), None);
+    pending.state = if post_amount.is_some() { TransferState::PendingPosted } else { TransferState::PendingVoided };
+    overlay.put_transfer(&pending);
+    overlay.put_transfer(&TransferRecord {
+        owner: context.signer.id,
+        id,
+        body_hash,
+        tx_id: context.tx_id,
+        height: context.block.height,
+        result: ResultCode::Ok.number(),
+        state: if post_amount.is_some() { TransferState::Posted } else { TransferState::Voided },
+        debit_account: pending.debit_account,
+        credit_account: pending.credit_account,
+        asset: pending.asset,
+        amount: post_amount.unwrap_or(pending.amount),
+        expires_at_ms: 0,
+        pending_id,
+    });
+    Ok(Outcome::Applied)
+}
+
+/// Expires a pending transfer whose timeout has passed, releasing its reservation.
+pub(crate) fn expire_pending(
+    overlay: &mut Overlay<'_>,
+    owner: ParticipantId,
+    id: TransferId,
+    key: &[u8],
+) -> Result<(), ApplyError> {
+    let Some(mut pending) = overlay.transfer(owner, id)? else {
+        return Err(ApplyError::Invariant(format!("expiry entry for unknown transfer {owner}/{id}")));
+    };
+    invariant(pending.state == TransferState::Pending, "only pending transfers have expiry entries")?;
+    if let Some(code) = release(overlay, &pending, 0, false)? {
+        return Err(ApplyError::Invariant(format!("releasing an expired reservation failed: {code}")));
+    }
+    pending.state = TransferState::PendingExpired;
+    overlay.put_transfer(&pending);
+    overlay.put(key.to_vec(), None);
+    Ok(())
+}
+
+fn record_rejection(overlay: &mut Overlay<'_>, context: &OperationContext<'_>, operation: &Operation, code: ResultCode) {
+    let (debit_account, credit_account, asset, amount, pending_id) = match operation {
+        Operation::OpenAccount { .. } => return,
+        Operation::Transfer { debit_account, credit_account, asset, amount, .. } => {
+            (*debit_account, *credit_account, *asset, *amount, 0)
+        }
+        Operation::PostPending { pending_id, amount, .. } => (0, 0, 0, *amount, *pending_id),
+        Operation::VoidPending { pending_id, .. } => (0, 0, 0, 0, *pending_id),
+    };
+    let id = operation.transfer_id().expect("every operation but OpenAccount has a transfer id");
+    overlay.put_transfer(&TransferRecord {
+        owner: context.signer.id,
+        id,
+        body_hash: operation.body_hash(),
+        tx_id: context.tx_id,
+        height: context.block.height,
+        result: code.number(),
+        state: TransferState::Rejected,
+        debit_account,
+        credit_account,
+        asset,
+        amount,
+        expires_at_ms: 0,
+        pending_id,
+    });
+}

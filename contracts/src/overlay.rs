@@ -1,0 +1,102 @@
+//! Uncommitted changes layered over the store while a block applies, with typed accessors and
+//! a nested layer for linked batches that is kept or dropped as a whole.
+
+use crate::apply::ApplyError;
+use crate::codec::{DecodeError, Reader};
+use crate::model::{
+    from_bytes, to_bytes, Account, AccountId, Asset, AssetId, Participant, ParticipantId, PublicKey,
+    TransferId, TransferRecord,
+};
+use crate::state::{account_key, asset_key, participant_key, signer_key, transfer_key, StateDiff, StateStore};
+
+pub(crate) struct Overlay<'s> {
+    store: &'s dyn StateStore,
+    block: StateDiff,
+    batch: Option<StateDiff>,
+}
+
+fn corrupt(key: &[u8], source: DecodeError) -> ApplyError {
+    ApplyError::Corrupt { key: hex::encode(key), source }
+}
+
+impl<'s> Overlay<'s> {
+    pub(crate) fn new(store: &'s dyn StateStore) -> Self {
+        Self { store, block: StateDiff::new(), batch: None }
+    }
+
+    pub(crate) fn into_diff(self) -> StateDiff {
+        assert!(self.batch.is_none(), "a linked batch must be closed before the block ends");
+        self.block
+    }
+
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ApplyError> {
+        if let Some(batch) = &self.batch {
+            if let Some(value) = batch.get(key) {
+                return Ok(value.clone());
+            }
+        }
+        if let Some(value) = self.block.get(key) {
+            return Ok(value.clone());
+        }
+        Ok(self.store.get(key)?)
+    }
+
+    pub(crate) fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        match &mut self.batch {
+            Some(batch) => batch.insert(key, value),
+            None => self.block.insert(key, value),
+        };
+    }
+
+    pub(crate) fn begin_batch(&mut self) {
+        assert!(self.batch.is_none(), "linked batches do not nest");
+        self.batch = Some(StateDiff::new());
+    }
+
+    pub(crate) fn end_batch(&mut self, keep: bool) {
+        let batch = self.batch.take().expect("end_batch follows begin_batch");
+        if keep {
+            self.block.extend(batch);
+        }
+    }
+
+    fn typed<T>(
+        &self,
+        key: &[u8],
+        decode: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, ApplyError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(bytes) => from_bytes(&bytes, decode).map(Some).map_err(|source| corrupt(key, source)),
+        }
+    }
+
+    pub(crate) fn participant(&self, id: ParticipantId) -> Result<Option<Participant>, ApplyError> {
+        self.typed(&participant_key(id), Participant::decode)
+    }
+
+    pub(crate) fn participant_by_key(&self, public_key: &PublicKey) -> Result<Option<ParticipantId>, ApplyError> {
+        let key = signer_key(public_key);
+        self.typed(&key, |reader| reader.u64("signer.participant"))
+    }
+
+    pub(crate) fn asset(&self, id: AssetId) -> Result<Option<Asset>, ApplyError> {
+        self.typed(&asset_key(id), Asset::decode)
+    }
+
+    pub(crate) fn account(&self, id: AccountId) -> Result<Option<Account>, ApplyError> {
+        self.typed(&account_key(id), Account::decode)
+    }
+
+    pub(crate) fn put_account(&mut self, account: &Account) {
+        self.put(account_key(account.id), Some(to_bytes(|writer| account.encode(writer))));
+    }
+
+    pub(crate) fn transfer(&self, owner: ParticipantId, id: TransferId) -> Result<Option<TransferRecord>, ApplyError> {
+        self.typed(&transfer_key(owner, id), TransferRecord::decode)
+    }
+
+    pub(crate) fn put_transfer(&mut self, record: &TransferRecord) {
+        self.put(transfer_key(record.owner, record.id), Some(to_bytes(|writer| record.encode(writer))));
+    }
+}

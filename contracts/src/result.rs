@@ -1,0 +1,104 @@
+//! Stable result codes: the outcome of every operation, as a number and a snake_case name.
+//!
+//! Codes are part of the public interface: numbers and names never change meaning; new
+//! reasons get new numbers.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! result_codes {
+    ($($variant:ident = $number:literal, $name:literal, $text:literal;)*) => {
+        /// The outcome of an operation: `Ok` or the precise reason for rejection.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ResultCode {
+            $(
+                #[doc = $text]
+                $variant,
+            )*
+        }
+
+        impl ResultCode {
+            /// Every code, in number order.
+            pub const ALL: &'static [ResultCode] = &[$(ResultCode::$variant),*];
+            /// Its stable number.
+            pub fn number(self) -> u16 {
+                match self { $(ResultCode::$variant => $number,)* }
+            }
+            /// Its stable snake_case name.
+            pub fn name(self) -> &'static str {
+                match self { $(ResultCode::$variant => $name,)* }
+            }
+            /// What it means, for people.
+            pub fn describe(self) -> &'static str {
+                match self { $(ResultCode::$variant => $text,)* }
+            }
+            /// The code with this number, if any.
+            pub fn from_number(number: u16) -> Option<Self> {
+                match number { $($number => Some(ResultCode::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+result_codes! {
+    Ok = 0, "ok", "applied";
+    MalformedTransaction = 1, "malformed_transaction", "the transaction bytes are not a canonical envelope";
+    UnsupportedVersion = 2, "unsupported_version", "the envelope's format version is not supported";
+    WrongNetwork = 3, "wrong_network", "the envelope is signed for another network id";
+    BadSignature = 4, "bad_signature", "the signature does not verify under the signer key";
+    UnknownSigner = 5, "unknown_signer", "the signer key is not registered to any participant";
+    NotAuthorized = 6, "not_authorized", "the signer may not perform this operation";
+    UnknownParticipant = 7, "unknown_participant", "the named participant does not exist";
+    UnknownAsset = 8, "unknown_asset", "the named asset does not exist";
+    UnknownAccount = 9, "unknown_account", "a named account does not exist";
+    AccountExists = 10, "account_exists", "an account with this id exists with other fields";
+    InvalidFlags = 11, "invalid_flags", "the account flags are not allowed here";
+    AssetMismatch = 12, "asset_mismatch", "the accounts and the transfer are not all in one asset";
+    SameAccount = 13, "same_account", "the debit and credit accounts are the same";
+    ZeroAmount = 14, "zero_amount", "the amount must be at least one minor unit";
+    InvalidTimeout = 15, "invalid_timeout", "a pending timeout must be between 1 ms and the maximum";
+    ExceedsCredits = 16, "exceeds_credits", "insufficient funds: debits would exceed credits on the debit account";
+    ExceedsDebits = 17, "exceeds_debits", "credits would exceed debits on the credit account";
+    Overflow = 18, "overflow", "a balance would overflow";
+    AccountFrozen = 19, "account_frozen", "an account is frozen";
+    PendingNotFound = 20, "pending_not_found", "no pending transfer with this id from this participant";
+    PendingExpired = 21, "pending_expired", "the pending transfer's timeout has passed";
+    PendingAlreadyPosted = 22, "pending_already_posted", "the pending transfer was already posted";
+    PendingAlreadyVoided = 23, "pending_already_voided", "the pending transfer was already voided";
+    NotPending = 24, "not_pending", "the referenced transfer is not a pending transfer";
+    ExceedsPendingAmount = 25, "exceeds_pending_amount", "the post amount exceeds the pending amount";
+    IdExistsWithDifferentBody = 26, "id_exists_with_different_body", "this transfer id was used before with a different body";
+    IdExists = 27, "id_exists", "this transfer id was used before; a linked batch must be all new or all retried";
+    LinkedBatchFailed = 28, "linked_batch_failed", "another operation of the linked batch failed, so none applied";
+    DuplicateInBatch = 29, "duplicate_in_batch", "the linked batch uses this id twice";
+    IssuerOnly = 30, "issuer_only", "only the asset's issuer may use its issuance account";
+}
+
+impl std::fmt::Display for ResultCode {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_names_are_unique_and_round_trip() {
+        // Proves that no two codes share a number or a name, so clients can rely on either.
+        let mut numbers: Vec<u16> = ResultCode::ALL.iter().map(|code| code.number()).collect();
+        let mut names: Vec<&str> = ResultCode::ALL.iter().map(|code| code.name()).collect();
+        numbers.sort_unstable();
+        names.sort_unstable();
+        numbers.dedup();
+        names.dedup();
+        assert_eq!(numbers.len(), ResultCode::ALL.len());
+        assert_eq!(names.len(), ResultCode::ALL.len());
+        for code in ResultCode::ALL {
+            assert_eq!(ResultCode::from_number(code.number()), Some(*code));
+            let json = serde_json::to_string(code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.name()));
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! JSON views of ledger values for the HTTP API and its clients: u128 values as decimal
+//! strings, hashes and keys as lowercase hex, codes and states as snake_case names.
+
+use crate::block::{BlockHeader, Receipt};
+use crate::genesis::flag_names;
+use crate::model::{Account, AssetId, ParticipantId, TransferRecord, TransferState};
+use crate::result::ResultCode;
+use crate::tx::{Operation, Transaction, TransferKind};
+use serde::{Deserialize, Serialize};
+
+/// An account and its balances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    /// Account id.
+    #[serde(with = "crate::decimal")]
+    pub id: u128,
+    /// Owner.
+    pub owner: ParticipantId,
+    /// Asset.
+    pub asset: AssetId,
+    /// Flag names.
+    pub flags: Vec<String>,
+    /// Posted debits.
+    #[serde(with = "crate::decimal")]
+    pub debits_posted: u128,
+    /// Posted credits.
+    #[serde(with = "crate::decimal")]
+    pub credits_posted: u128,
+    /// Pending debits.
+    #[serde(with = "crate::decimal")]
+    pub debits_pending: u128,
+    /// Pending credits.
+    #[serde(with = "crate::decimal")]
+    pub credits_pending: u128,
+}
+
+impl From<&Account> for AccountView {
+    fn from(account: &Account) -> Self {
+        Self {
+            id: account.id,
+            owner: account.owner,
+            asset: account.asset,
+            flags: flag_names(account.flags).into_iter().map(String::from).collect(),
+            debits_posted: account.debits_posted,
+            credits_posted: account.credits_posted,
+            debits_pending: account.debits_pending,
+            credits_pending: account.credits_pending,
+        }
+    }
+}
+
+/// A recorded transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferView {
+    /// Submitting participant.
+    pub owner: ParticipantId,
+    /// Client id.
+    #[serde(with = "crate::decimal")]
+    pub id: u128,
+    /// Outcome code.
+    pub result: ResultCode,
+    /// Where it stands.
+    pub state: TransferState,
+    /// Transaction that carried it, hex.
+    pub tx_id: String,
+    /// Height at which it was decided.
+    pub height: u64,
+    /// Debited account.
+    #[serde(with = "crate::decimal")]
+    pub debit_account: u128,
+    /// Credited account.
+    #[serde(with = "crate::decimal")]
+    pub credit_account: u128,
+    /// Asset.
+    pub asset: AssetId,
+    /// Amount.
+    #[serde(with = "crate::decimal")]
+    pub amount: u128,
+    /// Expiry block time of a pending transfer (0 otherwise).
+    pub expires_at_ms: u64,
+    /// Referenced pending transfer for post and void (0 otherwise).
+    #[serde(with = "crate::decimal")]
+    pub pending_id: u128,
+}
+
+impl From<&TransferRecord> for TransferView {
+    fn from(record: &TransferRecord) -> Self {
+        Self {
+            owner: record.owner,
+            id: record.id,
+            result: ResultCode::from_number(record.result).unwrap_or(ResultCode::MalformedTransaction),
+            state: record.state,
+            tx_id: hex::encode(record.tx_id),
+            height: record.height,
+            debit_account: record.debit_account,
+            credit_account: record.credit_account,
+            asset: record.asset,
+            amount: record.amount,
+            expires_at_ms: record.expires_at_ms,
+            pending_id: record.pending_id,
+        }
+    }
+}
+
+/// One operation, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OperationView {
+    /// Opens an account.
+    OpenAccount {
+        /// Account id.
+        #[serde(with = "crate::decimal")]
+        account: u128,
+        /// Owner.
+        owner: ParticipantId,
+        /// Asset.
+        asset: AssetId,
+        /// Flag names.
+        #[serde(default)]
+        flags: Vec<String>,
+    },
+    /// A posted or pending transfer.
+    Transfer {
+        /// Transfer id.
+        #[serde(with = "crate::decimal")]
+        id: u128,
+        /// Debited account.
+        #[serde(with = "crate::decimal")]
+        debit_account: u128,
+        /// Credited account.
+        #[serde(with = "crate::decimal")]
+        credit_account: u128,
+        /// Asset.
+        asset: AssetId,
+        /// Amount.
+        #[serde(with = "crate::decimal")]
+        amount: u128,
+        /// Pending timeout; absent for a posted transfer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pending_timeout_ms: Option<u64>,
+        /// Client reference.
+        #[serde(default, with = "crate::decimal")]
+        reference: u128,
+    },
+    /// Posts a pending transfer.
+    PostPending {
+        /// Transfer id.
+        #[serde(with = "crate::decimal")]
+        id: u128,
+        /// Pending transfer id.
+        #[serde(with = "crate::decimal")]
+        pending_id: u128,
+        /// Amount to post.
+        #[serde(with = "crate::decimal")]
+        amount: u128,
+    },
+    /// Voids a pending transfer.
+    VoidPending {
+        /// Transfer id.
+        #[serde(with = "crate::decimal")]
+        id: u128,
+        /// Pending transfer id.
+        #[serde(with = "crate::decimal")]
+        pending_id: u128,
+    },
+}
+
+impl From<&Operation> for OperationView {
+    fn from(operation: &Operation) -> Self {
+        match operation {
+            Operation::OpenAccount { account, owner, asset, flags } => OperationView::OpenAccount {
+                account: *account,
+                owner: *owner,
+                asset: *asset,
+                flags: flag_names(*flags).into_iter().map(String::from).collect(),
+            },
+            Operation::Transfer { id, debit_account, credit_account, asset, amount, kind, reference } => {
+                OperationView::Transfer {
+                    id: *id,
+                    debit_account: *debit_account,
+                    credit_account: *credit_account,
+                    asset: *asset,
+                    amount: *amount,
+                    pending_timeout_ms: match kind {
+                        TransferKind::Posted => None,
+                        TransferKind::Pending { timeout_ms } => Some(*timeout_ms),
+                    },
+                    reference: *reference,
+                }
+            }
+            Operation::PostPending { id, pending_id, amount } => {
+                OperationView::PostPending { id: *id, pending_id: *pending_id, amount: *amount }
+            }
+            Operation::VoidPending { id, pending_id } => OperationView::VoidPending { id: *id, pending_id: *pending_id },
+        }
+    }
+}
+
+impl OperationView {
+    /// The operation this view describes.
+    pub fn to_operation(&self) -> Result<Operation, String> {
+        Ok(match self {
+            OperationView::OpenAccount { account, owner, asset, flags } => Operation::OpenAccount {
+                account: *account,
+                owner: *owner,
+                asset: *asset,
+                flags: crate::genesis::parse_flags(flags)?,
+            },
+            OperationView::Transfer { id, debit_account, credit_account, asset, amount, pending_timeout_ms, reference } => {
+                Operation::Transfer {
+                    id: *id,
+                    debit_account: *debit_account,
+                    credit_account: *credit_account,
+                    asset: *asset,
+                    amount: *amount,
+                    kind: match pending_timeout_ms {
+                        None => TransferKind::Posted,
+                        Some(timeout_ms) => TransferKind::Pending { timeout_ms: *timeout_ms },
+                    },
+                    reference: *reference,
+                }
+            }
+            OperationView::PostPending { id, pending_id, amount } => {
+                Operation::PostPending { id: *id, pending_id: *pending_id, amount: *amount }
+            }
+            OperationView::VoidPending { id, pending_id } => Operation::VoidPending { id: *id, pending_id: *pending_id },
+        })
+    }
+}
+
+/// A decoded transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionView {
+    /// Signer public key, hex.
+    pub signer: String,
+    /// Whether the operations are linked.
+    pub linked: bool,
+    /// The operations.
+    pub operations: Vec<OperationView>,
+}
+
+impl From<&Transaction> for TransactionView {
+    fn from(transaction: &Transaction) -> Self {
+        Self {
+            signer: hex::encode(transaction.signer),
+            linked: transaction.body.linked,
+            operations: transaction.body.operations.iter().map(OperationView::from).collect(),
+        }
+    }
+}
+
+/// A transaction's receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptView {
+    /// Transaction id, hex.
+    pub tx_id: String,
+    /// Overall code.
+    pub code: ResultCode,
+    /// Per-operation codes.
+    pub operations: Vec<ResultCode>,
+}
+
+impl From<&Receipt> for ReceiptView {
+    fn from(receipt: &Receipt) -> Self {
+        Self { tx_id: hex::encode(receipt.tx_id), code: receipt.code, operations: receipt.operations.clone() }
+    }
+}
+
+/// A block header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderView {
+    /// Height.
+    pub height: u64,
+    /// Header hash, hex.
+    pub hash: String,
+    /// Previous header hash, hex.
+    pub previous_hash: String,
+    /// Effective time.
+    pub time_ms: u64,
+    /// Leader's stamp.
+    pub proposer_time_ms: u64,
+    /// Transaction count.
+    pub transaction_count: u32,
+    /// Transactions Merkle root, hex.
+    pub transactions_root: String,
+    /// Receipts Merkle root, hex.
+    pub receipts_root: String,
+    /// State root, hex.
+    pub state_root: String,
+}
+
+impl From<&BlockHeader> for HeaderView {
+    fn from(header: &BlockHeader) -> Self {
+        Self {
+            height: header.height,
+            hash: hex::encode(header.hash()),
+            previous_hash: hex::encode(header.previous_hash),
+            time_ms: header.time_ms,
+            proposer_time_ms: header.proposer_time_ms,
+            transaction_count: header.transaction_count,
+            transactions_root: hex::encode(header.transactions_root),
+            receipts_root: hex::encode(header.receipts_root),
+            state_root: hex::encode(header.state_root),
+        }
+    }
+}
