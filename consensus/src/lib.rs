@@ -1,1 +1,21 @@
-//! placeholder
+//! The consensus core: raft-rs driven sans-IO, the leader's block batching, and the log store
+//! boundary.
+//!
+//! Nothing here does IO, reads a clock or spawns: time arrives as ticks and `now_ms`
+//! arguments, peer messages arrive as values, and every effect leaves as an [`Action`] that
+//! the node (or the simulator) carries out in order.
+
+pub mod batcher;
+pub mod driver;
+pub mod entry;
+pub mod log_store;
+mod logger;
+
+pub use batcher::{timer_block_due, Batcher, BlockLimits, QueueFull};
+pub use driver::{persist_action, Action, Driver, DriverConfig, DriverError, ProposeError};
+pub use entry::{classify, EntryKind};
+pub use log_store::{LogStore, LogStoreError, MemLogStore};
+/// Raft's message and entry types, re-exported so the node and tools name one version.
+pub use raft::prelude as raft_types;
+/// raft-rs' storage trait and error types, for log store implementations.
+pub use raft::{GetEntriesContext, RaftState, Storage, StorageError};

@@ -72,12 +72,21 @@ pub fn apply_block(
     proposal: &Proposal,
     preverified: &dyn Fn(&Hash) -> bool,
 ) -> Result<BlockOutcome, ApplyError> {
-    let context = BlockContext { height: head.height + 1, time_ms: effective_time_ms(head, proposal.proposer_time_ms) };
-    let tx_ids: Vec<Hash> = proposal.transactions.iter().map(|bytes| transaction_id(bytes)).collect();
+    let context = BlockContext {
+        height: head.height + 1,
+        time_ms: effective_time_ms(head, proposal.proposer_time_ms),
+    };
+    let tx_ids: Vec<Hash> = proposal
+        .transactions
+        .iter()
+        .map(|bytes| transaction_id(bytes))
+        .collect();
     let decoded: Vec<Result<Transaction, ResultCode>> = proposal
         .transactions
         .iter()
-        .map(|bytes| Transaction::from_bytes(bytes, &head.network_id).map_err(|error| envelope_code(&error)))
+        .map(|bytes| {
+            Transaction::from_bytes(bytes, &head.network_id).map_err(|error| envelope_code(&error))
+        })
         .collect();
     let verdicts = check_signatures(&decoded, &tx_ids, preverified);
 
@@ -88,10 +97,22 @@ pub fn apply_block(
     for (index, transaction) in decoded.iter().enumerate() {
         let tx_id = tx_ids[index];
         let (signer, receipt) = match transaction {
-            Err(code) => (None, Receipt { tx_id, code: *code, operations: Vec::new() }),
-            Ok(_) if !verdicts[index] => {
-                (None, Receipt { tx_id, code: ResultCode::BadSignature, operations: Vec::new() })
-            }
+            Err(code) => (
+                None,
+                Receipt {
+                    tx_id,
+                    code: *code,
+                    operations: Vec::new(),
+                },
+            ),
+            Ok(_) if !verdicts[index] => (
+                None,
+                Receipt {
+                    tx_id,
+                    code: ResultCode::BadSignature,
+                    operations: Vec::new(),
+                },
+            ),
             Ok(transaction) => apply_transaction(&mut overlay, context, tx_id, transaction)?,
         };
         signers.push(signer);
@@ -114,7 +135,8 @@ pub fn apply_block(
         previous_hash: head.hash,
         time_ms: context.time_ms,
         proposer_time_ms: proposal.proposer_time_ms,
-        transaction_count: u32::try_from(receipts.len()).expect("bounded by BLOCK_TRANSACTIONS_MAX"),
+        transaction_count: u32::try_from(receipts.len())
+            .expect("bounded by BLOCK_TRANSACTIONS_MAX"),
         transactions_root: merkle_root(&tx_ids),
         receipts_root: merkle_root(&receipts.iter().map(Receipt::hash).collect::<Vec<_>>()),
         state_root: commitment.root(),
@@ -126,19 +148,31 @@ pub fn apply_block(
         time_ms: context.time_ms,
         commitment,
     };
-    Ok(BlockOutcome { header, receipts, signers, diff, head, expired })
+    Ok(BlockOutcome {
+        header,
+        receipts,
+        signers,
+        diff,
+        head,
+        expired,
+    })
 }
 
 /// The earliest block time at which a pending transfer expires, if any is pending: the leader
 /// proposes a block by then even without traffic.
 pub fn next_expiry_ms(store: &dyn StateStore) -> Result<Option<u64>, StoreError> {
     let first = store.scan(&expiry_key(0, 0, 0), &[crate::state::prefix::EXPIRY + 1], 1)?;
-    Ok(first.first().and_then(|(key, _)| parse_expiry_key(key)).map(|(at, _, _)| at))
+    Ok(first
+        .first()
+        .and_then(|(key, _)| parse_expiry_key(key))
+        .map(|(at, _, _)| at))
 }
 
 fn envelope_code(error: &EnvelopeError) -> ResultCode {
     match error {
-        EnvelopeError::Malformed(_) | EnvelopeError::TooLarge { .. } => ResultCode::MalformedTransaction,
+        EnvelopeError::Malformed(_) | EnvelopeError::TooLarge { .. } => {
+            ResultCode::MalformedTransaction
+        }
         EnvelopeError::UnsupportedVersion(_) => ResultCode::UnsupportedVersion,
         EnvelopeError::WrongNetwork { .. } => ResultCode::WrongNetwork,
     }
@@ -164,8 +198,14 @@ fn check_signatures(
         .iter()
         .zip(&messages)
         .map(|(index, message)| {
-            let transaction = decoded[*index].as_ref().expect("only decoded transactions are queued");
-            SignatureItem { key: &transaction.signer, signature: &transaction.signature, message }
+            let transaction = decoded[*index]
+                .as_ref()
+                .expect("only decoded transactions are queued");
+            SignatureItem {
+                key: &transaction.signer,
+                signature: &transaction.signature,
+                message,
+            }
         })
         .collect();
     for (index, verdict) in positions.iter().zip(verify_all(&items)) {
@@ -188,7 +228,10 @@ fn expire_due(
         let Some((_, owner, id)) = parse_expiry_key(&key) else {
             return Err(ApplyError::Corrupt {
                 key: hex::encode(&key),
-                source: DecodeError::InvalidValue { field: "expiry.key", value: key.len() as u128 },
+                source: DecodeError::InvalidValue {
+                    field: "expiry.key",
+                    value: key.len() as u128,
+                },
             });
         };
         expire_pending(overlay, owner, id, &key)?;
@@ -203,26 +246,59 @@ fn apply_transaction(
     tx_id: Hash,
     transaction: &Transaction,
 ) -> Result<(Option<ParticipantId>, Receipt), ApplyError> {
-    let refused = |code| Receipt { tx_id, code, operations: Vec::new() };
+    let refused = |code| Receipt {
+        tx_id,
+        code,
+        operations: Vec::new(),
+    };
     let Some(signer_id) = overlay.participant_by_key(&transaction.signer)? else {
         return Ok((None, refused(ResultCode::UnknownSigner)));
     };
     let Some(signer) = overlay.participant(signer_id)? else {
         return Err(ApplyError::Corrupt {
             key: hex::encode(crate::state::participant_key(signer_id)),
-            source: DecodeError::InvalidValue { field: "signer.participant", value: signer_id.into() },
+            source: DecodeError::InvalidValue {
+                field: "signer.participant",
+                value: signer_id.into(),
+            },
         });
     };
     let operations = if transaction.body.linked {
-        apply_linked(overlay, context, &signer, tx_id, &transaction.body.operations)?
+        apply_linked(
+            overlay,
+            context,
+            &signer,
+            tx_id,
+            &transaction.body.operations,
+        )?
     } else {
-        vec![apply_single(overlay, context, &signer, tx_id, &transaction.body.operations[0])?]
+        vec![apply_single(
+            overlay,
+            context,
+            &signer,
+            tx_id,
+            &transaction.body.operations[0],
+        )?]
     };
-    let code = operations.iter().copied().find(|code| *code != ResultCode::Ok).unwrap_or(ResultCode::Ok);
-    Ok((Some(signer.id), Receipt { tx_id, code, operations }))
+    let code = operations
+        .iter()
+        .copied()
+        .find(|code| *code != ResultCode::Ok)
+        .unwrap_or(ResultCode::Ok);
+    Ok((
+        Some(signer.id),
+        Receipt {
+            tx_id,
+            code,
+            operations,
+        },
+    ))
 }
 
 /// Whether a participant may originate payments.
 pub(crate) fn may_pay(participant: &Participant) -> bool {
-    matches!(participant.role, crate::model::Role::BankMember | crate::model::Role::SettlementPartner)
+    matches!(
+        participant.role,
+        crate::model::Role::BankMember | crate::model::Role::SettlementPartner
+    )
 }

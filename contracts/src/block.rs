@@ -26,7 +26,9 @@ impl Proposal {
         let mut writer = Writer::with_capacity(size + 16);
         writer.u8(FORMAT_VERSION);
         writer.u64(self.proposer_time_ms);
-        writer.u32(u32::try_from(self.transactions.len()).expect("bounded by BLOCK_TRANSACTIONS_MAX"));
+        writer.u32(
+            u32::try_from(self.transactions.len()).expect("bounded by BLOCK_TRANSACTIONS_MAX"),
+        );
         for transaction in &self.transactions {
             writer.bytes(transaction);
         }
@@ -36,24 +38,42 @@ impl Proposal {
     /// Decodes a proposal, enforcing the block limits.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.len() > BLOCK_SIZE_MAX {
-            return Err(DecodeError::TooLong { field: "proposal", length: bytes.len(), limit: BLOCK_SIZE_MAX });
+            return Err(DecodeError::TooLong {
+                field: "proposal",
+                length: bytes.len(),
+                limit: BLOCK_SIZE_MAX,
+            });
         }
         let mut reader = Reader::new(bytes);
         let version = reader.u8("proposal.version")?;
         if version != FORMAT_VERSION {
-            return Err(DecodeError::InvalidValue { field: "proposal.version", value: version.into() });
+            return Err(DecodeError::InvalidValue {
+                field: "proposal.version",
+                value: version.into(),
+            });
         }
         let proposer_time_ms = reader.u64("proposal.proposer_time_ms")?;
         let count = reader.u32("proposal.count")? as usize;
         if count > BLOCK_TRANSACTIONS_MAX {
-            return Err(DecodeError::TooLong { field: "proposal.transactions", length: count, limit: BLOCK_TRANSACTIONS_MAX });
+            return Err(DecodeError::TooLong {
+                field: "proposal.transactions",
+                length: count,
+                limit: BLOCK_TRANSACTIONS_MAX,
+            });
         }
         let mut transactions = Vec::with_capacity(count);
         for _ in 0..count {
-            transactions.push(reader.bytes("proposal.transaction", ENVELOPE_SIZE_MAX)?.to_vec());
+            transactions.push(
+                reader
+                    .bytes("proposal.transaction", ENVELOPE_SIZE_MAX)?
+                    .to_vec(),
+            );
         }
         reader.finish()?;
-        Ok(Self { proposer_time_ms, transactions })
+        Ok(Self {
+            proposer_time_ms,
+            transactions,
+        })
     }
 }
 
@@ -102,7 +122,10 @@ impl BlockHeader {
         let mut reader = Reader::new(bytes);
         let version = reader.u8("header.version")?;
         if version != FORMAT_VERSION {
-            return Err(DecodeError::InvalidValue { field: "header.version", value: version.into() });
+            return Err(DecodeError::InvalidValue {
+                field: "header.version",
+                value: version.into(),
+            });
         }
         let header = Self {
             network_id: reader.array("header.network_id")?,
@@ -153,13 +176,21 @@ impl Receipt {
         let code = read_code(reader)?;
         let count = reader.u16("receipt.count")? as usize;
         if count > crate::limits::LINKED_OPERATIONS_MAX {
-            return Err(DecodeError::TooLong { field: "receipt.operations", length: count, limit: crate::limits::LINKED_OPERATIONS_MAX });
+            return Err(DecodeError::TooLong {
+                field: "receipt.operations",
+                length: count,
+                limit: crate::limits::LINKED_OPERATIONS_MAX,
+            });
         }
         let mut operations = Vec::with_capacity(count);
         for _ in 0..count {
             operations.push(read_code(reader)?);
         }
-        Ok(Self { tx_id, code, operations })
+        Ok(Self {
+            tx_id,
+            code,
+            operations,
+        })
     }
 
     /// blake3 of the canonical encoding: the receipts Merkle leaf.
@@ -172,7 +203,10 @@ impl Receipt {
 
 fn read_code(reader: &mut Reader<'_>) -> Result<ResultCode, DecodeError> {
     let number = reader.u16("receipt.code")?;
-    ResultCode::from_number(number).ok_or(DecodeError::InvalidValue { field: "receipt.code", value: number.into() })
+    ResultCode::from_number(number).ok_or(DecodeError::InvalidValue {
+        field: "receipt.code",
+        value: number.into(),
+    })
 }
 
 /// Binary Merkle root with domain-separated leaves and nodes; an odd last node is carried up.
@@ -216,8 +250,14 @@ mod tests {
     #[test]
     fn proposal_and_header_round_trip() {
         // Proves both encodings are inverse to their decoders.
-        let proposal = Proposal { proposer_time_ms: 42, transactions: vec![vec![1, 2], vec![3]] };
-        assert_eq!(Proposal::from_bytes(&proposal.to_bytes()).unwrap(), proposal);
+        let proposal = Proposal {
+            proposer_time_ms: 42,
+            transactions: vec![vec![1, 2], vec![3]],
+        };
+        assert_eq!(
+            Proposal::from_bytes(&proposal.to_bytes()).unwrap(),
+            proposal
+        );
         let header = BlockHeader {
             network_id: [1; 32],
             height: 3,

@@ -52,7 +52,9 @@ pub struct Writer {
 impl Writer {
     /// A writer with room for `capacity` bytes.
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { bytes: Vec::with_capacity(capacity) }
+        Self {
+            bytes: Vec::with_capacity(capacity),
+        }
     }
     /// Appends one byte.
     pub fn u8(&mut self, value: u8) {
@@ -80,7 +82,8 @@ impl Writer {
     }
     /// Appends a u32 length prefix and the bytes.
     pub fn bytes(&mut self, value: &[u8]) {
-        let length = u32::try_from(value.len()).expect("encoded fields are bounded far below 4 GiB");
+        let length =
+            u32::try_from(value.len()).expect("encoded fields are bounded far below 4 GiB");
         self.u32(length);
         self.bytes.extend_from_slice(value);
     }
@@ -114,7 +117,10 @@ impl<'a> Reader<'a> {
     pub fn take(&mut self, count: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
         let remaining = self.bytes.len() - self.position;
         if remaining < count {
-            return Err(DecodeError::Truncated { field, needed: count - remaining });
+            return Err(DecodeError::Truncated {
+                field,
+                needed: count - remaining,
+            });
         }
         let slice = &self.bytes[self.position..self.position + count];
         self.position += count;
@@ -152,22 +158,28 @@ impl<'a> Reader<'a> {
         match self.u8(field)? {
             0 => Ok(false),
             1 => Ok(true),
-            other => Err(DecodeError::InvalidValue { field, value: other.into() }),
+            other => Err(DecodeError::InvalidValue {
+                field,
+                value: other.into(),
+            }),
         }
     }
     /// Reads length-prefixed bytes of at most `limit` bytes.
     pub fn bytes(&mut self, field: &'static str, limit: usize) -> Result<&'a [u8], DecodeError> {
         let length = self.u32(field)? as usize;
         if length > limit {
-            return Err(DecodeError::TooLong { field, length, limit });
+            return Err(DecodeError::TooLong {
+                field,
+                length,
+                limit,
+            });
         }
         self.take(length, field)
     }
     /// Reads a length-prefixed UTF-8 string of at most `limit` bytes.
     pub fn string(&mut self, field: &'static str, limit: usize) -> Result<String, DecodeError> {
         let bytes = self.bytes(field, limit)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| DecodeError::InvalidValue { field, value: 0 })
+        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidValue { field, value: 0 })
     }
     /// Fails unless every byte was consumed.
     pub fn finish(self) -> Result<(), DecodeError> {
@@ -204,7 +216,10 @@ mod tests {
         bytes.push(0);
         let mut reader = Reader::new(&bytes);
         reader.take(bytes.len() - 1, "all").unwrap();
-        assert_eq!(reader.finish(), Err(DecodeError::TrailingBytes { count: 1 }));
+        assert_eq!(
+            reader.finish(),
+            Err(DecodeError::TrailingBytes { count: 1 })
+        );
     }
 
     #[test]
@@ -213,8 +228,17 @@ mod tests {
         let mut writer = Writer::default();
         writer.bytes(b"abcd");
         let bytes = writer.finish();
-        assert!(matches!(Reader::new(&bytes).bytes("f", 3), Err(DecodeError::TooLong { .. })));
-        assert!(matches!(Reader::new(&[2]).bool("b"), Err(DecodeError::InvalidValue { .. })));
-        assert!(matches!(Reader::new(&[1, 2]).u32("t"), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(
+            Reader::new(&bytes).bytes("f", 3),
+            Err(DecodeError::TooLong { .. })
+        ));
+        assert!(matches!(
+            Reader::new(&[2]).bool("b"),
+            Err(DecodeError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            Reader::new(&[1, 2]).u32("t"),
+            Err(DecodeError::Truncated { .. })
+        ));
     }
 }

@@ -17,9 +17,12 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u128, D
 /// Parses a decimal string of 1 to 39 digits into a u128.
 pub fn parse(text: &str) -> Result<u128, String> {
     if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Err(format!("expected a decimal string of digits, found {text:?}"));
+        return Err(format!(
+            "expected a decimal string of digits, found {text:?}"
+        ));
     }
-    text.parse::<u128>().map_err(|_| format!("{text:?} does not fit in 128 bits"))
+    text.parse::<u128>()
+        .map_err(|_| format!("{text:?} does not fit in 128 bits"))
 }
 
 #[cfg(test)]
@@ -29,7 +32,15 @@ mod tests {
         // Proves signs, spaces, exponents and overflow are refused rather than coerced.
         assert_eq!(super::parse("0"), Ok(0));
         assert_eq!(super::parse(&u128::MAX.to_string()), Ok(u128::MAX));
-        for bad in ["", "-1", "+1", " 1", "1e3", "1.0", "340282366920938463463374607431768211456"] {
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            " 1",
+            "1e3",
+            "1.0",
+            "340282366920938463463374607431768211456",
+        ] {
             assert!(super::parse(bad).is_err(), "{bad}");
         }
     }

@@ -6,11 +6,16 @@
 
 use crate::block::{merkle_root, BlockHeader};
 use crate::codec::Writer;
-use crate::limits::{ASSET_SCALE_MAX, FORMAT_VERSION, GENESIS_ITEMS_MAX, NAME_SIZE_MAX, PARTICIPANT_KEYS_MAX};
-use crate::model::{
-    account_flags, to_bytes, Account, AccountId, Asset, AssetId, Hash, Participant, ParticipantId, Role,
+use crate::limits::{
+    ASSET_SCALE_MAX, FORMAT_VERSION, GENESIS_ITEMS_MAX, NAME_SIZE_MAX, PARTICIPANT_KEYS_MAX,
 };
-use crate::state::{account_key, asset_key, participant_key, signer_key, ChainHead, Commitment, StateDiff};
+use crate::model::{
+    account_flags, to_bytes, Account, AccountId, Asset, AssetId, Hash, Participant, ParticipantId,
+    Role,
+};
+use crate::state::{
+    account_key, asset_key, participant_key, signer_key, ChainHead, Commitment, StateDiff,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -148,7 +153,9 @@ fn fail<T>(message: String) -> Result<T, GenesisError> {
 /// Parses a 32-byte hex public key.
 pub fn parse_public_key(text: &str) -> Result<[u8; 32], String> {
     let bytes = hex::decode(text).map_err(|error| format!("key {text:?} is not hex: {error}"))?;
-    bytes.try_into().map_err(|_| format!("key {text:?} is not 32 bytes"))
+    bytes
+        .try_into()
+        .map_err(|_| format!("key {text:?} is not 32 bytes"))
 }
 
 /// Parses account flag names into bits.
@@ -222,7 +229,10 @@ impl Genesis {
 
     /// The network id: blake3 (derive-key mode) of the canonical encoding.
     pub fn compute_network_id(&self) -> Result<Hash, GenesisError> {
-        Ok(blake3::derive_key("tpwalletoec genesis v1", &self.canonical_bytes()?))
+        Ok(blake3::derive_key(
+            "tpwalletoec genesis v1",
+            &self.canonical_bytes()?,
+        ))
     }
 
     fn participant(&self, participant: &GenesisParticipant) -> Result<Participant, GenesisError> {
@@ -267,12 +277,17 @@ impl Genesis {
         self.build_accounts(&participants, &mut accounts)?;
         self.build_funding(&mut accounts)?;
         for account in accounts.values() {
-            diff.insert(account_key(account.id), Some(to_bytes(|writer| account.encode(writer))));
+            diff.insert(
+                account_key(account.id),
+                Some(to_bytes(|writer| account.encode(writer))),
+            );
         }
         self.check_nodes()?;
-        let commitment = Commitment::of_records(
-            diff.iter().filter_map(|(key, value)| value.as_ref().map(|value| (key.as_slice(), value.as_slice()))),
-        );
+        let commitment = Commitment::of_records(diff.iter().filter_map(|(key, value)| {
+            value
+                .as_ref()
+                .map(|value| (key.as_slice(), value.as_slice()))
+        }));
         let header = BlockHeader {
             network_id,
             height: 0,
@@ -284,31 +299,52 @@ impl Genesis {
             receipts_root: merkle_root(&[]),
             state_root: commitment.root(),
         };
-        let head =
-            ChainHead { network_id, height: 0, hash: header.hash(), time_ms: self.genesis_time_ms, commitment };
+        let head = ChainHead {
+            network_id,
+            height: 0,
+            hash: header.hash(),
+            time_ms: self.genesis_time_ms,
+            commitment,
+        };
         Ok(GenesisState { diff, header, head })
     }
 
     fn check_sizes(&self) -> Result<(), GenesisError> {
-        let items = self.participants.len() + self.assets.len() + self.accounts.len() + self.funding.len() + self.nodes.len();
+        let items = self.participants.len()
+            + self.assets.len()
+            + self.accounts.len()
+            + self.funding.len()
+            + self.nodes.len();
         if items > GENESIS_ITEMS_MAX {
             return fail(format!("{items} items, over the limit {GENESIS_ITEMS_MAX}"));
         }
         let names = std::iter::once(&self.network_name)
-            .chain(self.participants.iter().map(|participant| &participant.name))
+            .chain(
+                self.participants
+                    .iter()
+                    .map(|participant| &participant.name),
+            )
             .chain(self.assets.iter().map(|asset| &asset.code))
             .chain(self.nodes.iter().map(|node| &node.name));
         for name in names {
             if name.is_empty() || name.len() > NAME_SIZE_MAX {
-                return fail(format!("name {name:?} must have 1 to {NAME_SIZE_MAX} bytes"));
+                return fail(format!(
+                    "name {name:?} must have 1 to {NAME_SIZE_MAX} bytes"
+                ));
             }
         }
         Ok(())
     }
 
-    fn build_participants(&self, diff: &mut StateDiff) -> Result<BTreeMap<ParticipantId, Role>, GenesisError> {
-        let roles: BTreeMap<ParticipantId, Role> =
-            self.participants.iter().map(|participant| (participant.id, participant.role)).collect();
+    fn build_participants(
+        &self,
+        diff: &mut StateDiff,
+    ) -> Result<BTreeMap<ParticipantId, Role>, GenesisError> {
+        let roles: BTreeMap<ParticipantId, Role> = self
+            .participants
+            .iter()
+            .map(|participant| (participant.id, participant.role))
+            .collect();
         if roles.len() != self.participants.len() {
             return fail("participant ids must be unique".into());
         }
@@ -316,15 +352,27 @@ impl Genesis {
         for listed in &self.participants {
             let participant = self.participant(listed)?;
             if participant.keys.is_empty() || participant.keys.len() > PARTICIPANT_KEYS_MAX {
-                return fail(format!("participant {} needs 1 to {PARTICIPANT_KEYS_MAX} keys", listed.id));
+                return fail(format!(
+                    "participant {} needs 1 to {PARTICIPANT_KEYS_MAX} keys",
+                    listed.id
+                ));
             }
             match (participant.role, participant.bank) {
-                (Role::SettlementPartner, Some(bank)) if roles.get(&bank) == Some(&Role::BankMember) => {}
+                (Role::SettlementPartner, Some(bank))
+                    if roles.get(&bank) == Some(&Role::BankMember) => {}
                 (Role::SettlementPartner, _) => {
-                    return fail(format!("settlement partner {} must name a bank member as its bank", listed.id))
+                    return fail(format!(
+                        "settlement partner {} must name a bank member as its bank",
+                        listed.id
+                    ))
                 }
                 (_, None) => {}
-                (_, Some(_)) => return fail(format!("only settlement partners name a bank (participant {})", listed.id)),
+                (_, Some(_)) => {
+                    return fail(format!(
+                        "only settlement partners name a bank (participant {})",
+                        listed.id
+                    ))
+                }
             }
             for key in &participant.keys {
                 if !keys.insert(*key) {
@@ -332,7 +380,10 @@ impl Genesis {
                 }
                 diff.insert(signer_key(key), Some(participant.id.to_le_bytes().to_vec()));
             }
-            diff.insert(participant_key(participant.id), Some(to_bytes(|writer| participant.encode(writer))));
+            diff.insert(
+                participant_key(participant.id),
+                Some(to_bytes(|writer| participant.encode(writer))),
+            );
         }
         Ok(roles)
     }
@@ -349,17 +400,29 @@ impl Genesis {
                 return fail(format!("asset id {} is listed twice", listed.id));
             }
             if listed.scale > ASSET_SCALE_MAX {
-                return fail(format!("asset {} has scale {}, over {ASSET_SCALE_MAX}", listed.id, listed.scale));
+                return fail(format!(
+                    "asset {} has scale {}, over {ASSET_SCALE_MAX}",
+                    listed.id, listed.scale
+                ));
             }
             if !participants.contains_key(&listed.issuer) {
-                return fail(format!("asset {} names unknown issuer {}", listed.id, listed.issuer));
+                return fail(format!(
+                    "asset {} names unknown issuer {}",
+                    listed.id, listed.issuer
+                ));
             }
             let account = Account::new(listed.issuance_account, listed.issuer, listed.id, 0);
             if accounts.insert(account.id, account).is_some() {
-                return fail(format!("account id {} is used twice", listed.issuance_account));
+                return fail(format!(
+                    "account id {} is used twice",
+                    listed.issuance_account
+                ));
             }
             let asset = self.asset(listed);
-            diff.insert(asset_key(asset.id), Some(to_bytes(|writer| asset.encode(writer))));
+            diff.insert(
+                asset_key(asset.id),
+                Some(to_bytes(|writer| asset.encode(writer))),
+            );
         }
         Ok(accounts)
     }
@@ -371,24 +434,40 @@ impl Genesis {
     ) -> Result<(), GenesisError> {
         for listed in &self.accounts {
             if !participants.contains_key(&listed.owner) {
-                return fail(format!("account {} names unknown owner {}", listed.id, listed.owner));
+                return fail(format!(
+                    "account {} names unknown owner {}",
+                    listed.id, listed.owner
+                ));
             }
             if !self.assets.iter().any(|asset| asset.id == listed.asset) {
-                return fail(format!("account {} names unknown asset {}", listed.id, listed.asset));
+                return fail(format!(
+                    "account {} names unknown asset {}",
+                    listed.id, listed.asset
+                ));
             }
             let flags = parse_flags(&listed.flags).map_err(GenesisError)?;
-            let both = account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS | account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS;
+            let both = account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS
+                | account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS;
             if flags & both == both {
                 return fail(format!("account {} sets both balance limits", listed.id));
             }
-            if accounts.insert(listed.id, Account::new(listed.id, listed.owner, listed.asset, flags)).is_some() {
+            if accounts
+                .insert(
+                    listed.id,
+                    Account::new(listed.id, listed.owner, listed.asset, flags),
+                )
+                .is_some()
+            {
                 return fail(format!("account id {} is used twice", listed.id));
             }
         }
         Ok(())
     }
 
-    fn build_funding(&self, accounts: &mut BTreeMap<AccountId, Account>) -> Result<(), GenesisError> {
+    fn build_funding(
+        &self,
+        accounts: &mut BTreeMap<AccountId, Account>,
+    ) -> Result<(), GenesisError> {
         for funding in &self.funding {
             let Some(credit) = accounts.get(&funding.account).cloned() else {
                 return fail(format!("funding names unknown account {}", funding.account));
@@ -397,17 +476,27 @@ impl Genesis {
                 return fail(format!("account {} has no asset", credit.id));
             };
             if funding.amount == 0 || funding.account == asset.issuance_account {
-                return fail(format!("funding of account {} must be positive and not an issuance account", funding.account));
+                return fail(format!(
+                    "funding of account {} must be positive and not an issuance account",
+                    funding.account
+                ));
             }
             let mut credit = credit;
             credit.credits_posted = credit
                 .credits_posted
                 .checked_add(funding.amount)
-                .ok_or_else(|| GenesisError(format!("funding of account {} overflows", credit.id)))?;
+                .ok_or_else(|| {
+                    GenesisError(format!("funding of account {} overflows", credit.id))
+                })?;
             if credit.has(account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS) {
-                return fail(format!("account {} may not be credited beyond its debits", credit.id));
+                return fail(format!(
+                    "account {} may not be credited beyond its debits",
+                    credit.id
+                ));
             }
-            let issuance = accounts.get_mut(&asset.issuance_account).expect("issuance accounts are created with assets");
+            let issuance = accounts
+                .get_mut(&asset.issuance_account)
+                .expect("issuance accounts are created with assets");
             issuance.debits_posted = issuance
                 .debits_posted
                 .checked_add(funding.amount)
@@ -423,7 +512,10 @@ impl Genesis {
         for node in &self.nodes {
             let key = parse_public_key(&node.public_key).map_err(GenesisError)?;
             if node.id == 0 || !ids.insert(node.id) || !keys.insert(key) {
-                return fail(format!("node {} needs a unique non-zero id and a unique key", node.name));
+                return fail(format!(
+                    "node {} needs a unique non-zero id and a unique key",
+                    node.name
+                ));
             }
         }
         if !self.nodes.iter().any(|node| node.role == NodeRole::Voter) {

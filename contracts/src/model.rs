@@ -46,7 +46,12 @@ impl Role {
             2 => Role::SettlementPartner,
             3 => Role::Regulator,
             4 => Role::Operator,
-            other => return Err(DecodeError::InvalidValue { field: "role", value: other.into() }),
+            other => {
+                return Err(DecodeError::InvalidValue {
+                    field: "role",
+                    value: other.into(),
+                })
+            }
         })
     }
 }
@@ -89,16 +94,30 @@ impl Participant {
         let id = reader.u64("participant.id")?;
         let name = reader.string("participant.name", NAME_SIZE_MAX)?;
         let role = Role::from_code(reader.u8("participant.role")?)?;
-        let bank = if reader.bool("participant.bank")? { Some(reader.u64("participant.bank")?) } else { None };
+        let bank = if reader.bool("participant.bank")? {
+            Some(reader.u64("participant.bank")?)
+        } else {
+            None
+        };
         let count = reader.u8("participant.keys")? as usize;
         if count > PARTICIPANT_KEYS_MAX {
-            return Err(DecodeError::TooLong { field: "participant.keys", length: count, limit: PARTICIPANT_KEYS_MAX });
+            return Err(DecodeError::TooLong {
+                field: "participant.keys",
+                length: count,
+                limit: PARTICIPANT_KEYS_MAX,
+            });
         }
         let mut keys = Vec::with_capacity(count);
         for _ in 0..count {
             keys.push(reader.array("participant.key")?);
         }
-        Ok(Self { id, name, role, bank, keys })
+        Ok(Self {
+            id,
+            name,
+            role,
+            bank,
+            keys,
+        })
     }
 }
 
@@ -174,7 +193,16 @@ pub struct Account {
 impl Account {
     /// A new account with zero balances.
     pub fn new(id: AccountId, owner: ParticipantId, asset: AssetId, flags: u16) -> Self {
-        Self { id, owner, asset, flags, debits_posted: 0, credits_posted: 0, debits_pending: 0, credits_pending: 0 }
+        Self {
+            id,
+            owner,
+            asset,
+            flags,
+            debits_posted: 0,
+            credits_posted: 0,
+            debits_pending: 0,
+            credits_pending: 0,
+        }
     }
     /// Whether a flag bit is set.
     pub fn has(&self, flag: u16) -> bool {
@@ -198,7 +226,10 @@ impl Account {
         let asset = reader.u32("account.asset")?;
         let flags = reader.u16("account.flags")?;
         if flags & !account_flags::ALL != 0 {
-            return Err(DecodeError::InvalidValue { field: "account.flags", value: flags.into() });
+            return Err(DecodeError::InvalidValue {
+                field: "account.flags",
+                value: flags.into(),
+            });
         }
         Ok(Self {
             id,
@@ -254,7 +285,12 @@ impl TransferState {
             4 => TransferState::PendingVoided,
             5 => TransferState::PendingExpired,
             6 => TransferState::Voided,
-            other => return Err(DecodeError::InvalidValue { field: "transfer.state", value: other.into() }),
+            other => {
+                return Err(DecodeError::InvalidValue {
+                    field: "transfer.state",
+                    value: other.into(),
+                })
+            }
         })
     }
 }

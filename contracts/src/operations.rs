@@ -4,8 +4,8 @@
 use crate::apply::{may_pay, ApplyError, BlockContext};
 use crate::limits::PENDING_TIMEOUT_MS_MAX;
 use crate::model::{
-    account_flags as flags, Account, AccountId, AssetId, Hash, Participant, ParticipantId, TransferId,
-    TransferRecord, TransferState,
+    account_flags as flags, Account, AccountId, AssetId, Hash, Participant, ParticipantId,
+    TransferId, TransferRecord, TransferState,
 };
 use crate::overlay::Overlay;
 use crate::result::ResultCode;
@@ -38,7 +38,8 @@ fn invariant(holds: bool, what: &str) -> Result<(), ApplyError> {
 }
 
 fn stored_code(number: u16) -> Result<ResultCode, ApplyError> {
-    ResultCode::from_number(number).ok_or_else(|| ApplyError::Invariant(format!("unknown stored result code {number}")))
+    ResultCode::from_number(number)
+        .ok_or_else(|| ApplyError::Invariant(format!("unknown stored result code {number}")))
 }
 
 /// Applies one unlinked operation and returns its code.
@@ -49,7 +50,11 @@ pub(crate) fn apply_single(
     tx_id: Hash,
     operation: &Operation,
 ) -> Result<ResultCode, ApplyError> {
-    let context = OperationContext { block, signer, tx_id };
+    let context = OperationContext {
+        block,
+        signer,
+        tx_id,
+    };
     Ok(match evaluate(overlay, &context, operation)? {
         Outcome::Applied => ResultCode::Ok,
         Outcome::Existing(code) => code,
@@ -68,9 +73,21 @@ pub(crate) fn apply_linked(
     tx_id: Hash,
     operations: &[Operation],
 ) -> Result<Vec<ResultCode>, ApplyError> {
-    let context = OperationContext { block, signer, tx_id };
+    let context = OperationContext {
+        block,
+        signer,
+        tx_id,
+    };
     let fail_at = |index: usize, code: ResultCode| -> Vec<ResultCode> {
-        (0..operations.len()).map(|other| if other == index { code } else { ResultCode::LinkedBatchFailed }).collect()
+        (0..operations.len())
+            .map(|other| {
+                if other == index {
+                    code
+                } else {
+                    ResultCode::LinkedBatchFailed
+                }
+            })
+            .collect()
     };
     let mut seen = BTreeSet::new();
     for (index, operation) in operations.iter().enumerate() {
@@ -114,24 +131,41 @@ fn retried_batch(
             None => None,
         });
     }
-    let transfer_count = operations.iter().filter(|operation| operation.transfer_id().is_some()).count();
+    let transfer_count = operations
+        .iter()
+        .filter(|operation| operation.transfer_id().is_some())
+        .count();
     let same_body = |index: usize| {
-        existing[index].as_ref().is_some_and(|record| record.body_hash == operations[index].body_hash())
+        existing[index]
+            .as_ref()
+            .is_some_and(|record| record.body_hash == operations[index].body_hash())
     };
-    let retried = (0..operations.len()).filter(|index| same_body(*index)).count();
+    let retried = (0..operations.len())
+        .filter(|index| same_body(*index))
+        .count();
     if transfer_count > 0 && retried == transfer_count {
         let mut codes = Vec::with_capacity(operations.len());
         for (index, operation) in operations.iter().enumerate() {
             codes.push(match (&existing[index], operation) {
                 (Some(record), _) => stored_code(record.result)?,
-                (None, Operation::OpenAccount { account, owner, asset, flags }) => {
-                    match overlay.account(*account)? {
-                        Some(found) if found.owner == *owner && found.asset == *asset && found.flags == *flags => {
-                            ResultCode::Ok
-                        }
-                        _ => ResultCode::LinkedBatchFailed,
+                (
+                    None,
+                    Operation::OpenAccount {
+                        account,
+                        owner,
+                        asset,
+                        flags,
+                    },
+                ) => match overlay.account(*account)? {
+                    Some(found)
+                        if found.owner == *owner
+                            && found.asset == *asset
+                            && found.flags == *flags =>
+                    {
+                        ResultCode::Ok
                     }
-                }
+                    _ => ResultCode::LinkedBatchFailed,
+                },
                 (None, _) => ResultCode::LinkedBatchFailed,
             });
         }
@@ -139,10 +173,20 @@ fn retried_batch(
     }
     for (index, record) in existing.iter().enumerate() {
         if record.is_some() {
-            let code = if same_body(index) { ResultCode::IdExists } else { ResultCode::IdExistsWithDifferentBody };
+            let code = if same_body(index) {
+                ResultCode::IdExists
+            } else {
+                ResultCode::IdExistsWithDifferentBody
+            };
             return Ok(Some(
                 (0..operations.len())
-                    .map(|other| if other == index { code } else { ResultCode::LinkedBatchFailed })
+                    .map(|other| {
+                        if other == index {
+                            code
+                        } else {
+                            ResultCode::LinkedBatchFailed
+                        }
+                    })
                     .collect(),
             ));
         }
@@ -165,10 +209,21 @@ fn evaluate(
         }
     }
     match operation {
-        Operation::OpenAccount { account, owner, asset, flags } => {
-            open_account(overlay, context, *account, *owner, *asset, *flags)
-        }
-        Operation::Transfer { id, debit_account, credit_account, asset, amount, kind, .. } => {
+        Operation::OpenAccount {
+            account,
+            owner,
+            asset,
+            flags,
+        } => open_account(overlay, context, *account, *owner, *asset, *flags),
+        Operation::Transfer {
+            id,
+            debit_account,
+            credit_account,
+            asset,
+            amount,
+            kind,
+            ..
+        } => {
             let request = TransferRequest {
                 id: *id,
                 debit_account: *debit_account,
@@ -180,12 +235,26 @@ fn evaluate(
             };
             transfer(overlay, context, &request)
         }
-        Operation::PostPending { id, pending_id, amount } => {
-            settle_pending(overlay, context, *id, *pending_id, Some(*amount), operation.body_hash())
-        }
-        Operation::VoidPending { id, pending_id } => {
-            settle_pending(overlay, context, *id, *pending_id, None, operation.body_hash())
-        }
+        Operation::PostPending {
+            id,
+            pending_id,
+            amount,
+        } => settle_pending(
+            overlay,
+            context,
+            *id,
+            *pending_id,
+            Some(*amount),
+            operation.body_hash(),
+        ),
+        Operation::VoidPending { id, pending_id } => settle_pending(
+            overlay,
+            context,
+            *id,
+            *pending_id,
+            None,
+            operation.body_hash(),
+        ),
     }
 }
 
@@ -207,15 +276,20 @@ fn open_account(
         return Ok(Outcome::Rejected(ResultCode::UnknownAsset));
     }
     let both_limits = flags::DEBITS_MUST_NOT_EXCEED_CREDITS | flags::CREDITS_MUST_NOT_EXCEED_DEBITS;
-    if account_flags & !flags::ALL != 0 || account_flags & flags::FROZEN != 0 || account_flags & both_limits == both_limits {
+    if account_flags & !flags::ALL != 0
+        || account_flags & flags::FROZEN != 0
+        || account_flags & both_limits == both_limits
+    {
         return Ok(Outcome::Rejected(ResultCode::InvalidFlags));
     }
     if let Some(found) = overlay.account(account)? {
-        return Ok(if found.owner == owner && found.asset == asset && found.flags == account_flags {
-            Outcome::Existing(ResultCode::Ok)
-        } else {
-            Outcome::Rejected(ResultCode::AccountExists)
-        });
+        return Ok(
+            if found.owner == owner && found.asset == asset && found.flags == account_flags {
+                Outcome::Existing(ResultCode::Ok)
+            } else {
+                Outcome::Rejected(ResultCode::AccountExists)
+            },
+        );
     }
     overlay.put_account(&Account::new(account, owner, asset, account_flags));
     Ok(Outcome::Applied)
@@ -247,8 +321,14 @@ fn add_amount(
         debit.debits_posted = add(debit.debits_posted)?;
         credit.credits_posted = add(credit.credits_posted)?;
     }
-    let debits_total = debit.debits_posted.checked_add(debit.debits_pending).ok_or(ResultCode::Overflow)?;
-    let credits_total = credit.credits_posted.checked_add(credit.credits_pending).ok_or(ResultCode::Overflow)?;
+    let debits_total = debit
+        .debits_posted
+        .checked_add(debit.debits_pending)
+        .ok_or(ResultCode::Overflow)?;
+    let credits_total = credit
+        .credits_posted
+        .checked_add(credit.credits_pending)
+        .ok_or(ResultCode::Overflow)?;
     if debit.has(flags::DEBITS_MUST_NOT_EXCEED_CREDITS) && debits_total > debit.credits_posted {
         return Err(ResultCode::ExceedsCredits);
     }
@@ -282,8 +362,10 @@ fn transfer(
             Some(timeout_ms)
         }
     };
-    let (Some(debit), Some(credit)) = (overlay.account(request.debit_account)?, overlay.account(request.credit_account)?)
-    else {
+    let (Some(debit), Some(credit)) = (
+        overlay.account(request.debit_account)?,
+        overlay.account(request.credit_account)?,
+    ) else {
         return reject(ResultCode::UnknownAccount);
     };
     if debit.owner != context.signer.id {
@@ -305,9 +387,16 @@ fn transfer(
     };
     overlay.put_account(&debit);
     overlay.put_account(&credit);
-    let state = if timeout_ms.is_some() { TransferState::Pending } else { TransferState::Posted };
+    let state = if timeout_ms.is_some() {
+        TransferState::Pending
+    } else {
+        TransferState::Posted
+    };
     if state == TransferState::Pending {
-        overlay.put(expiry_key(expires_at_ms, context.signer.id, request.id), Some(Vec::new()));
+        overlay.put(
+            expiry_key(expires_at_ms, context.signer.id, request.id),
+            Some(Vec::new()),
+        );
     }
     overlay.put_transfer(&TransferRecord {
         owner: context.signer.id,
@@ -337,7 +426,10 @@ fn release(
     let debit = overlay.account(pending.debit_account)?;
     let credit = overlay.account(pending.credit_account)?;
     let (Some(mut debit), Some(mut credit)) = (debit, credit) else {
-        return Err(ApplyError::Invariant(format!("pending transfer {} names a missing account", pending.id)));
+        return Err(ApplyError::Invariant(format!(
+            "pending transfer {} names a missing account",
+            pending.id
+        )));
     };
     if check_frozen && (debit.has(flags::FROZEN) || credit.has(flags::FROZEN)) {
         return Ok(Some(ResultCode::AccountFrozen));
@@ -348,9 +440,10 @@ fn release(
     )?;
     debit.debits_pending -= pending.amount;
     credit.credits_pending -= pending.amount;
-    let (Some(debits_posted), Some(credits_posted)) =
-        (debit.debits_posted.checked_add(posted), credit.credits_posted.checked_add(posted))
-    else {
+    let (Some(debits_posted), Some(credits_posted)) = (
+        debit.debits_posted.checked_add(posted),
+        credit.credits_posted.checked_add(posted),
+    ) else {
         return Ok(Some(ResultCode::Overflow));
     };
     debit.debits_posted = debits_posted;
@@ -388,11 +481,23 @@ fn settle_pending(
             return reject(ResultCode::ExceedsPendingAmount);
         }
     }
-    if let Some(code) = release(overlay, &pending, post_amount.unwrap_or(0), post_amount.is_some())? {
+    if let Some(code) = release(
+        overlay,
+        &pending,
+        post_amount.unwrap_or(0),
+        post_amount.is_some(),
+    )? {
         return reject(code);
     }
-    overlay.put(expiry_key(pending.expires_at_ms, pending.owner, pending.id), None);
-    pending.state = if post_amount.is_some() { TransferState::PendingPosted } else { TransferState::PendingVoided };
+    overlay.put(
+        expiry_key(pending.expires_at_ms, pending.owner, pending.id),
+        None,
+    );
+    pending.state = if post_amount.is_some() {
+        TransferState::PendingPosted
+    } else {
+        TransferState::PendingVoided
+    };
     overlay.put_transfer(&pending);
     overlay.put_transfer(&TransferRecord {
         owner: context.signer.id,
@@ -401,7 +506,11 @@ fn settle_pending(
         tx_id: context.tx_id,
         height: context.block.height,
         result: ResultCode::Ok.number(),
-        state: if post_amount.is_some() { TransferState::Posted } else { TransferState::Voided },
+        state: if post_amount.is_some() {
+            TransferState::Posted
+        } else {
+            TransferState::Voided
+        },
         debit_account: pending.debit_account,
         credit_account: pending.credit_account,
         asset: pending.asset,
@@ -420,11 +529,18 @@ pub(crate) fn expire_pending(
     key: &[u8],
 ) -> Result<(), ApplyError> {
     let Some(mut pending) = overlay.transfer(owner, id)? else {
-        return Err(ApplyError::Invariant(format!("expiry entry for unknown transfer {owner}/{id}")));
+        return Err(ApplyError::Invariant(format!(
+            "expiry entry for unknown transfer {owner}/{id}"
+        )));
     };
-    invariant(pending.state == TransferState::Pending, "only pending transfers have expiry entries")?;
+    invariant(
+        pending.state == TransferState::Pending,
+        "only pending transfers have expiry entries",
+    )?;
     if let Some(code) = release(overlay, &pending, 0, false)? {
-        return Err(ApplyError::Invariant(format!("releasing an expired reservation failed: {code}")));
+        return Err(ApplyError::Invariant(format!(
+            "releasing an expired reservation failed: {code}"
+        )));
     }
     pending.state = TransferState::PendingExpired;
     overlay.put_transfer(&pending);
@@ -432,16 +548,29 @@ pub(crate) fn expire_pending(
     Ok(())
 }
 
-fn record_rejection(overlay: &mut Overlay<'_>, context: &OperationContext<'_>, operation: &Operation, code: ResultCode) {
+fn record_rejection(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    operation: &Operation,
+    code: ResultCode,
+) {
     let (debit_account, credit_account, asset, amount, pending_id) = match operation {
         Operation::OpenAccount { .. } => return,
-        Operation::Transfer { debit_account, credit_account, asset, amount, .. } => {
-            (*debit_account, *credit_account, *asset, *amount, 0)
-        }
-        Operation::PostPending { pending_id, amount, .. } => (0, 0, 0, *amount, *pending_id),
+        Operation::Transfer {
+            debit_account,
+            credit_account,
+            asset,
+            amount,
+            ..
+        } => (*debit_account, *credit_account, *asset, *amount, 0),
+        Operation::PostPending {
+            pending_id, amount, ..
+        } => (0, 0, 0, *amount, *pending_id),
         Operation::VoidPending { pending_id, .. } => (0, 0, 0, 0, *pending_id),
     };
-    let id = operation.transfer_id().expect("every operation but OpenAccount has a transfer id");
+    let id = operation
+        .transfer_id()
+        .expect("every operation but OpenAccount has a transfer id");
     overlay.put_transfer(&TransferRecord {
         owner: context.signer.id,
         id,

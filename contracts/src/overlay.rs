@@ -4,10 +4,12 @@
 use crate::apply::ApplyError;
 use crate::codec::{DecodeError, Reader};
 use crate::model::{
-    from_bytes, to_bytes, Account, AccountId, Asset, AssetId, Participant, ParticipantId, PublicKey,
-    TransferId, TransferRecord,
+    from_bytes, to_bytes, Account, AccountId, Asset, AssetId, Participant, ParticipantId,
+    PublicKey, TransferId, TransferRecord,
 };
-use crate::state::{account_key, asset_key, participant_key, signer_key, transfer_key, StateDiff, StateStore};
+use crate::state::{
+    account_key, asset_key, participant_key, signer_key, transfer_key, StateDiff, StateStore,
+};
 
 pub(crate) struct Overlay<'s> {
     store: &'s dyn StateStore,
@@ -16,16 +18,26 @@ pub(crate) struct Overlay<'s> {
 }
 
 fn corrupt(key: &[u8], source: DecodeError) -> ApplyError {
-    ApplyError::Corrupt { key: hex::encode(key), source }
+    ApplyError::Corrupt {
+        key: hex::encode(key),
+        source,
+    }
 }
 
 impl<'s> Overlay<'s> {
     pub(crate) fn new(store: &'s dyn StateStore) -> Self {
-        Self { store, block: StateDiff::new(), batch: None }
+        Self {
+            store,
+            block: StateDiff::new(),
+            batch: None,
+        }
     }
 
     pub(crate) fn into_diff(self) -> StateDiff {
-        assert!(self.batch.is_none(), "a linked batch must be closed before the block ends");
+        assert!(
+            self.batch.is_none(),
+            "a linked batch must be closed before the block ends"
+        );
         self.block
     }
 
@@ -67,7 +79,9 @@ impl<'s> Overlay<'s> {
     ) -> Result<Option<T>, ApplyError> {
         match self.get(key)? {
             None => Ok(None),
-            Some(bytes) => from_bytes(&bytes, decode).map(Some).map_err(|source| corrupt(key, source)),
+            Some(bytes) => from_bytes(&bytes, decode)
+                .map(Some)
+                .map_err(|source| corrupt(key, source)),
         }
     }
 
@@ -75,7 +89,10 @@ impl<'s> Overlay<'s> {
         self.typed(&participant_key(id), Participant::decode)
     }
 
-    pub(crate) fn participant_by_key(&self, public_key: &PublicKey) -> Result<Option<ParticipantId>, ApplyError> {
+    pub(crate) fn participant_by_key(
+        &self,
+        public_key: &PublicKey,
+    ) -> Result<Option<ParticipantId>, ApplyError> {
         let key = signer_key(public_key);
         self.typed(&key, |reader| reader.u64("signer.participant"))
     }
@@ -89,14 +106,24 @@ impl<'s> Overlay<'s> {
     }
 
     pub(crate) fn put_account(&mut self, account: &Account) {
-        self.put(account_key(account.id), Some(to_bytes(|writer| account.encode(writer))));
+        self.put(
+            account_key(account.id),
+            Some(to_bytes(|writer| account.encode(writer))),
+        );
     }
 
-    pub(crate) fn transfer(&self, owner: ParticipantId, id: TransferId) -> Result<Option<TransferRecord>, ApplyError> {
+    pub(crate) fn transfer(
+        &self,
+        owner: ParticipantId,
+        id: TransferId,
+    ) -> Result<Option<TransferRecord>, ApplyError> {
         self.typed(&transfer_key(owner, id), TransferRecord::decode)
     }
 
     pub(crate) fn put_transfer(&mut self, record: &TransferRecord) {
-        self.put(transfer_key(record.owner, record.id), Some(to_bytes(|writer| record.encode(writer))));
+        self.put(
+            transfer_key(record.owner, record.id),
+            Some(to_bytes(|writer| record.encode(writer))),
+        );
     }
 }

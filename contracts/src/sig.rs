@@ -27,7 +27,8 @@ pub fn verify_one(item: &SignatureItem<'_>) -> bool {
     let Ok(key) = VerificationKey::try_from(*item.key) else {
         return false;
     };
-    key.verify(&Signature::from(*item.signature), item.message).is_ok()
+    key.verify(&Signature::from(*item.signature), item.message)
+        .is_ok()
 }
 
 /// Checks every signature; the verdicts equal `verify_one` on each item.
@@ -35,14 +36,19 @@ pub fn verify_all(items: &[SignatureItem<'_>]) -> Vec<bool> {
     if items.len() < 2 {
         return items.iter().map(verify_one).collect();
     }
-    let mut transcript = blake3::Hasher::new_derive_key("tpwalletoec batch verification coefficients v1");
+    let mut transcript =
+        blake3::Hasher::new_derive_key("tpwalletoec batch verification coefficients v1");
     let mut verifier = batch::Verifier::new();
     for item in items {
         transcript.update(item.key);
         transcript.update(item.signature);
         transcript.update(&(item.message.len() as u64).to_le_bytes());
         transcript.update(item.message);
-        verifier.queue((VerificationKeyBytes::from(*item.key), Signature::from(*item.signature), item.message));
+        verifier.queue((
+            VerificationKeyBytes::from(*item.key),
+            Signature::from(*item.signature),
+            item.message,
+        ));
     }
     let mut rng = TranscriptRng(transcript.finalize_xof());
     if verifier.verify(&mut rng).is_ok() {
@@ -84,18 +90,33 @@ mod tests {
     #[test]
     fn batch_verdicts_equal_single_verdicts_however_grouped() {
         // Proves that a bad signature is found in a batch and good ones still pass, in any grouping.
-        let keys: Vec<SigningKey> = (1..=8u8).map(|seed| SigningKey::from_bytes(&[seed; 32])).collect();
+        let keys: Vec<SigningKey> = (1..=8u8)
+            .map(|seed| SigningKey::from_bytes(&[seed; 32]))
+            .collect();
         let messages: Vec<Vec<u8>> = (0..8u8).map(|index| vec![index; 10]).collect();
-        let public: Vec<PublicKey> = keys.iter().map(|key| key.verifying_key().to_bytes()).collect();
-        let mut signatures: Vec<[u8; 64]> =
-            keys.iter().zip(&messages).map(|(key, message)| key.sign(message).to_bytes()).collect();
+        let public: Vec<PublicKey> = keys
+            .iter()
+            .map(|key| key.verifying_key().to_bytes())
+            .collect();
+        let mut signatures: Vec<[u8; 64]> = keys
+            .iter()
+            .zip(&messages)
+            .map(|(key, message)| key.sign(message).to_bytes())
+            .collect();
         signatures[3][0] ^= 1;
         signatures[6] = signatures[5];
         let items: Vec<SignatureItem<'_>> = (0..8)
-            .map(|index| SignatureItem { key: &public[index], signature: &signatures[index], message: &messages[index] })
+            .map(|index| SignatureItem {
+                key: &public[index],
+                signature: &signatures[index],
+                message: &messages[index],
+            })
             .collect();
         let single: Vec<bool> = items.iter().map(verify_one).collect();
-        assert_eq!(single, vec![true, true, true, false, true, true, false, true]);
+        assert_eq!(
+            single,
+            vec![true, true, true, false, true, true, false, true]
+        );
         assert_eq!(verify_all(&items), single);
         for size in 1..=8 {
             let grouped: Vec<bool> = items.chunks(size).flat_map(verify_all).collect();

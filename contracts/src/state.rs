@@ -24,7 +24,12 @@ pub trait StateStore {
     /// The value of `key`, if present.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Up to `limit` records with `start <= key < end`, in key order.
-    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
 }
 
 /// Record changes of one block: `None` deletes. Ordered, so applying it is deterministic.
@@ -121,7 +126,9 @@ impl std::fmt::Debug for Commitment {
 
 impl Default for Commitment {
     fn default() -> Self {
-        Self { lanes: Box::new([0; COMMITMENT_LANES]) }
+        Self {
+            lanes: Box::new([0; COMMITMENT_LANES]),
+        }
     }
 }
 
@@ -251,7 +258,12 @@ impl StateStore for MemStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.records.get(key).cloned())
     }
-    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         Ok(self
             .records
             .range(start.to_vec()..end.to_vec())
@@ -283,7 +295,10 @@ mod tests {
         let mut bytes = Writer::default();
         only_a.encode(&mut bytes);
         let bytes = bytes.finish();
-        assert_eq!(Commitment::decode(&mut Reader::new(&bytes)).unwrap(), only_a);
+        assert_eq!(
+            Commitment::decode(&mut Reader::new(&bytes)).unwrap(),
+            only_a
+        );
     }
 
     #[test]

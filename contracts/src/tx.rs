@@ -84,23 +84,36 @@ impl Operation {
     pub fn transfer_id(&self) -> Option<TransferId> {
         match self {
             Operation::OpenAccount { .. } => None,
-            Operation::Transfer { id, .. } | Operation::PostPending { id, .. } | Operation::VoidPending { id, .. } => {
-                Some(*id)
-            }
+            Operation::Transfer { id, .. }
+            | Operation::PostPending { id, .. }
+            | Operation::VoidPending { id, .. } => Some(*id),
         }
     }
 
     /// Canonical encoding.
     pub fn encode(&self, writer: &mut Writer) {
         match self {
-            Operation::OpenAccount { account, owner, asset, flags } => {
+            Operation::OpenAccount {
+                account,
+                owner,
+                asset,
+                flags,
+            } => {
                 writer.u8(TAG_OPEN_ACCOUNT);
                 writer.u128(*account);
                 writer.u64(*owner);
                 writer.u32(*asset);
                 writer.u16(*flags);
             }
-            Operation::Transfer { id, debit_account, credit_account, asset, amount, kind, reference } => {
+            Operation::Transfer {
+                id,
+                debit_account,
+                credit_account,
+                asset,
+                amount,
+                kind,
+                reference,
+            } => {
                 writer.u8(TAG_TRANSFER);
                 writer.u128(*id);
                 writer.u128(*debit_account);
@@ -116,7 +129,11 @@ impl Operation {
                 }
                 writer.u128(*reference);
             }
-            Operation::PostPending { id, pending_id, amount } => {
+            Operation::PostPending {
+                id,
+                pending_id,
+                amount,
+            } => {
                 writer.u8(TAG_POST_PENDING);
                 writer.u128(*id);
                 writer.u128(*pending_id);
@@ -147,8 +164,15 @@ impl Operation {
                 amount: reader.u128("transfer.amount")?,
                 kind: match reader.u8("transfer.kind")? {
                     0 => TransferKind::Posted,
-                    1 => TransferKind::Pending { timeout_ms: reader.u64("transfer.timeout_ms")? },
-                    other => return Err(DecodeError::InvalidValue { field: "transfer.kind", value: other.into() }),
+                    1 => TransferKind::Pending {
+                        timeout_ms: reader.u64("transfer.timeout_ms")?,
+                    },
+                    other => {
+                        return Err(DecodeError::InvalidValue {
+                            field: "transfer.kind",
+                            value: other.into(),
+                        })
+                    }
                 },
                 reference: reader.u128("transfer.reference")?,
             },
@@ -161,7 +185,12 @@ impl Operation {
                 id: reader.u128("void_pending.id")?,
                 pending_id: reader.u128("void_pending.pending_id")?,
             },
-            other => return Err(DecodeError::InvalidValue { field: "operation.tag", value: other.into() }),
+            other => {
+                return Err(DecodeError::InvalidValue {
+                    field: "operation.tag",
+                    value: other.into(),
+                })
+            }
         })
     }
 
@@ -185,27 +214,43 @@ pub struct Body {
 impl Body {
     /// A body with one operation.
     pub fn single(operation: Operation) -> Self {
-        Self { linked: false, operations: vec![operation] }
+        Self {
+            linked: false,
+            operations: vec![operation],
+        }
     }
     /// A linked batch.
     pub fn linked(operations: Vec<Operation>) -> Self {
-        Self { linked: true, operations }
+        Self {
+            linked: true,
+            operations,
+        }
     }
     /// Checks the shape rules that make the encoding canonical.
     pub fn check_shape(&self) -> Result<(), DecodeError> {
         let count = self.operations.len();
         if count == 0 || (!self.linked && count != 1) || (self.linked && count < 2) {
-            return Err(DecodeError::InvalidValue { field: "body.operation_count", value: count as u128 });
+            return Err(DecodeError::InvalidValue {
+                field: "body.operation_count",
+                value: count as u128,
+            });
         }
         if count > LINKED_OPERATIONS_MAX {
-            return Err(DecodeError::TooLong { field: "body.operations", length: count, limit: LINKED_OPERATIONS_MAX });
+            return Err(DecodeError::TooLong {
+                field: "body.operations",
+                length: count,
+                limit: LINKED_OPERATIONS_MAX,
+            });
         }
         Ok(())
     }
     /// Canonical encoding: flags u8 (bit 0 = linked) | count u16 | operations.
     pub fn encode(&self, writer: &mut Writer) {
         writer.u8(u8::from(self.linked));
-        writer.u16(u16::try_from(self.operations.len()).expect("operations are bounded by LINKED_OPERATIONS_MAX"));
+        writer.u16(
+            u16::try_from(self.operations.len())
+                .expect("operations are bounded by LINKED_OPERATIONS_MAX"),
+        );
         for operation in &self.operations {
             operation.encode(writer);
         }
@@ -215,7 +260,11 @@ impl Body {
         let linked = reader.bool("body.flags")?;
         let count = reader.u16("body.operation_count")? as usize;
         if count > LINKED_OPERATIONS_MAX {
-            return Err(DecodeError::TooLong { field: "body.operations", length: count, limit: LINKED_OPERATIONS_MAX });
+            return Err(DecodeError::TooLong {
+                field: "body.operations",
+                length: count,
+                limit: LINKED_OPERATIONS_MAX,
+            });
         }
         let mut operations = Vec::with_capacity(count);
         for _ in 0..count {
@@ -270,8 +319,12 @@ pub struct Transaction {
 impl Transaction {
     /// Builds and signs a transaction.
     pub fn sign(network_id: Hash, key: &SigningKey, body: Body) -> Self {
-        let mut transaction =
-            Self { network_id, signer: key.verifying_key().to_bytes(), body, signature: [0; 64] };
+        let mut transaction = Self {
+            network_id,
+            signer: key.verifying_key().to_bytes(),
+            body,
+            signature: [0; 64],
+        };
         let unsigned = transaction.unsigned_bytes();
         transaction.signature = key.sign(&signing_message(&unsigned)).to_bytes();
         transaction
@@ -299,7 +352,10 @@ impl Transaction {
     /// Decodes envelope bytes, checking size, version, network and canonical form.
     pub fn from_bytes(bytes: &[u8], network_id: &Hash) -> Result<Self, EnvelopeError> {
         if bytes.len() > ENVELOPE_SIZE_MAX {
-            return Err(EnvelopeError::TooLarge { size: bytes.len(), limit: ENVELOPE_SIZE_MAX });
+            return Err(EnvelopeError::TooLarge {
+                size: bytes.len(),
+                limit: ENVELOPE_SIZE_MAX,
+            });
         }
         let mut reader = Reader::new(bytes);
         let version = reader.u8("envelope.version")?;
@@ -308,7 +364,10 @@ impl Transaction {
         }
         let found: Hash = reader.array("envelope.network_id")?;
         if &found != network_id {
-            return Err(EnvelopeError::WrongNetwork { expected: hex::encode(network_id), found: hex::encode(found) });
+            return Err(EnvelopeError::WrongNetwork {
+                expected: hex::encode(network_id),
+                found: hex::encode(found),
+            });
         }
         let signer = reader.array("envelope.signer")?;
         let body_bytes = reader.bytes("envelope.body", ENVELOPE_SIZE_MAX)?;
@@ -317,10 +376,19 @@ impl Transaction {
         let mut body_reader = Reader::new(body_bytes);
         let body = Body::decode(&mut body_reader)?;
         body_reader.finish()?;
-        let transaction = Self { network_id: found, signer, body, signature };
+        let transaction = Self {
+            network_id: found,
+            signer,
+            body,
+            signature,
+        };
         // Every field has one encoding, so this holds by construction; checked because
         // idempotency and the transaction id depend on it.
-        assert_eq!(transaction.to_bytes(), bytes, "canonical re-encoding must reproduce the envelope");
+        assert_eq!(
+            transaction.to_bytes(),
+            bytes,
+            "canonical re-encoding must reproduce the envelope"
+        );
         Ok(transaction)
     }
 
@@ -366,7 +434,10 @@ mod tests {
     fn envelope_round_trips_byte_for_byte() {
         // Proves decode-then-encode reproduces the bytes for single and linked bodies.
         let network = [7u8; 32];
-        for body in [Body::single(transfer(1)), Body::linked(vec![transfer(1), transfer(2)])] {
+        for body in [
+            Body::single(transfer(1)),
+            Body::linked(vec![transfer(1), transfer(2)]),
+        ] {
             let transaction = Transaction::sign(network, &key(1), body);
             let bytes = transaction.to_bytes();
             let decoded = Transaction::from_bytes(&bytes, &network).unwrap();
@@ -380,23 +451,45 @@ mod tests {
         // Proves that every deviation from the one canonical form is refused with a reason.
         let network = [7u8; 32];
         let bytes = Transaction::sign(network, &key(1), Body::single(transfer(1))).to_bytes();
-        assert!(matches!(Transaction::from_bytes(&bytes, &[8u8; 32]), Err(EnvelopeError::WrongNetwork { .. })));
+        assert!(matches!(
+            Transaction::from_bytes(&bytes, &[8u8; 32]),
+            Err(EnvelopeError::WrongNetwork { .. })
+        ));
         let mut versioned = bytes.clone();
         versioned[0] = 2;
-        assert_eq!(Transaction::from_bytes(&versioned, &network), Err(EnvelopeError::UnsupportedVersion(2)));
+        assert_eq!(
+            Transaction::from_bytes(&versioned, &network),
+            Err(EnvelopeError::UnsupportedVersion(2))
+        );
         let mut trailing = bytes.clone();
         trailing.push(0);
-        assert!(matches!(Transaction::from_bytes(&trailing, &network), Err(EnvelopeError::Malformed(_))));
+        assert!(matches!(
+            Transaction::from_bytes(&trailing, &network),
+            Err(EnvelopeError::Malformed(_))
+        ));
         for cut in [0, 1, 40, 70, bytes.len() - 1] {
-            assert!(Transaction::from_bytes(&bytes[..cut], &network).is_err(), "cut at {cut}");
+            assert!(
+                Transaction::from_bytes(&bytes[..cut], &network).is_err(),
+                "cut at {cut}"
+            );
         }
         // A single operation marked as linked is not canonical.
-        let linked_single = Transaction::sign(network, &key(1), Body { linked: true, operations: vec![transfer(1)] });
+        let linked_single = Transaction::sign(
+            network,
+            &key(1),
+            Body {
+                linked: true,
+                operations: vec![transfer(1)],
+            },
+        );
         assert!(matches!(
             Transaction::from_bytes(&linked_single.to_bytes(), &network),
             Err(EnvelopeError::Malformed(_))
         ));
         let huge = vec![1u8; ENVELOPE_SIZE_MAX + 1];
-        assert!(matches!(Transaction::from_bytes(&huge, &network), Err(EnvelopeError::TooLarge { .. })));
+        assert!(matches!(
+            Transaction::from_bytes(&huge, &network),
+            Err(EnvelopeError::TooLarge { .. })
+        ));
     }
 }

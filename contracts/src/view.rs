@@ -40,7 +40,10 @@ impl From<&Account> for AccountView {
             id: account.id,
             owner: account.owner,
             asset: account.asset,
-            flags: flag_names(account.flags).into_iter().map(String::from).collect(),
+            flags: flag_names(account.flags)
+                .into_iter()
+                .map(String::from)
+                .collect(),
             debits_posted: account.debits_posted,
             credits_posted: account.credits_posted,
             debits_pending: account.debits_pending,
@@ -88,7 +91,8 @@ impl From<&TransferRecord> for TransferView {
         Self {
             owner: record.owner,
             id: record.id,
-            result: ResultCode::from_number(record.result).unwrap_or(ResultCode::MalformedTransaction),
+            result: ResultCode::from_number(record.result)
+                .unwrap_or(ResultCode::MalformedTransaction),
             state: record.state,
             tx_id: hex::encode(record.tx_id),
             height: record.height,
@@ -168,30 +172,50 @@ pub enum OperationView {
 impl From<&Operation> for OperationView {
     fn from(operation: &Operation) -> Self {
         match operation {
-            Operation::OpenAccount { account, owner, asset, flags } => OperationView::OpenAccount {
+            Operation::OpenAccount {
+                account,
+                owner,
+                asset,
+                flags,
+            } => OperationView::OpenAccount {
                 account: *account,
                 owner: *owner,
                 asset: *asset,
                 flags: flag_names(*flags).into_iter().map(String::from).collect(),
             },
-            Operation::Transfer { id, debit_account, credit_account, asset, amount, kind, reference } => {
-                OperationView::Transfer {
-                    id: *id,
-                    debit_account: *debit_account,
-                    credit_account: *credit_account,
-                    asset: *asset,
-                    amount: *amount,
-                    pending_timeout_ms: match kind {
-                        TransferKind::Posted => None,
-                        TransferKind::Pending { timeout_ms } => Some(*timeout_ms),
-                    },
-                    reference: *reference,
-                }
-            }
-            Operation::PostPending { id, pending_id, amount } => {
-                OperationView::PostPending { id: *id, pending_id: *pending_id, amount: *amount }
-            }
-            Operation::VoidPending { id, pending_id } => OperationView::VoidPending { id: *id, pending_id: *pending_id },
+            Operation::Transfer {
+                id,
+                debit_account,
+                credit_account,
+                asset,
+                amount,
+                kind,
+                reference,
+            } => OperationView::Transfer {
+                id: *id,
+                debit_account: *debit_account,
+                credit_account: *credit_account,
+                asset: *asset,
+                amount: *amount,
+                pending_timeout_ms: match kind {
+                    TransferKind::Posted => None,
+                    TransferKind::Pending { timeout_ms } => Some(*timeout_ms),
+                },
+                reference: *reference,
+            },
+            Operation::PostPending {
+                id,
+                pending_id,
+                amount,
+            } => OperationView::PostPending {
+                id: *id,
+                pending_id: *pending_id,
+                amount: *amount,
+            },
+            Operation::VoidPending { id, pending_id } => OperationView::VoidPending {
+                id: *id,
+                pending_id: *pending_id,
+            },
         }
     }
 }
@@ -200,30 +224,52 @@ impl OperationView {
     /// The operation this view describes.
     pub fn to_operation(&self) -> Result<Operation, String> {
         Ok(match self {
-            OperationView::OpenAccount { account, owner, asset, flags } => Operation::OpenAccount {
+            OperationView::OpenAccount {
+                account,
+                owner,
+                asset,
+                flags,
+            } => Operation::OpenAccount {
                 account: *account,
                 owner: *owner,
                 asset: *asset,
                 flags: crate::genesis::parse_flags(flags)?,
             },
-            OperationView::Transfer { id, debit_account, credit_account, asset, amount, pending_timeout_ms, reference } => {
-                Operation::Transfer {
-                    id: *id,
-                    debit_account: *debit_account,
-                    credit_account: *credit_account,
-                    asset: *asset,
-                    amount: *amount,
-                    kind: match pending_timeout_ms {
-                        None => TransferKind::Posted,
-                        Some(timeout_ms) => TransferKind::Pending { timeout_ms: *timeout_ms },
+            OperationView::Transfer {
+                id,
+                debit_account,
+                credit_account,
+                asset,
+                amount,
+                pending_timeout_ms,
+                reference,
+            } => Operation::Transfer {
+                id: *id,
+                debit_account: *debit_account,
+                credit_account: *credit_account,
+                asset: *asset,
+                amount: *amount,
+                kind: match pending_timeout_ms {
+                    None => TransferKind::Posted,
+                    Some(timeout_ms) => TransferKind::Pending {
+                        timeout_ms: *timeout_ms,
                     },
-                    reference: *reference,
-                }
-            }
-            OperationView::PostPending { id, pending_id, amount } => {
-                Operation::PostPending { id: *id, pending_id: *pending_id, amount: *amount }
-            }
-            OperationView::VoidPending { id, pending_id } => Operation::VoidPending { id: *id, pending_id: *pending_id },
+                },
+                reference: *reference,
+            },
+            OperationView::PostPending {
+                id,
+                pending_id,
+                amount,
+            } => Operation::PostPending {
+                id: *id,
+                pending_id: *pending_id,
+                amount: *amount,
+            },
+            OperationView::VoidPending { id, pending_id } => Operation::VoidPending {
+                id: *id,
+                pending_id: *pending_id,
+            },
         })
     }
 }
@@ -244,7 +290,12 @@ impl From<&Transaction> for TransactionView {
         Self {
             signer: hex::encode(transaction.signer),
             linked: transaction.body.linked,
-            operations: transaction.body.operations.iter().map(OperationView::from).collect(),
+            operations: transaction
+                .body
+                .operations
+                .iter()
+                .map(OperationView::from)
+                .collect(),
         }
     }
 }
@@ -262,7 +313,11 @@ pub struct ReceiptView {
 
 impl From<&Receipt> for ReceiptView {
     fn from(receipt: &Receipt) -> Self {
-        Self { tx_id: hex::encode(receipt.tx_id), code: receipt.code, operations: receipt.operations.clone() }
+        Self {
+            tx_id: hex::encode(receipt.tx_id),
+            code: receipt.code,
+            operations: receipt.operations.clone(),
+        }
     }
 }
 

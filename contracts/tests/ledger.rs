@@ -7,7 +7,15 @@ use tpw_contracts::model::{account_flags, TransferState};
 use tpw_contracts::{Body, Operation, ResultCode, TransferKind};
 
 fn transfer(id: u128, debit: u128, credit: u128, asset: u32, amount: u128) -> Operation {
-    Operation::Transfer { id, debit_account: debit, credit_account: credit, asset, amount, kind: TransferKind::Posted, reference: 0 }
+    Operation::Transfer {
+        id,
+        debit_account: debit,
+        credit_account: credit,
+        asset,
+        amount,
+        kind: TransferKind::Posted,
+        reference: 0,
+    }
 }
 
 fn pending(id: u128, debit: u128, credit: u128, amount: u128, timeout_ms: u64) -> Operation {
@@ -31,36 +39,111 @@ fn one(ledger: &mut Ledger, signer: u64, operation: Operation) -> ResultCode {
 fn posted_transfer_moves_money_and_is_recorded() {
     // Proves a valid transfer debits and credits exactly the amount and records the id.
     let mut ledger = Ledger::new();
-    assert_eq!(one(&mut ledger, PARTNER_X, transfer(1, X_EUR, Y_EUR, EUR, 250)), ResultCode::Ok);
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, transfer(1, X_EUR, Y_EUR, EUR, 250)),
+        ResultCode::Ok
+    );
     assert_eq!(ledger.account(X_EUR).debits_posted, 250);
     assert_eq!(ledger.account(Y_EUR).credits_posted, 500_250);
     let record = ledger.transfer(PARTNER_X, 1).unwrap();
-    assert_eq!((record.state, record.amount, record.height), (TransferState::Posted, 250, 1));
+    assert_eq!(
+        (record.state, record.amount, record.height),
+        (TransferState::Posted, 250, 1)
+    );
 }
 
 #[test]
 fn each_rejection_has_its_code_and_changes_no_balance() {
     // Proves every business rule refuses with its own stable code and leaves balances alone.
     let cases: Vec<(u64, Operation, ResultCode)> = vec![
-        (PARTNER_X, transfer(10, X_EUR, Y_EUR, EUR, 1_000_001), ResultCode::ExceedsCredits),
-        (PARTNER_X, transfer(11, X_EUR, 999, EUR, 1), ResultCode::UnknownAccount),
-        (PARTNER_X, transfer(12, X_EUR, Y_USD, EUR, 1), ResultCode::AssetMismatch),
-        (PARTNER_X, transfer(13, X_EUR, Y_EUR, USD, 1), ResultCode::AssetMismatch),
-        (PARTNER_X, transfer(14, X_EUR, X_EUR, EUR, 1), ResultCode::SameAccount),
-        (PARTNER_X, transfer(15, X_EUR, Y_EUR, EUR, 0), ResultCode::ZeroAmount),
-        (PARTNER_X, transfer(16, X_EUR, Y_FROZEN, EUR, 1), ResultCode::AccountFrozen),
-        (PARTNER_X, transfer(17, Y_EUR, X_EUR, EUR, 1), ResultCode::NotAuthorized),
-        (REGULATOR, transfer(18, X_EUR, Y_EUR, EUR, 1), ResultCode::NotAuthorized),
-        (BANK_A, transfer(19, EUR_ISSUANCE, X_EUR, EUR, u128::MAX), ResultCode::Overflow),
-        (PARTNER_X, pending(20, X_EUR, Y_EUR, 1, 0), ResultCode::InvalidTimeout),
-        (PARTNER_X, Operation::PostPending { id: 21, pending_id: 999, amount: 1 }, ResultCode::PendingNotFound),
-        (PARTNER_X, Operation::VoidPending { id: 22, pending_id: 999 }, ResultCode::PendingNotFound),
+        (
+            PARTNER_X,
+            transfer(10, X_EUR, Y_EUR, EUR, 1_000_001),
+            ResultCode::ExceedsCredits,
+        ),
+        (
+            PARTNER_X,
+            transfer(11, X_EUR, 999, EUR, 1),
+            ResultCode::UnknownAccount,
+        ),
+        (
+            PARTNER_X,
+            transfer(12, X_EUR, Y_USD, EUR, 1),
+            ResultCode::AssetMismatch,
+        ),
+        (
+            PARTNER_X,
+            transfer(13, X_EUR, Y_EUR, USD, 1),
+            ResultCode::AssetMismatch,
+        ),
+        (
+            PARTNER_X,
+            transfer(14, X_EUR, X_EUR, EUR, 1),
+            ResultCode::SameAccount,
+        ),
+        (
+            PARTNER_X,
+            transfer(15, X_EUR, Y_EUR, EUR, 0),
+            ResultCode::ZeroAmount,
+        ),
+        (
+            PARTNER_X,
+            transfer(16, X_EUR, Y_FROZEN, EUR, 1),
+            ResultCode::AccountFrozen,
+        ),
+        (
+            PARTNER_X,
+            transfer(17, Y_EUR, X_EUR, EUR, 1),
+            ResultCode::NotAuthorized,
+        ),
+        (
+            REGULATOR,
+            transfer(18, X_EUR, Y_EUR, EUR, 1),
+            ResultCode::NotAuthorized,
+        ),
+        (
+            BANK_A,
+            transfer(19, EUR_ISSUANCE, X_EUR, EUR, u128::MAX),
+            ResultCode::Overflow,
+        ),
+        (
+            PARTNER_X,
+            pending(20, X_EUR, Y_EUR, 1, 0),
+            ResultCode::InvalidTimeout,
+        ),
+        (
+            PARTNER_X,
+            Operation::PostPending {
+                id: 21,
+                pending_id: 999,
+                amount: 1,
+            },
+            ResultCode::PendingNotFound,
+        ),
+        (
+            PARTNER_X,
+            Operation::VoidPending {
+                id: 22,
+                pending_id: 999,
+            },
+            ResultCode::PendingNotFound,
+        ),
     ];
     for (signer, operation, expected) in cases {
         let mut ledger = Ledger::new();
-        let before: Vec<_> = [X_EUR, Y_EUR, EUR_ISSUANCE, Y_FROZEN].iter().map(|id| ledger.account(*id)).collect();
-        assert_eq!(one(&mut ledger, signer, operation.clone()), expected, "{operation:?}");
-        let after: Vec<_> = [X_EUR, Y_EUR, EUR_ISSUANCE, Y_FROZEN].iter().map(|id| ledger.account(*id)).collect();
+        let before: Vec<_> = [X_EUR, Y_EUR, EUR_ISSUANCE, Y_FROZEN]
+            .iter()
+            .map(|id| ledger.account(*id))
+            .collect();
+        assert_eq!(
+            one(&mut ledger, signer, operation.clone()),
+            expected,
+            "{operation:?}"
+        );
+        let after: Vec<_> = [X_EUR, Y_EUR, EUR_ISSUANCE, Y_FROZEN]
+            .iter()
+            .map(|id| ledger.account(*id))
+            .collect();
         assert_eq!(before, after, "a rejected {operation:?} changed a balance");
     }
 }
@@ -76,7 +159,10 @@ fn credits_limit_is_enforced() {
         flags: account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS,
     };
     assert_eq!(one(&mut ledger, PARTNER_X, open), ResultCode::Ok);
-    assert_eq!(one(&mut ledger, PARTNER_X, transfer(1, X_EUR, 3100, EUR, 5)), ResultCode::ExceedsDebits);
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, transfer(1, X_EUR, 3100, EUR, 5)),
+        ResultCode::ExceedsDebits
+    );
 }
 
 #[test]
@@ -94,8 +180,15 @@ fn envelope_failures_are_receipts_not_errors() {
         Body::single(transfer(1, X_EUR, Y_EUR, EUR, 1)),
     )
     .to_bytes();
-    let outcome = ledger.block(10, vec![vec![1, 2, 3], foreign, bad_signature, stranger, good]);
-    let codes: Vec<ResultCode> = outcome.receipts.iter().map(|receipt| receipt.code).collect();
+    let outcome = ledger.block(
+        10,
+        vec![vec![1, 2, 3], foreign, bad_signature, stranger, good],
+    );
+    let codes: Vec<ResultCode> = outcome
+        .receipts
+        .iter()
+        .map(|receipt| receipt.code)
+        .collect();
     assert_eq!(
         codes,
         vec![
@@ -113,94 +206,292 @@ fn envelope_failures_are_receipts_not_errors() {
 fn retries_are_idempotent_and_conflicting_reuse_is_refused() {
     // Proves the same id and body returns the original outcome once applied, and a new body is refused.
     let mut ledger = Ledger::new();
-    assert_eq!(one(&mut ledger, PARTNER_X, transfer(1, X_EUR, Y_EUR, EUR, 100)), ResultCode::Ok);
-    assert_eq!(one(&mut ledger, PARTNER_X, transfer(1, X_EUR, Y_EUR, EUR, 100)), ResultCode::Ok);
-    assert_eq!(ledger.account(X_EUR).debits_posted, 100, "a retry must not apply twice");
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, transfer(1, X_EUR, Y_EUR, EUR, 100)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, transfer(1, X_EUR, Y_EUR, EUR, 100)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        ledger.account(X_EUR).debits_posted,
+        100,
+        "a retry must not apply twice"
+    );
     assert_eq!(
         one(&mut ledger, PARTNER_X, transfer(1, X_EUR, Y_EUR, EUR, 101)),
         ResultCode::IdExistsWithDifferentBody
     );
     // A rejection is an outcome too: the retry gets it again even after funds arrive.
-    assert_eq!(one(&mut ledger, PARTNER_X, transfer(2, X_EUR, Y_EUR, EUR, 2_000_000)), ResultCode::ExceedsCredits);
-    assert_eq!(one(&mut ledger, BANK_A, transfer(3, EUR_ISSUANCE, X_EUR, EUR, 5_000_000)), ResultCode::Ok);
-    assert_eq!(one(&mut ledger, PARTNER_X, transfer(2, X_EUR, Y_EUR, EUR, 2_000_000)), ResultCode::ExceedsCredits);
+    assert_eq!(
+        one(
+            &mut ledger,
+            PARTNER_X,
+            transfer(2, X_EUR, Y_EUR, EUR, 2_000_000)
+        ),
+        ResultCode::ExceedsCredits
+    );
+    assert_eq!(
+        one(
+            &mut ledger,
+            BANK_A,
+            transfer(3, EUR_ISSUANCE, X_EUR, EUR, 5_000_000)
+        ),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        one(
+            &mut ledger,
+            PARTNER_X,
+            transfer(2, X_EUR, Y_EUR, EUR, 2_000_000)
+        ),
+        ResultCode::ExceedsCredits
+    );
     // Ids are per participant: another participant may use the same number.
-    assert_eq!(one(&mut ledger, PARTNER_Y, transfer(1, Y_EUR, X_EUR, EUR, 7)), ResultCode::Ok);
+    assert_eq!(
+        one(&mut ledger, PARTNER_Y, transfer(1, Y_EUR, X_EUR, EUR, 7)),
+        ResultCode::Ok
+    );
 }
 
 #[test]
 fn pending_transfers_post_void_and_expire() {
     // Proves the two-phase lifecycle: reserve, partial post, void, and expiry by block time.
     let mut ledger = Ledger::new();
-    assert_eq!(one(&mut ledger, PARTNER_X, pending(1, X_EUR, Y_EUR, 600_000, 1_000)), ResultCode::Ok);
+    assert_eq!(
+        one(
+            &mut ledger,
+            PARTNER_X,
+            pending(1, X_EUR, Y_EUR, 600_000, 1_000)
+        ),
+        ResultCode::Ok
+    );
     assert_eq!(ledger.account(X_EUR).debits_pending, 600_000);
     // The reservation counts against the no-overdraft limit.
-    assert_eq!(one(&mut ledger, PARTNER_X, transfer(2, X_EUR, Y_EUR, EUR, 500_000)), ResultCode::ExceedsCredits);
     assert_eq!(
-        one(&mut ledger, PARTNER_X, Operation::PostPending { id: 3, pending_id: 1, amount: 600_001 }),
+        one(
+            &mut ledger,
+            PARTNER_X,
+            transfer(2, X_EUR, Y_EUR, EUR, 500_000)
+        ),
+        ResultCode::ExceedsCredits
+    );
+    assert_eq!(
+        one(
+            &mut ledger,
+            PARTNER_X,
+            Operation::PostPending {
+                id: 3,
+                pending_id: 1,
+                amount: 600_001
+            }
+        ),
         ResultCode::ExceedsPendingAmount
     );
-    assert_eq!(one(&mut ledger, PARTNER_X, Operation::PostPending { id: 4, pending_id: 1, amount: 400_000 }), ResultCode::Ok);
+    assert_eq!(
+        one(
+            &mut ledger,
+            PARTNER_X,
+            Operation::PostPending {
+                id: 4,
+                pending_id: 1,
+                amount: 400_000
+            }
+        ),
+        ResultCode::Ok
+    );
     let x = ledger.account(X_EUR);
     assert_eq!((x.debits_pending, x.debits_posted), (0, 400_000));
     assert_eq!(ledger.account(Y_EUR).credits_posted, 900_000);
     assert_eq!(
-        one(&mut ledger, PARTNER_X, Operation::PostPending { id: 5, pending_id: 1, amount: 1 }),
+        one(
+            &mut ledger,
+            PARTNER_X,
+            Operation::PostPending {
+                id: 5,
+                pending_id: 1,
+                amount: 1
+            }
+        ),
         ResultCode::PendingAlreadyPosted
     );
-    assert_eq!(one(&mut ledger, PARTNER_X, Operation::VoidPending { id: 6, pending_id: 1 }), ResultCode::PendingAlreadyPosted);
+    assert_eq!(
+        one(
+            &mut ledger,
+            PARTNER_X,
+            Operation::VoidPending {
+                id: 6,
+                pending_id: 1
+            }
+        ),
+        ResultCode::PendingAlreadyPosted
+    );
 
-    assert_eq!(one(&mut ledger, PARTNER_X, pending(7, X_EUR, Y_EUR, 10, 1_000)), ResultCode::Ok);
-    assert_eq!(one(&mut ledger, PARTNER_X, Operation::VoidPending { id: 8, pending_id: 7 }), ResultCode::Ok);
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, pending(7, X_EUR, Y_EUR, 10, 1_000)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        one(
+            &mut ledger,
+            PARTNER_X,
+            Operation::VoidPending {
+                id: 8,
+                pending_id: 7
+            }
+        ),
+        ResultCode::Ok
+    );
     assert_eq!(ledger.account(X_EUR).debits_pending, 0);
     assert_eq!(
-        one(&mut ledger, PARTNER_X, Operation::PostPending { id: 9, pending_id: 7, amount: 10 }),
+        one(
+            &mut ledger,
+            PARTNER_X,
+            Operation::PostPending {
+                id: 9,
+                pending_id: 7,
+                amount: 10
+            }
+        ),
         ResultCode::PendingAlreadyVoided
     );
 
-    assert_eq!(one(&mut ledger, PARTNER_X, pending(10, X_EUR, Y_EUR, 10, 100)), ResultCode::Ok);
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, pending(10, X_EUR, Y_EUR, 10, 100)),
+        ResultCode::Ok
+    );
     let outcome = ledger.block(100, vec![]);
-    assert_eq!(outcome.expired, vec![(PARTNER_X, 10)], "expiry fires in the first block at or past the deadline");
-    assert_eq!(ledger.transfer(PARTNER_X, 10).unwrap().state, TransferState::PendingExpired);
+    assert_eq!(
+        outcome.expired,
+        vec![(PARTNER_X, 10)],
+        "expiry fires in the first block at or past the deadline"
+    );
+    assert_eq!(
+        ledger.transfer(PARTNER_X, 10).unwrap().state,
+        TransferState::PendingExpired
+    );
     assert_eq!(ledger.account(X_EUR).debits_pending, 0);
     assert_eq!(
-        one(&mut ledger, PARTNER_X, Operation::PostPending { id: 11, pending_id: 10, amount: 10 }),
+        one(
+            &mut ledger,
+            PARTNER_X,
+            Operation::PostPending {
+                id: 11,
+                pending_id: 10,
+                amount: 10
+            }
+        ),
         ResultCode::PendingExpired
     );
-    assert_eq!(one(&mut ledger, PARTNER_X, Operation::PostPending { id: 12, pending_id: 2, amount: 1 }), ResultCode::PendingNotFound);
-    assert_eq!(one(&mut ledger, PARTNER_X, transfer(13, X_EUR, Y_EUR, EUR, 1)), ResultCode::Ok);
-    assert_eq!(one(&mut ledger, PARTNER_X, Operation::VoidPending { id: 14, pending_id: 13 }), ResultCode::NotPending);
+    assert_eq!(
+        one(
+            &mut ledger,
+            PARTNER_X,
+            Operation::PostPending {
+                id: 12,
+                pending_id: 2,
+                amount: 1
+            }
+        ),
+        ResultCode::PendingNotFound
+    );
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, transfer(13, X_EUR, Y_EUR, EUR, 1)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        one(
+            &mut ledger,
+            PARTNER_X,
+            Operation::VoidPending {
+                id: 14,
+                pending_id: 13
+            }
+        ),
+        ResultCode::NotPending
+    );
 }
 
 #[test]
 fn linked_batches_apply_all_or_nothing() {
     // Proves a failing leg undoes the whole batch, the failing leg is named, and retries are idempotent.
     let mut ledger = Ledger::new();
-    let legs = vec![transfer(1, X_EUR, Y_EUR, EUR, 10), transfer(2, X_USD, Y_USD, USD, 1_000)];
+    let legs = vec![
+        transfer(1, X_EUR, Y_EUR, EUR, 10),
+        transfer(2, X_USD, Y_USD, USD, 1_000),
+    ];
     let outcome = ledger.block(10, vec![ledger.sign(PARTNER_X, Body::linked(legs))]);
-    assert_eq!(outcome.receipts[0].operations, vec![ResultCode::LinkedBatchFailed, ResultCode::ExceedsCredits]);
-    assert_eq!(ledger.account(X_EUR).debits_posted, 0, "the first leg was rolled back");
+    assert_eq!(
+        outcome.receipts[0].operations,
+        vec![ResultCode::LinkedBatchFailed, ResultCode::ExceedsCredits]
+    );
+    assert_eq!(
+        ledger.account(X_EUR).debits_posted,
+        0,
+        "the first leg was rolled back"
+    );
 
-    let legs = vec![transfer(3, X_EUR, Y_EUR, EUR, 10), transfer(4, X_USD, Y_USD, USD, 100)];
+    let legs = vec![
+        transfer(3, X_EUR, Y_EUR, EUR, 10),
+        transfer(4, X_USD, Y_USD, USD, 100),
+    ];
     let batch = ledger.sign(PARTNER_X, Body::linked(legs.clone()));
-    assert_eq!(ledger.block(10, vec![batch.clone()]).receipts[0].code, ResultCode::Ok);
-    assert_eq!(ledger.block(10, vec![batch]).receipts[0].operations, vec![ResultCode::Ok, ResultCode::Ok]);
-    assert_eq!(ledger.account(X_USD).debits_posted, 100, "the retried batch applied once");
+    assert_eq!(
+        ledger.block(10, vec![batch.clone()]).receipts[0].code,
+        ResultCode::Ok
+    );
+    assert_eq!(
+        ledger.block(10, vec![batch]).receipts[0].operations,
+        vec![ResultCode::Ok, ResultCode::Ok]
+    );
+    assert_eq!(
+        ledger.account(X_USD).debits_posted,
+        100,
+        "the retried batch applied once"
+    );
 
-    let reuse = vec![transfer(3, X_EUR, Y_EUR, EUR, 10), transfer(5, X_EUR, Y_EUR, EUR, 1)];
+    let reuse = vec![
+        transfer(3, X_EUR, Y_EUR, EUR, 10),
+        transfer(5, X_EUR, Y_EUR, EUR, 1),
+    ];
     let outcome = ledger.block(10, vec![ledger.sign(PARTNER_X, Body::linked(reuse))]);
-    assert_eq!(outcome.receipts[0].operations, vec![ResultCode::IdExists, ResultCode::LinkedBatchFailed]);
-    let twice = vec![transfer(6, X_EUR, Y_EUR, EUR, 1), transfer(6, X_EUR, Y_EUR, EUR, 1)];
+    assert_eq!(
+        outcome.receipts[0].operations,
+        vec![ResultCode::IdExists, ResultCode::LinkedBatchFailed]
+    );
+    let twice = vec![
+        transfer(6, X_EUR, Y_EUR, EUR, 1),
+        transfer(6, X_EUR, Y_EUR, EUR, 1),
+    ];
     let outcome = ledger.block(10, vec![ledger.sign(PARTNER_X, Body::linked(twice))]);
-    assert_eq!(outcome.receipts[0].operations, vec![ResultCode::LinkedBatchFailed, ResultCode::DuplicateInBatch]);
+    assert_eq!(
+        outcome.receipts[0].operations,
+        vec![ResultCode::LinkedBatchFailed, ResultCode::DuplicateInBatch]
+    );
 
     // A batch may open an account and pay into it, and reserve then post within itself.
     let legs = vec![
-        Operation::OpenAccount { account: 3200, owner: PARTNER_X, asset: EUR, flags: 0 },
+        Operation::OpenAccount {
+            account: 3200,
+            owner: PARTNER_X,
+            asset: EUR,
+            flags: 0,
+        },
         pending(7, X_EUR, 3200, 50, 1_000),
-        Operation::PostPending { id: 8, pending_id: 7, amount: 50 },
+        Operation::PostPending {
+            id: 8,
+            pending_id: 7,
+            amount: 50,
+        },
     ];
-    assert_eq!(ledger.block(10, vec![ledger.sign(PARTNER_X, Body::linked(legs))]).receipts[0].code, ResultCode::Ok);
+    assert_eq!(
+        ledger
+            .block(10, vec![ledger.sign(PARTNER_X, Body::linked(legs))])
+            .receipts[0]
+            .code,
+        ResultCode::Ok
+    );
     assert_eq!(ledger.account(3200).credits_posted, 50);
 }
 
@@ -208,27 +499,89 @@ fn linked_batches_apply_all_or_nothing() {
 fn accounts_open_by_owner_or_its_bank_only() {
     // Proves who may open accounts and that reopening is idempotent only with identical fields.
     let mut ledger = Ledger::new();
-    let open = |account, owner, flags| Operation::OpenAccount { account, owner, asset: EUR, flags };
-    assert_eq!(one(&mut ledger, PARTNER_X, open(1, PARTNER_X, 0)), ResultCode::Ok);
-    assert_eq!(one(&mut ledger, BANK_A, open(2, PARTNER_X, 0)), ResultCode::Ok);
-    assert_eq!(one(&mut ledger, BANK_B, open(3, PARTNER_X, 0)), ResultCode::NotAuthorized);
-    assert_eq!(one(&mut ledger, PARTNER_Y, open(4, PARTNER_X, 0)), ResultCode::NotAuthorized);
-    assert_eq!(one(&mut ledger, PARTNER_X, open(1, PARTNER_X, 0)), ResultCode::Ok);
-    assert_eq!(one(&mut ledger, PARTNER_X, open(1, PARTNER_X, account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS)), ResultCode::AccountExists);
-    assert_eq!(one(&mut ledger, PARTNER_X, open(5, 42, 0)), ResultCode::UnknownParticipant);
-    assert_eq!(one(&mut ledger, PARTNER_X, open(6, PARTNER_X, account_flags::FROZEN)), ResultCode::InvalidFlags);
-    let unknown_asset = Operation::OpenAccount { account: 7, owner: PARTNER_X, asset: 9, flags: 0 };
-    assert_eq!(one(&mut ledger, PARTNER_X, unknown_asset), ResultCode::UnknownAsset);
+    let open = |account, owner, flags| Operation::OpenAccount {
+        account,
+        owner,
+        asset: EUR,
+        flags,
+    };
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, open(1, PARTNER_X, 0)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        one(&mut ledger, BANK_A, open(2, PARTNER_X, 0)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        one(&mut ledger, BANK_B, open(3, PARTNER_X, 0)),
+        ResultCode::NotAuthorized
+    );
+    assert_eq!(
+        one(&mut ledger, PARTNER_Y, open(4, PARTNER_X, 0)),
+        ResultCode::NotAuthorized
+    );
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, open(1, PARTNER_X, 0)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        one(
+            &mut ledger,
+            PARTNER_X,
+            open(1, PARTNER_X, account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+        ),
+        ResultCode::AccountExists
+    );
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, open(5, 42, 0)),
+        ResultCode::UnknownParticipant
+    );
+    assert_eq!(
+        one(
+            &mut ledger,
+            PARTNER_X,
+            open(6, PARTNER_X, account_flags::FROZEN)
+        ),
+        ResultCode::InvalidFlags
+    );
+    let unknown_asset = Operation::OpenAccount {
+        account: 7,
+        owner: PARTNER_X,
+        asset: 9,
+        flags: 0,
+    };
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, unknown_asset),
+        ResultCode::UnknownAsset
+    );
 }
 
 #[test]
 fn deposits_and_withdrawals_go_through_the_issuance_account() {
     // Proves money enters by a transfer out of the issuer's issuance account and leaves by one back.
     let mut ledger = Ledger::new();
-    assert_eq!(one(&mut ledger, BANK_A, transfer(1, EUR_ISSUANCE, X_EUR, EUR, 1_000)), ResultCode::Ok);
-    assert_eq!(one(&mut ledger, PARTNER_X, transfer(1, X_EUR, EUR_ISSUANCE, EUR, 300)), ResultCode::Ok);
+    assert_eq!(
+        one(
+            &mut ledger,
+            BANK_A,
+            transfer(1, EUR_ISSUANCE, X_EUR, EUR, 1_000)
+        ),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        one(
+            &mut ledger,
+            PARTNER_X,
+            transfer(1, X_EUR, EUR_ISSUANCE, EUR, 300)
+        ),
+        ResultCode::Ok
+    );
     let issuance = ledger.account(EUR_ISSUANCE);
-    assert_eq!(issuance.debits_posted - issuance.credits_posted, 1_500_000 + 1_000 - 300 + 10);
+    assert_eq!(
+        issuance.debits_posted - issuance.credits_posted,
+        1_500_000 + 1_000 - 300 + 10
+    );
 }
 
 #[test]

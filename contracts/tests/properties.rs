@@ -8,16 +8,46 @@ use tpw_contracts::{Body, Operation, TransferKind};
 
 #[derive(Debug, Clone)]
 enum Step {
-    Transfer { signer: u64, id: u128, debit: u128, credit: u128, asset: u32, amount: u128, pending_ms: Option<u64> },
-    Post { signer: u64, id: u128, pending_id: u128, amount: u128 },
-    Void { signer: u64, id: u128, pending_id: u128 },
-    Linked { signer: u64, legs: Vec<(u128, u128, u128, u128)> },
-    Open { signer: u64, account: u128, owner: u64 },
+    Transfer {
+        signer: u64,
+        id: u128,
+        debit: u128,
+        credit: u128,
+        asset: u32,
+        amount: u128,
+        pending_ms: Option<u64>,
+    },
+    Post {
+        signer: u64,
+        id: u128,
+        pending_id: u128,
+        amount: u128,
+    },
+    Void {
+        signer: u64,
+        id: u128,
+        pending_id: u128,
+    },
+    Linked {
+        signer: u64,
+        legs: Vec<(u128, u128, u128, u128)>,
+    },
+    Open {
+        signer: u64,
+        account: u128,
+        owner: u64,
+    },
     Garbage(Vec<u8>),
 }
 
 fn signer() -> impl Strategy<Value = u64> {
-    prop_oneof![Just(BANK_A), Just(BANK_B), Just(PARTNER_X), Just(PARTNER_Y), Just(REGULATOR)]
+    prop_oneof![
+        Just(BANK_A),
+        Just(BANK_B),
+        Just(PARTNER_X),
+        Just(PARTNER_Y),
+        Just(REGULATOR)
+    ]
 }
 
 fn account() -> impl Strategy<Value = u128> {
@@ -35,7 +65,12 @@ fn account() -> impl Strategy<Value = u128> {
 }
 
 fn amount() -> impl Strategy<Value = u128> {
-    prop_oneof![0..2_000u128, 0..2_000_000u128, Just(u128::MAX), Just(u128::MAX / 2)]
+    prop_oneof![
+        0..2_000u128,
+        0..2_000_000u128,
+        Just(u128::MAX),
+        Just(u128::MAX / 2)
+    ]
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -54,40 +89,85 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn asset_of(account: u128) -> u32 {
-    if account % 2 == 0 { 2 } else { 1 }
+    if account % 2 == 0 {
+        2
+    } else {
+        1
+    }
 }
 
 fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
-    let transfer = |id, debit, credit, asset, amount, pending_ms: Option<u64>| Operation::Transfer {
-        id,
-        debit_account: debit,
-        credit_account: credit,
-        asset,
-        amount,
-        kind: pending_ms.map_or(TransferKind::Posted, |timeout_ms| TransferKind::Pending { timeout_ms }),
-        reference: 0,
-    };
+    let transfer =
+        |id, debit, credit, asset, amount, pending_ms: Option<u64>| Operation::Transfer {
+            id,
+            debit_account: debit,
+            credit_account: credit,
+            asset,
+            amount,
+            kind: pending_ms.map_or(TransferKind::Posted, |timeout_ms| TransferKind::Pending {
+                timeout_ms,
+            }),
+            reference: 0,
+        };
     match step {
-        Step::Transfer { signer, id, debit, credit, asset, amount, pending_ms } => {
-            ledger.sign(*signer, Body::single(transfer(*id, *debit, *credit, *asset, *amount, *pending_ms)))
-        }
-        Step::Post { signer, id, pending_id, amount } => {
-            ledger.sign(*signer, Body::single(Operation::PostPending { id: *id, pending_id: *pending_id, amount: *amount }))
-        }
-        Step::Void { signer, id, pending_id } => {
-            ledger.sign(*signer, Body::single(Operation::VoidPending { id: *id, pending_id: *pending_id }))
-        }
+        Step::Transfer {
+            signer,
+            id,
+            debit,
+            credit,
+            asset,
+            amount,
+            pending_ms,
+        } => ledger.sign(
+            *signer,
+            Body::single(transfer(*id, *debit, *credit, *asset, *amount, *pending_ms)),
+        ),
+        Step::Post {
+            signer,
+            id,
+            pending_id,
+            amount,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::PostPending {
+                id: *id,
+                pending_id: *pending_id,
+                amount: *amount,
+            }),
+        ),
+        Step::Void {
+            signer,
+            id,
+            pending_id,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::VoidPending {
+                id: *id,
+                pending_id: *pending_id,
+            }),
+        ),
         Step::Linked { signer, legs } => ledger.sign(
             *signer,
             Body::linked(
                 legs.iter()
-                    .map(|(id, debit, credit, amount)| transfer(*id, *debit, *credit, asset_of(*debit), *amount, None))
+                    .map(|(id, debit, credit, amount)| {
+                        transfer(*id, *debit, *credit, asset_of(*debit), *amount, None)
+                    })
                     .collect(),
             ),
         ),
-        Step::Open { signer, account, owner } => ledger.sign(
+        Step::Open {
+            signer,
+            account,
+            owner,
+        } => ledger.sign(
             *signer,
-            Body::single(Operation::OpenAccount { account: *account, owner: *owner, asset: asset_of(*account), flags: 0 }),
+            Body::single(Operation::OpenAccount {
+                account: *account,
+                owner: *owner,
+                asset: asset_of(*account),
+                flags: 0,
+            }),
         ),
         Step::Garbage(bytes) => bytes.clone(),
     }

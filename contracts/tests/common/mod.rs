@@ -3,10 +3,15 @@
 
 use ed25519_dalek::SigningKey;
 use std::collections::BTreeMap;
-use tpw_contracts::genesis::{GenesisAccount, GenesisAsset, GenesisFunding, GenesisNode, GenesisParticipant, NodeRole};
+use tpw_contracts::genesis::{
+    GenesisAccount, GenesisAsset, GenesisFunding, GenesisNode, GenesisParticipant, NodeRole,
+};
 use tpw_contracts::model::{from_bytes, Account, Role, TransferRecord};
 use tpw_contracts::state::{account_key, transfer_key, Commitment};
-use tpw_contracts::{apply_block, BlockOutcome, Body, ChainHead, Genesis, MemStore, Proposal, StateStore, Transaction};
+use tpw_contracts::{
+    apply_block, BlockOutcome, Body, ChainHead, Genesis, MemStore, Proposal, StateStore,
+    Transaction,
+};
 
 pub const BANK_A: u64 = 1;
 pub const BANK_B: u64 = 2;
@@ -49,14 +54,36 @@ pub fn genesis() -> Genesis {
         participants: vec![
             participant(BANK_A, "Bank A", Role::BankMember, None),
             participant(BANK_B, "Bank B", Role::BankMember, None),
-            participant(PARTNER_X, "Partner X", Role::SettlementPartner, Some(BANK_A)),
-            participant(PARTNER_Y, "Partner Y", Role::SettlementPartner, Some(BANK_B)),
+            participant(
+                PARTNER_X,
+                "Partner X",
+                Role::SettlementPartner,
+                Some(BANK_A),
+            ),
+            participant(
+                PARTNER_Y,
+                "Partner Y",
+                Role::SettlementPartner,
+                Some(BANK_B),
+            ),
             participant(REGULATOR, "Regulator", Role::Regulator, None),
             participant(OPERATOR, "Operator", Role::Operator, None),
         ],
         assets: vec![
-            GenesisAsset { id: EUR, code: "EUR".into(), scale: 2, issuer: BANK_A, issuance_account: EUR_ISSUANCE },
-            GenesisAsset { id: USD, code: "USD".into(), scale: 2, issuer: BANK_B, issuance_account: USD_ISSUANCE },
+            GenesisAsset {
+                id: EUR,
+                code: "EUR".into(),
+                scale: 2,
+                issuer: BANK_A,
+                issuance_account: EUR_ISSUANCE,
+            },
+            GenesisAsset {
+                id: USD,
+                code: "USD".into(),
+                scale: 2,
+                issuer: BANK_B,
+                issuance_account: USD_ISSUANCE,
+            },
         ],
         accounts: vec![
             account(X_EUR, PARTNER_X, EUR, no_overdraft),
@@ -66,11 +93,26 @@ pub fn genesis() -> Genesis {
             account(Y_FROZEN, PARTNER_Y, EUR, &["frozen"]),
         ],
         funding: vec![
-            GenesisFunding { account: X_EUR, amount: 1_000_000 },
-            GenesisFunding { account: Y_EUR, amount: 500_000 },
-            GenesisFunding { account: X_USD, amount: 100 },
-            GenesisFunding { account: Y_USD, amount: 1_000 },
-            GenesisFunding { account: Y_FROZEN, amount: 10 },
+            GenesisFunding {
+                account: X_EUR,
+                amount: 1_000_000,
+            },
+            GenesisFunding {
+                account: Y_EUR,
+                amount: 500_000,
+            },
+            GenesisFunding {
+                account: X_USD,
+                amount: 100,
+            },
+            GenesisFunding {
+                account: Y_USD,
+                amount: 1_000,
+            },
+            GenesisFunding {
+                account: Y_FROZEN,
+                amount: 10,
+            },
         ],
         nodes: vec![GenesisNode {
             id: 1,
@@ -94,7 +136,11 @@ impl Ledger {
         let state = genesis().build().expect("the fixture genesis is valid");
         let mut store = MemStore::default();
         store.apply_diff(&state.diff);
-        Self { store, time_ms: state.head.time_ms, head: state.head }
+        Self {
+            store,
+            time_ms: state.head.time_ms,
+            head: state.head,
+        }
     }
 
     pub fn sign(&self, signer: u64, body: Body) -> Vec<u8> {
@@ -104,8 +150,12 @@ impl Ledger {
     /// Applies a block of raw envelopes, stamping it `advance_ms` after the previous stamp.
     pub fn block(&mut self, advance_ms: u64, transactions: Vec<Vec<u8>>) -> BlockOutcome {
         self.time_ms += advance_ms;
-        let proposal = Proposal { proposer_time_ms: self.time_ms, transactions };
-        let outcome = apply_block(&self.store, &self.head, &proposal, &|_| false).expect("apply succeeds on a sound store");
+        let proposal = Proposal {
+            proposer_time_ms: self.time_ms,
+            transactions,
+        };
+        let outcome = apply_block(&self.store, &self.head, &proposal, &|_| false)
+            .expect("apply succeeds on a sound store");
         self.store.apply_diff(&outcome.diff);
         self.head = outcome.head.clone();
         self.check_invariants();
@@ -113,7 +163,11 @@ impl Ledger {
     }
 
     pub fn account(&self, id: u128) -> Account {
-        let bytes = self.store.get(&account_key(id)).unwrap().expect("account exists");
+        let bytes = self
+            .store
+            .get(&account_key(id))
+            .unwrap()
+            .expect("account exists");
         from_bytes(&bytes, Account::decode).unwrap()
     }
 
@@ -136,10 +190,23 @@ impl Ledger {
             }
         }
         for (asset, sum) in sums {
-            assert_eq!(sum[0], sum[1], "posted debits equal posted credits in asset {asset}");
-            assert_eq!(sum[2], sum[3], "pending debits equal pending credits in asset {asset}");
+            assert_eq!(
+                sum[0], sum[1],
+                "posted debits equal posted credits in asset {asset}"
+            );
+            assert_eq!(
+                sum[2], sum[3],
+                "pending debits equal pending credits in asset {asset}"
+            );
         }
-        let recomputed = Commitment::of_records(self.store.records().map(|(key, value)| (key.as_slice(), value.as_slice())));
-        assert_eq!(recomputed, self.head.commitment, "the head commits to exactly the stored records");
+        let recomputed = Commitment::of_records(
+            self.store
+                .records()
+                .map(|(key, value)| (key.as_slice(), value.as_slice())),
+        );
+        assert_eq!(
+            recomputed, self.head.commitment,
+            "the head commits to exactly the stored records"
+        );
     }
 }

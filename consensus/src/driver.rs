@@ -1,0 +1,275 @@
+//! The sans-IO Raft driver: inputs in (tick, peer message, proposal), ordered actions out.
+//!
+//! One raft-rs `Ready` is handled in two phases, in the order raft-rs documents.
+//! [`Driver::ready_actions`]: send the leader's messages, apply a snapshot, apply
+//! already-committed entries, persist new entries and hard state, send the messages that must
+//! follow persistence. The caller executes them in order; persistence must be durable before
+//! [`Driver::advance`], because raft then reads the new entries back from the store. `advance`
+//! returns the `LightReady` actions: persist the new commit index, send, and apply what became
+//! committed. After executing those, the caller calls [`Driver::advance_apply`].
+
+use crate::log_store::{LogStore, LogStoreError};
+use crate::logger::raft_logger;
+use raft::prelude::{Entry, HardState, Message, Snapshot};
+use raft::{Config, RawNode, StateRole};
+
+/// Driver limits.
+pub mod limits {
+    /// Bytes of entries in one append message.
+    pub const MESSAGE_SIZE_MAX: u64 = 16 * 1024 * 1024;
+    /// Append messages in flight to one follower.
+    pub const INFLIGHT_MESSAGES_MAX: usize = 64;
+    /// Bytes of committed entries handed out by one ready.
+    pub const COMMITTED_SIZE_PER_READY_MAX: u64 = 64 * 1024 * 1024;
+    /// Bytes of proposed but uncommitted entries the leader accepts.
+    pub const UNCOMMITTED_SIZE_MAX: u64 = 256 * 1024 * 1024;
+}
+
+/// How a node runs Raft.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// This node's Raft id (non-zero).
+    pub id: u64,
+    /// Ticks without a leader before campaigning.
+    pub election_ticks: usize,
+    /// Ticks between leader heartbeats.
+    pub heartbeat_ticks: usize,
+    /// The last log index already applied to durable state.
+    pub applied_index: u64,
+    /// When set, the election timeout is exactly this many ticks instead of raft's random
+    /// choice (the simulator derives it from its seed, since raft draws from a thread RNG).
+    pub fixed_election_ticks: Option<usize>,
+}
+
+/// One effect for the caller to carry out, in order.
+#[derive(Debug)]
+pub enum Action {
+    /// Send these messages to their `to` peers.
+    Send(Vec<Message>),
+    /// Install this snapshot in the log store and the state machine.
+    ApplySnapshot(Snapshot),
+    /// Durably append entries and set the hard state, in one synced write.
+    Persist {
+        /// New entries (may overwrite a conflicting suffix).
+        entries: Vec<Entry>,
+        /// New hard state, if it changed.
+        hard_state: Option<HardState>,
+    },
+    /// Durably record the commit index.
+    PersistCommit(u64),
+    /// Apply these committed entries to the state machine, in order.
+    Apply(Vec<Entry>),
+}
+
+/// Why a proposal was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// This node is not the leader; `leader` is the known leader, if any.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader's id, if known.
+        leader: Option<u64>,
+    },
+    /// Raft refused the proposal (for example while a leader transfer is under way).
+    #[error("proposal dropped by raft: {0}")]
+    Dropped(String),
+}
+
+/// A fatal driver failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// raft-rs refused the configuration or the stored state.
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    /// The log store failed.
+    #[error(transparent)]
+    Store(#[from] LogStoreError),
+}
+
+/// Wraps raft-rs' RawNode.
+pub struct Driver<S: LogStore> {
+    node: RawNode<S>,
+    in_progress: Option<raft::Ready>,
+}
+
+impl<S: LogStore> Driver<S> {
+    /// Starts a driver over a store that holds the genesis conf state or a persisted log.
+    pub fn new(config: &DriverConfig, store: S) -> Result<Self, DriverError> {
+        let mut raft_config = Config {
+            id: config.id,
+            election_tick: config.election_ticks,
+            heartbeat_tick: config.heartbeat_ticks,
+            applied: config.applied_index,
+            max_size_per_msg: limits::MESSAGE_SIZE_MAX,
+            max_inflight_msgs: limits::INFLIGHT_MESSAGES_MAX,
+            max_committed_size_per_ready: limits::COMMITTED_SIZE_PER_READY_MAX,
+            max_uncommitted_size: limits::UNCOMMITTED_SIZE_MAX,
+            check_quorum: true,
+            pre_vote: true,
+            ..Config::default()
+        };
+        if let Some(ticks) = config.fixed_election_ticks {
+            raft_config.election_tick = ticks;
+            raft_config.min_election_tick = ticks;
+            raft_config.max_election_tick = ticks + 1;
+        }
+        raft_config.validate()?;
+        let node = RawNode::new(&raft_config, store, &raft_logger(config.id))?;
+        Ok(Self {
+            node,
+            in_progress: None,
+        })
+    }
+
+    /// Advances logical time by one tick.
+    pub fn tick(&mut self) {
+        self.node.tick();
+    }
+
+    /// Hands a message from a peer to raft. Messages from unknown peers or stale terms are
+    /// ignored by raft itself; an error here means the message was malformed for raft.
+    pub fn step(&mut self, message: Message) -> Result<(), raft::Error> {
+        self.node.step(message)
+    }
+
+    /// Proposes an encoded block; only the leader accepts proposals.
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<(), ProposeError> {
+        if self.node.raft.state != StateRole::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader_id(),
+            });
+        }
+        self.node
+            .propose(Vec::new(), data)
+            .map_err(|error| ProposeError::Dropped(error.to_string()))
+    }
+
+    /// Starts an election at once (used by a single-node network at start-up).
+    pub fn campaign(&mut self) -> Result<(), raft::Error> {
+        self.node.campaign()
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.node.raft.state == StateRole::Leader
+    }
+
+    /// The known leader's id.
+    pub fn leader_id(&self) -> Option<u64> {
+        match self.node.raft.leader_id {
+            0 => None,
+            id => Some(id),
+        }
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.node.raft.term
+    }
+
+    /// The highest committed log index.
+    pub fn commit_index(&self) -> u64 {
+        self.node.raft.raft_log.committed
+    }
+
+    /// The last log index.
+    pub fn last_index(&self) -> u64 {
+        self.node.raft.raft_log.last_index()
+    }
+
+    /// This node's role as a word, for status and metrics.
+    pub fn role_name(&self) -> &'static str {
+        match self.node.raft.state {
+            StateRole::Leader => "leader",
+            StateRole::Follower => "follower",
+            StateRole::Candidate => "candidate",
+            StateRole::PreCandidate => "pre_candidate",
+        }
+    }
+
+    /// Access to the log store (shared with the node through clones or interior mutability).
+    pub fn store(&self) -> &S {
+        self.node.store()
+    }
+
+    /// The first-phase actions of the next Ready, or `None` when raft has nothing to do.
+    /// Call [`Driver::advance`] once they are carried out.
+    pub fn ready_actions(&mut self) -> Option<Vec<Action>> {
+        assert!(
+            self.in_progress.is_none(),
+            "advance() must follow ready_actions() before the next ready"
+        );
+        if !self.node.has_ready() {
+            return None;
+        }
+        let mut ready = self.node.ready();
+        let mut actions = Vec::new();
+        if !ready.messages().is_empty() {
+            actions.push(Action::Send(ready.take_messages()));
+        }
+        if !ready.snapshot().is_empty() {
+            actions.push(Action::ApplySnapshot(ready.snapshot().clone()));
+        }
+        let committed = ready.take_committed_entries();
+        if !committed.is_empty() {
+            actions.push(Action::Apply(committed));
+        }
+        let entries = ready.take_entries();
+        let hard_state = ready.hs().cloned();
+        if !entries.is_empty() || hard_state.is_some() {
+            actions.push(Action::Persist {
+                entries,
+                hard_state,
+            });
+        }
+        if !ready.persisted_messages().is_empty() {
+            actions.push(Action::Send(ready.take_persisted_messages()));
+        }
+        self.in_progress = Some(ready);
+        Some(actions)
+    }
+
+    /// Second phase, after the first phase's actions are durable: the actions of the LightReady.
+    pub fn advance(&mut self) -> Vec<Action> {
+        let ready = self
+            .in_progress
+            .take()
+            .expect("advance() follows ready_actions()");
+        let mut light = self.node.advance(ready);
+        let mut actions = Vec::new();
+        if let Some(commit) = light.commit_index() {
+            actions.push(Action::PersistCommit(commit));
+        }
+        if !light.messages().is_empty() {
+            actions.push(Action::Send(light.take_messages()));
+        }
+        let committed = light.take_committed_entries();
+        if !committed.is_empty() {
+            actions.push(Action::Apply(committed));
+        }
+        actions
+    }
+
+    /// Tells raft that every `Apply` action handed out so far has been applied.
+    pub fn advance_apply(&mut self) {
+        self.node.advance_apply();
+    }
+
+    /// Tells raft a peer could not be reached, so it stops pipelining to it.
+    pub fn report_unreachable(&mut self, peer: u64) {
+        self.node.report_unreachable(peer);
+    }
+}
+
+/// Carries out the persistence actions against a log store; other actions are the caller's.
+pub fn persist_action<S: LogStore>(store: &S, action: &Action) -> Result<(), LogStoreError> {
+    match action {
+        Action::Persist {
+            entries,
+            hard_state,
+        } => store.persist(entries, hard_state.as_ref()),
+        Action::PersistCommit(commit) => store.persist_commit(*commit),
+        Action::ApplySnapshot(snapshot) => store.apply_snapshot(snapshot.clone()),
+        Action::Send(_) | Action::Apply(_) => Ok(()),
+    }
+}

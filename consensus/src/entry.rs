@@ -1,0 +1,28 @@
+//! Which Raft entries are blocks: normal entries with data. Empty entries (a new leader's
+//! no-op) and configuration changes are not, so block heights count proposals only.
+
+use raft::prelude::{Entry, EntryType};
+use tpw_contracts::codec::DecodeError;
+use tpw_contracts::Proposal;
+
+/// What a committed entry means to the ledger.
+#[derive(Debug)]
+pub enum EntryKind {
+    /// A block proposal.
+    Block(Proposal),
+    /// Not a block; nothing to apply to the ledger.
+    Skip,
+    /// A normal entry whose payload does not decode: every node skips it alike.
+    Malformed(DecodeError),
+}
+
+/// Classifies a committed entry.
+pub fn classify(entry: &Entry) -> EntryKind {
+    if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
+        return EntryKind::Skip;
+    }
+    match Proposal::from_bytes(&entry.data) {
+        Ok(proposal) => EntryKind::Block(proposal),
+        Err(error) => EntryKind::Malformed(error),
+    }
+}
