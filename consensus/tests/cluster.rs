@@ -1,5 +1,6 @@
 //! Three replicas of the real driver and ledger in one process, with an in-memory network:
 //! they commit identical chains, and losing the leader loses nothing committed.
+#![allow(clippy::unwrap_used)] // Test helpers outside #[test] functions may unwrap too.
 
 use ed25519_dalek::SigningKey;
 use std::collections::VecDeque;

@@ -19,17 +19,15 @@ use std::collections::BTreeMap;
 #[error("state store failure: {0}")]
 pub struct StoreError(pub String);
 
+/// Records as (key, value) pairs in key order.
+pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Read access to the committed ledger state.
 pub trait StateStore {
     /// The value of `key`, if present.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Up to `limit` records with `start <= key < end`, in key order.
-    fn scan(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Records, StoreError>;
 }
 
 /// Record changes of one block: `None` deletes. Ordered, so applying it is deterministic.
@@ -258,12 +256,7 @@ impl StateStore for MemStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.records.get(key).cloned())
     }
-    fn scan(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Records, StoreError> {
         Ok(self
             .records
             .range(start.to_vec()..end.to_vec())

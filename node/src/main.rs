@@ -1,1 +1,462 @@
-fn main() {}
+//! `tpw`: run a settlement node, manage keys and genesis, and act as a client of a node.
+#![allow(clippy::print_stdout)]
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use tpw_contracts::view::OperationView;
+use tpw_contracts::{Body, Genesis, Operation, TransferKind};
+use tpw_node::client::Client;
+use tpw_node::config::{NodeConfig, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "tpw",
+    version,
+    about = "tpwalletoec settlement node, admin and client"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// The node's API address.
+    #[arg(long, env = "TPW_NODE", default_value = "http://127.0.0.1:7100")]
+    node: String,
+}
+
+#[derive(clap::Args)]
+struct SignArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The signer's key file.
+    #[arg(long)]
+    key: PathBuf,
+    /// Return at once instead of waiting for commit.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+#[derive(Subcommand)]
+enum GenesisCommand {
+    /// Checks a genesis spec, computes its network id and writes the genesis file.
+    Create {
+        /// Genesis JSON without network_id.
+        #[arg(long)]
+        spec: PathBuf,
+        /// Where to write the genesis.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generates an ed25519 key file (mode 0600) and prints its public key.
+    Keygen {
+        /// Where to write it; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Genesis tools.
+    Genesis {
+        #[command(subcommand)]
+        command: GenesisCommand,
+    },
+    /// Runs a node.
+    Run {
+        /// TOML configuration file.
+        #[arg(long, env = "TPW_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data folder.
+        #[arg(long, env = "TPW_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Genesis file.
+        #[arg(long, env = "TPW_GENESIS_FILE")]
+        genesis: Option<PathBuf>,
+        /// Node key file.
+        #[arg(long, env = "TPW_NODE_KEY_FILE")]
+        node_key: Option<PathBuf>,
+        /// API listen address.
+        #[arg(long, env = "TPW_API_LISTEN")]
+        api_listen: Option<String>,
+        /// Log format: text or json.
+        #[arg(long, env = "TPW_LOG_FORMAT")]
+        log_format: Option<String>,
+        /// Log filter, such as info.
+        #[arg(long, env = "TPW_LOG_LEVEL")]
+        log_level: Option<String>,
+    },
+    /// Signs and submits a transfer (posted, or pending with --pending-timeout-ms).
+    Transfer {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Client transfer id (unique per signer).
+        #[arg(long)]
+        id: u128,
+        /// Debited account (owned by the signer).
+        #[arg(long)]
+        debit: u128,
+        /// Credited account.
+        #[arg(long)]
+        credit: u128,
+        /// Asset id.
+        #[arg(long)]
+        asset: u32,
+        /// Amount in minor units.
+        #[arg(long)]
+        amount: u128,
+        /// Reserve instead of posting, for this many ms of block time.
+        #[arg(long)]
+        pending_timeout_ms: Option<u64>,
+        /// Free client reference.
+        #[arg(long, default_value_t = 0)]
+        reference: u128,
+    },
+    /// Posts (completes) a pending transfer of the signer.
+    Post {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// This operation's transfer id.
+        #[arg(long)]
+        id: u128,
+        /// The pending transfer's id.
+        #[arg(long)]
+        pending_id: u128,
+        /// Amount to post, at most the reserved amount.
+        #[arg(long)]
+        amount: u128,
+    },
+    /// Voids a pending transfer of the signer.
+    Void {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// This operation's transfer id.
+        #[arg(long)]
+        id: u128,
+        /// The pending transfer's id.
+        #[arg(long)]
+        pending_id: u128,
+    },
+    /// Opens an account (signed by the owner or its bank member).
+    OpenAccount {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// New account id.
+        #[arg(long)]
+        account: u128,
+        /// Owner participant id.
+        #[arg(long)]
+        owner: u64,
+        /// Asset id.
+        #[arg(long)]
+        asset: u32,
+        /// Flags: debits_must_not_exceed_credits, credits_must_not_exceed_debits.
+        #[arg(long = "flag")]
+        flags: Vec<String>,
+    },
+    /// Signs and submits a linked (all-or-nothing) batch read from a JSON file of operations.
+    Linked {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// JSON array of operations, as in docs/api.md.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Shows an account.
+    Account {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Account id.
+        id: u128,
+    },
+    /// Shows a transaction by id.
+    Tx {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Transaction id, hex.
+        tx_id: String,
+    },
+    /// Shows a transfer by participant and client id.
+    TransferStatus {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Submitting participant.
+        #[arg(long)]
+        participant: u64,
+        /// Transfer id.
+        #[arg(long)]
+        id: u128,
+    },
+    /// Creates a demo network in a folder, starts its node, runs example settlements and serves.
+    Demo {
+        /// Folder for keys, genesis and data.
+        #[arg(long, default_value = "demo-net")]
+        dir: PathBuf,
+        /// API listen address.
+        #[arg(long, default_value = "127.0.0.1:7100")]
+        api_listen: String,
+        /// Exit after the scenario instead of serving.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn submit(sign: &SignArgs, body: Body) -> anyhow::Result<()> {
+    let key = tpw_node::keys::load(&sign.key)?;
+    let client = Client::new(&sign.client.node);
+    let (status, response) = client.sign_and_submit(&key, body, !sign.no_wait).await?;
+    print_json(&response)?;
+    if status == 422 {
+        bail!("the ledger rejected the transaction");
+    }
+    Ok(())
+}
+
+fn create_genesis(spec: &Path, out: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(spec).with_context(|| format!("cannot read {}", spec.display()))?;
+    let genesis: Genesis = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not genesis JSON", spec.display()))?;
+    let genesis = Genesis {
+        network_id: None,
+        ..genesis
+    };
+    genesis.build()?;
+    let network_id = hex::encode(genesis.compute_network_id()?);
+    let genesis = Genesis {
+        network_id: Some(network_id.clone()),
+        ..genesis
+    };
+    std::fs::write(out, serde_json::to_string_pretty(&genesis)? + "\n")
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    print_json(&serde_json::json!({ "network_id": network_id, "genesis": out }))
+}
+
+async fn demo(dir: &Path, api_listen: &str, once: bool) -> anyhow::Result<()> {
+    let config_path = tpw_node::demo::prepare(dir, api_listen)?;
+    let config = NodeConfig::load(Some(&config_path), &Overrides::default())?;
+    tpw_node::init_logging(&config.log.format, "warn");
+    let node = tpw_node::node::start(&config).await?;
+    let client = Client::new(&format!("http://{}", node.api_address));
+    println!(
+        "tpwalletoec demo node serving at http://{}",
+        node.api_address
+    );
+    for report in tpw_node::demo::run_scenario(dir, &client).await? {
+        println!(
+            "{:<82} {:<30} height {}",
+            report.step,
+            report.code,
+            report.height.map(|h| h.to_string()).unwrap_or_default()
+        );
+    }
+    println!("\nBalances (minor units, credits - debits posted):");
+    let mut totals = std::collections::BTreeMap::<u32, (u128, u128)>::new();
+    for (id, asset) in tpw_node::demo::all_accounts() {
+        if let Some(response) = client.account(id).await? {
+            let account = response.account;
+            let total = totals.entry(asset).or_default();
+            total.0 += account.debits_posted;
+            total.1 += account.credits_posted;
+            let balance = account.credits_posted as i128 - account.debits_posted as i128;
+            println!(
+                "  account {id:>5} asset {asset} owner {}: {balance}",
+                account.owner
+            );
+        }
+    }
+    for (asset, (debits, credits)) in totals {
+        println!(
+            "  asset {asset}: debits {debits} = credits {credits}: {}",
+            if debits == credits {
+                "conserved"
+            } else {
+                "NOT CONSERVED"
+            }
+        );
+    }
+    println!(
+        "\nTry: cargo run --release --locked --bin tpw -- account --node http://{} 301",
+        node.api_address
+    );
+    if once {
+        return node.stop().await;
+    }
+    println!("Serving; press Ctrl-C to stop.");
+    node.serve_until_signal().await
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keygen { out } => {
+            let key = tpw_node::keys::generate()?;
+            tpw_node::keys::write(&out, &key)?;
+            print_json(
+                &serde_json::json!({ "public_key": hex::encode(key.verifying_key().to_bytes()), "file": out }),
+            )
+        }
+        Command::Genesis {
+            command: GenesisCommand::Create { spec, out },
+        } => create_genesis(&spec, &out),
+        Command::Run {
+            config,
+            data_dir,
+            genesis,
+            node_key,
+            api_listen,
+            log_format,
+            log_level,
+        } => {
+            let overrides = Overrides {
+                data_dir,
+                genesis_file: genesis,
+                node_key_file: node_key,
+                api_listen,
+                log_format,
+                log_level,
+            };
+            let config = NodeConfig::load(config.as_deref(), &overrides)?;
+            tpw_node::init_logging(&config.log.format, &config.log.level);
+            tracing::info!(config = %serde_json::to_string(&config)?, "effective configuration");
+            let node = tpw_node::node::start(&config).await?;
+            node.serve_until_signal().await
+        }
+        Command::Transfer {
+            sign,
+            id,
+            debit,
+            credit,
+            asset,
+            amount,
+            pending_timeout_ms,
+            reference,
+        } => {
+            let kind = pending_timeout_ms.map_or(TransferKind::Posted, |timeout_ms| {
+                TransferKind::Pending { timeout_ms }
+            });
+            let operation = Operation::Transfer {
+                id,
+                debit_account: debit,
+                credit_account: credit,
+                asset,
+                amount,
+                kind,
+                reference,
+            };
+            submit(&sign, Body::single(operation)).await
+        }
+        Command::Post {
+            sign,
+            id,
+            pending_id,
+            amount,
+        } => {
+            submit(
+                &sign,
+                Body::single(Operation::PostPending {
+                    id,
+                    pending_id,
+                    amount,
+                }),
+            )
+            .await
+        }
+        Command::Void {
+            sign,
+            id,
+            pending_id,
+        } => {
+            submit(
+                &sign,
+                Body::single(Operation::VoidPending { id, pending_id }),
+            )
+            .await
+        }
+        Command::OpenAccount {
+            sign,
+            account,
+            owner,
+            asset,
+            flags,
+        } => {
+            let flags = tpw_contracts::genesis::parse_flags(&flags).map_err(anyhow::Error::msg)?;
+            submit(
+                &sign,
+                Body::single(Operation::OpenAccount {
+                    account,
+                    owner,
+                    asset,
+                    flags,
+                }),
+            )
+            .await
+        }
+        Command::Linked { sign, file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let views: Vec<OperationView> = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a JSON array of operations", file.display()))?;
+            let operations = views
+                .iter()
+                .map(OperationView::to_operation)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            let body = Body::linked(operations);
+            body.check_shape().map_err(|error| {
+                anyhow::anyhow!("a linked batch needs 2 to 64 operations: {error}")
+            })?;
+            submit(&sign, body).await
+        }
+        Command::Account { client, id } => match Client::new(&client.node).account(id).await? {
+            Some(response) => print_json(&response),
+            None => bail!("account {id} not found"),
+        },
+        Command::Tx { client, tx_id } => match Client::new(&client.node).transaction(&tx_id).await?
+        {
+            Some(response) => print_json(&response),
+            None => bail!("transaction {tx_id} not found"),
+        },
+        Command::TransferStatus {
+            client,
+            participant,
+            id,
+        } => match Client::new(&client.node).transfer(participant, id).await? {
+            Some(response) => print_json(&response),
+            None => bail!("transfer {participant}/{id} not found"),
+        },
+        Command::Demo {
+            dir,
+            api_listen,
+            once,
+        } => demo(&dir, &api_listen, once).await,
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

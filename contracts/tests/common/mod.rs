@@ -1,5 +1,5 @@
 //! A small ledger fixture shared by the contracts integration tests.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
 use ed25519_dalek::SigningKey;
 use std::collections::BTreeMap;

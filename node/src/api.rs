@@ -1,0 +1,697 @@
+//! The HTTP API under /v1 (axum, JSON), /metrics for Prometheus, and the error mapping that
+//! gives every refusal an HTTP status, a stable code and a message saying what to fix.
+
+use crate::api_types::*;
+use crate::limits::{
+    BODY_SIZE_MAX, RECENT_BLOCKS_MAX, SUBMIT_TRANSACTIONS_MAX, WAITERS_MAX,
+    WAIT_TIMEOUT_MS_DEFAULT, WAIT_TIMEOUT_MS_MAX,
+};
+use crate::metrics::Metrics;
+use crate::runtime::{Command, Committed, Shared, SubmitError};
+use crate::storage::{LedgerReader, StorageError};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+use tpw_contracts::model::{from_bytes, Account, Hash};
+use tpw_contracts::sig::{verify_all, SignatureItem};
+use tpw_contracts::state::{account_key, signer_key};
+use tpw_contracts::tx::EnvelopeError;
+use tpw_contracts::view::{AccountView, HeaderView, ReceiptView, TransactionView, TransferView};
+use tpw_contracts::{transaction_id, Operation, ResultCode, Transaction};
+
+/// What the handlers share.
+pub struct ApiContext {
+    /// State shared with the raft loop.
+    pub shared: Arc<Shared>,
+    /// Ledger reads.
+    pub reader: LedgerReader,
+    /// Commands to the raft loop.
+    pub commands: SyncSender<Command>,
+    /// This network's id.
+    pub network_id: Hash,
+    /// This node's Raft id.
+    pub node_id: u64,
+}
+
+type AppState = Arc<ApiContext>;
+
+/// An API refusal.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    index: Option<usize>,
+    retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            index: None,
+            retry_after_s: None,
+        }
+    }
+    fn at(mut self, index: usize) -> Self {
+        self.index = Some(index);
+        self
+    }
+    fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+    fn storage(error: StorageError) -> Self {
+        tracing::error!(%error, "storage read failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_error",
+            "the node could not read its storage; try another node",
+        )
+    }
+    fn unavailable(error: SubmitError) -> Self {
+        let code = match error {
+            SubmitError::NotLeader { .. } => "not_leader",
+            SubmitError::Overloaded => "overloaded",
+            SubmitError::Stopping => "stopping",
+        };
+        let mut api_error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string());
+        api_error.retry_after_s = Some(1);
+        api_error
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorResponse {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+                index: self.index,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
+    }
+}
+
+/// Builds the router.
+pub fn router(context: Arc<ApiContext>) -> Router {
+    Router::new()
+        .route("/v1/transactions", post(submit))
+        .route("/v1/transactions/{tx_id}", get(transaction))
+        .route("/v1/accounts/{id}", get(account))
+        .route("/v1/transfers/{participant}/{id}", get(transfer))
+        .route("/v1/blocks", get(recent_blocks))
+        .route("/v1/blocks/{height}", get(block))
+        .route("/v1/status", get(status))
+        .route("/v1/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; see docs/api.md",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_SIZE_MAX))
+        .with_state(context)
+}
+
+fn parse_hash(text: &str, code: &'static str) -> Result<Hash, ApiError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                code,
+                format!("{text:?} is not 64 hex digits"),
+            )
+        })
+}
+
+fn parse_u128(text: &str, code: &'static str) -> Result<u128, ApiError> {
+    tpw_contracts::decimal::parse(text)
+        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, code, message))
+}
+
+fn envelope_error(error: EnvelopeError) -> ApiError {
+    let code = match &error {
+        EnvelopeError::Malformed(_) => "malformed_transaction",
+        EnvelopeError::TooLarge { .. } => "transaction_too_large",
+        EnvelopeError::UnsupportedVersion(_) => "unsupported_version",
+        EnvelopeError::WrongNetwork { .. } => "wrong_network",
+    };
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        code,
+        format!("{error}; build it with the encoding in docs/encoding.md"),
+    )
+}
+
+/// An admitted transaction: its id, bytes, and its commit if it is already in a block.
+type Admitted = (Hash, Vec<u8>, Option<Committed>);
+
+/// Decodes, verifies and pre-checks a submission, and finds the ones already committed.
+fn admit(context: &ApiContext, request: &SubmitRequest) -> Result<Vec<Admitted>, ApiError> {
+    let mut envelopes = Vec::with_capacity(request.transactions.len());
+    let mut transactions = Vec::with_capacity(request.transactions.len());
+    for (index, text) in request.transactions.iter().enumerate() {
+        let bytes = hex::decode(text).map_err(|error| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_hex",
+                format!("transaction is not hex: {error}"),
+            )
+            .at(index)
+        })?;
+        let transaction = Transaction::from_bytes(&bytes, &context.network_id)
+            .map_err(|error| envelope_error(error).at(index))?;
+        transactions.push(transaction);
+        envelopes.push(bytes);
+    }
+    let messages: Vec<Vec<u8>> = transactions
+        .iter()
+        .map(Transaction::signed_message)
+        .collect();
+    let items: Vec<SignatureItem<'_>> = transactions
+        .iter()
+        .zip(&messages)
+        .map(|(transaction, message)| SignatureItem {
+            key: &transaction.signer,
+            signature: &transaction.signature,
+            message,
+        })
+        .collect();
+    if let Some(index) = verify_all(&items).iter().position(|valid| !valid) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_signature",
+            "the signature does not verify under the signer key; sign the bytes described in docs/encoding.md",
+        )
+        .at(index));
+    }
+    precheck(context, &transactions)?;
+    let mut admitted = Vec::with_capacity(envelopes.len());
+    for bytes in envelopes {
+        let tx_id = transaction_id(&bytes);
+        let committed = stored_commit(&context.reader, &tx_id).map_err(ApiError::storage)?;
+        admitted.push((tx_id, bytes, committed));
+    }
+    Ok(admitted)
+}
+
+/// Refuses what cannot succeed whatever happens first: unknown signers, unknown accounts, and
+/// assets that do not match the accounts. Accounts opened earlier in the same request count.
+fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), ApiError> {
+    let mut opened: BTreeMap<u128, u32> = BTreeMap::new();
+    let mut signers: BTreeSet<[u8; 32]> = BTreeSet::new();
+    for (index, transaction) in transactions.iter().enumerate() {
+        if !signers.contains(&transaction.signer) {
+            if context
+                .reader
+                .state_now(&signer_key(&transaction.signer))
+                .map_err(ApiError::storage)?
+                .is_none()
+            {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "unknown_signer",
+                    "the signer key is not registered to any participant of this network",
+                )
+                .at(index));
+            }
+            signers.insert(transaction.signer);
+        }
+        for operation in &transaction.body.operations {
+            match operation {
+                Operation::OpenAccount { account, asset, .. } => {
+                    opened.insert(*account, *asset);
+                }
+                Operation::Transfer {
+                    debit_account,
+                    credit_account,
+                    asset,
+                    ..
+                } => {
+                    for id in [debit_account, credit_account] {
+                        let account_asset = match opened.get(id) {
+                            Some(asset) => *asset,
+                            None => match context
+                                .reader
+                                .state_now(&account_key(*id))
+                                .map_err(ApiError::storage)?
+                            {
+                                None => {
+                                    return Err(ApiError::new(
+                                        StatusCode::UNPROCESSABLE_ENTITY,
+                                        "unknown_account",
+                                        format!("account {id} does not exist; open it first"),
+                                    )
+                                    .at(index))
+                                }
+                                Some(bytes) => {
+                                    from_bytes(&bytes, Account::decode)
+                                        .map_err(|error| {
+                                            ApiError::storage(StorageError::Corrupt(
+                                                error.to_string(),
+                                            ))
+                                        })?
+                                        .asset
+                                }
+                            },
+                        };
+                        if account_asset != *asset {
+                            return Err(ApiError::new(
+                                StatusCode::UNPROCESSABLE_ENTITY,
+                                "asset_mismatch",
+                                format!("account {id} is in asset {account_asset}, the transfer names asset {asset}"),
+                            )
+                            .at(index));
+                        }
+                    }
+                }
+                Operation::PostPending { .. } | Operation::VoidPending { .. } => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn committed_result(tx_id: &Hash, committed: &Committed) -> SubmitResult {
+    SubmitResult {
+        tx_id: hex::encode(tx_id),
+        status: "committed".into(),
+        height: Some(committed.height),
+        position: Some(committed.position),
+        code: Some(committed.receipt.code),
+        operations: Some(committed.receipt.operations.clone()),
+    }
+}
+
+fn pending_result(tx_id: &Hash, status: &str) -> SubmitResult {
+    SubmitResult {
+        tx_id: hex::encode(tx_id),
+        status: status.into(),
+        height: None,
+        position: None,
+        code: None,
+        operations: None,
+    }
+}
+
+fn stored_commit(reader: &LedgerReader, tx_id: &Hash) -> Result<Option<Committed>, StorageError> {
+    let Some(location) = reader.tx_location(tx_id)? else {
+        return Ok(None);
+    };
+    let Some(block) = reader.block(location.height)? else {
+        return Err(StorageError::Corrupt(format!(
+            "tx index names missing block {}",
+            location.height
+        )));
+    };
+    let receipt = block
+        .receipts
+        .get(location.position as usize)
+        .cloned()
+        .ok_or_else(|| StorageError::Corrupt("tx index names a missing receipt".into()))?;
+    Ok(Some(Committed {
+        height: location.height,
+        position: location.position,
+        receipt,
+    }))
+}
+
+async fn submit(
+    State(context): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let result = submit_inner(&context, body).await;
+    if result.is_err() {
+        Metrics::add(&context.shared.metrics.submissions_refused, 1);
+    }
+    result
+}
+
+async fn submit_inner(
+    context: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the body exceeds {BODY_SIZE_MAX} bytes; send fewer transactions per request"
+                ),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", rejection.body_text())
+        }
+    })?;
+    let request: SubmitRequest = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("{error}; expected {{\"transactions\": [hex, ...], \"wait\": bool}}"),
+        )
+    })?;
+    if request.transactions.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_batch",
+            "send at least one transaction",
+        ));
+    }
+    if request.transactions.len() > SUBMIT_TRANSACTIONS_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "{} transactions in one request; the limit is {SUBMIT_TRANSACTIONS_MAX}",
+                request.transactions.len()
+            ),
+        ));
+    }
+    let timeout_ms = request.timeout_ms.unwrap_or(WAIT_TIMEOUT_MS_DEFAULT);
+    if timeout_ms > WAIT_TIMEOUT_MS_MAX {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_timeout",
+            format!("timeout_ms must be at most {WAIT_TIMEOUT_MS_MAX}"),
+        ));
+    }
+    let wait = request.wait;
+    let admitted = {
+        let context = Arc::clone(context);
+        tokio::task::spawn_blocking(move || admit(&context, &request))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "admission task failed",
+                )
+            })??
+    };
+    let mut results: Vec<Option<SubmitResult>> = vec![None; admitted.len()];
+    let mut receivers = Vec::new();
+    let mut to_queue = Vec::new();
+    {
+        let mut waiters = context
+            .shared
+            .waiters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut received = context
+            .shared
+            .received
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if waiters.len() + admitted.len() > WAITERS_MAX {
+            return Err(ApiError::unavailable(SubmitError::Overloaded));
+        }
+        for (index, (tx_id, envelope, committed)) in admitted.into_iter().enumerate() {
+            if let Some(committed) = committed {
+                results[index] = Some(committed_result(&tx_id, &committed));
+                continue;
+            }
+            if !received.contains(&tx_id) {
+                received.insert(tx_id);
+                to_queue.push((tx_id, envelope));
+            }
+            if wait {
+                let (sender, receiver) = tokio::sync::oneshot::channel();
+                waiters.entry(tx_id).or_default().push(sender);
+                receivers.push((index, tx_id, receiver));
+            } else {
+                results[index] = Some(pending_result(&tx_id, "received"));
+            }
+        }
+    }
+    if !to_queue.is_empty() {
+        let queued_ids: Vec<Hash> = to_queue.iter().map(|(tx_id, _)| *tx_id).collect();
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let sent = match context.commands.try_send(Command::Submit {
+            envelopes: to_queue,
+            reply,
+        }) {
+            Ok(()) => outcome.await.unwrap_or(Err(SubmitError::Stopping)),
+            Err(TrySendError::Full(_)) => Err(SubmitError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopping),
+        };
+        if let Err(error) = sent {
+            let mut received = context
+                .shared
+                .received
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut waiters = context
+                .shared
+                .waiters
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for tx_id in queued_ids {
+                received.remove(&tx_id);
+                waiters.remove(&tx_id);
+            }
+            return Err(ApiError::unavailable(error));
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    for (index, tx_id, receiver) in receivers {
+        results[index] = Some(match tokio::time::timeout_at(deadline, receiver).await {
+            Ok(Ok(Ok(committed))) => committed_result(&tx_id, &committed),
+            Ok(Ok(Err(_))) | Ok(Err(_)) => pending_result(&tx_id, "retry"),
+            Err(_) => pending_result(&tx_id, "received"),
+        });
+    }
+    let results: Vec<SubmitResult> = results
+        .into_iter()
+        .map(|result| result.expect("every index gets a result"))
+        .collect();
+    let all_committed = results.iter().all(|result| result.status == "committed");
+    let first_failure = results
+        .iter()
+        .find_map(|result| result.code.filter(|code| *code != ResultCode::Ok));
+    let (status, error) = match (wait, all_committed, first_failure) {
+        (true, true, None) => (StatusCode::OK, None),
+        (true, true, Some(code)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(ErrorDetail {
+                code: code.name().into(),
+                message: code.describe().into(),
+                index: results.iter().position(|result| result.code == Some(code)),
+            }),
+        ),
+        _ => (StatusCode::ACCEPTED, None),
+    };
+    Ok((status, Json(SubmitResponse { results, error })).into_response())
+}
+
+async fn transaction(
+    State(context): State<AppState>,
+    Path(tx_id): Path<String>,
+) -> Result<Json<TransactionResponse>, ApiError> {
+    let tx_id = parse_hash(&tx_id, "bad_tx_id")?;
+    let reader = &context.reader;
+    if let Some(location) = reader.tx_location(&tx_id).map_err(ApiError::storage)? {
+        let block = reader
+            .block(location.height)
+            .map_err(ApiError::storage)?
+            .ok_or_else(|| {
+                ApiError::storage(StorageError::Corrupt(
+                    "tx index names a missing block".into(),
+                ))
+            })?;
+        let position = location.position as usize;
+        let envelope = block.proposal.transactions.get(position);
+        let transaction = envelope
+            .and_then(|bytes| Transaction::from_bytes(bytes, &context.network_id).ok())
+            .map(|transaction| TransactionView::from(&transaction));
+        return Ok(Json(TransactionResponse {
+            tx_id: hex::encode(tx_id),
+            status: "committed".into(),
+            height: Some(location.height),
+            position: Some(location.position),
+            block_time_ms: Some(block.header.time_ms),
+            receipt: block.receipts.get(position).map(ReceiptView::from),
+            transaction,
+        }));
+    }
+    let received = context
+        .shared
+        .received
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .contains(&tx_id);
+    if received {
+        return Ok(Json(TransactionResponse {
+            tx_id: hex::encode(tx_id),
+            status: "received".into(),
+            height: None,
+            position: None,
+            block_time_ms: None,
+            receipt: None,
+            transaction: None,
+        }));
+    }
+    Err(ApiError::not_found("transaction"))
+}
+
+async fn account(
+    State(context): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<AccountResponse>, ApiError> {
+    let id = parse_u128(&id, "bad_account_id")?;
+    match context.reader.account(id).map_err(ApiError::storage)? {
+        Some((account, height)) => Ok(Json(AccountResponse {
+            height,
+            account: AccountView::from(&account),
+        })),
+        None => Err(ApiError::not_found("account")),
+    }
+}
+
+async fn transfer(
+    State(context): State<AppState>,
+    Path((participant, id)): Path<(String, String)>,
+) -> Result<Json<TransferResponse>, ApiError> {
+    let participant = participant.parse::<u64>().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_participant_id",
+            "participant ids are decimal u64",
+        )
+    })?;
+    let id = parse_u128(&id, "bad_transfer_id")?;
+    match context
+        .reader
+        .transfer(participant, id)
+        .map_err(ApiError::storage)?
+    {
+        Some((record, height)) => Ok(Json(TransferResponse {
+            height,
+            transfer: TransferView::from(&record),
+        })),
+        None => Err(ApiError::not_found("transfer")),
+    }
+}
+
+async fn block(
+    State(context): State<AppState>,
+    Path(height): Path<String>,
+) -> Result<Json<BlockResponse>, ApiError> {
+    let height = height.parse::<u64>().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_height",
+            "heights are decimal u64",
+        )
+    })?;
+    let block = context
+        .reader
+        .block(height)
+        .map_err(ApiError::storage)?
+        .ok_or_else(|| ApiError::not_found("block"))?;
+    Ok(Json(BlockResponse {
+        header: HeaderView::from(&block.header),
+        transactions: block
+            .proposal
+            .transactions
+            .iter()
+            .map(|bytes| hex::encode(transaction_id(bytes)))
+            .collect(),
+        receipts: block.receipts.iter().map(ReceiptView::from).collect(),
+    }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecentQuery {
+    limit: Option<u64>,
+}
+
+async fn recent_blocks(
+    State(context): State<AppState>,
+    query: Result<Query<RecentQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RecentBlocksResponse>, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
+    })?;
+    let limit = query.limit.unwrap_or(10).clamp(1, RECENT_BLOCKS_MAX);
+    let (head, _) = context.reader.head().map_err(ApiError::storage)?;
+    let mut blocks = Vec::new();
+    let lowest = head.height.saturating_sub(limit - 1);
+    for height in (lowest..=head.height).rev() {
+        if let Some(block) = context.reader.block(height).map_err(ApiError::storage)? {
+            blocks.push(HeaderView::from(&block.header));
+        }
+    }
+    Ok(Json(RecentBlocksResponse { blocks }))
+}
+
+async fn status(State(context): State<AppState>) -> Json<StatusResponse> {
+    let status = context
+        .shared
+        .status
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    Json(StatusResponse {
+        node_id: context.node_id,
+        network_id: hex::encode(context.network_id),
+        role: status.role.into(),
+        term: status.term,
+        leader_id: status.leader_id,
+        commit_index: status.commit_index,
+        applied_index: status.applied_index,
+        height: status.height,
+        head_hash: hex::encode(status.head_hash),
+        state_root: hex::encode(status.state_root),
+        block_time_ms: status.block_time_ms,
+        queue_depth: status.queue_depth,
+    })
+}
+
+async fn health(State(context): State<AppState>) -> Response {
+    let height = context
+        .shared
+        .status
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .height;
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({ "status": "serving", "height": height })),
+    )
+        .into_response()
+}
+
+async fn metrics(State(context): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        context.shared.metrics.render(),
+    )
+        .into_response()
+}

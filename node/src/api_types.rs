@@ -1,0 +1,158 @@
+//! Request and response bodies of the HTTP API, shared by the server and the client library.
+
+use serde::{Deserialize, Serialize};
+use tpw_contracts::view::{AccountView, HeaderView, ReceiptView, TransactionView, TransferView};
+use tpw_contracts::ResultCode;
+
+/// POST /v1/transactions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// Envelopes, hex.
+    pub transactions: Vec<String>,
+    /// Wait until every transaction is committed (or the timeout passes).
+    #[serde(default)]
+    pub wait: bool,
+    /// How long to wait, in ms.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// Where one submitted transaction stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitResult {
+    /// Transaction id, hex.
+    pub tx_id: String,
+    /// "received" (queued, not yet committed) or "committed".
+    pub status: String,
+    /// Block height, once committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
+    /// Position in the block, once committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
+    /// Outcome, once committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ResultCode>,
+    /// Per-operation outcomes, once committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operations: Option<Vec<ResultCode>>,
+}
+
+/// An error body: a stable code, a message saying what to fix, and the offending item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable snake_case code.
+    pub code: String,
+    /// What was wrong and what to do.
+    pub message: String,
+    /// Index of the offending transaction in the request, where one is at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+}
+
+/// Response of POST /v1/transactions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    /// One result per submitted transaction, in order.
+    pub results: Vec<SubmitResult>,
+    /// Set (with HTTP 422) when a waited-for transaction was rejected by the ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// Any error response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// GET /v1/transactions/{tx_id}.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransactionResponse {
+    /// Transaction id, hex.
+    pub tx_id: String,
+    /// "received" or "committed".
+    pub status: String,
+    /// Block height, once committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
+    /// Position in the block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
+    /// Block time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_time_ms: Option<u64>,
+    /// The receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<ReceiptView>,
+    /// The decoded transaction (absent if its bytes were not a valid envelope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<TransactionView>,
+}
+
+/// GET /v1/accounts/{id}.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountResponse {
+    /// Height the read reflects.
+    pub height: u64,
+    /// The account.
+    pub account: AccountView,
+}
+
+/// GET /v1/transfers/{participant}/{id}.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransferResponse {
+    /// Height the read reflects.
+    pub height: u64,
+    /// The transfer.
+    pub transfer: TransferView,
+}
+
+/// GET /v1/blocks/{height}.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockResponse {
+    /// Header.
+    pub header: HeaderView,
+    /// Transaction ids, hex.
+    pub transactions: Vec<String>,
+    /// Receipts.
+    pub receipts: Vec<ReceiptView>,
+}
+
+/// GET /v1/blocks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecentBlocksResponse {
+    /// Newest first.
+    pub blocks: Vec<HeaderView>,
+}
+
+/// GET /v1/status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// This node's Raft id.
+    pub node_id: u64,
+    /// Network id, hex.
+    pub network_id: String,
+    /// Raft role.
+    pub role: String,
+    /// Raft term.
+    pub term: u64,
+    /// Known leader.
+    pub leader_id: Option<u64>,
+    /// Raft commit index.
+    pub commit_index: u64,
+    /// Raft applied index.
+    pub applied_index: u64,
+    /// Block height.
+    pub height: u64,
+    /// Head hash, hex.
+    pub head_hash: String,
+    /// State root, hex.
+    pub state_root: String,
+    /// Head block time.
+    pub block_time_ms: u64,
+    /// Transactions queued for a block.
+    pub queue_depth: usize,
+}

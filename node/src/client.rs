@@ -1,0 +1,194 @@
+//! A Rust client for the node's HTTP API, used by the CLI and the testnet tools.
+
+use crate::api_types::*;
+use tpw_contracts::model::Hash;
+use tpw_contracts::{Body, Transaction};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The request did not complete.
+    #[error("request to {url} failed: {source}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// The transport error.
+        source: reqwest::Error,
+    },
+    /// The node answered with an error.
+    #[error("node answered {status}: {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+        /// What to fix.
+        message: String,
+    },
+}
+
+/// A connection to one node.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    /// A client for the node at `base` (such as http://127.0.0.1:7100).
+    pub fn new(base: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .timeout(std::time::Duration::from_secs(90))
+            .build()
+            .expect("a plain HTTP client always builds");
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The node's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<(u16, Vec<u8>), ClientError> {
+        let http = |source| ClientError::Http {
+            url: url.to_string(),
+            source,
+        };
+        let response = request.send().await.map_err(http)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(http)?.to_vec();
+        Ok((status, body))
+    }
+
+    fn api_error(status: u16, body: &[u8]) -> ClientError {
+        match serde_json::from_slice::<ErrorResponse>(body) {
+            Ok(error) => ClientError::Api {
+                status,
+                code: error.error.code,
+                message: error.error.message,
+            },
+            Err(_) => ClientError::Api {
+                status,
+                code: "unexpected".into(),
+                message: String::from_utf8_lossy(body).into_owned(),
+            },
+        }
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let (status, body) = self.send(self.http.get(&url), &url).await?;
+        match status {
+            200 => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|error| ClientError::Api {
+                    status,
+                    code: "bad_response".into(),
+                    message: error.to_string(),
+                }),
+            404 => Ok(None),
+            _ => Err(Self::api_error(status, &body)),
+        }
+    }
+
+    /// GET /v1/health: whether the node serves.
+    pub async fn healthy(&self) -> bool {
+        let url = format!("{}/v1/health", self.base);
+        matches!(self.send(self.http.get(&url), &url).await, Ok((200, _)))
+    }
+
+    /// GET /v1/status.
+    pub async fn status(&self) -> Result<StatusResponse, ClientError> {
+        self.get("/v1/status").await?.ok_or(ClientError::Api {
+            status: 404,
+            code: "not_found".into(),
+            message: "no status".into(),
+        })
+    }
+
+    /// The network id, from the node's status.
+    pub async fn network_id(&self) -> Result<Hash, ClientError> {
+        let status = self.status().await?;
+        hex::decode(&status.network_id)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or(ClientError::Api {
+                status: 200,
+                code: "bad_response".into(),
+                message: "network_id is not 32 bytes of hex".into(),
+            })
+    }
+
+    /// POST /v1/transactions. A 422 (a waited-for rejection) is returned as a response, since it
+    /// carries the per-transaction results.
+    pub async fn submit(
+        &self,
+        envelopes: &[Vec<u8>],
+        wait: bool,
+        timeout_ms: Option<u64>,
+    ) -> Result<(u16, SubmitResponse), ClientError> {
+        let request = SubmitRequest {
+            transactions: envelopes.iter().map(hex::encode).collect(),
+            wait,
+            timeout_ms,
+        };
+        let url = format!("{}/v1/transactions", self.base);
+        let (status, body) = self.send(self.http.post(&url).json(&request), &url).await?;
+        match status {
+            200 | 202 | 422 => serde_json::from_slice(&body)
+                .map(|response| (status, response))
+                .map_err(|_| Self::api_error(status, &body)),
+            _ => Err(Self::api_error(status, &body)),
+        }
+    }
+
+    /// Signs a body with `key` for this node's network and submits it.
+    pub async fn sign_and_submit(
+        &self,
+        key: &ed25519_dalek::SigningKey,
+        body: Body,
+        wait: bool,
+    ) -> Result<(u16, SubmitResponse), ClientError> {
+        let network_id = self.network_id().await?;
+        let envelope = Transaction::sign(network_id, key, body).to_bytes();
+        self.submit(&[envelope], wait, None).await
+    }
+
+    /// GET /v1/accounts/{id}.
+    pub async fn account(&self, id: u128) -> Result<Option<AccountResponse>, ClientError> {
+        self.get(&format!("/v1/accounts/{id}")).await
+    }
+
+    /// GET /v1/transactions/{tx_id}.
+    pub async fn transaction(
+        &self,
+        tx_id: &str,
+    ) -> Result<Option<TransactionResponse>, ClientError> {
+        self.get(&format!("/v1/transactions/{tx_id}")).await
+    }
+
+    /// GET /v1/transfers/{participant}/{id}.
+    pub async fn transfer(
+        &self,
+        participant: u64,
+        id: u128,
+    ) -> Result<Option<TransferResponse>, ClientError> {
+        self.get(&format!("/v1/transfers/{participant}/{id}")).await
+    }
+
+    /// GET /v1/blocks/{height}.
+    pub async fn block(&self, height: u64) -> Result<Option<BlockResponse>, ClientError> {
+        self.get(&format!("/v1/blocks/{height}")).await
+    }
+}

@@ -1,0 +1,250 @@
+//! Node configuration: defaults < TOML file < environment (TPW_*) < command-line flags,
+//! validated before the node starts and logged once.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tpw_consensus::BlockLimits;
+
+/// Raft timing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    /// Milliseconds per Raft tick.
+    pub tick_ms: u64,
+    /// Ticks without a leader before an election.
+    pub election_ticks: usize,
+    /// Ticks between heartbeats.
+    pub heartbeat_ticks: usize,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        Self {
+            tick_ms: 100,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+        }
+    }
+}
+
+/// Block limits chosen by this node when it leads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlockConfig {
+    /// Transactions per block.
+    pub transactions_max: usize,
+    /// Bytes of envelopes per block.
+    pub size_max: usize,
+}
+
+impl Default for BlockConfig {
+    fn default() -> Self {
+        let limits = BlockLimits::default();
+        Self {
+            transactions_max: limits.transactions_max,
+            size_max: limits.size_max,
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// "text" or "json".
+    pub format: String,
+    /// A tracing filter such as "info" or "tpw_node=debug,info".
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// The whole node configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Folder of the node's database.
+    pub data_dir: PathBuf,
+    /// The genesis file.
+    pub genesis_file: PathBuf,
+    /// The node's key file (its public key must be in the genesis node set).
+    pub node_key_file: PathBuf,
+    /// Address of the HTTP API.
+    pub api_listen: String,
+    /// Raft timing.
+    pub raft: RaftConfig,
+    /// Block limits.
+    pub blocks: BlockConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            genesis_file: PathBuf::from("genesis.json"),
+            node_key_file: PathBuf::from("node-key.json"),
+            api_listen: "127.0.0.1:7100".into(),
+            raft: RaftConfig::default(),
+            blocks: BlockConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Overrides from flags (already merged with the environment by clap).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// data_dir.
+    pub data_dir: Option<PathBuf>,
+    /// genesis_file.
+    pub genesis_file: Option<PathBuf>,
+    /// node_key_file.
+    pub node_key_file: Option<PathBuf>,
+    /// api_listen.
+    pub api_listen: Option<String>,
+    /// log.format.
+    pub log_format: Option<String>,
+    /// log.level.
+    pub log_level: Option<String>,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl NodeConfig {
+    /// Loads defaults, then the file (if any), then the overrides, then validates.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            None => NodeConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| {
+                    ConfigError(format!("cannot read {}: {error}", path.display()))
+                })?;
+                toml::from_str(&text)
+                    .map_err(|error| ConfigError(format!("{}: {error}", path.display())))?
+            }
+        };
+        if let Some(value) = &overrides.data_dir {
+            config.data_dir = value.clone();
+        }
+        if let Some(value) = &overrides.genesis_file {
+            config.genesis_file = value.clone();
+        }
+        if let Some(value) = &overrides.node_key_file {
+            config.node_key_file = value.clone();
+        }
+        if let Some(value) = &overrides.api_listen {
+            config.api_listen = value.clone();
+        }
+        if let Some(value) = &overrides.log_format {
+            config.log.format = value.clone();
+        }
+        if let Some(value) = &overrides.log_level {
+            config.log.level = value.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every field and the relations between them.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |message: String| Err(ConfigError(message));
+        if self.api_listen.parse::<SocketAddr>().is_err() {
+            return fail(format!(
+                "api_listen {:?} is not an address such as 127.0.0.1:7100",
+                self.api_listen
+            ));
+        }
+        if !(1..=10_000).contains(&self.raft.tick_ms) {
+            return fail("raft.tick_ms must be 1..=10000".into());
+        }
+        if self.raft.heartbeat_ticks == 0 || self.raft.election_ticks <= self.raft.heartbeat_ticks {
+            return fail(
+                "raft.election_ticks must exceed raft.heartbeat_ticks, which must be at least 1"
+                    .into(),
+            );
+        }
+        self.block_limits().validate().map_err(ConfigError)?;
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return fail(format!(
+                "log.format {:?} must be \"text\" or \"json\"",
+                self.log.format
+            ));
+        }
+        for (name, path) in [
+            ("data_dir", &self.data_dir),
+            ("genesis_file", &self.genesis_file),
+            ("node_key_file", &self.node_key_file),
+        ] {
+            if path.as_os_str().is_empty() {
+                return fail(format!("{name} must be set"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The block limits.
+    pub fn block_limits(&self) -> BlockLimits {
+        BlockLimits {
+            transactions_max: self.blocks.transactions_max,
+            size_max: self.blocks.size_max,
+        }
+    }
+
+    /// The API address (validated).
+    pub fn api_address(&self) -> SocketAddr {
+        self.api_listen
+            .parse()
+            .expect("validate() checked api_listen")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_overrides_then_validation() {
+        // Proves precedence (flags over file over defaults) and that bad values are refused clearly.
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"from-file\"\napi_listen = \"127.0.0.1:9000\"\n[raft]\ntick_ms = 50\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            api_listen: Some("127.0.0.1:9001".into()),
+            ..Overrides::default()
+        };
+        let config = NodeConfig::load(Some(&path), &overrides).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("from-file"));
+        assert_eq!(config.api_listen, "127.0.0.1:9001");
+        assert_eq!(config.raft.tick_ms, 50);
+        for bad in [
+            "api_listen = \"nowhere\"",
+            "[raft]\nelection_ticks = 1",
+            "unknown = 1",
+            "[blocks]\ntransactions_max = 0",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let error = NodeConfig::load(Some(&path), &Overrides::default()).unwrap_err();
+            assert!(!error.to_string().is_empty(), "{bad}");
+        }
+    }
+}

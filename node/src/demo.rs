@@ -1,0 +1,328 @@
+//! The demo network: a genesis with two banks, four settlement partners, a regulator and an
+//! operator in two assets, and a scenario of example settlements run against a live node.
+
+use crate::client::Client;
+use anyhow::{bail, Context};
+use ed25519_dalek::SigningKey;
+use std::path::Path;
+use tpw_contracts::genesis::{
+    GenesisAccount, GenesisAsset, GenesisFunding, GenesisNode, GenesisParticipant, NodeRole,
+};
+use tpw_contracts::model::Role;
+use tpw_contracts::{Body, Genesis, Operation, TransferKind};
+
+/// Participants of the demo: (id, key file stem, name, role, sponsoring bank).
+pub const PARTICIPANTS: [(u64, &str, &str, Role, Option<u64>); 8] = [
+    (1, "bank-a", "Alpine Bank", Role::BankMember, None),
+    (2, "bank-b", "Baltic Bank", Role::BankMember, None),
+    (
+        3,
+        "acme",
+        "Acme Manufacturing",
+        Role::SettlementPartner,
+        Some(1),
+    ),
+    (
+        4,
+        "globex",
+        "Globex Logistics",
+        Role::SettlementPartner,
+        Some(1),
+    ),
+    (
+        5,
+        "initech",
+        "Initech Software",
+        Role::SettlementPartner,
+        Some(2),
+    ),
+    (
+        6,
+        "umbrella",
+        "Umbrella Payments",
+        Role::SettlementPartner,
+        Some(2),
+    ),
+    (7, "regulator", "Financial Regulator", Role::Regulator, None),
+    (8, "operator", "Network Operator", Role::Operator, None),
+];
+/// Asset ids.
+pub const EUR: u32 = 1;
+/// Asset ids.
+pub const USD: u32 = 2;
+
+/// A partner's account in an asset: participant id * 100 + asset id.
+pub fn account_of(participant: u64, asset: u32) -> u128 {
+    u128::from(participant) * 100 + u128::from(asset)
+}
+
+/// Issuance account of an asset.
+pub fn issuance_of(asset: u32) -> u128 {
+    u128::from(asset) * 1000
+}
+
+fn key_path(dir: &Path, stem: &str) -> std::path::PathBuf {
+    dir.join("keys").join(format!("{stem}.json"))
+}
+
+/// Creates keys, genesis and node config in `dir` unless they exist; returns the config path.
+pub fn prepare(dir: &Path, api_listen: &str) -> anyhow::Result<std::path::PathBuf> {
+    let genesis_path = dir.join("genesis.json");
+    let config_path = dir.join("node.toml");
+    if genesis_path.exists() {
+        return Ok(config_path);
+    }
+    std::fs::create_dir_all(dir.join("keys"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut participants = Vec::new();
+    for (id, stem, name, role, bank) in PARTICIPANTS {
+        let key = crate::keys::generate()?;
+        crate::keys::write(&key_path(dir, stem), &key)?;
+        participants.push(GenesisParticipant {
+            id,
+            name: name.into(),
+            role,
+            bank,
+            keys: vec![hex::encode(key.verifying_key().to_bytes())],
+        });
+    }
+    let node_key = crate::keys::generate()?;
+    crate::keys::write(&key_path(dir, "node-1"), &node_key)?;
+    let no_overdraft = vec!["debits_must_not_exceed_credits".to_string()];
+    let mut accounts = Vec::new();
+    let mut funding = Vec::new();
+    for partner in 3..=6u64 {
+        for asset in [EUR, USD] {
+            accounts.push(GenesisAccount {
+                id: account_of(partner, asset),
+                owner: partner,
+                asset,
+                flags: no_overdraft.clone(),
+            });
+            funding.push(GenesisFunding {
+                account: account_of(partner, asset),
+                amount: 100_000_000,
+            });
+        }
+    }
+    let genesis = Genesis {
+        network_name: "tpw-demo".into(),
+        genesis_time_ms: crate::runtime::now_ms(),
+        participants,
+        assets: vec![
+            GenesisAsset {
+                id: EUR,
+                code: "EUR".into(),
+                scale: 2,
+                issuer: 1,
+                issuance_account: issuance_of(EUR),
+            },
+            GenesisAsset {
+                id: USD,
+                code: "USD".into(),
+                scale: 2,
+                issuer: 2,
+                issuance_account: issuance_of(USD),
+            },
+        ],
+        accounts,
+        funding,
+        nodes: vec![GenesisNode {
+            id: 1,
+            name: "bank-1".into(),
+            public_key: hex::encode(node_key.verifying_key().to_bytes()),
+            role: NodeRole::Voter,
+        }],
+        network_id: None,
+    };
+    let genesis = Genesis {
+        network_id: Some(hex::encode(genesis.compute_network_id()?)),
+        ..genesis
+    };
+    std::fs::write(
+        &genesis_path,
+        serde_json::to_string_pretty(&genesis)? + "\n",
+    )?;
+    let config = format!(
+        "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"{api_listen}\"\n",
+        dir.join("data").display(),
+        genesis_path.display(),
+        key_path(dir, "node-1").display()
+    );
+    std::fs::write(&config_path, config)?;
+    Ok(config_path)
+}
+
+fn load_key(dir: &Path, stem: &str) -> anyhow::Result<SigningKey> {
+    Ok(crate::keys::load(&key_path(dir, stem))?)
+}
+
+fn posted(id: u128, from: u128, to: u128, asset: u32, amount: u128) -> Operation {
+    Operation::Transfer {
+        id,
+        debit_account: from,
+        credit_account: to,
+        asset,
+        amount,
+        kind: TransferKind::Posted,
+        reference: 0,
+    }
+}
+
+/// One line of the scenario's report.
+#[derive(Debug, serde::Serialize)]
+pub struct StepReport {
+    /// What the step does.
+    pub step: String,
+    /// Result code of the transaction.
+    pub code: String,
+    /// Per-operation codes.
+    pub operations: Vec<String>,
+    /// Block height.
+    pub height: Option<u64>,
+}
+
+/// Runs the example settlements and returns one report per step. Idempotent: a second run
+/// returns the same outcomes and moves no money.
+pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<StepReport>> {
+    let acme = load_key(dir, "acme")?;
+    let globex = load_key(dir, "globex")?;
+    let initech = load_key(dir, "initech")?;
+    let umbrella = load_key(dir, "umbrella")?;
+    let bank_a = load_key(dir, "bank-a")?;
+    let steps: Vec<(&str, &SigningKey, Body)> = vec![
+        (
+            "Acme pays Initech EUR 12,500.00 for software licences",
+            &acme,
+            Body::single(posted(
+                1,
+                account_of(3, EUR),
+                account_of(5, EUR),
+                EUR,
+                1_250_000,
+            )),
+        ),
+        (
+            "Alpine Bank deposits EUR 50,000.00 into Acme's account",
+            &bank_a,
+            Body::single(posted(
+                1,
+                issuance_of(EUR),
+                account_of(3, EUR),
+                EUR,
+                5_000_000,
+            )),
+        ),
+        (
+            "Globex reserves EUR 5,000.00 for Umbrella (pending, 10 minutes)",
+            &globex,
+            Body::single(Operation::Transfer {
+                id: 1,
+                debit_account: account_of(4, EUR),
+                credit_account: account_of(6, EUR),
+                asset: EUR,
+                amount: 500_000,
+                kind: TransferKind::Pending {
+                    timeout_ms: 600_000,
+                },
+                reference: 4711,
+            }),
+        ),
+        (
+            "Globex posts EUR 4,200.00 of the reservation; the rest is released",
+            &globex,
+            Body::single(Operation::PostPending {
+                id: 2,
+                pending_id: 1,
+                amount: 420_000,
+            }),
+        ),
+        (
+            "Initech reserves USD 900.00 for Acme (pending)",
+            &initech,
+            Body::single(Operation::Transfer {
+                id: 1,
+                debit_account: account_of(5, USD),
+                credit_account: account_of(3, USD),
+                asset: USD,
+                amount: 90_000,
+                kind: TransferKind::Pending {
+                    timeout_ms: 600_000,
+                },
+                reference: 0,
+            }),
+        ),
+        (
+            "Initech voids the USD reservation",
+            &initech,
+            Body::single(Operation::VoidPending {
+                id: 2,
+                pending_id: 1,
+            }),
+        ),
+        (
+            "Umbrella pays Acme EUR 100.00 and Globex USD 200.00 as one linked batch",
+            &umbrella,
+            Body::linked(vec![
+                posted(1, account_of(6, EUR), account_of(3, EUR), EUR, 10_000),
+                posted(2, account_of(6, USD), account_of(4, USD), USD, 20_000),
+            ]),
+        ),
+        (
+            "Umbrella tries a linked batch whose second leg exceeds its funds: nothing moves",
+            &umbrella,
+            Body::linked(vec![
+                posted(3, account_of(6, EUR), account_of(3, EUR), EUR, 10_000),
+                posted(4, account_of(6, USD), account_of(4, USD), USD, 999_000_000),
+            ]),
+        ),
+        (
+            "Acme retries its first payment: idempotent, same outcome, no second debit",
+            &acme,
+            Body::single(posted(
+                1,
+                account_of(3, EUR),
+                account_of(5, EUR),
+                EUR,
+                1_250_000,
+            )),
+        ),
+        (
+            "Acme reuses id 1 with another amount: refused",
+            &acme,
+            Body::single(posted(1, account_of(3, EUR), account_of(5, EUR), EUR, 1)),
+        ),
+    ];
+    let mut reports = Vec::new();
+    for (step, key, body) in steps {
+        let (_, response) = client.sign_and_submit(key, body, true).await?;
+        let Some(result) = response.results.first() else {
+            bail!("the node returned no result for: {step}");
+        };
+        reports.push(StepReport {
+            step: step.into(),
+            code: result
+                .code
+                .map(|code| code.name().to_string())
+                .unwrap_or_else(|| result.status.clone()),
+            operations: result
+                .operations
+                .iter()
+                .flatten()
+                .map(|code| code.name().to_string())
+                .collect(),
+            height: result.height,
+        });
+    }
+    Ok(reports)
+}
+
+/// Every demo account id with its asset, issuance accounts included.
+pub fn all_accounts() -> Vec<(u128, u32)> {
+    let mut accounts = vec![(issuance_of(EUR), EUR), (issuance_of(USD), USD)];
+    for partner in 3..=6u64 {
+        accounts.push((account_of(partner, EUR), EUR));
+        accounts.push((account_of(partner, USD), USD));
+    }
+    accounts
+}

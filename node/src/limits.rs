@@ -1,0 +1,26 @@
+//! The node's bounds, kept together: request sizes, queues, waits.
+
+/// Bytes of one HTTP request body.
+pub const BODY_SIZE_MAX: usize = 16 * 1024 * 1024;
+/// Transactions in one submission request.
+pub const SUBMIT_TRANSACTIONS_MAX: usize = 4096;
+/// Longest a submission may wait for commit.
+pub const WAIT_TIMEOUT_MS_MAX: u64 = 60_000;
+/// Default wait for commit when the client asks to wait without a timeout.
+pub const WAIT_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Commands queued from the API to the raft loop.
+pub const COMMANDS_MAX: usize = 4096;
+/// Proposed but not yet applied Raft entries the leader allows before it stops cutting blocks.
+pub const PROPOSALS_IN_FLIGHT_MAX: u64 = 4;
+/// Commands the raft loop takes per iteration before it works on Raft again.
+pub const COMMANDS_PER_ITERATION_MAX: usize = 1024;
+/// Blocks listed by one recent-blocks request.
+pub const RECENT_BLOCKS_MAX: u64 = 100;
+/// Commit waiters registered at once.
+pub const WAITERS_MAX: usize = 1_000_000;
+
+const _: () = assert!(SUBMIT_TRANSACTIONS_MAX <= tpw_contracts::limits::BLOCK_TRANSACTIONS_MAX);
+const _: () = assert!(
+    SUBMIT_TRANSACTIONS_MAX * tpw_contracts::limits::ENVELOPE_SIZE_MAX / 4 <= BODY_SIZE_MAX
+);
+const _: () = assert!(WAIT_TIMEOUT_MS_DEFAULT <= WAIT_TIMEOUT_MS_MAX);

@@ -1,0 +1,154 @@
+//! Prometheus metrics: counters and gauges in atomics, rendered as text at /metrics.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The node's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Transactions accepted for ordering.
+    pub transactions_submitted: AtomicU64,
+    /// Transactions applied with code ok.
+    pub transactions_applied_ok: AtomicU64,
+    /// Transactions applied with a rejection code.
+    pub transactions_applied_rejected: AtomicU64,
+    /// Submissions refused at admission (4xx).
+    pub submissions_refused: AtomicU64,
+    /// Blocks applied.
+    pub blocks_applied: AtomicU64,
+    /// Microseconds spent applying blocks.
+    pub apply_micros: AtomicU64,
+    /// Synced Raft persists.
+    pub persists: AtomicU64,
+    /// Microseconds spent in synced Raft persists.
+    pub persist_micros: AtomicU64,
+    /// Current block height.
+    pub height: AtomicU64,
+    /// Current Raft term.
+    pub term: AtomicU64,
+    /// 1 when this node leads.
+    pub is_leader: AtomicU64,
+    /// Raft commit index.
+    pub commit_index: AtomicU64,
+    /// Raft applied index.
+    pub applied_index: AtomicU64,
+    /// Transactions waiting for a block.
+    pub queue_depth: AtomicU64,
+    /// Clients waiting for commit.
+    pub waiters: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds to a counter.
+    pub fn add(counter: &AtomicU64, value: u64) {
+        counter.fetch_add(value, Ordering::Relaxed);
+    }
+
+    /// Sets a gauge.
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let read = |value: &AtomicU64| value.load(Ordering::Relaxed);
+        let mut text = String::with_capacity(2048);
+        let mut emit = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        emit(
+            "tpw_transactions_submitted_total",
+            "counter",
+            "Transactions accepted for ordering.",
+            read(&self.transactions_submitted),
+        );
+        emit(
+            "tpw_transactions_applied_ok_total",
+            "counter",
+            "Transactions applied with code ok.",
+            read(&self.transactions_applied_ok),
+        );
+        emit(
+            "tpw_transactions_applied_rejected_total",
+            "counter",
+            "Transactions applied with a rejection code.",
+            read(&self.transactions_applied_rejected),
+        );
+        emit(
+            "tpw_submissions_refused_total",
+            "counter",
+            "Submissions refused at admission.",
+            read(&self.submissions_refused),
+        );
+        emit(
+            "tpw_blocks_applied_total",
+            "counter",
+            "Blocks applied.",
+            read(&self.blocks_applied),
+        );
+        emit(
+            "tpw_apply_microseconds_total",
+            "counter",
+            "Time spent applying blocks.",
+            read(&self.apply_micros),
+        );
+        emit(
+            "tpw_raft_persists_total",
+            "counter",
+            "Synced Raft log writes.",
+            read(&self.persists),
+        );
+        emit(
+            "tpw_raft_persist_microseconds_total",
+            "counter",
+            "Time spent in synced Raft log writes.",
+            read(&self.persist_micros),
+        );
+        emit(
+            "tpw_block_height",
+            "gauge",
+            "Height of the last applied block.",
+            read(&self.height),
+        );
+        emit(
+            "tpw_raft_term",
+            "gauge",
+            "Current Raft term.",
+            read(&self.term),
+        );
+        emit(
+            "tpw_raft_is_leader",
+            "gauge",
+            "1 when this node is the Raft leader.",
+            read(&self.is_leader),
+        );
+        emit(
+            "tpw_raft_commit_index",
+            "gauge",
+            "Raft commit index.",
+            read(&self.commit_index),
+        );
+        emit(
+            "tpw_raft_applied_index",
+            "gauge",
+            "Raft applied index.",
+            read(&self.applied_index),
+        );
+        emit(
+            "tpw_block_queue_depth",
+            "gauge",
+            "Transactions waiting for a block.",
+            read(&self.queue_depth),
+        );
+        emit(
+            "tpw_commit_waiters",
+            "gauge",
+            "Clients waiting for commit.",
+            read(&self.waiters),
+        );
+        text
+    }
+}

@@ -1,0 +1,189 @@
+//! Starting and stopping a node: genesis and key checks, storage, the raft loop thread and the
+//! HTTP server.
+
+use crate::api::{router, ApiContext};
+use crate::config::NodeConfig;
+use crate::limits::COMMANDS_MAX;
+use crate::runtime::{Runtime, RuntimeError, Shared};
+use crate::storage::{Db, LedgerReader, LedgerStore, RaftLogStore};
+use anyhow::{bail, Context};
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tpw_consensus::{Batcher, Driver, DriverConfig, LogStore};
+use tpw_contracts::genesis::NodeRole;
+use tpw_contracts::Genesis;
+
+/// Reads and checks a genesis file.
+pub fn load_genesis(path: &Path) -> anyhow::Result<Genesis> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read genesis file {}", path.display()))?;
+    let genesis: Genesis = serde_json::from_str(&text)
+        .with_context(|| format!("genesis file {} is not valid genesis JSON", path.display()))?;
+    genesis
+        .build()
+        .with_context(|| format!("genesis file {}", path.display()))?;
+    Ok(genesis)
+}
+
+/// A node that is running.
+pub struct RunningNode {
+    /// Where the API listens.
+    pub api_address: SocketAddr,
+    /// State shared with the raft loop.
+    pub shared: Arc<Shared>,
+    runtime: std::thread::JoinHandle<Result<(), RuntimeError>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop_server: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Opens storage and starts the raft loop and the API.
+pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
+    let genesis = load_genesis(&config.genesis_file)?;
+    let network_id = genesis.compute_network_id()?;
+    let node_key = crate::keys::load(&config.node_key_file)?;
+    let public_key = hex::encode(node_key.verifying_key().to_bytes());
+    let Some(me) = genesis
+        .nodes
+        .iter()
+        .find(|node| node.public_key == public_key)
+    else {
+        bail!(
+            "the node key {} (public key {public_key}) is not in the genesis node set",
+            config.node_key_file.display()
+        );
+    };
+    let voters: Vec<u64> = genesis
+        .nodes
+        .iter()
+        .filter(|node| node.role == NodeRole::Voter)
+        .map(|node| node.id)
+        .collect();
+    let learners: Vec<u64> = genesis
+        .nodes
+        .iter()
+        .filter(|node| node.role == NodeRole::Observer)
+        .map(|node| node.id)
+        .collect();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let db = Db::open(&config.data_dir.join("db"))
+        .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
+    let log = RaftLogStore::open(db.clone(), voters.clone(), learners)?;
+    let ledger = LedgerStore::open(db.clone(), &genesis)?;
+    let applied_index = ledger.applied_index();
+    let last_index = tpw_consensus::Storage::last_index(&log)
+        .map_err(|error| anyhow::anyhow!("raft log: {error}"))?;
+    if applied_index > last_index {
+        bail!("the ledger is applied to Raft index {applied_index} but the Raft log ends at {last_index}: the data folder is damaged");
+    }
+    if log.hard_state().commit < applied_index {
+        log.persist_commit(applied_index)?;
+    }
+    let driver_config = DriverConfig {
+        id: me.id,
+        election_ticks: config.raft.election_ticks,
+        heartbeat_ticks: config.raft.heartbeat_ticks,
+        applied_index,
+        fixed_election_ticks: None,
+    };
+    let mut driver = Driver::new(&driver_config, log)?;
+    if voters == [me.id] {
+        driver.campaign()?;
+    }
+    tracing::info!(
+        node_id = me.id,
+        network_id = %hex::encode(network_id),
+        height = ledger.head().height,
+        applied_index,
+        "node starting"
+    );
+    let shared = Arc::new(Shared::new());
+    let (commands, receiver) = std::sync::mpsc::sync_channel(COMMANDS_MAX);
+    let runtime = Runtime::new(
+        driver,
+        ledger,
+        Batcher::new(config.block_limits()),
+        receiver,
+        Arc::clone(&shared),
+        Duration::from_millis(config.raft.tick_ms),
+    )?;
+    let runtime = std::thread::Builder::new()
+        .name("tpw-raft".into())
+        .spawn(move || runtime.run())?;
+    let context = Arc::new(ApiContext {
+        shared: Arc::clone(&shared),
+        reader: LedgerReader::new(db),
+        commands,
+        network_id,
+        node_id: me.id,
+    });
+    let listener = tokio::net::TcpListener::bind(config.api_address())
+        .await
+        .with_context(|| format!("cannot listen on {}", config.api_listen))?;
+    let api_address = listener.local_addr()?;
+    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router(context))
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(api = %api_address, "serving");
+    Ok(RunningNode {
+        api_address,
+        shared,
+        runtime,
+        server,
+        stop_server,
+    })
+}
+
+impl RunningNode {
+    /// Whether the raft loop has stopped (on a fatal error, or after `stop`).
+    pub fn runtime_finished(&self) -> bool {
+        self.runtime.is_finished()
+    }
+
+    /// Stops the API and the raft loop, returning the loop's result.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop_server.send(());
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        let runtime = self.runtime;
+        let result = tokio::task::spawn_blocking(move || runtime.join()).await?;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(anyhow::anyhow!(
+                "the raft loop stopped on a fatal error: {error}"
+            )),
+            Err(_) => Err(anyhow::anyhow!("the raft loop panicked")),
+        }
+    }
+
+    /// Runs until SIGINT or SIGTERM, or until the raft loop stops on its own (a fatal error).
+    pub async fn serve_until_signal(self) -> anyhow::Result<()> {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = terminate.recv() => break,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if self.runtime_finished() {
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!("stopping");
+        self.stop().await
+    }
+}

@@ -1,0 +1,437 @@
+//! The raft loop: one OS thread that owns the Raft driver, the log store and the ledger store.
+//!
+//! Each iteration takes queued submissions, ticks Raft when a tick is due, cuts a block if it
+//! leads, and carries out the driver's actions in order: synced persists, then applies, whose
+//! outcomes wake the clients waiting for commit. Blocking RocksDB writes stay off the async
+//! runtime, and while one block is being persisted the next one fills (group commit).
+
+use crate::limits::{COMMANDS_PER_ITERATION_MAX, PROPOSALS_IN_FLIGHT_MAX};
+use crate::metrics::Metrics;
+use crate::storage::{LedgerStore, RaftLogStore, StorageError};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tpw_consensus::{classify, persist_action, Action, Batcher, Driver, EntryKind};
+use tpw_contracts::model::Hash;
+use tpw_contracts::{apply_block, next_expiry_ms, Receipt, ResultCode};
+
+/// A transaction's commit, as told to a waiting client.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// Block height.
+    pub height: u64,
+    /// Position in the block.
+    pub position: u32,
+    /// Its receipt.
+    pub receipt: Receipt,
+}
+
+/// Why a submission was not queued; all are retryable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// This node does not lead; retry on the leader.
+    #[error("this node is not the leader (leader: {leader:?}); retry on the leader")]
+    NotLeader {
+        /// The known leader.
+        leader: Option<u64>,
+    },
+    /// Queues are full; retry after a short wait.
+    #[error("the node is overloaded; retry shortly")]
+    Overloaded,
+    /// The node is stopping.
+    #[error("the node is stopping; retry on another node")]
+    Stopping,
+}
+
+/// One request from the API to the raft loop.
+pub enum Command {
+    /// Queue verified envelopes for the next block.
+    Submit {
+        /// (transaction id, envelope bytes), signatures already verified.
+        envelopes: Vec<(Hash, Vec<u8>)>,
+        /// Told whether they were queued.
+        reply: tokio::sync::oneshot::Sender<Result<(), SubmitError>>,
+    },
+}
+
+/// Commit waiters by transaction id.
+pub type Waiters =
+    Mutex<HashMap<Hash, Vec<tokio::sync::oneshot::Sender<Result<Committed, SubmitError>>>>>;
+
+/// Raft and chain facts published by the loop for the API.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeStatus {
+    /// leader, follower, candidate or pre_candidate.
+    pub role: &'static str,
+    /// Raft term.
+    pub term: u64,
+    /// Known leader.
+    pub leader_id: Option<u64>,
+    /// Raft commit index.
+    pub commit_index: u64,
+    /// Raft applied index.
+    pub applied_index: u64,
+    /// Block height.
+    pub height: u64,
+    /// Head hash.
+    pub head_hash: Hash,
+    /// State root of the head.
+    pub state_root: Hash,
+    /// Block time of the head.
+    pub block_time_ms: u64,
+    /// Transactions queued for a block.
+    pub queue_depth: usize,
+}
+
+/// State shared by the raft loop and the API.
+pub struct Shared {
+    /// Clients waiting for commit.
+    pub waiters: Waiters,
+    /// Transactions queued or in flight, not yet applied.
+    pub received: Mutex<HashSet<Hash>>,
+    /// Published status.
+    pub status: RwLock<RuntimeStatus>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Set to stop the loop.
+    pub stopping: AtomicBool,
+}
+
+impl Shared {
+    /// Fresh shared state.
+    pub fn new() -> Self {
+        Self {
+            waiters: Mutex::new(HashMap::new()),
+            received: Mutex::new(HashSet::new()),
+            status: RwLock::new(RuntimeStatus::default()),
+            metrics: Metrics::default(),
+            stopping: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A fatal runtime failure: the node stops.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// Storage failed or is corrupt.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The Raft log store failed.
+    #[error(transparent)]
+    Log(#[from] tpw_consensus::LogStoreError),
+    /// Applying a block hit a broken invariant or a store failure.
+    #[error("apply failed: {0}")]
+    Apply(#[from] tpw_contracts::ApplyError),
+    /// Reading the expiry index failed.
+    #[error("state read failed: {0}")]
+    State(#[from] tpw_contracts::state::StoreError),
+    /// A snapshot arrived, which this version cannot install.
+    #[error("received a Raft snapshot; installing snapshots is not supported by this version")]
+    SnapshotUnsupported,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock (the leader's block stamp).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The raft loop's state.
+pub struct Runtime {
+    driver: Driver<RaftLogStore>,
+    ledger: LedgerStore,
+    batcher: Batcher,
+    commands: Receiver<Command>,
+    shared: Arc<Shared>,
+    tick: Duration,
+    preverified: HashSet<Hash>,
+    next_expiry_ms: Option<u64>,
+}
+
+impl Runtime {
+    /// Assembles the loop; `driver` must have been created with the ledger's applied index.
+    pub fn new(
+        driver: Driver<RaftLogStore>,
+        ledger: LedgerStore,
+        batcher: Batcher,
+        commands: Receiver<Command>,
+        shared: Arc<Shared>,
+        tick: Duration,
+    ) -> Result<Self, RuntimeError> {
+        let next_expiry_ms = next_expiry_ms(&ledger)?;
+        Ok(Self {
+            driver,
+            ledger,
+            batcher,
+            commands,
+            shared,
+            tick,
+            preverified: HashSet::new(),
+            next_expiry_ms,
+        })
+    }
+
+    /// Runs until [`Shared::stopping`] is set or the command channel closes.
+    pub fn run(mut self) -> Result<(), RuntimeError> {
+        let mut next_tick = Instant::now() + self.tick;
+        self.publish_status();
+        while !self.shared.stopping.load(Ordering::Relaxed) {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match self.commands.recv_timeout(wait) {
+                Ok(command) => {
+                    self.handle(command);
+                    for _ in 1..COMMANDS_PER_ITERATION_MAX {
+                        match self.commands.try_recv() {
+                            Ok(command) => self.handle(command),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.driver.tick();
+                next_tick = if now > next_tick + self.tick {
+                    now + self.tick
+                } else {
+                    next_tick + self.tick
+                };
+            }
+            self.propose();
+            self.process_ready()?;
+            self.publish_status();
+        }
+        self.fail_queued(SubmitError::Stopping);
+        Ok(())
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Submit { envelopes, reply } => {
+                let result = self.queue(envelopes);
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn queue(&mut self, envelopes: Vec<(Hash, Vec<u8>)>) -> Result<(), SubmitError> {
+        if !self.driver.is_leader() {
+            return Err(SubmitError::NotLeader {
+                leader: self.driver.leader_id(),
+            });
+        }
+        if self.batcher.len() + envelopes.len() > tpw_consensus::batcher::QUEUE_TRANSACTIONS_MAX {
+            return Err(SubmitError::Overloaded);
+        }
+        let count = envelopes.len() as u64;
+        for (tx_id, envelope) in envelopes {
+            self.batcher
+                .push(envelope)
+                .map_err(|_| SubmitError::Overloaded)?;
+            self.preverified.insert(tx_id);
+        }
+        Metrics::add(&self.shared.metrics.transactions_submitted, count);
+        Ok(())
+    }
+
+    fn propose(&mut self) {
+        if !self.driver.is_leader() {
+            if !self.batcher.is_empty() {
+                self.fail_queued(SubmitError::NotLeader {
+                    leader: self.driver.leader_id(),
+                });
+            }
+            return;
+        }
+        let in_flight = |runtime: &Self| {
+            runtime
+                .driver
+                .last_index()
+                .saturating_sub(runtime.ledger.applied_index())
+        };
+        while in_flight(self) < PROPOSALS_IN_FLIGHT_MAX {
+            let proposal = match self.batcher.cut(now_ms()) {
+                Some(proposal) => proposal,
+                None if in_flight(self) == 0
+                    && tpw_consensus::timer_block_due(self.next_expiry_ms, now_ms()) =>
+                {
+                    tpw_contracts::Proposal {
+                        proposer_time_ms: now_ms(),
+                        transactions: Vec::new(),
+                    }
+                }
+                None => return,
+            };
+            let empty = proposal.transactions.is_empty();
+            if let Err(error) = self.driver.propose(proposal.to_bytes()) {
+                tracing::warn!(%error, "block proposal refused");
+                return;
+            }
+            if empty {
+                return;
+            }
+        }
+    }
+
+    /// Fails every queued submission and its waiters (leadership lost or stopping).
+    fn fail_queued(&mut self, error: SubmitError) {
+        let dropped = self.batcher.drain();
+        if dropped.is_empty() {
+            return;
+        }
+        let mut waiters = lock(&self.shared.waiters);
+        let mut received = lock(&self.shared.received);
+        for envelope in dropped {
+            let tx_id = tpw_contracts::transaction_id(&envelope);
+            self.preverified.remove(&tx_id);
+            received.remove(&tx_id);
+            for waiter in waiters.remove(&tx_id).unwrap_or_default() {
+                let _ = waiter.send(Err(error.clone()));
+            }
+        }
+    }
+
+    fn process_ready(&mut self) -> Result<(), RuntimeError> {
+        while let Some(actions) = self.driver.ready_actions() {
+            self.execute(actions)?;
+            let actions = self.driver.advance();
+            self.execute(actions)?;
+            self.driver.advance_apply();
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) -> Result<(), RuntimeError> {
+        for action in actions {
+            let started = Instant::now();
+            persist_action(self.driver.store(), &action)?;
+            match action {
+                Action::Persist { .. } => {
+                    Metrics::add(&self.shared.metrics.persists, 1);
+                    Metrics::add(
+                        &self.shared.metrics.persist_micros,
+                        started.elapsed().as_micros() as u64,
+                    );
+                }
+                Action::PersistCommit(_) => {}
+                Action::Send(messages) => {
+                    // A one-node group sends nothing; peer transport arrives with the network issue.
+                    tracing::debug!(
+                        count = messages.len(),
+                        "raft messages without a transport dropped"
+                    );
+                }
+                Action::Apply(entries) => {
+                    for entry in entries {
+                        self.apply_entry(&entry)?;
+                    }
+                }
+                Action::ApplySnapshot(_) => return Err(RuntimeError::SnapshotUnsupported),
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_entry(
+        &mut self,
+        entry: &tpw_consensus::raft_types::Entry,
+    ) -> Result<(), RuntimeError> {
+        if entry.index <= self.ledger.applied_index() {
+            return Ok(());
+        }
+        let proposal = match classify(entry) {
+            EntryKind::Block(proposal) => proposal,
+            EntryKind::Skip => return Ok(self.ledger.skip_entry(entry.index)?),
+            EntryKind::Malformed(error) => {
+                tracing::error!(index = entry.index, %error, "committed entry is not a block; skipped on every node");
+                return Ok(self.ledger.skip_entry(entry.index)?);
+            }
+        };
+        let started = Instant::now();
+        let preverified = &self.preverified;
+        let outcome = apply_block(&self.ledger, self.ledger.head(), &proposal, &|tx_id| {
+            preverified.contains(tx_id)
+        })?;
+        self.ledger
+            .commit_block(entry.index, &entry.data, &outcome)?;
+        self.next_expiry_ms = next_expiry_ms(&self.ledger)?;
+        let metrics = &self.shared.metrics;
+        Metrics::add(&metrics.blocks_applied, 1);
+        Metrics::add(&metrics.apply_micros, started.elapsed().as_micros() as u64);
+        let rejected = outcome
+            .receipts
+            .iter()
+            .filter(|receipt| receipt.code != ResultCode::Ok)
+            .count() as u64;
+        Metrics::add(&metrics.transactions_applied_rejected, rejected);
+        Metrics::add(
+            &metrics.transactions_applied_ok,
+            outcome.receipts.len() as u64 - rejected,
+        );
+        let height = outcome.header.height;
+        let mut waiters = lock(&self.shared.waiters);
+        let mut received = lock(&self.shared.received);
+        for (position, receipt) in outcome.receipts.into_iter().enumerate() {
+            self.preverified.remove(&receipt.tx_id);
+            received.remove(&receipt.tx_id);
+            if let Some(list) = waiters.remove(&receipt.tx_id) {
+                let committed = Committed {
+                    height,
+                    position: position as u32,
+                    receipt,
+                };
+                for waiter in list {
+                    let _ = waiter.send(Ok(committed.clone()));
+                }
+            }
+        }
+        Metrics::set(&metrics.waiters, waiters.len() as u64);
+        Ok(())
+    }
+
+    fn publish_status(&self) {
+        let head = self.ledger.head();
+        let status = RuntimeStatus {
+            role: self.driver.role_name(),
+            term: self.driver.term(),
+            leader_id: self.driver.leader_id(),
+            commit_index: self.driver.commit_index(),
+            applied_index: self.ledger.applied_index(),
+            height: head.height,
+            head_hash: head.hash,
+            state_root: head.commitment.root(),
+            block_time_ms: head.time_ms,
+            queue_depth: self.batcher.len(),
+        };
+        let metrics = &self.shared.metrics;
+        Metrics::set(&metrics.height, status.height);
+        Metrics::set(&metrics.term, status.term);
+        Metrics::set(&metrics.is_leader, u64::from(self.driver.is_leader()));
+        Metrics::set(&metrics.commit_index, status.commit_index);
+        Metrics::set(&metrics.applied_index, status.applied_index);
+        Metrics::set(&metrics.queue_depth, status.queue_depth as u64);
+        *self
+            .shared
+            .status
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = status;
+    }
+}

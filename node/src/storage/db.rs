@@ -1,0 +1,85 @@
+//! Opening RocksDB with the node's column families and tuning.
+
+use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Raft log entries by index.
+pub const CF_RAFT_LOG: &str = "raft_log";
+/// Raft hard state and conf state.
+pub const CF_RAFT_STATE: &str = "raft_state";
+/// Applied blocks by height.
+pub const CF_BLOCKS: &str = "blocks";
+/// Ledger state records (contracts' keys).
+pub const CF_STATE: &str = "state";
+/// Transaction id to block position.
+pub const CF_INDEX: &str = "index";
+/// Chain head and applied index.
+pub const CF_META: &str = "meta";
+
+const COLUMN_FAMILIES: [&str; 6] = [
+    CF_RAFT_LOG,
+    CF_RAFT_STATE,
+    CF_BLOCKS,
+    CF_STATE,
+    CF_INDEX,
+    CF_META,
+];
+
+/// A storage failure. `Corrupt` means the data on disk is damaged or foreign: the node stops.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// RocksDB reported an error.
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// A stored record failed its checks.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// The data folder belongs to another network or is otherwise unusable.
+    #[error("{0}")]
+    Unusable(String),
+}
+
+/// The node's database handle, shared by the raft loop and the API readers.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DB>,
+}
+
+impl Db {
+    /// Opens (or creates) the database in `path`.
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_compression_type(DBCompressionType::Lz4);
+        options.set_max_background_jobs(2);
+        options.set_bytes_per_sync(1 << 20);
+        let descriptors = COLUMN_FAMILIES.iter().map(|name| {
+            let mut cf_options = Options::default();
+            cf_options.set_compression_type(DBCompressionType::Lz4);
+            if *name == CF_STATE || *name == CF_INDEX {
+                let mut table = BlockBasedOptions::default();
+                table.set_bloom_filter(10.0, false);
+                cf_options.set_block_based_table_factory(&table);
+            }
+            ColumnFamilyDescriptor::new(*name, cf_options)
+        });
+        let db = DB::open_cf_descriptors(&options, path, descriptors)?;
+        Ok(Self {
+            inner: Arc::new(db),
+        })
+    }
+
+    /// The RocksDB handle.
+    pub fn rocks(&self) -> &DB {
+        &self.inner
+    }
+
+    /// A column family handle; the families are created at open, so this cannot fail.
+    pub fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.inner
+            .cf_handle(name)
+            .expect("every column family is created when the database opens")
+    }
+}

@@ -1,0 +1,407 @@
+//! Ledger state, blocks and indexes in RocksDB.
+//!
+//! [`LedgerStore`] is the apply path's view (owned by the raft loop): it reads state through
+//! the contracts' [`StateStore`] trait, with a cache of the small, hot records (participants,
+//! keys, assets, accounts), and writes each applied block (state changes, block, indexes,
+//! head and applied Raft index) in one atomic write batch. [`LedgerReader`] serves the API from
+//! consistent RocksDB snapshots.
+
+use super::db::{Db, StorageError, CF_BLOCKS, CF_INDEX, CF_META, CF_STATE};
+use super::record::{open_record, seal_record};
+use rocksdb::{ReadOptions, WriteBatch};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use tpw_contracts::codec::{Reader, Writer};
+use tpw_contracts::model::{from_bytes, Account, Hash, TransferRecord};
+use tpw_contracts::state::{account_key, prefix, transfer_key, StoreError};
+use tpw_contracts::{BlockHeader, BlockOutcome, ChainHead, Genesis, Proposal, Receipt, StateStore};
+
+const KEY_HEAD: &[u8] = b"head";
+/// Cached state records before the cache is reset.
+const CACHE_ENTRIES_MAX: usize = 1_000_000;
+
+fn cached_kind(key: &[u8]) -> bool {
+    matches!(
+        key.first(),
+        Some(&prefix::PARTICIPANT | &prefix::KEY | &prefix::ASSET | &prefix::ACCOUNT)
+    )
+}
+
+/// Where a transaction landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxLocation {
+    /// Block height.
+    pub height: u64,
+    /// Position in the block.
+    pub position: u32,
+}
+
+/// A stored block: derived header, the proposal as replicated, and the receipts.
+#[derive(Debug, Clone)]
+pub struct StoredBlock {
+    /// Header.
+    pub header: BlockHeader,
+    /// Proposal (transactions and leader stamp).
+    pub proposal: Proposal,
+    /// One receipt per transaction.
+    pub receipts: Vec<Receipt>,
+}
+
+/// What the API needs to know about a block just applied.
+#[derive(Debug, Clone)]
+pub struct AppliedBlock {
+    /// Its header.
+    pub header: BlockHeader,
+    /// Its receipts.
+    pub receipts: Vec<Receipt>,
+}
+
+fn encode_head(head: &ChainHead, applied_index: u64) -> Vec<u8> {
+    let mut writer = Writer::with_capacity(2200);
+    head.encode(&mut writer);
+    writer.u64(applied_index);
+    writer.finish()
+}
+
+fn decode_head(bytes: &[u8]) -> Result<(ChainHead, u64), StorageError> {
+    let payload = open_record(bytes, "chain head")?;
+    let mut reader = Reader::new(payload);
+    let head = ChainHead::decode(&mut reader)
+        .map_err(|error| StorageError::Corrupt(format!("chain head: {error}")))?;
+    let applied = reader
+        .u64("applied_index")
+        .map_err(|error| StorageError::Corrupt(format!("chain head: {error}")))?;
+    reader
+        .finish()
+        .map_err(|error| StorageError::Corrupt(format!("chain head: {error}")))?;
+    Ok((head, applied))
+}
+
+fn encode_block(header: &BlockHeader, proposal_bytes: &[u8], receipts: &[Receipt]) -> Vec<u8> {
+    let mut writer = Writer::with_capacity(proposal_bytes.len() + receipts.len() * 40 + 256);
+    writer.bytes(&header.to_bytes());
+    writer.bytes(proposal_bytes);
+    writer.u32(receipts.len() as u32);
+    for receipt in receipts {
+        receipt.encode(&mut writer);
+    }
+    writer.finish()
+}
+
+fn decode_block(bytes: &[u8]) -> Result<StoredBlock, StorageError> {
+    let corrupt = |error: tpw_contracts::codec::DecodeError| {
+        StorageError::Corrupt(format!("block record: {error}"))
+    };
+    let payload = open_record(bytes, "block")?;
+    let mut reader = Reader::new(payload);
+    let header =
+        BlockHeader::from_bytes(reader.bytes("header", 1024).map_err(corrupt)?).map_err(corrupt)?;
+    let proposal = Proposal::from_bytes(
+        reader
+            .bytes("proposal", tpw_contracts::limits::BLOCK_SIZE_MAX)
+            .map_err(corrupt)?,
+    )
+    .map_err(corrupt)?;
+    let count = reader.u32("receipts").map_err(corrupt)? as usize;
+    if count != proposal.transactions.len() {
+        return Err(StorageError::Corrupt(
+            "block record: receipt count differs from transaction count".into(),
+        ));
+    }
+    let mut receipts = Vec::with_capacity(count);
+    for _ in 0..count {
+        receipts.push(Receipt::decode(&mut reader).map_err(corrupt)?);
+    }
+    reader.finish().map_err(corrupt)?;
+    Ok(StoredBlock {
+        header,
+        proposal,
+        receipts,
+    })
+}
+
+/// The apply path's ledger store.
+pub struct LedgerStore {
+    db: Db,
+    cache: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    head: ChainHead,
+    applied_index: u64,
+}
+
+impl LedgerStore {
+    /// Opens the ledger, writing the genesis state on first start and otherwise checking that
+    /// the data folder belongs to this genesis.
+    pub fn open(db: Db, genesis: &Genesis) -> Result<Self, StorageError> {
+        let state = genesis
+            .build()
+            .map_err(|error| StorageError::Unusable(error.to_string()))?;
+        let meta_cf = db.cf(CF_META);
+        let (head, applied_index) = match db.rocks().get_cf(meta_cf, KEY_HEAD)? {
+            Some(bytes) => {
+                let (head, applied_index) = decode_head(&bytes)?;
+                if head.network_id != state.head.network_id {
+                    return Err(StorageError::Unusable(format!(
+                        "the data folder holds network {}, but the genesis file is network {}",
+                        hex::encode(head.network_id),
+                        hex::encode(state.head.network_id)
+                    )));
+                }
+                (head, applied_index)
+            }
+            None => {
+                let mut batch = WriteBatch::default();
+                let state_cf = db.cf(CF_STATE);
+                for (key, value) in &state.diff {
+                    if let Some(value) = value {
+                        batch.put_cf(state_cf, key, seal_record(value));
+                    }
+                }
+                let block = encode_block(&state.header, &Proposal::default().to_bytes(), &[]);
+                batch.put_cf(db.cf(CF_BLOCKS), 0u64.to_be_bytes(), seal_record(&block));
+                batch.put_cf(meta_cf, KEY_HEAD, seal_record(&encode_head(&state.head, 0)));
+                let mut options = rocksdb::WriteOptions::default();
+                options.set_sync(true);
+                db.rocks().write_opt(batch, &options)?;
+                (state.head, 0)
+            }
+        };
+        Ok(Self {
+            db,
+            cache: RefCell::new(HashMap::new()),
+            head,
+            applied_index,
+        })
+    }
+
+    /// The chain head after the last applied block.
+    pub fn head(&self) -> &ChainHead {
+        &self.head
+    }
+
+    /// The Raft index of the last applied entry.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// Whether a transaction id is already in a committed block.
+    pub fn contains_tx(&self, tx_id: &Hash) -> Result<bool, StorageError> {
+        Ok(self
+            .db
+            .rocks()
+            .get_pinned_cf(self.db.cf(CF_INDEX), tx_id)?
+            .is_some())
+    }
+
+    /// Persists an applied block atomically: state changes, block, tx index, head, applied index.
+    pub fn commit_block(
+        &mut self,
+        raft_index: u64,
+        proposal_bytes: &[u8],
+        outcome: &BlockOutcome,
+    ) -> Result<(), StorageError> {
+        assert_eq!(
+            outcome.header.height,
+            self.head.height + 1,
+            "blocks apply in height order"
+        );
+        let mut batch = WriteBatch::default();
+        let state_cf = self.db.cf(CF_STATE);
+        for (key, value) in &outcome.diff {
+            match value {
+                Some(value) => batch.put_cf(state_cf, key, seal_record(value)),
+                None => batch.delete_cf(state_cf, key),
+            }
+        }
+        let height = outcome.header.height;
+        batch.put_cf(
+            self.db.cf(CF_BLOCKS),
+            height.to_be_bytes(),
+            seal_record(&encode_block(
+                &outcome.header,
+                proposal_bytes,
+                &outcome.receipts,
+            )),
+        );
+        let index_cf = self.db.cf(CF_INDEX);
+        let mut seen = std::collections::HashSet::with_capacity(outcome.receipts.len());
+        for (position, receipt) in outcome.receipts.iter().enumerate() {
+            if !seen.insert(receipt.tx_id) || self.contains_tx(&receipt.tx_id)? {
+                continue;
+            }
+            let mut location = height.to_le_bytes().to_vec();
+            location.extend_from_slice(&(position as u32).to_le_bytes());
+            batch.put_cf(index_cf, receipt.tx_id, seal_record(&location));
+        }
+        batch.put_cf(
+            self.db.cf(CF_META),
+            KEY_HEAD,
+            seal_record(&encode_head(&outcome.head, raft_index)),
+        );
+        self.db.rocks().write(batch)?;
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() > CACHE_ENTRIES_MAX {
+            cache.clear();
+        }
+        for (key, value) in &outcome.diff {
+            if cached_kind(key) {
+                cache.insert(key.clone(), value.clone());
+            }
+        }
+        self.head = outcome.head.clone();
+        self.applied_index = raft_index;
+        Ok(())
+    }
+
+    /// Records that a Raft entry without a block (a leader's no-op) was applied.
+    pub fn skip_entry(&mut self, raft_index: u64) -> Result<(), StorageError> {
+        self.db.rocks().put_cf(
+            self.db.cf(CF_META),
+            KEY_HEAD,
+            seal_record(&encode_head(&self.head, raft_index)),
+        )?;
+        self.applied_index = raft_index;
+        Ok(())
+    }
+}
+
+impl StateStore for LedgerStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let cacheable = cached_kind(key);
+        if cacheable {
+            if let Some(value) = self.cache.borrow().get(key) {
+                return Ok(value.clone());
+            }
+        }
+        let value = match self.db.rocks().get_pinned_cf(self.db.cf(CF_STATE), key) {
+            Ok(None) => None,
+            Ok(Some(bytes)) => Some(
+                open_record(&bytes, "state")
+                    .map_err(|error| StoreError(error.to_string()))?
+                    .to_vec(),
+            ),
+            Err(error) => return Err(StoreError(error.to_string())),
+        };
+        if cacheable {
+            self.cache.borrow_mut().insert(key.to_vec(), value.clone());
+        }
+        Ok(value)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<tpw_contracts::state::Records, StoreError> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(end.to_vec());
+        let iterator = self.db.rocks().iterator_cf_opt(
+            self.db.cf(CF_STATE),
+            options,
+            rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
+        );
+        let mut records = Vec::new();
+        for item in iterator.take(limit) {
+            let (key, value) = item.map_err(|error| StoreError(error.to_string()))?;
+            let payload =
+                open_record(&value, "state").map_err(|error| StoreError(error.to_string()))?;
+            records.push((key.to_vec(), payload.to_vec()));
+        }
+        Ok(records)
+    }
+}
+
+/// Read access for the API, from consistent snapshots.
+#[derive(Clone)]
+pub struct LedgerReader {
+    db: Db,
+}
+
+impl LedgerReader {
+    /// A reader over the node's database.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    fn read_head(
+        &self,
+        snapshot: &rocksdb::Snapshot<'_>,
+    ) -> Result<(ChainHead, u64), StorageError> {
+        match snapshot.get_cf(self.db.cf(CF_META), KEY_HEAD)? {
+            Some(bytes) => decode_head(&bytes),
+            None => Err(StorageError::Corrupt("the chain head is missing".into())),
+        }
+    }
+
+    /// The chain head and applied Raft index.
+    pub fn head(&self) -> Result<(ChainHead, u64), StorageError> {
+        self.read_head(&self.db.rocks().snapshot())
+    }
+
+    fn state_record<T>(
+        &self,
+        key: &[u8],
+        decode: impl FnOnce(&mut Reader<'_>) -> Result<T, tpw_contracts::codec::DecodeError>,
+    ) -> Result<Option<(T, u64)>, StorageError> {
+        let snapshot = self.db.rocks().snapshot();
+        let (head, _) = self.read_head(&snapshot)?;
+        let Some(bytes) = snapshot.get_cf(self.db.cf(CF_STATE), key)? else {
+            return Ok(None);
+        };
+        let payload = open_record(&bytes, "state")?;
+        let value = from_bytes(payload, decode)
+            .map_err(|error| StorageError::Corrupt(format!("state record: {error}")))?;
+        Ok(Some((value, head.height)))
+    }
+
+    /// An account and the height the read reflects.
+    pub fn account(&self, id: u128) -> Result<Option<(Account, u64)>, StorageError> {
+        self.state_record(&account_key(id), Account::decode)
+    }
+
+    /// A transfer record and the height the read reflects.
+    pub fn transfer(
+        &self,
+        owner: u64,
+        id: u128,
+    ) -> Result<Option<(TransferRecord, u64)>, StorageError> {
+        self.state_record(&transfer_key(owner, id), TransferRecord::decode)
+    }
+
+    /// The current value of a state record, without a snapshot (admission checks).
+    pub fn state_now(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        match self.db.rocks().get_pinned_cf(self.db.cf(CF_STATE), key)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(open_record(&bytes, "state")?.to_vec())),
+        }
+    }
+
+    /// Where a transaction landed, if committed.
+    pub fn tx_location(&self, tx_id: &Hash) -> Result<Option<TxLocation>, StorageError> {
+        let Some(bytes) = self.db.rocks().get_pinned_cf(self.db.cf(CF_INDEX), tx_id)? else {
+            return Ok(None);
+        };
+        let payload = open_record(&bytes, "tx index")?;
+        if payload.len() != 12 {
+            return Err(StorageError::Corrupt(
+                "tx index record has the wrong size".into(),
+            ));
+        }
+        Ok(Some(TxLocation {
+            height: u64::from_le_bytes(payload[..8].try_into().expect("8 bytes")),
+            position: u32::from_le_bytes(payload[8..].try_into().expect("4 bytes")),
+        }))
+    }
+
+    /// A block by height.
+    pub fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {
+        match self
+            .db
+            .rocks()
+            .get_cf(self.db.cf(CF_BLOCKS), height.to_be_bytes())?
+        {
+            None => Ok(None),
+            Some(bytes) => decode_block(&bytes).map(Some),
+        }
+    }
+}

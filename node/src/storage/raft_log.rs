@@ -1,0 +1,406 @@
+//! The Raft log and hard state in RocksDB: synced writes, checksummed records, and an
+//! in-memory index of term runs so `term()` never touches the disk.
+
+use super::db::{Db, StorageError, CF_RAFT_LOG, CF_RAFT_STATE};
+use super::record::{open_record, seal_record};
+use protobuf::Message as _;
+use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use tpw_consensus::raft_types::{ConfState, Entry, HardState, Snapshot};
+use tpw_consensus::{
+    GetEntriesContext, LogStore, LogStoreError, RaftState, Storage,
+    StorageError as RaftStorageError,
+};
+
+const KEY_HARD_STATE: &[u8] = b"hard_state";
+const KEY_CONF_STATE: &[u8] = b"conf_state";
+const KEY_SNAPSHOT: &[u8] = b"snapshot";
+const TERM_RUN_PREFIX: u8 = b't';
+
+fn term_run_key(start: u64) -> Vec<u8> {
+    let mut key = vec![TERM_RUN_PREFIX];
+    key.extend_from_slice(&start.to_be_bytes());
+    key
+}
+
+struct LogState {
+    hard_state: HardState,
+    conf_state: ConfState,
+    snapshot_index: u64,
+    snapshot_term: u64,
+    last_index: u64,
+    /// First index of each run of entries with the same term, mapped to that term.
+    term_runs: BTreeMap<u64, u64>,
+}
+
+/// The node's [`LogStore`]; clones share one state.
+#[derive(Clone)]
+pub struct RaftLogStore {
+    db: Db,
+    state: Arc<RwLock<LogState>>,
+}
+
+fn other(error: impl std::fmt::Display) -> raft::Error {
+    raft::Error::Store(RaftStorageError::Other(error.to_string().into()))
+}
+
+fn decode_entry(bytes: &[u8]) -> Result<Entry, StorageError> {
+    let payload = open_record(bytes, "raft log entry")?;
+    Entry::parse_from_bytes(payload)
+        .map_err(|error| StorageError::Corrupt(format!("raft log entry: {error}")))
+}
+
+impl RaftLogStore {
+    /// Opens the log, initialising it with the genesis membership on first start.
+    pub fn open(db: Db, voters: Vec<u64>, learners: Vec<u64>) -> Result<Self, StorageError> {
+        let rocks = db.rocks();
+        let raft_cf = db.cf(CF_RAFT_STATE);
+        let read = |key: &[u8]| -> Result<Option<Vec<u8>>, StorageError> {
+            match rocks.get_cf(raft_cf, key)? {
+                None => Ok(None),
+                Some(bytes) => Ok(Some(open_record(&bytes, "raft state")?.to_vec())),
+            }
+        };
+        let conf_state = match read(KEY_CONF_STATE)? {
+            Some(bytes) => ConfState::parse_from_bytes(&bytes)
+                .map_err(|error| StorageError::Corrupt(format!("conf state: {error}")))?,
+            None => {
+                let conf_state = ConfState::from((voters, learners));
+                let mut batch = WriteBatch::default();
+                batch.put_cf(raft_cf, KEY_CONF_STATE, seal_record(&encode(&conf_state)?));
+                batch.put_cf(
+                    raft_cf,
+                    KEY_HARD_STATE,
+                    seal_record(&encode(&HardState::default())?),
+                );
+                write_synced(&db, batch)?;
+                conf_state
+            }
+        };
+        let hard_state = match read(KEY_HARD_STATE)? {
+            Some(bytes) => HardState::parse_from_bytes(&bytes)
+                .map_err(|error| StorageError::Corrupt(format!("hard state: {error}")))?,
+            None => {
+                return Err(StorageError::Corrupt(
+                    "conf state without hard state".into(),
+                ))
+            }
+        };
+        let (snapshot_index, snapshot_term) = match read(KEY_SNAPSHOT)? {
+            Some(bytes) if bytes.len() == 16 => (
+                u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+                u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")),
+            ),
+            Some(_) => {
+                return Err(StorageError::Corrupt(
+                    "snapshot marker has the wrong size".into(),
+                ))
+            }
+            None => (0, 0),
+        };
+        let mut term_runs = BTreeMap::new();
+        for item in rocks.prefix_iterator_cf(raft_cf, [TERM_RUN_PREFIX]) {
+            let (key, value) = item?;
+            if key.first() != Some(&TERM_RUN_PREFIX) {
+                break;
+            }
+            let payload = open_record(&value, "term run")?;
+            let (Ok(start), Ok(term)) =
+                (<[u8; 8]>::try_from(&key[1..]), <[u8; 8]>::try_from(payload))
+            else {
+                return Err(StorageError::Corrupt(
+                    "term run record has the wrong size".into(),
+                ));
+            };
+            term_runs.insert(u64::from_be_bytes(start), u64::from_be_bytes(term));
+        }
+        let last_index = match rocks
+            .iterator_cf(db.cf(CF_RAFT_LOG), IteratorMode::End)
+            .next()
+        {
+            Some(item) => {
+                let (key, value) = item?;
+                let entry = decode_entry(&value)?;
+                let index = <[u8; 8]>::try_from(&key[..])
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                if index != entry.index {
+                    return Err(StorageError::Corrupt(format!(
+                        "raft log key {index} holds entry {}",
+                        entry.index
+                    )));
+                }
+                index
+            }
+            None => snapshot_index,
+        };
+        let state = LogState {
+            hard_state,
+            conf_state,
+            snapshot_index,
+            snapshot_term,
+            last_index,
+            term_runs,
+        };
+        Ok(Self {
+            db,
+            state: Arc::new(RwLock::new(state)),
+        })
+    }
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, LogState> {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The persisted hard state.
+    pub fn hard_state(&self) -> HardState {
+        self.read_state().hard_state.clone()
+    }
+}
+
+fn encode(message: &impl protobuf::Message) -> Result<Vec<u8>, StorageError> {
+    message
+        .write_to_bytes()
+        .map_err(|error| StorageError::Corrupt(format!("protobuf encode: {error}")))
+}
+
+fn write_synced(db: &Db, batch: WriteBatch) -> Result<(), StorageError> {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    db.rocks().write_opt(batch, &options)?;
+    Ok(())
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+impl Storage for RaftLogStore {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        let state = self.read_state();
+        Ok(RaftState {
+            hard_state: state.hard_state.clone(),
+            conf_state: state.conf_state.clone(),
+        })
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        let max_size = max_size.into().unwrap_or(u64::MAX);
+        {
+            let state = self.read_state();
+            if low <= state.snapshot_index {
+                return Err(raft::Error::Store(RaftStorageError::Compacted));
+            }
+            if high > state.last_index + 1 {
+                return Err(raft::Error::Store(RaftStorageError::Unavailable));
+            }
+        }
+        let mut entries = Vec::with_capacity((high - low).min(1024) as usize);
+        let mut size = 0u64;
+        let iterator = self.db.rocks().iterator_cf(
+            self.db.cf(CF_RAFT_LOG),
+            IteratorMode::From(&index_key(low), rocksdb::Direction::Forward),
+        );
+        for item in iterator {
+            let (_, value) = item.map_err(other)?;
+            let entry = decode_entry(&value).map_err(other)?;
+            if entry.index >= high {
+                break;
+            }
+            if entry.index != low + entries.len() as u64 {
+                return Err(other(format!(
+                    "raft log gap: expected {}, found {}",
+                    low + entries.len() as u64,
+                    entry.index
+                )));
+            }
+            size += u64::from(protobuf::Message::compute_size(&entry));
+            if !entries.is_empty() && size > max_size {
+                break;
+            }
+            entries.push(entry);
+        }
+        if entries.is_empty() && low < high {
+            return Err(raft::Error::Store(RaftStorageError::Unavailable));
+        }
+        Ok(entries)
+    }
+
+    fn term(&self, index: u64) -> raft::Result<u64> {
+        let state = self.read_state();
+        if index == state.snapshot_index {
+            return Ok(state.snapshot_term);
+        }
+        if index < state.snapshot_index {
+            return Err(raft::Error::Store(RaftStorageError::Compacted));
+        }
+        if index > state.last_index {
+            return Err(raft::Error::Store(RaftStorageError::Unavailable));
+        }
+        state
+            .term_runs
+            .range(..=index)
+            .next_back()
+            .map(|(_, term)| *term)
+            .ok_or_else(|| other(format!("no term recorded for index {index}")))
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.read_state().snapshot_index + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.read_state().last_index)
+    }
+
+    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        // The log is never compacted yet, so a follower never needs one.
+        Err(raft::Error::Store(
+            RaftStorageError::SnapshotTemporarilyUnavailable,
+        ))
+    }
+}
+
+impl LogStore for RaftLogStore {
+    fn persist(
+        &self,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+    ) -> Result<(), LogStoreError> {
+        let store_error = |error: StorageError| LogStoreError(error.to_string());
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let log_cf = self.db.cf(CF_RAFT_LOG);
+        let raft_cf = self.db.cf(CF_RAFT_STATE);
+        let mut batch = WriteBatch::default();
+        let mut runs = state.term_runs.clone();
+        let mut last_index = state.last_index;
+        if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+            assert!(
+                first.index > state.snapshot_index,
+                "raft never appends below the snapshot"
+            );
+            assert!(
+                first.index <= state.last_index + 1,
+                "raft appends without gaps"
+            );
+            if last.index < state.last_index {
+                batch.delete_range_cf(
+                    log_cf,
+                    index_key(last.index + 1),
+                    index_key(state.last_index + 1),
+                );
+            }
+            let stale: Vec<u64> = runs.range(first.index..).map(|(start, _)| *start).collect();
+            for start in stale {
+                runs.remove(&start);
+                batch.delete_cf(raft_cf, term_run_key(start));
+            }
+            for entry in entries {
+                let previous_term = runs.range(..entry.index).next_back().map(|(_, term)| *term);
+                if previous_term != Some(entry.term) {
+                    runs.insert(entry.index, entry.term);
+                    batch.put_cf(
+                        raft_cf,
+                        term_run_key(entry.index),
+                        seal_record(&entry.term.to_be_bytes()),
+                    );
+                }
+                batch.put_cf(
+                    log_cf,
+                    index_key(entry.index),
+                    seal_record(&encode(entry).map_err(store_error)?),
+                );
+            }
+            last_index = last.index;
+        }
+        if let Some(hard_state) = hard_state {
+            batch.put_cf(
+                raft_cf,
+                KEY_HARD_STATE,
+                seal_record(&encode(hard_state).map_err(store_error)?),
+            );
+        }
+        write_synced(&self.db, batch).map_err(store_error)?;
+        state.term_runs = runs;
+        state.last_index = last_index;
+        if let Some(hard_state) = hard_state {
+            state.hard_state = hard_state.clone();
+        }
+        Ok(())
+    }
+
+    fn persist_commit(&self, commit: u64) -> Result<(), LogStoreError> {
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut hard_state = state.hard_state.clone();
+        hard_state.commit = commit;
+        let bytes = encode(&hard_state).map_err(|error| LogStoreError(error.to_string()))?;
+        // Not synced: RocksDB's write-ahead log keeps writes in order, so this record is durable
+        // whenever a later (also unsynced) apply batch is, and a lost commit index is relearned
+        // from the leader or clamped up to the applied index at start-up.
+        self.db
+            .rocks()
+            .put_cf(
+                self.db.cf(CF_RAFT_STATE),
+                KEY_HARD_STATE,
+                seal_record(&bytes),
+            )
+            .map_err(|error| LogStoreError(error.to_string()))?;
+        state.hard_state = hard_state;
+        Ok(())
+    }
+
+    fn apply_snapshot(&self, snapshot: Snapshot) -> Result<(), LogStoreError> {
+        let metadata = snapshot.get_metadata();
+        let store_error = |error: StorageError| LogStoreError(error.to_string());
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut batch = WriteBatch::default();
+        let log_cf = self.db.cf(CF_RAFT_LOG);
+        let raft_cf = self.db.cf(CF_RAFT_STATE);
+        batch.delete_range_cf(log_cf, index_key(0), index_key(u64::MAX));
+        for start in state.term_runs.keys() {
+            batch.delete_cf(raft_cf, term_run_key(*start));
+        }
+        let mut marker = metadata.index.to_be_bytes().to_vec();
+        marker.extend_from_slice(&metadata.term.to_be_bytes());
+        batch.put_cf(raft_cf, KEY_SNAPSHOT, seal_record(&marker));
+        batch.put_cf(
+            raft_cf,
+            KEY_CONF_STATE,
+            seal_record(&encode(metadata.get_conf_state()).map_err(store_error)?),
+        );
+        let mut hard_state = state.hard_state.clone();
+        hard_state.commit = hard_state.commit.max(metadata.index);
+        hard_state.term = hard_state.term.max(metadata.term);
+        batch.put_cf(
+            raft_cf,
+            KEY_HARD_STATE,
+            seal_record(&encode(&hard_state).map_err(store_error)?),
+        );
+        write_synced(&self.db, batch).map_err(store_error)?;
+        state.snapshot_index = metadata.index;
+        state.snapshot_term = metadata.term;
+        state.last_index = metadata.index;
+        state.term_runs.clear();
+        state.conf_state = metadata.get_conf_state().clone();
+        state.hard_state = hard_state;
+        Ok(())
+    }
+}
