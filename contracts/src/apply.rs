@@ -280,10 +280,12 @@ fn apply_transaction(
             &transaction.body.operations[0],
         )?]
     };
+    // The transaction's code is the reason of the operation that failed, not the
+    // linked_batch_failed of its companions.
     let code = operations
         .iter()
         .copied()
-        .find(|code| *code != ResultCode::Ok)
+        .find(|code| *code != ResultCode::Ok && *code != ResultCode::LinkedBatchFailed)
         .unwrap_or(ResultCode::Ok);
     Ok((
         Some(signer.id),
