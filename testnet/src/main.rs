@@ -1,2 +1,92 @@
-//! placeholder
-fn main() {}
+//! `tpw-testnet`: local networks, load and benchmarks for tpwalletoec.
+#![allow(clippy::print_stdout)]
+
+mod bench;
+mod network;
+mod sigbench;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "tpw-testnet",
+    version,
+    about = "Local tpwalletoec networks, load and benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Builds a throwaway network, drives signed transfers at it, prints one JSON line.
+    Bench {
+        /// Voting nodes.
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        /// Observer nodes.
+        #[arg(long, default_value_t = 0)]
+        observers: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Transfers in total.
+        #[arg(long, default_value_t = 200_000)]
+        transfers: usize,
+        /// Transfers per request (1 = one per request).
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Offered transfers per second (open loop); closed loop when absent.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Settlement partners the load spreads over.
+        #[arg(long, default_value_t = 1000)]
+        partners: usize,
+    },
+    /// Measures signature verification: ZIP-215 (ed25519-consensus) against ed25519-dalek.
+    BenchSignatures {
+        /// Signatures per run.
+        #[arg(long, default_value_t = 65_536)]
+        signatures: usize,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bench {
+            nodes,
+            observers,
+            clients,
+            transfers,
+            batch,
+            rate,
+            partners,
+        } => {
+            let settings = bench::BenchSettings {
+                nodes,
+                observers,
+                clients,
+                transfers,
+                batch,
+                rate,
+                partners,
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(bench::run(&settings)))
+                .and_then(|report| Ok(println!("{}", serde_json::to_string(&report)?)))
+        }
+        Command::BenchSignatures { signatures } => sigbench::run(signatures),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! A throwaway local network: keys, genesis and configs in a folder, `tpw run` processes on
+//! loopback, and their clean shutdown.
+
+use anyhow::{bail, Context};
+use ed25519_dalek::SigningKey;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tpw_contracts::genesis::{
+    GenesisAccount, GenesisAsset, GenesisFunding, GenesisNode, GenesisParticipant, NodeRole,
+};
+use tpw_contracts::model::Role;
+use tpw_contracts::Genesis;
+use tpw_node::client::Client;
+
+/// Longest wait for a node to serve after start.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Participants and accounts for load: one bank and `partners` settlement partners, each with
+/// one funded EUR account.
+pub struct LoadParties {
+    /// Signing key of each partner, by index.
+    pub keys: Vec<SigningKey>,
+}
+
+/// Participant id of partner `index`.
+pub fn partner_id(index: usize) -> u64 {
+    10 + index as u64
+}
+
+/// Account id of partner `index`.
+pub fn partner_account(index: usize) -> u128 {
+    10_000 + index as u128
+}
+
+/// The asset used by the load.
+pub const LOAD_ASSET: u32 = 1;
+
+/// Deterministic key for a partner: load runs need no secrecy and this keeps them repeatable.
+fn partner_key(index: usize) -> SigningKey {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&(index as u64).to_le_bytes());
+    seed[8..16].copy_from_slice(b"tpwbench");
+    SigningKey::from_bytes(&seed)
+}
+
+/// A running local network.
+pub struct LocalNetwork {
+    /// Root folder.
+    pub dir: PathBuf,
+    /// API base URLs of the nodes, in node order.
+    pub apis: Vec<String>,
+    children: Vec<Child>,
+    /// The genesis.
+    pub genesis: Genesis,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The `tpw` binary next to this executable.
+pub fn tpw_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("executable has no folder")?;
+    for candidate in [dir.join("tpw"), dir.join("../tpw")] {
+        if candidate.exists() {
+            return Ok(candidate);
+        }
+    }
+    bail!("the tpw binary was not found next to {}; build the workspace first (cargo build --release --locked)", exe.display())
+}
+
+impl LocalNetwork {
+    /// Writes keys, genesis and configs for `voters` nodes and `partners` load partners.
+    pub fn create(
+        dir: &Path,
+        voters: usize,
+        partners: usize,
+    ) -> anyhow::Result<(Self, LoadParties)> {
+        if voters != 1 {
+            bail!("networks of more than one voting node need the peer transport, which is not built yet; use --nodes 1");
+        }
+        std::fs::create_dir_all(dir.join("keys"))?;
+        let bank_key = tpw_node::keys::generate()?;
+        let mut participants = vec![GenesisParticipant {
+            id: 1,
+            name: "Load Bank".into(),
+            role: Role::BankMember,
+            bank: None,
+            keys: vec![hex::encode(bank_key.verifying_key().to_bytes())],
+        }];
+        let keys: Vec<SigningKey> = (0..partners).map(partner_key).collect();
+        let mut accounts = Vec::new();
+        let mut funding = Vec::new();
+        for (index, key) in keys.iter().enumerate() {
+            participants.push(GenesisParticipant {
+                id: partner_id(index),
+                name: format!("Partner {index}"),
+                role: Role::SettlementPartner,
+                bank: Some(1),
+                keys: vec![hex::encode(key.verifying_key().to_bytes())],
+            });
+            accounts.push(GenesisAccount {
+                id: partner_account(index),
+                owner: partner_id(index),
+                asset: LOAD_ASSET,
+                flags: vec!["debits_must_not_exceed_credits".into()],
+            });
+            funding.push(GenesisFunding {
+                account: partner_account(index),
+                amount: 1_000_000_000_000,
+            });
+        }
+        let mut nodes = Vec::new();
+        let mut apis = Vec::new();
+        let mut configs = Vec::new();
+        for node in 1..=voters {
+            let key = tpw_node::keys::generate()?;
+            let key_path = dir.join("keys").join(format!("node-{node}.json"));
+            tpw_node::keys::write(&key_path, &key)?;
+            nodes.push(GenesisNode {
+                id: node as u64,
+                name: format!("bank-{node}"),
+                public_key: hex::encode(key.verifying_key().to_bytes()),
+                role: NodeRole::Voter,
+            });
+            let port = free_port()?;
+            apis.push(format!("http://127.0.0.1:{port}"));
+            configs.push((node, key_path, port));
+        }
+        let genesis = Genesis {
+            network_name: "tpw-local".into(),
+            genesis_time_ms: tpw_node::runtime::now_ms(),
+            participants,
+            assets: vec![GenesisAsset {
+                id: LOAD_ASSET,
+                code: "EUR".into(),
+                scale: 2,
+                issuer: 1,
+                issuance_account: 1_000,
+            }],
+            accounts,
+            funding,
+            nodes,
+            network_id: None,
+        };
+        let genesis = Genesis {
+            network_id: Some(hex::encode(genesis.compute_network_id()?)),
+            ..genesis
+        };
+        let genesis_path = dir.join("genesis.json");
+        std::fs::write(&genesis_path, serde_json::to_string_pretty(&genesis)?)?;
+        for (node, key_path, port) in configs {
+            let config = format!(
+                "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n",
+                dir.join(format!("node-{node}")).display(),
+                genesis_path.display(),
+                key_path.display()
+            );
+            std::fs::write(dir.join(format!("node-{node}.toml")), config)?;
+        }
+        Ok((
+            Self {
+                dir: dir.to_path_buf(),
+                apis,
+                children: Vec::new(),
+                genesis,
+            },
+            LoadParties { keys },
+        ))
+    }
+
+    /// Starts every node process and waits until each serves.
+    pub async fn start(&mut self) -> anyhow::Result<()> {
+        let binary = tpw_binary()?;
+        for node in 1..=self.apis.len() {
+            let log = std::fs::File::create(self.dir.join(format!("node-{node}.log")))?;
+            let child = Command::new(&binary)
+                .arg("run")
+                .arg("--config")
+                .arg(self.dir.join(format!("node-{node}.toml")))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("cannot start {}", binary.display()))?;
+            self.children.push(child);
+        }
+        for (index, api) in self.apis.iter().enumerate() {
+            let client = Client::new(api);
+            let started = Instant::now();
+            while !client.healthy().await {
+                if started.elapsed() > START_TIMEOUT {
+                    bail!(
+                        "node {} did not serve within {START_TIMEOUT:?}; see its log in {}",
+                        index + 1,
+                        self.dir.display()
+                    );
+                }
+                if let Some(status) = self.children[index].try_wait()? {
+                    bail!(
+                        "node {} exited with {status}; see {}/node-{}.log",
+                        index + 1,
+                        self.dir.display(),
+                        index + 1
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Process ids of the nodes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+
+    /// Stops every node (SIGTERM, then SIGKILL after a grace period).
+    pub fn stop(&mut self) {
+        for child in &mut self.children {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for child in &mut self.children {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for LocalNetwork {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Resident memory of a process in MiB, from /proc (0 if unknown).
+pub fn rss_mib(pid: u32) -> u64 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0;
+    };
+    status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}

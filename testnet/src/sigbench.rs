@@ -1,0 +1,98 @@
+//! Signature verification measured side by side: ZIP-215 batches (what the ledger uses), ZIP-215
+//! one by one, and ed25519-dalek's batch and strict single checks, on one core.
+
+use ed25519_dalek::{Signer, SigningKey, Verifier};
+use std::time::Instant;
+use tpw_contracts::sig::{verify_all, SignatureItem};
+
+/// Prints one JSON line per method with signatures per second.
+pub fn run(count: usize) -> anyhow::Result<()> {
+    let keys: Vec<SigningKey> = (0..64u64)
+        .map(|index| {
+            let mut seed = [7u8; 32];
+            seed[..8].copy_from_slice(&index.to_le_bytes());
+            SigningKey::from_bytes(&seed)
+        })
+        .collect();
+    let messages: Vec<Vec<u8>> = (0..count)
+        .map(|index| format!("transfer {index} of the signature bench").into_bytes())
+        .collect();
+    let signatures: Vec<ed25519_dalek::Signature> = messages
+        .iter()
+        .enumerate()
+        .map(|(index, message)| keys[index % keys.len()].sign(message))
+        .collect();
+    let publics: Vec<[u8; 32]> = keys
+        .iter()
+        .map(|key| key.verifying_key().to_bytes())
+        .collect();
+    let signature_bytes: Vec<[u8; 64]> = signatures
+        .iter()
+        .map(ed25519_dalek::Signature::to_bytes)
+        .collect();
+    let report = |method: &str, batch: usize, started: Instant| {
+        let per_second = count as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            serde_json::json!({ "method": method, "batch": batch, "signatures": count, "signatures_per_s": per_second.round() })
+        );
+    };
+    for batch in [64usize, 256, 1024] {
+        let started = Instant::now();
+        for (chunk_index, chunk) in messages.chunks(batch).enumerate() {
+            let items: Vec<SignatureItem<'_>> = chunk
+                .iter()
+                .enumerate()
+                .map(|(offset, message)| {
+                    let index = chunk_index * batch + offset;
+                    SignatureItem {
+                        key: &publics[index % publics.len()],
+                        signature: &signature_bytes[index],
+                        message,
+                    }
+                })
+                .collect();
+            anyhow::ensure!(
+                verify_all(&items).iter().all(|valid| *valid),
+                "a valid signature was refused"
+            );
+        }
+        report("zip215_batch", batch, started);
+        let started = Instant::now();
+        for (chunk_index, chunk) in messages.chunks(batch).enumerate() {
+            let start = chunk_index * batch;
+            let verifying: Vec<ed25519_dalek::VerifyingKey> = (start..start + chunk.len())
+                .map(|index| keys[index % keys.len()].verifying_key())
+                .collect();
+            let chunk_messages: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+            ed25519_dalek::verify_batch(
+                &chunk_messages,
+                &signatures[start..start + chunk.len()],
+                &verifying,
+            )
+            .map_err(|error| anyhow::anyhow!("dalek batch refused valid signatures: {error}"))?;
+        }
+        report("dalek_batch", batch, started);
+    }
+    let started = Instant::now();
+    for (index, message) in messages.iter().enumerate() {
+        let item = SignatureItem {
+            key: &publics[index % publics.len()],
+            signature: &signature_bytes[index],
+            message,
+        };
+        anyhow::ensure!(
+            tpw_contracts::sig::verify_one(&item),
+            "a valid signature was refused"
+        );
+    }
+    report("zip215_single", 1, started);
+    let started = Instant::now();
+    for (index, message) in messages.iter().enumerate() {
+        keys[index % keys.len()]
+            .verifying_key()
+            .verify(message, &signatures[index])?;
+    }
+    report("dalek_single", 1, started);
+    Ok(())
+}
