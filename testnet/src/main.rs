@@ -49,6 +49,9 @@ enum Command {
         /// Signatures per run.
         #[arg(long, default_value_t = 65_536)]
         signatures: usize,
+        /// Distinct signer keys (batch verification gains when keys repeat).
+        #[arg(long, default_value_t = 65_536)]
+        keys: usize,
     },
 }
 
@@ -80,7 +83,7 @@ fn main() -> std::process::ExitCode {
                 .and_then(|runtime| runtime.block_on(bench::run(&settings)))
                 .and_then(|report| Ok(println!("{}", serde_json::to_string(&report)?)))
         }
-        Command::BenchSignatures { signatures } => sigbench::run(signatures),
+        Command::BenchSignatures { signatures, keys } => sigbench::run(signatures, keys),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -6,8 +6,12 @@ use std::time::Instant;
 use tpw_contracts::sig::{verify_all, SignatureItem};
 
 /// Prints one JSON line per method with signatures per second.
-pub fn run(count: usize) -> anyhow::Result<()> {
-    let keys: Vec<SigningKey> = (0..64u64)
+pub fn run(count: usize, key_count: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        count > 0 && key_count > 0,
+        "--signatures and --keys must be positive"
+    );
+    let keys: Vec<SigningKey> = (0..key_count as u64)
         .map(|index| {
             let mut seed = [7u8; 32];
             seed[..8].copy_from_slice(&index.to_le_bytes());

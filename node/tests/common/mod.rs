@@ -1,0 +1,50 @@
+//! Helpers for the node's integration tests: a demo network folder and signing shortcuts.
+#![allow(dead_code, unused_imports, missing_docs, clippy::unwrap_used)]
+
+use ed25519_dalek::SigningKey;
+use std::path::Path;
+use tpw_contracts::{Body, Operation, Transaction, TransferKind};
+use tpw_node::config::{NodeConfig, Overrides};
+
+pub use tpw_node::demo::{account_of, issuance_of, EUR, USD};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Prepares a demo folder whose node listens on a free loopback port; returns its config.
+pub fn prepare(dir: &Path) -> NodeConfig {
+    let config_path = tpw_node::demo::prepare(dir, &format!("127.0.0.1:{}", free_port())).unwrap();
+    NodeConfig::load(Some(&config_path), &Overrides::default()).unwrap()
+}
+
+pub fn key(dir: &Path, stem: &str) -> SigningKey {
+    tpw_node::keys::load(&dir.join("keys").join(format!("{stem}.json"))).unwrap()
+}
+
+pub fn network_id(config: &NodeConfig) -> [u8; 32] {
+    tpw_node::node::load_genesis(&config.genesis_file)
+        .unwrap()
+        .compute_network_id()
+        .unwrap()
+}
+
+pub fn payment(id: u128, from: u128, to: u128, asset: u32, amount: u128) -> Operation {
+    Operation::Transfer {
+        id,
+        debit_account: from,
+        credit_account: to,
+        asset,
+        amount,
+        kind: TransferKind::Posted,
+        reference: 0,
+    }
+}
+
+pub fn sign(network_id: [u8; 32], key: &SigningKey, operation: Operation) -> Vec<u8> {
+    Transaction::sign(network_id, key, Body::single(operation)).to_bytes()
+}
