@@ -1,6 +1,6 @@
 //! Signature verification with one answer for every node and auditor, however it batches.
 //!
-//! Rules: ed25519 as specified by ZIP-215 (the `ed25519-consensus` crate). Under ZIP-215 a
+//! Rules: ed25519 as specified by ZIP-215 (the `ed25519-zebra` crate, the Zcash Foundation's reference implementation of ZIP-215). Under ZIP-215 a
 //! signature is valid or not on its own, and batch verification accepts exactly the set that
 //! single verification accepts, so the signatures a block accepts are a function of the block
 //! alone. Batches use coefficients drawn from blake3 of the whole batch rather than a thread
@@ -8,7 +8,7 @@
 //! every item is checked alone to find the culprits.
 
 use crate::model::PublicKey;
-use ed25519_consensus::{batch, Signature, VerificationKey, VerificationKeyBytes};
+use ed25519_zebra::{batch, Signature, VerificationKey, VerificationKeyBytes};
 use rand_core::{CryptoRng, RngCore};
 
 /// One signature to check.

@@ -3,7 +3,7 @@
 
 use crate::api_types::*;
 use crate::limits::{
-    BODY_SIZE_MAX, RECENT_BLOCKS_MAX, SUBMIT_TRANSACTIONS_MAX, WAITERS_MAX,
+    ADMISSION_CACHE_MAX, BODY_SIZE_MAX, RECENT_BLOCKS_MAX, SUBMIT_TRANSACTIONS_MAX, WAITERS_MAX,
     WAIT_TIMEOUT_MS_DEFAULT, WAIT_TIMEOUT_MS_MAX,
 };
 use crate::metrics::Metrics;
@@ -16,7 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +39,53 @@ pub struct ApiContext {
     pub network_id: Hash,
     /// This node's Raft id.
     pub node_id: u64,
+    /// Facts that admission has already read and that never change: registered signer keys and
+    /// each account's asset (accounts are never deleted and never change asset).
+    pub admission_cache: AdmissionCache,
+}
+
+/// Positive admission facts, bounded by [`ADMISSION_CACHE_MAX`] entries each (reset when full).
+/// Admission is only a pre-filter: the ledger decides every transaction again when it applies.
+#[derive(Default)]
+pub struct AdmissionCache {
+    signers: std::sync::RwLock<HashSet<[u8; 32]>>,
+    account_assets: std::sync::RwLock<HashMap<u128, u32>>,
+}
+
+impl AdmissionCache {
+    fn signer_known(&self, key: &[u8; 32]) -> bool {
+        self.signers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(key)
+    }
+    fn remember_signer(&self, key: [u8; 32]) {
+        let mut signers = self
+            .signers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if signers.len() >= ADMISSION_CACHE_MAX {
+            signers.clear();
+        }
+        signers.insert(key);
+    }
+    fn account_asset(&self, account: u128) -> Option<u32> {
+        self.account_assets
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&account)
+            .copied()
+    }
+    fn remember_account(&self, account: u128, asset: u32) {
+        let mut assets = self
+            .account_assets
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if assets.len() >= ADMISSION_CACHE_MAX {
+            assets.clear();
+        }
+        assets.insert(account, asset);
+    }
 }
 
 type AppState = Arc<ApiContext>;
@@ -130,6 +177,13 @@ pub fn router(context: Arc<ApiContext>) -> Router {
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "no such endpoint; see docs/api.md",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method; see docs/api.md",
             )
         })
         .layer(DefaultBodyLimit::max(BODY_SIZE_MAX))
@@ -224,23 +278,14 @@ fn admit(context: &ApiContext, request: &SubmitRequest) -> Result<Vec<Admitted>,
 /// assets that do not match the accounts. Accounts opened earlier in the same request count.
 fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), ApiError> {
     let mut opened: BTreeMap<u128, u32> = BTreeMap::new();
-    let mut signers: BTreeSet<[u8; 32]> = BTreeSet::new();
     for (index, transaction) in transactions.iter().enumerate() {
-        if !signers.contains(&transaction.signer) {
-            if context
-                .reader
-                .state_now(&signer_key(&transaction.signer))
-                .map_err(ApiError::storage)?
-                .is_none()
-            {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "unknown_signer",
-                    "the signer key is not registered to any participant of this network",
-                )
-                .at(index));
-            }
-            signers.insert(transaction.signer);
+        if !signer_registered(context, &transaction.signer)? {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "unknown_signer",
+                "the signer key is not registered to any participant of this network",
+            )
+            .at(index));
         }
         for operation in &transaction.body.operations {
             match operation {
@@ -253,38 +298,26 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                     asset,
                     ..
                 } => {
-                    for id in [debit_account, credit_account] {
-                        let account_asset = match opened.get(id) {
-                            Some(asset) => *asset,
-                            None => match context
-                                .reader
-                                .state_now(&account_key(*id))
-                                .map_err(ApiError::storage)?
-                            {
-                                None => {
-                                    return Err(ApiError::new(
-                                        StatusCode::UNPROCESSABLE_ENTITY,
-                                        "unknown_account",
-                                        format!("account {id} does not exist; open it first"),
-                                    )
-                                    .at(index))
-                                }
-                                Some(bytes) => {
-                                    from_bytes(&bytes, Account::decode)
-                                        .map_err(|error| {
-                                            ApiError::storage(StorageError::Corrupt(
-                                                error.to_string(),
-                                            ))
-                                        })?
-                                        .asset
-                                }
-                            },
+                    for id in [*debit_account, *credit_account] {
+                        let found = match opened.get(&id) {
+                            Some(asset) => Some(*asset),
+                            None => account_asset(context, id)?,
                         };
-                        if account_asset != *asset {
+                        let Some(found) = found else {
+                            let message = format!("account {id} does not exist; open it first");
+                            return Err(ApiError::new(
+                                StatusCode::UNPROCESSABLE_ENTITY,
+                                "unknown_account",
+                                message,
+                            )
+                            .at(index));
+                        };
+                        if found != *asset {
+                            let message = format!("account {id} is in asset {found}, the transfer names asset {asset}");
                             return Err(ApiError::new(
                                 StatusCode::UNPROCESSABLE_ENTITY,
                                 "asset_mismatch",
-                                format!("account {id} is in asset {account_asset}, the transfer names asset {asset}"),
+                                message,
                             )
                             .at(index));
                         }
@@ -295,6 +328,38 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
         }
     }
     Ok(())
+}
+
+fn signer_registered(context: &ApiContext, key: &[u8; 32]) -> Result<bool, ApiError> {
+    if context.admission_cache.signer_known(key) {
+        return Ok(true);
+    }
+    let registered = context
+        .reader
+        .state_now(&signer_key(key))
+        .map_err(ApiError::storage)?
+        .is_some();
+    if registered {
+        context.admission_cache.remember_signer(*key);
+    }
+    Ok(registered)
+}
+
+fn account_asset(context: &ApiContext, id: u128) -> Result<Option<u32>, ApiError> {
+    if let Some(asset) = context.admission_cache.account_asset(id) {
+        return Ok(Some(asset));
+    }
+    let Some(bytes) = context
+        .reader
+        .state_now(&account_key(id))
+        .map_err(ApiError::storage)?
+    else {
+        return Ok(None);
+    };
+    let account = from_bytes(&bytes, Account::decode)
+        .map_err(|error| ApiError::storage(StorageError::Corrupt(error.to_string())))?;
+    context.admission_cache.remember_account(id, account.asset);
+    Ok(Some(account.asset))
 }
 
 fn committed_result(tx_id: &Hash, committed: &Committed) -> SubmitResult {

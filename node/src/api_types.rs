@@ -23,7 +23,9 @@ pub struct SubmitRequest {
 pub struct SubmitResult {
     /// Transaction id, hex.
     pub tx_id: String,
-    /// "received" (queued, not yet committed) or "committed".
+    /// "received" (queued, not yet committed when the response was sent), "committed", or
+    /// "retry" (dropped before ordering because this node lost leadership or is stopping:
+    /// resubmit, which is safe since transfer ids are idempotent).
     pub status: String,
     /// Block height, once committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,8 @@ pub const PROPOSALS_IN_FLIGHT_MAX: u64 = 4;
 pub const COMMANDS_PER_ITERATION_MAX: usize = 1024;
 /// Blocks listed by one recent-blocks request.
 pub const RECENT_BLOCKS_MAX: u64 = 100;
+/// Entries of each admission cache (signer keys, account assets) before it is reset.
+pub const ADMISSION_CACHE_MAX: usize = 1_000_000;
 /// Commit waiters registered at once.
 pub const WAITERS_MAX: usize = 1_000_000;
 

@@ -80,7 +80,7 @@ impl Metrics {
         emit(
             "tpw_submissions_refused_total",
             "counter",
-            "Submissions refused at admission.",
+            "Submission requests refused (4xx and 5xx).",
             read(&self.submissions_refused),
         );
         emit(
@@ -146,7 +146,7 @@ impl Metrics {
         emit(
             "tpw_commit_waiters",
             "gauge",
-            "Clients waiting for commit.",
+            "Transaction ids with clients waiting for their commit.",
             read(&self.waiters),
         );
         text

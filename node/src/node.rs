@@ -123,6 +123,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         commands,
         network_id,
         node_id: me.id,
+        admission_cache: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(config.api_address())
         .await

@@ -247,6 +247,15 @@ async fn bad_input_gets_a_stable_code_and_changes_nothing() {
         let (got, body) = api.get(path).await;
         assert_eq!((got, code(&body)), (status, expected), "{path}");
     }
+    let response = api
+        .http
+        .delete(format!("{}/v1/accounts/1", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), "method_not_allowed");
     node.stop().await.unwrap();
 }
 
@@ -264,7 +273,7 @@ async fn settlement_reads_retries_and_restart() {
         &acme,
         payment(7, account_of(3, EUR), account_of(5, EUR), EUR, 250),
     );
-    let (status, body) = api.submit(&[payment.clone()], true).await;
+    let (status, body) = api.submit(std::slice::from_ref(&payment), true).await;
     assert_eq!(status, 200, "{body}");
     let result = &body["results"][0];
     assert_eq!(

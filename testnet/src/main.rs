@@ -44,7 +44,7 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         partners: usize,
     },
-    /// Measures signature verification: ZIP-215 (ed25519-consensus) against ed25519-dalek.
+    /// Measures signature verification: ZIP-215 (ed25519-zebra) against ed25519-dalek.
     BenchSignatures {
         /// Signatures per run.
         #[arg(long, default_value_t = 65_536)]
@@ -81,7 +81,10 @@ fn main() -> std::process::ExitCode {
                 .build()
                 .map_err(anyhow::Error::from)
                 .and_then(|runtime| runtime.block_on(bench::run(&settings)))
-                .and_then(|report| Ok(println!("{}", serde_json::to_string(&report)?)))
+                .and_then(|report| {
+                    println!("{}", serde_json::to_string(&report)?);
+                    Ok(())
+                })
         }
         Command::BenchSignatures { signatures, keys } => sigbench::run(signatures, keys),
     };
