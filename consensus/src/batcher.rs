@@ -79,6 +79,12 @@ impl Batcher {
         }
     }
 
+    /// Whether `count` more envelopes of `size` bytes in all fit the queue.
+    pub fn has_room(&self, count: usize, size: usize) -> bool {
+        self.queue.len() + count <= QUEUE_TRANSACTIONS_MAX
+            && self.queued_size + size <= QUEUE_SIZE_MAX
+    }
+
     /// Queues one envelope.
     pub fn push(&mut self, envelope: Vec<u8>) -> Result<(), QueueFull> {
         if self.queue.len() >= QUEUE_TRANSACTIONS_MAX

@@ -281,11 +281,13 @@ fn apply_transaction(
         )?]
     };
     // The transaction's code is the reason of the operation that failed, not the
-    // linked_batch_failed of its companions.
+    // linked_batch_failed of its companions; a retried failed batch reports linked_batch_failed.
+    let failed = |code: &ResultCode| *code != ResultCode::Ok;
     let code = operations
         .iter()
         .copied()
-        .find(|code| *code != ResultCode::Ok && *code != ResultCode::LinkedBatchFailed)
+        .find(|code| failed(code) && *code != ResultCode::LinkedBatchFailed)
+        .or_else(|| operations.iter().copied().find(failed))
         .unwrap_or(ResultCode::Ok);
     Ok((
         Some(signer.id),

@@ -190,6 +190,7 @@ pub fn flag_names(flags: u16) -> Vec<&'static str> {
 impl Genesis {
     /// Canonical encoding of every field except `network_id`.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, GenesisError> {
+        self.check_sizes()?;
         let mut writer = Writer::with_capacity(4096);
         writer.u8(FORMAT_VERSION);
         writer.string(&self.network_name);
@@ -317,6 +318,14 @@ impl Genesis {
             + self.nodes.len();
         if items > GENESIS_ITEMS_MAX {
             return fail(format!("{items} items, over the limit {GENESIS_ITEMS_MAX}"));
+        }
+        if let Some(participant) = self.participants.iter().find(|participant| {
+            participant.keys.is_empty() || participant.keys.len() > PARTICIPANT_KEYS_MAX
+        }) {
+            return fail(format!(
+                "participant {} needs 1 to {PARTICIPANT_KEYS_MAX} keys",
+                participant.id
+            ));
         }
         let names = std::iter::once(&self.network_name)
             .chain(

@@ -320,7 +320,7 @@ pub struct TransferRecord {
     pub asset: AssetId,
     /// Amount moved or reserved, in minor units.
     pub amount: u128,
-    /// For pending transfers: block time after which it expires.
+    /// For pending transfers: the block time from which it is expired.
     pub expires_at_ms: u64,
     /// For post and void: the pending transfer's id.
     pub pending_id: TransferId,

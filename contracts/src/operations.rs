@@ -466,6 +466,11 @@ fn settle_pending(
         return reject(ResultCode::PendingNotFound);
     };
     match pending.state {
+        // Expiries are bounded per block, so a pending transfer can be past its deadline for a
+        // block or two before its expiry is processed: it is expired all the same.
+        TransferState::Pending if pending.expires_at_ms <= context.block.time_ms => {
+            return reject(ResultCode::PendingExpired)
+        }
         TransferState::Pending => {}
         TransferState::PendingPosted => return reject(ResultCode::PendingAlreadyPosted),
         TransferState::PendingVoided => return reject(ResultCode::PendingAlreadyVoided),

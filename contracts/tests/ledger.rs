@@ -593,3 +593,88 @@ fn block_time_never_goes_backwards() {
     let second = ledger.block(0, vec![]).header.time_ms;
     assert_eq!(second, first + 1);
 }
+
+#[test]
+fn a_retried_failed_batch_still_reports_failure() {
+    // Proves a receipt never says ok when its operations did not apply, including retries of
+    // failed linked batches and of their members alone.
+    let mut ledger = Ledger::new();
+    let legs = vec![
+        transfer(1, X_EUR, Y_EUR, EUR, 10),
+        transfer(2, X_USD, Y_USD, USD, 1_000),
+    ];
+    let batch = ledger.sign(PARTNER_X, Body::linked(legs));
+    assert_eq!(
+        ledger.block(10, vec![batch.clone()]).receipts[0].code,
+        ResultCode::ExceedsCredits
+    );
+    let retried = ledger.block(10, vec![batch]).receipts[0].clone();
+    assert_eq!(retried.code, ResultCode::ExceedsCredits);
+    let member = one(&mut ledger, PARTNER_X, transfer(1, X_EUR, Y_EUR, EUR, 10));
+    assert_eq!(
+        member,
+        ResultCode::LinkedBatchFailed,
+        "the member alone keeps its recorded outcome"
+    );
+
+    let open_bad = Operation::OpenAccount {
+        account: 3300,
+        owner: PARTNER_X,
+        asset: 99,
+        flags: 0,
+    };
+    let legs = vec![open_bad, transfer(3, X_EUR, Y_EUR, EUR, 1)];
+    let outcome = ledger.block(10, vec![ledger.sign(PARTNER_X, Body::linked(legs))]);
+    assert_eq!(outcome.receipts[0].code, ResultCode::UnknownAsset);
+    let open_fixed = Operation::OpenAccount {
+        account: 3300,
+        owner: PARTNER_X,
+        asset: EUR,
+        flags: 0,
+    };
+    let legs = vec![open_fixed, transfer(3, X_EUR, Y_EUR, EUR, 1)];
+    let outcome = ledger.block(10, vec![ledger.sign(PARTNER_X, Body::linked(legs))]);
+    assert_ne!(
+        outcome.receipts[0].code,
+        ResultCode::Ok,
+        "a failed id cannot be made to look applied"
+    );
+}
+
+#[test]
+fn an_overdue_pending_transfer_cannot_be_posted_while_expiries_queue() {
+    // Proves that when more pending transfers are due than one block expires, the ones still
+    // waiting for their expiry are already refused as expired.
+    let mut ledger = Ledger::new();
+    let count = tpw_contracts::limits::EXPIRIES_PER_BLOCK_MAX as u128 + 4;
+    let reservations: Vec<Vec<u8>> = (0..count)
+        .map(|id| ledger.sign(PARTNER_X, Body::single(pending(id, X_EUR, Y_EUR, 1, 100))))
+        .collect();
+    let outcome = ledger.block(10, reservations);
+    assert!(outcome
+        .receipts
+        .iter()
+        .all(|receipt| receipt.code == ResultCode::Ok));
+    let last = count - 1;
+    let post = ledger.sign(
+        PARTNER_X,
+        Body::single(Operation::PostPending {
+            id: count,
+            pending_id: last,
+            amount: 1,
+        }),
+    );
+    let outcome = ledger.block(200, vec![post]);
+    assert_eq!(
+        outcome.expired.len(),
+        tpw_contracts::limits::EXPIRIES_PER_BLOCK_MAX
+    );
+    assert_eq!(outcome.receipts[0].code, ResultCode::PendingExpired);
+    let outcome = ledger.block(10, vec![]);
+    assert_eq!(
+        outcome.expired.len(),
+        4,
+        "the remaining expiries run in the next block"
+    );
+    assert_eq!(ledger.account(X_EUR).debits_pending, 0);
+}

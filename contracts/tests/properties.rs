@@ -174,7 +174,7 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn any_sequence_conserves_and_replays_identically(

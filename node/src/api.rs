@@ -222,11 +222,8 @@ fn envelope_error(error: EnvelopeError) -> ApiError {
     )
 }
 
-/// An admitted transaction: its id, bytes, and its commit if it is already in a block.
-type Admitted = (Hash, Vec<u8>, Option<Committed>);
-
-/// Decodes, verifies and pre-checks a submission, and finds the ones already committed.
-fn admit(context: &ApiContext, request: &SubmitRequest) -> Result<Vec<Admitted>, ApiError> {
+/// Decodes, verifies and pre-checks a submission; returns (transaction id, envelope) pairs.
+fn admit(context: &ApiContext, request: &SubmitRequest) -> Result<Vec<(Hash, Vec<u8>)>, ApiError> {
     let mut envelopes = Vec::with_capacity(request.transactions.len());
     let mut transactions = Vec::with_capacity(request.transactions.len());
     for (index, text) in request.transactions.iter().enumerate() {
@@ -265,13 +262,10 @@ fn admit(context: &ApiContext, request: &SubmitRequest) -> Result<Vec<Admitted>,
         .at(index));
     }
     precheck(context, &transactions)?;
-    let mut admitted = Vec::with_capacity(envelopes.len());
-    for bytes in envelopes {
-        let tx_id = transaction_id(&bytes);
-        let committed = stored_commit(&context.reader, &tx_id).map_err(ApiError::storage)?;
-        admitted.push((tx_id, bytes, committed));
-    }
-    Ok(admitted)
+    Ok(envelopes
+        .into_iter()
+        .map(|bytes| (transaction_id(&bytes), bytes))
+        .collect())
 }
 
 /// Refuses what cannot succeed whatever happens first: unknown signers, unknown accounts, and
@@ -481,37 +475,44 @@ async fn submit_inner(
     };
     let mut results: Vec<Option<SubmitResult>> = vec![None; admitted.len()];
     let mut receivers = Vec::new();
-    let mut to_queue = Vec::new();
+    let mut fresh = Vec::new();
     {
-        let mut waiters = context
+        let mut in_flight = context
             .shared
-            .waiters
+            .in_flight
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut received = context
-            .shared
-            .received
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if waiters.len() + admitted.len() > WAITERS_MAX {
+        if in_flight.waiter_count() + admitted.len() > WAITERS_MAX {
             return Err(ApiError::unavailable(SubmitError::Overloaded));
         }
-        for (index, (tx_id, envelope, committed)) in admitted.into_iter().enumerate() {
-            if let Some(committed) = committed {
-                results[index] = Some(committed_result(&tx_id, &committed));
-                continue;
+        for (index, (tx_id, envelope)) in admitted.into_iter().enumerate() {
+            if in_flight.receive(tx_id) {
+                fresh.push((index, tx_id, envelope));
             }
-            if !received.contains(&tx_id) {
-                received.insert(tx_id);
-                to_queue.push((tx_id, envelope));
-            }
-            if wait {
-                let (sender, receiver) = tokio::sync::oneshot::channel();
-                waiters.entry(tx_id).or_default().push(sender);
+            let (sender, receiver) = tokio::sync::oneshot::channel();
+            if wait && in_flight.add_waiter(tx_id, sender) {
                 receivers.push((index, tx_id, receiver));
             } else {
                 results[index] = Some(pending_result(&tx_id, "received"));
             }
+        }
+    }
+    // A transaction marked received here that is already in a block was committed before this
+    // request marked it (the raft loop writes the index before it clears `received`): answer
+    // from the block instead of ordering it twice.
+    let mut to_queue = Vec::with_capacity(fresh.len());
+    for (index, tx_id, envelope) in fresh {
+        match stored_commit(&context.reader, &tx_id).map_err(ApiError::storage)? {
+            Some(committed) => {
+                let mut in_flight = context
+                    .shared
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                in_flight.commit(&tx_id, &committed);
+                results[index] = Some(committed_result(&tx_id, &committed));
+            }
+            None => to_queue.push((tx_id, envelope)),
         }
     }
     if !to_queue.is_empty() {
@@ -526,25 +527,22 @@ async fn submit_inner(
             Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopping),
         };
         if let Err(error) = sent {
-            let mut received = context
+            let mut in_flight = context
                 .shared
-                .received
+                .in_flight
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let mut waiters = context
-                .shared
-                .waiters
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for tx_id in queued_ids {
-                received.remove(&tx_id);
-                waiters.remove(&tx_id);
+            for tx_id in &queued_ids {
+                in_flight.forget(tx_id, &error);
             }
             return Err(ApiError::unavailable(error));
         }
     }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
     for (index, tx_id, receiver) in receivers {
+        if results[index].is_some() {
+            continue;
+        }
         results[index] = Some(match tokio::time::timeout_at(deadline, receiver).await {
             Ok(Ok(Ok(committed))) => committed_result(&tx_id, &committed),
             Ok(Ok(Err(_))) | Ok(Err(_)) => pending_result(&tx_id, "retry"),
@@ -606,10 +604,10 @@ async fn transaction(
     }
     let received = context
         .shared
-        .received
+        .in_flight
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .contains(&tx_id);
+        .is_received(&tx_id);
     if received {
         return Ok(Json(TransactionResponse {
             tx_id: hex::encode(tx_id),

@@ -18,6 +18,8 @@ pub const COMMANDS_PER_ITERATION_MAX: usize = 1024;
 pub const RECENT_BLOCKS_MAX: u64 = 100;
 /// Entries of each admission cache (signer keys, account assets) before it is reset.
 pub const ADMISSION_CACHE_MAX: usize = 1_000_000;
+/// Clients waiting for one transaction's commit; more are told to poll.
+pub const WAITERS_PER_TRANSACTION_MAX: usize = 16;
 /// Commit waiters registered at once.
 pub const WAITERS_MAX: usize = 1_000_000;
 

@@ -5,10 +5,12 @@
 //! outcomes wake the clients waiting for commit. Blocking RocksDB writes stay off the async
 //! runtime, and while one block is being persisted the next one fills (group commit).
 
-use crate::limits::{COMMANDS_PER_ITERATION_MAX, PROPOSALS_IN_FLIGHT_MAX};
+use crate::limits::{
+    COMMANDS_PER_ITERATION_MAX, PROPOSALS_IN_FLIGHT_MAX, WAITERS_PER_TRANSACTION_MAX,
+};
 use crate::metrics::Metrics;
 use crate::storage::{LedgerStore, RaftLogStore, StorageError};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, RwLock};
@@ -56,9 +58,59 @@ pub enum Command {
     },
 }
 
-/// Commit waiters by transaction id.
-pub type Waiters =
-    Mutex<HashMap<Hash, Vec<tokio::sync::oneshot::Sender<Result<Committed, SubmitError>>>>>;
+/// Told the commit of one transaction, or why it will not be ordered by this node.
+pub type Waiter = tokio::sync::oneshot::Sender<Result<Committed, SubmitError>>;
+
+/// Transactions accepted by this node and not yet applied, and the clients waiting for them.
+/// One lock guards both, so the API and the raft loop never wait on each other in two orders.
+#[derive(Default)]
+pub struct InFlight {
+    received: HashSet<Hash>,
+    waiters: HashMap<Hash, Vec<Waiter>>,
+    waiter_count: usize,
+}
+
+impl InFlight {
+    /// Whether the transaction is queued or in flight here.
+    pub fn is_received(&self, tx_id: &Hash) -> bool {
+        self.received.contains(tx_id)
+    }
+    /// Marks a transaction as received; false if it already was.
+    pub fn receive(&mut self, tx_id: Hash) -> bool {
+        self.received.insert(tx_id)
+    }
+    /// Clients waiting, over all transactions.
+    pub fn waiter_count(&self) -> usize {
+        self.waiter_count
+    }
+    /// Registers a waiter; refused (returns false) when this transaction already has the most
+    /// waiters allowed, in which case the client polls instead.
+    pub fn add_waiter(&mut self, tx_id: Hash, waiter: Waiter) -> bool {
+        let list = self.waiters.entry(tx_id).or_default();
+        if list.len() >= WAITERS_PER_TRANSACTION_MAX {
+            return false;
+        }
+        list.push(waiter);
+        self.waiter_count += 1;
+        true
+    }
+    /// The transaction committed: wake its waiters.
+    pub fn commit(&mut self, tx_id: &Hash, committed: &Committed) {
+        self.received.remove(tx_id);
+        for waiter in self.waiters.remove(tx_id).unwrap_or_default() {
+            self.waiter_count -= 1;
+            let _ = waiter.send(Ok(committed.clone()));
+        }
+    }
+    /// The transaction will not be ordered through this node: tell its waiters why.
+    pub fn forget(&mut self, tx_id: &Hash, error: &SubmitError) {
+        self.received.remove(tx_id);
+        for waiter in self.waiters.remove(tx_id).unwrap_or_default() {
+            self.waiter_count -= 1;
+            let _ = waiter.send(Err(error.clone()));
+        }
+    }
+}
 
 /// Raft and chain facts published by the loop for the API.
 #[derive(Debug, Clone, Default)]
@@ -87,10 +139,8 @@ pub struct RuntimeStatus {
 
 /// State shared by the raft loop and the API.
 pub struct Shared {
-    /// Clients waiting for commit.
-    pub waiters: Waiters,
-    /// Transactions queued or in flight, not yet applied.
-    pub received: Mutex<HashSet<Hash>>,
+    /// Transactions in flight and their waiting clients.
+    pub in_flight: Mutex<InFlight>,
     /// Published status.
     pub status: RwLock<RuntimeStatus>,
     /// Metrics.
@@ -103,8 +153,7 @@ impl Shared {
     /// Fresh shared state.
     pub fn new() -> Self {
         Self {
-            waiters: Mutex::new(HashMap::new()),
-            received: Mutex::new(HashSet::new()),
+            in_flight: Mutex::new(InFlight::default()),
             status: RwLock::new(RuntimeStatus::default()),
             metrics: Metrics::default(),
             stopping: AtomicBool::new(false),
@@ -162,6 +211,10 @@ pub struct Runtime {
     tick: Duration,
     preverified: HashSet<Hash>,
     next_expiry_ms: Option<u64>,
+    /// Raft index and transaction ids of each block this node proposed and has not applied,
+    /// with the term they were proposed in.
+    proposed: VecDeque<(u64, Vec<Hash>)>,
+    proposed_term: u64,
 }
 
 impl Runtime {
@@ -184,6 +237,8 @@ impl Runtime {
             tick,
             preverified: HashSet::new(),
             next_expiry_ms,
+            proposed: VecDeque::new(),
+            proposed_term: 0,
         })
     }
 
@@ -238,14 +293,15 @@ impl Runtime {
                 leader: self.driver.leader_id(),
             });
         }
-        if self.batcher.len() + envelopes.len() > tpw_consensus::batcher::QUEUE_TRANSACTIONS_MAX {
+        let size: usize = envelopes.iter().map(|(_, envelope)| envelope.len()).sum();
+        if !self.batcher.has_room(envelopes.len(), size) {
             return Err(SubmitError::Overloaded);
         }
         let count = envelopes.len() as u64;
         for (tx_id, envelope) in envelopes {
             self.batcher
                 .push(envelope)
-                .map_err(|_| SubmitError::Overloaded)?;
+                .expect("has_room checked the whole submission");
             self.preverified.insert(tx_id);
         }
         Metrics::add(&self.shared.metrics.transactions_submitted, count);
@@ -253,6 +309,14 @@ impl Runtime {
     }
 
     fn propose(&mut self) {
+        if !self.driver.is_leader() || self.driver.term() != self.proposed_term {
+            // Blocks proposed in an earlier term may still commit or be overwritten; their
+            // clients are told to retry, which is safe because retries are idempotent.
+            let leader = self.driver.leader_id();
+            let proposed: Vec<Hash> = self.proposed.drain(..).flat_map(|(_, ids)| ids).collect();
+            self.forget(proposed, &SubmitError::NotLeader { leader });
+            self.proposed_term = self.driver.term();
+        }
         if !self.driver.is_leader() {
             if !self.batcher.is_empty() {
                 self.fail_queued(SubmitError::NotLeader {
@@ -280,33 +344,48 @@ impl Runtime {
                 }
                 None => return,
             };
-            let empty = proposal.transactions.is_empty();
+            let ids: Vec<Hash> = proposal
+                .transactions
+                .iter()
+                .map(|bytes| tpw_contracts::transaction_id(bytes))
+                .collect();
             if let Err(error) = self.driver.propose(proposal.to_bytes()) {
                 tracing::warn!(%error, "block proposal refused");
+                self.forget(ids, &SubmitError::Overloaded);
                 return;
             }
-            if empty {
+            if ids.is_empty() {
                 return;
             }
+            self.proposed.push_back((self.driver.last_index(), ids));
         }
     }
 
     /// Fails every queued submission and its waiters (leadership lost or stopping).
     fn fail_queued(&mut self, error: SubmitError) {
-        let dropped = self.batcher.drain();
-        if dropped.is_empty() {
+        let dropped: Vec<Hash> = self
+            .batcher
+            .drain()
+            .iter()
+            .map(|envelope| tpw_contracts::transaction_id(envelope))
+            .collect();
+        self.forget(dropped, &error);
+    }
+
+    /// Tells the waiters of these transactions that this node will not order them.
+    fn forget(&mut self, tx_ids: Vec<Hash>, error: &SubmitError) {
+        if tx_ids.is_empty() {
             return;
         }
-        let mut waiters = lock(&self.shared.waiters);
-        let mut received = lock(&self.shared.received);
-        for envelope in dropped {
-            let tx_id = tpw_contracts::transaction_id(&envelope);
+        let mut in_flight = lock(&self.shared.in_flight);
+        for tx_id in tx_ids {
             self.preverified.remove(&tx_id);
-            received.remove(&tx_id);
-            for waiter in waiters.remove(&tx_id).unwrap_or_default() {
-                let _ = waiter.send(Err(error.clone()));
-            }
+            in_flight.forget(&tx_id, error);
         }
+        Metrics::set(
+            &self.shared.metrics.waiters,
+            in_flight.waiter_count() as u64,
+        );
     }
 
     fn process_ready(&mut self) -> Result<(), RuntimeError> {
@@ -321,6 +400,10 @@ impl Runtime {
 
     fn execute(&mut self, actions: Vec<Action>) -> Result<(), RuntimeError> {
         for action in actions {
+            if matches!(action, Action::ApplySnapshot(_)) {
+                // Refused before anything is persisted, so the data folder stays usable.
+                return Err(RuntimeError::SnapshotUnsupported);
+            }
             let started = Instant::now();
             persist_action(self.driver.store(), &action)?;
             match action {
@@ -387,23 +470,27 @@ impl Runtime {
             outcome.receipts.len() as u64 - rejected,
         );
         let height = outcome.header.height;
-        let mut waiters = lock(&self.shared.waiters);
-        let mut received = lock(&self.shared.received);
+        while self
+            .proposed
+            .front()
+            .is_some_and(|(index, _)| *index <= entry.index)
+        {
+            self.proposed.pop_front();
+        }
+        let mut in_flight = lock(&self.shared.in_flight);
         for (position, receipt) in outcome.receipts.into_iter().enumerate() {
             self.preverified.remove(&receipt.tx_id);
-            received.remove(&receipt.tx_id);
-            if let Some(list) = waiters.remove(&receipt.tx_id) {
-                let committed = Committed {
+            let tx_id = receipt.tx_id;
+            in_flight.commit(
+                &tx_id,
+                &Committed {
                     height,
                     position: position as u32,
                     receipt,
-                };
-                for waiter in list {
-                    let _ = waiter.send(Ok(committed.clone()));
-                }
-            }
+                },
+            );
         }
-        Metrics::set(&metrics.waiters, waiters.len() as u64);
+        Metrics::set(&metrics.waiters, in_flight.waiter_count() as u64);
         Ok(())
     }
 

@@ -178,15 +178,22 @@ impl Ledger {
 
     /// Debits equal credits per asset, posted and pending, and the head commits to the records.
     pub fn check_invariants(&self) {
-        let mut sums: BTreeMap<u32, [u128; 4]> = BTreeMap::new();
+        // Sums over many accounts can exceed u128 even though every balance fits, so they are
+        // kept as 256-bit (high, low) pairs.
+        fn add(sum: &mut (u128, u128), value: u128) {
+            let (low, carry) = sum.1.overflowing_add(value);
+            sum.1 = low;
+            sum.0 += u128::from(carry);
+        }
+        let mut sums: BTreeMap<u32, [(u128, u128); 4]> = BTreeMap::new();
         for (key, value) in self.store.records() {
             if key[0] == b'A' {
                 let account = from_bytes(value, Account::decode).unwrap();
                 let sum = sums.entry(account.asset).or_default();
-                sum[0] += account.debits_posted;
-                sum[1] += account.credits_posted;
-                sum[2] += account.debits_pending;
-                sum[3] += account.credits_pending;
+                add(&mut sum[0], account.debits_posted);
+                add(&mut sum[1], account.credits_posted);
+                add(&mut sum[2], account.debits_pending);
+                add(&mut sum[3], account.credits_pending);
             }
         }
         for (asset, sum) in sums {
