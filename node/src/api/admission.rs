@@ -1,0 +1,208 @@
+//! Admission: decoding, signature checks and pre-checks of a submission before it is ordered.
+
+use super::{ApiContext, ApiError};
+use crate::api_types::SubmitRequest;
+use crate::limits::ADMISSION_CACHE_MAX;
+use crate::storage::StorageError;
+use axum::http::StatusCode;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use tpw_contracts::model::{from_bytes, Account, Hash};
+use tpw_contracts::sig::{verify_all, SignatureItem};
+use tpw_contracts::state::{account_key, signer_key};
+use tpw_contracts::tx::EnvelopeError;
+use tpw_contracts::{transaction_id, Operation, Transaction};
+
+/// Positive admission facts, bounded by [`ADMISSION_CACHE_MAX`] entries each (reset when full).
+/// Admission is only a pre-filter: the ledger decides every transaction again when it applies.
+#[derive(Default)]
+pub struct AdmissionCache {
+    signers: std::sync::RwLock<HashSet<[u8; 32]>>,
+    account_assets: std::sync::RwLock<HashMap<u128, u32>>,
+}
+
+impl AdmissionCache {
+    fn signer_known(&self, key: &[u8; 32]) -> bool {
+        self.signers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(key)
+    }
+    fn remember_signer(&self, key: [u8; 32]) {
+        let mut signers = self
+            .signers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if signers.len() >= ADMISSION_CACHE_MAX {
+            signers.clear();
+        }
+        signers.insert(key);
+    }
+    fn account_asset(&self, account: u128) -> Option<u32> {
+        self.account_assets
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&account)
+            .copied()
+    }
+    fn remember_account(&self, account: u128, asset: u32) {
+        let mut assets = self
+            .account_assets
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if assets.len() >= ADMISSION_CACHE_MAX {
+            assets.clear();
+        }
+        assets.insert(account, asset);
+    }
+}
+
+fn envelope_error(error: EnvelopeError) -> ApiError {
+    let code = match &error {
+        EnvelopeError::Malformed(_) => "malformed_transaction",
+        EnvelopeError::TooLarge { .. } => "transaction_too_large",
+        EnvelopeError::UnsupportedVersion(_) => "unsupported_version",
+        EnvelopeError::WrongNetwork { .. } => "wrong_network",
+    };
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        code,
+        format!("{error}; build it with the encoding in docs/encoding.md"),
+    )
+}
+
+/// Decodes, verifies and pre-checks a submission; returns (transaction id, envelope) pairs.
+pub(super) fn admit(
+    context: &ApiContext,
+    request: &SubmitRequest,
+) -> Result<Vec<(Hash, Vec<u8>)>, ApiError> {
+    let mut envelopes = Vec::with_capacity(request.transactions.len());
+    let mut transactions = Vec::with_capacity(request.transactions.len());
+    for (index, text) in request.transactions.iter().enumerate() {
+        let bytes = hex::decode(text).map_err(|error| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_hex",
+                format!("transaction is not hex: {error}"),
+            )
+            .at(index)
+        })?;
+        let transaction = Transaction::from_bytes(&bytes, &context.network_id)
+            .map_err(|error| envelope_error(error).at(index))?;
+        transactions.push(transaction);
+        envelopes.push(bytes);
+    }
+    let messages: Vec<Vec<u8>> = transactions
+        .iter()
+        .map(Transaction::signed_message)
+        .collect();
+    let items: Vec<SignatureItem<'_>> = transactions
+        .iter()
+        .zip(&messages)
+        .map(|(transaction, message)| SignatureItem {
+            key: &transaction.signer,
+            signature: &transaction.signature,
+            message,
+        })
+        .collect();
+    if let Some(index) = verify_all(&items).iter().position(|valid| !valid) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_signature",
+            "the signature does not verify under the signer key; sign the bytes described in docs/encoding.md",
+        )
+        .at(index));
+    }
+    precheck(context, &transactions)?;
+    Ok(envelopes
+        .into_iter()
+        .map(|bytes| (transaction_id(&bytes), bytes))
+        .collect())
+}
+
+/// Refuses what cannot succeed whatever happens first: unknown signers, unknown accounts, and
+/// assets that do not match the accounts. Accounts opened earlier in the same request count.
+fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), ApiError> {
+    let mut opened: BTreeMap<u128, u32> = BTreeMap::new();
+    for (index, transaction) in transactions.iter().enumerate() {
+        if !signer_registered(context, &transaction.signer)? {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "unknown_signer",
+                "the signer key is not registered to any participant of this network",
+            )
+            .at(index));
+        }
+        for operation in &transaction.body.operations {
+            match operation {
+                Operation::OpenAccount { account, asset, .. } => {
+                    opened.insert(*account, *asset);
+                }
+                Operation::Transfer {
+                    debit_account,
+                    credit_account,
+                    asset,
+                    ..
+                } => {
+                    for id in [*debit_account, *credit_account] {
+                        let found = match opened.get(&id) {
+                            Some(asset) => Some(*asset),
+                            None => account_asset(context, id)?,
+                        };
+                        let Some(found) = found else {
+                            let message = format!("account {id} does not exist; open it first");
+                            return Err(ApiError::new(
+                                StatusCode::UNPROCESSABLE_ENTITY,
+                                "unknown_account",
+                                message,
+                            )
+                            .at(index));
+                        };
+                        if found != *asset {
+                            let message = format!("account {id} is in asset {found}, the transfer names asset {asset}");
+                            return Err(ApiError::new(
+                                StatusCode::UNPROCESSABLE_ENTITY,
+                                "asset_mismatch",
+                                message,
+                            )
+                            .at(index));
+                        }
+                    }
+                }
+                Operation::PostPending { .. } | Operation::VoidPending { .. } => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn signer_registered(context: &ApiContext, key: &[u8; 32]) -> Result<bool, ApiError> {
+    if context.admission_cache.signer_known(key) {
+        return Ok(true);
+    }
+    let registered = context
+        .reader
+        .state_now(&signer_key(key))
+        .map_err(ApiError::storage)?
+        .is_some();
+    if registered {
+        context.admission_cache.remember_signer(*key);
+    }
+    Ok(registered)
+}
+
+fn account_asset(context: &ApiContext, id: u128) -> Result<Option<u32>, ApiError> {
+    if let Some(asset) = context.admission_cache.account_asset(id) {
+        return Ok(Some(asset));
+    }
+    let Some(bytes) = context
+        .reader
+        .state_now(&account_key(id))
+        .map_err(ApiError::storage)?
+    else {
+        return Ok(None);
+    };
+    let account = from_bytes(&bytes, Account::decode)
+        .map_err(|error| ApiError::storage(StorageError::Corrupt(error.to_string())))?;
+    context.admission_cache.remember_account(id, account.asset);
+    Ok(Some(account.asset))
+}

@@ -1,0 +1,158 @@
+//! The HTTP API under /v1 (axum, JSON), /metrics for Prometheus, and the error mapping that
+//! gives every refusal an HTTP status, a stable code and a message saying what to fix.
+
+mod admission;
+mod reads;
+mod submit;
+
+pub use admission::AdmissionCache;
+
+use crate::api_types::{ErrorDetail, ErrorResponse};
+use crate::limits::BODY_SIZE_MAX;
+use crate::runtime::{Command, Shared, SubmitError};
+use crate::storage::{LedgerReader, StorageError};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use tpw_contracts::model::Hash;
+
+/// What the handlers share.
+pub struct ApiContext {
+    /// State shared with the raft loop.
+    pub shared: Arc<Shared>,
+    /// Ledger reads.
+    pub reader: LedgerReader,
+    /// Commands to the raft loop.
+    pub commands: SyncSender<Command>,
+    /// This network's id.
+    pub network_id: Hash,
+    /// This node's Raft id.
+    pub node_id: u64,
+    /// Facts that admission has already read and that never change: registered signer keys and
+    /// each account's asset (accounts are never deleted and never change asset).
+    pub admission_cache: AdmissionCache,
+}
+
+type AppState = Arc<ApiContext>;
+
+/// An API refusal.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    index: Option<usize>,
+    retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            index: None,
+            retry_after_s: None,
+        }
+    }
+    pub(super) fn at(mut self, index: usize) -> Self {
+        self.index = Some(index);
+        self
+    }
+    pub(super) fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+    pub(super) fn storage(error: StorageError) -> Self {
+        tracing::error!(%error, "storage read failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_error",
+            "the node could not read its storage; try another node",
+        )
+    }
+    pub(super) fn unavailable(error: SubmitError) -> Self {
+        let code = match error {
+            SubmitError::NotLeader { .. } => "not_leader",
+            SubmitError::Overloaded => "overloaded",
+            SubmitError::Stopping => "stopping",
+        };
+        let mut api_error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string());
+        api_error.retry_after_s = Some(1);
+        api_error
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorResponse {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+                index: self.index,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
+    }
+}
+
+/// Builds the router.
+pub fn router(context: Arc<ApiContext>) -> Router {
+    Router::new()
+        .route("/v1/transactions", post(submit::submit))
+        .route("/v1/transactions/{tx_id}", get(reads::transaction))
+        .route("/v1/accounts/{id}", get(reads::account))
+        .route("/v1/transfers/{participant}/{id}", get(reads::transfer))
+        .route("/v1/blocks", get(reads::recent_blocks))
+        .route("/v1/blocks/{height}", get(reads::block))
+        .route("/v1/status", get(reads::status))
+        .route("/v1/health", get(reads::health))
+        .route("/metrics", get(reads::metrics))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; see docs/api.md",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method; see docs/api.md",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_SIZE_MAX))
+        .with_state(context)
+}
+
+pub(super) fn parse_hash(text: &str, code: &'static str) -> Result<Hash, ApiError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                code,
+                format!("{text:?} is not 64 hex digits"),
+            )
+        })
+}
+
+pub(super) fn parse_u128(text: &str, code: &'static str) -> Result<u128, ApiError> {
+    tpw_contracts::decimal::parse(text)
+        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, code, message))
+}

@@ -1,0 +1,199 @@
+//! The read endpoints: transactions, accounts, transfers, blocks, status, health, metrics.
+
+use super::{parse_hash, parse_u128, ApiError, AppState};
+use crate::api_types::*;
+use crate::limits::RECENT_BLOCKS_MAX;
+use crate::storage::StorageError;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use tpw_contracts::view::{AccountView, HeaderView, ReceiptView, TransactionView, TransferView};
+use tpw_contracts::{transaction_id, Transaction};
+
+pub(super) async fn transaction(
+    State(context): State<AppState>,
+    Path(tx_id): Path<String>,
+) -> Result<Json<TransactionResponse>, ApiError> {
+    let tx_id = parse_hash(&tx_id, "bad_tx_id")?;
+    let reader = &context.reader;
+    if let Some(location) = reader.tx_location(&tx_id).map_err(ApiError::storage)? {
+        let block = reader
+            .block(location.height)
+            .map_err(ApiError::storage)?
+            .ok_or_else(|| {
+                ApiError::storage(StorageError::Corrupt(
+                    "tx index names a missing block".into(),
+                ))
+            })?;
+        let position = location.position as usize;
+        let envelope = block.proposal.transactions.get(position);
+        let transaction = envelope
+            .and_then(|bytes| Transaction::from_bytes(bytes, &context.network_id).ok())
+            .map(|transaction| TransactionView::from(&transaction));
+        return Ok(Json(TransactionResponse {
+            tx_id: hex::encode(tx_id),
+            status: "committed".into(),
+            height: Some(location.height),
+            position: Some(location.position),
+            block_time_ms: Some(block.header.time_ms),
+            receipt: block.receipts.get(position).map(ReceiptView::from),
+            transaction,
+        }));
+    }
+    let received = context
+        .shared
+        .in_flight
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .is_received(&tx_id);
+    if received {
+        return Ok(Json(TransactionResponse {
+            tx_id: hex::encode(tx_id),
+            status: "received".into(),
+            height: None,
+            position: None,
+            block_time_ms: None,
+            receipt: None,
+            transaction: None,
+        }));
+    }
+    Err(ApiError::not_found("transaction"))
+}
+
+pub(super) async fn account(
+    State(context): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<AccountResponse>, ApiError> {
+    let id = parse_u128(&id, "bad_account_id")?;
+    match context.reader.account(id).map_err(ApiError::storage)? {
+        Some((account, height)) => Ok(Json(AccountResponse {
+            height,
+            account: AccountView::from(&account),
+        })),
+        None => Err(ApiError::not_found("account")),
+    }
+}
+
+pub(super) async fn transfer(
+    State(context): State<AppState>,
+    Path((participant, id)): Path<(String, String)>,
+) -> Result<Json<TransferResponse>, ApiError> {
+    let participant = participant.parse::<u64>().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_participant_id",
+            "participant ids are decimal u64",
+        )
+    })?;
+    let id = parse_u128(&id, "bad_transfer_id")?;
+    match context
+        .reader
+        .transfer(participant, id)
+        .map_err(ApiError::storage)?
+    {
+        Some((record, height)) => Ok(Json(TransferResponse {
+            height,
+            transfer: TransferView::from(&record),
+        })),
+        None => Err(ApiError::not_found("transfer")),
+    }
+}
+
+pub(super) async fn block(
+    State(context): State<AppState>,
+    Path(height): Path<String>,
+) -> Result<Json<BlockResponse>, ApiError> {
+    let height = height.parse::<u64>().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_height",
+            "heights are decimal u64",
+        )
+    })?;
+    let block = context
+        .reader
+        .block(height)
+        .map_err(ApiError::storage)?
+        .ok_or_else(|| ApiError::not_found("block"))?;
+    Ok(Json(BlockResponse {
+        header: HeaderView::from(&block.header),
+        transactions: block
+            .proposal
+            .transactions
+            .iter()
+            .map(|bytes| hex::encode(transaction_id(bytes)))
+            .collect(),
+        receipts: block.receipts.iter().map(ReceiptView::from).collect(),
+    }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RecentQuery {
+    limit: Option<u64>,
+}
+
+pub(super) async fn recent_blocks(
+    State(context): State<AppState>,
+    query: Result<Query<RecentQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RecentBlocksResponse>, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
+    })?;
+    let limit = query.limit.unwrap_or(10).clamp(1, RECENT_BLOCKS_MAX);
+    let (head, _) = context.reader.head().map_err(ApiError::storage)?;
+    let mut blocks = Vec::new();
+    let lowest = head.height.saturating_sub(limit - 1);
+    for height in (lowest..=head.height).rev() {
+        if let Some(block) = context.reader.block(height).map_err(ApiError::storage)? {
+            blocks.push(HeaderView::from(&block.header));
+        }
+    }
+    Ok(Json(RecentBlocksResponse { blocks }))
+}
+
+pub(super) async fn status(State(context): State<AppState>) -> Json<StatusResponse> {
+    let status = context
+        .shared
+        .status
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    Json(StatusResponse {
+        node_id: context.node_id,
+        network_id: hex::encode(context.network_id),
+        role: status.role.into(),
+        term: status.term,
+        leader_id: status.leader_id,
+        commit_index: status.commit_index,
+        applied_index: status.applied_index,
+        height: status.height,
+        head_hash: hex::encode(status.head_hash),
+        state_root: hex::encode(status.state_root),
+        block_time_ms: status.block_time_ms,
+        queue_depth: status.queue_depth,
+    })
+}
+
+pub(super) async fn health(State(context): State<AppState>) -> Response {
+    let height = context
+        .shared
+        .status
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .height;
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({ "status": "serving", "height": height })),
+    )
+        .into_response()
+}
+
+pub(super) async fn metrics(State(context): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        context.shared.metrics.render(),
+    )
+        .into_response()
+}

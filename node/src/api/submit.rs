@@ -1,0 +1,283 @@
+//! POST /v1/transactions: admit, mark in flight, answer what is already committed, queue the
+//! rest for the raft loop, and wait for commits when asked.
+
+use super::admission::admit;
+use super::{ApiError, AppState};
+use crate::api_types::*;
+use crate::limits::{
+    BODY_SIZE_MAX, SUBMIT_TRANSACTIONS_MAX, WAITERS_MAX, WAIT_TIMEOUT_MS_DEFAULT,
+    WAIT_TIMEOUT_MS_MAX,
+};
+use crate::metrics::Metrics;
+use crate::runtime::{Command, Committed, SubmitError};
+use crate::storage::{LedgerReader, StorageError};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use std::sync::mpsc::TrySendError;
+use std::sync::Arc;
+use std::time::Duration;
+use tpw_contracts::model::Hash;
+use tpw_contracts::ResultCode;
+
+fn committed_result(tx_id: &Hash, committed: &Committed) -> SubmitResult {
+    SubmitResult {
+        tx_id: hex::encode(tx_id),
+        status: "committed".into(),
+        height: Some(committed.height),
+        position: Some(committed.position),
+        code: Some(committed.receipt.code),
+        operations: Some(committed.receipt.operations.clone()),
+    }
+}
+
+fn pending_result(tx_id: &Hash, status: &str) -> SubmitResult {
+    SubmitResult {
+        tx_id: hex::encode(tx_id),
+        status: status.into(),
+        height: None,
+        position: None,
+        code: None,
+        operations: None,
+    }
+}
+
+fn stored_commit(reader: &LedgerReader, tx_id: &Hash) -> Result<Option<Committed>, StorageError> {
+    let Some(location) = reader.tx_location(tx_id)? else {
+        return Ok(None);
+    };
+    let Some(block) = reader.block(location.height)? else {
+        return Err(StorageError::Corrupt(format!(
+            "tx index names missing block {}",
+            location.height
+        )));
+    };
+    let receipt = block
+        .receipts
+        .get(location.position as usize)
+        .cloned()
+        .ok_or_else(|| StorageError::Corrupt("tx index names a missing receipt".into()))?;
+    Ok(Some(Committed {
+        height: location.height,
+        position: location.position,
+        receipt,
+    }))
+}
+
+pub(super) async fn submit(
+    State(context): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let result = submit_inner(&context, body).await;
+    if result.is_err() {
+        Metrics::add(&context.shared.metrics.submissions_refused, 1);
+    }
+    result
+}
+
+async fn submit_inner(
+    context: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request = parse_request(body)?;
+    let (wait, timeout_ms) = (
+        request.wait,
+        request.timeout_ms.unwrap_or(WAIT_TIMEOUT_MS_DEFAULT),
+    );
+    let admitted = {
+        let context = Arc::clone(context);
+        tokio::task::spawn_blocking(move || admit(&context, &request))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "admission task failed",
+                )
+            })??
+    };
+    let mut results: Vec<Option<SubmitResult>> = vec![None; admitted.len()];
+    let (fresh, receivers) = mark_in_flight(context, admitted, wait, &mut results)?;
+    let to_queue = answer_committed(context, fresh, &mut results)?;
+    queue(context, to_queue).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    for (index, tx_id, receiver) in receivers {
+        if results[index].is_some() {
+            continue;
+        }
+        results[index] = Some(match tokio::time::timeout_at(deadline, receiver).await {
+            Ok(Ok(Ok(committed))) => committed_result(&tx_id, &committed),
+            Ok(Ok(Err(_))) | Ok(Err(_)) => pending_result(&tx_id, "retry"),
+            Err(_) => pending_result(&tx_id, "received"),
+        });
+    }
+    let results: Vec<SubmitResult> = results
+        .into_iter()
+        .map(|result| result.expect("every index gets a result"))
+        .collect();
+    Ok(respond(wait, results))
+}
+
+/// Reads and checks the request body.
+fn parse_request(body: Result<Bytes, BytesRejection>) -> Result<SubmitRequest, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            let message = format!(
+                "the body exceeds {BODY_SIZE_MAX} bytes; send fewer transactions per request"
+            );
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", rejection.body_text())
+        }
+    })?;
+    let request: SubmitRequest = serde_json::from_slice(&body).map_err(|error| {
+        let message = format!("{error}; expected {{\"transactions\": [hex, ...], \"wait\": bool}}");
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+    })?;
+    if request.transactions.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_batch",
+            "send at least one transaction",
+        ));
+    }
+    if request.transactions.len() > SUBMIT_TRANSACTIONS_MAX {
+        let message = format!(
+            "{} transactions in one request; the limit is {SUBMIT_TRANSACTIONS_MAX}",
+            request.transactions.len()
+        );
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            message,
+        ));
+    }
+    if request.timeout_ms.unwrap_or(0) > WAIT_TIMEOUT_MS_MAX {
+        let message = format!("timeout_ms must be at most {WAIT_TIMEOUT_MS_MAX}");
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_timeout",
+            message,
+        ));
+    }
+    Ok(request)
+}
+
+type Receivers = Vec<(
+    usize,
+    Hash,
+    tokio::sync::oneshot::Receiver<Result<Committed, SubmitError>>,
+)>;
+type Fresh = Vec<(usize, Hash, Vec<u8>)>;
+
+/// Marks the transactions received and registers waiters, under the one in-flight lock.
+/// Returns the transactions this request is first to receive, and the waiters' receivers.
+fn mark_in_flight(
+    context: &AppState,
+    admitted: Vec<(Hash, Vec<u8>)>,
+    wait: bool,
+    results: &mut [Option<SubmitResult>],
+) -> Result<(Fresh, Receivers), ApiError> {
+    let mut in_flight = context
+        .shared
+        .in_flight
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if in_flight.waiter_count() + admitted.len() > WAITERS_MAX {
+        return Err(ApiError::unavailable(SubmitError::Overloaded));
+    }
+    let mut fresh = Vec::new();
+    let mut receivers = Vec::new();
+    for (index, (tx_id, envelope)) in admitted.into_iter().enumerate() {
+        if in_flight.receive(tx_id) {
+            fresh.push((index, tx_id, envelope));
+        }
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        if wait && in_flight.add_waiter(tx_id, sender) {
+            receivers.push((index, tx_id, receiver));
+        } else {
+            results[index] = Some(pending_result(&tx_id, "received"));
+        }
+    }
+    Ok((fresh, receivers))
+}
+
+/// A transaction marked received here that is already in a block was committed before this
+/// request marked it (the raft loop writes the index before it clears `received`): it is
+/// answered from the block instead of being ordered twice. Returns the rest, to queue.
+fn answer_committed(
+    context: &AppState,
+    fresh: Fresh,
+    results: &mut [Option<SubmitResult>],
+) -> Result<Vec<(Hash, Vec<u8>)>, ApiError> {
+    let mut to_queue = Vec::with_capacity(fresh.len());
+    for (index, tx_id, envelope) in fresh {
+        match stored_commit(&context.reader, &tx_id).map_err(ApiError::storage)? {
+            Some(committed) => {
+                let mut in_flight = context
+                    .shared
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                in_flight.commit(&tx_id, &committed);
+                results[index] = Some(committed_result(&tx_id, &committed));
+            }
+            None => to_queue.push((tx_id, envelope)),
+        }
+    }
+    Ok(to_queue)
+}
+
+/// Hands the envelopes to the raft loop; on refusal, their waiters are released.
+async fn queue(context: &AppState, to_queue: Vec<(Hash, Vec<u8>)>) -> Result<(), ApiError> {
+    if to_queue.is_empty() {
+        return Ok(());
+    }
+    let queued_ids: Vec<Hash> = to_queue.iter().map(|(tx_id, _)| *tx_id).collect();
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    let sent = match context.commands.try_send(Command::Submit {
+        envelopes: to_queue,
+        reply,
+    }) {
+        Ok(()) => outcome.await.unwrap_or(Err(SubmitError::Stopping)),
+        Err(TrySendError::Full(_)) => Err(SubmitError::Overloaded),
+        Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopping),
+    };
+    if let Err(error) = sent {
+        let mut in_flight = context
+            .shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for tx_id in &queued_ids {
+            in_flight.forget(tx_id, &error);
+        }
+        return Err(ApiError::unavailable(error));
+    }
+    Ok(())
+}
+
+/// 200 when every waited-for transaction committed ok, 422 naming the first rejection, 202
+/// otherwise.
+fn respond(wait: bool, results: Vec<SubmitResult>) -> Response {
+    let all_committed = results.iter().all(|result| result.status == "committed");
+    let first_failure = results
+        .iter()
+        .find_map(|result| result.code.filter(|code| *code != ResultCode::Ok));
+    let (status, error) = match (wait, all_committed, first_failure) {
+        (true, true, None) => (StatusCode::OK, None),
+        (true, true, Some(code)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(ErrorDetail {
+                code: code.name().into(),
+                message: code.describe().into(),
+                index: results.iter().position(|result| result.code == Some(code)),
+            }),
+        ),
+        _ => (StatusCode::ACCEPTED, None),
+    };
+    (status, Json(SubmitResponse { results, error })).into_response()
+}

@@ -1,0 +1,244 @@
+//! The `tpw` command line end to end: key and genesis tools, a node started with `tpw run`, and
+//! every client subcommand against it, including the failures a user will meet first.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn tpw(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tpw"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "stdout is JSON: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+#[test]
+fn every_cli_command_works_against_a_running_node() {
+    // Proves the documented CLI flows, and that the first mistakes get clear errors.
+    let folder = tempfile::tempdir().unwrap();
+    let dir = folder.path();
+    let config = prepare(dir);
+    let url = format!("http://{}", config.api_listen);
+
+    let keygen = tpw(&["keygen", "--out", &path(dir, "new-key.json")]);
+    assert!(keygen.status.success());
+    assert_eq!(json(&keygen)["public_key"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        std::fs::metadata(dir.join("new-key.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert!(
+        !tpw(&["keygen", "--out", &path(dir, "new-key.json")])
+            .status
+            .success(),
+        "never overwrites a key"
+    );
+
+    let mut spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("genesis.json")).unwrap()).unwrap();
+    let stated_id = spec["network_id"].as_str().unwrap().to_string();
+    spec.as_object_mut().unwrap().remove("network_id");
+    std::fs::write(dir.join("spec.json"), spec.to_string()).unwrap();
+    let created = tpw(&[
+        "genesis",
+        "create",
+        "--spec",
+        &path(dir, "spec.json"),
+        "--out",
+        &path(dir, "again.json"),
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert_eq!(json(&created)["network_id"], stated_id.as_str());
+
+    let open_key = path(dir, "keys/open.json");
+    std::fs::copy(dir.join("keys/node-1.json"), &open_key).unwrap();
+    std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = tpw(&[
+        "run",
+        "--config",
+        &path(dir, "node.toml"),
+        "--node-key",
+        &open_key,
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("chmod 600"));
+    let missing = tpw(&["run", "--config", &path(dir, "missing.toml")]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
+
+    let mut node = Command::new(env!("CARGO_BIN_EXE_tpw"))
+        .args(["run", "--config", &path(dir, "node.toml")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tpw(&["account", "--node", &url, "301"]).status.success() {
+        assert!(Instant::now() < deadline, "the node did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let acme = path(dir, "keys/acme.json");
+    let signed = |args: &[&str]| {
+        let mut all = vec![args[0], "--node", url.as_str(), "--key", acme.as_str()];
+        all.extend_from_slice(&args[1..]);
+        tpw(&all)
+    };
+    let paid = signed(&[
+        "transfer", "--id", "1", "--debit", "301", "--credit", "501", "--asset", "1", "--amount",
+        "100",
+    ]);
+    assert!(
+        paid.status.success(),
+        "{}",
+        String::from_utf8_lossy(&paid.stderr)
+    );
+    let tx_id = json(&paid)["results"][0]["tx_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(json(&paid)["results"][0]["code"], "ok");
+    let reserve = [
+        "transfer",
+        "--id",
+        "2",
+        "--debit",
+        "301",
+        "--credit",
+        "501",
+        "--asset",
+        "1",
+        "--amount",
+        "80",
+        "--pending-timeout-ms",
+        "60000",
+    ];
+    assert!(signed(&reserve).status.success());
+    assert!(
+        signed(&["post", "--id", "3", "--pending-id", "2", "--amount", "50"])
+            .status
+            .success()
+    );
+    let reserve = [
+        "transfer",
+        "--id",
+        "4",
+        "--debit",
+        "301",
+        "--credit",
+        "501",
+        "--asset",
+        "1",
+        "--amount",
+        "7",
+        "--pending-timeout-ms",
+        "60000",
+    ];
+    assert!(signed(&reserve).status.success());
+    assert!(signed(&["void", "--id", "5", "--pending-id", "4"])
+        .status
+        .success());
+    let opened = signed(&[
+        "open-account",
+        "--account",
+        "9001",
+        "--owner",
+        "3",
+        "--asset",
+        "1",
+        "--flag",
+        "debits_must_not_exceed_credits",
+    ]);
+    assert!(
+        opened.status.success(),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    std::fs::write(
+        dir.join("batch.json"),
+        r#"[{"type":"transfer","id":"6","debit_account":"301","credit_account":"9001","asset":1,"amount":"30"},
+            {"type":"transfer","id":"7","debit_account":"302","credit_account":"502","asset":2,"amount":"5"}]"#,
+    )
+    .unwrap();
+    let linked = signed(&["linked", "--file", &path(dir, "batch.json")]);
+    assert!(
+        linked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&linked.stderr)
+    );
+    assert_eq!(
+        json(&linked)["results"][0]["operations"],
+        serde_json::json!(["ok", "ok"])
+    );
+
+    let too_much = signed(&[
+        "transfer",
+        "--id",
+        "8",
+        "--debit",
+        "301",
+        "--credit",
+        "501",
+        "--asset",
+        "1",
+        "--amount",
+        "999999999999",
+    ]);
+    assert!(
+        !too_much.status.success(),
+        "a ledger rejection is a failing exit"
+    );
+    assert_eq!(json(&too_much)["error"]["code"], "exceeds_credits");
+
+    let account = json(&tpw(&["account", "--node", &url, "301"]));
+    assert_eq!(
+        account["account"]["debits_posted"], "180",
+        "100 paid, 50 posted, 30 in the batch"
+    );
+    assert_eq!(account["account"]["debits_pending"], "0");
+    let tx = json(&tpw(&["tx", "--node", &url, &tx_id]));
+    assert_eq!(tx["status"], "committed");
+    let status = json(&tpw(&[
+        "transfer-status",
+        "--node",
+        &url,
+        "--participant",
+        "3",
+        "--id",
+        "2",
+    ]));
+    assert_eq!(status["transfer"]["state"], "pending_posted");
+    let unknown = tpw(&["account", "--node", &url, "424242"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));
+    node.kill().unwrap();
+    node.wait().unwrap();
+}
