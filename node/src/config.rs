@@ -67,6 +67,16 @@ impl Default for LogConfig {
     }
 }
 
+/// Where another node of the node set listens for peers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerAddress {
+    /// Its Raft id, as in the genesis.
+    pub id: u64,
+    /// Its peer address, such as 127.0.0.1:7201.
+    pub address: String,
+}
+
 /// The whole node configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -79,6 +89,10 @@ pub struct NodeConfig {
     pub node_key_file: PathBuf,
     /// Address of the HTTP API.
     pub api_listen: String,
+    /// Address of the peer transport (libp2p over TCP).
+    pub p2p_listen: String,
+    /// Peer addresses of the other nodes of the node set.
+    pub peers: Vec<PeerAddress>,
     /// Raft timing.
     pub raft: RaftConfig,
     /// Block limits.
@@ -94,6 +108,8 @@ impl Default for NodeConfig {
             genesis_file: PathBuf::from("genesis.json"),
             node_key_file: PathBuf::from("node-key.json"),
             api_listen: "127.0.0.1:7100".into(),
+            p2p_listen: "127.0.0.1:7200".into(),
+            peers: Vec::new(),
             raft: RaftConfig::default(),
             blocks: BlockConfig::default(),
             log: LogConfig::default(),
@@ -170,6 +186,20 @@ impl NodeConfig {
                 self.api_listen
             ));
         }
+        if self.p2p_listen.parse::<SocketAddr>().is_err() {
+            return fail(format!(
+                "p2p_listen {:?} is not an address such as 127.0.0.1:7200",
+                self.p2p_listen
+            ));
+        }
+        for peer in &self.peers {
+            if peer.address.parse::<SocketAddr>().is_err() {
+                return fail(format!(
+                    "peer {} address {:?} is not an address such as 127.0.0.1:7201",
+                    peer.id, peer.address
+                ));
+            }
+        }
         if !(1..=10_000).contains(&self.raft.tick_ms) {
             return fail("raft.tick_ms must be 1..=10000".into());
         }
@@ -204,6 +234,13 @@ impl NodeConfig {
             transactions_max: self.blocks.transactions_max,
             size_max: self.blocks.size_max,
         }
+    }
+
+    /// The peer transport address (validated).
+    pub fn p2p_address(&self) -> SocketAddr {
+        self.p2p_listen
+            .parse()
+            .expect("validate() checked p2p_listen")
     }
 
     /// The API address (validated).

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
+pub mod network;
 pub mod node;
 pub mod runtime;
 pub mod storage;

@@ -29,6 +29,37 @@ pub fn load_genesis(path: &Path) -> anyhow::Result<Genesis> {
     Ok(genesis)
 }
 
+/// The node set with the configured peer addresses.
+fn members_of(
+    genesis: &Genesis,
+    config: &NodeConfig,
+) -> anyhow::Result<Vec<crate::network::Member>> {
+    let mut members = Vec::with_capacity(genesis.nodes.len());
+    for node in &genesis.nodes {
+        let public_key = tpw_contracts::genesis::parse_public_key(&node.public_key)
+            .map_err(anyhow::Error::msg)?;
+        let address = match config.peers.iter().find(|peer| peer.id == node.id) {
+            Some(peer) => Some(
+                peer.address
+                    .parse()
+                    .with_context(|| format!("peer {} address", node.id))?,
+            ),
+            None => None,
+        };
+        members.push(crate::network::Member {
+            id: node.id,
+            public_key,
+            address,
+        });
+    }
+    for peer in &config.peers {
+        if !genesis.nodes.iter().any(|node| node.id == peer.id) {
+            bail!("configured peer {} is not in the genesis node set", peer.id);
+        }
+    }
+    Ok(members)
+}
+
 /// A node that is running.
 pub struct RunningNode {
     /// Where the API listens.
@@ -97,6 +128,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     if voters == [me.id] {
         driver.campaign()?;
     }
+    let members = members_of(&genesis, config)?;
     tracing::info!(
         node_id = me.id,
         network_id = %hex::encode(network_id),
@@ -114,6 +146,20 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         Arc::clone(&shared),
         Duration::from_millis(config.raft.tick_ms),
     )?;
+    let runtime = if members.len() > 1 {
+        let network = crate::network::start(
+            &node_key,
+            config.p2p_address(),
+            me.id,
+            &members,
+            commands.clone(),
+        )
+        .await
+        .context("cannot start the peer transport")?;
+        runtime.with_network(network)
+    } else {
+        runtime
+    };
     let runtime = std::thread::Builder::new()
         .name("tpw-raft".into())
         .spawn(move || runtime.run())?;

@@ -56,6 +56,10 @@ pub enum Command {
         /// Told whether they were queued.
         reply: tokio::sync::oneshot::Sender<Result<(), SubmitError>>,
     },
+    /// A Raft message from a peer (already checked to come from the node it names).
+    Step(Box<tpw_consensus::raft_types::Message>),
+    /// A peer could not be reached.
+    Unreachable(u64),
 }
 
 /// Told the commit of one transaction, or why it will not be ordered by this node.
@@ -215,6 +219,7 @@ pub struct Runtime {
     /// with the term they were proposed in.
     proposed: VecDeque<(u64, Vec<Hash>)>,
     proposed_term: u64,
+    network: Option<crate::network::NetworkHandle>,
 }
 
 impl Runtime {
@@ -228,7 +233,7 @@ impl Runtime {
         tick: Duration,
     ) -> Result<Self, RuntimeError> {
         let next_expiry_ms = next_expiry_ms(&ledger)?;
-        Ok(Self {
+        let runtime = Self {
             driver,
             ledger,
             batcher,
@@ -239,7 +244,17 @@ impl Runtime {
             next_expiry_ms,
             proposed: VecDeque::new(),
             proposed_term: 0,
-        })
+            network: None,
+        };
+        // Published before the API starts, so no reader ever sees an empty status.
+        runtime.publish_status();
+        Ok(runtime)
+    }
+
+    /// Sends Raft messages through this network (a one-node group needs none).
+    pub fn with_network(mut self, network: crate::network::NetworkHandle) -> Self {
+        self.network = Some(network);
+        self
     }
 
     /// Runs until [`Shared::stopping`] is set or the command channel closes.
@@ -284,6 +299,12 @@ impl Runtime {
                 let result = self.queue(envelopes);
                 let _ = reply.send(result);
             }
+            Command::Step(message) => {
+                if let Err(error) = self.driver.step(*message) {
+                    tracing::debug!(%error, "raft message refused");
+                }
+            }
+            Command::Unreachable(node) => self.driver.report_unreachable(node),
         }
     }
 
@@ -415,13 +436,12 @@ impl Runtime {
                     );
                 }
                 Action::PersistCommit(_) => {}
-                Action::Send(messages) => {
-                    // A one-node group sends nothing; peer transport arrives with the network issue.
-                    tracing::debug!(
-                        count = messages.len(),
-                        "raft messages without a transport dropped"
-                    );
-                }
+                Action::Send(messages) => match &self.network {
+                    Some(network) => network.send(messages),
+                    None => {
+                        tracing::debug!(count = messages.len(), "no peers: raft messages dropped")
+                    }
+                },
                 Action::Apply(entries) => {
                     for entry in entries {
                         self.apply_entry(&entry)?;

@@ -158,7 +158,11 @@ pub async fn run(settings: &BenchSettings) -> anyhow::Result<BenchReport> {
         .chunks(settings.batch)
         .map(<[Vec<u8>]>::to_vec)
         .collect();
-    let client = Client::new(&network.apis[0]);
+    let leader = network
+        .leader()
+        .await
+        .ok_or_else(|| anyhow::anyhow!("the nodes do not agree on a leader"))?;
+    let client = Client::new(&leader);
     eprintln!(
         "driving {} requests with {} clients...",
         batches.len(),

@@ -1,9 +1,7 @@
 //! `tpw-testnet`: local networks, load and benchmarks for tpwalletoec.
 #![allow(clippy::print_stdout)]
 
-mod bench;
-mod network;
-mod sigbench;
+use tpw_testnet::{bench, sigbench};
 
 use clap::{Parser, Subcommand};
 
@@ -86,7 +84,13 @@ fn main() -> std::process::ExitCode {
                     Ok(())
                 })
         }
-        Command::BenchSignatures { signatures, keys } => sigbench::run(signatures, keys),
+        Command::BenchSignatures { signatures, keys } => {
+            sigbench::run(signatures, keys).map(|reports| {
+                for report in reports {
+                    println!("{report}");
+                }
+            })
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -50,7 +50,7 @@ pub struct LocalNetwork {
     pub dir: PathBuf,
     /// API base URLs of the nodes, in node order.
     pub apis: Vec<String>,
-    children: Vec<Child>,
+    children: Vec<Option<Child>>,
     /// The genesis.
     pub genesis: Genesis,
 }
@@ -79,8 +79,8 @@ impl LocalNetwork {
         voters: usize,
         partners: usize,
     ) -> anyhow::Result<(Self, LoadParties)> {
-        if voters != 1 {
-            bail!("networks of more than one voting node need the peer transport, which is not built yet; use --nodes 1");
+        if voters == 0 {
+            bail!("a network needs at least one voting node");
         }
         std::fs::create_dir_all(dir.join("keys"))?;
         let bank_key = tpw_node::keys::generate()?;
@@ -128,7 +128,7 @@ impl LocalNetwork {
             });
             let port = free_port()?;
             apis.push(format!("http://127.0.0.1:{port}"));
-            configs.push((node, key_path, port));
+            configs.push((node, key_path, port, free_port()?));
         }
         let genesis = Genesis {
             network_name: "tpw-local".into(),
@@ -152,13 +152,23 @@ impl LocalNetwork {
         };
         let genesis_path = dir.join("genesis.json");
         std::fs::write(&genesis_path, serde_json::to_string_pretty(&genesis)?)?;
-        for (node, key_path, port) in configs {
-            let config = format!(
-                "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n",
+        let peer_list: Vec<(usize, u16)> = configs
+            .iter()
+            .map(|(node, _, _, p2p)| (*node, *p2p))
+            .collect();
+        for (node, key_path, port, p2p) in &configs {
+            let mut config = format!(
+                "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\np2p_listen = \"127.0.0.1:{p2p}\"\n",
                 dir.join(format!("node-{node}")).display(),
                 genesis_path.display(),
                 key_path.display()
             );
+            for (peer, peer_port) in peer_list.iter().filter(|(peer, _)| peer != node) {
+                config.push_str(&format!(
+                    "[[peers]]\nid = {peer}\naddress = \"127.0.0.1:{peer_port}\"\n"
+                ));
+            }
+            config.push_str("[log]\nlevel = \"warn\"\n");
             std::fs::write(dir.join(format!("node-{node}.toml")), config)?;
         }
         Ok((
@@ -172,34 +182,61 @@ impl LocalNetwork {
         ))
     }
 
-    /// Starts every node process and waits until each serves.
+    /// Starts every node process and waits until each serves and a leader is elected.
     pub async fn start(&mut self) -> anyhow::Result<()> {
-        let binary = tpw_binary()?;
-        for node in 1..=self.apis.len() {
-            let log = std::fs::File::create(self.dir.join(format!("node-{node}.log")))?;
-            let child = Command::new(&binary)
-                .arg("run")
-                .arg("--config")
-                .arg(self.dir.join(format!("node-{node}.toml")))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .with_context(|| format!("cannot start {}", binary.display()))?;
-            self.children.push(child);
+        self.children = (0..self.apis.len()).map(|_| None).collect();
+        for index in 0..self.apis.len() {
+            self.spawn(index)?;
         }
-        for (index, api) in self.apis.iter().enumerate() {
-            let client = Client::new(api);
-            let started = Instant::now();
-            while !client.healthy().await {
-                if started.elapsed() > START_TIMEOUT {
-                    bail!(
-                        "node {} did not serve within {START_TIMEOUT:?}; see its log in {}",
-                        index + 1,
-                        self.dir.display()
-                    );
-                }
-                if let Some(status) = self.children[index].try_wait()? {
+        for index in 0..self.apis.len() {
+            self.wait_serving(index).await?;
+        }
+        let started = Instant::now();
+        while self.leader().await.is_none() {
+            if started.elapsed() > START_TIMEOUT {
+                bail!(
+                    "no leader was elected within {START_TIMEOUT:?}; see the logs in {}",
+                    self.dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, index: usize) -> anyhow::Result<()> {
+        let binary = tpw_binary()?;
+        let node = index + 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("node-{node}.log")))?;
+        let child = Command::new(&binary)
+            .arg("run")
+            .arg("--config")
+            .arg(self.dir.join(format!("node-{node}.toml")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        self.children[index] = Some(child);
+        Ok(())
+    }
+
+    async fn wait_serving(&mut self, index: usize) -> anyhow::Result<()> {
+        let client = Client::new(&self.apis[index]);
+        let started = Instant::now();
+        while !client.healthy().await {
+            if started.elapsed() > START_TIMEOUT {
+                bail!(
+                    "node {} did not serve within {START_TIMEOUT:?}; see its log in {}",
+                    index + 1,
+                    self.dir.display()
+                );
+            }
+            if let Some(child) = self.children[index].as_mut() {
+                if let Some(status) = child.try_wait()? {
                     bail!(
                         "node {} exited with {status}; see {}/node-{}.log",
                         index + 1,
@@ -207,27 +244,67 @@ impl LocalNetwork {
                         index + 1
                     );
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(())
     }
 
-    /// Process ids of the nodes.
+    /// SIGKILLs node `index` (from 0).
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.children.get_mut(index).and_then(Option::take) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `index` again on its data and waits until it serves.
+    pub async fn restart(&mut self, index: usize) -> anyhow::Result<()> {
+        self.kill(index);
+        self.spawn(index)?;
+        self.wait_serving(index).await
+    }
+
+    /// The API of the node that every node names as leader, if they agree on one.
+    pub async fn leader(&self) -> Option<String> {
+        let all: Vec<usize> = (0..self.apis.len()).collect();
+        self.leader_among(&all).await
+    }
+
+    /// The API of the node that the listed nodes all name as leader, if they agree and it is
+    /// one of them.
+    pub async fn leader_among(&self, nodes: &[usize]) -> Option<String> {
+        let mut leader = None;
+        for api in nodes.iter().filter_map(|index| self.apis.get(*index)) {
+            let status = Client::new(api).status().await.ok()?;
+            let named = status.leader_id?;
+            if leader.is_some_and(|known| known != named) {
+                return None;
+            }
+            leader = Some(named);
+        }
+        let index = usize::try_from(leader?).ok()?.checked_sub(1)?;
+        if !nodes.contains(&index) {
+            return None;
+        }
+        self.apis.get(index).cloned()
+    }
+
+    /// Process ids of the running nodes.
     pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().map(Child::id).collect()
+        self.children.iter().flatten().map(Child::id).collect()
     }
 
     /// Stops every node (SIGTERM, then SIGKILL after a grace period).
     pub fn stop(&mut self) {
-        for child in &mut self.children {
+        for child in self.children.iter().flatten() {
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(child.id().to_string())
                 .status();
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        for child in &mut self.children {
+        for child in self.children.iter_mut().flatten() {
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;

@@ -5,8 +5,8 @@ use ed25519_dalek::{Signer, SigningKey, Verifier};
 use std::time::Instant;
 use tpw_contracts::sig::{verify_all, SignatureItem};
 
-/// Prints one JSON line per method with signatures per second.
-pub fn run(count: usize, key_count: usize) -> anyhow::Result<()> {
+/// One JSON object per method and batch size, with signatures per second.
+pub fn run(count: usize, key_count: usize) -> anyhow::Result<Vec<serde_json::Value>> {
     anyhow::ensure!(
         count > 0 && key_count > 0,
         "--signatures and --keys must be positive"
@@ -34,12 +34,16 @@ pub fn run(count: usize, key_count: usize) -> anyhow::Result<()> {
         .iter()
         .map(ed25519_dalek::Signature::to_bytes)
         .collect();
-    let report = |method: &str, batch: usize, started: Instant| {
+    let mut reports = Vec::new();
+    let mut report = |method: &str, batch: usize, started: Instant| {
         let per_second = count as f64 / started.elapsed().as_secs_f64();
-        println!(
-            "{}",
-            serde_json::json!({ "method": method, "batch": batch, "signatures": count, "signatures_per_s": per_second.round() })
-        );
+        reports.push(serde_json::json!({
+            "method": method,
+            "batch": batch,
+            "signatures": count,
+            "keys": key_count,
+            "signatures_per_s": per_second.round(),
+        }));
     };
     for batch in [64usize, 256, 1024] {
         let started = Instant::now();
@@ -98,5 +102,5 @@ pub fn run(count: usize, key_count: usize) -> anyhow::Result<()> {
             .verify(message, &signatures[index])?;
     }
     report("dalek_single", 1, started);
-    Ok(())
+    Ok(reports)
 }

@@ -1,0 +1,6 @@
+//! Tools for tpwalletoec: local networks of `tpw run` processes on loopback, the load generator
+//! and benchmarks. The binary `tpw-testnet` is their command line; tests use them directly.
+
+pub mod bench;
+pub mod network;
+pub mod sigbench;
