@@ -146,19 +146,24 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         Arc::clone(&shared),
         Duration::from_millis(config.raft.tick_ms),
     )?;
-    let runtime = if members.len() > 1 {
-        let network = crate::network::start(
-            &node_key,
-            config.p2p_address(),
-            me.id,
-            &members,
-            commands.clone(),
+    let network = if members.len() > 1 {
+        Some(
+            crate::network::start(
+                &node_key,
+                config.p2p_address(),
+                me.id,
+                &members,
+                commands.clone(),
+            )
+            .await
+            .context("cannot start the peer transport")?,
         )
-        .await
-        .context("cannot start the peer transport")?;
-        runtime.with_network(network)
     } else {
-        runtime
+        None
+    };
+    let runtime = match &network {
+        Some(network) => runtime.with_network(network.clone()),
+        None => runtime,
     };
     let runtime = std::thread::Builder::new()
         .name("tpw-raft".into())
@@ -169,8 +174,11 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         commands,
         network_id,
         node_id: me.id,
+        observer: me.role == NodeRole::Observer,
+        network,
         admission_cache: Default::default(),
     });
+    crate::api::serve_forwarded(&context);
     let listener = tokio::net::TcpListener::bind(config.api_address())
         .await
         .with_context(|| format!("cannot listen on {}", config.api_listen))?;

@@ -144,12 +144,13 @@ pub async fn run(settings: &BenchSettings) -> anyhow::Result<BenchReport> {
             tpw_node::limits::SUBMIT_TRANSACTIONS_MAX
         );
     }
-    if settings.observers != 0 {
-        bail!("observer nodes need the peer transport, which is not built yet; use --observers 0");
-    }
     let dir = tempfile::Builder::new().prefix("tpw-bench-").tempdir()?;
-    let (mut network, parties) =
-        LocalNetwork::create(dir.path(), settings.nodes, settings.partners)?;
+    let (mut network, parties) = LocalNetwork::create(
+        dir.path(),
+        settings.nodes,
+        settings.observers,
+        settings.partners,
+    )?;
     network.start().await?;
     let network_id = network.genesis.compute_network_id()?;
     eprintln!("signing {} transfers...", settings.transfers);

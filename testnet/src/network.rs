@@ -73,10 +73,12 @@ pub fn tpw_binary() -> anyhow::Result<PathBuf> {
 }
 
 impl LocalNetwork {
-    /// Writes keys, genesis and configs for `voters` nodes and `partners` load partners.
+    /// Writes keys, genesis and configs for `voters` voting nodes, `observers` regulator
+    /// observers (numbered after the voters) and `partners` load partners.
     pub fn create(
         dir: &Path,
         voters: usize,
+        observers: usize,
         partners: usize,
     ) -> anyhow::Result<(Self, LoadParties)> {
         if voters == 0 {
@@ -116,15 +118,20 @@ impl LocalNetwork {
         let mut nodes = Vec::new();
         let mut apis = Vec::new();
         let mut configs = Vec::new();
-        for node in 1..=voters {
+        for node in 1..=voters + observers {
             let key = tpw_node::keys::generate()?;
             let key_path = dir.join("keys").join(format!("node-{node}.json"));
             tpw_node::keys::write(&key_path, &key)?;
+            let (name, role) = if node <= voters {
+                (format!("bank-{node}"), NodeRole::Voter)
+            } else {
+                (format!("regulator-{}", node - voters), NodeRole::Observer)
+            };
             nodes.push(GenesisNode {
                 id: node as u64,
-                name: format!("bank-{node}"),
+                name,
                 public_key: hex::encode(key.verifying_key().to_bytes()),
-                role: NodeRole::Voter,
+                role,
             });
             let port = free_port()?;
             apis.push(format!("http://127.0.0.1:{port}"));

@@ -1,11 +1,13 @@
-//! Three voting nodes as real processes on loopback: they replicate identical chains, survive
-//! a SIGKILL of the leader without losing an acknowledged transfer, and a restarted node
-//! catches up to the same head.
+//! Three voting nodes and a regulator's observer as real processes on loopback: they replicate
+//! identical chains, followers forward submissions to the leader, the observer refuses partner
+//! submissions, the network survives a SIGKILL of the leader without losing an acknowledged
+//! transfer, and a restarted node catches up to the same head. The nodes run the `tpw` binary
+//! of the same build: run through the README's test command (`--workspace` builds it).
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 use tpw_contracts::{Body, Operation, Transaction, TransferKind};
-use tpw_node::client::Client;
+use tpw_node::client::{Client, ClientError};
 use tpw_testnet::network::{partner_account, partner_id, LocalNetwork, LOAD_ASSET};
 
 fn payment(
@@ -26,6 +28,30 @@ fn payment(
         reference: 0,
     };
     Transaction::sign(network_id, &keys[from], Body::single(operation)).to_bytes()
+}
+
+/// Submits one envelope and waits for its commit, retrying what the API calls retryable (503),
+/// as a client would; returns the number of retries.
+async fn submit_until_committed(node: &Client, envelope: Vec<u8>) -> usize {
+    for retries in 0..50 {
+        match node
+            .submit(std::slice::from_ref(&envelope), true, None)
+            .await
+        {
+            Ok((200, response)) if response.results[0].status == "committed" => return retries,
+            Ok((status, response)) => panic!("unexpected answer {status}: {response:?}"),
+            Err(ClientError::Api {
+                status: 503,
+                message,
+                ..
+            }) => {
+                eprintln!("retryable: {message}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("submission failed: {error}"),
+        }
+    }
+    panic!("no commit after 50 retries");
 }
 
 /// Waits until every listed node reports the same height of at least `height_min` and the same head.
@@ -53,10 +79,10 @@ async fn converge(network: &LocalNetwork, nodes: &[usize], height_min: u64) -> (
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_voters_replicate_and_survive_losing_the_leader() {
-    // Proves replication over the peer transport, leader failover with no acknowledged loss, and catch-up after restart.
+async fn voters_and_an_observer_replicate_forward_and_survive_losing_the_leader() {
+    // Proves replication, forwarding, observer refusal, failover with no acknowledged loss, and catch-up after restart.
     let folder = tempfile::tempdir().unwrap();
-    let (mut network, parties) = LocalNetwork::create(folder.path(), 3, 8).unwrap();
+    let (mut network, parties) = LocalNetwork::create(folder.path(), 3, 1, 8).unwrap();
     network.start().await.unwrap();
     let leader_api = network.leader().await.unwrap();
     let leader = network
@@ -65,27 +91,34 @@ async fn three_voters_replicate_and_survive_losing_the_leader() {
         .position(|api| *api == leader_api)
         .unwrap();
     let client = Client::new(&leader_api);
+    let follower = Client::new(&network.apis[(leader + 1) % 3]);
     let mut acknowledged = Vec::new();
+    let mut retries = 0;
     for id in 0..40u128 {
         let from = (id % 8) as usize;
-        let (status, response) = client
-            .submit(&[payment(&network, &parties.keys, from, id)], true, None)
-            .await
-            .unwrap();
-        assert_eq!(
-            (status, response.results[0].status.as_str()),
-            (200, "committed")
-        );
+        // Half go to a follower, which forwards them to the leader and answers once it applied them.
+        let node = if id % 2 == 0 { &client } else { &follower };
+        retries += submit_until_committed(node, payment(&network, &parties.keys, from, id)).await;
         acknowledged.push((from, id));
     }
-    let (height, _) = converge(&network, &[0, 1, 2], 40).await;
+    let (height, _) = converge(&network, &[0, 1, 2, 3], 40).await;
+    let observer = Client::new(&network.apis[3]);
+    match observer
+        .submit(&[payment(&network, &parties.keys, 0, 999)], true, None)
+        .await
+    {
+        Err(ClientError::Api { status, code, .. }) => {
+            assert_eq!((status, code.as_str()), (403, "observer_regulators_only"))
+        }
+        other => panic!("the observer accepted a partner submission: {other:?}"),
+    }
 
     network.kill(leader);
-    let survivors: Vec<usize> = (0..3).filter(|index| *index != leader).collect();
+    let voters_left: Vec<usize> = (0..3).filter(|index| *index != leader).collect();
     let killed_at = Instant::now();
     let deadline = killed_at + Duration::from_secs(30);
     let new_leader = loop {
-        if let Some(api) = network.leader_among(&survivors).await {
+        if let Some(api) = network.leader_among(&voters_left).await {
             break api;
         }
         assert!(Instant::now() < deadline, "no new leader after the kill");
@@ -94,22 +127,21 @@ async fn three_voters_replicate_and_survive_losing_the_leader() {
     let client = Client::new(&new_leader);
     for id in 40..60u128 {
         let from = (id % 8) as usize;
-        let (status, _) = client
-            .submit(&[payment(&network, &parties.keys, from, id)], true, None)
-            .await
-            .unwrap();
-        assert_eq!(status, 200);
+        retries +=
+            submit_until_committed(&client, payment(&network, &parties.keys, from, id)).await;
         acknowledged.push((from, id));
     }
     eprintln!(
-        "first commit after the leader's SIGKILL: {:?}",
+        "first commit after the leader's SIGKILL: {:?}; retries {retries}",
         killed_at.elapsed()
     );
-    converge(&network, &survivors, height + 20).await;
+    let mut alive = voters_left.clone();
+    alive.push(3);
+    converge(&network, &alive, height + 20).await;
 
     network.restart(leader).await.unwrap();
-    let (_, head) = converge(&network, &[0, 1, 2], height + 20).await;
-    for index in 0..3 {
+    let (_, head) = converge(&network, &[0, 1, 2, 3], height + 20).await;
+    for index in 0..4 {
         let node = Client::new(&network.apis[index]);
         for (from, id) in &acknowledged {
             let transfer = node.transfer(partner_id(*from), *id).await.unwrap();

@@ -6,9 +6,9 @@ use crate::limits::ADMISSION_CACHE_MAX;
 use crate::storage::StorageError;
 use axum::http::StatusCode;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use tpw_contracts::model::{from_bytes, Account, Hash};
+use tpw_contracts::model::{from_bytes, Account, Hash, Participant, Role};
 use tpw_contracts::sig::{verify_all, SignatureItem};
-use tpw_contracts::state::{account_key, signer_key};
+use tpw_contracts::state::{account_key, participant_key, signer_key};
 use tpw_contracts::tx::EnvelopeError;
 use tpw_contracts::{transaction_id, Operation, Transaction};
 
@@ -70,13 +70,12 @@ fn envelope_error(error: EnvelopeError) -> ApiError {
     )
 }
 
-/// Decodes, verifies and pre-checks a submission; returns (transaction id, envelope) pairs.
+/// Decodes the hex of a submission, then admits it as [`admit_envelopes`] does.
 pub(super) fn admit(
     context: &ApiContext,
     request: &SubmitRequest,
 ) -> Result<Vec<(Hash, Vec<u8>)>, ApiError> {
     let mut envelopes = Vec::with_capacity(request.transactions.len());
-    let mut transactions = Vec::with_capacity(request.transactions.len());
     for (index, text) in request.transactions.iter().enumerate() {
         let bytes = hex::decode(text).map_err(|error| {
             ApiError::new(
@@ -86,10 +85,21 @@ pub(super) fn admit(
             )
             .at(index)
         })?;
-        let transaction = Transaction::from_bytes(&bytes, &context.network_id)
+        envelopes.push(bytes);
+    }
+    admit_envelopes(context, envelopes)
+}
+
+/// Decodes, verifies and pre-checks envelopes; returns (transaction id, envelope) pairs.
+pub(super) fn admit_envelopes(
+    context: &ApiContext,
+    envelopes: Vec<Vec<u8>>,
+) -> Result<Vec<(Hash, Vec<u8>)>, ApiError> {
+    let mut transactions = Vec::with_capacity(envelopes.len());
+    for (index, bytes) in envelopes.iter().enumerate() {
+        let transaction = Transaction::from_bytes(bytes, &context.network_id)
             .map_err(|error| envelope_error(error).at(index))?;
         transactions.push(transaction);
-        envelopes.push(bytes);
     }
     let messages: Vec<Vec<u8>> = transactions
         .iter()
@@ -129,6 +139,14 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                 StatusCode::FORBIDDEN,
                 "unknown_signer",
                 "the signer key is not registered to any participant of this network",
+            )
+            .at(index));
+        }
+        if context.observer && signer_role(context, &transaction.signer)? != Some(Role::Regulator) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "observer_regulators_only",
+                "this is a regulator's observer node: it accepts only transactions signed by regulator keys; submit to a voting node",
             )
             .at(index));
         }
@@ -188,6 +206,33 @@ fn signer_registered(context: &ApiContext, key: &[u8; 32]) -> Result<bool, ApiEr
         context.admission_cache.remember_signer(*key);
     }
     Ok(registered)
+}
+
+fn signer_role(context: &ApiContext, key: &[u8; 32]) -> Result<Option<Role>, ApiError> {
+    let corrupt = |error: tpw_contracts::codec::DecodeError| {
+        ApiError::storage(StorageError::Corrupt(error.to_string()))
+    };
+    let Some(bytes) = context
+        .reader
+        .state_now(&signer_key(key))
+        .map_err(ApiError::storage)?
+    else {
+        return Ok(None);
+    };
+    let participant =
+        from_bytes(&bytes, |reader| reader.u64("signer.participant")).map_err(corrupt)?;
+    let Some(bytes) = context
+        .reader
+        .state_now(&participant_key(participant))
+        .map_err(ApiError::storage)?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(
+        from_bytes(&bytes, Participant::decode)
+            .map_err(corrupt)?
+            .role,
+    ))
 }
 
 fn account_asset(context: &ApiContext, id: u128) -> Result<Option<u32>, ApiError> {

@@ -32,6 +32,10 @@ pub struct ApiContext {
     pub network_id: Hash,
     /// This node's Raft id.
     pub node_id: u64,
+    /// Whether this node is a regulator's observer (accepts only regulator-signed submissions).
+    pub observer: bool,
+    /// The peer transport, for forwarding submissions to the leader (none on a one-node network).
+    pub network: Option<crate::network::NetworkHandle>,
     /// Facts that admission has already read and that never change: registered signer keys and
     /// each account's asset (accounts are never deleted and never change asset).
     pub admission_cache: AdmissionCache,
@@ -43,17 +47,21 @@ type AppState = Arc<ApiContext>;
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: std::borrow::Cow<'static, str>,
     message: String,
     index: Option<usize>,
     retry_after_s: Option<u64>,
 }
 
 impl ApiError {
-    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(
+        status: StatusCode,
+        code: impl Into<std::borrow::Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
-            code,
+            code: code.into(),
             message: message.into(),
             index: None,
             retry_after_s: None,
@@ -88,6 +96,36 @@ impl ApiError {
         api_error.retry_after_s = Some(1);
         api_error
     }
+    pub(super) fn retryable(code: &'static str, message: &str) -> Self {
+        let mut api_error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message);
+        api_error.retry_after_s = Some(1);
+        api_error
+    }
+    /// The refusal a forwarding node is told.
+    pub(super) fn into_refusal(self) -> crate::network::ForwardRefusal {
+        use crate::network::ForwardRefusal;
+        match self.code.as_ref() {
+            "overloaded" => ForwardRefusal::Overloaded,
+            "stopping" => ForwardRefusal::Stopping,
+            "not_leader" => ForwardRefusal::NotLeader(None),
+            _ => ForwardRefusal::Refused {
+                code: self.code.into_owned(),
+                message: self.message,
+            },
+        }
+    }
+}
+
+/// Installs this node's API as the server of submissions forwarded by other nodes.
+pub fn serve_forwarded(context: &Arc<ApiContext>) {
+    let Some(network) = &context.network else {
+        return;
+    };
+    let handler_context = Arc::clone(context);
+    network.serve_forwarded(Arc::new(move |envelopes| {
+        let context = Arc::clone(&handler_context);
+        Box::pin(submit::serve_forwarded(context, envelopes))
+    }));
 }
 
 impl IntoResponse for ApiError {

@@ -1,7 +1,7 @@
 //! POST /v1/transactions: admit, mark in flight, answer what is already committed, queue the
 //! rest for the raft loop, and wait for commits when asked.
 
-use super::admission::admit;
+use super::admission::{admit, admit_envelopes};
 use super::{ApiError, AppState};
 use crate::api_types::*;
 use crate::limits::{
@@ -9,6 +9,7 @@ use crate::limits::{
     WAIT_TIMEOUT_MS_MAX,
 };
 use crate::metrics::Metrics;
+use crate::network::{ForwardRefusal, ForwardReply};
 use crate::runtime::{Command, Committed, SubmitError};
 use crate::storage::{LedgerReader, StorageError};
 use axum::body::Bytes;
@@ -237,27 +238,109 @@ async fn queue(context: &AppState, to_queue: Vec<(Hash, Vec<u8>)>) -> Result<(),
         return Ok(());
     }
     let queued_ids: Vec<Hash> = to_queue.iter().map(|(tx_id, _)| *tx_id).collect();
-    let (reply, outcome) = tokio::sync::oneshot::channel();
-    let sent = match context.commands.try_send(Command::Submit {
-        envelopes: to_queue,
-        reply,
-    }) {
-        Ok(()) => outcome.await.unwrap_or(Err(SubmitError::Stopping)),
-        Err(TrySendError::Full(_)) => Err(SubmitError::Overloaded),
-        Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopping),
+    let (leads, leader) = {
+        let status = context
+            .shared
+            .status
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (status.role == "leader", status.leader_id)
+    };
+    let sent = match (&context.network, leader) {
+        // A follower or observer hands the envelopes to the leader; this node's waiters are
+        // woken when it applies the leader's block, like everyone else's.
+        (Some(network), Some(leader)) if !leads && leader != context.node_id => {
+            let envelopes = to_queue.into_iter().map(|(_, envelope)| envelope).collect();
+            network
+                .forward(leader, envelopes)
+                .await
+                .map_err(refusal_error)
+        }
+        _ => queue_here(context, to_queue)
+            .await
+            .map_err(ApiError::unavailable),
     };
     if let Err(error) = sent {
+        let reason = SubmitError::NotLeader { leader };
         let mut in_flight = context
             .shared
             .in_flight
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for tx_id in &queued_ids {
-            in_flight.forget(tx_id, &error);
+            in_flight.forget(tx_id, &reason);
         }
-        return Err(ApiError::unavailable(error));
+        return Err(error);
     }
     Ok(())
+}
+
+/// Hands envelopes to this node's raft loop.
+async fn queue_here(context: &AppState, to_queue: Vec<(Hash, Vec<u8>)>) -> Result<(), SubmitError> {
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    match context.commands.try_send(Command::Submit {
+        envelopes: to_queue,
+        reply,
+    }) {
+        Ok(()) => outcome.await.unwrap_or(Err(SubmitError::Stopping)),
+        Err(TrySendError::Full(_)) => Err(SubmitError::Overloaded),
+        Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopping),
+    }
+}
+
+fn refusal_error(refusal: ForwardRefusal) -> ApiError {
+    match refusal {
+        ForwardRefusal::NotLeader(leader) => {
+            ApiError::unavailable(SubmitError::NotLeader { leader })
+        }
+        ForwardRefusal::Overloaded => ApiError::unavailable(SubmitError::Overloaded),
+        ForwardRefusal::Stopping => ApiError::unavailable(SubmitError::Stopping),
+        ForwardRefusal::Unreachable => ApiError::retryable(
+            "leader_unreachable",
+            "the leader could not be reached from this node; retry, or submit to another node",
+        ),
+        ForwardRefusal::Refused { code, message } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            format!("the leader refused it: {message}"),
+        ),
+    }
+}
+
+/// Serves a submission forwarded by another node: admits it again and queues it here.
+pub(crate) async fn serve_forwarded(context: AppState, envelopes: Vec<Vec<u8>>) -> ForwardReply {
+    let admitted = {
+        let context = Arc::clone(&context);
+        tokio::task::spawn_blocking(move || admit_envelopes(&context, envelopes))
+            .await
+            .map_err(|_| ForwardRefusal::Stopping)?
+            .map_err(ApiError::into_refusal)?
+    };
+    let mut results: Vec<Option<SubmitResult>> = vec![None; admitted.len()];
+    let (fresh, _) =
+        mark_in_flight(&context, admitted, false, &mut results).map_err(ApiError::into_refusal)?;
+    let to_queue =
+        answer_committed(&context, fresh, &mut results).map_err(ApiError::into_refusal)?;
+    if to_queue.is_empty() {
+        return Ok(());
+    }
+    let queued_ids: Vec<Hash> = to_queue.iter().map(|(tx_id, _)| *tx_id).collect();
+    let result = queue_here(&context, to_queue).await;
+    if let Err(error) = &result {
+        let mut in_flight = context
+            .shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for tx_id in &queued_ids {
+            in_flight.forget(tx_id, error);
+        }
+    }
+    result.map_err(|error| match error {
+        SubmitError::NotLeader { leader } => ForwardRefusal::NotLeader(leader),
+        SubmitError::Overloaded => ForwardRefusal::Overloaded,
+        SubmitError::Stopping => ForwardRefusal::Stopping,
+    })
 }
 
 /// 200 when every waited-for transaction committed ok, 422 naming the first rejection, 202

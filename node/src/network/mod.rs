@@ -4,6 +4,9 @@
 //! peer delays only its own messages).
 
 mod codec;
+mod forward;
+
+pub use forward::{ForwardHandler, ForwardRefusal, ForwardReply};
 
 use crate::runtime::Command;
 use codec::FrameCodec;
@@ -16,6 +19,7 @@ use protobuf::Message as _;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tpw_consensus::raft_types::Message;
 
@@ -31,6 +35,11 @@ pub const PENDING_CONNECTIONS_MAX: u32 = 16;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 const RAFT_PROTOCOL: StreamProtocol = StreamProtocol::new("/tpw/raft/1");
+const FORWARD_PROTOCOL: StreamProtocol = StreamProtocol::new("/tpw/forward/1");
+/// Bytes of one forwarded submission: as much as one API request.
+pub const FORWARD_FRAME_SIZE_MAX: usize = crate::limits::BODY_SIZE_MAX;
+/// Forwarded submissions answered but not yet written back.
+const FORWARD_RESPONSES_MAX: usize = 1024;
 
 /// Why the network could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,21 +68,57 @@ struct Behaviour {
     allowed: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     limits: connection_limits::Behaviour,
     raft: request_response::Behaviour<FrameCodec>,
+    forward: request_response::Behaviour<FrameCodec>,
 }
 
-/// The raft loop's handle for sending messages.
+/// Work for the network task.
+enum Outbound {
+    /// Raft messages to their peers.
+    Raft(Vec<Message>),
+    /// A submission for the leader.
+    Forward {
+        to: u64,
+        envelopes: Vec<Vec<u8>>,
+        reply: tokio::sync::oneshot::Sender<ForwardReply>,
+    },
+}
+
+/// Handle on the network task, for the raft loop (messages) and the API (forwarding).
 #[derive(Clone)]
 pub struct NetworkHandle {
-    outbound: tokio::sync::mpsc::Sender<Vec<Message>>,
+    outbound: tokio::sync::mpsc::Sender<Outbound>,
+    handler: Arc<OnceLock<ForwardHandler>>,
 }
 
 impl NetworkHandle {
     /// Queues messages for their peers without blocking; when the queue is full they are
     /// dropped and Raft's retransmission covers the loss.
     pub fn send(&self, messages: Vec<Message>) {
-        if let Err(error) = self.outbound.try_send(messages) {
+        if let Err(error) = self.outbound.try_send(Outbound::Raft(messages)) {
             tracing::warn!(%error, "raft messages dropped: network queue full");
         }
+    }
+
+    /// Forwards verified envelopes to the leader, which queues them for its next block.
+    pub async fn forward(&self, to: u64, envelopes: Vec<Vec<u8>>) -> ForwardReply {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        if self
+            .outbound
+            .try_send(Outbound::Forward {
+                to,
+                envelopes,
+                reply,
+            })
+            .is_err()
+        {
+            return Err(ForwardRefusal::Overloaded);
+        }
+        outcome.await.unwrap_or(Err(ForwardRefusal::Unreachable))
+    }
+
+    /// Sets how this node serves submissions forwarded to it (once; later calls are ignored).
+    pub fn serve_forwarded(&self, handler: ForwardHandler) {
+        let _ = self.handler.set(handler);
     }
 }
 
@@ -123,6 +168,11 @@ pub async fn start(
                 [(RAFT_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
             ),
+            forward: request_response::Behaviour::with_codec(
+                FrameCodec::new(FORWARD_FRAME_SIZE_MAX),
+                [(FORWARD_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
+            ),
         })
         .map_err(|error| NetworkError::Transport(error.to_string()))?
         .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(3600)))
@@ -141,8 +191,16 @@ pub async fn start(
         .listen_on(multiaddr(listen))
         .map_err(|error| NetworkError::Transport(format!("listen on {listen}: {error}")))?;
     let (outbound, receiver) = tokio::sync::mpsc::channel(OUTBOUND_BATCHES_MAX);
-    tokio::spawn(run(swarm, peers, receiver, commands));
-    Ok(NetworkHandle { outbound })
+    let handler = Arc::new(OnceLock::new());
+    let task = NetworkTask {
+        swarm,
+        peers,
+        commands,
+        handler: Arc::clone(&handler),
+        pending_forwards: HashMap::new(),
+    };
+    tokio::spawn(task.run(receiver));
+    Ok(NetworkHandle { outbound, handler })
 }
 
 #[derive(Default)]
@@ -151,85 +209,189 @@ struct PeerDirectory {
     by_node: BTreeMap<u64, PeerId>,
 }
 
-async fn run(
-    mut swarm: libp2p::Swarm<Behaviour>,
+struct NetworkTask {
+    swarm: libp2p::Swarm<Behaviour>,
     peers: PeerDirectory,
-    mut outbound: tokio::sync::mpsc::Receiver<Vec<Message>>,
     commands: SyncSender<Command>,
-) {
-    loop {
-        tokio::select! {
-            batch = outbound.recv() => {
-                let Some(batch) = batch else { return };
+    handler: Arc<OnceLock<ForwardHandler>>,
+    pending_forwards:
+        HashMap<request_response::OutboundRequestId, tokio::sync::oneshot::Sender<ForwardReply>>,
+}
+
+type Answer = (request_response::ResponseChannel<Vec<u8>>, Vec<u8>);
+
+impl NetworkTask {
+    async fn run(mut self, mut outbound: tokio::sync::mpsc::Receiver<Outbound>) {
+        let (answers, mut answered) = tokio::sync::mpsc::channel::<Answer>(FORWARD_RESPONSES_MAX);
+        loop {
+            tokio::select! {
+                work = outbound.recv() => match work {
+                    Some(work) => self.send(work),
+                    None => return,
+                },
+                Some((channel, bytes)) = answered.recv() => {
+                    let _ = self.swarm.behaviour_mut().forward.send_response(channel, bytes);
+                }
+                event = self.swarm.select_next_some() => self.handle_event(event, &answers),
+            }
+        }
+    }
+
+    fn send(&mut self, work: Outbound) {
+        match work {
+            Outbound::Raft(batch) => {
                 for message in batch {
-                    let Some(peer) = peers.by_node.get(&message.to) else {
-                        tracing::warn!(to = message.to, "raft message for a node outside the node set dropped");
+                    let Some(peer) = self.peers.by_node.get(&message.to) else {
+                        tracing::warn!(
+                            to = message.to,
+                            "raft message for a node outside the node set dropped"
+                        );
                         continue;
                     };
                     match message.write_to_bytes() {
                         Ok(bytes) => {
-                            swarm.behaviour_mut().raft.send_request(peer, bytes);
+                            self.swarm.behaviour_mut().raft.send_request(peer, bytes);
                         }
                         Err(error) => tracing::error!(%error, "raft message could not be encoded"),
                     }
                 }
             }
-            event = swarm.select_next_some() => handle_event(&mut swarm, &peers, &commands, event),
+            Outbound::Forward {
+                to,
+                envelopes,
+                reply,
+            } => match self.peers.by_node.get(&to) {
+                Some(peer) => {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .forward
+                        .send_request(peer, forward::encode_request(&envelopes));
+                    self.pending_forwards.insert(id, reply);
+                }
+                None => {
+                    let _ = reply.send(Err(ForwardRefusal::Unreachable));
+                }
+            },
         }
     }
-}
 
-fn handle_event(
-    swarm: &mut libp2p::Swarm<Behaviour>,
-    peers: &PeerDirectory,
-    commands: &SyncSender<Command>,
-    event: SwarmEvent<BehaviourEvent>,
-) {
-    use request_response::{Event, Message as Wire};
-    match event {
-        SwarmEvent::Behaviour(BehaviourEvent::Raft(Event::Message {
-            peer,
-            message: Wire::Request {
-                request, channel, ..
-            },
-            ..
-        })) => {
-            let _ = swarm
-                .behaviour_mut()
-                .raft
-                .send_response(channel, Vec::new());
-            deliver(peers, commands, &peer, &request);
-        }
-        SwarmEvent::Behaviour(BehaviourEvent::Raft(Event::OutboundFailure {
-            peer, error, ..
-        })) => {
-            tracing::debug!(%peer, %error, "raft message not delivered");
-            if let Some(node) = peers.by_peer.get(&peer) {
-                let _ = commands.try_send(Command::Unreachable(*node));
+    fn handle_event(
+        &mut self,
+        event: SwarmEvent<BehaviourEvent>,
+        answers: &tokio::sync::mpsc::Sender<Answer>,
+    ) {
+        use request_response::{Event, Message as Wire};
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Raft(Event::Message {
+                peer,
+                message: Wire::Request {
+                    request, channel, ..
+                },
+                ..
+            })) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .raft
+                    .send_response(channel, Vec::new());
+                deliver(&self.peers, &self.commands, &peer, &request);
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Raft(Event::OutboundFailure {
+                peer,
+                error,
+                ..
+            })) => {
+                tracing::debug!(%peer, %error, "raft message not delivered");
+                if let Some(node) = self.peers.by_peer.get(&peer) {
+                    let _ = self.commands.try_send(Command::Unreachable(*node));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Forward(Event::Message {
+                peer,
+                message: Wire::Request {
+                    request, channel, ..
+                },
+                ..
+            })) => self.serve_forward(peer, request, channel, answers),
+            SwarmEvent::Behaviour(BehaviourEvent::Forward(Event::Message {
+                message:
+                    Wire::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            })) => {
+                if let Some(reply) = self.pending_forwards.remove(&request_id) {
+                    let _ = reply.send(forward::decode_reply(&response));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Forward(Event::OutboundFailure {
+                request_id,
+                error,
+                ..
+            })) => {
+                tracing::warn!(%error, "forwarding to the leader failed");
+                if let Some(reply) = self.pending_forwards.remove(&request_id) {
+                    let _ = reply.send(Err(ForwardRefusal::Unreachable));
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
+                tracing::warn!(address = %send_back_addr, %error, "incoming connection refused");
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                tracing::info!(peer = %peer_id, node_id = ?self.peers.by_peer.get(&peer_id), "peer connected");
+            }
+            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+                tracing::info!(peer = %peer_id, cause = ?cause.map(|cause| cause.to_string()), "peer disconnected");
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "peer transport listening")
+            }
+            _ => {}
         }
-        SwarmEvent::Behaviour(BehaviourEvent::Raft(Event::InboundFailure {
-            peer, error, ..
-        })) => {
-            tracing::debug!(%peer, %error, "inbound raft stream failed");
-        }
-        SwarmEvent::IncomingConnectionError {
-            send_back_addr,
-            error,
-            ..
-        } => {
-            tracing::warn!(address = %send_back_addr, %error, "incoming connection refused");
-        }
-        SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-            tracing::info!(peer = %peer_id, node_id = ?peers.by_peer.get(&peer_id), "peer connected");
-        }
-        SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
-            tracing::info!(peer = %peer_id, cause = ?cause.map(|cause| cause.to_string()), "peer disconnected");
-        }
-        SwarmEvent::NewListenAddr { address, .. } => {
-            tracing::info!(%address, "peer transport listening")
-        }
-        _ => {}
+    }
+
+    /// Answers a forwarded submission through the handler the API installed.
+    fn serve_forward(
+        &mut self,
+        peer: PeerId,
+        request: Vec<u8>,
+        channel: request_response::ResponseChannel<Vec<u8>>,
+        answers: &tokio::sync::mpsc::Sender<Answer>,
+    ) {
+        let envelopes = match forward::decode_request(&request) {
+            Ok(envelopes) => envelopes,
+            Err(error) => {
+                tracing::warn!(%peer, %error, "malformed forwarded submission");
+                let refusal = ForwardRefusal::Refused {
+                    code: "malformed_forward".into(),
+                    message: error,
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .forward
+                    .send_response(channel, forward::encode_reply(&Err(refusal)));
+                return;
+            }
+        };
+        let Some(handler) = self.handler.get().cloned() else {
+            let _ = self.swarm.behaviour_mut().forward.send_response(
+                channel,
+                forward::encode_reply(&Err(ForwardRefusal::Stopping)),
+            );
+            return;
+        };
+        let answers = answers.clone();
+        tokio::spawn(async move {
+            let reply = handler(envelopes).await;
+            let _ = answers.send((channel, forward::encode_reply(&reply))).await;
+        });
     }
 }
 
