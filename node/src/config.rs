@@ -99,6 +99,10 @@ pub struct NodeConfig {
     pub blocks: BlockConfig,
     /// Logging.
     pub log: LogConfig,
+    /// This is the first start of this node (set by `--new-node`): a voter refuses to start on
+    /// an empty data folder without it, since a voter that lost its data could vote twice.
+    #[serde(skip)]
+    pub new_node: bool,
 }
 
 impl Default for NodeConfig {
@@ -113,6 +117,7 @@ impl Default for NodeConfig {
             raft: RaftConfig::default(),
             blocks: BlockConfig::default(),
             log: LogConfig::default(),
+            new_node: false,
         }
     }
 }
@@ -132,6 +137,8 @@ pub struct Overrides {
     pub log_format: Option<String>,
     /// log.level.
     pub log_level: Option<String>,
+    /// First start of a new node.
+    pub new_node: bool,
 }
 
 /// Why a configuration was refused.
@@ -173,6 +180,7 @@ impl NodeConfig {
         if let Some(value) = &overrides.log_level {
             config.log.level = value.clone();
         }
+        config.new_node = overrides.new_node;
         config.validate()?;
         Ok(config)
     }

@@ -88,6 +88,9 @@ enum Command {
         /// Log filter, such as info.
         #[arg(long, env = "TPW_LOG_LEVEL")]
         log_level: Option<String>,
+        /// First start of this node: allow a voter to create its empty data folder.
+        #[arg(long)]
+        new_node: bool,
     },
     /// Signs and submits a transfer (posted, or pending with --pending-timeout-ms).
     Transfer {
@@ -242,7 +245,9 @@ fn create_genesis(spec: &Path, out: &Path) -> anyhow::Result<()> {
 
 async fn demo(dir: &Path, api_listen: &str, once: bool) -> anyhow::Result<()> {
     let config_path = tpw_node::demo::prepare(dir, api_listen)?;
-    let config = NodeConfig::load(Some(&config_path), &Overrides::default())?;
+    let mut config = NodeConfig::load(Some(&config_path), &Overrides::default())?;
+    // The demo creates its own network, so its node is new on the first run.
+    config.new_node = true;
     tpw_node::init_logging(&config.log.format, "warn");
     let node = tpw_node::node::start(&config).await?;
     let client = Client::new(&format!("http://{}", node.api_address));
@@ -314,6 +319,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             api_listen,
             log_format,
             log_level,
+            new_node,
         } => {
             let overrides = Overrides {
                 data_dir,
@@ -322,6 +328,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 api_listen,
                 log_format,
                 log_level,
+                new_node,
             };
             let config = NodeConfig::load(config.as_deref(), &overrides)?;
             tpw_node::init_logging(&config.log.format, &config.log.level);

@@ -99,12 +99,23 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         .filter(|node| node.role == NodeRole::Observer)
         .map(|node| node.id)
         .collect();
+    let database = config.data_dir.join("db");
+    if me.role == NodeRole::Voter && !database.join("CURRENT").exists() && !config.new_node {
+        bail!(
+            "the data folder {} holds no ledger. A voter that lost its data must never vote again under \
+             its old identity: it could vote twice in one term. If this is the first start of node {}, \
+             start it with --new-node; to replace a lost node, give it a new key and add it through a \
+             membership change.",
+            config.data_dir.display(),
+            me.name
+        );
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    let db = Db::open(&config.data_dir.join("db"))
+    let db = Db::open(&database)
         .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
     let log = RaftLogStore::open(db.clone(), voters.clone(), learners)?;
     let ledger = LedgerStore::open(db.clone(), &genesis)?;

@@ -93,8 +93,15 @@ fn every_cli_command_works_against_a_running_node() {
     let missing = tpw(&["run", "--config", &path(dir, "missing.toml")]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
 
+    let wiped = tpw(&["run", "--config", &path(dir, "node.toml")]);
+    assert!(
+        !wiped.status.success(),
+        "a voter never starts on an empty data folder unless told it is new"
+    );
+    assert!(String::from_utf8_lossy(&wiped.stderr).contains("--new-node"));
+    assert!(!dir.join("data/db").exists(), "the refusal created nothing");
     let mut node = Command::new(env!("CARGO_BIN_EXE_tpw"))
-        .args(["run", "--config", &path(dir, "node.toml")])
+        .args(["run", "--config", &path(dir, "node.toml"), "--new-node"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -12,10 +12,12 @@ use tpw_node::client::Client;
 
 fn spawn_node(dir: &std::path::Path, log_name: &str) -> Child {
     let log = std::fs::File::create(dir.join(log_name)).unwrap();
+    let first_start = !dir.join("data").exists();
     Command::new(env!("CARGO_BIN_EXE_tpw"))
         .arg("run")
         .arg("--config")
         .arg(dir.join("node.toml"))
+        .args(first_start.then_some("--new-node"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

@@ -193,7 +193,7 @@ impl LocalNetwork {
     pub async fn start(&mut self) -> anyhow::Result<()> {
         self.children = (0..self.apis.len()).map(|_| None).collect();
         for index in 0..self.apis.len() {
-            self.spawn(index)?;
+            self.spawn(index, true)?;
         }
         for index in 0..self.apis.len() {
             self.wait_serving(index).await?;
@@ -211,7 +211,7 @@ impl LocalNetwork {
         Ok(())
     }
 
-    fn spawn(&mut self, index: usize) -> anyhow::Result<()> {
+    fn spawn(&mut self, index: usize, new_node: bool) -> anyhow::Result<()> {
         let binary = tpw_binary()?;
         let node = index + 1;
         let log = std::fs::OpenOptions::new()
@@ -222,6 +222,7 @@ impl LocalNetwork {
             .arg("run")
             .arg("--config")
             .arg(self.dir.join(format!("node-{node}.toml")))
+            .args(new_node.then_some("--new-node"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -268,8 +269,37 @@ impl LocalNetwork {
     /// Starts node `index` again on its data and waits until it serves.
     pub async fn restart(&mut self, index: usize) -> anyhow::Result<()> {
         self.kill(index);
-        self.spawn(index)?;
+        self.spawn(index, false)?;
         self.wait_serving(index).await
+    }
+
+    /// Kills node `index`, deletes its data folder, and starts it again as an existing node
+    /// (without `--new-node`); returns how it ended and what it logged. A voter must refuse.
+    pub async fn restart_wiped(
+        &mut self,
+        index: usize,
+    ) -> anyhow::Result<(std::process::ExitStatus, String)> {
+        self.kill(index);
+        let data = self.dir.join(format!("node-{}", index + 1));
+        if data.exists() {
+            std::fs::remove_dir_all(&data)?;
+        }
+        self.spawn(index, false)?;
+        let started = Instant::now();
+        loop {
+            if let Some(child) = self.children[index].as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.children[index] = None;
+                    let log =
+                        std::fs::read_to_string(self.dir.join(format!("node-{}.log", index + 1)))?;
+                    return Ok((status, log));
+                }
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!("node {} kept running on a wiped data folder", index + 1);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The API of the node that every node names as leader, if they agree on one.

@@ -1,7 +1,7 @@
 //! Three voting nodes and a regulator's observer as real processes on loopback: they replicate
 //! identical chains, followers forward submissions to the leader, the observer refuses partner
 //! submissions, the network survives a SIGKILL of the leader without losing an acknowledged
-//! transfer, and a restarted node catches up to the same head. The nodes run the `tpw` binary
+//! transfer, a restarted node catches up to the same head, and a wiped voter refuses to start. The nodes run the `tpw` binary
 //! of the same build: run through the README's test command (`--workspace` builds it).
 #![allow(clippy::unwrap_used)]
 
@@ -152,5 +152,16 @@ async fn voters_and_an_observer_replicate_forward_and_survive_losing_the_leader(
         }
     }
     assert!(!head.is_empty());
+
+    let wiped = (leader + 1) % 3;
+    let (status, log) = network.restart_wiped(wiped).await.unwrap();
+    assert!(
+        !status.success(),
+        "a wiped voter must not start under its old identity"
+    );
+    assert!(
+        log.contains("--new-node"),
+        "it says why and what to do: {log}"
+    );
     network.stop();
 }

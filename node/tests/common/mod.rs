@@ -19,7 +19,11 @@ pub fn free_port() -> u16 {
 /// Prepares a demo folder whose node listens on a free loopback port; returns its config.
 pub fn prepare(dir: &Path) -> NodeConfig {
     let config_path = tpw_node::demo::prepare(dir, &format!("127.0.0.1:{}", free_port())).unwrap();
-    NodeConfig::load(Some(&config_path), &Overrides::default()).unwrap()
+    let overrides = Overrides {
+        new_node: true,
+        ..Overrides::default()
+    };
+    NodeConfig::load(Some(&config_path), &overrides).unwrap()
 }
 
 pub fn key(dir: &Path, stem: &str) -> SigningKey {
