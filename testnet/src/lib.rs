@@ -2,5 +2,6 @@
 //! and benchmarks. The binary `tpw-testnet` is their command line; tests use them directly.
 
 pub mod bench;
+pub mod commands;
 pub mod network;
 pub mod sigbench;

@@ -1,7 +1,8 @@
 //! `tpw-testnet`: local networks, load and benchmarks for tpwalletoec.
 #![allow(clippy::print_stdout)]
 
-use tpw_testnet::{bench, sigbench};
+use std::path::PathBuf;
+use tpw_testnet::{bench, commands, sigbench};
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +43,37 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         partners: usize,
     },
+    /// Creates a local network in a folder (or restarts the one there) and leaves it running;
+    /// prints one JSON line with every node's name, role and API.
+    Up {
+        /// The network's folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Voting nodes.
+        #[arg(long, default_value_t = 3)]
+        voters: usize,
+        /// Regulator observer nodes.
+        #[arg(long, default_value_t = 1)]
+        observers: usize,
+    },
+    /// Prints every node's status as one JSON line.
+    Status {
+        /// The network's folder.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Stops the network in a folder.
+    Down {
+        /// The network's folder.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Runs B2B payments across banks through every voting node; exits 0 only if every node agrees.
+    Demo {
+        /// The network's folder.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Measures signature verification: ZIP-215 (ed25519-zebra) against ed25519-dalek.
     BenchSignatures {
         /// Signatures per run.
@@ -51,6 +83,13 @@ enum Command {
         #[arg(long, default_value_t = 65_536)]
         keys: usize,
     },
+}
+
+fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(work)
 }
 
 fn main() -> std::process::ExitCode {
@@ -84,6 +123,34 @@ fn main() -> std::process::ExitCode {
                     Ok(())
                 })
         }
+        Command::Up {
+            dir,
+            voters,
+            observers,
+        } => block_on(async move {
+            let report = commands::up(&dir, voters, observers).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }),
+        Command::Status { dir } => block_on(async move {
+            println!("{}", serde_json::to_string(&commands::status(&dir).await?)?);
+            Ok(())
+        }),
+        Command::Down { dir } => commands::down(&dir).map(|stopped| {
+            println!("{}", serde_json::json!({ "stopped": stopped }));
+        }),
+        Command::Demo { dir } => block_on(async move {
+            let report = commands::demo(&dir).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            anyhow::ensure!(
+                report.conserved && report.nodes_agreeing == report.nodes,
+                "the nodes do not agree: {} of {} on one head, conserved: {}",
+                report.nodes_agreeing,
+                report.nodes,
+                report.conserved
+            );
+            Ok(())
+        }),
         Command::BenchSignatures { signatures, keys } => {
             sigbench::run(signatures, keys).map(|reports| {
                 for report in reports {

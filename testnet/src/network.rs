@@ -23,6 +23,14 @@ pub struct LoadParties {
     pub keys: Vec<SigningKey>,
 }
 
+/// The two bank members of a local network.
+pub const BANKS: [u64; 2] = [1, 2];
+
+/// The bank member sponsoring partner `index`: partners alternate between the two banks.
+pub fn bank_of(index: usize) -> u64 {
+    BANKS[index % BANKS.len()]
+}
+
 /// Participant id of partner `index`.
 pub fn partner_id(index: usize) -> u64 {
     10 + index as u64
@@ -33,11 +41,16 @@ pub fn partner_account(index: usize) -> u128 {
     10_000 + index as u128
 }
 
+/// The issuance account of the load asset.
+pub const ISSUANCE_ACCOUNT: u128 = 1_000;
+
 /// The asset used by the load.
 pub const LOAD_ASSET: u32 = 1;
 
 /// Deterministic key for a partner: load runs need no secrecy and this keeps them repeatable.
-fn partner_key(index: usize) -> SigningKey {
+/// The key of partner `index`: derived from the index, so tools can sign for a local network
+/// without key files. Test keys only.
+pub fn partner_key(index: usize) -> SigningKey {
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&(index as u64).to_le_bytes());
     seed[8..16].copy_from_slice(b"tpwbench");
@@ -53,6 +66,29 @@ pub struct LocalNetwork {
     children: Vec<Option<Child>>,
     /// The genesis.
     pub genesis: Genesis,
+}
+
+/// One node as `tpw-testnet up` prints it and network.json records it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NodeEntry {
+    /// Name from the genesis, such as bank-1.
+    pub name: String,
+    /// "voter" or "observer".
+    pub role: String,
+    /// API base URL.
+    pub api: String,
+}
+
+/// What network.json in a local network's folder records.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NetworkFile {
+    /// Nodes, in node order.
+    pub nodes: Vec<NodeEntry>,
+    /// Partners of the load genesis.
+    pub partners: usize,
+    /// Process ids of nodes started by `up` (absent once stopped).
+    #[serde(default)]
+    pub pids: Vec<Option<u32>>,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -85,14 +121,18 @@ impl LocalNetwork {
             bail!("a network needs at least one voting node");
         }
         std::fs::create_dir_all(dir.join("keys"))?;
-        let bank_key = tpw_node::keys::generate()?;
-        let mut participants = vec![GenesisParticipant {
-            id: 1,
-            name: "Load Bank".into(),
-            role: Role::BankMember,
-            bank: None,
-            keys: vec![hex::encode(bank_key.verifying_key().to_bytes())],
-        }];
+        let mut participants = Vec::new();
+        for bank in BANKS {
+            let key = tpw_node::keys::generate()?;
+            tpw_node::keys::write(&dir.join("keys").join(format!("bank-{bank}.json")), &key)?;
+            participants.push(GenesisParticipant {
+                id: bank,
+                name: format!("Bank {bank}"),
+                role: Role::BankMember,
+                bank: None,
+                keys: vec![hex::encode(key.verifying_key().to_bytes())],
+            });
+        }
         let keys: Vec<SigningKey> = (0..partners).map(partner_key).collect();
         let mut accounts = Vec::new();
         let mut funding = Vec::new();
@@ -101,7 +141,7 @@ impl LocalNetwork {
                 id: partner_id(index),
                 name: format!("Partner {index}"),
                 role: Role::SettlementPartner,
-                bank: Some(1),
+                bank: Some(bank_of(index)),
                 keys: vec![hex::encode(key.verifying_key().to_bytes())],
             });
             accounts.push(GenesisAccount {
@@ -146,7 +186,7 @@ impl LocalNetwork {
                 code: "EUR".into(),
                 scale: 2,
                 issuer: 1,
-                issuance_account: 1_000,
+                issuance_account: ISSUANCE_ACCOUNT,
             }],
             accounts,
             funding,
@@ -157,6 +197,7 @@ impl LocalNetwork {
             network_id: Some(hex::encode(genesis.compute_network_id()?)),
             ..genesis
         };
+        let apis_count = apis.len();
         let genesis_path = dir.join("genesis.json");
         std::fs::write(&genesis_path, serde_json::to_string_pretty(&genesis)?)?;
         let peer_list: Vec<(usize, u16)> = configs
@@ -182,11 +223,97 @@ impl LocalNetwork {
             Self {
                 dir: dir.to_path_buf(),
                 apis,
-                children: Vec::new(),
+                children: (0..apis_count).map(|_| None).collect(),
                 genesis,
             },
             LoadParties { keys },
         ))
+    }
+
+    /// Reopens a network created earlier in `dir` (from network.json and genesis.json).
+    pub fn open(dir: &Path) -> anyhow::Result<(Self, NetworkFile)> {
+        let file: NetworkFile = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("network.json"))
+                .with_context(|| format!("no local network in {}", dir.display()))?,
+        )
+        .context("network.json is not valid")?;
+        let genesis = tpw_node::node::load_genesis(&dir.join("genesis.json"))?;
+        let apis = file.nodes.iter().map(|node| node.api.clone()).collect();
+        let children = file.nodes.iter().map(|_| None).collect();
+        Ok((
+            Self {
+                dir: dir.to_path_buf(),
+                apis,
+                children,
+                genesis,
+            },
+            file,
+        ))
+    }
+
+    /// The nodes as `up` prints them.
+    pub fn describe(&self) -> Vec<NodeEntry> {
+        self.genesis
+            .nodes
+            .iter()
+            .zip(&self.apis)
+            .map(|(node, api)| NodeEntry {
+                name: node.name.clone(),
+                role: match node.role {
+                    NodeRole::Voter => "voter".into(),
+                    NodeRole::Observer => "observer".into(),
+                },
+                api: api.clone(),
+            })
+            .collect()
+    }
+
+    /// Records the network in network.json, with the pids of running nodes.
+    pub fn write_file(&self, partners: usize, pids: Vec<Option<u32>>) -> anyhow::Result<()> {
+        let file = NetworkFile {
+            nodes: self.describe(),
+            partners,
+            pids,
+        };
+        std::fs::write(
+            self.dir.join("network.json"),
+            serde_json::to_string_pretty(&file)? + "\n",
+        )?;
+        Ok(())
+    }
+
+    /// Lets the node processes outlive this handle; returns their pids.
+    pub fn detach(&mut self) -> Vec<Option<u32>> {
+        self.children
+            .iter_mut()
+            .map(|child| child.take().map(|child| child.id()))
+            .collect()
+    }
+
+    /// Starts the nodes of a network whose nodes have run before (no `--new-node`).
+    pub async fn start_existing(&mut self) -> anyhow::Result<()> {
+        for index in 0..self.apis.len() {
+            let first_start = !self.dir.join(format!("node-{}", index + 1)).exists();
+            self.spawn(index, first_start)?;
+        }
+        for index in 0..self.apis.len() {
+            self.wait_serving(index).await?;
+        }
+        self.wait_leader().await
+    }
+
+    async fn wait_leader(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while self.leader().await.is_none() {
+            if started.elapsed() > START_TIMEOUT {
+                bail!(
+                    "no leader was elected within {START_TIMEOUT:?}; see the logs in {}",
+                    self.dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
     }
 
     /// Starts every node process and waits until each serves and a leader is elected.

@@ -1,0 +1,250 @@
+//! The long-lived local network commands: `up` creates (or restarts) a network in a folder and
+//! leaves it running, `status` reports every node, `down` stops it, and `demo` runs B2B payments
+//! among partners of the different banks and checks that every node agrees.
+
+use crate::network::{bank_of, partner_account, partner_key, LocalNetwork, NodeEntry, LOAD_ASSET};
+use anyhow::{bail, Context};
+use serde::Serialize;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tpw_contracts::{Body, Operation, Transaction, TransferKind};
+use tpw_node::client::{Client, ClientError};
+
+/// Partners of a network made by `up`.
+pub const UP_PARTNERS: usize = 12;
+/// Payments the demo makes.
+const DEMO_PAYMENTS: usize = 60;
+/// Longest the demo waits for every node to reach the same head.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The line `up` prints.
+#[derive(Debug, Serialize)]
+pub struct UpReport {
+    /// Every node.
+    pub nodes: Vec<NodeEntry>,
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Creates a network of `voters` and `observers` in `dir` (or restarts the one there) and
+/// returns once every node serves and a leader is elected; the nodes keep running.
+pub async fn up(dir: &Path, voters: usize, observers: usize) -> anyhow::Result<UpReport> {
+    let (mut network, partners) = if dir.join("network.json").exists() {
+        let (network, file) = LocalNetwork::open(dir)?;
+        if file.pids.iter().flatten().any(|pid| process_alive(*pid)) {
+            bail!(
+                "the network in {} is already up; run `tpw-testnet down --dir {}` first",
+                dir.display(),
+                dir.display()
+            );
+        }
+        (network, file.partners)
+    } else {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let (network, _) = LocalNetwork::create(dir, voters, observers, UP_PARTNERS)?;
+        network.write_file(UP_PARTNERS, Vec::new())?;
+        (network, UP_PARTNERS)
+    };
+    let started = network.start_existing().await;
+    let pids = network.detach();
+    network.write_file(partners, pids)?;
+    started?;
+    Ok(UpReport {
+        nodes: network.describe(),
+    })
+}
+
+/// Stops the network in `dir`: SIGTERM, then SIGKILL after a grace period.
+pub fn down(dir: &Path) -> anyhow::Result<usize> {
+    let (network, file) = LocalNetwork::open(dir)?;
+    let running: Vec<u32> = file
+        .pids
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|pid| process_alive(*pid))
+        .collect();
+    for pid in &running {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running.iter().any(|pid| process_alive(*pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for pid in running.iter().filter(|pid| process_alive(**pid)) {
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+    }
+    network.write_file(file.partners, Vec::new())?;
+    Ok(running.len())
+}
+
+/// One node's view, as `status` prints it.
+#[derive(Debug, Serialize)]
+pub struct NodeStatus {
+    /// Name.
+    pub name: String,
+    /// API.
+    pub api: String,
+    /// Whether it answered.
+    pub serving: bool,
+    /// Raft role.
+    pub role: Option<String>,
+    /// Block height.
+    pub height: Option<u64>,
+    /// Head hash.
+    pub head_hash: Option<String>,
+    /// State root.
+    pub state_root: Option<String>,
+}
+
+/// Every node's status.
+pub async fn status(dir: &Path) -> anyhow::Result<Vec<NodeStatus>> {
+    let (network, _) = LocalNetwork::open(dir)?;
+    let mut statuses = Vec::new();
+    for node in network.describe() {
+        let answer = Client::new(&node.api).status().await.ok();
+        statuses.push(NodeStatus {
+            name: node.name,
+            api: node.api,
+            serving: answer.is_some(),
+            role: answer.as_ref().map(|status| status.role.clone()),
+            height: answer.as_ref().map(|status| status.height),
+            head_hash: answer.as_ref().map(|status| status.head_hash.clone()),
+            state_root: answer.as_ref().map(|status| status.state_root.clone()),
+        });
+    }
+    Ok(statuses)
+}
+
+/// What the demo checked.
+#[derive(Debug, Serialize)]
+pub struct DemoReport {
+    /// Payments acknowledged as committed.
+    pub payments: usize,
+    /// Nodes that agree on height, head hash and state root.
+    pub nodes_agreeing: usize,
+    /// Nodes in the network.
+    pub nodes: usize,
+    /// The common height.
+    pub height: u64,
+    /// Whether debits equal credits over the partners' and issuance accounts on every node.
+    pub conserved: bool,
+}
+
+/// Pays between partners sponsored by different banks through every voting node (followers
+/// forward to the leader), then checks that all nodes agree on the chain and balances.
+pub async fn demo(dir: &Path) -> anyhow::Result<DemoReport> {
+    let (network, file) = LocalNetwork::open(dir)?;
+    let network_id = network.genesis.compute_network_id()?;
+    let voters: Vec<NodeEntry> = network
+        .describe()
+        .into_iter()
+        .filter(|node| node.role == "voter")
+        .collect();
+    let started_ms = tpw_node::runtime::now_ms() as u128;
+    let mut payments = 0;
+    for index in 0..DEMO_PAYMENTS {
+        let from = index % file.partners;
+        // Pay a partner of the other bank: cross-bank B2B settlement.
+        let to = (1..file.partners)
+            .map(|step| (from + step) % file.partners)
+            .find(|to| bank_of(*to) != bank_of(from));
+        let Some(to) = to else {
+            bail!("the network needs partners at two banks")
+        };
+        let operation = Operation::Transfer {
+            id: started_ms * 1000 + index as u128,
+            debit_account: partner_account(from),
+            credit_account: partner_account(to),
+            asset: LOAD_ASSET,
+            amount: 1_000 + index as u128,
+            kind: TransferKind::Posted,
+            reference: index as u128,
+        };
+        let envelope =
+            Transaction::sign(network_id, &partner_key(from), Body::single(operation)).to_bytes();
+        let node = Client::new(&voters[index % voters.len()].api);
+        if submit_with_retries(&node, envelope).await? {
+            payments += 1;
+        }
+    }
+    let (height, agreeing) = converge(&network).await;
+    let mut conserved = true;
+    for node in network.describe() {
+        let client = Client::new(&node.api);
+        let (mut debits, mut credits) = (0u128, 0u128);
+        let accounts = (0..file.partners)
+            .map(partner_account)
+            .chain(std::iter::once(crate::network::ISSUANCE_ACCOUNT));
+        for account in accounts {
+            let view = client
+                .account(account)
+                .await?
+                .with_context(|| format!("{} lacks account {account}", node.name))?
+                .account;
+            debits += view.debits_posted;
+            credits += view.credits_posted;
+        }
+        conserved &= debits == credits;
+    }
+    Ok(DemoReport {
+        payments,
+        nodes_agreeing: agreeing,
+        nodes: network.apis.len(),
+        height,
+        conserved,
+    })
+}
+
+async fn submit_with_retries(node: &Client, envelope: Vec<u8>) -> anyhow::Result<bool> {
+    for _ in 0..50 {
+        match node
+            .submit(std::slice::from_ref(&envelope), true, None)
+            .await
+        {
+            Ok((200, response)) => {
+                return Ok(response
+                    .results
+                    .first()
+                    .is_some_and(|result| result.status == "committed"))
+            }
+            Ok((status, response)) => bail!("payment refused ({status}): {:?}", response.error),
+            Err(ClientError::Api { status: 503, .. }) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    bail!("no commit after 50 retries")
+}
+
+/// Waits until every node reports the same height, head and state root; returns the height and
+/// how many nodes agree with the most common head.
+async fn converge(network: &LocalNetwork) -> (u64, usize) {
+    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    loop {
+        let mut heads = Vec::new();
+        for api in &network.apis {
+            if let Ok(status) = Client::new(api).status().await {
+                heads.push((status.height, status.head_hash, status.state_root));
+            }
+        }
+        let agreeing = heads
+            .iter()
+            .filter(|head| Some(*head) == heads.first())
+            .count();
+        let height = heads.first().map_or(0, |head| head.0);
+        if agreeing == network.apis.len() || Instant::now() > deadline {
+            return (height, agreeing);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
