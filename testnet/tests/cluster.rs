@@ -165,3 +165,113 @@ async fn voters_and_an_observer_replicate_forward_and_survive_losing_the_leader(
     );
     network.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_never_counts_toward_a_quorum() {
+    // Proves that with two voters and an observer, losing one voter stops commits: were the
+    // observer's vote counted, the remaining voter and the observer would form a majority.
+    let folder = tempfile::tempdir().unwrap();
+    let (mut network, parties) = LocalNetwork::create(folder.path(), 2, 1, 4).unwrap();
+    network.start().await.unwrap();
+    let leader_api = network.leader().await.unwrap();
+    let leader = network
+        .apis
+        .iter()
+        .position(|api| *api == leader_api)
+        .unwrap();
+    submit_until_committed(
+        &Client::new(&leader_api),
+        payment(&network, &parties.keys, 0, 1),
+    )
+    .await;
+    let survivor = 1 - leader;
+    network.kill(leader);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let client = Client::new(&network.apis[survivor]);
+    let envelope = payment(&network, &parties.keys, 1, 2);
+    match client
+        .submit(std::slice::from_ref(&envelope), true, Some(3_000))
+        .await
+    {
+        Ok((status, response)) => assert_ne!(
+            response.results[0].status, "committed",
+            "committed without a quorum ({status})"
+        ),
+        Err(ClientError::Api { status, .. }) => assert_eq!(status, 503, "refused as retryable"),
+        Err(error) => panic!("unexpected failure: {error}"),
+    }
+    let status = client.status().await.unwrap();
+    assert_ne!(status.role, "leader", "one voter of two cannot lead");
+    let observer = Client::new(&network.apis[2]).status().await.unwrap();
+    assert_eq!(
+        observer.height, 1,
+        "nothing committed after the voter was lost"
+    );
+    network.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_an_unknown_key_is_refused() {
+    // Proves the allow-list: a node whose key is not in the genesis node set cannot connect, so
+    // its Raft messages never reach the members, and the refusal is logged.
+    let folder = tempfile::tempdir().unwrap();
+    let (mut network, _) = LocalNetwork::create(folder.path(), 2, 0, 2).unwrap();
+    network.start().await.unwrap();
+    let before = Client::new(&network.apis[0]).status().await.unwrap();
+    let target = &network.genesis.nodes[0];
+    let config_path = folder.path().join("node-1.toml");
+    let config =
+        tpw_node::config::NodeConfig::load(Some(&config_path), &Default::default()).unwrap();
+    let member = tpw_node::network::Member {
+        id: target.id,
+        public_key: tpw_contracts::genesis::parse_public_key(&target.public_key).unwrap(),
+        address: Some(config.p2p_address()),
+    };
+    let stranger_key = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
+    let stranger = tpw_contracts::genesis::parse_public_key(&hex::encode(
+        stranger_key.verifying_key().to_bytes(),
+    ))
+    .unwrap();
+    let members = [
+        member,
+        tpw_node::network::Member {
+            id: 99,
+            public_key: stranger,
+            address: None,
+        },
+    ];
+    let (commands, inbox) = std::sync::mpsc::sync_channel(16);
+    let intruder = tpw_node::network::start(
+        &stranger_key,
+        "127.0.0.1:0".parse().unwrap(),
+        99,
+        &members,
+        commands,
+    )
+    .await
+    .unwrap();
+    for term in [before.term + 5, before.term + 6] {
+        let mut vote = tpw_consensus::raft_types::Message::default();
+        vote.set_msg_type(tpw_consensus::raft_types::MessageType::MsgRequestVote);
+        vote.from = 99;
+        vote.to = target.id;
+        vote.term = term;
+        intruder.send(vec![vote]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let after = Client::new(&network.apis[0]).status().await.unwrap();
+    assert_eq!(
+        after.term, before.term,
+        "the stranger's vote requests never reached raft"
+    );
+    while let Ok(command) = inbox.try_recv() {
+        let step = matches!(command, tpw_node::runtime::Command::Step(_));
+        assert!(!step, "no raft message came back to the stranger");
+    }
+    let log = std::fs::read_to_string(folder.path().join("node-1.log")).unwrap();
+    assert!(
+        log.contains("incoming connection refused"),
+        "the refusal is logged: {log}"
+    );
+    network.stop();
+}
