@@ -203,8 +203,9 @@ async fn an_observer_never_counts_toward_a_quorum() {
     let status = client.status().await.unwrap();
     assert_ne!(status.role, "leader", "one voter of two cannot lead");
     let observer = Client::new(&network.apis[2]).status().await.unwrap();
-    assert_eq!(
-        observer.height, 1,
+    // Block 1 was committed before the loss (a follower may not have learned it yet); nothing after.
+    assert!(
+        status.height <= 1 && observer.height <= 1,
         "nothing committed after the voter was lost"
     );
     network.stop();
