@@ -67,6 +67,11 @@ pub fn down(dir: &Path) -> anyhow::Result<usize> {
         .filter(|pid| process_alive(*pid))
         .collect();
     for pid in &running {
+        // A paused node must run again to hear the SIGTERM.
+        let _ = std::process::Command::new("kill")
+            .arg("-CONT")
+            .arg(pid.to_string())
+            .status();
         let _ = std::process::Command::new("kill")
             .arg("-TERM")
             .arg(pid.to_string())
@@ -247,4 +252,78 @@ async fn converge(network: &LocalNetwork) -> (u64, usize) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A fault to inject into one node of a running local network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// SIGKILL: the process dies at once, with whatever it had not synced.
+    Kill,
+    /// SIGSTOP: the process freezes (a stalled machine) until resumed.
+    Pause,
+    /// SIGCONT: a paused process runs again.
+    Resume,
+}
+
+fn node_index(file: &crate::network::NetworkFile, name: &str) -> anyhow::Result<usize> {
+    file.nodes
+        .iter()
+        .position(|node| node.name == name)
+        .with_context(|| {
+            format!(
+                "no node named {name}; the nodes are {:?}",
+                file.nodes.iter().map(|node| &node.name).collect::<Vec<_>>()
+            )
+        })
+}
+
+/// Sends a fault signal to one node.
+pub fn inject(dir: &Path, name: &str, fault: Fault) -> anyhow::Result<()> {
+    let (network, mut file) = LocalNetwork::open(dir)?;
+    let index = node_index(&file, name)?;
+    let Some(pid) = file
+        .pids
+        .get(index)
+        .copied()
+        .flatten()
+        .filter(|pid| process_alive(*pid))
+    else {
+        bail!("node {name} is not running");
+    };
+    let signal = match fault {
+        Fault::Kill => "-KILL",
+        Fault::Pause => "-STOP",
+        Fault::Resume => "-CONT",
+    };
+    let status = std::process::Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status()?;
+    anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
+    if fault == Fault::Kill {
+        file.pids[index] = None;
+        network.write_file(file.partners, file.pids)?;
+    }
+    Ok(())
+}
+
+/// Starts one stopped node again on its data and waits until it serves.
+pub async fn restart(dir: &Path, name: &str) -> anyhow::Result<()> {
+    let (mut network, mut file) = LocalNetwork::open(dir)?;
+    let index = node_index(&file, name)?;
+    if file
+        .pids
+        .get(index)
+        .copied()
+        .flatten()
+        .is_some_and(process_alive)
+    {
+        bail!("node {name} is running; kill it first");
+    }
+    network.restart(index).await?;
+    let pids = network.detach();
+    file.pids.resize(file.nodes.len(), None);
+    file.pids[index] = pids[index];
+    network.write_file(file.partners, file.pids)?;
+    Ok(())
 }

@@ -74,6 +74,42 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// SIGKILLs one node of a running network.
+    Kill {
+        /// The network's folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's name, such as bank-2.
+        #[arg(long)]
+        node: String,
+    },
+    /// Starts a killed node again on its data.
+    Restart {
+        /// The network's folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's name.
+        #[arg(long)]
+        node: String,
+    },
+    /// Freezes one node (SIGSTOP) until `resume`.
+    Pause {
+        /// The network's folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's name.
+        #[arg(long)]
+        node: String,
+    },
+    /// Lets a paused node run again (SIGCONT).
+    Resume {
+        /// The network's folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's name.
+        #[arg(long)]
+        node: String,
+    },
     /// Measures signature verification: ZIP-215 (ed25519-zebra) against ed25519-dalek.
     BenchSignatures {
         /// Signatures per run.
@@ -151,6 +187,12 @@ fn main() -> std::process::ExitCode {
             );
             Ok(())
         }),
+        Command::Kill { dir, node } => commands::inject(&dir, &node, commands::Fault::Kill),
+        Command::Pause { dir, node } => commands::inject(&dir, &node, commands::Fault::Pause),
+        Command::Resume { dir, node } => commands::inject(&dir, &node, commands::Fault::Resume),
+        Command::Restart { dir, node } => {
+            block_on(async move { commands::restart(&dir, &node).await })
+        }
         Command::BenchSignatures { signatures, keys } => {
             sigbench::run(signatures, keys).map(|reports| {
                 for report in reports {

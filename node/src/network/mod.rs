@@ -181,11 +181,11 @@ pub async fn start(
     for member in members.iter().filter(|member| member.id != me) {
         let peer = peer_id_of(&member.public_key)?;
         swarm.behaviour_mut().allowed.allow_peer(peer);
-        if let Some(address) = member.address {
-            swarm.add_peer_address(peer, multiaddr(address));
-        }
         peers.by_peer.insert(peer, member.id);
-        peers.by_node.insert(member.id, peer);
+        peers.by_node.insert(
+            member.id,
+            (peer, member.address.map(multiaddr).into_iter().collect()),
+        );
     }
     swarm
         .listen_on(multiaddr(listen))
@@ -206,7 +206,9 @@ pub async fn start(
 #[derive(Default)]
 struct PeerDirectory {
     by_peer: HashMap<PeerId, u64>,
-    by_node: BTreeMap<u64, PeerId>,
+    /// Peer id and configured addresses of each node. The addresses go with every request, since
+    /// libp2p forgets an address after a failed dial and peers start in any order.
+    by_node: BTreeMap<u64, (PeerId, Vec<Multiaddr>)>,
 }
 
 struct NetworkTask {
@@ -241,7 +243,7 @@ impl NetworkTask {
         match work {
             Outbound::Raft(batch) => {
                 for message in batch {
-                    let Some(peer) = self.peers.by_node.get(&message.to) else {
+                    let Some((peer, addresses)) = self.peers.by_node.get(&message.to) else {
                         tracing::warn!(
                             to = message.to,
                             "raft message for a node outside the node set dropped"
@@ -250,7 +252,11 @@ impl NetworkTask {
                     };
                     match message.write_to_bytes() {
                         Ok(bytes) => {
-                            self.swarm.behaviour_mut().raft.send_request(peer, bytes);
+                            self.swarm.behaviour_mut().raft.send_request_with_addresses(
+                                peer,
+                                bytes,
+                                addresses.clone(),
+                            );
                         }
                         Err(error) => tracing::error!(%error, "raft message could not be encoded"),
                     }
@@ -261,12 +267,13 @@ impl NetworkTask {
                 envelopes,
                 reply,
             } => match self.peers.by_node.get(&to) {
-                Some(peer) => {
+                Some((peer, addresses)) => {
+                    let request = forward::encode_request(&envelopes);
                     let id = self
                         .swarm
                         .behaviour_mut()
                         .forward
-                        .send_request(peer, forward::encode_request(&envelopes));
+                        .send_request_with_addresses(peer, request, addresses.clone());
                     self.pending_forwards.insert(id, reply);
                 }
                 None => {
