@@ -128,6 +128,7 @@ impl Batcher {
             transactions.push(envelope);
         }
         Some(Proposal {
+            attestation: None,
             proposer_time_ms: now_ms,
             transactions,
         })

@@ -234,6 +234,7 @@ fn replicas_commit_identical_chains() {
             .map(|index| payment(network_id, u128::from(block * 5 + index)))
             .collect();
         cluster.propose(&Proposal {
+            attestation: None,
             proposer_time_ms: 2_000 + block,
             transactions,
         });
@@ -262,6 +263,7 @@ fn losing_the_leader_loses_nothing_committed() {
     let network_id = cluster.replicas[0].head.network_id;
     for block in 0..10u64 {
         cluster.propose(&Proposal {
+            attestation: None,
             proposer_time_ms: 2_000 + block,
             transactions: vec![payment(network_id, block.into())],
         });
@@ -281,6 +283,7 @@ fn losing_the_leader_loses_nothing_committed() {
     });
     for block in 10..15u64 {
         cluster.propose(&Proposal {
+            attestation: None,
             proposer_time_ms: 1_500 + block,
             transactions: vec![payment(network_id, block.into())],
         });

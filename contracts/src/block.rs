@@ -15,17 +15,66 @@ use crate::result::ResultCode;
 pub struct Proposal {
     /// The leader's clock when it cut the block, in ms since the Unix epoch.
     pub proposer_time_ms: u64,
+    /// The leader's applied head when it cut the block (height and header hash): every node
+    /// compares it with its own header at that height, so a diverged replica raises an alarm.
+    pub attestation: Option<(u64, Hash)>,
     /// Transaction envelopes, in order.
     pub transactions: Vec<Vec<u8>>,
 }
 
+/// What comparing a proposal's attestation with this node's own chain found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttestationCheck {
+    /// No attestation, or it matches.
+    Agrees,
+    /// This node does not have that height (it cannot happen for an honest leader).
+    Unknown,
+    /// This node's header at that height differs from the leader's: the chains diverged.
+    Diverged {
+        /// The attested height.
+        height: u64,
+        /// This node's header hash there.
+        mine: Hash,
+        /// The leader's.
+        theirs: Hash,
+    },
+}
+
+/// Compares an attestation with this node's header hashes (`mine(height)`).
+pub fn check_attestation(
+    attestation: Option<(u64, Hash)>,
+    mine: impl FnOnce(u64) -> Option<Hash>,
+) -> AttestationCheck {
+    let Some((height, theirs)) = attestation else {
+        return AttestationCheck::Agrees;
+    };
+    match mine(height) {
+        None => AttestationCheck::Unknown,
+        Some(mine) if mine == theirs => AttestationCheck::Agrees,
+        Some(mine) => AttestationCheck::Diverged {
+            height,
+            mine,
+            theirs,
+        },
+    }
+}
+
 impl Proposal {
-    /// Canonical encoding: version u8 | proposer_time_ms u64 | count u32 | envelopes.
+    /// Canonical encoding: version u8 | proposer_time_ms u64 | attestation (u8 0, or u8 1,
+    /// height u64, hash [32]) | count u32 | envelopes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let size: usize = self.transactions.iter().map(|tx| tx.len() + 4).sum();
         let mut writer = Writer::with_capacity(size + 16);
         writer.u8(FORMAT_VERSION);
         writer.u64(self.proposer_time_ms);
+        match &self.attestation {
+            None => writer.u8(0),
+            Some((height, hash)) => {
+                writer.u8(1);
+                writer.u64(*height);
+                writer.fixed(hash);
+            }
+        }
         writer.u32(
             u32::try_from(self.transactions.len()).expect("bounded by BLOCK_TRANSACTIONS_MAX"),
         );
@@ -53,6 +102,14 @@ impl Proposal {
             });
         }
         let proposer_time_ms = reader.u64("proposal.proposer_time_ms")?;
+        let attestation = if reader.bool("proposal.attestation")? {
+            Some((
+                reader.u64("proposal.attested_height")?,
+                reader.array("proposal.attested_hash")?,
+            ))
+        } else {
+            None
+        };
         let count = reader.u32("proposal.count")? as usize;
         if count > BLOCK_TRANSACTIONS_MAX {
             return Err(DecodeError::TooLong {
@@ -72,6 +129,7 @@ impl Proposal {
         reader.finish()?;
         Ok(Self {
             proposer_time_ms,
+            attestation,
             transactions,
         })
     }
@@ -248,9 +306,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn attestations_agree_only_with_the_same_header() {
+        // Proves a diverged replica is told apart from an agreeing one and from a missing height.
+        assert_eq!(check_attestation(None, |_| None), AttestationCheck::Agrees);
+        assert_eq!(
+            check_attestation(Some((3, [1; 32])), |_| Some([1; 32])),
+            AttestationCheck::Agrees
+        );
+        assert_eq!(
+            check_attestation(Some((3, [1; 32])), |_| None),
+            AttestationCheck::Unknown
+        );
+        assert_eq!(
+            check_attestation(Some((3, [1; 32])), |_| Some([2; 32])),
+            AttestationCheck::Diverged {
+                height: 3,
+                mine: [2; 32],
+                theirs: [1; 32]
+            }
+        );
+    }
+
+    #[test]
     fn proposal_and_header_round_trip() {
         // Proves both encodings are inverse to their decoders.
+        let attested = Proposal {
+            proposer_time_ms: 1,
+            attestation: Some((7, [9; 32])),
+            transactions: vec![vec![5]],
+        };
+        assert_eq!(
+            Proposal::from_bytes(&attested.to_bytes()).unwrap(),
+            attested
+        );
         let proposal = Proposal {
+            attestation: None,
             proposer_time_ms: 42,
             transactions: vec![vec![1, 2], vec![3]],
         };

@@ -21,7 +21,7 @@ pub mod tx;
 pub mod view;
 
 pub use apply::{apply_block, next_expiry_ms, ApplyError, BlockOutcome};
-pub use block::{BlockHeader, Proposal, Receipt};
+pub use block::{check_attestation, AttestationCheck, BlockHeader, Proposal, Receipt};
 pub use genesis::{Genesis, GenesisState};
 pub use result::ResultCode;
 pub use state::{ChainHead, MemStore, StateDiff, StateStore};

@@ -157,4 +157,7 @@ pub struct StatusResponse {
     pub block_time_ms: u64,
     /// Transactions queued for a block.
     pub queue_depth: usize,
+    /// Blocks whose leader-attested head differed from this node's chain (0 when healthy).
+    #[serde(default)]
+    pub divergence_alarms: u64,
 }

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub queue_depth: AtomicU64,
     /// Clients waiting for commit.
     pub waiters: AtomicU64,
+    /// Blocks whose leader-attested head differed from this node's chain.
+    pub divergence_alarms: AtomicU64,
 }
 
 impl Metrics {
@@ -142,6 +144,12 @@ impl Metrics {
             "gauge",
             "Transactions waiting for a block.",
             read(&self.queue_depth),
+        );
+        emit(
+            "tpw_divergence_alarms_total",
+            "counter",
+            "Blocks whose leader-attested head differed from this node's own chain.",
+            read(&self.divergence_alarms),
         );
         emit(
             "tpw_commit_waiters",

@@ -353,18 +353,21 @@ impl Runtime {
                 .saturating_sub(runtime.ledger.applied_index())
         };
         while in_flight(self) < PROPOSALS_IN_FLIGHT_MAX {
-            let proposal = match self.batcher.cut(now_ms()) {
+            let mut proposal = match self.batcher.cut(now_ms()) {
                 Some(proposal) => proposal,
                 None if in_flight(self) == 0
                     && tpw_consensus::timer_block_due(self.next_expiry_ms, now_ms()) =>
                 {
                     tpw_contracts::Proposal {
+                        attestation: None,
                         proposer_time_ms: now_ms(),
                         transactions: Vec::new(),
                     }
                 }
                 None => return,
             };
+            let head = self.ledger.head();
+            proposal.attestation = Some((head.height, head.hash));
             let ids: Vec<Hash> = proposal
                 .transactions
                 .iter()
@@ -468,6 +471,7 @@ impl Runtime {
                 return Ok(self.ledger.skip_entry(entry.index)?);
             }
         };
+        self.check_attestation(&proposal)?;
         let started = Instant::now();
         let preverified = &self.preverified;
         let outcome = apply_block(&self.ledger, self.ledger.head(), &proposal, &|tx_id| {
@@ -511,6 +515,48 @@ impl Runtime {
             );
         }
         Metrics::set(&metrics.waiters, in_flight.waiter_count() as u64);
+        Ok(())
+    }
+
+    /// Compares the leader's attested head with this node's chain; a difference means the
+    /// replicas diverged, which is logged as an error and counted (alarm), never ignored.
+    fn check_attestation(
+        &mut self,
+        proposal: &tpw_contracts::Proposal,
+    ) -> Result<(), RuntimeError> {
+        let head = self.ledger.head();
+        let stored = match proposal.attestation {
+            Some((height, _)) if height != head.height && height < head.height => {
+                self.ledger.header_hash(height)?
+            }
+            _ => None,
+        };
+        let check = tpw_contracts::check_attestation(proposal.attestation, |height| {
+            if height == head.height {
+                Some(head.hash)
+            } else {
+                stored
+            }
+        });
+        match check {
+            tpw_contracts::AttestationCheck::Agrees => {}
+            tpw_contracts::AttestationCheck::Unknown => {
+                tracing::warn!(attested = ?proposal.attestation.map(|(height, _)| height), height = head.height, "attested height not applied here");
+            }
+            tpw_contracts::AttestationCheck::Diverged {
+                height,
+                mine,
+                theirs,
+            } => {
+                Metrics::add(&self.shared.metrics.divergence_alarms, 1);
+                tracing::error!(
+                    height,
+                    mine = %hex::encode(mine),
+                    leader = %hex::encode(theirs),
+                    "ALARM: this node's chain differs from the leader's at this height"
+                );
+            }
+        }
         Ok(())
     }
 

@@ -61,6 +61,10 @@ async fn converge(network: &LocalNetwork, nodes: &[usize], height_min: u64) -> (
         let mut heads = Vec::new();
         for index in nodes {
             if let Ok(status) = Client::new(&network.apis[*index]).status().await {
+                assert_eq!(
+                    status.divergence_alarms, 0,
+                    "node {index} saw its chain differ from the leader's"
+                );
                 heads.push((status.height, status.head_hash, status.state_root));
             }
         }

@@ -151,6 +151,7 @@ impl Ledger {
     pub fn block(&mut self, advance_ms: u64, transactions: Vec<Vec<u8>>) -> BlockOutcome {
         self.time_ms += advance_ms;
         let proposal = Proposal {
+            attestation: None,
             proposer_time_ms: self.time_ms,
             transactions,
         };

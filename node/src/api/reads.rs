@@ -173,6 +173,11 @@ pub(super) async fn status(State(context): State<AppState>) -> Json<StatusRespon
         state_root: hex::encode(status.state_root),
         block_time_ms: status.block_time_ms,
         queue_depth: status.queue_depth,
+        divergence_alarms: context
+            .shared
+            .metrics
+            .divergence_alarms
+            .load(std::sync::atomic::Ordering::Relaxed),
     })
 }
 

@@ -183,6 +183,18 @@ impl LedgerStore {
         self.applied_index
     }
 
+    /// The header hash of an applied block.
+    pub fn header_hash(&self, height: u64) -> Result<Option<Hash>, StorageError> {
+        match self
+            .db
+            .rocks()
+            .get_pinned_cf(self.db.cf(CF_BLOCKS), height.to_be_bytes())?
+        {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(decode_block(&bytes)?.header.hash())),
+        }
+    }
+
     /// Whether a transaction id is already in a committed block.
     pub fn contains_tx(&self, tx_id: &Hash) -> Result<bool, StorageError> {
         Ok(self
