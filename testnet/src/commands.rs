@@ -47,7 +47,7 @@ pub async fn up(dir: &Path, voters: usize, observers: usize) -> anyhow::Result<U
         network.write_file(UP_PARTNERS, Vec::new())?;
         (network, UP_PARTNERS)
     };
-    let started = network.start_existing().await;
+    let started = network.start().await;
     let pids = network.detach();
     network.write_file(partners, pids)?;
     started?;

@@ -290,8 +290,9 @@ impl LocalNetwork {
             .collect()
     }
 
-    /// Starts the nodes of a network whose nodes have run before (no `--new-node`).
-    pub async fn start_existing(&mut self) -> anyhow::Result<()> {
+    /// Starts every node process (with `--new-node` where its data folder does not exist yet)
+    /// and waits until each serves and a leader is elected.
+    pub async fn start(&mut self) -> anyhow::Result<()> {
         for index in 0..self.apis.len() {
             let first_start = !self.dir.join(format!("node-{}", index + 1)).exists();
             self.spawn(index, first_start)?;
@@ -303,28 +304,6 @@ impl LocalNetwork {
     }
 
     async fn wait_leader(&self) -> anyhow::Result<()> {
-        let started = Instant::now();
-        while self.leader().await.is_none() {
-            if started.elapsed() > START_TIMEOUT {
-                bail!(
-                    "no leader was elected within {START_TIMEOUT:?}; see the logs in {}",
-                    self.dir.display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
-    }
-
-    /// Starts every node process and waits until each serves and a leader is elected.
-    pub async fn start(&mut self) -> anyhow::Result<()> {
-        self.children = (0..self.apis.len()).map(|_| None).collect();
-        for index in 0..self.apis.len() {
-            self.spawn(index, true)?;
-        }
-        for index in 0..self.apis.len() {
-            self.wait_serving(index).await?;
-        }
         let started = Instant::now();
         while self.leader().await.is_none() {
             if started.elapsed() > START_TIMEOUT {
