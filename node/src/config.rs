@@ -93,6 +93,9 @@ pub struct NodeConfig {
     pub p2p_listen: String,
     /// Peer addresses of the other nodes of the node set.
     pub peers: Vec<PeerAddress>,
+    /// Address of the operator's admin interface (fault injection for drills); off when absent.
+    /// Bind it to loopback: it has no authentication yet.
+    pub admin_listen: Option<String>,
     /// Raft timing.
     pub raft: RaftConfig,
     /// Block limits.
@@ -113,6 +116,7 @@ impl Default for NodeConfig {
             node_key_file: PathBuf::from("node-key.json"),
             api_listen: "127.0.0.1:7100".into(),
             p2p_listen: "127.0.0.1:7200".into(),
+            admin_listen: None,
             peers: Vec::new(),
             raft: RaftConfig::default(),
             blocks: BlockConfig::default(),
@@ -199,6 +203,13 @@ impl NodeConfig {
                 "p2p_listen {:?} is not an address such as 127.0.0.1:7200",
                 self.p2p_listen
             ));
+        }
+        if let Some(admin) = &self.admin_listen {
+            if admin.parse::<SocketAddr>().is_err() {
+                return fail(format!(
+                    "admin_listen {admin:?} is not an address such as 127.0.0.1:7300"
+                ));
+            }
         }
         for peer in &self.peers {
             if peer.address.parse::<SocketAddr>().is_err() {

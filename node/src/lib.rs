@@ -5,6 +5,7 @@
 //! `tpw-contracts` and the Raft state machine in `tpw-consensus`; this crate executes their
 //! decisions and makes none of its own.
 
+pub mod admin;
 pub mod api;
 pub mod api_types;
 pub mod client;

@@ -186,10 +186,22 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         network_id,
         node_id: me.id,
         observer: me.role == NodeRole::Observer,
-        network,
+        network: network.clone(),
         admission_cache: Default::default(),
     });
     crate::api::serve_forwarded(&context);
+    if let Some(admin) = &config.admin_listen {
+        let listener = tokio::net::TcpListener::bind(admin)
+            .await
+            .with_context(|| format!("cannot listen on admin_listen {admin}"))?;
+        tracing::info!(admin = %admin, "admin interface serving");
+        let routes = crate::admin::router(network);
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, routes).await {
+                tracing::error!(%error, "admin interface stopped");
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(config.api_address())
         .await
         .with_context(|| format!("cannot listen on {}", config.api_listen))?;

@@ -327,3 +327,11 @@ pub async fn restart(dir: &Path, name: &str) -> anyhow::Result<()> {
     network.write_file(file.partners, file.pids)?;
     Ok(())
 }
+
+/// Cuts one node off from all its peers (`isolate`), or reconnects it, through its admin
+/// interface.
+pub async fn partition(dir: &Path, name: &str, isolate: bool) -> anyhow::Result<()> {
+    let (network, file) = LocalNetwork::open(dir)?;
+    let index = node_index(&file, name)?;
+    network.partition(index, isolate).await
+}

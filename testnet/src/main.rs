@@ -110,6 +110,24 @@ enum Command {
         #[arg(long)]
         node: String,
     },
+    /// Cuts one node off from all its peers through its admin interface.
+    Partition {
+        /// The network's folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's name.
+        #[arg(long)]
+        node: String,
+    },
+    /// Reconnects a partitioned node to its peers.
+    Heal {
+        /// The network's folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's name.
+        #[arg(long)]
+        node: String,
+    },
     /// Measures signature verification: ZIP-215 (ed25519-zebra) against ed25519-dalek.
     BenchSignatures {
         /// Signatures per run.
@@ -192,6 +210,12 @@ fn main() -> std::process::ExitCode {
         Command::Resume { dir, node } => commands::inject(&dir, &node, commands::Fault::Resume),
         Command::Restart { dir, node } => {
             block_on(async move { commands::restart(&dir, &node).await })
+        }
+        Command::Partition { dir, node } => {
+            block_on(async move { commands::partition(&dir, &node, true).await })
+        }
+        Command::Heal { dir, node } => {
+            block_on(async move { commands::partition(&dir, &node, false).await })
         }
         Command::BenchSignatures { signatures, keys } => {
             sigbench::run(signatures, keys).map(|reports| {

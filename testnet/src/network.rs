@@ -63,6 +63,8 @@ pub struct LocalNetwork {
     pub dir: PathBuf,
     /// API base URLs of the nodes, in node order.
     pub apis: Vec<String>,
+    /// Admin interface base URLs of the nodes, in node order.
+    pub admins: Vec<String>,
     children: Vec<Option<Child>>,
     /// The genesis.
     pub genesis: Genesis,
@@ -89,6 +91,9 @@ pub struct NetworkFile {
     /// Process ids of nodes started by `up` (absent once stopped).
     #[serde(default)]
     pub pids: Vec<Option<u32>>,
+    /// Admin interface base URLs, in node order.
+    #[serde(default)]
+    pub admins: Vec<String>,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -158,6 +163,7 @@ impl LocalNetwork {
         let mut nodes = Vec::new();
         let mut apis = Vec::new();
         let mut configs = Vec::new();
+        let mut admins = Vec::new();
         for node in 1..=voters + observers {
             let key = tpw_node::keys::generate()?;
             let key_path = dir.join("keys").join(format!("node-{node}.json"));
@@ -175,6 +181,8 @@ impl LocalNetwork {
             });
             let port = free_port()?;
             apis.push(format!("http://127.0.0.1:{port}"));
+            let admin = free_port()?;
+            admins.push(format!("http://127.0.0.1:{admin}"));
             configs.push((node, key_path, port, free_port()?));
         }
         let genesis = Genesis {
@@ -206,10 +214,11 @@ impl LocalNetwork {
             .collect();
         for (node, key_path, port, p2p) in &configs {
             let mut config = format!(
-                "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\np2p_listen = \"127.0.0.1:{p2p}\"\n",
+                "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\np2p_listen = \"127.0.0.1:{p2p}\"\nadmin_listen = \"{}\"\n",
                 dir.join(format!("node-{node}")).display(),
                 genesis_path.display(),
-                key_path.display()
+                key_path.display(),
+                admins[node - 1].trim_start_matches("http://")
             );
             for (peer, peer_port) in peer_list.iter().filter(|(peer, _)| peer != node) {
                 config.push_str(&format!(
@@ -223,6 +232,7 @@ impl LocalNetwork {
             Self {
                 dir: dir.to_path_buf(),
                 apis,
+                admins,
                 children: (0..apis_count).map(|_| None).collect(),
                 genesis,
             },
@@ -240,10 +250,12 @@ impl LocalNetwork {
         let genesis = tpw_node::node::load_genesis(&dir.join("genesis.json"))?;
         let apis = file.nodes.iter().map(|node| node.api.clone()).collect();
         let children = file.nodes.iter().map(|_| None).collect();
+        let admins = file.admins.clone();
         Ok((
             Self {
                 dir: dir.to_path_buf(),
                 apis,
+                admins,
                 children,
                 genesis,
             },
@@ -274,11 +286,43 @@ impl LocalNetwork {
             nodes: self.describe(),
             partners,
             pids,
+            admins: self.admins.clone(),
         };
         std::fs::write(
             self.dir.join("network.json"),
             serde_json::to_string_pretty(&file)? + "\n",
         )?;
+        Ok(())
+    }
+
+    /// Cuts node `index` off from every other node (`isolate`), or reconnects it, through the
+    /// node's admin interface.
+    pub async fn partition(&self, index: usize, isolate: bool) -> anyhow::Result<()> {
+        let me = self.genesis.nodes.get(index).context("no such node")?.id;
+        let others: Vec<u64> = if isolate {
+            self.genesis
+                .nodes
+                .iter()
+                .map(|node| node.id)
+                .filter(|id| *id != me)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let admin = self
+            .admins
+            .get(index)
+            .context("the node has no admin interface")?;
+        let response = reqwest::Client::new()
+            .post(format!("{admin}/admin/v1/partition"))
+            .json(&serde_json::json!({ "isolate_from": others }))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "partition refused: {}",
+            response.text().await.unwrap_or_default()
+        );
         Ok(())
     }
 

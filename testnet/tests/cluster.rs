@@ -280,3 +280,48 @@ async fn a_peer_with_an_unknown_key_is_refused() {
     );
     network.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_leader_is_replaced_and_catches_up_after_healing() {
+    // Proves the admin partition: the cut-off leader stops committing, the majority elects a
+    // new leader and commits, and after healing every node reaches the same head.
+    let folder = tempfile::tempdir().unwrap();
+    let (mut network, parties) = LocalNetwork::create(folder.path(), 3, 0, 4).unwrap();
+    network.start().await.unwrap();
+    let leader_api = network.leader().await.unwrap();
+    let leader = network
+        .apis
+        .iter()
+        .position(|api| *api == leader_api)
+        .unwrap();
+    submit_until_committed(
+        &Client::new(&leader_api),
+        payment(&network, &parties.keys, 0, 1),
+    )
+    .await;
+    network.partition(leader, true).await.unwrap();
+    let majority: Vec<usize> = (0..3).filter(|index| *index != leader).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let new_leader = loop {
+        if let Some(api) = network.leader_among(&majority).await {
+            break api;
+        }
+        assert!(Instant::now() < deadline, "the majority elected no leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for id in 2..12u128 {
+        submit_until_committed(
+            &Client::new(&new_leader),
+            payment(&network, &parties.keys, (id % 4) as usize, id),
+        )
+        .await;
+    }
+    let isolated = Client::new(&network.apis[leader]).status().await.unwrap();
+    assert!(
+        isolated.height < 11,
+        "the isolated node committed nothing new"
+    );
+    network.partition(leader, false).await.unwrap();
+    converge(&network, &[0, 1, 2], 11).await;
+    network.stop();
+}

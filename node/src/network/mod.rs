@@ -81,6 +81,9 @@ enum Outbound {
         envelopes: Vec<Vec<u8>>,
         reply: tokio::sync::oneshot::Sender<ForwardReply>,
     },
+    /// Cut this node off from these peers (connections closed and refused); the others, and
+    /// all of them when the list is empty, are admitted again.
+    Partition(Vec<u64>),
 }
 
 /// Handle on the network task, for the raft loop (messages) and the API (forwarding).
@@ -114,6 +117,15 @@ impl NetworkHandle {
             return Err(ForwardRefusal::Overloaded);
         }
         outcome.await.unwrap_or(Err(ForwardRefusal::Unreachable))
+    }
+
+    /// Isolates this node from the listed peers and admits the others again; an empty list
+    /// heals every partition.
+    pub async fn partition(&self, isolate_from: Vec<u64>) -> Result<(), NetworkError> {
+        self.outbound
+            .send(Outbound::Partition(isolate_from))
+            .await
+            .map_err(|_| NetworkError::Transport("the network task has stopped".into()))
     }
 
     /// Sets how this node serves submissions forwarded to it (once; later calls are ignored).
@@ -259,6 +271,22 @@ impl NetworkTask {
                             );
                         }
                         Err(error) => tracing::error!(%error, "raft message could not be encoded"),
+                    }
+                }
+            }
+            Outbound::Partition(isolate_from) => {
+                let members: Vec<(u64, PeerId)> = self
+                    .peers
+                    .by_node
+                    .iter()
+                    .map(|(node, (peer, _))| (*node, *peer))
+                    .collect();
+                for (node, peer) in members {
+                    if isolate_from.contains(&node) {
+                        self.swarm.behaviour_mut().allowed.disallow_peer(peer);
+                        tracing::warn!(node_id = node, "partitioned from peer by the operator");
+                    } else {
+                        self.swarm.behaviour_mut().allowed.allow_peer(peer);
                     }
                 }
             }
