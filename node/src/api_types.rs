@@ -92,6 +92,9 @@ pub struct TransactionResponse {
     /// The decoded transaction (absent if its bytes were not a valid envelope).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transaction: Option<TransactionView>,
+    /// Height of this node's chain head when it answered.
+    #[serde(default)]
+    pub head_height: u64,
 }
 
 /// GET /v1/accounts/{id}.
@@ -115,6 +118,9 @@ pub struct TransferResponse {
 /// GET /v1/blocks/{height}.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BlockResponse {
+    /// Height of this node's chain head when it answered.
+    #[serde(default)]
+    pub head_height: u64,
     /// Header.
     pub header: HeaderView,
     /// Transaction ids, hex.
@@ -126,6 +132,9 @@ pub struct BlockResponse {
 /// GET /v1/blocks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecentBlocksResponse {
+    /// Height of this node's chain head when it answered.
+    #[serde(default)]
+    pub head_height: u64,
     /// Newest first.
     pub blocks: Vec<HeaderView>,
 }

@@ -292,6 +292,10 @@ async fn settlement_reads_retries_and_restart() {
 
     let (_, tx) = api.get(&format!("/v1/transactions/{tx_id}")).await;
     assert_eq!(tx["status"], "committed");
+    assert!(
+        tx["head_height"].as_u64().unwrap() >= height,
+        "a read says the height it reflects"
+    );
     assert_eq!(tx["receipt"]["code"], "ok");
     assert_eq!(tx["transaction"]["operations"][0]["amount"], "250");
     let (_, account) = api

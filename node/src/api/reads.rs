@@ -32,6 +32,7 @@ pub(super) async fn transaction(
             .and_then(|bytes| Transaction::from_bytes(bytes, &context.network_id).ok())
             .map(|transaction| TransactionView::from(&transaction));
         return Ok(Json(TransactionResponse {
+            head_height: head_height(&context),
             tx_id: hex::encode(tx_id),
             status: "committed".into(),
             height: Some(location.height),
@@ -49,6 +50,7 @@ pub(super) async fn transaction(
         .is_received(&tx_id);
     if received {
         return Ok(Json(TransactionResponse {
+            head_height: head_height(&context),
             tx_id: hex::encode(tx_id),
             status: "received".into(),
             height: None,
@@ -117,6 +119,7 @@ pub(super) async fn block(
         .map_err(ApiError::storage)?
         .ok_or_else(|| ApiError::not_found("block"))?;
     Ok(Json(BlockResponse {
+        head_height: head_height(&context),
         header: HeaderView::from(&block.header),
         transactions: block
             .proposal
@@ -150,7 +153,10 @@ pub(super) async fn recent_blocks(
             blocks.push(HeaderView::from(&block.header));
         }
     }
-    Ok(Json(RecentBlocksResponse { blocks }))
+    Ok(Json(RecentBlocksResponse {
+        head_height: head.height,
+        blocks,
+    }))
 }
 
 pub(super) async fn status(State(context): State<AppState>) -> Json<StatusResponse> {
@@ -201,4 +207,14 @@ pub(super) async fn metrics(State(context): State<AppState>) -> Response {
         context.shared.metrics.render(),
     )
         .into_response()
+}
+
+/// The height of this node's chain head, which a read reflects at least.
+fn head_height(context: &AppState) -> u64 {
+    context
+        .shared
+        .status
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .height
 }
