@@ -18,6 +18,10 @@ pub const COMMANDS_PER_ITERATION_MAX: usize = 1024;
 pub const RECENT_BLOCKS_MAX: u64 = 100;
 /// Entries of each admission cache (signer keys, account assets) before it is reset.
 pub const ADMISSION_CACHE_MAX: usize = 1_000_000;
+/// How long a received transaction may stay unapplied before this node forgets it and lets a
+/// resubmission be ordered again (covers a forwarded transaction that the leader lost).
+pub const RECEIVED_AGE_MAX: std::time::Duration =
+    std::time::Duration::from_secs(2 * WAIT_TIMEOUT_MS_MAX / 1000);
 /// Clients waiting for one transaction's commit; more are told to poll.
 pub const WAITERS_PER_TRANSACTION_MAX: usize = 16;
 /// Commit waiters registered at once.

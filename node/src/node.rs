@@ -50,6 +50,7 @@ fn members_of(
             id: node.id,
             public_key,
             address,
+            voter: node.role == NodeRole::Voter,
         });
     }
     for peer in &config.peers {

@@ -5,6 +5,7 @@
 //! outcomes wake the clients waiting for commit. Blocking RocksDB writes stay off the async
 //! runtime, and while one block is being persisted the next one fills (group commit).
 
+use crate::limits::RECEIVED_AGE_MAX;
 use crate::limits::{
     COMMANDS_PER_ITERATION_MAX, PROPOSALS_IN_FLIGHT_MAX, WAITERS_PER_TRANSACTION_MAX,
 };
@@ -69,7 +70,8 @@ pub type Waiter = tokio::sync::oneshot::Sender<Result<Committed, SubmitError>>;
 /// One lock guards both, so the API and the raft loop never wait on each other in two orders.
 #[derive(Default)]
 pub struct InFlight {
-    received: HashSet<Hash>,
+    /// When each transaction was received here.
+    received: HashMap<Hash, Instant>,
     waiters: HashMap<Hash, Vec<Waiter>>,
     waiter_count: usize,
 }
@@ -77,11 +79,34 @@ pub struct InFlight {
 impl InFlight {
     /// Whether the transaction is queued or in flight here.
     pub fn is_received(&self, tx_id: &Hash) -> bool {
-        self.received.contains(tx_id)
+        self.received.contains_key(tx_id)
     }
     /// Marks a transaction as received; false if it already was.
     pub fn receive(&mut self, tx_id: Hash) -> bool {
-        self.received.insert(tx_id)
+        match self.received.entry(tx_id) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(Instant::now());
+                true
+            }
+        }
+    }
+
+    /// Forgets transactions received longer ago than `age_max` and still not applied here (a
+    /// forwarded one the leader lost, say), telling their waiters to retry; a resubmission is
+    /// then ordered again, which is safe because retries are idempotent. Returns how many.
+    pub fn expire(&mut self, age_max: Duration) -> usize {
+        let now = Instant::now();
+        let stale: Vec<Hash> = self
+            .received
+            .iter()
+            .filter(|(_, received)| now.duration_since(**received) > age_max)
+            .map(|(tx_id, _)| *tx_id)
+            .collect();
+        for tx_id in &stale {
+            self.forget(tx_id, &SubmitError::Overloaded);
+        }
+        stale.len()
     }
     /// Clients waiting, over all transactions.
     pub fn waiter_count(&self) -> usize {
@@ -91,6 +116,10 @@ impl InFlight {
     /// waiters allowed, in which case the client polls instead.
     pub fn add_waiter(&mut self, tx_id: Hash, waiter: Waiter) -> bool {
         let list = self.waiters.entry(tx_id).or_default();
+        // Clients whose wait timed out no longer listen: drop their places.
+        let before = list.len();
+        list.retain(|waiter| !waiter.is_closed());
+        self.waiter_count -= before - list.len();
         if list.len() >= WAITERS_PER_TRANSACTION_MAX {
             return false;
         }
@@ -260,6 +289,7 @@ impl Runtime {
     /// Runs until [`Shared::stopping`] is set or the command channel closes.
     pub fn run(mut self) -> Result<(), RuntimeError> {
         let mut next_tick = Instant::now() + self.tick;
+        let mut next_sweep = Instant::now() + RECEIVED_AGE_MAX / 4;
         self.publish_status();
         while !self.shared.stopping.load(Ordering::Relaxed) {
             let wait = next_tick.saturating_duration_since(Instant::now());
@@ -279,6 +309,16 @@ impl Runtime {
             let now = Instant::now();
             if now >= next_tick {
                 self.driver.tick();
+                if now >= next_sweep {
+                    let expired = lock(&self.shared.in_flight).expire(RECEIVED_AGE_MAX);
+                    if expired > 0 {
+                        tracing::warn!(
+                            expired,
+                            "transactions not applied in time were released for resubmission"
+                        );
+                    }
+                    next_sweep = now + RECEIVED_AGE_MAX / 4;
+                }
                 next_tick = if now > next_tick + self.tick {
                     now + self.tick
                 } else {

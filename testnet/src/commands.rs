@@ -24,8 +24,17 @@ pub struct UpReport {
     pub nodes: Vec<NodeEntry>,
 }
 
-fn process_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+/// Whether `pid` is still a `tpw run` of a node of the network in `dir` (a pid from
+/// network.json may have been reused by another process since).
+fn node_alive(dir: &Path, pid: u32) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    let folder = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    cmdline.contains("run")
+        && (cmdline.contains(&*folder.to_string_lossy())
+            || cmdline.contains(&*dir.to_string_lossy()))
 }
 
 /// Creates a network of `voters` and `observers` in `dir` (or restarts the one there) and
@@ -33,7 +42,7 @@ fn process_alive(pid: u32) -> bool {
 pub async fn up(dir: &Path, voters: usize, observers: usize) -> anyhow::Result<UpReport> {
     let (mut network, partners) = if dir.join("network.json").exists() {
         let (network, file) = LocalNetwork::open(dir)?;
-        if file.pids.iter().flatten().any(|pid| process_alive(*pid)) {
+        if file.pids.iter().flatten().any(|pid| node_alive(dir, *pid)) {
             bail!(
                 "the network in {} is already up; run `tpw-testnet down --dir {}` first",
                 dir.display(),
@@ -64,7 +73,7 @@ pub fn down(dir: &Path) -> anyhow::Result<usize> {
         .iter()
         .flatten()
         .copied()
-        .filter(|pid| process_alive(*pid))
+        .filter(|pid| node_alive(dir, *pid))
         .collect();
     for pid in &running {
         // A paused node must run again to hear the SIGTERM.
@@ -78,10 +87,10 @@ pub fn down(dir: &Path) -> anyhow::Result<usize> {
             .status();
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while running.iter().any(|pid| process_alive(*pid)) && Instant::now() < deadline {
+    while running.iter().any(|pid| node_alive(dir, *pid)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    for pid in running.iter().filter(|pid| process_alive(**pid)) {
+    for pid in running.iter().filter(|pid| node_alive(dir, **pid)) {
         let _ = std::process::Command::new("kill")
             .arg("-KILL")
             .arg(pid.to_string())
@@ -286,7 +295,7 @@ pub fn inject(dir: &Path, name: &str, fault: Fault) -> anyhow::Result<()> {
         .get(index)
         .copied()
         .flatten()
-        .filter(|pid| process_alive(*pid))
+        .filter(|pid| node_alive(dir, *pid))
     else {
         bail!("node {name} is not running");
     };
@@ -316,7 +325,7 @@ pub async fn restart(dir: &Path, name: &str) -> anyhow::Result<()> {
         .get(index)
         .copied()
         .flatten()
-        .is_some_and(process_alive)
+        .is_some_and(|pid| node_alive(dir, pid))
     {
         bail!("node {name} is running; kill it first");
     }

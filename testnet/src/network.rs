@@ -65,6 +65,8 @@ pub struct LocalNetwork {
     pub apis: Vec<String>,
     /// Admin interface base URLs of the nodes, in node order.
     pub admins: Vec<String>,
+    /// Which nodes have never been started (created by this handle).
+    new_nodes: Vec<bool>,
     children: Vec<Option<Child>>,
     /// The genesis.
     pub genesis: Genesis,
@@ -233,6 +235,7 @@ impl LocalNetwork {
                 dir: dir.to_path_buf(),
                 apis,
                 admins,
+                new_nodes: vec![true; apis_count],
                 children: (0..apis_count).map(|_| None).collect(),
                 genesis,
             },
@@ -255,6 +258,7 @@ impl LocalNetwork {
             Self {
                 dir: dir.to_path_buf(),
                 apis,
+                new_nodes: vec![false; file.nodes.len()],
                 admins,
                 children,
                 genesis,
@@ -338,8 +342,7 @@ impl LocalNetwork {
     /// and waits until each serves and a leader is elected.
     pub async fn start(&mut self) -> anyhow::Result<()> {
         for index in 0..self.apis.len() {
-            let first_start = !self.dir.join(format!("node-{}", index + 1)).exists();
-            self.spawn(index, first_start)?;
+            self.spawn(index)?;
         }
         for index in 0..self.apis.len() {
             self.wait_serving(index).await?;
@@ -361,7 +364,10 @@ impl LocalNetwork {
         Ok(())
     }
 
-    fn spawn(&mut self, index: usize, new_node: bool) -> anyhow::Result<()> {
+    /// Starts node `index`, with `--new-node` only on the first start of a network this handle
+    /// created (never inferred from a missing data folder: a wiped voter must stay refused).
+    fn spawn(&mut self, index: usize) -> anyhow::Result<()> {
+        let new_node = std::mem::replace(&mut self.new_nodes[index], false);
         let binary = tpw_binary()?;
         let node = index + 1;
         let log = std::fs::OpenOptions::new()
@@ -419,7 +425,7 @@ impl LocalNetwork {
     /// Starts node `index` again on its data and waits until it serves.
     pub async fn restart(&mut self, index: usize) -> anyhow::Result<()> {
         self.kill(index);
-        self.spawn(index, false)?;
+        self.spawn(index)?;
         self.wait_serving(index).await
     }
 
@@ -434,7 +440,7 @@ impl LocalNetwork {
         if data.exists() {
             std::fs::remove_dir_all(&data)?;
         }
-        self.spawn(index, false)?;
+        self.spawn(index)?;
         let started = Instant::now();
         loop {
             if let Some(child) = self.children[index].as_mut() {
@@ -484,7 +490,11 @@ impl LocalNetwork {
 
     /// Stops every node (SIGTERM, then SIGKILL after a grace period).
     pub fn stop(&mut self) {
-        for child in self.children.iter().flatten() {
+        for child in self.children.iter_mut().flatten() {
+            // A child already reaped may have had its pid reused: never signal it.
+            if !matches!(child.try_wait(), Ok(None)) {
+                continue;
+            }
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(child.id().to_string())

@@ -231,6 +231,7 @@ async fn a_peer_with_an_unknown_key_is_refused() {
         id: target.id,
         public_key: tpw_contracts::genesis::parse_public_key(&target.public_key).unwrap(),
         address: Some(config.p2p_address()),
+        voter: true,
     };
     let stranger_key = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
     let stranger = tpw_contracts::genesis::parse_public_key(&hex::encode(
@@ -243,6 +244,7 @@ async fn a_peer_with_an_unknown_key_is_refused() {
             id: 99,
             public_key: stranger,
             address: None,
+            voter: true,
         },
     ];
     let (commands, inbox) = std::sync::mpsc::sync_channel(16);

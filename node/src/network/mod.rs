@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tpw_consensus::raft_types::Message;
+use tpw_consensus::raft_types::{Message, MessageType};
 
 /// Bytes of one Raft message frame: the driver's append limit plus headroom.
 pub const RAFT_FRAME_SIZE_MAX: usize = 2 * tpw_consensus::driver::limits::MESSAGE_SIZE_MAX as usize;
@@ -40,6 +40,8 @@ const FORWARD_PROTOCOL: StreamProtocol = StreamProtocol::new("/tpw/forward/1");
 pub const FORWARD_FRAME_SIZE_MAX: usize = crate::limits::BODY_SIZE_MAX;
 /// Forwarded submissions answered but not yet written back.
 const FORWARD_RESPONSES_MAX: usize = 1024;
+/// Forwarded submissions being admitted at once; more are answered "overloaded".
+pub const FORWARDS_IN_FLIGHT_MAX: usize = 64;
 
 /// Why the network could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,8 @@ pub struct Member {
     pub public_key: [u8; 32],
     /// Where it listens, if this node should dial it.
     pub address: Option<SocketAddr>,
+    /// Whether it votes (false for a regulator's observer, a Raft learner).
+    pub voter: bool,
 }
 
 #[derive(NetworkBehaviour)]
@@ -194,6 +198,9 @@ pub async fn start(
         let peer = peer_id_of(&member.public_key)?;
         swarm.behaviour_mut().allowed.allow_peer(peer);
         peers.by_peer.insert(peer, member.id);
+        if !member.voter {
+            peers.observers.insert(member.id);
+        }
         peers.by_node.insert(
             member.id,
             (peer, member.address.map(multiaddr).into_iter().collect()),
@@ -209,6 +216,7 @@ pub async fn start(
         peers,
         commands,
         handler: Arc::clone(&handler),
+        forward_permits: Arc::new(tokio::sync::Semaphore::new(FORWARDS_IN_FLIGHT_MAX)),
         pending_forwards: HashMap::new(),
     };
     tokio::spawn(task.run(receiver));
@@ -218,6 +226,8 @@ pub async fn start(
 #[derive(Default)]
 struct PeerDirectory {
     by_peer: HashMap<PeerId, u64>,
+    /// Members that never vote: they may only answer the leader.
+    observers: std::collections::BTreeSet<u64>,
     /// Peer id and configured addresses of each node. The addresses go with every request, since
     /// libp2p forgets an address after a failed dial and peers start in any order.
     by_node: BTreeMap<u64, (PeerId, Vec<Multiaddr>)>,
@@ -228,6 +238,7 @@ struct NetworkTask {
     peers: PeerDirectory,
     commands: SyncSender<Command>,
     handler: Arc<OnceLock<ForwardHandler>>,
+    forward_permits: Arc<tokio::sync::Semaphore>,
     pending_forwards:
         HashMap<request_response::OutboundRequestId, tokio::sync::oneshot::Sender<ForwardReply>>,
 }
@@ -422,11 +433,40 @@ impl NetworkTask {
             );
             return;
         };
+        let Ok(permit) = Arc::clone(&self.forward_permits).try_acquire_owned() else {
+            let busy = forward::encode_reply(&Err(ForwardRefusal::Overloaded));
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .forward
+                .send_response(channel, busy);
+            return;
+        };
         let answers = answers.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let reply = handler(envelopes).await;
             let _ = answers.send((channel, forward::encode_reply(&reply))).await;
         });
+    }
+}
+
+/// Which Raft messages a peer may send. Proposals never travel between nodes (submissions go on
+/// /tpw/forward/1 and are admitted by the leader), local message kinds never come from outside,
+/// and an observer, which never votes or leads, may only answer the leader.
+fn peer_may_send(kind: MessageType, observer: bool) -> bool {
+    use MessageType::*;
+    match kind {
+        MsgAppendResponse | MsgHeartbeatResponse => true,
+        MsgAppend
+        | MsgHeartbeat
+        | MsgSnapshot
+        | MsgTimeoutNow
+        | MsgRequestVote
+        | MsgRequestVoteResponse
+        | MsgRequestPreVote
+        | MsgRequestPreVoteResponse => !observer,
+        _ => false,
     }
 }
 
@@ -450,6 +490,10 @@ fn deliver(peers: &PeerDirectory, commands: &SyncSender<Command>, peer: &PeerId,
             claimed = message.from,
             "raft message claiming another sender dropped"
         );
+        return;
+    }
+    if !peer_may_send(message.get_msg_type(), peers.observers.contains(node)) {
+        tracing::warn!(node_id = node, kind = ?message.get_msg_type(), "raft message of a kind this peer may not send dropped");
         return;
     }
     match commands.try_send(Command::Step(Box::new(message))) {
