@@ -12,6 +12,10 @@ pub const WAIT_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 pub const COMMANDS_MAX: usize = 4096;
 /// Proposed but not yet applied Raft entries the leader allows before it stops cutting blocks.
 pub const PROPOSALS_IN_FLIGHT_MAX: u64 = 4;
+/// Peer inputs (Raft messages) queued for the raft loop, apart from client commands.
+pub const PEER_INPUTS_MAX: usize = 16_384;
+/// Peer inputs the raft loop takes per iteration.
+pub const PEER_INPUTS_PER_ITERATION_MAX: usize = 4096;
 /// Commands the raft loop takes per iteration before it works on Raft again.
 pub const COMMANDS_PER_ITERATION_MAX: usize = 1024;
 /// Blocks listed by one recent-blocks request.

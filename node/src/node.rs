@@ -150,11 +150,14 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     );
     let shared = Arc::new(Shared::new());
     let (commands, receiver) = std::sync::mpsc::sync_channel(COMMANDS_MAX);
+    let (peer_sender, peer_receiver) =
+        std::sync::mpsc::sync_channel(crate::limits::PEER_INPUTS_MAX);
     let runtime = Runtime::new(
         driver,
         ledger,
         Batcher::new(config.block_limits()),
         receiver,
+        peer_receiver,
         Arc::clone(&shared),
         Duration::from_millis(config.raft.tick_ms),
     )?;
@@ -165,7 +168,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
                 config.p2p_address(),
                 me.id,
                 &members,
-                commands.clone(),
+                crate::runtime::RaftInbox::new(peer_sender, commands.clone()),
             )
             .await
             .context("cannot start the peer transport")?,

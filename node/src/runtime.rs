@@ -5,15 +5,15 @@
 //! outcomes wake the clients waiting for commit. Blocking RocksDB writes stay off the async
 //! runtime, and while one block is being persisted the next one fills (group commit).
 
-use crate::limits::RECEIVED_AGE_MAX;
 use crate::limits::{
     COMMANDS_PER_ITERATION_MAX, PROPOSALS_IN_FLIGHT_MAX, WAITERS_PER_TRANSACTION_MAX,
 };
+use crate::limits::{PEER_INPUTS_PER_ITERATION_MAX, RECEIVED_AGE_MAX};
 use crate::metrics::Metrics;
 use crate::storage::{LedgerStore, RaftLogStore, StorageError};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tpw_consensus::{classify, persist_action, Action, Batcher, Driver, EntryKind};
@@ -61,6 +61,32 @@ pub enum Command {
     Step(Box<tpw_consensus::raft_types::Message>),
     /// A peer could not be reached.
     Unreachable(u64),
+    /// Peer input is waiting in the raft inbox.
+    Wake,
+}
+
+/// Where the network hands peer input (Raft messages, unreachable reports) to the raft loop: a
+/// bounded queue of its own, so a burst of client submissions can never crowd out heartbeats
+/// and votes, plus a wake-up token on the command queue (dropped when that queue is full, since
+/// the loop is then busy and drains the inbox on its next turn anyway).
+#[derive(Clone)]
+pub struct RaftInbox {
+    peers: SyncSender<Command>,
+    wake: SyncSender<Command>,
+}
+
+impl RaftInbox {
+    /// An inbox over the peer queue, waking the loop through its command queue.
+    pub fn new(peers: SyncSender<Command>, wake: SyncSender<Command>) -> Self {
+        Self { peers, wake }
+    }
+
+    /// Queues peer input without blocking.
+    pub fn try_send(&self, command: Command) -> Result<(), TrySendError<Command>> {
+        self.peers.try_send(command)?;
+        let _ = self.wake.try_send(Command::Wake);
+        Ok(())
+    }
 }
 
 /// Told the commit of one transaction, or why it will not be ordered by this node.
@@ -240,6 +266,7 @@ pub struct Runtime {
     ledger: LedgerStore,
     batcher: Batcher,
     commands: Receiver<Command>,
+    peer_input: Receiver<Command>,
     shared: Arc<Shared>,
     tick: Duration,
     preverified: HashSet<Hash>,
@@ -258,6 +285,7 @@ impl Runtime {
         ledger: LedgerStore,
         batcher: Batcher,
         commands: Receiver<Command>,
+        peer_input: Receiver<Command>,
         shared: Arc<Shared>,
         tick: Duration,
     ) -> Result<Self, RuntimeError> {
@@ -267,6 +295,7 @@ impl Runtime {
             ledger,
             batcher,
             commands,
+            peer_input,
             shared,
             tick,
             preverified: HashSet::new(),
@@ -305,6 +334,12 @@ impl Runtime {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
+            }
+            for _ in 0..PEER_INPUTS_PER_ITERATION_MAX {
+                match self.peer_input.try_recv() {
+                    Ok(command) => self.handle(command),
+                    Err(_) => break,
+                }
             }
             let now = Instant::now();
             if now >= next_tick {
@@ -345,6 +380,7 @@ impl Runtime {
                 }
             }
             Command::Unreachable(node) => self.driver.report_unreachable(node),
+            Command::Wake => {}
         }
     }
 

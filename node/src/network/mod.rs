@@ -8,7 +8,7 @@ mod forward;
 
 pub use forward::{ForwardHandler, ForwardRefusal, ForwardReply};
 
-use crate::runtime::Command;
+use crate::runtime::{Command, RaftInbox};
 use codec::FrameCodec;
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
@@ -18,7 +18,7 @@ use libp2p::{allow_block_list, connection_limits, identity, Multiaddr, PeerId, S
 use protobuf::Message as _;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::TrySendError;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tpw_consensus::raft_types::{Message, MessageType};
@@ -158,7 +158,7 @@ pub async fn start(
     listen: SocketAddr,
     me: u64,
     members: &[Member],
-    commands: SyncSender<Command>,
+    commands: RaftInbox,
 ) -> Result<NetworkHandle, NetworkError> {
     let mut secret = key.to_bytes();
     let keypair = identity::Keypair::ed25519_from_bytes(&mut secret)
@@ -236,7 +236,7 @@ struct PeerDirectory {
 struct NetworkTask {
     swarm: libp2p::Swarm<Behaviour>,
     peers: PeerDirectory,
-    commands: SyncSender<Command>,
+    commands: RaftInbox,
     handler: Arc<OnceLock<ForwardHandler>>,
     forward_permits: Arc<tokio::sync::Semaphore>,
     pending_forwards:
@@ -472,7 +472,7 @@ fn peer_may_send(kind: MessageType, observer: bool) -> bool {
 
 /// Hands a peer's Raft message to the raft loop, after checking that it decodes and that it
 /// claims to come from the node that sent it.
-fn deliver(peers: &PeerDirectory, commands: &SyncSender<Command>, peer: &PeerId, bytes: &[u8]) {
+fn deliver(peers: &PeerDirectory, commands: &RaftInbox, peer: &PeerId, bytes: &[u8]) {
     let Some(node) = peers.by_peer.get(peer) else {
         tracing::warn!(%peer, "raft message from a peer outside the node set dropped");
         return;
