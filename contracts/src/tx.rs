@@ -80,6 +80,25 @@ const TAG_POST_PENDING: u8 = 3;
 const TAG_VOID_PENDING: u8 = 4;
 
 impl Operation {
+    /// A posted transfer with no client reference: the most common operation.
+    pub fn posted(
+        id: TransferId,
+        debit_account: AccountId,
+        credit_account: AccountId,
+        asset: AssetId,
+        amount: u128,
+    ) -> Self {
+        Operation::Transfer {
+            id,
+            debit_account,
+            credit_account,
+            asset,
+            amount,
+            kind: TransferKind::Posted,
+            reference: 0,
+        }
+    }
+
     /// The transfer id this operation records, if it is a transfer kind.
     pub fn transfer_id(&self) -> Option<TransferId> {
         match self {

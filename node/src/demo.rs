@@ -157,18 +157,6 @@ fn load_key(dir: &Path, stem: &str) -> anyhow::Result<SigningKey> {
     Ok(crate::keys::load(&key_path(dir, stem))?)
 }
 
-fn posted(id: u128, from: u128, to: u128, asset: u32, amount: u128) -> Operation {
-    Operation::Transfer {
-        id,
-        debit_account: from,
-        credit_account: to,
-        asset,
-        amount,
-        kind: TransferKind::Posted,
-        reference: 0,
-    }
-}
-
 /// One line of the scenario's report.
 #[derive(Debug, serde::Serialize)]
 pub struct StepReport {
@@ -194,7 +182,7 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
         (
             "Acme pays Initech EUR 12,500.00 for software licences",
             &acme,
-            Body::single(posted(
+            Body::single(Operation::posted(
                 1,
                 account_of(3, EUR),
                 account_of(5, EUR),
@@ -205,7 +193,7 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
         (
             "Alpine Bank deposits EUR 50,000.00 into Acme's account",
             &bank_a,
-            Body::single(posted(
+            Body::single(Operation::posted(
                 1,
                 issuance_of(EUR),
                 account_of(3, EUR),
@@ -264,22 +252,22 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
             "Umbrella pays Acme EUR 100.00 and Globex USD 200.00 as one linked batch",
             &umbrella,
             Body::linked(vec![
-                posted(1, account_of(6, EUR), account_of(3, EUR), EUR, 10_000),
-                posted(2, account_of(6, USD), account_of(4, USD), USD, 20_000),
+                Operation::posted(1, account_of(6, EUR), account_of(3, EUR), EUR, 10_000),
+                Operation::posted(2, account_of(6, USD), account_of(4, USD), USD, 20_000),
             ]),
         ),
         (
             "Umbrella tries a linked batch whose second leg exceeds its funds: nothing moves",
             &umbrella,
             Body::linked(vec![
-                posted(3, account_of(6, EUR), account_of(3, EUR), EUR, 10_000),
-                posted(4, account_of(6, USD), account_of(4, USD), USD, 999_000_000),
+                Operation::posted(3, account_of(6, EUR), account_of(3, EUR), EUR, 10_000),
+                Operation::posted(4, account_of(6, USD), account_of(4, USD), USD, 999_000_000),
             ]),
         ),
         (
             "Acme retries its first payment: idempotent, same outcome, no second debit",
             &acme,
-            Body::single(posted(
+            Body::single(Operation::posted(
                 1,
                 account_of(3, EUR),
                 account_of(5, EUR),
@@ -290,7 +278,13 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
         (
             "Acme reuses id 1 with another amount: refused",
             &acme,
-            Body::single(posted(1, account_of(3, EUR), account_of(5, EUR), EUR, 1)),
+            Body::single(Operation::posted(
+                1,
+                account_of(3, EUR),
+                account_of(5, EUR),
+                EUR,
+                1,
+            )),
         ),
     ];
     let mut reports = Vec::new();

@@ -54,6 +54,23 @@ async fn submit_until_committed(node: &Client, envelope: Vec<u8>) -> usize {
     panic!("no commit after 50 retries");
 }
 
+/// Starts the network, commits transfer 1 through the leader, and returns the leader's index
+/// and API.
+async fn start_with_one_commit(
+    network: &mut LocalNetwork,
+    keys: &[ed25519_dalek::SigningKey],
+) -> (usize, String) {
+    network.start().await.unwrap();
+    let leader_api = network.leader().await.unwrap();
+    let leader = network
+        .apis
+        .iter()
+        .position(|api| *api == leader_api)
+        .unwrap();
+    submit_until_committed(&Client::new(&leader_api), payment(network, keys, 0, 1)).await;
+    (leader, leader_api)
+}
+
 /// Waits until every listed node reports the same height of at least `height_min` and the same head.
 async fn converge(network: &LocalNetwork, nodes: &[usize], height_min: u64) -> (u64, String) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -176,18 +193,7 @@ async fn an_observer_never_counts_toward_a_quorum() {
     // observer's vote counted, the remaining voter and the observer would form a majority.
     let folder = tempfile::tempdir().unwrap();
     let (mut network, parties) = LocalNetwork::create(folder.path(), 2, 1, 4).unwrap();
-    network.start().await.unwrap();
-    let leader_api = network.leader().await.unwrap();
-    let leader = network
-        .apis
-        .iter()
-        .position(|api| *api == leader_api)
-        .unwrap();
-    submit_until_committed(
-        &Client::new(&leader_api),
-        payment(&network, &parties.keys, 0, 1),
-    )
-    .await;
+    let (leader, _) = start_with_one_commit(&mut network, &parties.keys).await;
     let survivor = 1 - leader;
     network.kill(leader);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -291,18 +297,7 @@ async fn a_partitioned_leader_is_replaced_and_catches_up_after_healing() {
     // new leader and commits, and after healing every node reaches the same head.
     let folder = tempfile::tempdir().unwrap();
     let (mut network, parties) = LocalNetwork::create(folder.path(), 3, 0, 4).unwrap();
-    network.start().await.unwrap();
-    let leader_api = network.leader().await.unwrap();
-    let leader = network
-        .apis
-        .iter()
-        .position(|api| *api == leader_api)
-        .unwrap();
-    submit_until_committed(
-        &Client::new(&leader_api),
-        payment(&network, &parties.keys, 0, 1),
-    )
-    .await;
+    let (leader, _) = start_with_one_commit(&mut network, &parties.keys).await;
     network.partition(leader, true).await.unwrap();
     let majority: Vec<usize> = (0..3).filter(|index| *index != leader).collect();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -3,7 +3,7 @@
 
 use ed25519_dalek::SigningKey;
 use std::path::Path;
-use tpw_contracts::{Body, Operation, Transaction, TransferKind};
+use tpw_contracts::{Body, Operation, Transaction};
 use tpw_node::config::{NodeConfig, Overrides};
 
 pub use tpw_node::demo::{account_of, issuance_of, EUR, USD};
@@ -38,15 +38,7 @@ pub fn network_id(config: &NodeConfig) -> [u8; 32] {
 }
 
 pub fn payment(id: u128, from: u128, to: u128, asset: u32, amount: u128) -> Operation {
-    Operation::Transfer {
-        id,
-        debit_account: from,
-        credit_account: to,
-        asset,
-        amount,
-        kind: TransferKind::Posted,
-        reference: 0,
-    }
+    Operation::posted(id, from, to, asset, amount)
 }
 
 pub fn sign(network_id: [u8; 32], key: &SigningKey, operation: Operation) -> Vec<u8> {
