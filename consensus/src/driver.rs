@@ -10,7 +10,7 @@
 
 use crate::log_store::{LogStore, LogStoreError};
 use crate::logger::raft_logger;
-use raft::prelude::{Entry, HardState, Message, Snapshot};
+use raft::prelude::{Entry, HardState, Message, MessageType, Snapshot};
 use raft::{Config, RawNode, StateRole};
 
 /// Driver limits.
@@ -128,8 +128,47 @@ impl<S: LogStore> Driver<S> {
 
     /// Hands a message from a peer to raft. Messages from unknown peers or stale terms are
     /// ignored by raft itself; an error here means the message was malformed for raft.
-    pub fn step(&mut self, message: Message) -> Result<(), raft::Error> {
+    pub fn step(&mut self, mut message: Message) -> Result<(), raft::Error> {
+        match message.get_msg_type() {
+            MessageType::MsgHeartbeat if message.commit > self.last_index() => {
+                // A leader that still counts entries this node lost (a wiped observer) names a
+                // commit beyond this log, which raft treats as fatal. The commit advances
+                // through appends instead, where log matching makes it safe.
+                message.commit = self.commit_index();
+            }
+            MessageType::MsgAppendResponse if message.reject && self.is_leader() => {
+                self.forget_lost_progress(&message);
+            }
+            _ => {}
+        }
         self.node.step(message)
+    }
+
+    /// An observer (learner) that lost its data answers with a last index below what the
+    /// leader recorded as replicated to it; raft would take that answer for a stale one and
+    /// never replicate to it again. Observers do not count toward commit, so the leader can
+    /// safely believe the observer and replicate to it from there (or send a snapshot).
+    fn forget_lost_progress(&mut self, message: &Message) {
+        let learner = self
+            .node
+            .store()
+            .initial_state()
+            .is_ok_and(|state| state.conf_state.learners.contains(&message.from));
+        if !learner {
+            return;
+        }
+        if let Some(progress) = self.node.raft.mut_prs().get_mut(message.from) {
+            if message.reject_hint < progress.matched {
+                tracing::warn!(
+                    node_id = message.from,
+                    recorded = progress.matched,
+                    reported = message.reject_hint,
+                    "observer lost replicated entries (wiped?); replicating to it anew"
+                );
+                progress.matched = message.reject_hint;
+                progress.become_probe();
+            }
+        }
     }
 
     /// Proposes an encoded block; only the leader accepts proposals.
@@ -253,6 +292,17 @@ impl<S: LogStore> Driver<S> {
     /// Tells raft that every `Apply` action handed out so far has been applied.
     pub fn advance_apply(&mut self) {
         self.node.advance_apply();
+    }
+
+    /// Tells raft whether a snapshot message reached a peer, so it resumes replication to it
+    /// (after a failure, from a fresh probe).
+    pub fn report_snapshot(&mut self, peer: u64, delivered: bool) {
+        let status = if delivered {
+            raft::SnapshotStatus::Finish
+        } else {
+            raft::SnapshotStatus::Failure
+        };
+        self.node.report_snapshot(peer, status);
     }
 
     /// Tells raft a peer could not be reached, so it stops pipelining to it.

@@ -168,7 +168,7 @@ pub fn next_expiry_ms(store: &dyn StateStore) -> Result<Option<u64>, StoreError>
         .map(|(at, _, _)| at))
 }
 
-fn envelope_code(error: &EnvelopeError) -> ResultCode {
+pub(crate) fn envelope_code(error: &EnvelopeError) -> ResultCode {
     match error {
         EnvelopeError::Malformed(_) | EnvelopeError::TooLarge { .. } => {
             ResultCode::MalformedTransaction

@@ -6,6 +6,7 @@
 //! blocks give the same state root everywhere.
 
 pub mod apply;
+pub mod audit;
 pub mod block;
 pub mod codec;
 pub mod decimal;
@@ -21,6 +22,7 @@ pub mod tx;
 pub mod view;
 
 pub use apply::{apply_block, next_expiry_ms, ApplyError, BlockOutcome};
+pub use audit::{check_block_record, BlockCheckError};
 pub use block::{check_attestation, AttestationCheck, BlockHeader, Proposal, Receipt};
 pub use genesis::{Genesis, GenesisState};
 pub use result::ResultCode;

@@ -678,3 +678,62 @@ fn an_overdue_pending_transfer_cannot_be_posted_while_expiries_queue() {
     );
     assert_eq!(ledger.account(X_EUR).debits_pending, 0);
 }
+
+#[test]
+fn a_block_record_checks_on_its_own_and_tampering_is_found() {
+    // Proves a fetched block passes the stand-alone check exactly as applied, and that a
+    // changed transaction, a receipt whose verdict differs from the signature check, or a
+    // foreign network is refused with its reason.
+    let mut ledger = Ledger::new();
+    let good = ledger.sign(PARTNER_X, Body::single(transfer(1, X_EUR, Y_EUR, EUR, 1)));
+    let mut bad_signature = good.clone();
+    *bad_signature.last_mut().unwrap() ^= 1;
+    let transactions = vec![vec![9, 9], bad_signature, good];
+    let outcome = ledger.block(10, transactions.clone());
+    let proposal = tpw_contracts::Proposal {
+        attestation: None,
+        proposer_time_ms: outcome.header.proposer_time_ms,
+        transactions,
+    };
+    let network = ledger.head.network_id;
+    let check = tpw_contracts::check_block_record;
+    assert_eq!(
+        check(&network, &outcome.header, &proposal, &outcome.receipts),
+        Ok(())
+    );
+
+    let mut changed = proposal.clone();
+    changed.transactions[0] = vec![9, 8];
+    assert!(matches!(
+        check(&network, &outcome.header, &changed, &outcome.receipts),
+        Err(tpw_contracts::BlockCheckError::RootMismatch {
+            root: "transactions",
+            ..
+        })
+    ));
+
+    let mut receipts = outcome.receipts.clone();
+    receipts[1].code = ResultCode::Ok;
+    assert!(matches!(
+        check(&network, &outcome.header, &proposal, &receipts),
+        Err(tpw_contracts::BlockCheckError::RootMismatch {
+            root: "receipts",
+            ..
+        })
+    ));
+    let mut header = outcome.header.clone();
+    header.receipts_root = tpw_contracts::block::merkle_root(
+        &receipts
+            .iter()
+            .map(|receipt| receipt.hash())
+            .collect::<Vec<_>>(),
+    );
+    assert!(matches!(
+        check(&network, &header, &proposal, &receipts),
+        Err(tpw_contracts::BlockCheckError::VerdictMismatch { position: 1, .. })
+    ));
+    assert!(matches!(
+        check(&[7; 32], &outcome.header, &proposal, &outcome.receipts),
+        Err(tpw_contracts::BlockCheckError::WrongNetwork { .. })
+    ));
+}

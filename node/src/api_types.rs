@@ -169,4 +169,14 @@ pub struct StatusResponse {
     /// Blocks whose leader-attested head differed from this node's chain (0 when healthy).
     #[serde(default)]
     pub divergence_alarms: u64,
+    /// Snapshots installed on this node since it started.
+    #[serde(default)]
+    pub snapshots_installed: u64,
+    /// Raft log entries up to this index are compacted away.
+    #[serde(default)]
+    pub log_compacted_index: u64,
+    /// Blocks below an installed snapshot not yet fetched from peers (0 when the chain is
+    /// complete from genesis).
+    #[serde(default)]
+    pub blocks_missing: u64,
 }

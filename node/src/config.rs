@@ -6,7 +6,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tpw_consensus::BlockLimits;
 
-/// Raft timing.
+/// Fewest Raft entries kept behind the applied index (a follower a few blocks behind should
+/// not need a snapshot).
+pub const LOG_RETENTION_ENTRIES_MIN: u64 = 16;
+/// Most Raft entries kept behind the applied index.
+pub const LOG_RETENTION_ENTRIES_MAX: u64 = 100_000_000;
+
+/// Raft timing and log retention.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftConfig {
@@ -16,6 +22,10 @@ pub struct RaftConfig {
     pub election_ticks: usize,
     /// Ticks between heartbeats.
     pub heartbeat_ticks: usize,
+    /// Raft log entries (one per block) kept behind the applied index; older ones are
+    /// compacted away and a peer that needs them gets a snapshot of the state instead.
+    /// Committed blocks themselves are always kept from genesis.
+    pub log_retention_entries: u64,
 }
 
 impl Default for RaftConfig {
@@ -24,6 +34,7 @@ impl Default for RaftConfig {
             tick_ms: 100,
             election_ticks: 10,
             heartbeat_ticks: 2,
+            log_retention_entries: 10_000,
         }
     }
 }
@@ -221,6 +232,13 @@ impl NodeConfig {
         }
         if !(1..=10_000).contains(&self.raft.tick_ms) {
             return fail("raft.tick_ms must be 1..=10000".into());
+        }
+        if !(LOG_RETENTION_ENTRIES_MIN..=LOG_RETENTION_ENTRIES_MAX)
+            .contains(&self.raft.log_retention_entries)
+        {
+            return fail(format!(
+                "raft.log_retention_entries must be {LOG_RETENTION_ENTRIES_MIN}..={LOG_RETENTION_ENTRIES_MAX}"
+            ));
         }
         if self.raft.heartbeat_ticks == 0 || self.raft.election_ticks <= self.raft.heartbeat_ticks {
             return fail(

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod runtime;
+pub mod snapshot;
 pub mod storage;
 
 /// Sets up `tracing` output in the given format ("text" or "json") and filter.

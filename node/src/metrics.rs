@@ -38,6 +38,18 @@ pub struct Metrics {
     pub waiters: AtomicU64,
     /// Blocks whose leader-attested head differed from this node's chain.
     pub divergence_alarms: AtomicU64,
+    /// Snapshot checkpoints made for peers.
+    pub snapshots_made: AtomicU64,
+    /// Snapshots installed here.
+    pub snapshots_installed: AtomicU64,
+    /// Snapshot fetches that failed (peer gone, bad records).
+    pub snapshot_fetch_failures: AtomicU64,
+    /// Blocks below a snapshot fetched from peers.
+    pub blocks_backfilled: AtomicU64,
+    /// Blocks below a snapshot still to fetch.
+    pub blocks_missing: AtomicU64,
+    /// Raft log entries compacted away.
+    pub log_compacted_index: AtomicU64,
 }
 
 impl Metrics {
@@ -156,6 +168,42 @@ impl Metrics {
             "gauge",
             "Transaction ids with clients waiting for their commit.",
             read(&self.waiters),
+        );
+        emit(
+            "tpw_snapshots_made_total",
+            "counter",
+            "Snapshot checkpoints made for peers that need compacted entries.",
+            read(&self.snapshots_made),
+        );
+        emit(
+            "tpw_snapshots_installed_total",
+            "counter",
+            "Snapshots installed on this node.",
+            read(&self.snapshots_installed),
+        );
+        emit(
+            "tpw_snapshot_fetch_failures_total",
+            "counter",
+            "Snapshot fetches that failed and wait for the leader to resend.",
+            read(&self.snapshot_fetch_failures),
+        );
+        emit(
+            "tpw_blocks_backfilled_total",
+            "counter",
+            "Blocks below an installed snapshot fetched from peers and checked.",
+            read(&self.blocks_backfilled),
+        );
+        emit(
+            "tpw_blocks_missing",
+            "gauge",
+            "Blocks below an installed snapshot not yet fetched.",
+            read(&self.blocks_missing),
+        );
+        emit(
+            "tpw_raft_log_compacted_index",
+            "gauge",
+            "Raft log entries up to this index are compacted away.",
+            read(&self.log_compacted_index),
         );
         text
     }

@@ -4,8 +4,12 @@
 use crate::api::{router, ApiContext};
 use crate::config::NodeConfig;
 use crate::limits::COMMANDS_MAX;
+use crate::network::SnapshotWiring;
 use crate::runtime::{Runtime, RuntimeError, Shared};
-use crate::storage::{Db, LedgerReader, LedgerStore, RaftLogStore};
+use crate::snapshot::backfill::Backfill;
+use crate::snapshot::maker::Snapshots;
+use crate::snapshot::receiver::SnapshotReceiver;
+use crate::storage::{Db, LedgerReader, LedgerStore, RaftLogStore, Staging};
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
@@ -68,6 +72,7 @@ pub struct RunningNode {
     /// State shared with the raft loop.
     pub shared: Arc<Shared>,
     runtime: std::thread::JoinHandle<Result<(), RuntimeError>>,
+    snapshot_maker: std::thread::JoinHandle<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop_server: tokio::sync::oneshot::Sender<()>,
 }
@@ -119,7 +124,8 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let db = Db::open(&database)
         .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
     let log = RaftLogStore::open(db.clone(), voters.clone(), learners)?;
-    let ledger = LedgerStore::open(db.clone(), &genesis)?;
+    let mut ledger = LedgerStore::open(db.clone(), &genesis)?;
+    ledger.resume_install(&log)?;
     let applied_index = ledger.applied_index();
     let last_index = tpw_consensus::Storage::last_index(&log)
         .map_err(|error| anyhow::anyhow!("raft log: {error}"))?;
@@ -136,6 +142,14 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         applied_index,
         fixed_election_ticks: None,
     };
+    let shared = Arc::new(Shared::new());
+    let snapshots = Snapshots::new(
+        db.clone(),
+        log.clone(),
+        config.data_dir.join("snapshots"),
+        Arc::clone(&shared),
+    )
+    .context("cannot prepare the snapshots folder")?;
     let mut driver = Driver::new(&driver_config, log)?;
     if voters == [me.id] {
         driver.campaign()?;
@@ -148,7 +162,6 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         applied_index,
         "node starting"
     );
-    let shared = Arc::new(Shared::new());
     let (commands, receiver) = std::sync::mpsc::sync_channel(COMMANDS_MAX);
     let (peer_sender, peer_receiver) =
         std::sync::mpsc::sync_channel(crate::limits::PEER_INPUTS_MAX);
@@ -160,7 +173,8 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         peer_receiver,
         Arc::clone(&shared),
         Duration::from_millis(config.raft.tick_ms),
-    )?;
+    )?
+    .with_log_retention(config.raft.log_retention_entries);
     let network = if members.len() > 1 {
         Some(
             crate::network::start(
@@ -168,7 +182,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
                 config.p2p_address(),
                 me.id,
                 &members,
-                crate::runtime::RaftInbox::new(peer_sender, commands.clone()),
+                crate::runtime::RaftInbox::new(peer_sender.clone(), commands.clone()),
             )
             .await
             .context("cannot start the peer transport")?,
@@ -176,6 +190,38 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     } else {
         None
     };
+    if let Some(network) = &network {
+        let (messages, incoming) =
+            tokio::sync::mpsc::channel(crate::snapshot::receiver::SNAPSHOT_MESSAGES_MAX);
+        network.wire_snapshots(SnapshotWiring {
+            server: Arc::clone(&snapshots),
+            messages,
+        });
+        let receiver = SnapshotReceiver {
+            network: network.clone(),
+            staging: Staging::new(db.clone()),
+            inbox: crate::runtime::RaftInbox::new(peer_sender, commands.clone()),
+            network_id,
+            shared: Arc::clone(&shared),
+        };
+        tokio::spawn(receiver.run(incoming));
+        let backfill = Backfill {
+            db: db.clone(),
+            network: network.clone(),
+            network_id,
+            shared: Arc::clone(&shared),
+            peers: members
+                .iter()
+                .map(|member| member.id)
+                .filter(|id| *id != me.id)
+                .collect(),
+        };
+        tokio::spawn(backfill.run());
+    }
+    let snapshot_maker = snapshots
+        .spawn_maker()
+        .context("cannot start the snapshot thread")?;
+    drop(snapshots);
     let runtime = match &network {
         Some(network) => runtime.with_network(network.clone()),
         None => runtime,
@@ -223,6 +269,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         api_address,
         shared,
         runtime,
+        snapshot_maker,
         server,
         stop_server,
     })
@@ -240,7 +287,13 @@ impl RunningNode {
         self.shared.stopping.store(true, Ordering::Relaxed);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
         let runtime = self.runtime;
-        let result = tokio::task::spawn_blocking(move || runtime.join()).await?;
+        let snapshot_maker = self.snapshot_maker;
+        let result = tokio::task::spawn_blocking(move || {
+            let result = runtime.join();
+            let _ = snapshot_maker.join();
+            result
+        })
+        .await?;
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(anyhow::anyhow!(

@@ -61,6 +61,13 @@ pub enum Command {
     Step(Box<tpw_consensus::raft_types::Message>),
     /// A peer could not be reached.
     Unreachable(u64),
+    /// Whether a snapshot message reached a peer.
+    SnapshotStatus {
+        /// The peer.
+        node: u64,
+        /// Delivered (true) or lost (false).
+        delivered: bool,
+    },
     /// Peer input is waiting in the raft inbox.
     Wake,
 }
@@ -206,6 +213,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Set to stop the loop.
     pub stopping: AtomicBool,
+    /// Told when a snapshot is installed (backfill then fetches the blocks below it).
+    pub snapshot_installed: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -216,6 +225,7 @@ impl Shared {
             status: RwLock::new(RuntimeStatus::default()),
             metrics: Metrics::default(),
             stopping: AtomicBool::new(false),
+            snapshot_installed: tokio::sync::Notify::new(),
         }
     }
 }
@@ -241,9 +251,6 @@ pub enum RuntimeError {
     /// Reading the expiry index failed.
     #[error("state read failed: {0}")]
     State(#[from] tpw_contracts::state::StoreError),
-    /// A snapshot arrived, which this version cannot install.
-    #[error("received a Raft snapshot; installing snapshots is not supported by this version")]
-    SnapshotUnsupported,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -276,6 +283,8 @@ pub struct Runtime {
     proposed: VecDeque<(u64, Vec<Hash>)>,
     proposed_term: u64,
     network: Option<crate::network::NetworkHandle>,
+    /// Raft entries kept behind the applied index when the log is compacted.
+    log_retention_entries: u64,
 }
 
 impl Runtime {
@@ -303,6 +312,7 @@ impl Runtime {
             proposed: VecDeque::new(),
             proposed_term: 0,
             network: None,
+            log_retention_entries: u64::MAX,
         };
         // Published before the API starts, so no reader ever sees an empty status.
         runtime.publish_status();
@@ -312,6 +322,12 @@ impl Runtime {
     /// Sends Raft messages through this network (a one-node group needs none).
     pub fn with_network(mut self, network: crate::network::NetworkHandle) -> Self {
         self.network = Some(network);
+        self
+    }
+
+    /// Compacts the Raft log to keep this many entries behind the applied index.
+    pub fn with_log_retention(mut self, entries: u64) -> Self {
+        self.log_retention_entries = entries;
         self
     }
 
@@ -362,6 +378,7 @@ impl Runtime {
             }
             self.propose();
             self.process_ready()?;
+            self.compact_log()?;
             self.publish_status();
         }
         self.fail_queued(SubmitError::Stopping);
@@ -380,6 +397,9 @@ impl Runtime {
                 }
             }
             Command::Unreachable(node) => self.driver.report_unreachable(node),
+            Command::SnapshotStatus { node, delivered } => {
+                self.driver.report_snapshot(node, delivered)
+            }
             Command::Wake => {}
         }
     }
@@ -498,11 +518,47 @@ impl Runtime {
         Ok(())
     }
 
+    /// Drops Raft entries more than the retention behind the applied index, in steps of a
+    /// quarter of the retention so compaction stays rare.
+    fn compact_log(&mut self) -> Result<(), RuntimeError> {
+        let retention = self.log_retention_entries;
+        let applied = self.ledger.applied_index();
+        let compacted = self.driver.store().compacted_index();
+        let step = (retention / 4).max(1);
+        if applied.saturating_sub(compacted) >= retention.saturating_add(step) {
+            let to = applied - retention;
+            self.driver.store().compact(to)?;
+            Metrics::set(&self.shared.metrics.log_compacted_index, to);
+            tracing::debug!(to, "raft log compacted");
+        }
+        Ok(())
+    }
+
+    /// Installs a snapshot Raft accepted: the receiver staged and verified its records.
+    fn install_snapshot(
+        &mut self,
+        snapshot: &tpw_consensus::raft_types::Snapshot,
+    ) -> Result<(), RuntimeError> {
+        let started = Instant::now();
+        let store = self.driver.store().clone();
+        self.ledger.install_snapshot(&store, snapshot)?;
+        self.next_expiry_ms = next_expiry_ms(&self.ledger)?;
+        Metrics::add(&self.shared.metrics.snapshots_installed, 1);
+        tracing::info!(
+            index = snapshot.get_metadata().index,
+            height = self.ledger.head().height,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot applied to the ledger"
+        );
+        self.shared.snapshot_installed.notify_one();
+        Ok(())
+    }
+
     fn execute(&mut self, actions: Vec<Action>) -> Result<(), RuntimeError> {
         for action in actions {
-            if matches!(action, Action::ApplySnapshot(_)) {
-                // Refused before anything is persisted, so the data folder stays usable.
-                return Err(RuntimeError::SnapshotUnsupported);
+            if let Action::ApplySnapshot(snapshot) = &action {
+                self.install_snapshot(snapshot)?;
+                continue;
             }
             let started = Instant::now();
             persist_action(self.driver.store(), &action)?;
@@ -526,7 +582,8 @@ impl Runtime {
                         self.apply_entry(&entry)?;
                     }
                 }
-                Action::ApplySnapshot(_) => return Err(RuntimeError::SnapshotUnsupported),
+                // Installed before persistence above, never through `persist_action`.
+                Action::ApplySnapshot(_) => {}
             }
         }
         Ok(())

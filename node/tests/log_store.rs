@@ -98,3 +98,47 @@ fn rocksdb_log_store_matches_the_in_memory_store() {
         "a reopened log is the same log, whatever the genesis says"
     );
 }
+
+#[test]
+fn compaction_drops_the_prefix_keeps_the_term_at_the_point_and_survives_reopening() {
+    // Proves compaction removes entries up to the point (reads there say "compacted"), keeps
+    // the later entries and the term of the point itself (raft needs it to append after the
+    // point), and that a reopened log starts at the same place.
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("db");
+    let rocks = RaftLogStore::open(Db::open(&path).unwrap(), vec![1], vec![]).unwrap();
+    let entries: Vec<Entry> = (1..=4)
+        .map(|index| entry(index, 1))
+        .chain((5..=10).map(|index| entry(index, 2)))
+        .collect();
+    rocks
+        .persist(&entries, Some(&hard_state(2, 1, 10)))
+        .unwrap();
+    rocks.compact(6).unwrap();
+    rocks.compact(3).unwrap();
+    let check = |store: &RaftLogStore, last: u64| {
+        assert_eq!(store.first_index().unwrap(), 7);
+        assert_eq!(store.last_index().unwrap(), last);
+        assert_eq!(store.compacted_index(), 6);
+        assert_eq!(store.term(6).unwrap(), 2);
+        assert_eq!(store.term(7).unwrap(), 2);
+        assert!(format!("{:?}", store.term(5)).contains("Compacted"));
+        assert!(store
+            .entries(6, 11, None, GetEntriesContext::empty(false))
+            .is_err());
+        let kept = store
+            .entries(7, 11, None, GetEntriesContext::empty(false))
+            .unwrap();
+        assert_eq!(
+            kept.iter().map(|entry| entry.index).collect::<Vec<_>>(),
+            vec![7, 8, 9, 10]
+        );
+    };
+    check(&rocks, 10);
+    rocks.persist(&[entry(11, 3)], None).unwrap();
+    assert_eq!(rocks.term(11).unwrap(), 3);
+    drop(rocks);
+    let reopened = RaftLogStore::open(Db::open(&path).unwrap(), vec![1], vec![]).unwrap();
+    check(&reopened, 11);
+    assert_eq!(reopened.term(11).unwrap(), 3);
+}

@@ -57,8 +57,8 @@ pub struct BenchReport {
     pub node_peak_rss_mib: u64,
 }
 
-/// Signs every transfer before the timed phase, on all cores.
-fn presign(network_id: [u8; 32], keys: &[SigningKey], transfers: usize) -> Vec<Vec<u8>> {
+/// Signs `transfers` posted transfers among the partners (ids from 0), on all cores.
+pub fn presign(network_id: [u8; 32], keys: &[SigningKey], transfers: usize) -> Vec<Vec<u8>> {
     let partners = keys.len();
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let chunk = transfers.div_ceil(threads);
@@ -205,6 +205,20 @@ pub async fn run(settings: &BenchSettings) -> anyhow::Result<BenchReport> {
         latency_p99_ms: percentile_ms(&latencies, 0.99),
         node_peak_rss_mib: peak_rss,
     })
+}
+
+/// Drives pre-signed envelopes at one node with `clients` concurrent clients, `batch` per
+/// request, each waiting for commit; returns how many were not committed with code ok.
+pub async fn drive(client: &Client, envelopes: &[Vec<u8>], batch: usize, clients: usize) -> usize {
+    let batches: Vec<Vec<Vec<u8>>> = envelopes
+        .chunks(batch.max(1))
+        .map(<[Vec<u8>]>::to_vec)
+        .collect();
+    closed_loop(client, batches, clients)
+        .await
+        .iter()
+        .map(|outcome| outcome.rejected)
+        .sum()
 }
 
 async fn closed_loop(

@@ -3,5 +3,6 @@
 
 pub mod bench;
 pub mod commands;
+pub mod drills;
 pub mod network;
 pub mod sigbench;

@@ -2,7 +2,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
-use tpw_testnet::{bench, commands, sigbench};
+use tpw_testnet::{bench, commands, drills, sigbench};
 
 use clap::{Parser, Subcommand};
 
@@ -128,6 +128,24 @@ enum Command {
         #[arg(long)]
         node: String,
     },
+    /// Builds a 3-voter + 1-observer network, SIGKILLs the leader under load `rounds` times
+    /// and prints one JSON line with the time from each kill to the first new commit and the
+    /// acknowledged transfers lost (0).
+    Failover {
+        /// Leader kills.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Builds a 3-voter + 1-observer network, commits `transfers` with the observer down,
+    /// wipes it and measures its catch-up through a snapshot; prints one JSON line.
+    CatchUp {
+        /// Transfers committed before the observer returns.
+        #[arg(long, default_value_t = 100_000)]
+        transfers: usize,
+        /// Raft log entries each node keeps.
+        #[arg(long, default_value_t = 64)]
+        log_retention_entries: u64,
+    },
     /// Measures signature verification: ZIP-215 (ed25519-zebra) against ed25519-dalek.
     BenchSignatures {
         /// Signatures per run.
@@ -217,6 +235,22 @@ fn main() -> std::process::ExitCode {
         Command::Heal { dir, node } => {
             block_on(async move { commands::partition(&dir, &node, false).await })
         }
+        Command::Failover { rounds } => block_on(async move {
+            let report = drills::failover(rounds).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            if report.lost > 0 {
+                anyhow::bail!("{} acknowledged transfers were lost", report.lost);
+            }
+            Ok(())
+        }),
+        Command::CatchUp {
+            transfers,
+            log_retention_entries,
+        } => block_on(async move {
+            let report = drills::catch_up(transfers, log_retention_entries).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }),
         Command::BenchSignatures { signatures, keys } => {
             sigbench::run(signatures, keys).map(|reports| {
                 for report in reports {

@@ -98,9 +98,47 @@ pub struct NetworkFile {
     pub admins: Vec<String>,
 }
 
+/// Lowest port handed to local networks.
+const PORT_RANGE_LOW: u16 = 20_000;
+/// Ports available above the low end: 20000..32000 lies below Linux's default ephemeral range
+/// (32768-60999), from which the kernel picks the source ports of outgoing connections.
+const PORT_RANGE_SIZE: u16 = 12_000;
+static NEXT_PORT_OFFSET: std::sync::OnceLock<std::sync::atomic::AtomicU32> =
+    std::sync::OnceLock::new();
+
+/// A loopback port for a node to listen on. Ports come from below the kernel's ephemeral
+/// range, so no outgoing connection (a node dialing a peer) can take one between this probe
+/// and the node's bind, which asking the kernel for port 0 allowed. A counter shared by the
+/// process never hands a port out twice, and its start depends on the process id and the time,
+/// so concurrent processes start far apart; each port is probed before it is handed out.
 fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+    let offsets = NEXT_PORT_OFFSET.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.subsec_nanos());
+        let start = (std::process::id().wrapping_mul(7919) ^ nanos) % u32::from(PORT_RANGE_SIZE);
+        std::sync::atomic::AtomicU32::new(start)
+    });
+    for _ in 0..PORT_RANGE_SIZE {
+        let offset =
+            offsets.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % u32::from(PORT_RANGE_SIZE);
+        let port = PORT_RANGE_LOW + offset as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!(
+        "no free loopback port in {PORT_RANGE_LOW}..{}",
+        PORT_RANGE_LOW + PORT_RANGE_SIZE
+    )
+}
+
+/// Choices for a new local network beyond its size.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkOptions {
+    /// Raft log entries each node keeps behind its applied index (the node's default when
+    /// absent); small values make lagging nodes catch up through snapshots.
+    pub log_retention_entries: Option<u64>,
 }
 
 /// The `tpw` binary next to this executable.
@@ -123,6 +161,17 @@ impl LocalNetwork {
         voters: usize,
         observers: usize,
         partners: usize,
+    ) -> anyhow::Result<(Self, LoadParties)> {
+        Self::create_with(dir, voters, observers, partners, &NetworkOptions::default())
+    }
+
+    /// As [`LocalNetwork::create`], with options.
+    pub fn create_with(
+        dir: &Path,
+        voters: usize,
+        observers: usize,
+        partners: usize,
+        options: &NetworkOptions,
     ) -> anyhow::Result<(Self, LoadParties)> {
         if voters == 0 {
             bail!("a network needs at least one voting node");
@@ -226,6 +275,9 @@ impl LocalNetwork {
                 config.push_str(&format!(
                     "[[peers]]\nid = {peer}\naddress = \"127.0.0.1:{peer_port}\"\n"
                 ));
+            }
+            if let Some(entries) = options.log_retention_entries {
+                config.push_str(&format!("[raft]\nlog_retention_entries = {entries}\n"));
             }
             config.push_str("[log]\nlevel = \"warn\"\n");
             std::fs::write(dir.join(format!("node-{node}.toml")), config)?;
@@ -427,6 +479,17 @@ impl LocalNetwork {
         self.kill(index);
         self.spawn(index)?;
         self.wait_serving(index).await
+    }
+
+    /// Kills node `index` and deletes its data folder (an observer may then start again and
+    /// catch up; a voter must refuse).
+    pub fn wipe(&mut self, index: usize) -> anyhow::Result<()> {
+        self.kill(index);
+        let data = self.dir.join(format!("node-{}", index + 1));
+        if data.exists() {
+            std::fs::remove_dir_all(&data)?;
+        }
+        Ok(())
     }
 
     /// Kills node `index`, deletes its data folder, and starts it again as an existing node

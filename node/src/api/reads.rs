@@ -166,6 +166,9 @@ pub(super) async fn status(State(context): State<AppState>) -> Json<StatusRespon
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
+    let metrics = &context.shared.metrics;
+    let read =
+        |value: &std::sync::atomic::AtomicU64| value.load(std::sync::atomic::Ordering::Relaxed);
     Json(StatusResponse {
         node_id: context.node_id,
         network_id: hex::encode(context.network_id),
@@ -179,11 +182,10 @@ pub(super) async fn status(State(context): State<AppState>) -> Json<StatusRespon
         state_root: hex::encode(status.state_root),
         block_time_ms: status.block_time_ms,
         queue_depth: status.queue_depth,
-        divergence_alarms: context
-            .shared
-            .metrics
-            .divergence_alarms
-            .load(std::sync::atomic::Ordering::Relaxed),
+        divergence_alarms: read(&metrics.divergence_alarms),
+        snapshots_installed: read(&metrics.snapshots_installed),
+        log_compacted_index: read(&metrics.log_compacted_index),
+        blocks_missing: read(&metrics.blocks_missing),
     })
 }
 

@@ -36,6 +36,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 const RAFT_PROTOCOL: StreamProtocol = StreamProtocol::new("/tpw/raft/1");
 const FORWARD_PROTOCOL: StreamProtocol = StreamProtocol::new("/tpw/forward/1");
+const SNAPSHOT_PROTOCOL: StreamProtocol = StreamProtocol::new("/tpw/snapshot/1");
+/// How long a snapshot chunk may take.
+pub const SNAPSHOT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes of one forwarded submission: as much as one API request.
 pub const FORWARD_FRAME_SIZE_MAX: usize = crate::limits::BODY_SIZE_MAX;
 /// Forwarded submissions answered but not yet written back.
@@ -73,6 +76,7 @@ struct Behaviour {
     limits: connection_limits::Behaviour,
     raft: request_response::Behaviour<FrameCodec>,
     forward: request_response::Behaviour<FrameCodec>,
+    snapshot: request_response::Behaviour<FrameCodec>,
 }
 
 /// Work for the network task.
@@ -85,6 +89,12 @@ enum Outbound {
         envelopes: Vec<Vec<u8>>,
         reply: tokio::sync::oneshot::Sender<ForwardReply>,
     },
+    /// A snapshot request for a peer.
+    Snapshot {
+        to: u64,
+        request: Vec<u8>,
+        reply: tokio::sync::oneshot::Sender<Result<Vec<u8>, String>>,
+    },
     /// Cut this node off from these peers (connections closed and refused); the others, and
     /// all of them when the list is empty, are admitted again.
     Partition(Vec<u64>),
@@ -95,6 +105,17 @@ enum Outbound {
 pub struct NetworkHandle {
     outbound: tokio::sync::mpsc::Sender<Outbound>,
     handler: Arc<OnceLock<ForwardHandler>>,
+    snapshots: Arc<OnceLock<SnapshotWiring>>,
+}
+
+/// Where snapshot traffic goes: incoming Raft snapshot messages to the receiver, incoming
+/// `/tpw/snapshot/1` requests to the server.
+#[derive(Clone)]
+pub struct SnapshotWiring {
+    /// Serves peers' requests.
+    pub server: Arc<crate::snapshot::maker::Snapshots>,
+    /// Takes Raft snapshot messages before Raft sees them.
+    pub messages: tokio::sync::mpsc::Sender<Message>,
 }
 
 impl NetworkHandle {
@@ -130,6 +151,33 @@ impl NetworkHandle {
             .send(Outbound::Partition(isolate_from))
             .await
             .map_err(|_| NetworkError::Transport("the network task has stopped".into()))
+    }
+
+    /// Asks a peer for snapshot records or blocks.
+    pub async fn snapshot_request(
+        &self,
+        to: u64,
+        request: crate::snapshot::SnapshotRequest,
+    ) -> Result<crate::snapshot::SnapshotResponse, String> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.outbound
+            .send(Outbound::Snapshot {
+                to,
+                request: request.to_bytes(),
+                reply,
+            })
+            .await
+            .map_err(|_| "the network task has stopped".to_string())?;
+        let bytes = outcome
+            .await
+            .map_err(|_| "the network task has stopped".to_string())??;
+        crate::snapshot::SnapshotResponse::from_bytes(&bytes)
+            .map_err(|error| format!("malformed snapshot response: {error}"))
+    }
+
+    /// Sets where snapshot traffic goes (once; later calls are ignored).
+    pub fn wire_snapshots(&self, wiring: SnapshotWiring) {
+        let _ = self.snapshots.set(wiring);
     }
 
     /// Sets how this node serves submissions forwarded to it (once; later calls are ignored).
@@ -189,6 +237,11 @@ pub async fn start(
                 [(FORWARD_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
             ),
+            snapshot: request_response::Behaviour::with_codec(
+                FrameCodec::new(crate::snapshot::SNAPSHOT_FRAME_SIZE_MAX),
+                [(SNAPSHOT_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(SNAPSHOT_REQUEST_TIMEOUT),
+            ),
         })
         .map_err(|error| NetworkError::Transport(error.to_string()))?
         .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(3600)))
@@ -211,16 +264,24 @@ pub async fn start(
         .map_err(|error| NetworkError::Transport(format!("listen on {listen}: {error}")))?;
     let (outbound, receiver) = tokio::sync::mpsc::channel(OUTBOUND_BATCHES_MAX);
     let handler = Arc::new(OnceLock::new());
+    let snapshots = Arc::new(OnceLock::new());
     let task = NetworkTask {
         swarm,
         peers,
         commands,
         handler: Arc::clone(&handler),
+        snapshots: Arc::clone(&snapshots),
         forward_permits: Arc::new(tokio::sync::Semaphore::new(FORWARDS_IN_FLIGHT_MAX)),
         pending_forwards: HashMap::new(),
+        pending_snapshots: HashMap::new(),
+        snapshot_sends: HashMap::new(),
     };
     tokio::spawn(task.run(receiver));
-    Ok(NetworkHandle { outbound, handler })
+    Ok(NetworkHandle {
+        outbound,
+        handler,
+        snapshots,
+    })
 }
 
 #[derive(Default)]
@@ -238,12 +299,23 @@ struct NetworkTask {
     peers: PeerDirectory,
     commands: RaftInbox,
     handler: Arc<OnceLock<ForwardHandler>>,
+    snapshots: Arc<OnceLock<SnapshotWiring>>,
     forward_permits: Arc<tokio::sync::Semaphore>,
     pending_forwards:
         HashMap<request_response::OutboundRequestId, tokio::sync::oneshot::Sender<ForwardReply>>,
+    pending_snapshots: HashMap<
+        request_response::OutboundRequestId,
+        tokio::sync::oneshot::Sender<Result<Vec<u8>, String>>,
+    >,
+    /// Raft snapshot messages on their way, by request, with the node they go to.
+    snapshot_sends: HashMap<request_response::OutboundRequestId, u64>,
 }
 
-type Answer = (request_response::ResponseChannel<Vec<u8>>, Vec<u8>);
+/// A response computed off the network task, for the protocol it answers.
+enum Answer {
+    Forward(request_response::ResponseChannel<Vec<u8>>, Vec<u8>),
+    Snapshot(request_response::ResponseChannel<Vec<u8>>, Vec<u8>),
+}
 
 impl NetworkTask {
     async fn run(mut self, mut outbound: tokio::sync::mpsc::Receiver<Outbound>) {
@@ -254,8 +326,12 @@ impl NetworkTask {
                     Some(work) => self.send(work),
                     None => return,
                 },
-                Some((channel, bytes)) = answered.recv() => {
-                    let _ = self.swarm.behaviour_mut().forward.send_response(channel, bytes);
+                Some(answer) = answered.recv() => {
+                    let behaviour = self.swarm.behaviour_mut();
+                    let _ = match answer {
+                        Answer::Forward(channel, bytes) => behaviour.forward.send_response(channel, bytes),
+                        Answer::Snapshot(channel, bytes) => behaviour.snapshot.send_response(channel, bytes),
+                    };
                 }
                 event = self.swarm.select_next_some() => self.handle_event(event, &answers),
             }
@@ -273,13 +349,17 @@ impl NetworkTask {
                         );
                         continue;
                     };
+                    let snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
                     match message.write_to_bytes() {
                         Ok(bytes) => {
-                            self.swarm.behaviour_mut().raft.send_request_with_addresses(
+                            let id = self.swarm.behaviour_mut().raft.send_request_with_addresses(
                                 peer,
                                 bytes,
                                 addresses.clone(),
                             );
+                            if snapshot {
+                                self.snapshot_sends.insert(id, message.to);
+                            }
                         }
                         Err(error) => tracing::error!(%error, "raft message could not be encoded"),
                     }
@@ -301,6 +381,19 @@ impl NetworkTask {
                     }
                 }
             }
+            Outbound::Snapshot { to, request, reply } => match self.peers.by_node.get(&to) {
+                Some((peer, addresses)) => {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .snapshot
+                        .send_request_with_addresses(peer, request, addresses.clone());
+                    self.pending_snapshots.insert(id, reply);
+                }
+                None => {
+                    let _ = reply.send(Err(format!("node {to} is not in the node set")));
+                }
+            },
             Outbound::Forward {
                 to,
                 envelopes,
@@ -341,16 +434,68 @@ impl NetworkTask {
                     .behaviour_mut()
                     .raft
                     .send_response(channel, Vec::new());
-                deliver(&self.peers, &self.commands, &peer, &request);
+                deliver(
+                    &self.peers,
+                    &self.commands,
+                    self.snapshots.get(),
+                    &peer,
+                    &request,
+                );
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Raft(Event::Message {
+                message: Wire::Response { request_id, .. },
+                ..
+            })) => {
+                if let Some(node) = self.snapshot_sends.remove(&request_id) {
+                    let _ = self.commands.try_send(Command::SnapshotStatus {
+                        node,
+                        delivered: true,
+                    });
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Raft(Event::OutboundFailure {
                 peer,
                 error,
+                request_id,
                 ..
             })) => {
                 tracing::debug!(%peer, %error, "raft message not delivered");
+                if let Some(node) = self.snapshot_sends.remove(&request_id) {
+                    let _ = self.commands.try_send(Command::SnapshotStatus {
+                        node,
+                        delivered: false,
+                    });
+                }
                 if let Some(node) = self.peers.by_peer.get(&peer) {
                     let _ = self.commands.try_send(Command::Unreachable(*node));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Snapshot(Event::Message {
+                peer,
+                message: Wire::Request {
+                    request, channel, ..
+                },
+                ..
+            })) => self.serve_snapshot(peer, request, channel, answers),
+            SwarmEvent::Behaviour(BehaviourEvent::Snapshot(Event::Message {
+                message:
+                    Wire::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            })) => {
+                if let Some(reply) = self.pending_snapshots.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Snapshot(Event::OutboundFailure {
+                request_id,
+                error,
+                ..
+            })) => {
+                if let Some(reply) = self.pending_snapshots.remove(&request_id) {
+                    let _ = reply.send(Err(format!("snapshot request failed: {error}")));
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Forward(Event::Message {
@@ -446,7 +591,39 @@ impl NetworkTask {
         tokio::spawn(async move {
             let _permit = permit;
             let reply = handler(envelopes).await;
-            let _ = answers.send((channel, forward::encode_reply(&reply))).await;
+            let _ = answers
+                .send(Answer::Forward(channel, forward::encode_reply(&reply)))
+                .await;
+        });
+    }
+
+    /// Answers a snapshot request off the network task (it reads RocksDB).
+    fn serve_snapshot(
+        &mut self,
+        peer: PeerId,
+        request: Vec<u8>,
+        channel: request_response::ResponseChannel<Vec<u8>>,
+        answers: &tokio::sync::mpsc::Sender<Answer>,
+    ) {
+        let Some(wiring) = self.snapshots.get().cloned() else {
+            let refusal = crate::snapshot::SnapshotResponse::Unavailable("starting".into());
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .snapshot
+                .send_response(channel, refusal.to_bytes());
+            return;
+        };
+        tracing::debug!(%peer, "serving a snapshot request");
+        let answers = answers.clone();
+        tokio::spawn(async move {
+            let response = tokio::task::spawn_blocking(move || wiring.server.serve(&request))
+                .await
+                .unwrap_or_else(|_| {
+                    crate::snapshot::SnapshotResponse::Unavailable("serving failed".into())
+                        .to_bytes()
+                });
+            let _ = answers.send(Answer::Snapshot(channel, response)).await;
         });
     }
 }
@@ -472,7 +649,13 @@ fn peer_may_send(kind: MessageType, observer: bool) -> bool {
 
 /// Hands a peer's Raft message to the raft loop, after checking that it decodes and that it
 /// claims to come from the node that sent it.
-fn deliver(peers: &PeerDirectory, commands: &RaftInbox, peer: &PeerId, bytes: &[u8]) {
+fn deliver(
+    peers: &PeerDirectory,
+    commands: &RaftInbox,
+    snapshots: Option<&SnapshotWiring>,
+    peer: &PeerId,
+    bytes: &[u8],
+) {
     let Some(node) = peers.by_peer.get(peer) else {
         tracing::warn!(%peer, "raft message from a peer outside the node set dropped");
         return;
@@ -494,6 +677,21 @@ fn deliver(peers: &PeerDirectory, commands: &RaftInbox, peer: &PeerId, bytes: &[
     }
     if !peer_may_send(message.get_msg_type(), peers.observers.contains(node)) {
         tracing::warn!(node_id = node, kind = ?message.get_msg_type(), "raft message of a kind this peer may not send dropped");
+        return;
+    }
+    if message.get_msg_type() == MessageType::MsgSnapshot {
+        // Raft sees a snapshot message only once its records are fetched and verified.
+        match snapshots {
+            Some(wiring) => {
+                if wiring.messages.try_send(message).is_err() {
+                    tracing::debug!(node_id = node, "snapshot receiver busy: message dropped");
+                }
+            }
+            None => tracing::warn!(
+                node_id = node,
+                "snapshot message before snapshots are wired: dropped"
+            ),
+        }
         return;
     }
     match commands.try_send(Command::Step(Box::new(message))) {

@@ -16,15 +16,38 @@ pub const CF_STATE: &str = "state";
 pub const CF_INDEX: &str = "index";
 /// Chain head and applied index.
 pub const CF_META: &str = "meta";
+/// State records of a snapshot being received, kept apart until Raft accepts the snapshot.
+pub const CF_STAGING: &str = "snapshot_staging";
 
-const COLUMN_FAMILIES: [&str; 6] = [
+const COLUMN_FAMILIES: [&str; 7] = [
     CF_RAFT_LOG,
     CF_RAFT_STATE,
     CF_BLOCKS,
     CF_STATE,
     CF_INDEX,
     CF_META,
+    CF_STAGING,
 ];
+
+fn descriptors() -> Vec<ColumnFamilyDescriptor> {
+    COLUMN_FAMILIES
+        .iter()
+        .map(|name| {
+            let mut cf_options = Options::default();
+            cf_options.set_compression_type(DBCompressionType::Lz4);
+            if *name == CF_STATE || *name == CF_INDEX {
+                // Most lookups here miss (new transfer ids, new transaction ids): bloom filters
+                // on the tables and in the memtable answer those without a search.
+                let mut table = BlockBasedOptions::default();
+                table.set_bloom_filter(10.0, false);
+                cf_options.set_block_based_table_factory(&table);
+                cf_options.set_memtable_whole_key_filtering(true);
+                cf_options.set_memtable_prefix_bloom_ratio(0.05);
+            }
+            ColumnFamilyDescriptor::new(*name, cf_options)
+        })
+        .collect()
+}
 
 /// A storage failure. `Corrupt` means the data on disk is damaged or foreign: the node stops.
 #[derive(Debug, thiserror::Error)]
@@ -55,24 +78,26 @@ impl Db {
         options.set_compression_type(DBCompressionType::Lz4);
         options.set_max_background_jobs(2);
         options.set_bytes_per_sync(1 << 20);
-        let descriptors = COLUMN_FAMILIES.iter().map(|name| {
-            let mut cf_options = Options::default();
-            cf_options.set_compression_type(DBCompressionType::Lz4);
-            if *name == CF_STATE || *name == CF_INDEX {
-                // Most lookups here miss (new transfer ids, new transaction ids): bloom filters
-                // on the tables and in the memtable answer those without a search.
-                let mut table = BlockBasedOptions::default();
-                table.set_bloom_filter(10.0, false);
-                cf_options.set_block_based_table_factory(&table);
-                cf_options.set_memtable_whole_key_filtering(true);
-                cf_options.set_memtable_prefix_bloom_ratio(0.05);
-            }
-            ColumnFamilyDescriptor::new(*name, cf_options)
-        });
-        let db = DB::open_cf_descriptors(&options, path, descriptors)?;
+        let db = DB::open_cf_descriptors(&options, path, descriptors())?;
         Ok(Self {
             inner: Arc::new(db),
         })
+    }
+
+    /// Opens a checkpoint of the database for reading only (a snapshot being served).
+    pub fn open_read_only(path: &Path) -> Result<Self, StorageError> {
+        let db =
+            DB::open_cf_descriptors_read_only(&Options::default(), path, descriptors(), false)?;
+        Ok(Self {
+            inner: Arc::new(db),
+        })
+    }
+
+    /// Writes a point-in-time copy of the database into `path` (a folder that must not exist
+    /// yet), by hard links where the files allow, while the database keeps serving.
+    pub fn checkpoint(&self, path: &Path) -> Result<(), StorageError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.inner)?.create_checkpoint(path)?;
+        Ok(())
     }
 
     /// The RocksDB handle.

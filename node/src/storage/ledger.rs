@@ -6,17 +6,26 @@
 //! head and applied Raft index) in one atomic write batch. [`LedgerReader`] serves the API from
 //! consistent RocksDB snapshots.
 
-use super::db::{Db, StorageError, CF_BLOCKS, CF_INDEX, CF_META, CF_STATE};
+use super::db::{Db, StorageError, CF_BLOCKS, CF_INDEX, CF_META, CF_STAGING, CF_STATE};
+use super::raft_log::RaftLogStore;
 use super::record::{open_record, seal_record};
+use super::snapshot::{
+    block_gaps, put_block_gaps, read_staged, staged_block_time, StagedSnapshot, KEY_INSTALLING,
+    KEY_STAGED,
+};
+use protobuf::Message as _;
 use rocksdb::{ReadOptions, WriteBatch};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use tpw_consensus::raft_types::Snapshot;
 use tpw_contracts::codec::{Reader, Writer};
 use tpw_contracts::model::{from_bytes, Account, Hash, TransferRecord};
 use tpw_contracts::state::{account_key, prefix, transfer_key, StoreError};
 use tpw_contracts::{BlockHeader, BlockOutcome, ChainHead, Genesis, Proposal, Receipt, StateStore};
 
-const KEY_HEAD: &[u8] = b"head";
+pub(super) const KEY_HEAD: &[u8] = b"head";
+/// Bytes of state records per write while a snapshot is installed.
+const INSTALL_BATCH_SIZE_MAX: usize = 8 * 1024 * 1024;
 /// Cached state records before the cache is reset.
 const CACHE_ENTRIES_MAX: usize = 1_000_000;
 
@@ -63,7 +72,7 @@ fn encode_head(head: &ChainHead, applied_index: u64) -> Vec<u8> {
     writer.finish()
 }
 
-fn decode_head(bytes: &[u8]) -> Result<(ChainHead, u64), StorageError> {
+pub(super) fn decode_head(bytes: &[u8]) -> Result<(ChainHead, u64), StorageError> {
     let payload = open_record(bytes, "chain head")?;
     let mut reader = Reader::new(payload);
     let head = ChainHead::decode(&mut reader)
@@ -88,11 +97,15 @@ fn encode_block(header: &BlockHeader, proposal_bytes: &[u8], receipts: &[Receipt
     writer.finish()
 }
 
-fn decode_block(bytes: &[u8]) -> Result<StoredBlock, StorageError> {
+pub(super) fn decode_block(bytes: &[u8]) -> Result<StoredBlock, StorageError> {
+    parse_block_record(open_record(bytes, "block")?)
+}
+
+/// Decodes a block record (a stored block without its storage seal, as peers exchange them).
+pub fn parse_block_record(payload: &[u8]) -> Result<StoredBlock, StorageError> {
     let corrupt = |error: tpw_contracts::codec::DecodeError| {
         StorageError::Corrupt(format!("block record: {error}"))
     };
-    let payload = open_record(bytes, "block")?;
     let mut reader = Reader::new(payload);
     let header =
         BlockHeader::from_bytes(reader.bytes("header", 1024).map_err(corrupt)?).map_err(corrupt)?;
@@ -261,6 +274,123 @@ impl LedgerStore {
         }
         self.head = outcome.head.clone();
         self.applied_index = raft_index;
+        Ok(())
+    }
+
+    /// Installs the staged snapshot that Raft accepted: the ledger state, head block and head
+    /// are replaced and the Raft log starts after the snapshot, and the blocks between the
+    /// old head and the snapshot are recorded as a gap for backfill. Crash-safe: a marker
+    /// written first makes [`LedgerStore::resume_install`] finish the job on restart.
+    pub fn install_snapshot(
+        &mut self,
+        log: &RaftLogStore,
+        snapshot: &Snapshot,
+    ) -> Result<(), StorageError> {
+        let Some(staged) = read_staged(&self.db)? else {
+            return Err(StorageError::Corrupt(
+                "Raft accepted a snapshot that was never staged".into(),
+            ));
+        };
+        if staged.descriptor.to_bytes() != snapshot.get_data()
+            || staged.descriptor.applied_index != snapshot.get_metadata().index
+        {
+            return Err(StorageError::Corrupt(
+                "Raft accepted another snapshot than the one staged".into(),
+            ));
+        }
+        let bytes = snapshot
+            .write_to_bytes()
+            .map_err(|error| StorageError::Corrupt(format!("snapshot encode: {error}")))?;
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(true);
+        self.db.rocks().put_cf_opt(
+            self.db.cf(CF_META),
+            KEY_INSTALLING,
+            seal_record(&bytes),
+            &options,
+        )?;
+        self.finish_install(log, snapshot, &staged)
+    }
+
+    /// Finishes a snapshot installation interrupted by a crash; true if there was one.
+    pub fn resume_install(&mut self, log: &RaftLogStore) -> Result<bool, StorageError> {
+        let Some(bytes) = self
+            .db
+            .rocks()
+            .get_cf(self.db.cf(CF_META), KEY_INSTALLING)?
+        else {
+            return Ok(false);
+        };
+        let snapshot = Snapshot::parse_from_bytes(open_record(&bytes, "installing snapshot")?)
+            .map_err(|error| StorageError::Corrupt(format!("installing snapshot: {error}")))?;
+        let Some(staged) = read_staged(&self.db)? else {
+            return Err(StorageError::Corrupt(
+                "a snapshot installation was interrupted and its staged records are gone".into(),
+            ));
+        };
+        tracing::warn!(
+            index = snapshot.get_metadata().index,
+            "finishing a snapshot installation interrupted by a stop"
+        );
+        self.finish_install(log, &snapshot, &staged)?;
+        Ok(true)
+    }
+
+    fn finish_install(
+        &mut self,
+        log: &RaftLogStore,
+        snapshot: &Snapshot,
+        staged: &StagedSnapshot,
+    ) -> Result<(), StorageError> {
+        staged_block_time(staged)?;
+        let state_cf = self.db.cf(CF_STATE);
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(state_cf, [0u8].as_slice(), [0xffu8; 64].as_slice());
+        let mut size = 0;
+        let staging_cf = self.db.cf(CF_STAGING);
+        for item in self
+            .db
+            .rocks()
+            .iterator_cf(staging_cf, rocksdb::IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            size += key.len() + value.len();
+            batch.put_cf(state_cf, key, value);
+            if size >= INSTALL_BATCH_SIZE_MAX {
+                self.db.rocks().write(std::mem::take(&mut batch))?;
+                size = 0;
+            }
+        }
+        let metadata = snapshot.get_metadata();
+        let height = staged.head.height;
+        batch.put_cf(
+            self.db.cf(CF_BLOCKS),
+            height.to_be_bytes(),
+            seal_record(&staged.block),
+        );
+        batch.put_cf(
+            self.db.cf(CF_META),
+            KEY_HEAD,
+            seal_record(&encode_head(&staged.head, metadata.index)),
+        );
+        let old_height = self.head.height;
+        let mut gaps = block_gaps(&self.db)?;
+        if old_height + 1 < height {
+            gaps.push((old_height + 1, height - 1));
+        }
+        put_block_gaps(&self.db, &mut batch, &gaps);
+        batch.delete_cf(self.db.cf(CF_META), KEY_INSTALLING);
+        batch.delete_cf(self.db.cf(CF_META), KEY_STAGED);
+        batch.delete_range_cf(staging_cf, [0u8].as_slice(), [0xffu8; 64].as_slice());
+        let hard_state = log.snapshot_changes(metadata, &mut batch)?;
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(true);
+        self.db.rocks().write_opt(batch, &options)?;
+        log.snapshot_installed(metadata, hard_state);
+        self.cache.borrow_mut().clear();
+        self.head = staged.head.clone();
+        self.applied_index = metadata.index;
+        tracing::info!(height, index = metadata.index, "snapshot installed");
         Ok(())
     }
 

@@ -5,8 +5,15 @@ mod db;
 mod ledger;
 mod raft_log;
 mod record;
+mod snapshot;
 
-pub use db::{Db, StorageError};
-pub use ledger::{AppliedBlock, LedgerReader, LedgerStore, StoredBlock, TxLocation};
-pub use raft_log::RaftLogStore;
+pub use db::{Db, StorageError, CF_BLOCKS, CF_INDEX, CF_META};
+pub use ledger::{
+    parse_block_record, AppliedBlock, LedgerReader, LedgerStore, StoredBlock, TxLocation,
+};
+pub use raft_log::{RaftLogStore, SnapshotOffer, SnapshotSlot};
 pub use record::{open_record, seal_record};
+pub use snapshot::{
+    block_gaps, block_records_down, store_backfill, Checkpoint, RecordChunk, SnapshotDescriptor,
+    StagedSnapshot, Staging,
+};

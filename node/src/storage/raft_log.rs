@@ -6,8 +6,8 @@ use super::record::{open_record, seal_record};
 use protobuf::Message as _;
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
-use tpw_consensus::raft_types::{ConfState, Entry, HardState, Snapshot};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use tpw_consensus::raft_types::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use tpw_consensus::{
     GetEntriesContext, LogStore, LogStoreError, RaftState, Storage,
     StorageError as RaftStorageError,
@@ -34,11 +34,70 @@ struct LogState {
     term_runs: BTreeMap<u64, u64>,
 }
 
+/// A point-in-time ledger snapshot this node can send: the Raft index and term it stands for
+/// and the descriptor that travels in the Raft message (the records follow on their own
+/// protocol).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotOffer {
+    /// The last Raft index the snapshot's state includes.
+    pub index: u64,
+    /// That entry's term.
+    pub term: u64,
+    /// The encoded descriptor.
+    pub data: Vec<u8>,
+}
+
+/// Where the snapshot maker publishes its latest snapshot and where Raft asks for a new one.
+#[derive(Default)]
+pub struct SnapshotSlot {
+    offer: Mutex<Option<SnapshotOffer>>,
+    wanted: Mutex<bool>,
+    signal: Condvar,
+}
+
+impl SnapshotSlot {
+    /// The latest snapshot on offer.
+    pub fn offer(&self) -> Option<SnapshotOffer> {
+        self.offer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+    /// Publishes a new snapshot.
+    pub fn publish(&self, offer: SnapshotOffer) {
+        *self
+            .offer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(offer);
+    }
+    /// Asks the maker for a fresh snapshot.
+    pub fn want(&self) {
+        *self
+            .wanted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+        self.signal.notify_all();
+    }
+    /// Waits up to `timeout` for a request; true (and the request taken) if there was one.
+    pub fn wait_wanted(&self, timeout: std::time::Duration) -> bool {
+        let wanted = self
+            .wanted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (mut wanted, _) = self
+            .signal
+            .wait_timeout_while(wanted, timeout, |wanted| !*wanted)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::take(&mut *wanted)
+    }
+}
+
 /// The node's [`LogStore`]; clones share one state.
 #[derive(Clone)]
 pub struct RaftLogStore {
     db: Db,
     state: Arc<RwLock<LogState>>,
+    snapshots: Arc<SnapshotSlot>,
 }
 
 fn other(error: impl std::fmt::Display) -> raft::Error {
@@ -146,7 +205,116 @@ impl RaftLogStore {
         Ok(Self {
             db,
             state: Arc::new(RwLock::new(state)),
+            snapshots: Arc::new(SnapshotSlot::default()),
         })
+    }
+
+    /// Where snapshots are offered and requested.
+    pub fn snapshots(&self) -> &Arc<SnapshotSlot> {
+        &self.snapshots
+    }
+
+    /// The index of the last entry compacted away (or installed by a snapshot); entries from
+    /// the one after it are kept.
+    pub fn compacted_index(&self) -> u64 {
+        self.read_state().snapshot_index
+    }
+
+    /// Drops the entries up to and including `to`, which must be applied already. Log
+    /// compaction: a peer that needs them later gets a snapshot of the state instead. Not
+    /// synced, since losing it only keeps entries a little longer.
+    pub fn compact(&self, to: u64) -> Result<(), StorageError> {
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if to <= state.snapshot_index {
+            return Ok(());
+        }
+        assert!(to <= state.last_index, "compaction stays within the log");
+        let term = state
+            .term_runs
+            .range(..=to)
+            .next_back()
+            .map(|(_, term)| *term)
+            .ok_or_else(|| StorageError::Corrupt(format!("no term recorded for index {to}")))?;
+        let raft_cf = self.db.cf(CF_RAFT_STATE);
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.db.cf(CF_RAFT_LOG), index_key(0), index_key(to + 1));
+        // The run holding `to` still answers for the entries after it; earlier runs go.
+        let covering = state
+            .term_runs
+            .range(..=to)
+            .next_back()
+            .map(|(start, _)| *start);
+        let stale: Vec<u64> = state
+            .term_runs
+            .range(..to)
+            .map(|(start, _)| *start)
+            .filter(|start| Some(*start) != covering)
+            .collect();
+        for start in &stale {
+            batch.delete_cf(raft_cf, term_run_key(*start));
+        }
+        batch.put_cf(
+            raft_cf,
+            KEY_SNAPSHOT,
+            seal_record(&snapshot_marker(to, term)),
+        );
+        self.db.rocks().write(batch)?;
+        for start in stale {
+            state.term_runs.remove(&start);
+        }
+        state.snapshot_index = to;
+        state.snapshot_term = term;
+        Ok(())
+    }
+
+    /// Adds to `batch` the log's side of installing a snapshot: the log is emptied and starts
+    /// after the snapshot. The caller writes the batch (with the ledger's side, atomically) and
+    /// then calls [`RaftLogStore::snapshot_installed`].
+    pub fn snapshot_changes(
+        &self,
+        metadata: &SnapshotMetadata,
+        batch: &mut WriteBatch,
+    ) -> Result<HardState, StorageError> {
+        let state = self.read_state();
+        let log_cf = self.db.cf(CF_RAFT_LOG);
+        let raft_cf = self.db.cf(CF_RAFT_STATE);
+        batch.delete_range_cf(log_cf, index_key(0), index_key(u64::MAX));
+        for start in state.term_runs.keys() {
+            batch.delete_cf(raft_cf, term_run_key(*start));
+        }
+        batch.put_cf(
+            raft_cf,
+            KEY_SNAPSHOT,
+            seal_record(&snapshot_marker(metadata.index, metadata.term)),
+        );
+        batch.put_cf(
+            raft_cf,
+            KEY_CONF_STATE,
+            seal_record(&encode(metadata.get_conf_state())?),
+        );
+        let mut hard_state = state.hard_state.clone();
+        hard_state.commit = hard_state.commit.max(metadata.index);
+        hard_state.term = hard_state.term.max(metadata.term);
+        batch.put_cf(raft_cf, KEY_HARD_STATE, seal_record(&encode(&hard_state)?));
+        Ok(hard_state)
+    }
+
+    /// Updates the in-memory view after the batch from [`RaftLogStore::snapshot_changes`] was
+    /// written.
+    pub fn snapshot_installed(&self, metadata: &SnapshotMetadata, hard_state: HardState) {
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.snapshot_index = metadata.index;
+        state.snapshot_term = metadata.term;
+        state.last_index = metadata.index;
+        state.term_runs.clear();
+        state.conf_state = metadata.get_conf_state().clone();
+        state.hard_state = hard_state;
     }
 
     fn read_state(&self) -> std::sync::RwLockReadGuard<'_, LogState> {
@@ -172,6 +340,12 @@ fn write_synced(db: &Db, batch: WriteBatch) -> Result<(), StorageError> {
     options.set_sync(true);
     db.rocks().write_opt(batch, &options)?;
     Ok(())
+}
+
+fn snapshot_marker(index: u64, term: u64) -> Vec<u8> {
+    let mut marker = index.to_be_bytes().to_vec();
+    marker.extend_from_slice(&term.to_be_bytes());
+    marker
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -262,11 +436,34 @@ impl Storage for RaftLogStore {
         Ok(self.read_state().last_index)
     }
 
-    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // The log is never compacted yet, so a follower never needs one.
-        Err(raft::Error::Store(
-            RaftStorageError::SnapshotTemporarilyUnavailable,
-        ))
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        // Raft calls this when a peer needs entries compacted away. The offer must cover them
+        // (stand at or after the compaction point) and be at least as recent as asked; any
+        // other answer than a snapshot or "temporarily unavailable" would stop raft.
+        let (compacted, conf_state) = {
+            let state = self.read_state();
+            (state.snapshot_index, state.conf_state.clone())
+        };
+        match self.snapshots.offer() {
+            Some(offer)
+                if offer.index > 0 && offer.index >= request_index && offer.index >= compacted =>
+            {
+                let mut snapshot = Snapshot::default();
+                snapshot.set_data(offer.data.into());
+                let metadata = snapshot.mut_metadata();
+                metadata.index = offer.index;
+                metadata.term = offer.term;
+                metadata.set_conf_state(conf_state);
+                tracing::info!(to, index = offer.index, "sending a snapshot");
+                Ok(snapshot)
+            }
+            _ => {
+                self.snapshots.want();
+                Err(raft::Error::Store(
+                    RaftStorageError::SnapshotTemporarilyUnavailable,
+                ))
+            }
+        }
     }
 }
 
@@ -365,42 +562,14 @@ impl LogStore for RaftLogStore {
     }
 
     fn apply_snapshot(&self, snapshot: Snapshot) -> Result<(), LogStoreError> {
-        let metadata = snapshot.get_metadata();
         let store_error = |error: StorageError| LogStoreError(error.to_string());
-        let mut state = self
-            .state
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let metadata = snapshot.get_metadata();
         let mut batch = WriteBatch::default();
-        let log_cf = self.db.cf(CF_RAFT_LOG);
-        let raft_cf = self.db.cf(CF_RAFT_STATE);
-        batch.delete_range_cf(log_cf, index_key(0), index_key(u64::MAX));
-        for start in state.term_runs.keys() {
-            batch.delete_cf(raft_cf, term_run_key(*start));
-        }
-        let mut marker = metadata.index.to_be_bytes().to_vec();
-        marker.extend_from_slice(&metadata.term.to_be_bytes());
-        batch.put_cf(raft_cf, KEY_SNAPSHOT, seal_record(&marker));
-        batch.put_cf(
-            raft_cf,
-            KEY_CONF_STATE,
-            seal_record(&encode(metadata.get_conf_state()).map_err(store_error)?),
-        );
-        let mut hard_state = state.hard_state.clone();
-        hard_state.commit = hard_state.commit.max(metadata.index);
-        hard_state.term = hard_state.term.max(metadata.term);
-        batch.put_cf(
-            raft_cf,
-            KEY_HARD_STATE,
-            seal_record(&encode(&hard_state).map_err(store_error)?),
-        );
+        let hard_state = self
+            .snapshot_changes(metadata, &mut batch)
+            .map_err(store_error)?;
         write_synced(&self.db, batch).map_err(store_error)?;
-        state.snapshot_index = metadata.index;
-        state.snapshot_term = metadata.term;
-        state.last_index = metadata.index;
-        state.term_runs.clear();
-        state.conf_state = metadata.get_conf_state().clone();
-        state.hard_state = hard_state;
+        self.snapshot_installed(metadata, hard_state);
         Ok(())
     }
 }
