@@ -105,8 +105,11 @@ pub struct NodeConfig {
     /// Peer addresses of the other nodes of the node set.
     pub peers: Vec<PeerAddress>,
     /// Address of the operator's admin interface (fault injection for drills); off when absent.
-    /// Bind it to loopback: it has no authentication yet.
+    /// Bind it to loopback or an operations network.
     pub admin_listen: Option<String>,
+    /// File with the admin interface's bearer token (`tpw admin-token --out FILE` makes one,
+    /// mode 0600); required with `admin_listen`.
+    pub admin_token_file: Option<PathBuf>,
     /// Raft timing.
     pub raft: RaftConfig,
     /// Block limits.
@@ -128,6 +131,7 @@ impl Default for NodeConfig {
             api_listen: "127.0.0.1:7100".into(),
             p2p_listen: "127.0.0.1:7200".into(),
             admin_listen: None,
+            admin_token_file: None,
             peers: Vec::new(),
             raft: RaftConfig::default(),
             blocks: BlockConfig::default(),
@@ -220,6 +224,12 @@ impl NodeConfig {
                 return fail(format!(
                     "admin_listen {admin:?} is not an address such as 127.0.0.1:7300"
                 ));
+            }
+            if self.admin_token_file.is_none() {
+                return fail(
+                    "admin_listen needs admin_token_file (make one with `tpw admin-token --out FILE`)"
+                        .into(),
+                );
             }
         }
         for peer in &self.peers {

@@ -80,6 +80,65 @@ pub fn write(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
     Ok(())
 }
 
+/// Refuses a secret file that group or others can read.
+fn check_private(path: &Path) -> Result<(), KeyFileError> {
+    let metadata = std::fs::metadata(path).map_err(|source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::TooOpen {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// Bytes of randomness in an admin token.
+const ADMIN_TOKEN_SIZE: usize = 32;
+
+/// Writes a new admin token (32 random bytes, hex) to a file with mode 0600; refuses to
+/// overwrite an existing file. Returns the token.
+pub fn write_admin_token(path: &Path) -> Result<String, KeyFileError> {
+    let io = |source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut secret = [0u8; ADMIN_TOKEN_SIZE];
+    getrandom::getrandom(&mut secret).map_err(|error| io(std::io::Error::other(error)))?;
+    let token = hex::encode(secret);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(token.as_bytes()).map_err(io)?;
+    file.write_all(b"\n").map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(token)
+}
+
+/// Loads an admin token file, refusing one that group or others can read.
+pub fn load_admin_token(path: &Path) -> Result<String, KeyFileError> {
+    check_private(path)?;
+    let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let token = text.trim();
+    let valid = token.len() == 2 * ADMIN_TOKEN_SIZE && hex::decode(token).is_ok();
+    if !valid {
+        return Err(KeyFileError::Invalid {
+            path: path.to_path_buf(),
+            reason: format!("an admin token is {} hex digits", 2 * ADMIN_TOKEN_SIZE),
+        });
+    }
+    Ok(token.to_string())
+}
+
 /// Loads a key file, refusing one that group or others can read.
 pub fn load(path: &Path) -> Result<SigningKey, KeyFileError> {
     let io = |source| KeyFileError::Io {
@@ -90,13 +149,7 @@ pub fn load(path: &Path) -> Result<SigningKey, KeyFileError> {
         path: path.to_path_buf(),
         reason,
     };
-    let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyFileError::TooOpen {
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
+    check_private(path)?;
     let text = std::fs::read_to_string(path).map_err(io)?;
     let contents: KeyFile =
         serde_json::from_str(&text).map_err(|error| invalid(error.to_string()))?;

@@ -60,6 +60,12 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Writes a new admin interface token file (mode 0600) for `admin_token_file`.
+    AdminToken {
+        /// Where to write it; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Genesis tools.
     Genesis {
         #[command(subcommand)]
@@ -307,6 +313,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_json(
                 &serde_json::json!({ "public_key": hex::encode(key.verifying_key().to_bytes()), "file": out }),
             )
+        }
+        Command::AdminToken { out } => {
+            tpw_node::keys::write_admin_token(&out)?;
+            print_json(&serde_json::json!({ "file": out }))
         }
         Command::Genesis {
             command: GenesisCommand::Create { spec, out },

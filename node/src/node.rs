@@ -241,11 +241,16 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     });
     crate::api::serve_forwarded(&context);
     if let Some(admin) = &config.admin_listen {
+        let token_file = config
+            .admin_token_file
+            .as_ref()
+            .context("admin_listen needs admin_token_file")?;
+        let token = crate::keys::load_admin_token(token_file)?;
         let listener = tokio::net::TcpListener::bind(admin)
             .await
             .with_context(|| format!("cannot listen on admin_listen {admin}"))?;
         tracing::info!(admin = %admin, "admin interface serving");
-        let routes = crate::admin::router(network);
+        let routes = crate::admin::router(network, &token);
         tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, routes).await {
                 tracing::error!(%error, "admin interface stopped");

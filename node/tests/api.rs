@@ -382,3 +382,46 @@ async fn pending_transfers_expire_on_an_idle_network() {
     assert_eq!(account["account"]["debits_pending"], "0");
     node.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_interface_answers_only_the_operator_token() {
+    // Proves admin requests without the token or with a wrong one are refused with
+    // admin_unauthorized, the right token gets through, and the node refuses to start with an
+    // admin listener but no token file.
+    let folder = tempfile::tempdir().unwrap();
+    let mut config = common::prepare(folder.path());
+    let admin = format!("127.0.0.1:{}", common::free_port());
+    config.admin_listen = Some(admin.clone());
+    assert!(
+        config.validate().is_err(),
+        "admin_listen needs a token file"
+    );
+    let token_file = folder.path().join("admin-token");
+    let token = tpw_node::keys::write_admin_token(&token_file).unwrap();
+    config.admin_token_file = Some(token_file);
+    config.validate().unwrap();
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let url = format!("http://{admin}/admin/v1/partition");
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({ "isolate_from": [] });
+    for presented in [None, Some("0".repeat(64)), Some(format!("{token}x"))] {
+        let mut request = http.post(&url).json(&body);
+        if let Some(presented) = presented {
+            request = request.bearer_auth(presented);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(code(&answer), "admin_unauthorized");
+    }
+    let response = http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    // Authenticated; a one-node network has no peers to cut off.
+    assert_eq!(response.status(), 409);
+    node.stop().await.unwrap();
+}

@@ -133,6 +133,11 @@ fn free_port() -> anyhow::Result<u16> {
     )
 }
 
+/// Where node `node` (from 1) keeps its admin interface token.
+pub fn admin_token_path(dir: &Path, node: usize) -> PathBuf {
+    dir.join("keys").join(format!("admin-token-{node}"))
+}
+
 /// Choices for a new local network beyond its size.
 #[derive(Debug, Clone, Default)]
 pub struct NetworkOptions {
@@ -265,12 +270,14 @@ impl LocalNetwork {
             .collect();
         for (node, key_path, port, p2p) in &configs {
             let mut config = format!(
-                "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\np2p_listen = \"127.0.0.1:{p2p}\"\nadmin_listen = \"{}\"\n",
+                "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\np2p_listen = \"127.0.0.1:{p2p}\"\nadmin_listen = \"{}\"\nadmin_token_file = \"{}\"\n",
                 dir.join(format!("node-{node}")).display(),
                 genesis_path.display(),
                 key_path.display(),
-                admins[node - 1].trim_start_matches("http://")
+                admins[node - 1].trim_start_matches("http://"),
+                admin_token_path(dir, *node).display()
             );
+            tpw_node::keys::write_admin_token(&admin_token_path(dir, *node))?;
             for (peer, peer_port) in peer_list.iter().filter(|(peer, _)| peer != node) {
                 config.push_str(&format!(
                     "[[peers]]\nid = {peer}\naddress = \"127.0.0.1:{peer_port}\"\n"
@@ -369,8 +376,10 @@ impl LocalNetwork {
             .admins
             .get(index)
             .context("the node has no admin interface")?;
+        let token = tpw_node::keys::load_admin_token(&admin_token_path(&self.dir, index + 1))?;
         let response = reqwest::Client::new()
             .post(format!("{admin}/admin/v1/partition"))
+            .bearer_auth(token)
             .json(&serde_json::json!({ "isolate_from": others }))
             .send()
             .await?;
