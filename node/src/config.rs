@@ -47,6 +47,8 @@ pub struct BlockConfig {
     pub transactions_max: usize,
     /// Bytes of envelopes per block.
     pub size_max: usize,
+    /// Blocks proposed and not yet applied before the leader cuts the next one.
+    pub proposals_in_flight_max: u64,
 }
 
 impl Default for BlockConfig {
@@ -55,6 +57,7 @@ impl Default for BlockConfig {
         Self {
             transactions_max: limits.transactions_max,
             size_max: limits.size_max,
+            proposals_in_flight_max: crate::limits::PROPOSALS_IN_FLIGHT_DEFAULT,
         }
     }
 }
@@ -257,6 +260,14 @@ impl NodeConfig {
             );
         }
         self.block_limits().validate().map_err(ConfigError)?;
+        if !(1..=crate::limits::PROPOSALS_IN_FLIGHT_MAX)
+            .contains(&self.blocks.proposals_in_flight_max)
+        {
+            return fail(format!(
+                "blocks.proposals_in_flight_max must be 1..={}",
+                crate::limits::PROPOSALS_IN_FLIGHT_MAX
+            ));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return fail(format!(
                 "log.format {:?} must be \"text\" or \"json\"",

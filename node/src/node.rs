@@ -174,7 +174,8 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         Arc::clone(&shared),
         Duration::from_millis(config.raft.tick_ms),
     )?
-    .with_log_retention(config.raft.log_retention_entries);
+    .with_log_retention(config.raft.log_retention_entries)
+    .with_proposals_in_flight(config.blocks.proposals_in_flight_max);
     let network = if members.len() > 1 {
         Some(
             crate::network::start(

@@ -6,7 +6,7 @@
 //! runtime, and while one block is being persisted the next one fills (group commit).
 
 use crate::limits::{
-    COMMANDS_PER_ITERATION_MAX, PROPOSALS_IN_FLIGHT_MAX, WAITERS_PER_TRANSACTION_MAX,
+    COMMANDS_PER_ITERATION_MAX, PROPOSALS_IN_FLIGHT_DEFAULT, WAITERS_PER_TRANSACTION_MAX,
 };
 use crate::limits::{PEER_INPUTS_PER_ITERATION_MAX, RECEIVED_AGE_MAX};
 use crate::metrics::Metrics;
@@ -285,6 +285,8 @@ pub struct Runtime {
     network: Option<crate::network::NetworkHandle>,
     /// Raft entries kept behind the applied index when the log is compacted.
     log_retention_entries: u64,
+    /// Blocks proposed and not yet applied before the next is cut.
+    proposals_in_flight_max: u64,
 }
 
 impl Runtime {
@@ -313,6 +315,7 @@ impl Runtime {
             proposed_term: 0,
             network: None,
             log_retention_entries: u64::MAX,
+            proposals_in_flight_max: PROPOSALS_IN_FLIGHT_DEFAULT,
         };
         // Published before the API starts, so no reader ever sees an empty status.
         runtime.publish_status();
@@ -322,6 +325,12 @@ impl Runtime {
     /// Sends Raft messages through this network (a one-node group needs none).
     pub fn with_network(mut self, network: crate::network::NetworkHandle) -> Self {
         self.network = Some(network);
+        self
+    }
+
+    /// Lets the leader have this many blocks proposed and not yet applied.
+    pub fn with_proposals_in_flight(mut self, blocks: u64) -> Self {
+        self.proposals_in_flight_max = blocks.max(1);
         self
     }
 
@@ -448,7 +457,7 @@ impl Runtime {
                 .last_index()
                 .saturating_sub(runtime.ledger.applied_index())
         };
-        while in_flight(self) < PROPOSALS_IN_FLIGHT_MAX {
+        while in_flight(self) < self.proposals_in_flight_max {
             let mut proposal = match self.batcher.cut(now_ms()) {
                 Some(proposal) => proposal,
                 None if in_flight(self) == 0
