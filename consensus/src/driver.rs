@@ -130,10 +130,13 @@ impl<S: LogStore> Driver<S> {
     /// ignored by raft itself; an error here means the message was malformed for raft.
     pub fn step(&mut self, mut message: Message) -> Result<(), raft::Error> {
         match message.get_msg_type() {
-            MessageType::MsgHeartbeat if message.commit > self.last_index() => {
-                // A leader that still counts entries this node lost (a wiped observer) names a
-                // commit beyond this log, which raft treats as fatal. The commit advances
-                // through appends instead, where log matching makes it safe.
+            MessageType::MsgHeartbeat
+                if message.commit > self.last_index() && self.is_learner(self.node.raft.id) =>
+            {
+                // A leader that still counts entries this observer lost (it was wiped) names a
+                // commit beyond its log, which raft treats as fatal. The commit advances
+                // through appends instead, where log matching makes it safe. A voter that
+                // lost entries it acknowledged stays fatal: it may have voted on them.
                 message.commit = self.commit_index();
             }
             MessageType::MsgAppendResponse if message.reject && self.is_leader() => {
@@ -149,16 +152,13 @@ impl<S: LogStore> Driver<S> {
     /// never replicate to it again. Observers do not count toward commit, so the leader can
     /// safely believe the observer and replicate to it from there (or send a snapshot).
     fn forget_lost_progress(&mut self, message: &Message) {
-        let learner = self
-            .node
-            .store()
-            .initial_state()
-            .is_ok_and(|state| state.conf_state.learners.contains(&message.from));
-        if !learner {
+        if !self.is_learner(message.from) {
             return;
         }
         if let Some(progress) = self.node.raft.mut_prs().get_mut(message.from) {
-            if message.reject_hint < progress.matched {
+            // Only an answer to the latest probe counts; a late one from before is stale.
+            let current = message.index + 1 == progress.next_idx;
+            if current && message.reject_hint < progress.matched {
                 tracing::warn!(
                     node_id = message.from,
                     recorded = progress.matched,
@@ -169,6 +169,13 @@ impl<S: LogStore> Driver<S> {
                 progress.become_probe();
             }
         }
+    }
+
+    fn is_learner(&self, id: u64) -> bool {
+        self.node
+            .store()
+            .initial_state()
+            .is_ok_and(|state| state.conf_state.learners.contains(&id))
     }
 
     /// Proposes an encoded block; only the leader accepts proposals.

@@ -215,6 +215,8 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// Told when a snapshot is installed (backfill then fetches the blocks below it).
     pub snapshot_installed: tokio::sync::Notify,
+    /// The staged snapshot handed to Raft and not yet resolved.
+    pub snapshot_gate: crate::snapshot::SnapshotGate,
 }
 
 impl Shared {
@@ -226,6 +228,7 @@ impl Shared {
             metrics: Metrics::default(),
             stopping: AtomicBool::new(false),
             snapshot_installed: tokio::sync::Notify::new(),
+            snapshot_gate: crate::snapshot::SnapshotGate::default(),
         }
     }
 }
@@ -287,6 +290,10 @@ pub struct Runtime {
     log_retention_entries: u64,
     /// Blocks proposed and not yet applied before the next is cut.
     proposals_in_flight_max: u64,
+    /// The index of a snapshot message stepped into Raft in this iteration.
+    snapshot_stepped: Option<u64>,
+    /// Peers this leader sent a snapshot message to, awaiting word on its delivery.
+    snapshots_sent: HashMap<u64, Instant>,
 }
 
 impl Runtime {
@@ -316,6 +323,8 @@ impl Runtime {
             network: None,
             log_retention_entries: u64::MAX,
             proposals_in_flight_max: PROPOSALS_IN_FLIGHT_DEFAULT,
+            snapshot_stepped: None,
+            snapshots_sent: HashMap::new(),
         };
         // Published before the API starts, so no reader ever sees an empty status.
         runtime.publish_status();
@@ -369,6 +378,7 @@ impl Runtime {
             let now = Instant::now();
             if now >= next_tick {
                 self.driver.tick();
+                self.expire_snapshot_sends(now);
                 if now >= next_sweep {
                     let expired = lock(&self.shared.in_flight).expire(RECEIVED_AGE_MAX);
                     if expired > 0 {
@@ -387,6 +397,7 @@ impl Runtime {
             }
             self.propose();
             self.process_ready()?;
+            self.resolve_snapshot_step()?;
             self.compact_log()?;
             self.publish_status();
         }
@@ -401,12 +412,16 @@ impl Runtime {
                 let _ = reply.send(result);
             }
             Command::Step(message) => {
+                if message.get_msg_type() == tpw_consensus::raft_types::MessageType::MsgSnapshot {
+                    self.snapshot_stepped = Some(message.get_snapshot().get_metadata().index);
+                }
                 if let Err(error) = self.driver.step(*message) {
                     tracing::debug!(%error, "raft message refused");
                 }
             }
             Command::Unreachable(node) => self.driver.report_unreachable(node),
             Command::SnapshotStatus { node, delivered } => {
+                self.snapshots_sent.remove(&node);
                 self.driver.report_snapshot(node, delivered)
             }
             Command::Wake => {}
@@ -527,15 +542,67 @@ impl Runtime {
         Ok(())
     }
 
+    /// A snapshot message stepped into Raft that Raft did not install (it was stale, or the
+    /// log already held its entries) leaves the gate set: release the staging area.
+    fn resolve_snapshot_step(&mut self) -> Result<(), RuntimeError> {
+        let Some(index) = self.snapshot_stepped.take() else {
+            return Ok(());
+        };
+        let gate = &self.shared.snapshot_gate;
+        if gate.stepped() == Some(index) {
+            tracing::info!(
+                index,
+                "staged snapshot not needed by Raft; staging released"
+            );
+            crate::storage::Staging::new(self.ledger.db().clone()).clear()?;
+            gate.clear();
+        }
+        Ok(())
+    }
+
+    /// Reports as lost the snapshot messages whose delivery was never confirmed, so Raft does
+    /// not keep a peer waiting for a snapshot forever (a report for a peer no longer waiting
+    /// is ignored by Raft).
+    fn expire_snapshot_sends(&mut self, now: Instant) {
+        let overdue: Vec<u64> = self
+            .snapshots_sent
+            .iter()
+            .filter(|(_, sent)| {
+                now.duration_since(**sent) > crate::snapshot::SNAPSHOT_STATUS_TIMEOUT
+            })
+            .map(|(node, _)| *node)
+            .collect();
+        for node in overdue {
+            self.snapshots_sent.remove(&node);
+            tracing::warn!(
+                node_id = node,
+                "no word on a snapshot message; letting Raft retry"
+            );
+            self.driver.report_snapshot(node, false);
+        }
+    }
+
     /// Drops Raft entries more than the retention behind the applied index, in steps of a
-    /// quarter of the retention so compaction stays rare.
+    /// quarter of the retention so compaction stays rare. Compaction never passes a snapshot
+    /// offered in the last [`crate::snapshot::OFFER_HOLD`], which a peer may be fetching.
     fn compact_log(&mut self) -> Result<(), RuntimeError> {
         let retention = self.log_retention_entries;
         let applied = self.ledger.applied_index();
         let compacted = self.driver.store().compacted_index();
         let step = (retention / 4).max(1);
         if applied.saturating_sub(compacted) >= retention.saturating_add(step) {
-            let to = applied - retention;
+            let mut to = applied - retention;
+            if let Some(held) = self
+                .driver
+                .store()
+                .snapshots()
+                .held_offer(crate::snapshot::OFFER_HOLD)
+            {
+                to = to.min(held);
+            }
+            if to <= compacted {
+                return Ok(());
+            }
             self.driver.store().compact(to)?;
             Metrics::set(&self.shared.metrics.log_compacted_index, to);
             tracing::debug!(to, "raft log compacted");
@@ -559,6 +626,7 @@ impl Runtime {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "snapshot applied to the ledger"
         );
+        self.shared.snapshot_gate.clear();
         self.shared.snapshot_installed.notify_one();
         Ok(())
     }
@@ -581,7 +649,20 @@ impl Runtime {
                 }
                 Action::PersistCommit(_) => {}
                 Action::Send(messages) => match &self.network {
-                    Some(network) => network.send(messages),
+                    Some(network) => {
+                        let now = Instant::now();
+                        for message in &messages {
+                            if message.get_msg_type()
+                                == tpw_consensus::raft_types::MessageType::MsgSnapshot
+                            {
+                                self.snapshots_sent.insert(message.to, now);
+                            }
+                        }
+                        for node in network.send(messages) {
+                            self.snapshots_sent.remove(&node);
+                            self.driver.report_snapshot(node, false);
+                        }
+                    }
                     None => {
                         tracing::debug!(count = messages.len(), "no peers: raft messages dropped")
                     }

@@ -77,18 +77,58 @@ fn leader_index(network: &LocalNetwork, api: &str) -> anyhow::Result<usize> {
         .context("the leader is not a node of this network")
 }
 
+struct CaughtUp {
+    height: u64,
+    lost: usize,
+    acknowledged: usize,
+}
+
+/// Waits until the observer reaches `height`, stops the load, then waits for all four nodes to
+/// agree and checks the load's acknowledged transfers on every node.
+async fn converge_while(
+    network: &LocalNetwork,
+    height: u64,
+    load: Load,
+) -> anyhow::Result<CaughtUp> {
+    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    let observer = Client::new(&network.apis[3]);
+    loop {
+        if observer
+            .status()
+            .await
+            .is_ok_and(|status| status.height >= height)
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the observer did not reach height {height} within {CONVERGE_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let acknowledged = load.stop().await;
+    let head = converge(network, &[0, 1, 2, 3], height).await?;
+    let lost = count_lost(network, &acknowledged).await?;
+    Ok(CaughtUp {
+        height: head.height,
+        lost,
+        acknowledged: acknowledged.len(),
+    })
+}
+
 /// What `tpw-testnet catch-up` prints.
 #[derive(Debug, Serialize)]
 pub struct CatchUpReport {
     /// Transfers committed before the observer was wiped.
     pub transfers: usize,
+    /// Transfers acknowledged by the load that ran while the observer caught up.
+    pub transfers_during_catch_up: usize,
     /// Raft log entries each node kept.
     pub log_retention_entries: u64,
     /// Chain height the observer caught up to.
     pub height: u64,
     /// Snapshots the observer installed.
     pub snapshots_installed: u64,
-    /// From the wiped observer's start to the same head as the voters.
+    /// From the wiped observer's start until it reached the voters' height at its start.
     pub catch_up_ms: u64,
     /// From its start until every block from genesis was fetched too.
     pub blocks_complete_ms: u64,
@@ -134,9 +174,12 @@ pub async fn catch_up(
         "ledger at height {}; starting the wiped observer...",
         voters.height
     );
+    // Load keeps running while the observer returns, so the voters keep compacting and the
+    // observer catches up with a moving target.
+    let load = Load::start(&network, &parties.keys[..16], 16)?;
     let started = Instant::now();
     network.restart(observer).await?;
-    let head = match converge(&network, &[0, 1, 2, 3], voters.height).await {
+    let head = match converge_while(&network, voters.height, load).await {
         Ok(head) => head,
         Err(error) => {
             let log = std::fs::read_to_string(dir.path().join("node-4.log")).unwrap_or_default();
@@ -174,9 +217,16 @@ pub async fn catch_up(
     }
     let status = observer_client.status().await?;
     let final_head = converge(&network, &[0, 1, 2, 3], head.height).await?;
+    if head.lost > 0 {
+        bail!(
+            "{} acknowledged transfers are missing from some node",
+            head.lost
+        );
+    }
     network.stop();
     Ok(CatchUpReport {
         transfers,
+        transfers_during_catch_up: head.acknowledged,
         log_retention_entries,
         height: head.height,
         snapshots_installed: status.snapshots_installed,
@@ -186,6 +236,107 @@ pub async fn catch_up(
         state_root: final_head.state_root,
         nodes_agree: true,
     })
+}
+
+/// Single transfers from every partner to the voters in turn, each waiting for commit and
+/// retried on failure, until stopped; records what was acknowledged.
+struct Load {
+    stop: Arc<AtomicBool>,
+    acknowledged: Arc<Mutex<Vec<(usize, u128)>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(
+        network: &LocalNetwork,
+        keys: &[ed25519_dalek::SigningKey],
+        partners: usize,
+    ) -> anyhow::Result<Self> {
+        let network_id = network.genesis.compute_network_id()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let acknowledged = Arc::new(Mutex::new(Vec::new()));
+        let voters = network
+            .genesis
+            .nodes
+            .iter()
+            .filter(|node| node.role == tpw_contracts::genesis::NodeRole::Voter)
+            .count();
+        let mut tasks = Vec::new();
+        for from in 0..partners {
+            let (stop, acknowledged) = (Arc::clone(&stop), Arc::clone(&acknowledged));
+            let (apis, key) = (network.apis[..voters].to_vec(), keys[from].clone());
+            tasks.push(tokio::spawn(async move {
+                // Ids from 1 << 64 up, apart from any bulk load's.
+                let mut id = 1u128 << 64;
+                while !stop.load(Ordering::Relaxed) {
+                    let operation = Operation::Transfer {
+                        id,
+                        debit_account: partner_account(from),
+                        credit_account: partner_account((from + 1) % partners),
+                        asset: LOAD_ASSET,
+                        amount: 1,
+                        kind: TransferKind::Posted,
+                        reference: 0,
+                    };
+                    let envelope =
+                        Transaction::sign(network_id, &key, Body::single(operation)).to_bytes();
+                    // Any voter: followers forward to the leader; retry elsewhere on failure.
+                    let client = Client::new(&apis[(id as usize + from) % apis.len()]);
+                    match client
+                        .submit(std::slice::from_ref(&envelope), true, Some(10_000))
+                        .await
+                    {
+                        Ok((200, response)) if response.results[0].status == "committed" => {
+                            acknowledged
+                                .lock()
+                                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                                .push((from, id));
+                            id += 1;
+                        }
+                        Ok(_) | Err(ClientError::Api { .. }) | Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        Ok(Self {
+            stop,
+            acknowledged,
+            tasks,
+        })
+    }
+
+    /// Stops the load and returns the acknowledged (partner, transfer id) pairs.
+    async fn stop(self) -> Vec<(usize, u128)> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let acknowledged = self
+            .acknowledged
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        acknowledged
+    }
+}
+
+/// How many (node, acknowledged transfer) pairs are missing: each node must hold each one.
+async fn count_lost(
+    network: &LocalNetwork,
+    acknowledged: &[(usize, u128)],
+) -> anyhow::Result<usize> {
+    let mut lost = 0;
+    for api in &network.apis {
+        let client = Client::new(api);
+        for (from, id) in acknowledged {
+            if client.transfer(partner_id(*from), *id).await?.is_none() {
+                lost += 1;
+            }
+        }
+    }
+    Ok(lost)
 }
 
 /// What `tpw-testnet failover` prints.
@@ -215,47 +366,7 @@ pub async fn failover(rounds: usize) -> anyhow::Result<FailoverReport> {
     let partners = 16;
     let (mut network, parties) = LocalNetwork::create(dir.path(), 3, 1, partners)?;
     network.start().await?;
-    let network_id = network.genesis.compute_network_id()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let mut load = Vec::new();
-    for from in 0..partners {
-        let (stop, acknowledged) = (Arc::clone(&stop), Arc::clone(&acknowledged));
-        let (apis, key) = (network.apis[..3].to_vec(), parties.keys[from].clone());
-        load.push(tokio::spawn(async move {
-            let mut id = 0u128;
-            while !stop.load(Ordering::Relaxed) {
-                let operation = Operation::Transfer {
-                    id,
-                    debit_account: partner_account(from),
-                    credit_account: partner_account((from + 1) % partners),
-                    asset: LOAD_ASSET,
-                    amount: 1,
-                    kind: TransferKind::Posted,
-                    reference: 0,
-                };
-                let envelope =
-                    Transaction::sign(network_id, &key, Body::single(operation)).to_bytes();
-                // Any voter: followers forward to the leader; retry elsewhere on failure.
-                let client = Client::new(&apis[(id as usize + from) % apis.len()]);
-                match client
-                    .submit(std::slice::from_ref(&envelope), true, Some(10_000))
-                    .await
-                {
-                    Ok((200, response)) if response.results[0].status == "committed" => {
-                        acknowledged
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .push((from, id));
-                        id += 1;
-                    }
-                    Ok(_) | Err(ClientError::Api { .. }) | Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            }
-        }));
-    }
+    let load = Load::start(&network, &parties.keys, partners)?;
     let mut kill_to_commit_ms = Vec::with_capacity(rounds);
     for round in 0..rounds {
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -293,24 +404,9 @@ pub async fn failover(rounds: usize) -> anyhow::Result<FailoverReport> {
         kill_to_commit_ms.push(elapsed);
         network.restart(leader).await?;
     }
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        let _ = task.await;
-    }
+    let acknowledged = load.stop().await;
     let head = converge(&network, &[0, 1, 2, 3], 1).await?;
-    let acknowledged = acknowledged
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .clone();
-    let mut lost = 0;
-    for index in 0..4 {
-        let client = Client::new(&network.apis[index]);
-        for (from, id) in &acknowledged {
-            if client.transfer(partner_id(*from), *id).await?.is_none() {
-                lost += 1;
-            }
-        }
-    }
+    let lost = count_lost(&network, &acknowledged).await?;
     network.stop();
     eprintln!("all nodes at height {}", head.height);
     let mut sorted = kill_to_commit_ms.clone();

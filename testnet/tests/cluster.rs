@@ -331,7 +331,7 @@ async fn a_wiped_observer_catches_up_through_a_snapshot_on_a_large_ledger() {
     // observer that lost its data installs a verified snapshot, fetches every block below it,
     // and then reports the same head hash and state root as every voter (the drill checks
     // the heads, blocks 1, middle and head against the leader, and no divergence alarm).
-    let report = tpw_testnet::drills::catch_up(100_000, 64).await.unwrap();
+    let report = tpw_testnet::drills::catch_up(100_000, 16).await.unwrap();
     eprintln!("{report:?}");
     assert!(report.snapshots_installed >= 1, "{report:?}");
     assert!(report.nodes_agree);

@@ -18,9 +18,10 @@ use libp2p::{allow_block_list, connection_limits, identity, Multiaddr, PeerId, S
 use protobuf::Message as _;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::mpsc::TrySendError;
+use std::sync::mpsc::TrySendError as StdTrySendError;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::sync::mpsc::error::TrySendError;
 use tpw_consensus::raft_types::{Message, MessageType};
 
 /// Bytes of one Raft message frame: the driver's append limit plus headroom.
@@ -120,10 +121,24 @@ pub struct SnapshotWiring {
 
 impl NetworkHandle {
     /// Queues messages for their peers without blocking; when the queue is full they are
-    /// dropped and Raft's retransmission covers the loss.
-    pub fn send(&self, messages: Vec<Message>) {
-        if let Err(error) = self.outbound.try_send(Outbound::Raft(messages)) {
-            tracing::warn!(%error, "raft messages dropped: network queue full");
+    /// dropped and Raft's retransmission covers the loss. Returns the peers whose snapshot
+    /// message was dropped, which Raft must be told about (it does not resend those by itself).
+    pub fn send(&self, messages: Vec<Message>) -> Vec<u64> {
+        match self.outbound.try_send(Outbound::Raft(messages)) {
+            Ok(()) => Vec::new(),
+            Err(error) => {
+                tracing::warn!(%error, "raft messages dropped: network queue full");
+                let (TrySendError::Full(Outbound::Raft(messages))
+                | TrySendError::Closed(Outbound::Raft(messages))) = error
+                else {
+                    return Vec::new();
+                };
+                messages
+                    .iter()
+                    .filter(|message| message.get_msg_type() == MessageType::MsgSnapshot)
+                    .map(|message| message.to)
+                    .collect()
+            }
         }
     }
 
@@ -342,6 +357,7 @@ impl NetworkTask {
         match work {
             Outbound::Raft(batch) => {
                 for message in batch {
+                    let snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
                     let Some((peer, addresses)) = self.peers.by_node.get(&message.to) else {
                         tracing::warn!(
                             to = message.to,
@@ -349,7 +365,6 @@ impl NetworkTask {
                         );
                         continue;
                     };
-                    let snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
                     match message.write_to_bytes() {
                         Ok(bytes) => {
                             let id = self.swarm.behaviour_mut().raft.send_request_with_addresses(
@@ -696,9 +711,9 @@ fn deliver(
     }
     match commands.try_send(Command::Step(Box::new(message))) {
         Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
+        Err(StdTrySendError::Full(_)) => {
             tracing::warn!(node_id = node, "raft loop busy: message dropped")
         }
-        Err(TrySendError::Disconnected(_)) => {}
+        Err(StdTrySendError::Disconnected(_)) => {}
     }
 }

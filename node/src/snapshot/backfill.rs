@@ -53,7 +53,7 @@ impl Backfill {
                     .await;
                 continue;
             };
-            if let Err(error) = self.fill(low, high, gaps).await {
+            if let Err(error) = self.fill(low, high).await {
                 tracing::warn!(low, high, %error, "block backfill paused");
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
@@ -73,7 +73,7 @@ impl Backfill {
     }
 
     /// Fetches the top part of the gap `low..=high` from the first peer that serves it.
-    async fn fill(&self, low: u64, high: u64, mut gaps: Vec<(u64, u64)>) -> Result<(), String> {
+    async fn fill(&self, low: u64, high: u64) -> Result<(), String> {
         let reader = LedgerReader::new(self.db.clone());
         let above = {
             let reader = reader.clone();
@@ -110,12 +110,8 @@ impl Backfill {
             let (stored, lowest_hash) = checked;
             let lowest = high + 1 - stored.len() as u64;
             let count = stored.len() as u64;
-            gaps.pop();
-            if lowest > low {
-                gaps.push((low, lowest - 1));
-            }
             let db = self.db.clone();
-            blocking(move || store_backfill(&db, &stored, &gaps)).await?;
+            blocking(move || store_backfill(&db, &stored, high)).await?;
             Metrics::add(&self.shared.metrics.blocks_backfilled, count);
             if lowest == low {
                 self.check_join(&reader, low, lowest_hash).await?;

@@ -17,9 +17,6 @@ use tpw_contracts::ChainHead;
 
 /// Snapshot messages waiting for the receiver; more are dropped (the leader resends).
 pub const SNAPSHOT_MESSAGES_MAX: usize = 16;
-/// How long a staged snapshot handed to Raft may stay neither installed nor overtaken before
-/// the receiver assumes the message was lost and fetches anew.
-const STEP_RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often an idle receiver checks whether the node is stopping.
 const STOP_CHECK: Duration = Duration::from_millis(500);
@@ -38,15 +35,9 @@ pub struct SnapshotReceiver {
     pub shared: Arc<Shared>,
 }
 
-struct Stepped {
-    index: u64,
-    at: Instant,
-}
-
 impl SnapshotReceiver {
     /// Runs until the node stops.
     pub async fn run(self, mut messages: tokio::sync::mpsc::Receiver<Message>) {
-        let mut stepped: Option<Stepped> = None;
         loop {
             let message = tokio::select! {
                 message = messages.recv() => match message {
@@ -60,78 +51,89 @@ impl SnapshotReceiver {
                     continue;
                 }
             };
-            let index = message.get_snapshot().get_metadata().index;
-            let (applied, committed) = {
-                let status = self
-                    .shared
-                    .status
-                    .read()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                (status.applied_index, status.commit_index)
-            };
-            if index <= committed {
-                // Raft answers with its progress, which moves the leader on; nothing to fetch.
+            self.receive(message).await;
+        }
+    }
+
+    async fn receive(&self, message: Message) {
+        let index = message.get_snapshot().get_metadata().index;
+        let committed = self
+            .shared
+            .status
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .commit_index;
+        if index <= committed {
+            // Raft answers with its progress, which moves the leader on; nothing to fetch.
+            self.step(message);
+            return;
+        }
+        match self.shared.snapshot_gate.stepped() {
+            // Already staged and handed over; a repeat is harmless.
+            Some(stepped) if stepped == index => {
                 self.step(message);
-                continue;
+                return;
             }
-            if let Some(previous) = &stepped {
-                if previous.index == index {
-                    self.step(message);
-                    continue;
-                }
-                let unresolved = previous.index > applied
-                    && previous.index > committed
-                    && previous.at.elapsed() < STEP_RESOLVE_TIMEOUT;
-                if unresolved {
-                    continue;
+            // Another staged snapshot awaits Raft; staging is not ours to touch.
+            Some(_) => return,
+            None => {}
+        }
+        let started = Instant::now();
+        match self.fetch(message.from, &message).await {
+            Ok(records) => {
+                tracing::info!(
+                    from = message.from,
+                    index,
+                    records,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "snapshot fetched and verified"
+                );
+                // Set before the message is queued, so the raft loop cannot resolve it first.
+                self.shared.snapshot_gate.set(index);
+                if !self.step(message) {
+                    self.shared.snapshot_gate.clear();
                 }
             }
-            stepped = None;
-            let started = Instant::now();
-            match self.fetch(message.from, &message).await {
-                Ok(records) => {
-                    tracing::info!(
-                        from = message.from,
-                        index,
-                        records,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "snapshot fetched and verified"
-                    );
-                    stepped = Some(Stepped {
-                        index,
-                        at: Instant::now(),
-                    });
-                    self.step(message);
-                }
-                Err(error) => {
-                    Metrics::add(&self.shared.metrics.snapshot_fetch_failures, 1);
-                    tracing::warn!(from = message.from, index, %error, "snapshot fetch failed; waiting for the leader to resend");
-                }
+            Err(error) => {
+                Metrics::add(&self.shared.metrics.snapshot_fetch_failures, 1);
+                tracing::warn!(from = message.from, index, %error, "snapshot fetch failed; waiting for the leader to resend");
             }
         }
     }
 
-    fn step(&self, message: Message) {
-        if self
+    /// Queues a snapshot message for Raft; false if the raft loop's queue was full.
+    fn step(&self, message: Message) -> bool {
+        let queued = self
             .inbox
             .try_send(Command::Step(Box::new(message)))
-            .is_err()
-        {
+            .is_ok();
+        if !queued {
             tracing::warn!("raft loop busy: snapshot message dropped");
         }
+        queued
     }
 
+    /// One request, tried again while the peer is busy.
     async fn request(
         &self,
         from: u64,
         request: SnapshotRequest,
     ) -> Result<SnapshotResponse, String> {
-        match self.network.snapshot_request(from, request).await? {
-            SnapshotResponse::Gone => Err("the peer no longer keeps this snapshot".into()),
-            SnapshotResponse::Unavailable(message) => {
-                Err(format!("the peer cannot serve: {message}"))
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.network.snapshot_request(from, request.clone()).await? {
+                SnapshotResponse::Gone => {
+                    return Err("the peer no longer keeps this snapshot".into())
+                }
+                SnapshotResponse::Unavailable(message) if tries >= super::REQUEST_TRIES_MAX => {
+                    return Err(format!("the peer cannot serve: {message}"))
+                }
+                SnapshotResponse::Unavailable(_) => {
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(tries))).await;
+                }
+                response => return Ok(response),
             }
-            response => Ok(response),
         }
     }
 

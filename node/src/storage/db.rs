@@ -67,6 +67,8 @@ pub enum StorageError {
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<DB>,
+    /// Serialises read-modify-write of the block gap list (snapshot install and backfill).
+    gaps: Arc<std::sync::Mutex<()>>,
 }
 
 impl Db {
@@ -81,6 +83,7 @@ impl Db {
         let db = DB::open_cf_descriptors(&options, path, descriptors())?;
         Ok(Self {
             inner: Arc::new(db),
+            gaps: Arc::default(),
         })
     }
 
@@ -90,7 +93,15 @@ impl Db {
             DB::open_cf_descriptors_read_only(&Options::default(), path, descriptors(), false)?;
         Ok(Self {
             inner: Arc::new(db),
+            gaps: Arc::default(),
         })
+    }
+
+    /// Held while the block gap list is read, changed and written.
+    pub(super) fn lock_gaps(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.gaps
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Writes a point-in-time copy of the database into `path` (a folder that must not exist

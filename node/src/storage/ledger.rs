@@ -10,7 +10,7 @@ use super::db::{Db, StorageError, CF_BLOCKS, CF_INDEX, CF_META, CF_STAGING, CF_S
 use super::raft_log::RaftLogStore;
 use super::record::{open_record, seal_record};
 use super::snapshot::{
-    block_gaps, put_block_gaps, read_staged, staged_block_time, StagedSnapshot, KEY_INSTALLING,
+    block_gaps, put_block_gaps, read_staged, staged_block, StagedSnapshot, KEY_INSTALLING,
     KEY_STAGED,
 };
 use protobuf::Message as _;
@@ -24,8 +24,6 @@ use tpw_contracts::state::{account_key, prefix, transfer_key, StoreError};
 use tpw_contracts::{BlockHeader, BlockOutcome, ChainHead, Genesis, Proposal, Receipt, StateStore};
 
 pub(super) const KEY_HEAD: &[u8] = b"head";
-/// Bytes of state records per write while a snapshot is installed.
-const INSTALL_BATCH_SIZE_MAX: usize = 8 * 1024 * 1024;
 /// Cached state records before the cache is reset.
 const CACHE_ENTRIES_MAX: usize = 1_000_000;
 
@@ -186,6 +184,11 @@ impl LedgerStore {
         })
     }
 
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// The chain head after the last applied block.
     pub fn head(&self) -> &ChainHead {
         &self.head
@@ -328,6 +331,11 @@ impl LedgerStore {
                 "a snapshot installation was interrupted and its staged records are gone".into(),
             ));
         };
+        if staged.descriptor.to_bytes() != snapshot.get_data() {
+            return Err(StorageError::Corrupt(
+                "an interrupted snapshot installation and the staged snapshot differ".into(),
+            ));
+        }
         tracing::warn!(
             index = snapshot.get_metadata().index,
             "finishing a snapshot installation interrupted by a stop"
@@ -342,23 +350,34 @@ impl LedgerStore {
         snapshot: &Snapshot,
         staged: &StagedSnapshot,
     ) -> Result<(), StorageError> {
-        staged_block_time(staged)?;
+        let block = staged_block(staged)?;
+        // One batch, so readers see the old state or the new one, never a mix; the staged
+        // records are checked once more against the commitment they were verified with.
         let state_cf = self.db.cf(CF_STATE);
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(state_cf, [0u8].as_slice(), [0xffu8; 64].as_slice());
-        let mut size = 0;
         let staging_cf = self.db.cf(CF_STAGING);
+        let mut commitment = tpw_contracts::state::Commitment::default();
         for item in self
             .db
             .rocks()
             .iterator_cf(staging_cf, rocksdb::IteratorMode::Start)
         {
             let (key, value) = item?;
-            size += key.len() + value.len();
+            commitment.insert(&key, open_record(&value, "staged state")?);
             batch.put_cf(state_cf, key, value);
-            if size >= INSTALL_BATCH_SIZE_MAX {
-                self.db.rocks().write(std::mem::take(&mut batch))?;
-                size = 0;
+        }
+        if commitment != staged.head.commitment {
+            return Err(StorageError::Corrupt(
+                "the staged records no longer match the snapshot's state root".into(),
+            ));
+        }
+        let index_cf = self.db.cf(CF_INDEX);
+        for (position, receipt) in block.receipts.iter().enumerate().rev() {
+            if !self.contains_tx(&receipt.tx_id)? {
+                let mut location = staged.head.height.to_le_bytes().to_vec();
+                location.extend_from_slice(&(position as u32).to_le_bytes());
+                batch.put_cf(index_cf, receipt.tx_id, seal_record(&location));
             }
         }
         let metadata = snapshot.get_metadata();
@@ -374,6 +393,7 @@ impl LedgerStore {
             seal_record(&encode_head(&staged.head, metadata.index)),
         );
         let old_height = self.head.height;
+        let gaps_guard = self.db.lock_gaps();
         let mut gaps = block_gaps(&self.db)?;
         if old_height + 1 < height {
             gaps.push((old_height + 1, height - 1));
@@ -386,6 +406,7 @@ impl LedgerStore {
         let mut options = rocksdb::WriteOptions::default();
         options.set_sync(true);
         self.db.rocks().write_opt(batch, &options)?;
+        drop(gaps_guard);
         log.snapshot_installed(metadata, hard_state);
         self.cache.borrow_mut().clear();
         self.head = staged.head.clone();

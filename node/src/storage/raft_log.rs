@@ -50,7 +50,7 @@ pub struct SnapshotOffer {
 /// Where the snapshot maker publishes its latest snapshot and where Raft asks for a new one.
 #[derive(Default)]
 pub struct SnapshotSlot {
-    offer: Mutex<Option<SnapshotOffer>>,
+    offer: Mutex<Option<(SnapshotOffer, std::time::Instant)>>,
     wanted: Mutex<bool>,
     signal: Condvar,
 }
@@ -61,14 +61,30 @@ impl SnapshotSlot {
         self.offer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+            .as_ref()
+            .map(|(offer, _)| offer.clone())
     }
-    /// Publishes a new snapshot.
+    /// The index of the latest snapshot if it was offered less than `hold` ago.
+    pub fn held_offer(&self, hold: std::time::Duration) -> Option<u64> {
+        self.offer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+            .filter(|(_, offered)| offered.elapsed() < hold)
+            .map(|(offer, _)| offer.index)
+    }
+    /// Publishes a new snapshot. Requests made while it was being made are answered by it:
+    /// should it not cover them, Raft asks again.
     pub fn publish(&self, offer: SnapshotOffer) {
+        *self
+            .wanted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = false;
         *self
             .offer
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(offer);
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Some((offer, std::time::Instant::now()));
     }
     /// Asks the maker for a fresh snapshot.
     pub fn want(&self) {

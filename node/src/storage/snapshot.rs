@@ -8,7 +8,7 @@
 //! them only if the root equals the one in the snapshot's block header.
 
 use super::db::{Db, StorageError, CF_BLOCKS, CF_INDEX, CF_META, CF_STAGING, CF_STATE};
-use super::ledger::{decode_block, decode_head, KEY_HEAD};
+use super::ledger::{decode_head, parse_block_record, StoredBlock, KEY_HEAD};
 use super::record::{open_record, seal_record};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use std::path::{Path, PathBuf};
@@ -295,15 +295,15 @@ pub(super) fn read_staged(db: &Db) -> Result<Option<StagedSnapshot>, StorageErro
     }
 }
 
-/// Checks that a staged block record is the one the head names; returns its header's time.
-pub(super) fn staged_block_time(staged: &StagedSnapshot) -> Result<u64, StorageError> {
-    let block = decode_block(&seal_record(&staged.block))?;
+/// The staged head block, checked to be the one the head names.
+pub(super) fn staged_block(staged: &StagedSnapshot) -> Result<StoredBlock, StorageError> {
+    let block = parse_block_record(&staged.block)?;
     if block.header.hash() != staged.head.hash {
         return Err(StorageError::Corrupt(
             "staged snapshot: the block is not the head block".into(),
         ));
     }
-    Ok(block.header.time_ms)
+    Ok(block)
 }
 
 /// Ranges of block heights (inclusive) below an installed snapshot that are still to be
@@ -357,14 +357,32 @@ pub(super) fn put_block_gaps(db: &Db, batch: &mut WriteBatch, gaps: &[(u64, u64)
     );
 }
 
-/// Stores blocks fetched from peers below a snapshot (already checked, highest first) with
-/// their transaction index entries and the remaining gaps, in one write. Earlier occurrences of
-/// a transaction id win in the index, as when blocks are applied in order.
+/// Stores blocks fetched from peers below a snapshot (already checked, highest first, filling
+/// the top of the gap that ends at `gap_high`) with their transaction index entries, and
+/// shrinks that gap, in one write. The gap list is re-read under its lock, so a gap recorded
+/// by an install meanwhile is kept. Earlier occurrences of a transaction id win in the index,
+/// as when blocks are applied in order.
 pub fn store_backfill(
     db: &Db,
     blocks: &[(u64, Vec<u8>, Vec<Hash>)],
-    gaps: &[(u64, u64)],
+    gap_high: u64,
 ) -> Result<(), StorageError> {
+    let Some(lowest) = blocks.last().map(|(height, _, _)| *height) else {
+        return Ok(());
+    };
+    let _guard = db.lock_gaps();
+    let mut gaps = block_gaps(db)?;
+    let Some(position) = gaps.iter().position(|(_, high)| *high == gap_high) else {
+        return Err(StorageError::Corrupt(format!(
+            "backfill filled a gap ending at {gap_high} that is not recorded"
+        )));
+    };
+    let (low, _) = gaps[position];
+    if lowest > low {
+        gaps[position].1 = lowest - 1;
+    } else {
+        gaps.remove(position);
+    }
     let mut batch = WriteBatch::default();
     let index_cf = db.cf(CF_INDEX);
     for (height, record, tx_ids) in blocks {
@@ -375,7 +393,7 @@ pub fn store_backfill(
             batch.put_cf(index_cf, tx_id, seal_record(&location));
         }
     }
-    put_block_gaps(db, &mut batch, gaps);
+    put_block_gaps(db, &mut batch, &gaps);
     db.rocks().write(batch)?;
     Ok(())
 }
