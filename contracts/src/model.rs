@@ -244,6 +244,42 @@ impl Account {
     }
 }
 
+/// A regulator's hold on an account: who placed it, why, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRecord {
+    /// The held account.
+    pub account: AccountId,
+    /// The regulator's reason code (1..=65535).
+    pub reason: u16,
+    /// The regulator that placed it.
+    pub regulator: ParticipantId,
+    /// Height of the block that placed it.
+    pub height: u64,
+    /// That block's time.
+    pub time_ms: u64,
+}
+
+impl HoldRecord {
+    /// Canonical record encoding.
+    pub fn encode(&self, writer: &mut Writer) {
+        writer.u128(self.account);
+        writer.u16(self.reason);
+        writer.u64(self.regulator);
+        writer.u64(self.height);
+        writer.u64(self.time_ms);
+    }
+    /// Reads a record written by [`HoldRecord::encode`].
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            account: reader.u128("hold.account")?,
+            reason: reader.u16("hold.reason")?,
+            regulator: reader.u64("hold.regulator")?,
+            height: reader.u64("hold.height")?,
+            time_ms: reader.u64("hold.time_ms")?,
+        })
+    }
+}
+
 /// Where a recorded transfer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

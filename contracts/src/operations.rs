@@ -4,8 +4,8 @@
 use crate::apply::{may_pay, ApplyError, BlockContext};
 use crate::limits::PENDING_TIMEOUT_MS_MAX;
 use crate::model::{
-    account_flags as flags, Account, AccountId, AssetId, Hash, Participant, ParticipantId,
-    TransferId, TransferRecord, TransferState,
+    account_flags as flags, Account, AccountId, AssetId, Hash, HoldRecord, Participant,
+    ParticipantId, Role, TransferId, TransferRecord, TransferState,
 };
 use crate::overlay::Overlay;
 use crate::result::ResultCode;
@@ -255,7 +255,53 @@ fn evaluate(
             None,
             operation.body_hash(),
         ),
+        Operation::SetHold {
+            account,
+            frozen,
+            reason,
+        } => set_hold(overlay, context, *account, *frozen, *reason),
     }
+}
+
+/// A regulator places or lifts a hold: the frozen flag stops every debit and credit of the
+/// account, and the hold record says who placed it, why and when. Placing a hold on a held
+/// account replaces the record (a new reason); lifting clears both.
+fn set_hold(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    account_id: AccountId,
+    frozen: bool,
+    reason: u16,
+) -> Result<Outcome, ApplyError> {
+    if context.signer.role != Role::Regulator {
+        return Ok(Outcome::Rejected(ResultCode::RegulatorOnly));
+    }
+    let Some(mut account) = overlay.account(account_id)? else {
+        return Ok(Outcome::Rejected(ResultCode::UnknownAccount));
+    };
+    if frozen {
+        if reason == 0 {
+            return Ok(Outcome::Rejected(ResultCode::InvalidHoldReason));
+        }
+        account.flags |= flags::FROZEN;
+        overlay.put_account(&account);
+        let record = HoldRecord {
+            account: account_id,
+            reason,
+            regulator: context.signer.id,
+            height: context.block.height,
+            time_ms: context.block.time_ms,
+        };
+        overlay.put_hold(account_id, Some(&record));
+    } else {
+        if !account.has(flags::FROZEN) {
+            return Ok(Outcome::Rejected(ResultCode::NotHeld));
+        }
+        account.flags &= !flags::FROZEN;
+        overlay.put_account(&account);
+        overlay.put_hold(account_id, None);
+    }
+    Ok(Outcome::Applied)
 }
 
 fn open_account(
@@ -560,7 +606,8 @@ fn record_rejection(
     code: ResultCode,
 ) {
     let (debit_account, credit_account, asset, amount, pending_id) = match operation {
-        Operation::OpenAccount { .. } => return,
+        // No transfer id: the receipt alone records the rejection.
+        Operation::OpenAccount { .. } | Operation::SetHold { .. } => return,
         Operation::Transfer {
             debit_account,
             credit_account,
@@ -575,7 +622,7 @@ fn record_rejection(
     };
     let id = operation
         .transfer_id()
-        .expect("every operation but OpenAccount has a transfer id");
+        .expect("every other operation has a transfer id");
     overlay.put_transfer(&TransferRecord {
         owner: context.signer.id,
         id,

@@ -4,8 +4,8 @@
 use crate::apply::ApplyError;
 use crate::codec::{DecodeError, Reader};
 use crate::model::{
-    from_bytes, to_bytes, Account, AccountId, Asset, AssetId, Participant, ParticipantId,
-    PublicKey, TransferId, TransferRecord,
+    from_bytes, to_bytes, Account, AccountId, Asset, AssetId, HoldRecord, Participant,
+    ParticipantId, PublicKey, TransferId, TransferRecord,
 };
 use crate::state::{
     account_key, asset_key, participant_key, signer_key, transfer_key, StateDiff, StateStore,
@@ -124,6 +124,13 @@ impl<'s> Overlay<'s> {
         self.put(
             transfer_key(record.owner, record.id),
             Some(to_bytes(|writer| record.encode(writer))),
+        );
+    }
+
+    pub(crate) fn put_hold(&mut self, account: AccountId, record: Option<&HoldRecord>) {
+        self.put(
+            crate::state::hold_key(account),
+            record.map(|record| to_bytes(|writer| record.encode(writer))),
         );
     }
 }

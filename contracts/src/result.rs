@@ -72,6 +72,9 @@ result_codes! {
     LinkedBatchFailed = 28, "linked_batch_failed", "another operation of the linked batch failed, so none applied";
     DuplicateInBatch = 29, "duplicate_in_batch", "the linked batch uses this id twice";
     IssuerOnly = 30, "issuer_only", "only the asset's issuer may use its issuance account";
+    RegulatorOnly = 31, "regulator_only", "only a regulator may place or lift a hold";
+    InvalidHoldReason = 32, "invalid_hold_reason", "a hold needs a reason code from 1 to 65535";
+    NotHeld = 33, "not_held", "the account has no hold to lift";
 }
 
 impl std::fmt::Display for ResultCode {

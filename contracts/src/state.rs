@@ -47,6 +47,8 @@ pub mod prefix {
     pub const TRANSFER: u8 = b'T';
     /// Pending expiry index by (expires_at_ms, owner, id).
     pub const EXPIRY: u8 = b'E';
+    /// A regulator's hold on an account, by account id.
+    pub const HOLD: u8 = b'H';
 }
 
 /// Key of a participant record.
@@ -74,6 +76,13 @@ pub fn asset_key(id: AssetId) -> Vec<u8> {
 pub fn account_key(id: AccountId) -> Vec<u8> {
     let mut key = vec![prefix::ACCOUNT];
     key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// Key of a hold record.
+pub fn hold_key(account: AccountId) -> Vec<u8> {
+    let mut key = vec![prefix::HOLD];
+    key.extend_from_slice(&account.to_be_bytes());
     key
 }
 

@@ -72,12 +72,23 @@ pub enum Operation {
         /// The pending transfer's id.
         pending_id: TransferId,
     },
+    /// Places (`frozen`) or lifts a regulator's hold on an account; regulators only. A held
+    /// account can be neither debited nor credited.
+    SetHold {
+        /// The account.
+        account: AccountId,
+        /// Place (true) or lift (false) the hold.
+        frozen: bool,
+        /// The regulator's reason code (1..=65535 to place a hold; any value to lift one).
+        reason: u16,
+    },
 }
 
 const TAG_OPEN_ACCOUNT: u8 = 1;
 const TAG_TRANSFER: u8 = 2;
 const TAG_POST_PENDING: u8 = 3;
 const TAG_VOID_PENDING: u8 = 4;
+const TAG_SET_HOLD: u8 = 5;
 
 impl Operation {
     /// A posted transfer with no client reference: the most common operation.
@@ -102,7 +113,7 @@ impl Operation {
     /// The transfer id this operation records, if it is a transfer kind.
     pub fn transfer_id(&self) -> Option<TransferId> {
         match self {
-            Operation::OpenAccount { .. } => None,
+            Operation::OpenAccount { .. } | Operation::SetHold { .. } => None,
             Operation::Transfer { id, .. }
             | Operation::PostPending { id, .. }
             | Operation::VoidPending { id, .. } => Some(*id),
@@ -163,6 +174,16 @@ impl Operation {
                 writer.u128(*id);
                 writer.u128(*pending_id);
             }
+            Operation::SetHold {
+                account,
+                frozen,
+                reason,
+            } => {
+                writer.u8(TAG_SET_HOLD);
+                writer.u128(*account);
+                writer.u8(u8::from(*frozen));
+                writer.u16(*reason);
+            }
         }
     }
 
@@ -203,6 +224,11 @@ impl Operation {
             TAG_VOID_PENDING => Operation::VoidPending {
                 id: reader.u128("void_pending.id")?,
                 pending_id: reader.u128("void_pending.pending_id")?,
+            },
+            TAG_SET_HOLD => Operation::SetHold {
+                account: reader.u128("set_hold.account")?,
+                frozen: reader.bool("set_hold.frozen")?,
+                reason: reader.u16("set_hold.reason")?,
             },
             other => {
                 return Err(DecodeError::InvalidValue {

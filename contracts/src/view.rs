@@ -34,6 +34,30 @@ pub struct AccountView {
     pub credits_pending: u128,
 }
 
+/// JSON view of a regulator's hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldView {
+    /// The regulator's reason code.
+    pub reason: u16,
+    /// The regulator that placed it.
+    pub regulator: ParticipantId,
+    /// Height of the block that placed it.
+    pub height: u64,
+    /// That block's time.
+    pub time_ms: u64,
+}
+
+impl From<&crate::model::HoldRecord> for HoldView {
+    fn from(record: &crate::model::HoldRecord) -> Self {
+        Self {
+            reason: record.reason,
+            regulator: record.regulator,
+            height: record.height,
+            time_ms: record.time_ms,
+        }
+    }
+}
+
 impl From<&Account> for AccountView {
     fn from(account: &Account) -> Self {
         Self {
@@ -167,6 +191,16 @@ pub enum OperationView {
         #[serde(with = "crate::decimal")]
         pending_id: u128,
     },
+    /// A regulator places or lifts a hold on an account.
+    SetHold {
+        /// The account.
+        #[serde(with = "crate::decimal")]
+        account: u128,
+        /// Place (true) or lift (false).
+        frozen: bool,
+        /// Reason code.
+        reason: u16,
+    },
 }
 
 impl From<&Operation> for OperationView {
@@ -215,6 +249,15 @@ impl From<&Operation> for OperationView {
             Operation::VoidPending { id, pending_id } => OperationView::VoidPending {
                 id: *id,
                 pending_id: *pending_id,
+            },
+            Operation::SetHold {
+                account,
+                frozen,
+                reason,
+            } => OperationView::SetHold {
+                account: *account,
+                frozen: *frozen,
+                reason: *reason,
             },
         }
     }
@@ -269,6 +312,15 @@ impl OperationView {
             OperationView::VoidPending { id, pending_id } => Operation::VoidPending {
                 id: *id,
                 pending_id: *pending_id,
+            },
+            OperationView::SetHold {
+                account,
+                frozen,
+                reason,
+            } => Operation::SetHold {
+                account: *account,
+                frozen: *frozen,
+                reason: *reason,
             },
         })
     }

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use tpw_contracts::model::{account_flags, TransferState};
-use tpw_contracts::{Body, Operation, ResultCode, TransferKind};
+use tpw_contracts::{Body, Operation, ResultCode, StateStore, TransferKind};
 
 fn transfer(id: u128, debit: u128, credit: u128, asset: u32, amount: u128) -> Operation {
     Operation::Transfer {
@@ -736,4 +736,85 @@ fn a_block_record_checks_on_its_own_and_tampering_is_found() {
         check(&[7; 32], &outcome.header, &proposal, &outcome.receipts),
         Err(tpw_contracts::BlockCheckError::WrongNetwork { .. })
     ));
+}
+
+#[test]
+fn a_regulator_holds_and_releases_an_account_and_nobody_else_can() {
+    // Proves only a regulator may place or lift a hold, that a hold needs a reason code, that a
+    // held account can be neither debited nor credited while the hold record names who placed
+    // it, why and when, and that lifting it restores payments.
+    let mut ledger = Ledger::new();
+    let hold = |frozen: bool, reason: u16| Operation::SetHold {
+        account: X_EUR,
+        frozen,
+        reason,
+    };
+    for signer in [PARTNER_X, BANK_A, OPERATOR] {
+        assert_eq!(
+            one(&mut ledger, signer, hold(true, 7)),
+            ResultCode::RegulatorOnly
+        );
+    }
+    assert_eq!(
+        one(&mut ledger, REGULATOR, hold(true, 0)),
+        ResultCode::InvalidHoldReason
+    );
+    assert_eq!(
+        one(&mut ledger, REGULATOR, hold(false, 0)),
+        ResultCode::NotHeld
+    );
+    let unknown = Operation::SetHold {
+        account: 999_999,
+        frozen: true,
+        reason: 7,
+    };
+    assert_eq!(
+        one(&mut ledger, REGULATOR, unknown),
+        ResultCode::UnknownAccount
+    );
+
+    assert_eq!(one(&mut ledger, REGULATOR, hold(true, 7)), ResultCode::Ok);
+    assert!(ledger.account(X_EUR).has(account_flags::FROZEN));
+    let record = ledger
+        .store
+        .get(&tpw_contracts::state::hold_key(X_EUR))
+        .unwrap()
+        .expect("the hold is recorded");
+    let record =
+        tpw_contracts::model::from_bytes(&record, tpw_contracts::model::HoldRecord::decode)
+            .unwrap();
+    assert_eq!(
+        (record.reason, record.regulator, record.height),
+        (7, REGULATOR, ledger.head.height)
+    );
+    let before = ledger.account(X_EUR);
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, transfer(1, X_EUR, Y_EUR, EUR, 5)),
+        ResultCode::AccountFrozen
+    );
+    assert_eq!(
+        one(&mut ledger, PARTNER_Y, transfer(2, Y_EUR, X_EUR, EUR, 5)),
+        ResultCode::AccountFrozen
+    );
+    assert_eq!(
+        ledger.account(X_EUR),
+        before,
+        "a held account does not move"
+    );
+
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, hold(false, 1)),
+        ResultCode::RegulatorOnly
+    );
+    assert_eq!(one(&mut ledger, REGULATOR, hold(false, 1)), ResultCode::Ok);
+    assert!(!ledger.account(X_EUR).has(account_flags::FROZEN));
+    assert!(ledger
+        .store
+        .get(&tpw_contracts::state::hold_key(X_EUR))
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, transfer(3, X_EUR, Y_EUR, EUR, 5)),
+        ResultCode::Ok
+    );
 }

@@ -37,6 +37,12 @@ enum Step {
         account: u128,
         owner: u64,
     },
+    Hold {
+        signer: u64,
+        account: u128,
+        frozen: bool,
+        reason: u16,
+    },
     Garbage(Vec<u8>),
 }
 
@@ -84,6 +90,8 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(signer, legs)| Step::Linked { signer, legs }),
         1 => (signer(), prop_oneof![Just(5000u128), Just(5001u128)], prop_oneof![Just(PARTNER_X), Just(PARTNER_Y)])
             .prop_map(|(signer, account, owner)| Step::Open { signer, account, owner }),
+        1 => (signer(), account(), any::<bool>(), 0..3u16)
+            .prop_map(|(signer, account, frozen, reason)| Step::Hold { signer, account, frozen, reason }),
         1 => proptest::collection::vec(any::<u8>(), 0..80).prop_map(Step::Garbage),
     ]
 }
@@ -167,6 +175,19 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
                 owner: *owner,
                 asset: asset_of(*account),
                 flags: 0,
+            }),
+        ),
+        Step::Hold {
+            signer,
+            account,
+            frozen,
+            reason,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::SetHold {
+                account: *account,
+                frozen: *frozen,
+                reason: *reason,
             }),
         ),
         Step::Garbage(bytes) => bytes.clone(),

@@ -62,6 +62,14 @@ fn vectors() -> Value {
             }),
         ),
         (
+            "regulator hold",
+            Body::single(Operation::SetHold {
+                account: 401,
+                frozen: true,
+                reason: 12,
+            }),
+        ),
+        (
             "linked batch",
             Body::linked(vec![
                 Operation::Transfer {

@@ -104,6 +104,10 @@ pub struct AccountResponse {
     pub height: u64,
     /// The account.
     pub account: AccountView,
+    /// A regulator's hold on it, if one was placed (a frozen account without it was frozen
+    /// in the genesis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<tpw_contracts::view::HoldView>,
 }
 
 /// GET /v1/transfers/{participant}/{id}.

@@ -149,6 +149,28 @@ enum Command {
         #[arg(long)]
         pending_id: u128,
     },
+    /// Places a regulator's hold on an account (signed by a regulator key).
+    Hold {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The account.
+        #[arg(long)]
+        account: u128,
+        /// The reason code (1..=65535).
+        #[arg(long)]
+        reason: u16,
+    },
+    /// Lifts a regulator's hold on an account (signed by a regulator key).
+    ReleaseHold {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The account.
+        #[arg(long)]
+        account: u128,
+        /// The reason code for lifting it (recorded in the transaction).
+        #[arg(long, default_value_t = 0)]
+        reason: u16,
+    },
     /// Opens an account (signed by the owner or its bank member).
     OpenAccount {
         #[command(flatten)]
@@ -396,6 +418,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Body::single(Operation::VoidPending { id, pending_id }),
             )
             .await
+        }
+        Command::Hold {
+            sign,
+            account,
+            reason,
+        } => {
+            let operation = Operation::SetHold {
+                account,
+                frozen: true,
+                reason,
+            };
+            submit(&sign, Body::single(operation)).await
+        }
+        Command::ReleaseHold {
+            sign,
+            account,
+            reason,
+        } => {
+            let operation = Operation::SetHold {
+                account,
+                frozen: false,
+                reason,
+            };
+            submit(&sign, Body::single(operation)).await
         }
         Command::OpenAccount {
             sign,

@@ -243,6 +243,45 @@ fn every_cli_command_works_against_a_running_node() {
         "2",
     ]));
     assert_eq!(status["transfer"]["state"], "pending_posted");
+    let regulator = path(dir, "keys/regulator.json");
+    let as_regulator = |args: &[&str]| {
+        let mut all = vec![args[0], "--node", url.as_str(), "--key", regulator.as_str()];
+        all.extend_from_slice(&args[1..]);
+        tpw(&all)
+    };
+    let refused = signed(&["hold", "--account", "301", "--reason", "4"]);
+    assert!(!refused.status.success(), "a partner cannot place a hold");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("regulator_only"));
+    let held = as_regulator(&["hold", "--account", "301", "--reason", "4"]);
+    assert_eq!(
+        json(&held)["results"][0]["code"],
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&held.stderr)
+    );
+    let account = json(&tpw(&["account", "--node", &url, "301"]));
+    assert_eq!(account["hold"]["reason"], 4);
+    assert_eq!(account["hold"]["regulator"], 7);
+    assert!(account["account"]["flags"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("frozen")));
+    let blocked = signed(&[
+        "transfer", "--id", "9", "--debit", "301", "--credit", "501", "--asset", "1", "--amount",
+        "1",
+    ]);
+    assert_eq!(json(&blocked)["error"]["code"], "account_frozen");
+    let released = as_regulator(&["release-hold", "--account", "301"]);
+    assert_eq!(json(&released)["results"][0]["code"], "ok");
+    let paid_again = signed(&[
+        "transfer", "--id", "10", "--debit", "301", "--credit", "501", "--asset", "1", "--amount",
+        "1",
+    ]);
+    assert_eq!(json(&paid_again)["results"][0]["code"], "ok");
+    assert!(json(&tpw(&["account", "--node", &url, "301"]))
+        .get("hold")
+        .is_none());
+
     let unknown = tpw(&["account", "--node", &url, "424242"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));

@@ -186,6 +186,16 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                         }
                     }
                 }
+                Operation::SetHold { .. } => {
+                    if signer_role(context, &transaction.signer)? != Some(Role::Regulator) {
+                        return Err(ApiError::new(
+                            StatusCode::FORBIDDEN,
+                            "regulator_only",
+                            "only a regulator may place or lift a hold",
+                        )
+                        .at(index));
+                    }
+                }
                 Operation::PostPending { .. } | Operation::VoidPending { .. } => {}
             }
         }

@@ -69,9 +69,10 @@ pub(super) async fn account(
 ) -> Result<Json<AccountResponse>, ApiError> {
     let id = parse_u128(&id, "bad_account_id")?;
     match context.reader.account(id).map_err(ApiError::storage)? {
-        Some((account, height)) => Ok(Json(AccountResponse {
+        Some((account, height, hold)) => Ok(Json(AccountResponse {
             height,
             account: AccountView::from(&account),
+            hold: hold.as_ref().map(tpw_contracts::view::HoldView::from),
         })),
         None => Err(ApiError::not_found("account")),
     }

@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use tpw_consensus::raft_types::Snapshot;
 use tpw_contracts::codec::{Reader, Writer};
-use tpw_contracts::model::{from_bytes, Account, Hash, TransferRecord};
+use tpw_contracts::model::{from_bytes, Account, Hash, HoldRecord, TransferRecord};
 use tpw_contracts::state::{account_key, prefix, transfer_key, StoreError};
 use tpw_contracts::{BlockHeader, BlockOutcome, ChainHead, Genesis, Proposal, Receipt, StateStore};
 
@@ -517,9 +517,31 @@ impl LedgerReader {
         Ok(Some((value, head.height)))
     }
 
-    /// An account and the height the read reflects.
-    pub fn account(&self, id: u128) -> Result<Option<(Account, u64)>, StorageError> {
-        self.state_record(&account_key(id), Account::decode)
+    /// An account, the height the read reflects, and the regulator's hold on it if any (both
+    /// from one consistent snapshot).
+    #[allow(clippy::type_complexity)]
+    pub fn account(
+        &self,
+        id: u128,
+    ) -> Result<Option<(Account, u64, Option<HoldRecord>)>, StorageError> {
+        let snapshot = self.db.rocks().snapshot();
+        let (head, _) = self.read_head(&snapshot)?;
+        let read = |key: &[u8]| -> Result<Option<Vec<u8>>, StorageError> {
+            match snapshot.get_cf(self.db.cf(CF_STATE), key)? {
+                None => Ok(None),
+                Some(bytes) => Ok(Some(open_record(&bytes, "state")?.to_vec())),
+            }
+        };
+        let corrupt = |error| StorageError::Corrupt(format!("state record: {error}"));
+        let Some(bytes) = read(&account_key(id))? else {
+            return Ok(None);
+        };
+        let account = from_bytes(&bytes, Account::decode).map_err(corrupt)?;
+        let hold = match read(&tpw_contracts::state::hold_key(id))? {
+            None => None,
+            Some(bytes) => Some(from_bytes(&bytes, HoldRecord::decode).map_err(corrupt)?),
+        };
+        Ok(Some((account, head.height, hold)))
     }
 
     /// A transfer record and the height the read reflects.
