@@ -10,6 +10,7 @@ pub mod audit;
 pub mod block;
 pub mod codec;
 pub mod decimal;
+pub mod escrow;
 pub mod genesis;
 pub mod limits;
 pub mod model;

@@ -24,8 +24,11 @@ pub const PARTICIPANT_KEYS_MAX: usize = 16;
 pub const GENESIS_ITEMS_MAX: usize = 100_000;
 /// Digits after the decimal point of an asset.
 pub const ASSET_SCALE_MAX: u8 = 18;
+/// Named approvers of one escrow.
+pub const ESCROW_APPROVERS_MAX: usize = 8;
 
-// The largest operation encodes in under 128 bytes, so a full linked batch fits an envelope.
-const _: () = assert!(LINKED_OPERATIONS_MAX * 128 + 256 <= ENVELOPE_SIZE_MAX);
+// The largest operation (an escrow with every condition: 184 bytes) encodes in under 192
+// bytes, so a full linked batch fits an envelope.
+const _: () = assert!(LINKED_OPERATIONS_MAX * 192 + 256 <= ENVELOPE_SIZE_MAX);
 const _: () = assert!(ENVELOPE_SIZE_MAX * 16 <= BLOCK_SIZE_MAX);
 const _: () = assert!(BLOCK_TRANSACTIONS_MAX <= u32::MAX as usize);

@@ -2,6 +2,7 @@
 //! expiry, each checking its rules in a fixed order and returning a stable result code.
 
 use crate::apply::{may_pay, ApplyError, BlockContext};
+use crate::escrow;
 use crate::limits::PENDING_TIMEOUT_MS_MAX;
 use crate::model::{
     account_flags as flags, Account, AccountId, AssetId, Hash, HoldRecord, Participant,
@@ -14,7 +15,7 @@ use crate::tx::{Operation, TransferKind};
 use std::collections::BTreeSet;
 
 /// What evaluating one operation did.
-enum Outcome {
+pub(crate) enum Outcome {
     /// Applied; its records are written.
     Applied,
     /// Refused; the transfer id (if any) is recorded with this code.
@@ -23,10 +24,10 @@ enum Outcome {
     Existing(ResultCode),
 }
 
-struct OperationContext<'a> {
-    block: BlockContext,
-    signer: &'a Participant,
-    tx_id: Hash,
+pub(crate) struct OperationContext<'a> {
+    pub(crate) block: BlockContext,
+    pub(crate) signer: &'a Participant,
+    pub(crate) tx_id: Hash,
 }
 
 fn invariant(holds: bool, what: &str) -> Result<(), ApplyError> {
@@ -235,6 +236,11 @@ fn evaluate(
             };
             transfer(overlay, context, &request)
         }
+        Operation::PostPending { pending_id, .. } | Operation::VoidPending { pending_id, .. }
+            if escrow::is_escrow(overlay, context.signer.id, *pending_id)? =>
+        {
+            Ok(Outcome::Rejected(ResultCode::EscrowLocked))
+        }
         Operation::PostPending {
             id,
             pending_id,
@@ -243,7 +249,7 @@ fn evaluate(
             overlay,
             context,
             *id,
-            *pending_id,
+            (context.signer.id, *pending_id),
             Some(*amount),
             operation.body_hash(),
         ),
@@ -251,10 +257,49 @@ fn evaluate(
             overlay,
             context,
             *id,
-            *pending_id,
+            (context.signer.id, *pending_id),
             None,
             operation.body_hash(),
         ),
+        Operation::CreateEscrow {
+            id,
+            debit_account,
+            credit_account,
+            asset,
+            amount,
+            timeout_ms,
+            terms,
+        } => {
+            let request = escrow::EscrowRequest {
+                id: *id,
+                debit_account: *debit_account,
+                credit_account: *credit_account,
+                asset: *asset,
+                amount: *amount,
+                timeout_ms: *timeout_ms,
+                terms,
+                body_hash: operation.body_hash(),
+            };
+            escrow::create(overlay, context, &request)
+        }
+        Operation::ApproveEscrow { owner, escrow_id } => {
+            escrow::approve(overlay, context, *owner, *escrow_id)
+        }
+        Operation::ReleaseEscrow {
+            id,
+            owner,
+            escrow_id,
+            preimage,
+        } => {
+            let request = escrow::ReleaseRequest {
+                id: *id,
+                owner: *owner,
+                escrow_id: *escrow_id,
+                preimage: *preimage,
+                body_hash: operation.body_hash(),
+            };
+            escrow::release(overlay, context, &request)
+        }
         Operation::SetHold {
             account,
             frozen,
@@ -341,14 +386,14 @@ fn open_account(
     Ok(Outcome::Applied)
 }
 
-struct TransferRequest {
-    id: TransferId,
-    debit_account: AccountId,
-    credit_account: AccountId,
-    asset: AssetId,
-    amount: u128,
-    kind: TransferKind,
-    body_hash: Hash,
+pub(crate) struct TransferRequest {
+    pub(crate) id: TransferId,
+    pub(crate) debit_account: AccountId,
+    pub(crate) credit_account: AccountId,
+    pub(crate) asset: AssetId,
+    pub(crate) amount: u128,
+    pub(crate) kind: TransferKind,
+    pub(crate) body_hash: Hash,
 }
 
 /// Checks the balance limits of both accounts after adding `amount` to the posted (or pending)
@@ -384,7 +429,7 @@ fn add_amount(
     Ok((debit, credit))
 }
 
-fn transfer(
+pub(crate) fn transfer(
     overlay: &mut Overlay<'_>,
     context: &OperationContext<'_>,
     request: &TransferRequest,
@@ -499,16 +544,18 @@ fn release(
     Ok(None)
 }
 
-fn settle_pending(
+/// Posts or voids the pending transfer `(owner, pending_id)`, recording this operation as the
+/// signer's transfer `id`.
+pub(crate) fn settle_pending(
     overlay: &mut Overlay<'_>,
     context: &OperationContext<'_>,
     id: TransferId,
-    pending_id: TransferId,
+    (owner, pending_id): (ParticipantId, TransferId),
     post_amount: Option<u128>,
     body_hash: Hash,
 ) -> Result<Outcome, ApplyError> {
     let reject = |code| Ok(Outcome::Rejected(code));
-    let Some(mut pending) = overlay.transfer(context.signer.id, pending_id)? else {
+    let Some(mut pending) = overlay.transfer(owner, pending_id)? else {
         return reject(ResultCode::PendingNotFound);
     };
     match pending.state {
@@ -607,7 +654,17 @@ fn record_rejection(
 ) {
     let (debit_account, credit_account, asset, amount, pending_id) = match operation {
         // No transfer id: the receipt alone records the rejection.
-        Operation::OpenAccount { .. } | Operation::SetHold { .. } => return,
+        Operation::OpenAccount { .. }
+        | Operation::SetHold { .. }
+        | Operation::ApproveEscrow { .. } => return,
+        Operation::CreateEscrow {
+            debit_account,
+            credit_account,
+            asset,
+            amount,
+            ..
+        } => (*debit_account, *credit_account, *asset, *amount, 0),
+        Operation::ReleaseEscrow { escrow_id, .. } => (0, 0, 0, 0, *escrow_id),
         Operation::Transfer {
             debit_account,
             credit_account,

@@ -75,6 +75,14 @@ result_codes! {
     RegulatorOnly = 31, "regulator_only", "only a regulator may place or lift a hold";
     InvalidHoldReason = 32, "invalid_hold_reason", "a hold needs a reason code from 1 to 65535";
     NotHeld = 33, "not_held", "the account has no hold to lift";
+    EscrowNeedsCondition = 34, "escrow_needs_condition", "an escrow needs a hashlock, a release time or approvers";
+    InvalidEscrowTerms = 35, "invalid_escrow_terms", "the escrow terms can never be met (approvals, release time after expiry)";
+    NotEscrow = 36, "not_escrow", "no escrow with this id from this payer";
+    NotAnApprover = 37, "not_an_approver", "the signer is not one of the escrow's approvers";
+    EscrowTooEarly = 38, "escrow_too_early", "the escrow's release time has not come";
+    EscrowApprovalsMissing = 39, "escrow_approvals_missing", "the escrow lacks required approvals";
+    EscrowWrongPreimage = 40, "escrow_wrong_preimage", "the secret is missing or does not match the escrow's hashlock";
+    EscrowLocked = 41, "escrow_locked", "an escrow is released by its terms or refunded at expiry, never posted or voided";
 }
 
 impl std::fmt::Display for ResultCode {

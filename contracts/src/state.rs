@@ -49,6 +49,8 @@ pub mod prefix {
     pub const EXPIRY: u8 = b'E';
     /// A regulator's hold on an account, by account id.
     pub const HOLD: u8 = b'H';
+    /// An escrow's terms and approvals, by (payer, escrow id).
+    pub const ESCROW: u8 = b'W';
 }
 
 /// Key of a participant record.
@@ -75,6 +77,15 @@ pub fn asset_key(id: AssetId) -> Vec<u8> {
 /// Key of an account record.
 pub fn account_key(id: AccountId) -> Vec<u8> {
     let mut key = vec![prefix::ACCOUNT];
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// Key of an escrow record.
+pub fn escrow_key(owner: ParticipantId, id: TransferId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(25);
+    key.push(prefix::ESCROW);
+    key.extend_from_slice(&owner.to_be_bytes());
     key.extend_from_slice(&id.to_be_bytes());
     key
 }

@@ -25,6 +25,75 @@ pub enum TransferKind {
     },
 }
 
+/// When an escrowed amount may be released to the payee: every condition present must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscrowTerms {
+    /// blake3 of a 32-byte secret that the releaser must present.
+    pub hashlock: Option<Hash>,
+    /// Block time from which release is allowed (0: no time condition).
+    pub release_after_ms: u64,
+    /// Named parties whose approvals count, in ascending order, at most
+    /// [`crate::limits::ESCROW_APPROVERS_MAX`].
+    pub approvers: Vec<ParticipantId>,
+    /// Approvals needed (M of the N approvers); 0 when there are no approvers.
+    pub approvals_required: u8,
+}
+
+impl EscrowTerms {
+    /// Canonical encoding: has_hashlock u8 [hashlock [32]] | release_after_ms u64 |
+    /// approver count u8 | approvers u64* (strictly ascending) | approvals_required u8.
+    pub fn encode(&self, writer: &mut Writer) {
+        match &self.hashlock {
+            None => writer.u8(0),
+            Some(hash) => {
+                writer.u8(1);
+                writer.fixed(hash);
+            }
+        }
+        writer.u64(self.release_after_ms);
+        writer.u8(u8::try_from(self.approvers.len()).expect("bounded by ESCROW_APPROVERS_MAX"));
+        for approver in &self.approvers {
+            writer.u64(*approver);
+        }
+        writer.u8(self.approvals_required);
+    }
+
+    /// Reads terms written by [`EscrowTerms::encode`], refusing unsorted or repeated approvers.
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let hashlock = if reader.bool("escrow.has_hashlock")? {
+            Some(reader.array("escrow.hashlock")?)
+        } else {
+            None
+        };
+        let release_after_ms = reader.u64("escrow.release_after_ms")?;
+        let count = reader.u8("escrow.approver_count")? as usize;
+        if count > crate::limits::ESCROW_APPROVERS_MAX {
+            return Err(DecodeError::TooLong {
+                field: "escrow.approvers",
+                length: count,
+                limit: crate::limits::ESCROW_APPROVERS_MAX,
+            });
+        }
+        let mut approvers: Vec<ParticipantId> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let approver = reader.u64("escrow.approver")?;
+            if approvers.last().is_some_and(|last| *last >= approver) {
+                return Err(DecodeError::InvalidValue {
+                    field: "escrow.approvers",
+                    value: approver.into(),
+                });
+            }
+            approvers.push(approver);
+        }
+        Ok(Self {
+            hashlock,
+            release_after_ms,
+            approvers,
+            approvals_required: reader.u8("escrow.approvals_required")?,
+        })
+    }
+}
+
 /// One ledger operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -72,6 +141,43 @@ pub enum Operation {
         /// The pending transfer's id.
         pending_id: TransferId,
     },
+    /// Locks `amount` from the payer's account for the payee until the terms hold (then anyone
+    /// entitled releases it) or `timeout_ms` of block time pass (then it returns to the payer).
+    CreateEscrow {
+        /// Client-chosen id, unique per signer (the payer).
+        id: TransferId,
+        /// The payer's account; the signer must own it.
+        debit_account: AccountId,
+        /// The payee's account.
+        credit_account: AccountId,
+        /// Asset of both accounts.
+        asset: AssetId,
+        /// Amount in minor units.
+        amount: u128,
+        /// Milliseconds of block time before the escrow is refunded.
+        timeout_ms: u64,
+        /// The release conditions.
+        terms: EscrowTerms,
+    },
+    /// Records the signer's approval of an escrow; the signer must be one of its approvers.
+    ApproveEscrow {
+        /// The escrow's payer.
+        owner: ParticipantId,
+        /// The escrow's id.
+        escrow_id: TransferId,
+    },
+    /// Releases an escrow to the payee once its terms hold; signed by the payer, the payee or
+    /// an approver.
+    ReleaseEscrow {
+        /// This operation's own transfer id.
+        id: TransferId,
+        /// The escrow's payer.
+        owner: ParticipantId,
+        /// The escrow's id.
+        escrow_id: TransferId,
+        /// The secret whose blake3 is the hashlock, if the escrow has one.
+        preimage: Option<[u8; 32]>,
+    },
     /// Places (`frozen`) or lifts a regulator's hold on an account; regulators only. A held
     /// account can be neither debited nor credited.
     SetHold {
@@ -89,6 +195,9 @@ const TAG_TRANSFER: u8 = 2;
 const TAG_POST_PENDING: u8 = 3;
 const TAG_VOID_PENDING: u8 = 4;
 const TAG_SET_HOLD: u8 = 5;
+const TAG_CREATE_ESCROW: u8 = 6;
+const TAG_APPROVE_ESCROW: u8 = 7;
+const TAG_RELEASE_ESCROW: u8 = 8;
 
 impl Operation {
     /// A posted transfer with no client reference: the most common operation.
@@ -113,7 +222,10 @@ impl Operation {
     /// The transfer id this operation records, if it is a transfer kind.
     pub fn transfer_id(&self) -> Option<TransferId> {
         match self {
-            Operation::OpenAccount { .. } | Operation::SetHold { .. } => None,
+            Operation::OpenAccount { .. }
+            | Operation::SetHold { .. }
+            | Operation::ApproveEscrow { .. } => None,
+            Operation::CreateEscrow { id, .. } | Operation::ReleaseEscrow { id, .. } => Some(*id),
             Operation::Transfer { id, .. }
             | Operation::PostPending { id, .. }
             | Operation::VoidPending { id, .. } => Some(*id),
@@ -184,6 +296,47 @@ impl Operation {
                 writer.u8(u8::from(*frozen));
                 writer.u16(*reason);
             }
+            Operation::CreateEscrow {
+                id,
+                debit_account,
+                credit_account,
+                asset,
+                amount,
+                timeout_ms,
+                terms,
+            } => {
+                writer.u8(TAG_CREATE_ESCROW);
+                writer.u128(*id);
+                writer.u128(*debit_account);
+                writer.u128(*credit_account);
+                writer.u32(*asset);
+                writer.u128(*amount);
+                writer.u64(*timeout_ms);
+                terms.encode(writer);
+            }
+            Operation::ApproveEscrow { owner, escrow_id } => {
+                writer.u8(TAG_APPROVE_ESCROW);
+                writer.u64(*owner);
+                writer.u128(*escrow_id);
+            }
+            Operation::ReleaseEscrow {
+                id,
+                owner,
+                escrow_id,
+                preimage,
+            } => {
+                writer.u8(TAG_RELEASE_ESCROW);
+                writer.u128(*id);
+                writer.u64(*owner);
+                writer.u128(*escrow_id);
+                match preimage {
+                    None => writer.u8(0),
+                    Some(secret) => {
+                        writer.u8(1);
+                        writer.fixed(secret);
+                    }
+                }
+            }
         }
     }
 
@@ -229,6 +382,29 @@ impl Operation {
                 account: reader.u128("set_hold.account")?,
                 frozen: reader.bool("set_hold.frozen")?,
                 reason: reader.u16("set_hold.reason")?,
+            },
+            TAG_CREATE_ESCROW => Operation::CreateEscrow {
+                id: reader.u128("create_escrow.id")?,
+                debit_account: reader.u128("create_escrow.debit_account")?,
+                credit_account: reader.u128("create_escrow.credit_account")?,
+                asset: reader.u32("create_escrow.asset")?,
+                amount: reader.u128("create_escrow.amount")?,
+                timeout_ms: reader.u64("create_escrow.timeout_ms")?,
+                terms: EscrowTerms::decode(reader)?,
+            },
+            TAG_APPROVE_ESCROW => Operation::ApproveEscrow {
+                owner: reader.u64("approve_escrow.owner")?,
+                escrow_id: reader.u128("approve_escrow.escrow_id")?,
+            },
+            TAG_RELEASE_ESCROW => Operation::ReleaseEscrow {
+                id: reader.u128("release_escrow.id")?,
+                owner: reader.u64("release_escrow.owner")?,
+                escrow_id: reader.u128("release_escrow.escrow_id")?,
+                preimage: if reader.bool("release_escrow.has_preimage")? {
+                    Some(reader.array("release_escrow.preimage")?)
+                } else {
+                    None
+                },
             },
             other => {
                 return Err(DecodeError::InvalidValue {

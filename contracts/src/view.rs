@@ -191,6 +191,59 @@ pub enum OperationView {
         #[serde(with = "crate::decimal")]
         pending_id: u128,
     },
+    /// Locks an amount for a payee until the escrow terms hold.
+    CreateEscrow {
+        /// Escrow (transfer) id.
+        #[serde(with = "crate::decimal")]
+        id: u128,
+        /// The payer's account.
+        #[serde(with = "crate::decimal")]
+        debit_account: u128,
+        /// The payee's account.
+        #[serde(with = "crate::decimal")]
+        credit_account: u128,
+        /// Asset.
+        asset: AssetId,
+        /// Amount.
+        #[serde(with = "crate::decimal")]
+        amount: u128,
+        /// Milliseconds of block time before the escrow is refunded.
+        timeout_ms: u64,
+        /// blake3 of the secret that releases it, hex.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hashlock: Option<String>,
+        /// Block time from which release is allowed (0: none).
+        #[serde(default)]
+        release_after_ms: u64,
+        /// Participants whose approvals count.
+        #[serde(default)]
+        approvers: Vec<ParticipantId>,
+        /// Approvals needed.
+        #[serde(default)]
+        approvals_required: u8,
+    },
+    /// Approves an escrow.
+    ApproveEscrow {
+        /// The escrow's payer.
+        owner: ParticipantId,
+        /// The escrow's id.
+        #[serde(with = "crate::decimal")]
+        escrow_id: u128,
+    },
+    /// Releases an escrow whose terms hold.
+    ReleaseEscrow {
+        /// This operation's transfer id.
+        #[serde(with = "crate::decimal")]
+        id: u128,
+        /// The escrow's payer.
+        owner: ParticipantId,
+        /// The escrow's id.
+        #[serde(with = "crate::decimal")]
+        escrow_id: u128,
+        /// The hashlock's secret, hex.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preimage: Option<String>,
+    },
     /// A regulator places or lifts a hold on an account.
     SetHold {
         /// The account.
@@ -259,6 +312,41 @@ impl From<&Operation> for OperationView {
                 frozen: *frozen,
                 reason: *reason,
             },
+            Operation::CreateEscrow {
+                id,
+                debit_account,
+                credit_account,
+                asset,
+                amount,
+                timeout_ms,
+                terms,
+            } => OperationView::CreateEscrow {
+                id: *id,
+                debit_account: *debit_account,
+                credit_account: *credit_account,
+                asset: *asset,
+                amount: *amount,
+                timeout_ms: *timeout_ms,
+                hashlock: terms.hashlock.map(hex::encode),
+                release_after_ms: terms.release_after_ms,
+                approvers: terms.approvers.clone(),
+                approvals_required: terms.approvals_required,
+            },
+            Operation::ApproveEscrow { owner, escrow_id } => OperationView::ApproveEscrow {
+                owner: *owner,
+                escrow_id: *escrow_id,
+            },
+            Operation::ReleaseEscrow {
+                id,
+                owner,
+                escrow_id,
+                preimage,
+            } => OperationView::ReleaseEscrow {
+                id: *id,
+                owner: *owner,
+                escrow_id: *escrow_id,
+                preimage: preimage.map(hex::encode),
+            },
         }
     }
 }
@@ -322,7 +410,97 @@ impl OperationView {
                 frozen: *frozen,
                 reason: *reason,
             },
+            OperationView::CreateEscrow {
+                id,
+                debit_account,
+                credit_account,
+                asset,
+                amount,
+                timeout_ms,
+                hashlock,
+                release_after_ms,
+                approvers,
+                approvals_required,
+            } => {
+                let mut sorted = approvers.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                if sorted.len() != approvers.len() {
+                    return Err("approvers must not repeat".into());
+                }
+                if sorted.len() > crate::limits::ESCROW_APPROVERS_MAX {
+                    return Err(format!(
+                        "at most {} approvers",
+                        crate::limits::ESCROW_APPROVERS_MAX
+                    ));
+                }
+                Operation::CreateEscrow {
+                    id: *id,
+                    debit_account: *debit_account,
+                    credit_account: *credit_account,
+                    asset: *asset,
+                    amount: *amount,
+                    timeout_ms: *timeout_ms,
+                    terms: crate::tx::EscrowTerms {
+                        hashlock: hashlock.as_deref().map(parse_hash32).transpose()?,
+                        release_after_ms: *release_after_ms,
+                        approvers: sorted,
+                        approvals_required: *approvals_required,
+                    },
+                }
+            }
+            OperationView::ApproveEscrow { owner, escrow_id } => Operation::ApproveEscrow {
+                owner: *owner,
+                escrow_id: *escrow_id,
+            },
+            OperationView::ReleaseEscrow {
+                id,
+                owner,
+                escrow_id,
+                preimage,
+            } => Operation::ReleaseEscrow {
+                id: *id,
+                owner: *owner,
+                escrow_id: *escrow_id,
+                preimage: preimage.as_deref().map(parse_hash32).transpose()?,
+            },
         })
+    }
+}
+
+/// Parses 32 bytes of hex (a hashlock or its secret).
+pub fn parse_hash32(text: &str) -> Result<[u8; 32], String> {
+    hex::decode(text)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| format!("{text:?} is not 32 bytes of hex"))
+}
+
+/// JSON view of an escrow's terms and approvals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscrowView {
+    /// blake3 of the secret that releases it, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashlock: Option<String>,
+    /// Block time from which release is allowed (0: none).
+    pub release_after_ms: u64,
+    /// Participants whose approvals count.
+    pub approvers: Vec<ParticipantId>,
+    /// Approvals needed.
+    pub approvals_required: u8,
+    /// Approvers that approved.
+    pub approvals: Vec<ParticipantId>,
+}
+
+impl From<&crate::escrow::EscrowRecord> for EscrowView {
+    fn from(record: &crate::escrow::EscrowRecord) -> Self {
+        Self {
+            hashlock: record.terms.hashlock.map(hex::encode),
+            release_after_ms: record.terms.release_after_ms,
+            approvers: record.terms.approvers.clone(),
+            approvals_required: record.terms.approvals_required,
+            approvals: record.approvals.clone(),
+        }
     }
 }
 

@@ -6,6 +6,8 @@ use common::*;
 use proptest::prelude::*;
 use tpw_contracts::{Body, Operation, TransferKind};
 
+const ESCROW_SECRET: [u8; 32] = [9; 32];
+
 #[derive(Debug, Clone)]
 enum Step {
     Transfer {
@@ -42,6 +44,28 @@ enum Step {
         account: u128,
         frozen: bool,
         reason: u16,
+    },
+    Escrow {
+        signer: u64,
+        id: u128,
+        debit: u128,
+        credit: u128,
+        amount: u128,
+        timeout_ms: u64,
+        hashlock: bool,
+        approvers: Vec<u64>,
+    },
+    Approve {
+        signer: u64,
+        owner: u64,
+        escrow_id: u128,
+    },
+    Release {
+        signer: u64,
+        id: u128,
+        owner: u64,
+        escrow_id: u128,
+        secret: bool,
     },
     Garbage(Vec<u8>),
 }
@@ -92,6 +116,11 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(signer, account, owner)| Step::Open { signer, account, owner }),
         1 => (signer(), account(), any::<bool>(), 0..3u16)
             .prop_map(|(signer, account, frozen, reason)| Step::Hold { signer, account, frozen, reason }),
+        2 => (signer(), 0..40u128, account(), account(), amount(), 1..3_000u64, any::<bool>(), proptest::sample::subsequence(vec![BANK_A, BANK_B, REGULATOR], 0..3))
+            .prop_map(|(signer, id, debit, credit, amount, timeout_ms, hashlock, approvers)| Step::Escrow { signer, id, debit, credit, amount, timeout_ms, hashlock, approvers }),
+        2 => (signer(), signer(), 0..40u128).prop_map(|(signer, owner, escrow_id)| Step::Approve { signer, owner, escrow_id }),
+        2 => (signer(), 0..40u128, signer(), 0..40u128, any::<bool>())
+            .prop_map(|(signer, id, owner, escrow_id, secret)| Step::Release { signer, id, owner, escrow_id, secret }),
         1 => proptest::collection::vec(any::<u8>(), 0..80).prop_map(Step::Garbage),
     ]
 }
@@ -188,6 +217,58 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
                 account: *account,
                 frozen: *frozen,
                 reason: *reason,
+            }),
+        ),
+        Step::Escrow {
+            signer,
+            id,
+            debit,
+            credit,
+            amount,
+            timeout_ms,
+            hashlock,
+            approvers,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::CreateEscrow {
+                id: *id,
+                debit_account: *debit,
+                credit_account: *credit,
+                asset: asset_of(*debit),
+                amount: *amount,
+                timeout_ms: *timeout_ms,
+                terms: tpw_contracts::tx::EscrowTerms {
+                    hashlock: hashlock.then(|| *blake3::hash(&ESCROW_SECRET).as_bytes()),
+                    release_after_ms: 0,
+                    approvers: approvers.clone(),
+                    approvals_required: u8::from(!approvers.is_empty()),
+                },
+            }),
+        ),
+        Step::Approve {
+            signer,
+            owner,
+            escrow_id,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::ApproveEscrow {
+                owner: *owner,
+                escrow_id: *escrow_id,
+            }),
+        ),
+        Step::Release {
+            signer,
+            id,
+            owner,
+            escrow_id,
+            secret,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::ReleaseEscrow {
+                id: *id,
+                owner: *owner,
+                escrow_id: *escrow_id,
+                preimage: secret.then_some(ESCROW_SECRET),
             }),
         ),
         Step::Garbage(bytes) => bytes.clone(),

@@ -70,6 +70,39 @@ fn vectors() -> Value {
             }),
         ),
         (
+            "escrow with every condition",
+            Body::single(Operation::CreateEscrow {
+                id: 20,
+                debit_account: 301,
+                credit_account: 501,
+                asset: 1,
+                amount: 125_000,
+                timeout_ms: 86_400_000,
+                terms: tpw_contracts::tx::EscrowTerms {
+                    hashlock: Some(*blake3::hash(&[7; 32]).as_bytes()),
+                    release_after_ms: 1_761_900_000_000,
+                    approvers: vec![1, 7],
+                    approvals_required: 2,
+                },
+            }),
+        ),
+        (
+            "escrow approval",
+            Body::single(Operation::ApproveEscrow {
+                owner: 3,
+                escrow_id: 20,
+            }),
+        ),
+        (
+            "escrow release",
+            Body::single(Operation::ReleaseEscrow {
+                id: 21,
+                owner: 3,
+                escrow_id: 20,
+                preimage: Some([7; 32]),
+            }),
+        ),
+        (
             "linked batch",
             Body::linked(vec![
                 Operation::Transfer {

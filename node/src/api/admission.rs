@@ -160,6 +160,12 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                     credit_account,
                     asset,
                     ..
+                }
+                | Operation::CreateEscrow {
+                    debit_account,
+                    credit_account,
+                    asset,
+                    ..
                 } => {
                     for id in [*debit_account, *credit_account] {
                         let found = match opened.get(&id) {
@@ -196,7 +202,10 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                         .at(index));
                     }
                 }
-                Operation::PostPending { .. } | Operation::VoidPending { .. } => {}
+                Operation::PostPending { .. }
+                | Operation::VoidPending { .. }
+                | Operation::ApproveEscrow { .. }
+                | Operation::ReleaseEscrow { .. } => {}
             }
         }
     }
