@@ -117,6 +117,9 @@ pub struct TransferResponse {
     pub height: u64,
     /// The transfer.
     pub transfer: TransferView,
+    /// The escrow terms and approvals, when the transfer is an escrow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<tpw_contracts::view::EscrowView>,
 }
 
 /// GET /v1/blocks/{height}.

@@ -149,6 +149,11 @@ enum Command {
         #[arg(long)]
         pending_id: u128,
     },
+    /// Escrow and conditional payment.
+    Escrow {
+        #[command(subcommand)]
+        command: EscrowCommand,
+    },
     /// Places a regulator's hold on an account (signed by a regulator key).
     Hold {
         #[command(flatten)]
@@ -238,6 +243,150 @@ enum Command {
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+#[derive(Subcommand)]
+enum EscrowCommand {
+    /// Locks an amount from the signer's account for a payee until the terms hold; refunded
+    /// after --timeout-ms of block time.
+    Create {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Escrow id (a transfer id of the signer).
+        #[arg(long)]
+        id: u128,
+        /// The payer's account (owned by the signer).
+        #[arg(long)]
+        debit: u128,
+        /// The payee's account.
+        #[arg(long)]
+        credit: u128,
+        /// Asset id.
+        #[arg(long)]
+        asset: u32,
+        /// Amount in minor units.
+        #[arg(long)]
+        amount: u128,
+        /// Milliseconds of block time before the escrow is refunded.
+        #[arg(long)]
+        timeout_ms: u64,
+        /// blake3 of the secret that releases it, hex (see `tpw escrow hashlock`).
+        #[arg(long)]
+        hashlock: Option<String>,
+        /// Block time (ms since the epoch) from which release is allowed.
+        #[arg(long, default_value_t = 0)]
+        release_after_ms: u64,
+        /// A participant whose approval counts (repeat for each).
+        #[arg(long = "approver")]
+        approvers: Vec<u64>,
+        /// Approvals needed of the approvers.
+        #[arg(long, default_value_t = 0)]
+        approvals_required: u8,
+    },
+    /// Approves an escrow (signed by one of its approvers).
+    Approve {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The escrow's payer.
+        #[arg(long)]
+        owner: u64,
+        /// The escrow's id.
+        #[arg(long)]
+        escrow_id: u128,
+    },
+    /// Releases an escrow whose terms hold (signed by the payer, the payee or an approver).
+    Release {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// This operation's transfer id.
+        #[arg(long)]
+        id: u128,
+        /// The escrow's payer.
+        #[arg(long)]
+        owner: u64,
+        /// The escrow's id.
+        #[arg(long)]
+        escrow_id: u128,
+        /// The hashlock's secret, 32 bytes of hex.
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// Prints the hashlock (blake3) of a 32-byte secret given in hex; nothing is sent.
+    Hashlock {
+        /// The secret, 32 bytes of hex.
+        #[arg(long)]
+        secret: String,
+    },
+}
+
+async fn escrow_command(command: EscrowCommand) -> anyhow::Result<()> {
+    let parse = |text: &str| tpw_contracts::view::parse_hash32(text).map_err(anyhow::Error::msg);
+    match command {
+        EscrowCommand::Create {
+            sign,
+            id,
+            debit,
+            credit,
+            asset,
+            amount,
+            timeout_ms,
+            hashlock,
+            release_after_ms,
+            mut approvers,
+            approvals_required,
+        } => {
+            approvers.sort_unstable();
+            approvers.dedup();
+            let terms = tpw_contracts::tx::EscrowTerms {
+                hashlock: hashlock.as_deref().map(parse).transpose()?,
+                release_after_ms,
+                approvers,
+                approvals_required,
+            };
+            let operation = Operation::CreateEscrow {
+                id,
+                debit_account: debit,
+                credit_account: credit,
+                asset,
+                amount,
+                timeout_ms,
+                terms,
+            };
+            submit(&sign, Body::single(operation)).await
+        }
+        EscrowCommand::Approve {
+            sign,
+            owner,
+            escrow_id,
+        } => {
+            submit(
+                &sign,
+                Body::single(Operation::ApproveEscrow { owner, escrow_id }),
+            )
+            .await
+        }
+        EscrowCommand::Release {
+            sign,
+            id,
+            owner,
+            escrow_id,
+            secret,
+        } => {
+            let operation = Operation::ReleaseEscrow {
+                id,
+                owner,
+                escrow_id,
+                preimage: secret.as_deref().map(parse).transpose()?,
+            };
+            submit(&sign, Body::single(operation)).await
+        }
+        EscrowCommand::Hashlock { secret } => {
+            let secret = parse(&secret)?;
+            print_json(
+                &serde_json::json!({ "hashlock": hex::encode(blake3::hash(&secret).as_bytes()) }),
+            )
+        }
+    }
 }
 
 async fn submit(sign: &SignArgs, body: Body) -> anyhow::Result<()> {
@@ -419,6 +568,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Escrow { command } => escrow_command(command).await,
         Command::Hold {
             sign,
             account,

@@ -282,6 +282,80 @@ fn every_cli_command_works_against_a_running_node() {
         .get("hold")
         .is_none());
 
+    let secret = "07".repeat(32);
+    let hashlock = json(&tpw(&["escrow", "hashlock", "--secret", &secret]))["hashlock"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let nested = |key: &str, args: &[&str]| {
+        let mut all = vec![args[0], args[1], "--node", url.as_str(), "--key", key];
+        all.extend_from_slice(&args[2..]);
+        tpw(&all)
+    };
+    let escrowed = nested(
+        &acme,
+        &[
+            "escrow",
+            "create",
+            "--id",
+            "20",
+            "--debit",
+            "301",
+            "--credit",
+            "501",
+            "--asset",
+            "1",
+            "--amount",
+            "25",
+            "--timeout-ms",
+            "600000",
+            "--hashlock",
+            &hashlock,
+        ],
+    );
+    let escrowed_json = json(&escrowed);
+    assert_eq!(escrowed_json["results"][0]["code"], "ok", "{escrowed_json}");
+    // Account 501 belongs to Initech, the payee.
+    let initech = path(dir, "keys/initech.json");
+    let as_payee = |args: &[&str]| nested(&initech, args);
+    let wrong = as_payee(&[
+        "escrow",
+        "release",
+        "--id",
+        "1",
+        "--owner",
+        "3",
+        "--escrow-id",
+        "20",
+        "--secret",
+        &"08".repeat(32),
+    ]);
+    assert_eq!(json(&wrong)["error"]["code"], "escrow_wrong_preimage");
+    let opened_escrow = as_payee(&[
+        "escrow",
+        "release",
+        "--id",
+        "2",
+        "--owner",
+        "3",
+        "--escrow-id",
+        "20",
+        "--secret",
+        &secret,
+    ]);
+    assert_eq!(json(&opened_escrow)["results"][0]["code"], "ok");
+    let status = json(&tpw(&[
+        "transfer-status",
+        "--node",
+        &url,
+        "--participant",
+        "3",
+        "--id",
+        "20",
+    ]));
+    assert_eq!(status["transfer"]["state"], "pending_posted");
+    assert_eq!(status["escrow"]["hashlock"], hashlock.as_str());
+
     let unknown = tpw(&["account", "--node", &url, "424242"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));

@@ -95,9 +95,10 @@ pub(super) async fn transfer(
         .transfer(participant, id)
         .map_err(ApiError::storage)?
     {
-        Some((record, height)) => Ok(Json(TransferResponse {
+        Some((record, height, escrow)) => Ok(Json(TransferResponse {
             height,
             transfer: TransferView::from(&record),
+            escrow: escrow.as_ref().map(tpw_contracts::view::EscrowView::from),
         })),
         None => Err(ApiError::not_found("transfer")),
     }

@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use tpw_consensus::raft_types::Snapshot;
 use tpw_contracts::codec::{Reader, Writer};
+use tpw_contracts::escrow::EscrowRecord;
 use tpw_contracts::model::{from_bytes, Account, Hash, HoldRecord, TransferRecord};
 use tpw_contracts::state::{account_key, prefix, transfer_key, StoreError};
 use tpw_contracts::{BlockHeader, BlockOutcome, ChainHead, Genesis, Proposal, Receipt, StateStore};
@@ -501,20 +502,20 @@ impl LedgerReader {
         self.read_head(&self.db.rocks().snapshot())
     }
 
-    fn state_record<T>(
+    /// A state record from a snapshot, decoded.
+    fn snapshot_record<T>(
         &self,
+        snapshot: &rocksdb::Snapshot<'_>,
         key: &[u8],
         decode: impl FnOnce(&mut Reader<'_>) -> Result<T, tpw_contracts::codec::DecodeError>,
-    ) -> Result<Option<(T, u64)>, StorageError> {
-        let snapshot = self.db.rocks().snapshot();
-        let (head, _) = self.read_head(&snapshot)?;
+    ) -> Result<Option<T>, StorageError> {
         let Some(bytes) = snapshot.get_cf(self.db.cf(CF_STATE), key)? else {
             return Ok(None);
         };
         let payload = open_record(&bytes, "state")?;
-        let value = from_bytes(payload, decode)
-            .map_err(|error| StorageError::Corrupt(format!("state record: {error}")))?;
-        Ok(Some((value, head.height)))
+        from_bytes(payload, decode)
+            .map(Some)
+            .map_err(|error| StorageError::Corrupt(format!("state record: {error}")))
     }
 
     /// An account, the height the read reflects, and the regulator's hold on it if any (both
@@ -526,31 +527,40 @@ impl LedgerReader {
     ) -> Result<Option<(Account, u64, Option<HoldRecord>)>, StorageError> {
         let snapshot = self.db.rocks().snapshot();
         let (head, _) = self.read_head(&snapshot)?;
-        let read = |key: &[u8]| -> Result<Option<Vec<u8>>, StorageError> {
-            match snapshot.get_cf(self.db.cf(CF_STATE), key)? {
-                None => Ok(None),
-                Some(bytes) => Ok(Some(open_record(&bytes, "state")?.to_vec())),
-            }
-        };
-        let corrupt = |error| StorageError::Corrupt(format!("state record: {error}"));
-        let Some(bytes) = read(&account_key(id))? else {
+        let Some(account) = self.snapshot_record(&snapshot, &account_key(id), Account::decode)?
+        else {
             return Ok(None);
         };
-        let account = from_bytes(&bytes, Account::decode).map_err(corrupt)?;
-        let hold = match read(&tpw_contracts::state::hold_key(id))? {
-            None => None,
-            Some(bytes) => Some(from_bytes(&bytes, HoldRecord::decode).map_err(corrupt)?),
-        };
+        let hold = self.snapshot_record(
+            &snapshot,
+            &tpw_contracts::state::hold_key(id),
+            HoldRecord::decode,
+        )?;
         Ok(Some((account, head.height, hold)))
     }
 
     /// A transfer record and the height the read reflects.
+    /// A transfer record, the height the read reflects, and its escrow terms if it is an
+    /// escrow (both from one consistent snapshot).
+    #[allow(clippy::type_complexity)]
     pub fn transfer(
         &self,
         owner: u64,
         id: u128,
-    ) -> Result<Option<(TransferRecord, u64)>, StorageError> {
-        self.state_record(&transfer_key(owner, id), TransferRecord::decode)
+    ) -> Result<Option<(TransferRecord, u64, Option<EscrowRecord>)>, StorageError> {
+        let snapshot = self.db.rocks().snapshot();
+        let (head, _) = self.read_head(&snapshot)?;
+        let Some(record) =
+            self.snapshot_record(&snapshot, &transfer_key(owner, id), TransferRecord::decode)?
+        else {
+            return Ok(None);
+        };
+        let escrow = self.snapshot_record(
+            &snapshot,
+            &tpw_contracts::state::escrow_key(owner, id),
+            EscrowRecord::decode,
+        )?;
+        Ok(Some((record, head.height, escrow)))
     }
 
     /// The current value of a state record, without a snapshot (admission checks).
