@@ -11,6 +11,7 @@ pub mod block;
 pub mod codec;
 pub mod decimal;
 pub mod escrow;
+pub mod exchange;
 pub mod genesis;
 pub mod limits;
 pub mod model;

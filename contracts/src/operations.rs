@@ -3,6 +3,7 @@
 
 use crate::apply::{may_pay, ApplyError, BlockContext};
 use crate::escrow;
+use crate::exchange;
 use crate::limits::PENDING_TIMEOUT_MS_MAX;
 use crate::model::{
     account_flags as flags, Account, AccountId, AssetId, Hash, HoldRecord, Participant,
@@ -241,6 +242,12 @@ fn evaluate(
         {
             Ok(Outcome::Rejected(ResultCode::EscrowLocked))
         }
+        // An offer may be withdrawn (voided) but its leg settles only with the other one.
+        Operation::PostPending { pending_id, .. }
+            if exchange::is_exchange(overlay, context.signer.id, *pending_id)? =>
+        {
+            Ok(Outcome::Rejected(ResultCode::ExchangeLegLocked))
+        }
         Operation::PostPending {
             id,
             pending_id,
@@ -285,6 +292,44 @@ fn evaluate(
         Operation::ApproveEscrow { owner, escrow_id } => {
             escrow::approve(overlay, context, *owner, *escrow_id)
         }
+        Operation::OfferExchange {
+            id,
+            debit_account,
+            credit_account,
+            asset,
+            amount,
+            counter_debit_account,
+            counter_credit_account,
+            counter_asset,
+            counter_amount,
+            timeout_ms,
+        } => {
+            let request = exchange::OfferRequest {
+                id: *id,
+                debit_account: *debit_account,
+                credit_account: *credit_account,
+                asset: *asset,
+                amount: *amount,
+                counter_debit_account: *counter_debit_account,
+                counter_credit_account: *counter_credit_account,
+                counter_asset: *counter_asset,
+                counter_amount: *counter_amount,
+                timeout_ms: *timeout_ms,
+                body_hash: operation.body_hash(),
+            };
+            exchange::offer(overlay, context, &request)
+        }
+        Operation::AcceptExchange {
+            id,
+            owner,
+            exchange_id,
+        } => exchange::accept(
+            overlay,
+            context,
+            *id,
+            (*owner, *exchange_id),
+            operation.body_hash(),
+        ),
         Operation::ReleaseEscrow {
             id,
             owner,
@@ -619,6 +664,30 @@ pub(crate) fn settle_pending(
     Ok(Outcome::Applied)
 }
 
+/// Posts the whole of a pending transfer (checked to be pending and not expired) on behalf of a
+/// contract, without a separate post record: its state becomes `pending_posted`. Returns the
+/// rejection if an account is frozen or a balance would overflow.
+pub(crate) fn post_reserved(
+    overlay: &mut Overlay<'_>,
+    pending: &TransferRecord,
+) -> Result<Option<ResultCode>, ApplyError> {
+    invariant(
+        pending.state == TransferState::Pending,
+        "only a pending transfer is posted",
+    )?;
+    if let Some(code) = release(overlay, pending, pending.amount, true)? {
+        return Ok(Some(code));
+    }
+    overlay.put(
+        expiry_key(pending.expires_at_ms, pending.owner, pending.id),
+        None,
+    );
+    let mut posted = pending.clone();
+    posted.state = TransferState::PendingPosted;
+    overlay.put_transfer(&posted);
+    Ok(None)
+}
+
 /// Expires a pending transfer whose timeout has passed, releasing its reservation.
 pub(crate) fn expire_pending(
     overlay: &mut Overlay<'_>,
@@ -665,6 +734,14 @@ fn record_rejection(
             ..
         } => (*debit_account, *credit_account, *asset, *amount, 0),
         Operation::ReleaseEscrow { escrow_id, .. } => (0, 0, 0, 0, *escrow_id),
+        Operation::OfferExchange {
+            debit_account,
+            credit_account,
+            asset,
+            amount,
+            ..
+        } => (*debit_account, *credit_account, *asset, *amount, 0),
+        Operation::AcceptExchange { exchange_id, .. } => (0, 0, 0, 0, *exchange_id),
         Operation::Transfer {
             debit_account,
             credit_account,

@@ -1,5 +1,6 @@
 //! Uncommitted changes layered over the store while a block applies, with typed accessors and
-//! a nested layer for linked batches that is kept or dropped as a whole.
+//! nested layers (a linked batch, an exchange's two legs inside it) each kept or dropped as a
+//! whole.
 
 use crate::apply::ApplyError;
 use crate::codec::{DecodeError, Reader};
@@ -11,10 +12,14 @@ use crate::state::{
     account_key, asset_key, participant_key, signer_key, transfer_key, StateDiff, StateStore,
 };
 
+/// Layers open at once: a linked batch and one all-or-nothing operation inside it.
+const LAYERS_MAX: usize = 2;
+
 pub(crate) struct Overlay<'s> {
     store: &'s dyn StateStore,
     block: StateDiff,
-    batch: Option<StateDiff>,
+    /// Open all-or-nothing layers, innermost last.
+    layers: Vec<StateDiff>,
 }
 
 fn corrupt(key: &[u8], source: DecodeError) -> ApplyError {
@@ -29,21 +34,21 @@ impl<'s> Overlay<'s> {
         Self {
             store,
             block: StateDiff::new(),
-            batch: None,
+            layers: Vec::with_capacity(LAYERS_MAX),
         }
     }
 
     pub(crate) fn into_diff(self) -> StateDiff {
         assert!(
-            self.batch.is_none(),
-            "a linked batch must be closed before the block ends"
+            self.layers.is_empty(),
+            "every all-or-nothing layer is closed before the block ends"
         );
         self.block
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ApplyError> {
-        if let Some(batch) = &self.batch {
-            if let Some(value) = batch.get(key) {
+        for layer in self.layers.iter().rev() {
+            if let Some(value) = layer.get(key) {
                 return Ok(value.clone());
             }
         }
@@ -54,21 +59,30 @@ impl<'s> Overlay<'s> {
     }
 
     pub(crate) fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        match &mut self.batch {
-            Some(batch) => batch.insert(key, value),
+        match self.layers.last_mut() {
+            Some(layer) => layer.insert(key, value),
             None => self.block.insert(key, value),
         };
     }
 
+    /// Opens an all-or-nothing layer: what is written until [`Overlay::end_batch`] is kept or
+    /// dropped as a whole.
     pub(crate) fn begin_batch(&mut self) {
-        assert!(self.batch.is_none(), "linked batches do not nest");
-        self.batch = Some(StateDiff::new());
+        assert!(
+            self.layers.len() < LAYERS_MAX,
+            "layers nest at most {LAYERS_MAX} deep"
+        );
+        self.layers.push(StateDiff::new());
     }
 
+    /// Closes the innermost layer, keeping its writes in the layer below (or the block).
     pub(crate) fn end_batch(&mut self, keep: bool) {
-        let batch = self.batch.take().expect("end_batch follows begin_batch");
+        let layer = self.layers.pop().expect("end_batch follows begin_batch");
         if keep {
-            self.block.extend(batch);
+            match self.layers.last_mut() {
+                Some(below) => below.extend(layer),
+                None => self.block.extend(layer),
+            }
         }
     }
 

@@ -83,6 +83,10 @@ result_codes! {
     EscrowApprovalsMissing = 39, "escrow_approvals_missing", "the escrow lacks required approvals";
     EscrowWrongPreimage = 40, "escrow_wrong_preimage", "the secret is missing or does not match the escrow's hashlock";
     EscrowLocked = 41, "escrow_locked", "an escrow is released by its terms or refunded at expiry, never posted or voided";
+    NotExchange = 42, "not_exchange", "no exchange offer with this id from this offerer";
+    NotCounterparty = 43, "not_counterparty", "only the offer's counterparty may accept it";
+    ExchangeLegLocked = 44, "exchange_leg_locked", "an offered leg settles only with its counter leg (it may be withdrawn by voiding it)";
+    CounterpartyMismatch = 45, "counterparty_mismatch", "the counterparty must own the account it receives into and pays from, and the offerer the account it is paid into";
 }
 
 impl std::fmt::Display for ResultCode {

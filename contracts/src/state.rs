@@ -51,6 +51,8 @@ pub mod prefix {
     pub const HOLD: u8 = b'H';
     /// An escrow's terms and approvals, by (payer, escrow id).
     pub const ESCROW: u8 = b'W';
+    /// An exchange offer's counter leg, by (offerer, exchange id).
+    pub const EXCHANGE: u8 = b'X';
 }
 
 /// Key of a participant record.
@@ -85,6 +87,15 @@ pub fn account_key(id: AccountId) -> Vec<u8> {
 pub fn escrow_key(owner: ParticipantId, id: TransferId) -> Vec<u8> {
     let mut key = Vec::with_capacity(25);
     key.push(prefix::ESCROW);
+    key.extend_from_slice(&owner.to_be_bytes());
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// Key of an exchange record.
+pub fn exchange_key(owner: ParticipantId, id: TransferId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(25);
+    key.push(prefix::EXCHANGE);
     key.extend_from_slice(&owner.to_be_bytes());
     key.extend_from_slice(&id.to_be_bytes());
     key

@@ -178,6 +178,40 @@ pub enum Operation {
         /// The secret whose blake3 is the hashlock, if the escrow has one.
         preimage: Option<[u8; 32]>,
     },
+    /// Offers an exchange of two assets (DvP, PvP): the signer's leg is reserved at once; the
+    /// counterparty's leg is named here and moves when it accepts.
+    OfferExchange {
+        /// Client-chosen id, unique per signer (the offerer).
+        id: TransferId,
+        /// The offerer's account it delivers from.
+        debit_account: AccountId,
+        /// The counterparty's account it delivers into.
+        credit_account: AccountId,
+        /// The asset the offerer delivers.
+        asset: AssetId,
+        /// The amount the offerer delivers.
+        amount: u128,
+        /// The counterparty's account it pays from.
+        counter_debit_account: AccountId,
+        /// The offerer's account it is paid into.
+        counter_credit_account: AccountId,
+        /// The asset the counterparty pays.
+        counter_asset: AssetId,
+        /// The amount the counterparty pays (the agreed rate is counter_amount / amount).
+        counter_amount: u128,
+        /// Milliseconds of block time before an unaccepted offer is refunded.
+        timeout_ms: u64,
+    },
+    /// Accepts an exchange offer: the signer's (counterparty's) leg and the offered leg settle
+    /// together or not at all.
+    AcceptExchange {
+        /// The signer's transfer id for its leg.
+        id: TransferId,
+        /// The offerer.
+        owner: ParticipantId,
+        /// The offer's id.
+        exchange_id: TransferId,
+    },
     /// Places (`frozen`) or lifts a regulator's hold on an account; regulators only. A held
     /// account can be neither debited nor credited.
     SetHold {
@@ -198,6 +232,8 @@ const TAG_SET_HOLD: u8 = 5;
 const TAG_CREATE_ESCROW: u8 = 6;
 const TAG_APPROVE_ESCROW: u8 = 7;
 const TAG_RELEASE_ESCROW: u8 = 8;
+const TAG_OFFER_EXCHANGE: u8 = 9;
+const TAG_ACCEPT_EXCHANGE: u8 = 10;
 
 impl Operation {
     /// A posted transfer with no client reference: the most common operation.
@@ -225,7 +261,10 @@ impl Operation {
             Operation::OpenAccount { .. }
             | Operation::SetHold { .. }
             | Operation::ApproveEscrow { .. } => None,
-            Operation::CreateEscrow { id, .. } | Operation::ReleaseEscrow { id, .. } => Some(*id),
+            Operation::CreateEscrow { id, .. }
+            | Operation::ReleaseEscrow { id, .. }
+            | Operation::OfferExchange { id, .. }
+            | Operation::AcceptExchange { id, .. } => Some(*id),
             Operation::Transfer { id, .. }
             | Operation::PostPending { id, .. }
             | Operation::VoidPending { id, .. } => Some(*id),
@@ -314,6 +353,40 @@ impl Operation {
                 writer.u64(*timeout_ms);
                 terms.encode(writer);
             }
+            Operation::OfferExchange {
+                id,
+                debit_account,
+                credit_account,
+                asset,
+                amount,
+                counter_debit_account,
+                counter_credit_account,
+                counter_asset,
+                counter_amount,
+                timeout_ms,
+            } => {
+                writer.u8(TAG_OFFER_EXCHANGE);
+                writer.u128(*id);
+                writer.u128(*debit_account);
+                writer.u128(*credit_account);
+                writer.u32(*asset);
+                writer.u128(*amount);
+                writer.u128(*counter_debit_account);
+                writer.u128(*counter_credit_account);
+                writer.u32(*counter_asset);
+                writer.u128(*counter_amount);
+                writer.u64(*timeout_ms);
+            }
+            Operation::AcceptExchange {
+                id,
+                owner,
+                exchange_id,
+            } => {
+                writer.u8(TAG_ACCEPT_EXCHANGE);
+                writer.u128(*id);
+                writer.u64(*owner);
+                writer.u128(*exchange_id);
+            }
             Operation::ApproveEscrow { owner, escrow_id } => {
                 writer.u8(TAG_APPROVE_ESCROW);
                 writer.u64(*owner);
@@ -391,6 +464,23 @@ impl Operation {
                 amount: reader.u128("create_escrow.amount")?,
                 timeout_ms: reader.u64("create_escrow.timeout_ms")?,
                 terms: EscrowTerms::decode(reader)?,
+            },
+            TAG_OFFER_EXCHANGE => Operation::OfferExchange {
+                id: reader.u128("offer_exchange.id")?,
+                debit_account: reader.u128("offer_exchange.debit_account")?,
+                credit_account: reader.u128("offer_exchange.credit_account")?,
+                asset: reader.u32("offer_exchange.asset")?,
+                amount: reader.u128("offer_exchange.amount")?,
+                counter_debit_account: reader.u128("offer_exchange.counter_debit_account")?,
+                counter_credit_account: reader.u128("offer_exchange.counter_credit_account")?,
+                counter_asset: reader.u32("offer_exchange.counter_asset")?,
+                counter_amount: reader.u128("offer_exchange.counter_amount")?,
+                timeout_ms: reader.u64("offer_exchange.timeout_ms")?,
+            },
+            TAG_ACCEPT_EXCHANGE => Operation::AcceptExchange {
+                id: reader.u128("accept_exchange.id")?,
+                owner: reader.u64("accept_exchange.owner")?,
+                exchange_id: reader.u128("accept_exchange.exchange_id")?,
             },
             TAG_APPROVE_ESCROW => Operation::ApproveEscrow {
                 owner: reader.u64("approve_escrow.owner")?,

@@ -244,6 +244,47 @@ pub enum OperationView {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         preimage: Option<String>,
     },
+    /// Offers an exchange of two assets (DvP, PvP).
+    OfferExchange {
+        /// Offer (transfer) id.
+        #[serde(with = "crate::decimal")]
+        id: u128,
+        /// The offerer's account it delivers from.
+        #[serde(with = "crate::decimal")]
+        debit_account: u128,
+        /// The counterparty's account it delivers into.
+        #[serde(with = "crate::decimal")]
+        credit_account: u128,
+        /// The asset the offerer delivers.
+        asset: AssetId,
+        /// The amount it delivers.
+        #[serde(with = "crate::decimal")]
+        amount: u128,
+        /// The counterparty's account it pays from.
+        #[serde(with = "crate::decimal")]
+        counter_debit_account: u128,
+        /// The offerer's account it is paid into.
+        #[serde(with = "crate::decimal")]
+        counter_credit_account: u128,
+        /// The asset the counterparty pays.
+        counter_asset: AssetId,
+        /// The amount it pays.
+        #[serde(with = "crate::decimal")]
+        counter_amount: u128,
+        /// Milliseconds of block time before an unaccepted offer is refunded.
+        timeout_ms: u64,
+    },
+    /// Accepts an exchange offer.
+    AcceptExchange {
+        /// The acceptor's transfer id for its leg.
+        #[serde(with = "crate::decimal")]
+        id: u128,
+        /// The offerer.
+        owner: ParticipantId,
+        /// The offer's id.
+        #[serde(with = "crate::decimal")]
+        exchange_id: u128,
+    },
     /// A regulator places or lifts a hold on an account.
     SetHold {
         /// The account.
@@ -331,6 +372,38 @@ impl From<&Operation> for OperationView {
                 release_after_ms: terms.release_after_ms,
                 approvers: terms.approvers.clone(),
                 approvals_required: terms.approvals_required,
+            },
+            Operation::OfferExchange {
+                id,
+                debit_account,
+                credit_account,
+                asset,
+                amount,
+                counter_debit_account,
+                counter_credit_account,
+                counter_asset,
+                counter_amount,
+                timeout_ms,
+            } => OperationView::OfferExchange {
+                id: *id,
+                debit_account: *debit_account,
+                credit_account: *credit_account,
+                asset: *asset,
+                amount: *amount,
+                counter_debit_account: *counter_debit_account,
+                counter_credit_account: *counter_credit_account,
+                counter_asset: *counter_asset,
+                counter_amount: *counter_amount,
+                timeout_ms: *timeout_ms,
+            },
+            Operation::AcceptExchange {
+                id,
+                owner,
+                exchange_id,
+            } => OperationView::AcceptExchange {
+                id: *id,
+                owner: *owner,
+                exchange_id: *exchange_id,
             },
             Operation::ApproveEscrow { owner, escrow_id } => OperationView::ApproveEscrow {
                 owner: *owner,
@@ -449,6 +522,38 @@ impl OperationView {
                     },
                 }
             }
+            OperationView::OfferExchange {
+                id,
+                debit_account,
+                credit_account,
+                asset,
+                amount,
+                counter_debit_account,
+                counter_credit_account,
+                counter_asset,
+                counter_amount,
+                timeout_ms,
+            } => Operation::OfferExchange {
+                id: *id,
+                debit_account: *debit_account,
+                credit_account: *credit_account,
+                asset: *asset,
+                amount: *amount,
+                counter_debit_account: *counter_debit_account,
+                counter_credit_account: *counter_credit_account,
+                counter_asset: *counter_asset,
+                counter_amount: *counter_amount,
+                timeout_ms: *timeout_ms,
+            },
+            OperationView::AcceptExchange {
+                id,
+                owner,
+                exchange_id,
+            } => Operation::AcceptExchange {
+                id: *id,
+                owner: *owner,
+                exchange_id: *exchange_id,
+            },
             OperationView::ApproveEscrow { owner, escrow_id } => Operation::ApproveEscrow {
                 owner: *owner,
                 escrow_id: *escrow_id,

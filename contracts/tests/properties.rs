@@ -60,6 +60,20 @@ enum Step {
         owner: u64,
         escrow_id: u128,
     },
+    Offer {
+        signer: u64,
+        id: u128,
+        legs: [u128; 4],
+        amount: u128,
+        counter_amount: u128,
+        timeout_ms: u64,
+    },
+    Accept {
+        signer: u64,
+        id: u128,
+        owner: u64,
+        exchange_id: u128,
+    },
     Release {
         signer: u64,
         id: u128,
@@ -119,6 +133,10 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (signer(), 0..40u128, account(), account(), amount(), 1..3_000u64, any::<bool>(), proptest::sample::subsequence(vec![BANK_A, BANK_B, REGULATOR], 0..3))
             .prop_map(|(signer, id, debit, credit, amount, timeout_ms, hashlock, approvers)| Step::Escrow { signer, id, debit, credit, amount, timeout_ms, hashlock, approvers }),
         2 => (signer(), signer(), 0..40u128).prop_map(|(signer, owner, escrow_id)| Step::Approve { signer, owner, escrow_id }),
+        2 => (signer(), 0..40u128, [account(), account(), account(), account()], amount(), amount(), 1..3_000u64)
+            .prop_map(|(signer, id, legs, amount, counter_amount, timeout_ms)| Step::Offer { signer, id, legs, amount, counter_amount, timeout_ms }),
+        2 => (signer(), 0..40u128, signer(), 0..40u128)
+            .prop_map(|(signer, id, owner, exchange_id)| Step::Accept { signer, id, owner, exchange_id }),
         2 => (signer(), 0..40u128, signer(), 0..40u128, any::<bool>())
             .prop_map(|(signer, id, owner, escrow_id, secret)| Step::Release { signer, id, owner, escrow_id, secret }),
         1 => proptest::collection::vec(any::<u8>(), 0..80).prop_map(Step::Garbage),
@@ -269,6 +287,41 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
                 owner: *owner,
                 escrow_id: *escrow_id,
                 preimage: secret.then_some(ESCROW_SECRET),
+            }),
+        ),
+        Step::Offer {
+            signer,
+            id,
+            legs,
+            amount,
+            counter_amount,
+            timeout_ms,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::OfferExchange {
+                id: *id,
+                debit_account: legs[0],
+                credit_account: legs[1],
+                asset: asset_of(legs[0]),
+                amount: *amount,
+                counter_debit_account: legs[2],
+                counter_credit_account: legs[3],
+                counter_asset: asset_of(legs[2]),
+                counter_amount: *counter_amount,
+                timeout_ms: *timeout_ms,
+            }),
+        ),
+        Step::Accept {
+            signer,
+            id,
+            owner,
+            exchange_id,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::AcceptExchange {
+                id: *id,
+                owner: *owner,
+                exchange_id: *exchange_id,
             }),
         ),
         Step::Garbage(bytes) => bytes.clone(),

@@ -103,6 +103,29 @@ fn vectors() -> Value {
             }),
         ),
         (
+            "delivery versus payment offer",
+            Body::single(Operation::OfferExchange {
+                id: 30,
+                debit_account: 301,
+                credit_account: 401,
+                asset: 1,
+                amount: 1_000_000,
+                counter_debit_account: 402,
+                counter_credit_account: 302,
+                counter_asset: 2,
+                counter_amount: 1_085_000,
+                timeout_ms: 3_600_000,
+            }),
+        ),
+        (
+            "exchange acceptance",
+            Body::single(Operation::AcceptExchange {
+                id: 31,
+                owner: 3,
+                exchange_id: 30,
+            }),
+        ),
+        (
             "linked batch",
             Body::linked(vec![
                 Operation::Transfer {

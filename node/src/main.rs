@@ -154,6 +154,11 @@ enum Command {
         #[command(subcommand)]
         command: EscrowCommand,
     },
+    /// Delivery versus payment and payment versus payment: atomic exchanges of two assets.
+    Exchange {
+        #[command(subcommand)]
+        command: ExchangeCommand,
+    },
     /// Places a regulator's hold on an account (signed by a regulator key).
     Hold {
         #[command(flatten)]
@@ -317,6 +322,107 @@ enum EscrowCommand {
         #[arg(long)]
         secret: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ExchangeCommand {
+    /// Offers to deliver --amount of --asset from --debit to the counterparty's --credit,
+    /// against --counter-amount of --counter-asset from its --counter-debit to --counter-credit;
+    /// the signer's leg is reserved until accepted, withdrawn (tpw void) or refunded.
+    Offer {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Offer id (a transfer id of the signer).
+        #[arg(long)]
+        id: u128,
+        /// The signer's account it delivers from.
+        #[arg(long)]
+        debit: u128,
+        /// The counterparty's account it delivers into.
+        #[arg(long)]
+        credit: u128,
+        /// The asset delivered.
+        #[arg(long)]
+        asset: u32,
+        /// The amount delivered.
+        #[arg(long)]
+        amount: u128,
+        /// The counterparty's account it pays from.
+        #[arg(long)]
+        counter_debit: u128,
+        /// The signer's account it is paid into.
+        #[arg(long)]
+        counter_credit: u128,
+        /// The asset paid.
+        #[arg(long)]
+        counter_asset: u32,
+        /// The amount paid.
+        #[arg(long)]
+        counter_amount: u128,
+        /// Milliseconds of block time before an unaccepted offer is refunded.
+        #[arg(long)]
+        timeout_ms: u64,
+    },
+    /// Accepts an offer (signed by its counterparty): both legs settle or neither.
+    Accept {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The signer's transfer id for its leg.
+        #[arg(long)]
+        id: u128,
+        /// The offerer.
+        #[arg(long)]
+        owner: u64,
+        /// The offer's id.
+        #[arg(long)]
+        exchange_id: u128,
+    },
+}
+
+async fn exchange_command(command: ExchangeCommand) -> anyhow::Result<()> {
+    let (sign, operation) = match command {
+        ExchangeCommand::Offer {
+            sign,
+            id,
+            debit,
+            credit,
+            asset,
+            amount,
+            counter_debit,
+            counter_credit,
+            counter_asset,
+            counter_amount,
+            timeout_ms,
+        } => (
+            sign,
+            Operation::OfferExchange {
+                id,
+                debit_account: debit,
+                credit_account: credit,
+                asset,
+                amount,
+                counter_debit_account: counter_debit,
+                counter_credit_account: counter_credit,
+                counter_asset,
+                counter_amount,
+                timeout_ms,
+            },
+        ),
+        ExchangeCommand::Accept {
+            sign,
+            id,
+            owner,
+            exchange_id,
+        } => (
+            sign,
+            Operation::AcceptExchange {
+                id,
+                owner,
+                exchange_id,
+            },
+        ),
+    };
+    submit(&sign, Body::single(operation)).await
 }
 
 async fn escrow_command(command: EscrowCommand) -> anyhow::Result<()> {
@@ -569,6 +675,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Escrow { command } => escrow_command(command).await,
+        Command::Exchange { command } => exchange_command(command).await,
         Command::Hold {
             sign,
             account,

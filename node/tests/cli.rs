@@ -356,6 +356,64 @@ fn every_cli_command_works_against_a_running_node() {
     assert_eq!(status["transfer"]["state"], "pending_posted");
     assert_eq!(status["escrow"]["hashlock"], hashlock.as_str());
 
+    // Acme (3) delivers 10.00 EUR from 301 to Initech's 501 against 11.00 USD from Initech's
+    // 502 into Acme's 302; Initech accepts and both legs settle.
+    let offered = nested(
+        &acme,
+        &[
+            "exchange",
+            "offer",
+            "--id",
+            "30",
+            "--debit",
+            "301",
+            "--credit",
+            "501",
+            "--asset",
+            "1",
+            "--amount",
+            "1000",
+            "--counter-debit",
+            "502",
+            "--counter-credit",
+            "302",
+            "--counter-asset",
+            "2",
+            "--counter-amount",
+            "1100",
+            "--timeout-ms",
+            "600000",
+        ],
+    );
+    assert_eq!(
+        json(&offered)["results"][0]["code"],
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&offered.stderr)
+    );
+    let usd_before = json(&tpw(&["account", "--node", &url, "302"]))["account"]["credits_posted"]
+        .as_str()
+        .unwrap()
+        .parse::<u128>()
+        .unwrap();
+    let accepted = as_payee(&[
+        "exchange",
+        "accept",
+        "--id",
+        "3",
+        "--owner",
+        "3",
+        "--exchange-id",
+        "30",
+    ]);
+    assert_eq!(json(&accepted)["results"][0]["code"], "ok");
+    let usd_after = json(&tpw(&["account", "--node", &url, "302"]))["account"]["credits_posted"]
+        .as_str()
+        .unwrap()
+        .parse::<u128>()
+        .unwrap();
+    assert_eq!(usd_after, usd_before + 1100);
+
     let unknown = tpw(&["account", "--node", &url, "424242"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));

@@ -166,6 +166,12 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                     credit_account,
                     asset,
                     ..
+                }
+                | Operation::OfferExchange {
+                    debit_account,
+                    credit_account,
+                    asset,
+                    ..
                 } => {
                     for id in [*debit_account, *credit_account] {
                         let found = match opened.get(&id) {
@@ -205,7 +211,8 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                 Operation::PostPending { .. }
                 | Operation::VoidPending { .. }
                 | Operation::ApproveEscrow { .. }
-                | Operation::ReleaseEscrow { .. } => {}
+                | Operation::ReleaseEscrow { .. }
+                | Operation::AcceptExchange { .. } => {}
             }
         }
     }
