@@ -92,6 +92,7 @@ pub fn apply_block(
 
     let mut overlay = Overlay::new(store);
     let expired = expire_due(&mut overlay, store, context)?;
+    crate::netting::close_due(&mut overlay, store, context)?;
     let mut receipts = Vec::with_capacity(decoded.len());
     let mut signers = Vec::with_capacity(decoded.len());
     for (index, transaction) in decoded.iter().enumerate() {
@@ -158,14 +159,20 @@ pub fn apply_block(
     })
 }
 
-/// The earliest block time at which a pending transfer expires, if any is pending: the leader
-/// proposes a block by then even without traffic.
+/// The earliest block time at which something falls due without a transaction (a pending
+/// transfer expires, a netting cycle closes): the leader proposes a block by then even
+/// without traffic.
 pub fn next_expiry_ms(store: &dyn StateStore) -> Result<Option<u64>, StoreError> {
     let first = store.scan(&expiry_key(0, 0, 0), &[crate::state::prefix::EXPIRY + 1], 1)?;
-    Ok(first
+    let expiry = first
         .first()
         .and_then(|(key, _)| parse_expiry_key(key))
-        .map(|(at, _, _)| at))
+        .map(|(at, _, _)| at);
+    let close = crate::netting::next_close_ms(store)?;
+    Ok(match (expiry, close) {
+        (Some(expiry), Some(close)) => Some(expiry.min(close)),
+        (expiry, close) => expiry.or(close),
+    })
 }
 
 pub(crate) fn envelope_code(error: &EnvelopeError) -> ResultCode {

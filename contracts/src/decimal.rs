@@ -25,6 +25,31 @@ pub fn parse(text: &str) -> Result<u128, String> {
         .map_err(|_| format!("{text:?} does not fit in 128 bits"))
 }
 
+/// The same for an optional u128 (absent fields are skipped by the caller).
+pub mod option {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes `Some(value)` as a decimal string and `None` as null.
+    pub fn serialize<S: Serializer>(
+        value: &Option<u128>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => serializer.serialize_str(&value.to_string()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Deserializes an optional decimal string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u128>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| super::parse(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

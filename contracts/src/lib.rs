@@ -15,6 +15,7 @@ pub mod exchange;
 pub mod genesis;
 pub mod limits;
 pub mod model;
+pub mod netting;
 mod operations;
 mod overlay;
 pub mod result;

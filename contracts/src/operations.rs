@@ -9,6 +9,7 @@ use crate::model::{
     account_flags as flags, Account, AccountId, AssetId, Hash, HoldRecord, Participant,
     ParticipantId, Role, TransferId, TransferRecord, TransferState,
 };
+use crate::netting;
 use crate::overlay::Overlay;
 use crate::result::ResultCode;
 use crate::state::expiry_key;
@@ -318,6 +319,31 @@ fn evaluate(
                 body_hash: operation.body_hash(),
             };
             exchange::offer(overlay, context, &request)
+        }
+        Operation::OpenCycle {
+            cycle,
+            asset,
+            closes_at_ms,
+        } => netting::open(overlay, context, *cycle, *asset, *closes_at_ms),
+        Operation::SubmitObligation {
+            id,
+            cycle,
+            debit_account,
+            credit_account,
+            amount,
+        } => {
+            let request = netting::ObligationRequest {
+                id: *id,
+                cycle: *cycle,
+                debit_account: *debit_account,
+                credit_account: *credit_account,
+                amount: *amount,
+                body_hash: operation.body_hash(),
+            };
+            netting::submit(overlay, context, &request)
+        }
+        Operation::CloseCycle { cycle, carry_to } => {
+            netting::close(overlay, context, *cycle, *carry_to)
         }
         Operation::AcceptExchange {
             id,
@@ -725,7 +751,10 @@ fn record_rejection(
         // No transfer id: the receipt alone records the rejection.
         Operation::OpenAccount { .. }
         | Operation::SetHold { .. }
-        | Operation::ApproveEscrow { .. } => return,
+        | Operation::ApproveEscrow { .. }
+        | Operation::OpenCycle { .. }
+        | Operation::SubmitObligation { .. }
+        | Operation::CloseCycle { .. } => return,
         Operation::CreateEscrow {
             debit_account,
             credit_account,

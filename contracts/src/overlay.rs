@@ -20,6 +20,8 @@ pub(crate) struct Overlay<'s> {
     block: StateDiff,
     /// Open all-or-nothing layers, innermost last.
     layers: Vec<StateDiff>,
+    /// Obligations settled by netting in this block (its work bound).
+    netting_work: usize,
 }
 
 fn corrupt(key: &[u8], source: DecodeError) -> ApplyError {
@@ -35,6 +37,7 @@ impl<'s> Overlay<'s> {
             store,
             block: StateDiff::new(),
             layers: Vec::with_capacity(LAYERS_MAX),
+            netting_work: 0,
         }
     }
 
@@ -63,6 +66,44 @@ impl<'s> Overlay<'s> {
             Some(layer) => layer.insert(key, value),
             None => self.block.insert(key, value),
         };
+    }
+
+    /// Records in `start..end`, in key order, as this block sees them: the store's with this
+    /// block's changes laid over. At most `limit`, taken from the store's first `limit` (so
+    /// a range whose records this block deletes may come back shorter: used only on ranges
+    /// that are appended to, never deleted from).
+    pub(crate) fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<crate::state::Records, ApplyError> {
+        let mut merged: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+            .store
+            .scan(start, end, limit)?
+            .into_iter()
+            .map(|(key, value)| (key, Some(value)))
+            .collect();
+        for diff in std::iter::once(&self.block).chain(self.layers.iter()) {
+            for (key, value) in diff.range(start.to_vec()..end.to_vec()) {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|value| (key, value)))
+            .take(limit)
+            .collect())
+    }
+
+    /// Obligations settled by netting so far in this block.
+    pub(crate) fn netting_work(&self) -> usize {
+        self.netting_work
+    }
+
+    /// Counts obligations settled by netting.
+    pub(crate) fn add_netting_work(&mut self, obligations: usize) {
+        self.netting_work += obligations;
     }
 
     /// Opens an all-or-nothing layer: what is written until [`Overlay::end_batch`] is kept or

@@ -87,6 +87,14 @@ result_codes! {
     NotCounterparty = 43, "not_counterparty", "only the offer's counterparty may accept it";
     ExchangeLegLocked = 44, "exchange_leg_locked", "an offered leg settles only with its counter leg (it may be withdrawn by voiding it)";
     CounterpartyMismatch = 45, "counterparty_mismatch", "the counterparty must own the account it receives into and pays from, and the offerer the account it is paid into";
+    CycleExists = 46, "cycle_exists", "a netting cycle with this id exists with other fields";
+    InvalidCloseTime = 47, "invalid_close_time", "a cycle's close time must be after the current block time";
+    NotCycle = 48, "not_cycle", "no netting cycle with this id";
+    CycleClosed = 49, "cycle_closed", "the netting cycle is already settled";
+    CycleFull = 50, "cycle_full", "the netting cycle holds the most obligations one block may settle";
+    InvalidCarryOver = 51, "invalid_carry_over", "unfunded obligations may move only to another open cycle of the same asset";
+    BlockWorkExceeded = 52, "block_work_exceeded", "this block already settles the most obligations allowed; close the cycle in a later block";
+    NettingUnfunded = 53, "netting_unfunded", "set aside by the gridlock rule: its debtor could not fund its net position";
 }
 
 impl std::fmt::Display for ResultCode {

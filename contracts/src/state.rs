@@ -53,6 +53,14 @@ pub mod prefix {
     pub const ESCROW: u8 = b'W';
     /// An exchange offer's counter leg, by (offerer, exchange id).
     pub const EXCHANGE: u8 = b'X';
+    /// A netting cycle, by cycle id.
+    pub const CYCLE: u8 = b'N';
+    /// A queued obligation, by (cycle id, sequence).
+    pub const QUEUE: u8 = b'Q';
+    /// An obligation's pointer, by (debtor, obligation id).
+    pub const OBLIGATION: u8 = b'O';
+    /// A cycle's close-time index, by (closes_at_ms, cycle id).
+    pub const CYCLE_DUE: u8 = b'D';
 }
 
 /// Key of a participant record.

@@ -212,6 +212,36 @@ pub enum Operation {
         /// The offer's id.
         exchange_id: TransferId,
     },
+    /// Opens a multilateral netting cycle for one asset (bank members and operators).
+    OpenCycle {
+        /// The cycle id, unique on the network.
+        cycle: u128,
+        /// Its asset.
+        asset: AssetId,
+        /// Block time at which it closes and settles by itself.
+        closes_at_ms: u64,
+    },
+    /// Queues a payment obligation of the signer (the debtor) in an open cycle.
+    SubmitObligation {
+        /// Obligation id, unique per debtor.
+        id: TransferId,
+        /// The cycle.
+        cycle: u128,
+        /// The debtor's account.
+        debit_account: AccountId,
+        /// The creditor's account.
+        credit_account: AccountId,
+        /// Amount in minor units (at most 2^96).
+        amount: u128,
+    },
+    /// Closes and settles a cycle now (its opener or an operator); unfunded obligations move
+    /// to `carry_to` (an open cycle of the same asset) or are rejected when it is 0.
+    CloseCycle {
+        /// The cycle.
+        cycle: u128,
+        /// Where unfunded obligations go (0: rejected).
+        carry_to: u128,
+    },
     /// Places (`frozen`) or lifts a regulator's hold on an account; regulators only. A held
     /// account can be neither debited nor credited.
     SetHold {
@@ -234,6 +264,9 @@ const TAG_APPROVE_ESCROW: u8 = 7;
 const TAG_RELEASE_ESCROW: u8 = 8;
 const TAG_OFFER_EXCHANGE: u8 = 9;
 const TAG_ACCEPT_EXCHANGE: u8 = 10;
+const TAG_OPEN_CYCLE: u8 = 11;
+const TAG_SUBMIT_OBLIGATION: u8 = 12;
+const TAG_CLOSE_CYCLE: u8 = 13;
 
 impl Operation {
     /// A posted transfer with no client reference: the most common operation.
@@ -260,7 +293,10 @@ impl Operation {
         match self {
             Operation::OpenAccount { .. }
             | Operation::SetHold { .. }
-            | Operation::ApproveEscrow { .. } => None,
+            | Operation::ApproveEscrow { .. }
+            | Operation::OpenCycle { .. }
+            | Operation::SubmitObligation { .. }
+            | Operation::CloseCycle { .. } => None,
             Operation::CreateEscrow { id, .. }
             | Operation::ReleaseEscrow { id, .. }
             | Operation::OfferExchange { id, .. }
@@ -387,6 +423,35 @@ impl Operation {
                 writer.u64(*owner);
                 writer.u128(*exchange_id);
             }
+            Operation::OpenCycle {
+                cycle,
+                asset,
+                closes_at_ms,
+            } => {
+                writer.u8(TAG_OPEN_CYCLE);
+                writer.u128(*cycle);
+                writer.u32(*asset);
+                writer.u64(*closes_at_ms);
+            }
+            Operation::SubmitObligation {
+                id,
+                cycle,
+                debit_account,
+                credit_account,
+                amount,
+            } => {
+                writer.u8(TAG_SUBMIT_OBLIGATION);
+                writer.u128(*id);
+                writer.u128(*cycle);
+                writer.u128(*debit_account);
+                writer.u128(*credit_account);
+                writer.u128(*amount);
+            }
+            Operation::CloseCycle { cycle, carry_to } => {
+                writer.u8(TAG_CLOSE_CYCLE);
+                writer.u128(*cycle);
+                writer.u128(*carry_to);
+            }
             Operation::ApproveEscrow { owner, escrow_id } => {
                 writer.u8(TAG_APPROVE_ESCROW);
                 writer.u64(*owner);
@@ -481,6 +546,22 @@ impl Operation {
                 id: reader.u128("accept_exchange.id")?,
                 owner: reader.u64("accept_exchange.owner")?,
                 exchange_id: reader.u128("accept_exchange.exchange_id")?,
+            },
+            TAG_OPEN_CYCLE => Operation::OpenCycle {
+                cycle: reader.u128("open_cycle.cycle")?,
+                asset: reader.u32("open_cycle.asset")?,
+                closes_at_ms: reader.u64("open_cycle.closes_at_ms")?,
+            },
+            TAG_SUBMIT_OBLIGATION => Operation::SubmitObligation {
+                id: reader.u128("submit_obligation.id")?,
+                cycle: reader.u128("submit_obligation.cycle")?,
+                debit_account: reader.u128("submit_obligation.debit_account")?,
+                credit_account: reader.u128("submit_obligation.credit_account")?,
+                amount: reader.u128("submit_obligation.amount")?,
+            },
+            TAG_CLOSE_CYCLE => Operation::CloseCycle {
+                cycle: reader.u128("close_cycle.cycle")?,
+                carry_to: reader.u128("close_cycle.carry_to")?,
             },
             TAG_APPROVE_ESCROW => Operation::ApproveEscrow {
                 owner: reader.u64("approve_escrow.owner")?,

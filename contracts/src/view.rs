@@ -285,6 +285,43 @@ pub enum OperationView {
         #[serde(with = "crate::decimal")]
         exchange_id: u128,
     },
+    /// Opens a netting cycle.
+    OpenCycle {
+        /// Cycle id.
+        #[serde(with = "crate::decimal")]
+        cycle: u128,
+        /// Asset.
+        asset: AssetId,
+        /// Block time at which it closes by itself.
+        closes_at_ms: u64,
+    },
+    /// Queues an obligation in a cycle.
+    SubmitObligation {
+        /// Obligation id.
+        #[serde(with = "crate::decimal")]
+        id: u128,
+        /// Cycle id.
+        #[serde(with = "crate::decimal")]
+        cycle: u128,
+        /// Debtor's account.
+        #[serde(with = "crate::decimal")]
+        debit_account: u128,
+        /// Creditor's account.
+        #[serde(with = "crate::decimal")]
+        credit_account: u128,
+        /// Amount.
+        #[serde(with = "crate::decimal")]
+        amount: u128,
+    },
+    /// Closes and settles a cycle.
+    CloseCycle {
+        /// Cycle id.
+        #[serde(with = "crate::decimal")]
+        cycle: u128,
+        /// Where unfunded obligations go ("0": rejected).
+        #[serde(default, with = "crate::decimal")]
+        carry_to: u128,
+    },
     /// A regulator places or lifts a hold on an account.
     SetHold {
         /// The account.
@@ -404,6 +441,32 @@ impl From<&Operation> for OperationView {
                 id: *id,
                 owner: *owner,
                 exchange_id: *exchange_id,
+            },
+            Operation::OpenCycle {
+                cycle,
+                asset,
+                closes_at_ms,
+            } => OperationView::OpenCycle {
+                cycle: *cycle,
+                asset: *asset,
+                closes_at_ms: *closes_at_ms,
+            },
+            Operation::SubmitObligation {
+                id,
+                cycle,
+                debit_account,
+                credit_account,
+                amount,
+            } => OperationView::SubmitObligation {
+                id: *id,
+                cycle: *cycle,
+                debit_account: *debit_account,
+                credit_account: *credit_account,
+                amount: *amount,
+            },
+            Operation::CloseCycle { cycle, carry_to } => OperationView::CloseCycle {
+                cycle: *cycle,
+                carry_to: *carry_to,
             },
             Operation::ApproveEscrow { owner, escrow_id } => OperationView::ApproveEscrow {
                 owner: *owner,
@@ -554,6 +617,32 @@ impl OperationView {
                 owner: *owner,
                 exchange_id: *exchange_id,
             },
+            OperationView::OpenCycle {
+                cycle,
+                asset,
+                closes_at_ms,
+            } => Operation::OpenCycle {
+                cycle: *cycle,
+                asset: *asset,
+                closes_at_ms: *closes_at_ms,
+            },
+            OperationView::SubmitObligation {
+                id,
+                cycle,
+                debit_account,
+                credit_account,
+                amount,
+            } => Operation::SubmitObligation {
+                id: *id,
+                cycle: *cycle,
+                debit_account: *debit_account,
+                credit_account: *credit_account,
+                amount: *amount,
+            },
+            OperationView::CloseCycle { cycle, carry_to } => Operation::CloseCycle {
+                cycle: *cycle,
+                carry_to: *carry_to,
+            },
             OperationView::ApproveEscrow { owner, escrow_id } => Operation::ApproveEscrow {
                 owner: *owner,
                 escrow_id: *escrow_id,
@@ -579,6 +668,78 @@ pub fn parse_hash32(text: &str) -> Result<[u8; 32], String> {
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
         .ok_or_else(|| format!("{text:?} is not 32 bytes of hex"))
+}
+
+/// JSON view of a netting cycle and, once settled, its report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleView {
+    /// Cycle id.
+    #[serde(with = "crate::decimal")]
+    pub id: u128,
+    /// Who opened it.
+    pub opener: ParticipantId,
+    /// Its asset.
+    pub asset: AssetId,
+    /// Block time at which it closes by itself.
+    pub closes_at_ms: u64,
+    /// "open" or "settled".
+    pub status: String,
+    /// Obligations queued.
+    pub obligations: u32,
+    /// Once settled: height of the settling block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_height: Option<u64>,
+    /// Once settled: sum of the settled obligations.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::decimal::option"
+    )]
+    pub gross: Option<u128>,
+    /// Once settled: sum of the net amounts posted.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::decimal::option"
+    )]
+    pub net: Option<u128>,
+    /// Once settled: gross minus net, the liquidity netting saved.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::decimal::option"
+    )]
+    pub liquidity_saved: Option<u128>,
+    /// Once settled: obligations settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<u32>,
+    /// Once settled: obligations moved to another cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried_over: Option<u32>,
+    /// Once settled: obligations rejected as unfunded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<u32>,
+}
+
+impl From<&crate::netting::CycleRecord> for CycleView {
+    fn from(cycle: &crate::netting::CycleRecord) -> Self {
+        let report = cycle.report.as_ref();
+        Self {
+            id: cycle.id,
+            opener: cycle.opener,
+            asset: cycle.asset,
+            closes_at_ms: cycle.closes_at_ms,
+            status: if report.is_some() { "settled" } else { "open" }.into(),
+            obligations: cycle.count,
+            settled_height: report.map(|report| report.height),
+            gross: report.map(|report| report.gross),
+            net: report.map(|report| report.net),
+            liquidity_saved: report.map(|report| report.gross.saturating_sub(report.net)),
+            settled: report.map(|report| report.settled),
+            carried_over: report.map(|report| report.carried_over),
+            rejected: report.map(|report| report.rejected),
+        }
+    }
 }
 
 /// JSON view of an escrow's terms and approvals.

@@ -74,6 +74,25 @@ enum Step {
         owner: u64,
         exchange_id: u128,
     },
+    OpenCycle {
+        signer: u64,
+        cycle: u128,
+        asset: u32,
+        closes_in_ms: u64,
+    },
+    Owe {
+        signer: u64,
+        id: u128,
+        cycle: u128,
+        debit: u128,
+        credit: u128,
+        amount: u128,
+    },
+    CloseCycle {
+        signer: u64,
+        cycle: u128,
+        carry_to: u128,
+    },
     Release {
         signer: u64,
         id: u128,
@@ -137,6 +156,12 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(signer, id, legs, amount, counter_amount, timeout_ms)| Step::Offer { signer, id, legs, amount, counter_amount, timeout_ms }),
         2 => (signer(), 0..40u128, signer(), 0..40u128)
             .prop_map(|(signer, id, owner, exchange_id)| Step::Accept { signer, id, owner, exchange_id }),
+        1 => (signer(), 1..4u128, 1..3u32, 1..3_000u64)
+            .prop_map(|(signer, cycle, asset, closes_in_ms)| Step::OpenCycle { signer, cycle, asset, closes_in_ms }),
+        3 => (signer(), 0..40u128, 1..4u128, account(), account(), amount())
+            .prop_map(|(signer, id, cycle, debit, credit, amount)| Step::Owe { signer, id, cycle, debit, credit, amount }),
+        1 => (signer(), 1..4u128, 0..4u128)
+            .prop_map(|(signer, cycle, carry_to)| Step::CloseCycle { signer, cycle, carry_to }),
         2 => (signer(), 0..40u128, signer(), 0..40u128, any::<bool>())
             .prop_map(|(signer, id, owner, escrow_id, secret)| Step::Release { signer, id, owner, escrow_id, secret }),
         1 => proptest::collection::vec(any::<u8>(), 0..80).prop_map(Step::Garbage),
@@ -322,6 +347,47 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
                 id: *id,
                 owner: *owner,
                 exchange_id: *exchange_id,
+            }),
+        ),
+        Step::OpenCycle {
+            signer,
+            cycle,
+            asset,
+            closes_in_ms,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::OpenCycle {
+                cycle: *cycle,
+                asset: *asset,
+                closes_at_ms: ledger.time_ms + closes_in_ms,
+            }),
+        ),
+        Step::Owe {
+            signer,
+            id,
+            cycle,
+            debit,
+            credit,
+            amount,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::SubmitObligation {
+                id: *id,
+                cycle: *cycle,
+                debit_account: *debit,
+                credit_account: *credit,
+                amount: *amount,
+            }),
+        ),
+        Step::CloseCycle {
+            signer,
+            cycle,
+            carry_to,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::CloseCycle {
+                cycle: *cycle,
+                carry_to: *carry_to,
             }),
         ),
         Step::Garbage(bytes) => bytes.clone(),

@@ -126,6 +126,31 @@ fn vectors() -> Value {
             }),
         ),
         (
+            "netting cycle opened",
+            Body::single(Operation::OpenCycle {
+                cycle: 40,
+                asset: 1,
+                closes_at_ms: 1_761_900_000_000,
+            }),
+        ),
+        (
+            "netting obligation",
+            Body::single(Operation::SubmitObligation {
+                id: 41,
+                cycle: 40,
+                debit_account: 301,
+                credit_account: 501,
+                amount: 75_000,
+            }),
+        ),
+        (
+            "netting cycle closed",
+            Body::single(Operation::CloseCycle {
+                cycle: 40,
+                carry_to: 42,
+            }),
+        ),
+        (
             "linked batch",
             Body::linked(vec![
                 Operation::Transfer {

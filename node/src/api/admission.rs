@@ -212,7 +212,10 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                 | Operation::VoidPending { .. }
                 | Operation::ApproveEscrow { .. }
                 | Operation::ReleaseEscrow { .. }
-                | Operation::AcceptExchange { .. } => {}
+                | Operation::AcceptExchange { .. }
+                | Operation::OpenCycle { .. }
+                | Operation::SubmitObligation { .. }
+                | Operation::CloseCycle { .. } => {}
             }
         }
     }

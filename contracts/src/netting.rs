@@ -1,0 +1,692 @@
+//! Multilateral netting: participants queue payment obligations in a cycle for one asset; when
+//! the cycle closes (by its opener or an operator, or at its close time by block time) every
+//! account's net position is computed and only the net amounts are posted, in the same block.
+//!
+//! Gridlock rule (deterministic, documented in docs/contracts.md): obligations touching a held
+//! (frozen) account are set aside first. Then, while some account cannot take its net position
+//! (a net debtor short of funds under its no-overdraft flag, or a net creditor over its credit
+//! limit), the account with the largest shortfall (ties: the lowest account id) loses its latest
+//! obligation on the failing side (latest by submission order), which is set aside; positions
+//! are recomputed and the check repeats. What remains settles; set-aside obligations move to the
+//! cycle named by the closer (carried over) or are rejected with `netting_unfunded`. The final
+//! balances equal those of settling the remaining obligations one by one (gross), because net
+//! positions are sums of the same amounts.
+
+use crate::apply::{may_pay, ApplyError, BlockContext};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::model::{
+    account_flags as flags, from_bytes, to_bytes, Account, AccountId, AssetId, Hash, ParticipantId,
+    Role, TransferId,
+};
+use crate::operations::{OperationContext, Outcome};
+use crate::overlay::Overlay;
+use crate::result::ResultCode;
+use crate::state::prefix;
+use std::collections::BTreeMap;
+
+/// Obligations one cycle may hold: the work bound of closing it in one block.
+pub const OBLIGATIONS_PER_CYCLE_MAX: u32 = 131_072;
+/// Obligations settled by all cycle closes of one block.
+pub const OBLIGATIONS_PER_BLOCK_MAX: usize = 262_144;
+/// Cycles closed by their close time at the start of one block; the rest close in the next.
+pub const CYCLE_CLOSES_PER_BLOCK_MAX: usize = 2;
+/// Largest obligation amount (2^96): sums of a full cycle stay far inside i128.
+pub const OBLIGATION_AMOUNT_MAX: u128 = 1 << 96;
+
+const _: () = assert!(
+    CYCLE_CLOSES_PER_BLOCK_MAX * OBLIGATIONS_PER_CYCLE_MAX as usize <= OBLIGATIONS_PER_BLOCK_MAX
+);
+
+/// Key of a cycle record.
+pub fn cycle_key(cycle: u128) -> Vec<u8> {
+    let mut key = vec![prefix::CYCLE];
+    key.extend_from_slice(&cycle.to_be_bytes());
+    key
+}
+
+/// Key of a queued obligation: the cycle and its position in submission order.
+pub fn queue_key(cycle: u128, sequence: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(21);
+    key.push(prefix::QUEUE);
+    key.extend_from_slice(&cycle.to_be_bytes());
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+/// Key of an obligation's pointer by (debtor, obligation id).
+pub fn obligation_key(debtor: ParticipantId, id: TransferId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(25);
+    key.push(prefix::OBLIGATION);
+    key.extend_from_slice(&debtor.to_be_bytes());
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// Key of a cycle's close-time index entry.
+pub fn cycle_due_key(closes_at_ms: u64, cycle: u128) -> Vec<u8> {
+    let mut key = Vec::with_capacity(25);
+    key.push(prefix::CYCLE_DUE);
+    key.extend_from_slice(&closes_at_ms.to_be_bytes());
+    key.extend_from_slice(&cycle.to_be_bytes());
+    key
+}
+
+/// The outcome of a settled cycle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    /// Height of the block that settled it.
+    pub height: u64,
+    /// Sum of the settled obligations.
+    pub gross: u128,
+    /// Sum of the net amounts posted (each net debtor's payment).
+    pub net: u128,
+    /// Obligations settled.
+    pub settled: u32,
+    /// Obligations moved to another cycle.
+    pub carried_over: u32,
+    /// Obligations rejected as unfunded.
+    pub rejected: u32,
+}
+
+/// A netting cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CycleRecord {
+    /// The cycle id.
+    pub id: u128,
+    /// Who opened it.
+    pub opener: ParticipantId,
+    /// Its asset.
+    pub asset: AssetId,
+    /// Block time at which it closes by itself.
+    pub closes_at_ms: u64,
+    /// Obligations queued (the next sequence number).
+    pub count: u32,
+    /// Set once settled.
+    pub report: Option<CycleReport>,
+}
+
+impl CycleRecord {
+    /// Canonical record encoding.
+    pub fn encode(&self, writer: &mut Writer) {
+        writer.u128(self.id);
+        writer.u64(self.opener);
+        writer.u32(self.asset);
+        writer.u64(self.closes_at_ms);
+        writer.u32(self.count);
+        match &self.report {
+            None => writer.u8(0),
+            Some(report) => {
+                writer.u8(1);
+                writer.u64(report.height);
+                writer.u128(report.gross);
+                writer.u128(report.net);
+                writer.u32(report.settled);
+                writer.u32(report.carried_over);
+                writer.u32(report.rejected);
+            }
+        }
+    }
+    /// Reads a record written by [`CycleRecord::encode`].
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            id: reader.u128("cycle.id")?,
+            opener: reader.u64("cycle.opener")?,
+            asset: reader.u32("cycle.asset")?,
+            closes_at_ms: reader.u64("cycle.closes_at_ms")?,
+            count: reader.u32("cycle.count")?,
+            report: if reader.bool("cycle.settled")? {
+                Some(CycleReport {
+                    height: reader.u64("cycle.height")?,
+                    gross: reader.u128("cycle.gross")?,
+                    net: reader.u128("cycle.net")?,
+                    settled: reader.u32("cycle.settled")?,
+                    carried_over: reader.u32("cycle.carried_over")?,
+                    rejected: reader.u32("cycle.rejected")?,
+                })
+            } else {
+                None
+            },
+        })
+    }
+}
+
+/// A queued obligation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedObligation {
+    /// The debtor (who signed it).
+    pub debtor: ParticipantId,
+    /// Its id, unique per debtor.
+    pub id: TransferId,
+    /// Account paid from.
+    pub debit_account: AccountId,
+    /// Account paid into.
+    pub credit_account: AccountId,
+    /// Amount.
+    pub amount: u128,
+}
+
+impl QueuedObligation {
+    fn encode(&self, writer: &mut Writer) {
+        writer.u64(self.debtor);
+        writer.u128(self.id);
+        writer.u128(self.debit_account);
+        writer.u128(self.credit_account);
+        writer.u128(self.amount);
+    }
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            debtor: reader.u64("obligation.debtor")?,
+            id: reader.u128("obligation.id")?,
+            debit_account: reader.u128("obligation.debit_account")?,
+            credit_account: reader.u128("obligation.credit_account")?,
+            amount: reader.u128("obligation.amount")?,
+        })
+    }
+}
+
+/// Where an obligation stands: the cycle it is queued in, and whether it was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObligationPointer {
+    /// The cycle it is (or was last) queued in.
+    pub cycle: u128,
+    /// Its position there.
+    pub sequence: u32,
+    /// Rejected as unfunded when its cycle settled.
+    pub rejected: bool,
+    /// Hash of the submitting operation (idempotent retries compare it).
+    pub body_hash: Hash,
+}
+
+impl ObligationPointer {
+    /// Canonical record encoding.
+    pub fn encode(&self, writer: &mut Writer) {
+        writer.u128(self.cycle);
+        writer.u32(self.sequence);
+        writer.u8(u8::from(self.rejected));
+        writer.fixed(&self.body_hash);
+    }
+    /// Reads a record written by [`ObligationPointer::encode`].
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            cycle: reader.u128("pointer.cycle")?,
+            sequence: reader.u32("pointer.sequence")?,
+            rejected: reader.bool("pointer.rejected")?,
+            body_hash: reader.array("pointer.body_hash")?,
+        })
+    }
+}
+
+fn typed<T>(
+    overlay: &Overlay<'_>,
+    key: &[u8],
+    decode: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<Option<T>, ApplyError> {
+    match overlay.get(key)? {
+        None => Ok(None),
+        Some(bytes) => from_bytes(&bytes, decode)
+            .map(Some)
+            .map_err(|source| ApplyError::Corrupt {
+                key: hex::encode(key),
+                source,
+            }),
+    }
+}
+
+fn put_cycle(overlay: &mut Overlay<'_>, cycle: &CycleRecord) {
+    overlay.put(
+        cycle_key(cycle.id),
+        Some(to_bytes(|writer| cycle.encode(writer))),
+    );
+}
+
+/// Opens a cycle (bank members and operators).
+pub(crate) fn open(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    cycle_id: u128,
+    asset: AssetId,
+    closes_at_ms: u64,
+) -> Result<Outcome, ApplyError> {
+    if !matches!(context.signer.role, Role::BankMember | Role::Operator) {
+        return Ok(Outcome::Rejected(ResultCode::NotAuthorized));
+    }
+    if let Some(found) = typed(overlay, &cycle_key(cycle_id), CycleRecord::decode)? {
+        let same = found.opener == context.signer.id
+            && found.asset == asset
+            && found.closes_at_ms == closes_at_ms;
+        return Ok(if same {
+            Outcome::Existing(ResultCode::Ok)
+        } else {
+            Outcome::Rejected(ResultCode::CycleExists)
+        });
+    }
+    if overlay.asset(asset)?.is_none() {
+        return Ok(Outcome::Rejected(ResultCode::UnknownAsset));
+    }
+    if closes_at_ms <= context.block.time_ms {
+        return Ok(Outcome::Rejected(ResultCode::InvalidCloseTime));
+    }
+    put_cycle(
+        overlay,
+        &CycleRecord {
+            id: cycle_id,
+            opener: context.signer.id,
+            asset,
+            closes_at_ms,
+            count: 0,
+            report: None,
+        },
+    );
+    overlay.put(cycle_due_key(closes_at_ms, cycle_id), Some(Vec::new()));
+    Ok(Outcome::Applied)
+}
+
+/// The fields of a submitted obligation.
+pub(crate) struct ObligationRequest {
+    pub id: TransferId,
+    pub cycle: u128,
+    pub debit_account: AccountId,
+    pub credit_account: AccountId,
+    pub amount: u128,
+    pub body_hash: Hash,
+}
+
+/// Queues an obligation of the signer (the debtor) in an open cycle.
+pub(crate) fn submit(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    request: &ObligationRequest,
+) -> Result<Outcome, ApplyError> {
+    let reject = |code| Ok(Outcome::Rejected(code));
+    let debtor = context.signer.id;
+    if let Some(found) = typed(
+        overlay,
+        &obligation_key(debtor, request.id),
+        ObligationPointer::decode,
+    )? {
+        return Ok(Outcome::Existing(if found.body_hash == request.body_hash {
+            ResultCode::Ok
+        } else {
+            ResultCode::IdExistsWithDifferentBody
+        }));
+    }
+    if !may_pay(context.signer) {
+        return reject(ResultCode::NotAuthorized);
+    }
+    if request.amount == 0 {
+        return reject(ResultCode::ZeroAmount);
+    }
+    if request.amount > OBLIGATION_AMOUNT_MAX {
+        return reject(ResultCode::Overflow);
+    }
+    if request.debit_account == request.credit_account {
+        return reject(ResultCode::SameAccount);
+    }
+    let Some(mut cycle) = typed(overlay, &cycle_key(request.cycle), CycleRecord::decode)? else {
+        return reject(ResultCode::NotCycle);
+    };
+    if cycle.report.is_some() {
+        return reject(ResultCode::CycleClosed);
+    }
+    if cycle.count >= OBLIGATIONS_PER_CYCLE_MAX {
+        return reject(ResultCode::CycleFull);
+    }
+    let (Some(debit), Some(credit)) = (
+        overlay.account(request.debit_account)?,
+        overlay.account(request.credit_account)?,
+    ) else {
+        return reject(ResultCode::UnknownAccount);
+    };
+    if debit.owner != debtor {
+        return reject(ResultCode::NotAuthorized);
+    }
+    if debit.asset != cycle.asset || credit.asset != cycle.asset {
+        return reject(ResultCode::AssetMismatch);
+    }
+    let obligation = QueuedObligation {
+        debtor,
+        id: request.id,
+        debit_account: request.debit_account,
+        credit_account: request.credit_account,
+        amount: request.amount,
+    };
+    enqueue(overlay, &mut cycle, &obligation, request.body_hash);
+    put_cycle(overlay, &cycle);
+    Ok(Outcome::Applied)
+}
+
+fn enqueue(
+    overlay: &mut Overlay<'_>,
+    cycle: &mut CycleRecord,
+    obligation: &QueuedObligation,
+    body_hash: Hash,
+) {
+    let sequence = cycle.count;
+    cycle.count += 1;
+    overlay.put(
+        queue_key(cycle.id, sequence),
+        Some(to_bytes(|writer| obligation.encode(writer))),
+    );
+    let pointer = ObligationPointer {
+        cycle: cycle.id,
+        sequence,
+        rejected: false,
+        body_hash,
+    };
+    overlay.put(
+        obligation_key(obligation.debtor, obligation.id),
+        Some(to_bytes(|writer| pointer.encode(writer))),
+    );
+}
+
+/// Closes a cycle by transaction: its opener or an operator; unfunded obligations go to
+/// `carry_to` (an open cycle of the same asset) or, when it is 0, are rejected.
+pub(crate) fn close(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    cycle_id: u128,
+    carry_to: u128,
+) -> Result<Outcome, ApplyError> {
+    let reject = |code| Ok(Outcome::Rejected(code));
+    let Some(cycle) = typed(overlay, &cycle_key(cycle_id), CycleRecord::decode)? else {
+        return reject(ResultCode::NotCycle);
+    };
+    if cycle.opener != context.signer.id && context.signer.role != Role::Operator {
+        return reject(ResultCode::NotAuthorized);
+    }
+    if cycle.report.is_some() {
+        return reject(ResultCode::CycleClosed);
+    }
+    let carry = if carry_to == 0 {
+        None
+    } else {
+        match typed(overlay, &cycle_key(carry_to), CycleRecord::decode)? {
+            None => return reject(ResultCode::NotCycle),
+            Some(target)
+                if target.report.is_some()
+                    || target.asset != cycle.asset
+                    || carry_to == cycle_id =>
+            {
+                return reject(ResultCode::InvalidCarryOver)
+            }
+            Some(target) => Some(target),
+        }
+    };
+    if overlay.netting_work() + cycle.count as usize > OBLIGATIONS_PER_BLOCK_MAX {
+        return reject(ResultCode::BlockWorkExceeded);
+    }
+    settle(overlay, context.block, cycle, carry)?;
+    Ok(Outcome::Applied)
+}
+
+/// Closes the cycles whose close time has come, at the start of a block (unfunded obligations
+/// are rejected). Returns the ids closed.
+pub(crate) fn close_due(
+    overlay: &mut Overlay<'_>,
+    store: &dyn crate::state::StateStore,
+    block: BlockContext,
+) -> Result<Vec<u128>, ApplyError> {
+    let start = cycle_due_key(0, 0);
+    let mut end = cycle_due_key(block.time_ms, u128::MAX);
+    end.push(0);
+    let due = store.scan(&start, &end, CYCLE_CLOSES_PER_BLOCK_MAX)?;
+    let mut closed = Vec::with_capacity(due.len());
+    for (key, _) in due {
+        let cycle_id = key
+            .get(9..25)
+            .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+            .map(u128::from_be_bytes)
+            .ok_or_else(|| ApplyError::Corrupt {
+                key: hex::encode(&key),
+                source: DecodeError::InvalidValue {
+                    field: "cycle_due.key",
+                    value: key.len() as u128,
+                },
+            })?;
+        let Some(cycle) = typed(overlay, &cycle_key(cycle_id), CycleRecord::decode)? else {
+            return Err(ApplyError::Invariant(format!(
+                "due entry for unknown cycle {cycle_id}"
+            )));
+        };
+        settle(overlay, block, cycle, None)?;
+        closed.push(cycle_id);
+    }
+    Ok(closed)
+}
+
+/// The earliest close time of an open cycle, if any: the leader proposes a block by then.
+pub fn next_close_ms(
+    store: &dyn crate::state::StateStore,
+) -> Result<Option<u64>, crate::state::StoreError> {
+    let first = store.scan(&cycle_due_key(0, 0), &[prefix::CYCLE_DUE + 1], 1)?;
+    Ok(first.first().and_then(|(key, _)| {
+        key.get(1..9)
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map(u64::from_be_bytes)
+    }))
+}
+
+/// Whether an account can take a net position: not held, and within its balance limits.
+fn can_take(account: &Account, net: i128) -> bool {
+    if account.has(flags::FROZEN) {
+        return net == 0;
+    }
+    let amount = net.unsigned_abs();
+    if net < 0 {
+        let total = account
+            .debits_posted
+            .checked_add(account.debits_pending)
+            .and_then(|debits| debits.checked_add(amount));
+        match total {
+            None => false,
+            Some(total) => {
+                !account.has(flags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+                    || total <= account.credits_posted
+            }
+        }
+    } else {
+        let total = account
+            .credits_posted
+            .checked_add(account.credits_pending)
+            .and_then(|credits| credits.checked_add(amount));
+        match total {
+            None => false,
+            Some(total) => {
+                !account.has(flags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+                    || total <= account.debits_posted
+            }
+        }
+    }
+}
+
+/// How far an account is from taking its net position (0 when it can), for choosing whom the
+/// gridlock rule trims first.
+fn shortfall(account: &Account, net: i128) -> u128 {
+    if can_take(account, net) {
+        return 0;
+    }
+    if account.has(flags::FROZEN) {
+        return u128::MAX;
+    }
+    let amount = net.unsigned_abs();
+    if net < 0 {
+        let used = account.debits_posted.saturating_add(account.debits_pending);
+        used.saturating_add(amount)
+            .saturating_sub(account.credits_posted)
+            .max(1)
+    } else {
+        let used = account
+            .credits_posted
+            .saturating_add(account.credits_pending);
+        used.saturating_add(amount)
+            .saturating_sub(account.debits_posted)
+            .max(1)
+    }
+}
+
+/// Settles a cycle: computes net positions, applies the gridlock rule, posts the nets, records
+/// the report, and carries over or rejects what was set aside.
+fn settle(
+    overlay: &mut Overlay<'_>,
+    block: BlockContext,
+    mut cycle: CycleRecord,
+    mut carry: Option<CycleRecord>,
+) -> Result<(), ApplyError> {
+    let start = queue_key(cycle.id, 0);
+    let mut end = queue_key(cycle.id, u32::MAX);
+    end.push(0);
+    let entries = overlay.scan(&start, &end, cycle.count as usize)?;
+    if entries.len() != cycle.count as usize {
+        return Err(ApplyError::Invariant(format!(
+            "cycle {} counts {} obligations, {} are queued",
+            cycle.id,
+            cycle.count,
+            entries.len()
+        )));
+    }
+    overlay.add_netting_work(entries.len());
+    let mut obligations = Vec::with_capacity(entries.len());
+    for (key, value) in &entries {
+        obligations.push(
+            from_bytes(value, QueuedObligation::decode).map_err(|source| ApplyError::Corrupt {
+                key: hex::encode(key),
+                source,
+            })?,
+        );
+    }
+    let mut accounts: BTreeMap<AccountId, Account> = BTreeMap::new();
+    for obligation in &obligations {
+        for id in [obligation.debit_account, obligation.credit_account] {
+            if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(id) {
+                let account = overlay.account(id)?.ok_or_else(|| {
+                    ApplyError::Invariant(format!("obligation names missing account {id}"))
+                })?;
+                slot.insert(account);
+            }
+        }
+    }
+    let mut included = vec![true; obligations.len()];
+    let mut nets: BTreeMap<AccountId, i128> = accounts.keys().map(|id| (*id, 0)).collect();
+    let mut debits_of: BTreeMap<AccountId, Vec<usize>> = BTreeMap::new();
+    let mut credits_of: BTreeMap<AccountId, Vec<usize>> = BTreeMap::new();
+    for (index, obligation) in obligations.iter().enumerate() {
+        // Money through a held account must not move, so its obligations are set aside first.
+        let held = accounts[&obligation.debit_account].has(flags::FROZEN)
+            || accounts[&obligation.credit_account].has(flags::FROZEN);
+        if held {
+            included[index] = false;
+            continue;
+        }
+        let amount = obligation.amount as i128;
+        *nets.entry(obligation.debit_account).or_default() -= amount;
+        *nets.entry(obligation.credit_account).or_default() += amount;
+        debits_of
+            .entry(obligation.debit_account)
+            .or_default()
+            .push(index);
+        credits_of
+            .entry(obligation.credit_account)
+            .or_default()
+            .push(index);
+    }
+    loop {
+        let worst = nets
+            .iter()
+            .map(|(id, net)| (shortfall(&accounts[id], *net), *id))
+            .filter(|(short, _)| *short > 0)
+            .max_by(|left, right| left.0.cmp(&right.0).then(right.1.cmp(&left.1)));
+        let Some((_, account)) = worst else {
+            break;
+        };
+        let side = if nets[&account] < 0 {
+            debits_of.get_mut(&account)
+        } else {
+            credits_of.get_mut(&account)
+        };
+        let Some(index) = side.and_then(|list| list.pop()) else {
+            return Err(ApplyError::Invariant(format!(
+                "account {account} fails its net position with no obligation left to set aside"
+            )));
+        };
+        if !included[index] {
+            continue;
+        }
+        included[index] = false;
+        let obligation = &obligations[index];
+        let amount = obligation.amount as i128;
+        *nets.entry(obligation.debit_account).or_default() += amount;
+        *nets.entry(obligation.credit_account).or_default() -= amount;
+        if let Some(list) = debits_of.get_mut(&obligation.debit_account) {
+            list.retain(|other| *other != index);
+        }
+        if let Some(list) = credits_of.get_mut(&obligation.credit_account) {
+            list.retain(|other| *other != index);
+        }
+    }
+    let mut report = CycleReport {
+        height: block.height,
+        ..CycleReport::default()
+    };
+    for (id, net) in &nets {
+        if *net == 0 {
+            continue;
+        }
+        let mut account = accounts[id].clone();
+        let amount = net.unsigned_abs();
+        let updated = if *net < 0 {
+            report.net = report
+                .net
+                .checked_add(amount)
+                .ok_or_else(|| ApplyError::Invariant("net total overflows".into()))?;
+            account
+                .debits_posted
+                .checked_add(amount)
+                .map(|value| account.debits_posted = value)
+        } else {
+            account
+                .credits_posted
+                .checked_add(amount)
+                .map(|value| account.credits_posted = value)
+        };
+        if updated.is_none() {
+            return Err(ApplyError::Invariant(format!(
+                "net posting overflows account {id}"
+            )));
+        }
+        overlay.put_account(&account);
+    }
+    for (index, obligation) in obligations.iter().enumerate() {
+        if included[index] {
+            report.settled += 1;
+            report.gross = report
+                .gross
+                .checked_add(obligation.amount)
+                .ok_or_else(|| ApplyError::Invariant("gross total overflows".into()))?;
+            continue;
+        }
+        let key = obligation_key(obligation.debtor, obligation.id);
+        let Some(mut pointer) = typed(overlay, &key, ObligationPointer::decode)? else {
+            return Err(ApplyError::Invariant(
+                "a queued obligation without its pointer".into(),
+            ));
+        };
+        match carry.as_mut() {
+            Some(target) if target.count < OBLIGATIONS_PER_CYCLE_MAX => {
+                enqueue(overlay, target, obligation, pointer.body_hash);
+                report.carried_over += 1;
+            }
+            _ => {
+                pointer.rejected = true;
+                overlay.put(key, Some(to_bytes(|writer| pointer.encode(writer))));
+                report.rejected += 1;
+            }
+        }
+    }
+    overlay.put(cycle_due_key(cycle.closes_at_ms, cycle.id), None);
+    cycle.report = Some(report);
+    put_cycle(overlay, &cycle);
+    if let Some(target) = carry {
+        put_cycle(overlay, &target);
+    }
+    Ok(())
+}

@@ -1,0 +1,298 @@
+//! Multilateral netting: net positions posted instead of gross payments, the gridlock rule's
+//! set-aside obligations carried over or rejected, closing by transaction or by block time,
+//! each rejection code, and (property) final balances equal to gross settlement of the
+//! obligations that settled.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use tpw_contracts::model::{from_bytes, Account};
+use tpw_contracts::netting::{cycle_key, obligation_key, CycleRecord, ObligationPointer};
+use tpw_contracts::{Body, Operation, ResultCode, StateStore};
+
+fn open(cycle: u128, asset: u32, closes_at_ms: u64) -> Operation {
+    Operation::OpenCycle {
+        cycle,
+        asset,
+        closes_at_ms,
+    }
+}
+
+fn owe(id: u128, cycle: u128, debit: u128, credit: u128, amount: u128) -> Operation {
+    Operation::SubmitObligation {
+        id,
+        cycle,
+        debit_account: debit,
+        credit_account: credit,
+        amount,
+    }
+}
+
+fn close(cycle: u128, carry_to: u128) -> Operation {
+    Operation::CloseCycle { cycle, carry_to }
+}
+
+fn one(ledger: &mut Ledger, signer: u64, operation: Operation) -> ResultCode {
+    let bytes = ledger.sign(signer, Body::single(operation));
+    ledger.block(10, vec![bytes]).receipts[0].code
+}
+
+fn cycle(ledger: &Ledger, id: u128) -> CycleRecord {
+    let bytes = ledger
+        .store
+        .get(&cycle_key(id))
+        .unwrap()
+        .expect("cycle exists");
+    from_bytes(&bytes, CycleRecord::decode).unwrap()
+}
+
+fn pointer(ledger: &Ledger, debtor: u64, id: u128) -> ObligationPointer {
+    let bytes = ledger
+        .store
+        .get(&obligation_key(debtor, id))
+        .unwrap()
+        .expect("obligation exists");
+    from_bytes(&bytes, ObligationPointer::decode).unwrap()
+}
+
+fn balance(account: &Account) -> i128 {
+    account.credits_posted as i128 - account.debits_posted as i128
+}
+
+#[test]
+fn only_net_positions_move_and_the_report_shows_the_saving() {
+    // Proves X owing Y 100 and Y owing X 70 settles as one net payment of 30 from X to Y,
+    // with gross 170, net 30 and liquidity saved 140 in the cycle's report.
+    let mut ledger = Ledger::new();
+    let closes = ledger.time_ms + 60_000;
+    assert_eq!(
+        one(&mut ledger, BANK_A, open(1, EUR, closes)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, owe(1, 1, X_EUR, Y_EUR, 100)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        one(&mut ledger, PARTNER_Y, owe(1, 1, Y_EUR, X_EUR, 70)),
+        ResultCode::Ok
+    );
+    let (x, y) = (ledger.account(X_EUR), ledger.account(Y_EUR));
+    assert_eq!(one(&mut ledger, BANK_A, close(1, 0)), ResultCode::Ok);
+    assert_eq!(ledger.account(X_EUR).debits_posted, x.debits_posted + 30);
+    assert_eq!(ledger.account(X_EUR).credits_posted, x.credits_posted);
+    assert_eq!(ledger.account(Y_EUR).credits_posted, y.credits_posted + 30);
+    let report = cycle(&ledger, 1).report.expect("settled");
+    assert_eq!(
+        (report.gross, report.net, report.settled, report.rejected),
+        (170, 30, 2, 0)
+    );
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, owe(2, 1, X_EUR, Y_EUR, 1)),
+        ResultCode::CycleClosed
+    );
+}
+
+#[test]
+fn the_gridlock_rule_sets_aside_the_short_debtors_latest_obligation() {
+    // Proves that when X (100 USD) would owe a net 200 USD, its latest obligation is set
+    // aside, the rest settles, and the set-aside obligation is carried to the named cycle (or
+    // rejected when none is named).
+    let mut ledger = Ledger::new();
+    let closes = ledger.time_ms + 60_000;
+    for id in [1, 2, 3] {
+        assert_eq!(
+            one(&mut ledger, BANK_B, open(id, USD, closes)),
+            ResultCode::Ok
+        );
+    }
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, owe(1, 1, X_USD, Y_USD, 500)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        one(&mut ledger, PARTNER_Y, owe(1, 1, Y_USD, X_USD, 300)),
+        ResultCode::Ok
+    );
+    assert_eq!(one(&mut ledger, BANK_B, close(1, 2)), ResultCode::Ok);
+    let report = cycle(&ledger, 1).report.unwrap();
+    assert_eq!(
+        (
+            report.settled,
+            report.carried_over,
+            report.gross,
+            report.net
+        ),
+        (1, 1, 300, 300)
+    );
+    assert_eq!(ledger.account(X_USD).credits_posted, 100 + 300);
+    assert_eq!(cycle(&ledger, 2).count, 1, "carried into cycle 2");
+    assert_eq!(pointer(&ledger, PARTNER_X, 1).cycle, 2);
+
+    // In cycle 2 X now has 400 and owes 500: nothing can settle, and nothing is carried.
+    assert_eq!(one(&mut ledger, BANK_B, close(2, 0)), ResultCode::Ok);
+    let report = cycle(&ledger, 2).report.unwrap();
+    assert_eq!((report.settled, report.rejected), (0, 1));
+    assert!(pointer(&ledger, PARTNER_X, 1).rejected);
+    assert_eq!(ledger.account(X_USD).debits_posted, 0);
+}
+
+#[test]
+fn a_cycle_closes_by_itself_at_its_close_time() {
+    // Proves the block whose time passes the close time settles the cycle without any
+    // transaction, and obligations touching a held account are set aside.
+    let mut ledger = Ledger::new();
+    let closes = ledger.time_ms + 1_000;
+    assert_eq!(
+        one(&mut ledger, BANK_A, open(7, EUR, closes)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, owe(1, 7, X_EUR, Y_EUR, 40)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, owe(2, 7, X_EUR, Y_FROZEN, 5)),
+        ResultCode::Ok
+    );
+    ledger.block(5_000, Vec::new());
+    let report = cycle(&ledger, 7).report.expect("closed by block time");
+    assert_eq!((report.settled, report.rejected, report.gross), (1, 1, 40));
+    assert_eq!(
+        ledger.account(Y_FROZEN).credits_posted,
+        10,
+        "a held account never moves"
+    );
+}
+
+#[test]
+fn each_netting_rejection_has_its_code() {
+    // Proves who may open and close, the cycle and obligation checks, and idempotent retries.
+    let mut ledger = Ledger::new();
+    let closes = ledger.time_ms + 60_000;
+    let past = ledger.time_ms;
+    let cases = [
+        (PARTNER_X, open(1, EUR, closes), ResultCode::NotAuthorized),
+        (BANK_A, open(1, 99, closes), ResultCode::UnknownAsset),
+        (BANK_A, open(1, EUR, past), ResultCode::InvalidCloseTime),
+        (BANK_A, open(1, EUR, closes), ResultCode::Ok),
+        (BANK_A, open(1, EUR, closes), ResultCode::Ok),
+        (BANK_B, open(1, EUR, closes), ResultCode::CycleExists),
+        (OPERATOR, open(2, USD, closes), ResultCode::Ok),
+        (PARTNER_X, owe(1, 9, X_EUR, Y_EUR, 5), ResultCode::NotCycle),
+        (
+            PARTNER_X,
+            owe(1, 1, X_USD, Y_USD, 5),
+            ResultCode::AssetMismatch,
+        ),
+        (
+            PARTNER_X,
+            owe(1, 1, Y_EUR, X_EUR, 5),
+            ResultCode::NotAuthorized,
+        ),
+        (
+            PARTNER_X,
+            owe(1, 1, X_EUR, X_EUR, 5),
+            ResultCode::SameAccount,
+        ),
+        (
+            PARTNER_X,
+            owe(1, 1, X_EUR, Y_EUR, 0),
+            ResultCode::ZeroAmount,
+        ),
+        (
+            PARTNER_X,
+            owe(1, 1, X_EUR, Y_EUR, (1 << 96) + 1),
+            ResultCode::Overflow,
+        ),
+        (PARTNER_X, owe(1, 1, X_EUR, Y_EUR, 5), ResultCode::Ok),
+        (PARTNER_X, owe(1, 1, X_EUR, Y_EUR, 5), ResultCode::Ok),
+        (
+            PARTNER_X,
+            owe(1, 1, X_EUR, Y_EUR, 6),
+            ResultCode::IdExistsWithDifferentBody,
+        ),
+        (
+            REGULATOR,
+            owe(2, 1, X_EUR, Y_EUR, 5),
+            ResultCode::NotAuthorized,
+        ),
+        (PARTNER_Y, close(1, 0), ResultCode::NotAuthorized),
+        (BANK_A, close(1, 2), ResultCode::InvalidCarryOver),
+        (BANK_A, close(1, 1), ResultCode::InvalidCarryOver),
+        (BANK_A, close(1, 77), ResultCode::NotCycle),
+        (OPERATOR, close(1, 0), ResultCode::Ok),
+        (BANK_A, close(1, 0), ResultCode::CycleClosed),
+    ];
+    for (index, (signer, operation, expected)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            one(&mut ledger, signer, operation),
+            expected,
+            "case {index}"
+        );
+    }
+    assert_eq!(
+        cycle(&ledger, 1).report.unwrap().settled,
+        1,
+        "the retry queued nothing twice"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn netting_ends_where_gross_settlement_of_the_settled_obligations_ends(
+        obligations in proptest::collection::vec((0..3usize, 0..3usize, 1..400_000u128), 1..40)
+    ) {
+        // Proves the gridlock rule and net posting leave every balance exactly where posting
+        // each settled obligation on its own would, and that debits equal credits throughout
+        // (the fixture checks conservation after every block).
+        let accounts = [(PARTNER_X, X_EUR), (PARTNER_Y, Y_EUR), (BANK_A, EUR_ISSUANCE)];
+        let mut netted = Ledger::new();
+        let closes = netted.time_ms + 600_000;
+        prop_assert_eq!(one(&mut netted, BANK_A, open(1, EUR, closes)), ResultCode::Ok);
+        let mut submitted = Vec::new();
+        for (index, (from, to, amount)) in obligations.iter().enumerate() {
+            if from == to {
+                continue;
+            }
+            let (debtor, debit) = accounts[*from];
+            let credit = accounts[*to].1;
+            let id = index as u128;
+            prop_assert_eq!(one(&mut netted, debtor, owe(id, 1, debit, credit, *amount)), ResultCode::Ok);
+            submitted.push((debtor, id, debit, credit, *amount));
+        }
+        let before: Vec<i128> = accounts
+            .iter()
+            .map(|(_, account)| balance(&netted.account(*account)))
+            .collect();
+        prop_assert_eq!(one(&mut netted, BANK_A, close(1, 0)), ResultCode::Ok);
+        let report = cycle(&netted, 1).report.unwrap();
+        // Gross settlement of the settled obligations, one by one: each moves its amount from
+        // its debtor's balance to its creditor's.
+        let mut expected = before;
+        let mut settled_sum = 0u128;
+        let mut settled = 0u32;
+        for (debtor, id, debit, credit, amount) in &submitted {
+            if pointer(&netted, *debtor, *id).rejected {
+                continue;
+            }
+            settled += 1;
+            settled_sum += amount;
+            let position = |account: u128| accounts.iter().position(|(_, id)| *id == account).unwrap();
+            expected[position(*debit)] -= *amount as i128;
+            expected[position(*credit)] += *amount as i128;
+        }
+        prop_assert_eq!(report.settled, settled);
+        prop_assert_eq!(report.gross, settled_sum);
+        for (index, (_, account)) in accounts.iter().enumerate() {
+            prop_assert_eq!(balance(&netted.account(*account)), expected[index]);
+        }
+        // What settled is fundable: no account with the no-overdraft flag went below zero.
+        prop_assert!(balance(&netted.account(X_EUR)) >= 0);
+        prop_assert!(balance(&netted.account(Y_EUR)) >= 0);
+    }
+}
