@@ -122,6 +122,15 @@ pub struct TransferResponse {
     pub escrow: Option<tpw_contracts::view::EscrowView>,
 }
 
+/// GET /v1/netting/{cycle}.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CycleResponse {
+    /// Height the read reflects.
+    pub height: u64,
+    /// The cycle and, once settled, its report.
+    pub cycle: tpw_contracts::view::CycleView,
+}
+
 /// GET /v1/blocks/{height}.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BlockResponse {

@@ -187,6 +187,11 @@ impl Client {
         self.get(&format!("/v1/transfers/{participant}/{id}")).await
     }
 
+    /// GET /v1/netting/{cycle}.
+    pub async fn netting_cycle(&self, cycle: u128) -> Result<Option<CycleResponse>, ClientError> {
+        self.get(&format!("/v1/netting/{cycle}")).await
+    }
+
     /// GET /v1/blocks/{height}.
     pub async fn block(&self, height: u64) -> Result<Option<BlockResponse>, ClientError> {
         self.get(&format!("/v1/blocks/{height}")).await

@@ -1,6 +1,8 @@
 //! `tpw`: run a settlement node, manage keys and genesis, and act as a client of a node.
 #![allow(clippy::print_stdout)]
 
+mod contracts_cli;
+
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -21,14 +23,14 @@ struct Cli {
 }
 
 #[derive(clap::Args)]
-struct ClientArgs {
+pub(crate) struct ClientArgs {
     /// The node's API address.
     #[arg(long, env = "TPW_NODE", default_value = "http://127.0.0.1:7100")]
-    node: String,
+    pub(crate) node: String,
 }
 
 #[derive(clap::Args)]
-struct SignArgs {
+pub(crate) struct SignArgs {
     #[command(flatten)]
     client: ClientArgs,
     /// The signer's key file.
@@ -152,12 +154,17 @@ enum Command {
     /// Escrow and conditional payment.
     Escrow {
         #[command(subcommand)]
-        command: EscrowCommand,
+        command: contracts_cli::EscrowCommand,
     },
     /// Delivery versus payment and payment versus payment: atomic exchanges of two assets.
     Exchange {
         #[command(subcommand)]
-        command: ExchangeCommand,
+        command: contracts_cli::ExchangeCommand,
+    },
+    /// Multilateral netting cycles.
+    Netting {
+        #[command(subcommand)]
+        command: contracts_cli::NettingCommand,
     },
     /// Places a regulator's hold on an account (signed by a regulator key).
     Hold {
@@ -245,257 +252,12 @@ enum Command {
     },
 }
 
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
-#[derive(Subcommand)]
-enum EscrowCommand {
-    /// Locks an amount from the signer's account for a payee until the terms hold; refunded
-    /// after --timeout-ms of block time.
-    Create {
-        #[command(flatten)]
-        sign: SignArgs,
-        /// Escrow id (a transfer id of the signer).
-        #[arg(long)]
-        id: u128,
-        /// The payer's account (owned by the signer).
-        #[arg(long)]
-        debit: u128,
-        /// The payee's account.
-        #[arg(long)]
-        credit: u128,
-        /// Asset id.
-        #[arg(long)]
-        asset: u32,
-        /// Amount in minor units.
-        #[arg(long)]
-        amount: u128,
-        /// Milliseconds of block time before the escrow is refunded.
-        #[arg(long)]
-        timeout_ms: u64,
-        /// blake3 of the secret that releases it, hex (see `tpw escrow hashlock`).
-        #[arg(long)]
-        hashlock: Option<String>,
-        /// Block time (ms since the epoch) from which release is allowed.
-        #[arg(long, default_value_t = 0)]
-        release_after_ms: u64,
-        /// A participant whose approval counts (repeat for each).
-        #[arg(long = "approver")]
-        approvers: Vec<u64>,
-        /// Approvals needed of the approvers.
-        #[arg(long, default_value_t = 0)]
-        approvals_required: u8,
-    },
-    /// Approves an escrow (signed by one of its approvers).
-    Approve {
-        #[command(flatten)]
-        sign: SignArgs,
-        /// The escrow's payer.
-        #[arg(long)]
-        owner: u64,
-        /// The escrow's id.
-        #[arg(long)]
-        escrow_id: u128,
-    },
-    /// Releases an escrow whose terms hold (signed by the payer, the payee or an approver).
-    Release {
-        #[command(flatten)]
-        sign: SignArgs,
-        /// This operation's transfer id.
-        #[arg(long)]
-        id: u128,
-        /// The escrow's payer.
-        #[arg(long)]
-        owner: u64,
-        /// The escrow's id.
-        #[arg(long)]
-        escrow_id: u128,
-        /// The hashlock's secret, 32 bytes of hex.
-        #[arg(long)]
-        secret: Option<String>,
-    },
-    /// Prints the hashlock (blake3) of a 32-byte secret given in hex; nothing is sent.
-    Hashlock {
-        /// The secret, 32 bytes of hex.
-        #[arg(long)]
-        secret: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum ExchangeCommand {
-    /// Offers to deliver --amount of --asset from --debit to the counterparty's --credit,
-    /// against --counter-amount of --counter-asset from its --counter-debit to --counter-credit;
-    /// the signer's leg is reserved until accepted, withdrawn (tpw void) or refunded.
-    Offer {
-        #[command(flatten)]
-        sign: SignArgs,
-        /// Offer id (a transfer id of the signer).
-        #[arg(long)]
-        id: u128,
-        /// The signer's account it delivers from.
-        #[arg(long)]
-        debit: u128,
-        /// The counterparty's account it delivers into.
-        #[arg(long)]
-        credit: u128,
-        /// The asset delivered.
-        #[arg(long)]
-        asset: u32,
-        /// The amount delivered.
-        #[arg(long)]
-        amount: u128,
-        /// The counterparty's account it pays from.
-        #[arg(long)]
-        counter_debit: u128,
-        /// The signer's account it is paid into.
-        #[arg(long)]
-        counter_credit: u128,
-        /// The asset paid.
-        #[arg(long)]
-        counter_asset: u32,
-        /// The amount paid.
-        #[arg(long)]
-        counter_amount: u128,
-        /// Milliseconds of block time before an unaccepted offer is refunded.
-        #[arg(long)]
-        timeout_ms: u64,
-    },
-    /// Accepts an offer (signed by its counterparty): both legs settle or neither.
-    Accept {
-        #[command(flatten)]
-        sign: SignArgs,
-        /// The signer's transfer id for its leg.
-        #[arg(long)]
-        id: u128,
-        /// The offerer.
-        #[arg(long)]
-        owner: u64,
-        /// The offer's id.
-        #[arg(long)]
-        exchange_id: u128,
-    },
-}
-
-async fn exchange_command(command: ExchangeCommand) -> anyhow::Result<()> {
-    let (sign, operation) = match command {
-        ExchangeCommand::Offer {
-            sign,
-            id,
-            debit,
-            credit,
-            asset,
-            amount,
-            counter_debit,
-            counter_credit,
-            counter_asset,
-            counter_amount,
-            timeout_ms,
-        } => (
-            sign,
-            Operation::OfferExchange {
-                id,
-                debit_account: debit,
-                credit_account: credit,
-                asset,
-                amount,
-                counter_debit_account: counter_debit,
-                counter_credit_account: counter_credit,
-                counter_asset,
-                counter_amount,
-                timeout_ms,
-            },
-        ),
-        ExchangeCommand::Accept {
-            sign,
-            id,
-            owner,
-            exchange_id,
-        } => (
-            sign,
-            Operation::AcceptExchange {
-                id,
-                owner,
-                exchange_id,
-            },
-        ),
-    };
-    submit(&sign, Body::single(operation)).await
-}
-
-async fn escrow_command(command: EscrowCommand) -> anyhow::Result<()> {
-    let parse = |text: &str| tpw_contracts::view::parse_hash32(text).map_err(anyhow::Error::msg);
-    match command {
-        EscrowCommand::Create {
-            sign,
-            id,
-            debit,
-            credit,
-            asset,
-            amount,
-            timeout_ms,
-            hashlock,
-            release_after_ms,
-            mut approvers,
-            approvals_required,
-        } => {
-            approvers.sort_unstable();
-            approvers.dedup();
-            let terms = tpw_contracts::tx::EscrowTerms {
-                hashlock: hashlock.as_deref().map(parse).transpose()?,
-                release_after_ms,
-                approvers,
-                approvals_required,
-            };
-            let operation = Operation::CreateEscrow {
-                id,
-                debit_account: debit,
-                credit_account: credit,
-                asset,
-                amount,
-                timeout_ms,
-                terms,
-            };
-            submit(&sign, Body::single(operation)).await
-        }
-        EscrowCommand::Approve {
-            sign,
-            owner,
-            escrow_id,
-        } => {
-            submit(
-                &sign,
-                Body::single(Operation::ApproveEscrow { owner, escrow_id }),
-            )
-            .await
-        }
-        EscrowCommand::Release {
-            sign,
-            id,
-            owner,
-            escrow_id,
-            secret,
-        } => {
-            let operation = Operation::ReleaseEscrow {
-                id,
-                owner,
-                escrow_id,
-                preimage: secret.as_deref().map(parse).transpose()?,
-            };
-            submit(&sign, Body::single(operation)).await
-        }
-        EscrowCommand::Hashlock { secret } => {
-            let secret = parse(&secret)?;
-            print_json(
-                &serde_json::json!({ "hashlock": hex::encode(blake3::hash(&secret).as_bytes()) }),
-            )
-        }
-    }
-}
-
-async fn submit(sign: &SignArgs, body: Body) -> anyhow::Result<()> {
+pub(crate) async fn submit(sign: &SignArgs, body: Body) -> anyhow::Result<()> {
     let key = tpw_node::keys::load(&sign.key)?;
     let client = Client::new(&sign.client.node);
     let (status, response) = client.sign_and_submit(&key, body, !sign.no_wait).await?;
@@ -674,8 +436,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Escrow { command } => escrow_command(command).await,
-        Command::Exchange { command } => exchange_command(command).await,
+        Command::Escrow { command } => contracts_cli::escrow(command).await,
+        Command::Exchange { command } => contracts_cli::exchange(command).await,
+        Command::Netting { command } => contracts_cli::netting(command).await,
         Command::Hold {
             sign,
             account,

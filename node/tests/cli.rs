@@ -414,6 +414,54 @@ fn every_cli_command_works_against_a_running_node() {
         .unwrap();
     assert_eq!(usd_after, usd_before + 1100);
 
+    // A netting cycle: Acme owes Initech 500, Initech owes Acme 300; only 200 moves.
+    let bank = path(dir, "keys/bank-a.json");
+    let closes_at = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 3_600_000)
+        .to_string();
+    let opened_cycle = nested(
+        &bank,
+        &[
+            "netting",
+            "open",
+            "--cycle",
+            "5",
+            "--asset",
+            "1",
+            "--closes-at-ms",
+            &closes_at,
+        ],
+    );
+    assert_eq!(
+        json(&opened_cycle)["results"][0]["code"],
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&opened_cycle.stderr)
+    );
+    let owed = nested(
+        &acme,
+        &[
+            "netting", "owe", "--id", "1", "--cycle", "5", "--debit", "301", "--credit", "501",
+            "--amount", "500",
+        ],
+    );
+    assert_eq!(json(&owed)["results"][0]["code"], "ok");
+    let owed_back = as_payee(&[
+        "netting", "owe", "--id", "1", "--cycle", "5", "--debit", "501", "--credit", "301",
+        "--amount", "300",
+    ]);
+    assert_eq!(json(&owed_back)["results"][0]["code"], "ok");
+    let closed = nested(&bank, &["netting", "close", "--cycle", "5"]);
+    assert_eq!(json(&closed)["results"][0]["code"], "ok");
+    let shown = json(&tpw(&["netting", "show", "--node", &url, "--cycle", "5"]));
+    assert_eq!(shown["cycle"]["status"], "settled");
+    assert_eq!(shown["cycle"]["gross"], "800");
+    assert_eq!(shown["cycle"]["net"], "200");
+    assert_eq!(shown["cycle"]["liquidity_saved"], "600");
+
     let unknown = tpw(&["account", "--node", &url, "424242"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));

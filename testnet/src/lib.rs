@@ -4,5 +4,6 @@
 pub mod bench;
 pub mod commands;
 pub mod drills;
+pub mod netbench;
 pub mod network;
 pub mod sigbench;

@@ -2,7 +2,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
-use tpw_testnet::{bench, commands, drills, sigbench};
+use tpw_testnet::{bench, commands, drills, netbench, sigbench};
 
 use clap::{Parser, Subcommand};
 
@@ -146,6 +146,16 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         log_retention_entries: u64,
     },
+    /// Builds a one-node network, queues a netting cycle of --obligations among --participants,
+    /// closes it and prints one JSON line with gross, net and the settlement time.
+    BenchNetting {
+        /// Obligations in the cycle.
+        #[arg(long, default_value_t = 100_000)]
+        obligations: usize,
+        /// Participants owing and owed.
+        #[arg(long, default_value_t = 100)]
+        participants: usize,
+    },
     /// Measures signature verification: ZIP-215 (ed25519-zebra) against ed25519-dalek.
     BenchSignatures {
         /// Signatures per run.
@@ -248,6 +258,14 @@ fn main() -> std::process::ExitCode {
             log_retention_entries,
         } => block_on(async move {
             let report = drills::catch_up(transfers, log_retention_entries).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }),
+        Command::BenchNetting {
+            obligations,
+            participants,
+        } => block_on(async move {
+            let report = netbench::run(obligations, participants).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }),

@@ -154,6 +154,7 @@ pub fn router(context: Arc<ApiContext>) -> Router {
         .route("/v1/transactions/{tx_id}", get(reads::transaction))
         .route("/v1/accounts/{id}", get(reads::account))
         .route("/v1/transfers/{participant}/{id}", get(reads::transfer))
+        .route("/v1/netting/{cycle}", get(reads::netting_cycle))
         .route("/v1/blocks", get(reads::recent_blocks))
         .route("/v1/blocks/{height}", get(reads::block))
         .route("/v1/status", get(reads::status))

@@ -78,6 +78,20 @@ pub(super) async fn account(
     }
 }
 
+pub(super) async fn netting_cycle(
+    State(context): State<AppState>,
+    Path(cycle): Path<String>,
+) -> Result<Json<CycleResponse>, ApiError> {
+    let cycle = parse_u128(&cycle, "bad_cycle_id")?;
+    match context.reader.cycle(cycle).map_err(ApiError::storage)? {
+        Some((record, height)) => Ok(Json(CycleResponse {
+            height,
+            cycle: tpw_contracts::view::CycleView::from(&record),
+        })),
+        None => Err(ApiError::not_found("netting cycle")),
+    }
+}
+
 pub(super) async fn transfer(
     State(context): State<AppState>,
     Path((participant, id)): Path<(String, String)>,

@@ -540,6 +540,22 @@ impl LedgerReader {
     }
 
     /// A transfer record and the height the read reflects.
+    /// A netting cycle and the height the read reflects.
+    pub fn cycle(
+        &self,
+        id: u128,
+    ) -> Result<Option<(tpw_contracts::netting::CycleRecord, u64)>, StorageError> {
+        let snapshot = self.db.rocks().snapshot();
+        let (head, _) = self.read_head(&snapshot)?;
+        Ok(self
+            .snapshot_record(
+                &snapshot,
+                &tpw_contracts::netting::cycle_key(id),
+                tpw_contracts::netting::CycleRecord::decode,
+            )?
+            .map(|cycle| (cycle, head.height)))
+    }
+
     /// A transfer record, the height the read reflects, and its escrow terms if it is an
     /// escrow (both from one consistent snapshot).
     #[allow(clippy::type_complexity)]

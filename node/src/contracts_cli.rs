@@ -1,0 +1,356 @@
+//! `tpw escrow`, `tpw exchange` and `tpw netting`: the settlement contracts' commands.
+
+use crate::{print_json, submit, ClientArgs, SignArgs};
+use anyhow::bail;
+use clap::Subcommand;
+use tpw_contracts::{Body, Operation};
+use tpw_node::client::Client;
+
+#[derive(Subcommand)]
+pub(crate) enum EscrowCommand {
+    /// Locks an amount from the signer's account for a payee until the terms hold; refunded
+    /// after --timeout-ms of block time.
+    Create {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Escrow id (a transfer id of the signer).
+        #[arg(long)]
+        id: u128,
+        /// The payer's account (owned by the signer).
+        #[arg(long)]
+        debit: u128,
+        /// The payee's account.
+        #[arg(long)]
+        credit: u128,
+        /// Asset id.
+        #[arg(long)]
+        asset: u32,
+        /// Amount in minor units.
+        #[arg(long)]
+        amount: u128,
+        /// Milliseconds of block time before the escrow is refunded.
+        #[arg(long)]
+        timeout_ms: u64,
+        /// blake3 of the secret that releases it, hex (see `tpw escrow hashlock`).
+        #[arg(long)]
+        hashlock: Option<String>,
+        /// Block time (ms since the epoch) from which release is allowed.
+        #[arg(long, default_value_t = 0)]
+        release_after_ms: u64,
+        /// A participant whose approval counts (repeat for each).
+        #[arg(long = "approver")]
+        approvers: Vec<u64>,
+        /// Approvals needed of the approvers.
+        #[arg(long, default_value_t = 0)]
+        approvals_required: u8,
+    },
+    /// Approves an escrow (signed by one of its approvers).
+    Approve {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The escrow's payer.
+        #[arg(long)]
+        owner: u64,
+        /// The escrow's id.
+        #[arg(long)]
+        escrow_id: u128,
+    },
+    /// Releases an escrow whose terms hold (signed by the payer, the payee or an approver).
+    Release {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// This operation's transfer id.
+        #[arg(long)]
+        id: u128,
+        /// The escrow's payer.
+        #[arg(long)]
+        owner: u64,
+        /// The escrow's id.
+        #[arg(long)]
+        escrow_id: u128,
+        /// The hashlock's secret, 32 bytes of hex.
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// Prints the hashlock (blake3) of a 32-byte secret given in hex; nothing is sent.
+    Hashlock {
+        /// The secret, 32 bytes of hex.
+        #[arg(long)]
+        secret: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ExchangeCommand {
+    /// Offers to deliver --amount of --asset from --debit to the counterparty's --credit,
+    /// against --counter-amount of --counter-asset from its --counter-debit to --counter-credit;
+    /// the signer's leg is reserved until accepted, withdrawn (tpw void) or refunded.
+    Offer {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Offer id (a transfer id of the signer).
+        #[arg(long)]
+        id: u128,
+        /// The signer's account it delivers from.
+        #[arg(long)]
+        debit: u128,
+        /// The counterparty's account it delivers into.
+        #[arg(long)]
+        credit: u128,
+        /// The asset delivered.
+        #[arg(long)]
+        asset: u32,
+        /// The amount delivered.
+        #[arg(long)]
+        amount: u128,
+        /// The counterparty's account it pays from.
+        #[arg(long)]
+        counter_debit: u128,
+        /// The signer's account it is paid into.
+        #[arg(long)]
+        counter_credit: u128,
+        /// The asset paid.
+        #[arg(long)]
+        counter_asset: u32,
+        /// The amount paid.
+        #[arg(long)]
+        counter_amount: u128,
+        /// Milliseconds of block time before an unaccepted offer is refunded.
+        #[arg(long)]
+        timeout_ms: u64,
+    },
+    /// Accepts an offer (signed by its counterparty): both legs settle or neither.
+    Accept {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The signer's transfer id for its leg.
+        #[arg(long)]
+        id: u128,
+        /// The offerer.
+        #[arg(long)]
+        owner: u64,
+        /// The offer's id.
+        #[arg(long)]
+        exchange_id: u128,
+    },
+}
+
+pub(crate) async fn exchange(command: ExchangeCommand) -> anyhow::Result<()> {
+    let (sign, operation) = match command {
+        ExchangeCommand::Offer {
+            sign,
+            id,
+            debit,
+            credit,
+            asset,
+            amount,
+            counter_debit,
+            counter_credit,
+            counter_asset,
+            counter_amount,
+            timeout_ms,
+        } => (
+            sign,
+            Operation::OfferExchange {
+                id,
+                debit_account: debit,
+                credit_account: credit,
+                asset,
+                amount,
+                counter_debit_account: counter_debit,
+                counter_credit_account: counter_credit,
+                counter_asset,
+                counter_amount,
+                timeout_ms,
+            },
+        ),
+        ExchangeCommand::Accept {
+            sign,
+            id,
+            owner,
+            exchange_id,
+        } => (
+            sign,
+            Operation::AcceptExchange {
+                id,
+                owner,
+                exchange_id,
+            },
+        ),
+    };
+    submit(&sign, Body::single(operation)).await
+}
+
+pub(crate) async fn escrow(command: EscrowCommand) -> anyhow::Result<()> {
+    let parse = |text: &str| tpw_contracts::view::parse_hash32(text).map_err(anyhow::Error::msg);
+    match command {
+        EscrowCommand::Create {
+            sign,
+            id,
+            debit,
+            credit,
+            asset,
+            amount,
+            timeout_ms,
+            hashlock,
+            release_after_ms,
+            mut approvers,
+            approvals_required,
+        } => {
+            approvers.sort_unstable();
+            approvers.dedup();
+            let terms = tpw_contracts::tx::EscrowTerms {
+                hashlock: hashlock.as_deref().map(parse).transpose()?,
+                release_after_ms,
+                approvers,
+                approvals_required,
+            };
+            let operation = Operation::CreateEscrow {
+                id,
+                debit_account: debit,
+                credit_account: credit,
+                asset,
+                amount,
+                timeout_ms,
+                terms,
+            };
+            submit(&sign, Body::single(operation)).await
+        }
+        EscrowCommand::Approve {
+            sign,
+            owner,
+            escrow_id,
+        } => {
+            submit(
+                &sign,
+                Body::single(Operation::ApproveEscrow { owner, escrow_id }),
+            )
+            .await
+        }
+        EscrowCommand::Release {
+            sign,
+            id,
+            owner,
+            escrow_id,
+            secret,
+        } => {
+            let operation = Operation::ReleaseEscrow {
+                id,
+                owner,
+                escrow_id,
+                preimage: secret.as_deref().map(parse).transpose()?,
+            };
+            submit(&sign, Body::single(operation)).await
+        }
+        EscrowCommand::Hashlock { secret } => {
+            let secret = parse(&secret)?;
+            print_json(
+                &serde_json::json!({ "hashlock": hex::encode(blake3::hash(&secret).as_bytes()) }),
+            )
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum NettingCommand {
+    /// Opens a netting cycle (signed by a bank member or the operator).
+    Open {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Cycle id, unique on the network.
+        #[arg(long)]
+        cycle: u128,
+        /// Its asset.
+        #[arg(long)]
+        asset: u32,
+        /// Block time (ms since the epoch) at which it closes and settles by itself.
+        #[arg(long)]
+        closes_at_ms: u64,
+    },
+    /// Queues an obligation of the signer (the debtor) in an open cycle.
+    Owe {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Obligation id (unique per debtor).
+        #[arg(long)]
+        id: u128,
+        /// The cycle.
+        #[arg(long)]
+        cycle: u128,
+        /// The debtor's account.
+        #[arg(long)]
+        debit: u128,
+        /// The creditor's account.
+        #[arg(long)]
+        credit: u128,
+        /// Amount in minor units.
+        #[arg(long)]
+        amount: u128,
+    },
+    /// Closes and settles a cycle now (its opener or the operator).
+    Close {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The cycle.
+        #[arg(long)]
+        cycle: u128,
+        /// An open cycle of the same asset that takes the unfunded obligations (else rejected).
+        #[arg(long, default_value_t = 0)]
+        carry_to: u128,
+    },
+    /// Shows a cycle and, once settled, its gross, net and liquidity saved.
+    Show {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The cycle.
+        #[arg(long)]
+        cycle: u128,
+    },
+}
+
+pub(crate) async fn netting(command: NettingCommand) -> anyhow::Result<()> {
+    let (sign, operation) = match command {
+        NettingCommand::Show { client, cycle } => {
+            return match Client::new(&client.node).netting_cycle(cycle).await? {
+                Some(response) => print_json(&response),
+                None => bail!("netting cycle {cycle} not found"),
+            };
+        }
+        NettingCommand::Open {
+            sign,
+            cycle,
+            asset,
+            closes_at_ms,
+        } => (
+            sign,
+            Operation::OpenCycle {
+                cycle,
+                asset,
+                closes_at_ms,
+            },
+        ),
+        NettingCommand::Owe {
+            sign,
+            id,
+            cycle,
+            debit,
+            credit,
+            amount,
+        } => (
+            sign,
+            Operation::SubmitObligation {
+                id,
+                cycle,
+                debit_account: debit,
+                credit_account: credit,
+                amount,
+            },
+        ),
+        NettingCommand::Close {
+            sign,
+            cycle,
+            carry_to,
+        } => (sign, Operation::CloseCycle { cycle, carry_to }),
+    };
+    submit(&sign, Body::single(operation)).await
+}
