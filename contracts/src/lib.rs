@@ -19,6 +19,7 @@ pub mod netting;
 mod operations;
 mod overlay;
 pub mod result;
+pub mod reversal;
 pub mod sig;
 pub mod state;
 pub mod tx;

@@ -345,6 +345,21 @@ fn evaluate(
         Operation::CloseCycle { cycle, carry_to } => {
             netting::close(overlay, context, *cycle, *carry_to)
         }
+        Operation::Reverse {
+            id,
+            original_owner,
+            original_id,
+            amount,
+        } => {
+            let request = crate::reversal::ReversalRequest {
+                id: *id,
+                original_owner: *original_owner,
+                original_id: *original_id,
+                amount: *amount,
+                body_hash: operation.body_hash(),
+            };
+            crate::reversal::reverse(overlay, context, &request)
+        }
         Operation::AcceptExchange {
             id,
             owner,
@@ -469,7 +484,7 @@ pub(crate) struct TransferRequest {
 
 /// Checks the balance limits of both accounts after adding `amount` to the posted (or pending)
 /// side, returning the updated accounts or the rejection.
-fn add_amount(
+pub(crate) fn add_amount(
     mut debit: Account,
     mut credit: Account,
     amount: u128,
@@ -771,6 +786,11 @@ fn record_rejection(
             ..
         } => (*debit_account, *credit_account, *asset, *amount, 0),
         Operation::AcceptExchange { exchange_id, .. } => (0, 0, 0, 0, *exchange_id),
+        Operation::Reverse {
+            original_id,
+            amount,
+            ..
+        } => (0, 0, 0, *amount, *original_id),
         Operation::Transfer {
             debit_account,
             credit_account,

@@ -95,6 +95,10 @@ result_codes! {
     InvalidCarryOver = 51, "invalid_carry_over", "unfunded obligations may move only to another open cycle of the same asset";
     BlockWorkExceeded = 52, "block_work_exceeded", "this block already settles the most obligations allowed; close the cycle in a later block";
     NettingUnfunded = 53, "netting_unfunded", "set aside by the gridlock rule: its debtor could not fund its net position";
+    NotReversible = 54, "not_reversible", "only a settled (posted) transfer can be reversed";
+    NotBeneficiary = 55, "not_beneficiary", "a reversal is signed by the original beneficiary or ordered by a regulator";
+    ExceedsReversible = 56, "exceeds_reversible", "the reversal exceeds what remains of the original amount";
+    ReversalLimit = 57, "reversal_limit", "the transfer has the most reversals allowed (16)";
 }
 
 impl std::fmt::Display for ResultCode {

@@ -61,6 +61,8 @@ pub mod prefix {
     pub const OBLIGATION: u8 = b'O';
     /// A cycle's close-time index, by (closes_at_ms, cycle id).
     pub const CYCLE_DUE: u8 = b'D';
+    /// The reversals of a settled transfer, by (owner, transfer id).
+    pub const REVERSAL: u8 = b'R';
 }
 
 /// Key of a participant record.

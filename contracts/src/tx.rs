@@ -242,6 +242,18 @@ pub enum Operation {
         /// Where unfunded obligations go (0: rejected).
         carry_to: u128,
     },
+    /// Moves `amount` back along a settled transfer (from its credit to its debit account);
+    /// signed by the original beneficiary, or by a regulator as a reversal order.
+    Reverse {
+        /// This reversal's own transfer id.
+        id: TransferId,
+        /// Who submitted the original transfer.
+        original_owner: ParticipantId,
+        /// The original transfer's id.
+        original_id: TransferId,
+        /// Amount to move back (at most what remains of the original).
+        amount: u128,
+    },
     /// Places (`frozen`) or lifts a regulator's hold on an account; regulators only. A held
     /// account can be neither debited nor credited.
     SetHold {
@@ -267,6 +279,7 @@ const TAG_ACCEPT_EXCHANGE: u8 = 10;
 const TAG_OPEN_CYCLE: u8 = 11;
 const TAG_SUBMIT_OBLIGATION: u8 = 12;
 const TAG_CLOSE_CYCLE: u8 = 13;
+const TAG_REVERSE: u8 = 14;
 
 impl Operation {
     /// A posted transfer with no client reference: the most common operation.
@@ -300,7 +313,8 @@ impl Operation {
             Operation::CreateEscrow { id, .. }
             | Operation::ReleaseEscrow { id, .. }
             | Operation::OfferExchange { id, .. }
-            | Operation::AcceptExchange { id, .. } => Some(*id),
+            | Operation::AcceptExchange { id, .. }
+            | Operation::Reverse { id, .. } => Some(*id),
             Operation::Transfer { id, .. }
             | Operation::PostPending { id, .. }
             | Operation::VoidPending { id, .. } => Some(*id),
@@ -447,6 +461,18 @@ impl Operation {
                 writer.u128(*credit_account);
                 writer.u128(*amount);
             }
+            Operation::Reverse {
+                id,
+                original_owner,
+                original_id,
+                amount,
+            } => {
+                writer.u8(TAG_REVERSE);
+                writer.u128(*id);
+                writer.u64(*original_owner);
+                writer.u128(*original_id);
+                writer.u128(*amount);
+            }
             Operation::CloseCycle { cycle, carry_to } => {
                 writer.u8(TAG_CLOSE_CYCLE);
                 writer.u128(*cycle);
@@ -558,6 +584,12 @@ impl Operation {
                 debit_account: reader.u128("submit_obligation.debit_account")?,
                 credit_account: reader.u128("submit_obligation.credit_account")?,
                 amount: reader.u128("submit_obligation.amount")?,
+            },
+            TAG_REVERSE => Operation::Reverse {
+                id: reader.u128("reverse.id")?,
+                original_owner: reader.u64("reverse.original_owner")?,
+                original_id: reader.u128("reverse.original_id")?,
+                amount: reader.u128("reverse.amount")?,
             },
             TAG_CLOSE_CYCLE => Operation::CloseCycle {
                 cycle: reader.u128("close_cycle.cycle")?,

@@ -322,6 +322,20 @@ pub enum OperationView {
         #[serde(default, with = "crate::decimal")]
         carry_to: u128,
     },
+    /// Reverses (part of) a settled transfer.
+    Reverse {
+        /// This reversal's transfer id.
+        #[serde(with = "crate::decimal")]
+        id: u128,
+        /// Who submitted the original.
+        original_owner: ParticipantId,
+        /// The original's id.
+        #[serde(with = "crate::decimal")]
+        original_id: u128,
+        /// Amount moved back.
+        #[serde(with = "crate::decimal")]
+        amount: u128,
+    },
     /// A regulator places or lifts a hold on an account.
     SetHold {
         /// The account.
@@ -462,6 +476,17 @@ impl From<&Operation> for OperationView {
                 cycle: *cycle,
                 debit_account: *debit_account,
                 credit_account: *credit_account,
+                amount: *amount,
+            },
+            Operation::Reverse {
+                id,
+                original_owner,
+                original_id,
+                amount,
+            } => OperationView::Reverse {
+                id: *id,
+                original_owner: *original_owner,
+                original_id: *original_id,
                 amount: *amount,
             },
             Operation::CloseCycle { cycle, carry_to } => OperationView::CloseCycle {
@@ -639,6 +664,17 @@ impl OperationView {
                 credit_account: *credit_account,
                 amount: *amount,
             },
+            OperationView::Reverse {
+                id,
+                original_owner,
+                original_id,
+                amount,
+            } => Operation::Reverse {
+                id: *id,
+                original_owner: *original_owner,
+                original_id: *original_id,
+                amount: *amount,
+            },
             OperationView::CloseCycle { cycle, carry_to } => Operation::CloseCycle {
                 cycle: *cycle,
                 carry_to: *carry_to,
@@ -738,6 +774,42 @@ impl From<&crate::netting::CycleRecord> for CycleView {
             settled: report.map(|report| report.settled),
             carried_over: report.map(|report| report.carried_over),
             rejected: report.map(|report| report.rejected),
+        }
+    }
+}
+
+/// JSON view of the reversals of a settled transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReversalView {
+    /// Total moved back so far.
+    #[serde(with = "crate::decimal")]
+    pub reversed: u128,
+    /// The reversal transfers as {owner, id}.
+    pub reversals: Vec<TransferRef>,
+}
+
+/// A transfer named by its owner and id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRef {
+    /// Who submitted it.
+    pub owner: ParticipantId,
+    /// Its id.
+    #[serde(with = "crate::decimal")]
+    pub id: u128,
+}
+
+impl From<&crate::reversal::ReversalRecord> for ReversalView {
+    fn from(record: &crate::reversal::ReversalRecord) -> Self {
+        Self {
+            reversed: record.reversed,
+            reversals: record
+                .reversals
+                .iter()
+                .map(|(owner, id)| TransferRef {
+                    owner: *owner,
+                    id: *id,
+                })
+                .collect(),
         }
     }
 }

@@ -93,6 +93,13 @@ enum Step {
         cycle: u128,
         carry_to: u128,
     },
+    Reverse {
+        signer: u64,
+        id: u128,
+        original_owner: u64,
+        original_id: u128,
+        amount: u128,
+    },
     Release {
         signer: u64,
         id: u128,
@@ -162,6 +169,8 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(signer, id, cycle, debit, credit, amount)| Step::Owe { signer, id, cycle, debit, credit, amount }),
         1 => (signer(), 1..4u128, 0..4u128)
             .prop_map(|(signer, cycle, carry_to)| Step::CloseCycle { signer, cycle, carry_to }),
+        2 => (signer(), 0..40u128, signer(), 0..40u128, amount())
+            .prop_map(|(signer, id, original_owner, original_id, amount)| Step::Reverse { signer, id, original_owner, original_id, amount }),
         2 => (signer(), 0..40u128, signer(), 0..40u128, any::<bool>())
             .prop_map(|(signer, id, owner, escrow_id, secret)| Step::Release { signer, id, owner, escrow_id, secret }),
         1 => proptest::collection::vec(any::<u8>(), 0..80).prop_map(Step::Garbage),
@@ -388,6 +397,21 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             Body::single(Operation::CloseCycle {
                 cycle: *cycle,
                 carry_to: *carry_to,
+            }),
+        ),
+        Step::Reverse {
+            signer,
+            id,
+            original_owner,
+            original_id,
+            amount,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::Reverse {
+                id: *id,
+                original_owner: *original_owner,
+                original_id: *original_id,
+                amount: *amount,
             }),
         ),
         Step::Garbage(bytes) => bytes.clone(),

@@ -151,6 +151,15 @@ fn vectors() -> Value {
             }),
         ),
         (
+            "reversal",
+            Body::single(Operation::Reverse {
+                id: 50,
+                original_owner: 3,
+                original_id: 1,
+                amount: 1_250,
+            }),
+        ),
+        (
             "linked batch",
             Body::linked(vec![
                 Operation::Transfer {

@@ -120,6 +120,9 @@ pub struct TransferResponse {
     /// The escrow terms and approvals, when the transfer is an escrow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escrow: Option<tpw_contracts::view::EscrowView>,
+    /// The reversals of this transfer, if it was reversed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reversal: Option<tpw_contracts::view::ReversalView>,
 }
 
 /// GET /v1/netting/{cycle}.

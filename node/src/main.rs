@@ -166,6 +166,24 @@ enum Command {
         #[command(subcommand)]
         command: contracts_cli::NettingCommand,
     },
+    /// Moves money back along a settled transfer (signed by its beneficiary, or a regulator's
+    /// reversal order).
+    Reverse {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// This reversal's transfer id.
+        #[arg(long)]
+        id: u128,
+        /// Who submitted the original transfer.
+        #[arg(long)]
+        original_owner: u64,
+        /// The original transfer's id.
+        #[arg(long)]
+        original_id: u128,
+        /// Amount to move back.
+        #[arg(long)]
+        amount: u128,
+    },
     /// Places a regulator's hold on an account (signed by a regulator key).
     Hold {
         #[command(flatten)]
@@ -439,6 +457,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Escrow { command } => contracts_cli::escrow(command).await,
         Command::Exchange { command } => contracts_cli::exchange(command).await,
         Command::Netting { command } => contracts_cli::netting(command).await,
+        Command::Reverse {
+            sign,
+            id,
+            original_owner,
+            original_id,
+            amount,
+        } => {
+            let operation = Operation::Reverse {
+                id,
+                original_owner,
+                original_id,
+                amount,
+            };
+            submit(&sign, Body::single(operation)).await
+        }
         Command::Hold {
             sign,
             account,

@@ -215,7 +215,8 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                 | Operation::AcceptExchange { .. }
                 | Operation::OpenCycle { .. }
                 | Operation::SubmitObligation { .. }
-                | Operation::CloseCycle { .. } => {}
+                | Operation::CloseCycle { .. }
+                | Operation::Reverse { .. } => {}
             }
         }
     }

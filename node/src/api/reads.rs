@@ -109,10 +109,17 @@ pub(super) async fn transfer(
         .transfer(participant, id)
         .map_err(ApiError::storage)?
     {
-        Some((record, height, escrow)) => Ok(Json(TransferResponse {
-            height,
-            transfer: TransferView::from(&record),
-            escrow: escrow.as_ref().map(tpw_contracts::view::EscrowView::from),
+        Some(details) => Ok(Json(TransferResponse {
+            height: details.height,
+            transfer: TransferView::from(&details.record),
+            escrow: details
+                .escrow
+                .as_ref()
+                .map(tpw_contracts::view::EscrowView::from),
+            reversal: details
+                .reversal
+                .as_ref()
+                .map(tpw_contracts::view::ReversalView::from),
         })),
         None => Err(ApiError::not_found("transfer")),
     }

@@ -132,6 +132,19 @@ pub fn parse_block_record(payload: &[u8]) -> Result<StoredBlock, StorageError> {
     })
 }
 
+/// A transfer record and what hangs on it.
+#[derive(Debug, Clone)]
+pub struct TransferDetails {
+    /// The record.
+    pub record: TransferRecord,
+    /// Height the read reflects.
+    pub height: u64,
+    /// Its escrow terms and approvals, if it is an escrow.
+    pub escrow: Option<EscrowRecord>,
+    /// Its reversals, if it was reversed.
+    pub reversal: Option<tpw_contracts::reversal::ReversalRecord>,
+}
+
 /// The apply path's ledger store.
 pub struct LedgerStore {
     db: Db,
@@ -556,14 +569,8 @@ impl LedgerReader {
             .map(|cycle| (cycle, head.height)))
     }
 
-    /// A transfer record, the height the read reflects, and its escrow terms if it is an
-    /// escrow (both from one consistent snapshot).
-    #[allow(clippy::type_complexity)]
-    pub fn transfer(
-        &self,
-        owner: u64,
-        id: u128,
-    ) -> Result<Option<(TransferRecord, u64, Option<EscrowRecord>)>, StorageError> {
+    /// A transfer record with what hangs on it, from one consistent snapshot.
+    pub fn transfer(&self, owner: u64, id: u128) -> Result<Option<TransferDetails>, StorageError> {
         let snapshot = self.db.rocks().snapshot();
         let (head, _) = self.read_head(&snapshot)?;
         let Some(record) =
@@ -576,7 +583,17 @@ impl LedgerReader {
             &tpw_contracts::state::escrow_key(owner, id),
             EscrowRecord::decode,
         )?;
-        Ok(Some((record, head.height, escrow)))
+        let reversal = self.snapshot_record(
+            &snapshot,
+            &tpw_contracts::reversal::reversal_key(owner, id),
+            tpw_contracts::reversal::ReversalRecord::decode,
+        )?;
+        Ok(Some(TransferDetails {
+            record,
+            height: head.height,
+            escrow,
+            reversal,
+        }))
     }
 
     /// The current value of a state record, without a snapshot (admission checks).

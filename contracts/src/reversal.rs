@@ -1,0 +1,158 @@
+//! Reversal: a compensating transfer back along a settled one, from its credit account to its
+//! debit account, signed by the original beneficiary (who owns the credit account) or ordered
+//! by a regulator (the one way a regulator moves funds, and only back along a settled
+//! transfer; a regulator's order also moves money out of a held account, as fraud recovery
+//! needs). The link is kept both ways: the reversal's record names the original, and the
+//! original's reversal record lists its reversals and the total reversed, which never exceeds
+//! the original amount.
+
+use crate::apply::ApplyError;
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::model::{
+    account_flags as flags, from_bytes, to_bytes, Hash, ParticipantId, Role, TransferId,
+    TransferRecord, TransferState,
+};
+use crate::operations::{add_amount, OperationContext, Outcome};
+use crate::overlay::Overlay;
+use crate::result::ResultCode;
+use crate::state::prefix;
+
+/// Reversals of one transfer.
+pub const REVERSALS_PER_TRANSFER_MAX: usize = 16;
+
+/// Key of a transfer's reversal record.
+pub fn reversal_key(owner: ParticipantId, id: TransferId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(25);
+    key.push(prefix::REVERSAL);
+    key.extend_from_slice(&owner.to_be_bytes());
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// The reversals of one settled transfer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReversalRecord {
+    /// Total reversed so far.
+    pub reversed: u128,
+    /// The reversal transfers, as (signer, transfer id), in order.
+    pub reversals: Vec<(ParticipantId, TransferId)>,
+}
+
+impl ReversalRecord {
+    /// Canonical record encoding.
+    pub fn encode(&self, writer: &mut Writer) {
+        writer.u128(self.reversed);
+        writer
+            .u8(u8::try_from(self.reversals.len()).expect("bounded by REVERSALS_PER_TRANSFER_MAX"));
+        for (signer, id) in &self.reversals {
+            writer.u64(*signer);
+            writer.u128(*id);
+        }
+    }
+    /// Reads a record written by [`ReversalRecord::encode`].
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let reversed = reader.u128("reversal.reversed")?;
+        let count = reader.u8("reversal.count")? as usize;
+        if count > REVERSALS_PER_TRANSFER_MAX {
+            return Err(DecodeError::TooLong {
+                field: "reversal.reversals",
+                length: count,
+                limit: REVERSALS_PER_TRANSFER_MAX,
+            });
+        }
+        let mut reversals = Vec::with_capacity(count);
+        for _ in 0..count {
+            reversals.push((reader.u64("reversal.signer")?, reader.u128("reversal.id")?));
+        }
+        Ok(Self {
+            reversed,
+            reversals,
+        })
+    }
+}
+
+/// The fields of a reversal.
+pub(crate) struct ReversalRequest {
+    pub id: TransferId,
+    pub original_owner: ParticipantId,
+    pub original_id: TransferId,
+    pub amount: u128,
+    pub body_hash: Hash,
+}
+
+/// Moves `amount` back along a settled transfer.
+pub(crate) fn reverse(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    request: &ReversalRequest,
+) -> Result<Outcome, ApplyError> {
+    let reject = |code| Ok(Outcome::Rejected(code));
+    let Some(original) = overlay.transfer(request.original_owner, request.original_id)? else {
+        return reject(ResultCode::NotReversible);
+    };
+    if original.state != TransferState::Posted || original.amount == 0 {
+        return reject(ResultCode::NotReversible);
+    }
+    let (Some(beneficiary), Some(payer)) = (
+        overlay.account(original.credit_account)?,
+        overlay.account(original.debit_account)?,
+    ) else {
+        return Err(ApplyError::Invariant(
+            "a settled transfer names a missing account".into(),
+        ));
+    };
+    let order = context.signer.role == Role::Regulator;
+    if !order && beneficiary.owner != context.signer.id {
+        return reject(ResultCode::NotBeneficiary);
+    }
+    if request.amount == 0 {
+        return reject(ResultCode::ZeroAmount);
+    }
+    let key = reversal_key(request.original_owner, request.original_id);
+    let mut record = match overlay.get(&key)? {
+        None => ReversalRecord::default(),
+        Some(bytes) => {
+            from_bytes(&bytes, ReversalRecord::decode).map_err(|source| ApplyError::Corrupt {
+                key: hex::encode(&key),
+                source,
+            })?
+        }
+    };
+    if record.reversals.len() >= REVERSALS_PER_TRANSFER_MAX {
+        return reject(ResultCode::ReversalLimit);
+    }
+    let remaining = original.amount.saturating_sub(record.reversed);
+    if request.amount > remaining {
+        return reject(ResultCode::ExceedsReversible);
+    }
+    if !order && (beneficiary.has(flags::FROZEN) || payer.has(flags::FROZEN)) {
+        return reject(ResultCode::AccountFrozen);
+    }
+    let (beneficiary, payer) = match add_amount(beneficiary, payer, request.amount, false) {
+        Ok(accounts) => accounts,
+        Err(code) => return reject(code),
+    };
+    overlay.put_account(&beneficiary);
+    overlay.put_account(&payer);
+    record.reversed += request.amount;
+    record.reversals.push((context.signer.id, request.id));
+    overlay.put(key, Some(to_bytes(|writer| record.encode(writer))));
+    overlay.put_transfer(&TransferRecord {
+        owner: context.signer.id,
+        id: request.id,
+        body_hash: request.body_hash,
+        tx_id: context.tx_id,
+        height: context.block.height,
+        result: ResultCode::Ok.number(),
+        state: TransferState::Posted,
+        debit_account: original.credit_account,
+        credit_account: original.debit_account,
+        asset: original.asset,
+        amount: request.amount,
+        expires_at_ms: 0,
+        // The reversed transfer's id; its owner is in the reversal operation and the original's
+        // reversal record lists this reversal.
+        pending_id: request.original_id,
+    });
+    Ok(Outcome::Applied)
+}
