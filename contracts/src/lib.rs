@@ -14,6 +14,7 @@ pub mod escrow;
 pub mod exchange;
 pub mod genesis;
 pub mod limits;
+pub mod limits_rules;
 pub mod model;
 pub mod netting;
 mod operations;

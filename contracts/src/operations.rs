@@ -345,6 +345,14 @@ fn evaluate(
         Operation::CloseCycle { cycle, carry_to } => {
             netting::close(overlay, context, *cycle, *carry_to)
         }
+        Operation::SetTransferMax { asset, amount_max } => {
+            crate::limits_rules::set_transfer_max(overlay, context, *asset, *amount_max)
+        }
+        Operation::SetOutflowCap {
+            participant,
+            asset,
+            cap,
+        } => crate::limits_rules::set_outflow_cap(overlay, context, *participant, *asset, *cap),
         Operation::Reverse {
             id,
             original_owner,
@@ -558,6 +566,16 @@ pub(crate) fn transfer(
         Ok(accounts) => accounts,
         Err(code) => return reject(code),
     };
+    // Limits last: the outflow counts only a debit that every other rule allows.
+    if let Some(code) = crate::limits_rules::check_and_count(
+        overlay,
+        context.block.time_ms,
+        context.signer.id,
+        request.asset,
+        request.amount,
+    )? {
+        return reject(code);
+    }
     let expires_at_ms = match timeout_ms {
         None => 0,
         Some(timeout_ms) => context.block.time_ms.saturating_add(timeout_ms),
@@ -769,7 +787,9 @@ fn record_rejection(
         | Operation::ApproveEscrow { .. }
         | Operation::OpenCycle { .. }
         | Operation::SubmitObligation { .. }
-        | Operation::CloseCycle { .. } => return,
+        | Operation::CloseCycle { .. }
+        | Operation::SetTransferMax { .. }
+        | Operation::SetOutflowCap { .. } => return,
         Operation::CreateEscrow {
             debit_account,
             credit_account,

@@ -99,6 +99,10 @@ result_codes! {
     NotBeneficiary = 55, "not_beneficiary", "a reversal is signed by the original beneficiary or ordered by a regulator";
     ExceedsReversible = 56, "exceeds_reversible", "the reversal exceeds what remains of the original amount";
     ReversalLimit = 57, "reversal_limit", "the transfer has the most reversals allowed (16)";
+    ExceedsTransferMax = 58, "exceeds_transfer_max", "the amount exceeds the asset's per-transfer maximum";
+    ExceedsDailyCap = 59, "exceeds_daily_cap", "the payer's outflow in this asset today would exceed its daily cap";
+    OperatorOnly = 60, "operator_only", "only the network operator may set network parameters";
+    NotSponsoringBank = 61, "not_sponsoring_bank", "only the participant's own bank member may set its outflow cap";
 }
 
 impl std::fmt::Display for ResultCode {

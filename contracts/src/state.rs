@@ -63,6 +63,10 @@ pub mod prefix {
     pub const CYCLE_DUE: u8 = b'D';
     /// The reversals of a settled transfer, by (owner, transfer id).
     pub const REVERSAL: u8 = b'R';
+    /// An asset's per-transfer maximum, by asset id.
+    pub const TRANSFER_MAX: u8 = b'M';
+    /// A participant's daily outflow cap in an asset, by (participant, asset).
+    pub const OUTFLOW_CAP: u8 = b'L';
 }
 
 /// Key of a participant record.

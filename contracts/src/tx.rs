@@ -254,6 +254,22 @@ pub enum Operation {
         /// Amount to move back (at most what remains of the original).
         amount: u128,
     },
+    /// Sets an asset's per-transfer maximum (0 removes it); the network operator only.
+    SetTransferMax {
+        /// The asset.
+        asset: AssetId,
+        /// Largest amount of one transfer.
+        amount_max: u128,
+    },
+    /// Sets a participant's daily outflow cap in an asset (0 removes it); its bank member only.
+    SetOutflowCap {
+        /// The participant.
+        participant: ParticipantId,
+        /// The asset.
+        asset: AssetId,
+        /// Most it may send per UTC day of block time.
+        cap: u128,
+    },
     /// Places (`frozen`) or lifts a regulator's hold on an account; regulators only. A held
     /// account can be neither debited nor credited.
     SetHold {
@@ -280,6 +296,8 @@ const TAG_OPEN_CYCLE: u8 = 11;
 const TAG_SUBMIT_OBLIGATION: u8 = 12;
 const TAG_CLOSE_CYCLE: u8 = 13;
 const TAG_REVERSE: u8 = 14;
+const TAG_SET_TRANSFER_MAX: u8 = 15;
+const TAG_SET_OUTFLOW_CAP: u8 = 16;
 
 impl Operation {
     /// A posted transfer with no client reference: the most common operation.
@@ -309,7 +327,9 @@ impl Operation {
             | Operation::ApproveEscrow { .. }
             | Operation::OpenCycle { .. }
             | Operation::SubmitObligation { .. }
-            | Operation::CloseCycle { .. } => None,
+            | Operation::CloseCycle { .. }
+            | Operation::SetTransferMax { .. }
+            | Operation::SetOutflowCap { .. } => None,
             Operation::CreateEscrow { id, .. }
             | Operation::ReleaseEscrow { id, .. }
             | Operation::OfferExchange { id, .. }
@@ -473,6 +493,21 @@ impl Operation {
                 writer.u128(*original_id);
                 writer.u128(*amount);
             }
+            Operation::SetTransferMax { asset, amount_max } => {
+                writer.u8(TAG_SET_TRANSFER_MAX);
+                writer.u32(*asset);
+                writer.u128(*amount_max);
+            }
+            Operation::SetOutflowCap {
+                participant,
+                asset,
+                cap,
+            } => {
+                writer.u8(TAG_SET_OUTFLOW_CAP);
+                writer.u64(*participant);
+                writer.u32(*asset);
+                writer.u128(*cap);
+            }
             Operation::CloseCycle { cycle, carry_to } => {
                 writer.u8(TAG_CLOSE_CYCLE);
                 writer.u128(*cycle);
@@ -590,6 +625,15 @@ impl Operation {
                 original_owner: reader.u64("reverse.original_owner")?,
                 original_id: reader.u128("reverse.original_id")?,
                 amount: reader.u128("reverse.amount")?,
+            },
+            TAG_SET_TRANSFER_MAX => Operation::SetTransferMax {
+                asset: reader.u32("set_transfer_max.asset")?,
+                amount_max: reader.u128("set_transfer_max.amount_max")?,
+            },
+            TAG_SET_OUTFLOW_CAP => Operation::SetOutflowCap {
+                participant: reader.u64("set_outflow_cap.participant")?,
+                asset: reader.u32("set_outflow_cap.asset")?,
+                cap: reader.u128("set_outflow_cap.cap")?,
             },
             TAG_CLOSE_CYCLE => Operation::CloseCycle {
                 cycle: reader.u128("close_cycle.cycle")?,

@@ -336,6 +336,24 @@ pub enum OperationView {
         #[serde(with = "crate::decimal")]
         amount: u128,
     },
+    /// Sets an asset's per-transfer maximum (operator).
+    SetTransferMax {
+        /// Asset.
+        asset: AssetId,
+        /// Largest amount of one transfer ("0" removes the maximum).
+        #[serde(with = "crate::decimal")]
+        amount_max: u128,
+    },
+    /// Sets a participant's daily outflow cap (its bank member).
+    SetOutflowCap {
+        /// Participant.
+        participant: ParticipantId,
+        /// Asset.
+        asset: AssetId,
+        /// Most it may send per UTC day ("0" removes the cap).
+        #[serde(with = "crate::decimal")]
+        cap: u128,
+    },
     /// A regulator places or lifts a hold on an account.
     SetHold {
         /// The account.
@@ -488,6 +506,19 @@ impl From<&Operation> for OperationView {
                 original_owner: *original_owner,
                 original_id: *original_id,
                 amount: *amount,
+            },
+            Operation::SetTransferMax { asset, amount_max } => OperationView::SetTransferMax {
+                asset: *asset,
+                amount_max: *amount_max,
+            },
+            Operation::SetOutflowCap {
+                participant,
+                asset,
+                cap,
+            } => OperationView::SetOutflowCap {
+                participant: *participant,
+                asset: *asset,
+                cap: *cap,
             },
             Operation::CloseCycle { cycle, carry_to } => OperationView::CloseCycle {
                 cycle: *cycle,
@@ -674,6 +705,19 @@ impl OperationView {
                 original_owner: *original_owner,
                 original_id: *original_id,
                 amount: *amount,
+            },
+            OperationView::SetTransferMax { asset, amount_max } => Operation::SetTransferMax {
+                asset: *asset,
+                amount_max: *amount_max,
+            },
+            OperationView::SetOutflowCap {
+                participant,
+                asset,
+                cap,
+            } => Operation::SetOutflowCap {
+                participant: *participant,
+                asset: *asset,
+                cap: *cap,
             },
             OperationView::CloseCycle { cycle, carry_to } => Operation::CloseCycle {
                 cycle: *cycle,

@@ -100,6 +100,13 @@ enum Step {
         original_id: u128,
         amount: u128,
     },
+    Limit {
+        signer: u64,
+        participant: u64,
+        asset: u32,
+        value: u128,
+        cap: bool,
+    },
     Release {
         signer: u64,
         id: u128,
@@ -171,6 +178,8 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(signer, cycle, carry_to)| Step::CloseCycle { signer, cycle, carry_to }),
         2 => (signer(), 0..40u128, signer(), 0..40u128, amount())
             .prop_map(|(signer, id, original_owner, original_id, amount)| Step::Reverse { signer, id, original_owner, original_id, amount }),
+        1 => (prop_oneof![Just(OPERATOR), Just(BANK_A), Just(BANK_B)], signer(), 1..3u32, amount(), any::<bool>())
+            .prop_map(|(signer, participant, asset, value, cap)| Step::Limit { signer, participant, asset, value, cap }),
         2 => (signer(), 0..40u128, signer(), 0..40u128, any::<bool>())
             .prop_map(|(signer, id, owner, escrow_id, secret)| Step::Release { signer, id, owner, escrow_id, secret }),
         1 => proptest::collection::vec(any::<u8>(), 0..80).prop_map(Step::Garbage),
@@ -412,6 +421,27 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
                 original_owner: *original_owner,
                 original_id: *original_id,
                 amount: *amount,
+            }),
+        ),
+        Step::Limit {
+            signer,
+            participant,
+            asset,
+            value,
+            cap,
+        } => ledger.sign(
+            *signer,
+            Body::single(if *cap {
+                Operation::SetOutflowCap {
+                    participant: *participant,
+                    asset: *asset,
+                    cap: *value,
+                }
+            } else {
+                Operation::SetTransferMax {
+                    asset: *asset,
+                    amount_max: *value,
+                }
             }),
         ),
         Step::Garbage(bytes) => bytes.clone(),

@@ -160,6 +160,21 @@ fn vectors() -> Value {
             }),
         ),
         (
+            "per-transfer maximum",
+            Body::single(Operation::SetTransferMax {
+                asset: 1,
+                amount_max: 10_000_000,
+            }),
+        ),
+        (
+            "daily outflow cap",
+            Body::single(Operation::SetOutflowCap {
+                participant: 3,
+                asset: 1,
+                cap: 50_000_000,
+            }),
+        ),
+        (
             "linked batch",
             Body::linked(vec![
                 Operation::Transfer {

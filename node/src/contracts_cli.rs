@@ -252,6 +252,59 @@ pub(crate) async fn escrow(command: EscrowCommand) -> anyhow::Result<()> {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum LimitsCommand {
+    /// Sets an asset's per-transfer maximum, 0 to remove it (signed by the network operator).
+    TransferMax {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The asset.
+        #[arg(long)]
+        asset: u32,
+        /// Largest amount of one transfer, in minor units.
+        #[arg(long)]
+        amount_max: u128,
+    },
+    /// Sets a partner's daily outflow cap in an asset, 0 to remove it (signed by its bank).
+    OutflowCap {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The partner.
+        #[arg(long)]
+        participant: u64,
+        /// The asset.
+        #[arg(long)]
+        asset: u32,
+        /// Most it may send per UTC day of block time, in minor units.
+        #[arg(long)]
+        cap: u128,
+    },
+}
+
+pub(crate) async fn limits(command: LimitsCommand) -> anyhow::Result<()> {
+    let (sign, operation) = match command {
+        LimitsCommand::TransferMax {
+            sign,
+            asset,
+            amount_max,
+        } => (sign, Operation::SetTransferMax { asset, amount_max }),
+        LimitsCommand::OutflowCap {
+            sign,
+            participant,
+            asset,
+            cap,
+        } => (
+            sign,
+            Operation::SetOutflowCap {
+                participant,
+                asset,
+                cap,
+            },
+        ),
+    };
+    submit(&sign, Body::single(operation)).await
+}
+
+#[derive(Subcommand)]
 pub(crate) enum NettingCommand {
     /// Opens a netting cycle (signed by a bank member or the operator).
     Open {

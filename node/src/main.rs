@@ -166,6 +166,11 @@ enum Command {
         #[command(subcommand)]
         command: contracts_cli::NettingCommand,
     },
+    /// Payment limits: per-transfer maximums and daily outflow caps.
+    Limits {
+        #[command(subcommand)]
+        command: contracts_cli::LimitsCommand,
+    },
     /// Moves money back along a settled transfer (signed by its beneficiary, or a regulator's
     /// reversal order).
     Reverse {
@@ -457,6 +462,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Escrow { command } => contracts_cli::escrow(command).await,
         Command::Exchange { command } => contracts_cli::exchange(command).await,
         Command::Netting { command } => contracts_cli::netting(command).await,
+        Command::Limits { command } => contracts_cli::limits(command).await,
         Command::Reverse {
             sign,
             id,

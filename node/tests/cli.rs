@@ -462,6 +462,27 @@ fn every_cli_command_works_against_a_running_node() {
     assert_eq!(shown["cycle"]["net"], "200");
     assert_eq!(shown["cycle"]["liquidity_saved"], "600");
 
+    // Acme's bank caps its EUR outflow at 5 for the rest of the day (the count starts now).
+    let capped = nested(
+        &bank,
+        &[
+            "limits",
+            "outflow-cap",
+            "--participant",
+            "3",
+            "--asset",
+            "1",
+            "--cap",
+            "5",
+        ],
+    );
+    assert_eq!(json(&capped)["results"][0]["code"], "ok");
+    let over_cap = signed(&[
+        "transfer", "--id", "40", "--debit", "301", "--credit", "501", "--asset", "1", "--amount",
+        "6",
+    ]);
+    assert_eq!(json(&over_cap)["error"]["code"], "exceeds_daily_cap");
+
     let unknown = tpw(&["account", "--node", &url, "424242"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));

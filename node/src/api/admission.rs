@@ -216,7 +216,9 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                 | Operation::OpenCycle { .. }
                 | Operation::SubmitObligation { .. }
                 | Operation::CloseCycle { .. }
-                | Operation::Reverse { .. } => {}
+                | Operation::Reverse { .. }
+                | Operation::SetTransferMax { .. }
+                | Operation::SetOutflowCap { .. } => {}
             }
         }
     }

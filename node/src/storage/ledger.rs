@@ -31,7 +31,14 @@ const CACHE_ENTRIES_MAX: usize = 1_000_000;
 fn cached_kind(key: &[u8]) -> bool {
     matches!(
         key.first(),
-        Some(&prefix::PARTICIPANT | &prefix::KEY | &prefix::ASSET | &prefix::ACCOUNT)
+        Some(
+            &prefix::PARTICIPANT
+                | &prefix::KEY
+                | &prefix::ASSET
+                | &prefix::ACCOUNT
+                | &prefix::TRANSFER_MAX
+                | &prefix::OUTFLOW_CAP
+        )
     )
 }
 

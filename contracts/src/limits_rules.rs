@@ -1,0 +1,161 @@
+//! Limits on payments: a per-transfer maximum per asset (set by the network operator, named in
+//! the genesis, until governance moves it under M-of-N approval) and a daily outflow cap per
+//! participant and asset by UTC day of block time (set by the participant's bank member). Both
+//! apply to every debit a participant starts: transfers, pending reservations (counted when
+//! reserved), escrows and exchange legs.
+
+use crate::apply::ApplyError;
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::model::{from_bytes, to_bytes, AssetId, ParticipantId, Role};
+use crate::operations::{OperationContext, Outcome};
+use crate::overlay::Overlay;
+use crate::result::ResultCode;
+use crate::state::prefix;
+
+/// Milliseconds in a UTC day of block time.
+const DAY_MS: u64 = 86_400_000;
+
+/// Key of an asset's per-transfer maximum.
+pub fn transfer_max_key(asset: AssetId) -> Vec<u8> {
+    let mut key = vec![prefix::TRANSFER_MAX];
+    key.extend_from_slice(&asset.to_be_bytes());
+    key
+}
+
+/// Key of a participant's daily outflow cap in an asset.
+pub fn outflow_cap_key(participant: ParticipantId, asset: AssetId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(13);
+    key.push(prefix::OUTFLOW_CAP);
+    key.extend_from_slice(&participant.to_be_bytes());
+    key.extend_from_slice(&asset.to_be_bytes());
+    key
+}
+
+/// A daily outflow cap and what was spent on the current day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutflowCap {
+    /// Most the participant may send in the asset per UTC day.
+    pub cap: u128,
+    /// The day (block time / 86,400,000) `spent` counts.
+    pub day: u64,
+    /// Sent so far that day.
+    pub spent: u128,
+}
+
+impl OutflowCap {
+    /// Canonical record encoding.
+    pub fn encode(&self, writer: &mut Writer) {
+        writer.u128(self.cap);
+        writer.u64(self.day);
+        writer.u128(self.spent);
+    }
+    /// Reads a record written by [`OutflowCap::encode`].
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            cap: reader.u128("outflow_cap.cap")?,
+            day: reader.u64("outflow_cap.day")?,
+            spent: reader.u128("outflow_cap.spent")?,
+        })
+    }
+}
+
+fn corrupt(key: &[u8], source: DecodeError) -> ApplyError {
+    ApplyError::Corrupt {
+        key: hex::encode(key),
+        source,
+    }
+}
+
+/// The operator sets (or with 0 removes) an asset's per-transfer maximum.
+pub(crate) fn set_transfer_max(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    asset: AssetId,
+    amount_max: u128,
+) -> Result<Outcome, ApplyError> {
+    if context.signer.role != Role::Operator {
+        return Ok(Outcome::Rejected(ResultCode::OperatorOnly));
+    }
+    if overlay.asset(asset)?.is_none() {
+        return Ok(Outcome::Rejected(ResultCode::UnknownAsset));
+    }
+    let value = (amount_max > 0).then(|| to_bytes(|writer| writer.u128(amount_max)));
+    overlay.put(transfer_max_key(asset), value);
+    Ok(Outcome::Applied)
+}
+
+/// A participant's bank member sets (or with 0 removes) its daily outflow cap in an asset.
+pub(crate) fn set_outflow_cap(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    participant: ParticipantId,
+    asset: AssetId,
+    cap: u128,
+) -> Result<Outcome, ApplyError> {
+    let Some(found) = overlay.participant(participant)? else {
+        return Ok(Outcome::Rejected(ResultCode::UnknownParticipant));
+    };
+    if found.bank != Some(context.signer.id) {
+        return Ok(Outcome::Rejected(ResultCode::NotSponsoringBank));
+    }
+    if overlay.asset(asset)?.is_none() {
+        return Ok(Outcome::Rejected(ResultCode::UnknownAsset));
+    }
+    let key = outflow_cap_key(participant, asset);
+    if cap == 0 {
+        overlay.put(key, None);
+        return Ok(Outcome::Applied);
+    }
+    let day = context.block.time_ms / DAY_MS;
+    let spent = match overlay.get(&key)? {
+        Some(bytes) => {
+            let current =
+                from_bytes(&bytes, OutflowCap::decode).map_err(|source| corrupt(&key, source))?;
+            if current.day == day {
+                current.spent
+            } else {
+                0
+            }
+        }
+        None => 0,
+    };
+    let record = OutflowCap { cap, day, spent };
+    overlay.put(key, Some(to_bytes(|writer| record.encode(writer))));
+    Ok(Outcome::Applied)
+}
+
+/// Checks a debit of `amount` in `asset` started by `payer` against both limits and counts it
+/// toward the payer's day; the rejection if a limit refuses it (nothing is counted then).
+pub(crate) fn check_and_count(
+    overlay: &mut Overlay<'_>,
+    time_ms: u64,
+    payer: ParticipantId,
+    asset: AssetId,
+    amount: u128,
+) -> Result<Option<ResultCode>, ApplyError> {
+    let max_key = transfer_max_key(asset);
+    if let Some(bytes) = overlay.get(&max_key)? {
+        let amount_max = from_bytes(&bytes, |reader| reader.u128("transfer_max"))
+            .map_err(|source| corrupt(&max_key, source))?;
+        if amount > amount_max {
+            return Ok(Some(ResultCode::ExceedsTransferMax));
+        }
+    }
+    let cap_key = outflow_cap_key(payer, asset);
+    let Some(bytes) = overlay.get(&cap_key)? else {
+        return Ok(None);
+    };
+    let mut record =
+        from_bytes(&bytes, OutflowCap::decode).map_err(|source| corrupt(&cap_key, source))?;
+    let day = time_ms / DAY_MS;
+    if record.day != day {
+        record.day = day;
+        record.spent = 0;
+    }
+    match record.spent.checked_add(amount) {
+        Some(spent) if spent <= record.cap => record.spent = spent,
+        _ => return Ok(Some(ResultCode::ExceedsDailyCap)),
+    }
+    overlay.put(cap_key, Some(to_bytes(|writer| record.encode(writer))));
+    Ok(None)
+}
