@@ -274,7 +274,7 @@ fn apply_transaction(
         apply_linked(
             overlay,
             context,
-            &signer,
+            (&signer, transaction.signer),
             tx_id,
             &transaction.body.operations,
         )?
@@ -282,7 +282,7 @@ fn apply_transaction(
         vec![apply_single(
             overlay,
             context,
-            &signer,
+            (&signer, transaction.signer),
             tx_id,
             &transaction.body.operations[0],
         )?]

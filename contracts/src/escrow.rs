@@ -133,6 +133,7 @@ pub(crate) fn create(
             timeout_ms: request.timeout_ms,
         },
         body_hash: request.body_hash,
+        checked: false,
     };
     let outcome = transfer(overlay, context, &pending)?;
     if matches!(outcome, Outcome::Applied) {

@@ -132,6 +132,7 @@ pub(crate) fn offer(
             timeout_ms: request.timeout_ms,
         },
         body_hash: request.body_hash,
+        checked: false,
     };
     let outcome = transfer(overlay, context, &leg)?;
     if matches!(outcome, Outcome::Applied) {
@@ -190,6 +191,7 @@ pub(crate) fn accept(
         amount: record.counter_amount,
         kind: TransferKind::Posted,
         body_hash,
+        checked: false,
     };
     let paid = transfer(overlay, context, &counter_leg)?;
     if !matches!(paid, Outcome::Applied) {

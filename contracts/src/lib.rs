@@ -6,6 +6,7 @@
 //! blocks give the same state root everywhere.
 
 pub mod apply;
+pub mod approval;
 pub mod audit;
 pub mod block;
 pub mod codec;

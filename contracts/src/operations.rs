@@ -2,12 +2,13 @@
 //! expiry, each checking its rules in a fixed order and returning a stable result code.
 
 use crate::apply::{may_pay, ApplyError, BlockContext};
+use crate::approval;
 use crate::escrow;
 use crate::exchange;
 use crate::limits::PENDING_TIMEOUT_MS_MAX;
 use crate::model::{
     account_flags as flags, Account, AccountId, AssetId, Hash, HoldRecord, Participant,
-    ParticipantId, Role, TransferId, TransferRecord, TransferState,
+    ParticipantId, PublicKey, Role, TransferId, TransferRecord, TransferState,
 };
 use crate::netting;
 use crate::overlay::Overlay;
@@ -29,6 +30,8 @@ pub(crate) enum Outcome {
 pub(crate) struct OperationContext<'a> {
     pub(crate) block: BlockContext,
     pub(crate) signer: &'a Participant,
+    /// The key that signed the transaction (one of the signer's registered keys).
+    pub(crate) signer_key: PublicKey,
     pub(crate) tx_id: Hash,
 }
 
@@ -49,13 +52,14 @@ fn stored_code(number: u16) -> Result<ResultCode, ApplyError> {
 pub(crate) fn apply_single(
     overlay: &mut Overlay<'_>,
     block: BlockContext,
-    signer: &Participant,
+    (signer, signer_key): (&Participant, PublicKey),
     tx_id: Hash,
     operation: &Operation,
 ) -> Result<ResultCode, ApplyError> {
     let context = OperationContext {
         block,
         signer,
+        signer_key,
         tx_id,
     };
     Ok(match evaluate(overlay, &context, operation)? {
@@ -72,13 +76,14 @@ pub(crate) fn apply_single(
 pub(crate) fn apply_linked(
     overlay: &mut Overlay<'_>,
     block: BlockContext,
-    signer: &Participant,
+    (signer, signer_key): (&Participant, PublicKey),
     tx_id: Hash,
     operations: &[Operation],
 ) -> Result<Vec<ResultCode>, ApplyError> {
     let context = OperationContext {
         block,
         signer,
+        signer_key,
         tx_id,
     };
     let fail_at = |index: usize, code: ResultCode| -> Vec<ResultCode> {
@@ -235,6 +240,7 @@ fn evaluate(
                 amount: *amount,
                 kind: *kind,
                 body_hash: operation.body_hash(),
+                checked: true,
             };
             transfer(overlay, context, &request)
         }
@@ -242,6 +248,12 @@ fn evaluate(
             if escrow::is_escrow(overlay, context.signer.id, *pending_id)? =>
         {
             Ok(Outcome::Rejected(ResultCode::EscrowLocked))
+        }
+        // A transfer waiting for its checker may be cancelled (voided) by its maker, not posted.
+        Operation::PostPending { pending_id, .. }
+            if approval::is_awaiting(overlay, context.signer.id, *pending_id)? =>
+        {
+            Ok(Outcome::Rejected(ResultCode::ApprovalRequired))
         }
         // An offer may be withdrawn (voided) but its leg settles only with the other one.
         Operation::PostPending { pending_id, .. }
@@ -348,6 +360,13 @@ fn evaluate(
         Operation::SetTransferMax { asset, amount_max } => {
             crate::limits_rules::set_transfer_max(overlay, context, *asset, *amount_max)
         }
+        Operation::SetApprovalPolicy { account, threshold } => {
+            approval::set_policy(overlay, context, *account, *threshold)
+        }
+        Operation::AddKey { participant, key } => {
+            approval::add_key(overlay, context, *participant, *key)
+        }
+        Operation::ApproveTransfer { id } => approval::approve(overlay, context, *id),
         Operation::SetOutflowCap {
             participant,
             asset,
@@ -488,6 +507,9 @@ pub(crate) struct TransferRequest {
     pub(crate) amount: u128,
     pub(crate) kind: TransferKind,
     pub(crate) body_hash: Hash,
+    /// A plain transfer, subject to the debit account's maker-checker threshold (contract
+    /// legs are not: their own terms govern them).
+    pub(crate) checked: bool,
 }
 
 /// Checks the balance limits of both accounts after adding `amount` to the posted (or pending)
@@ -559,6 +581,14 @@ pub(crate) fn transfer(
     if debit.asset != request.asset || credit.asset != request.asset {
         return reject(ResultCode::AssetMismatch);
     }
+    // Above the account's threshold the transfer is reserved and waits for a second key.
+    let needs_checker = request.checked
+        && approval::threshold(overlay, request.debit_account)?
+            .is_some_and(|threshold| request.amount > threshold);
+    let timeout_ms = match timeout_ms {
+        None if needs_checker => Some(approval::APPROVAL_TIMEOUT_MS),
+        timeout_ms => timeout_ms,
+    };
     if debit.has(flags::FROZEN) || credit.has(flags::FROZEN) {
         return reject(ResultCode::AccountFrozen);
     }
@@ -608,6 +638,9 @@ pub(crate) fn transfer(
         expires_at_ms,
         pending_id: 0,
     });
+    if needs_checker {
+        approval::await_checker(overlay, context, request.id);
+    }
     Ok(Outcome::Applied)
 }
 
@@ -789,7 +822,10 @@ fn record_rejection(
         | Operation::SubmitObligation { .. }
         | Operation::CloseCycle { .. }
         | Operation::SetTransferMax { .. }
-        | Operation::SetOutflowCap { .. } => return,
+        | Operation::SetOutflowCap { .. }
+        | Operation::SetApprovalPolicy { .. }
+        | Operation::AddKey { .. }
+        | Operation::ApproveTransfer { .. } => return,
         Operation::CreateEscrow {
             debit_account,
             credit_account,

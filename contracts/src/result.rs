@@ -102,7 +102,12 @@ result_codes! {
     ExceedsTransferMax = 58, "exceeds_transfer_max", "the amount exceeds the asset's per-transfer maximum";
     ExceedsDailyCap = 59, "exceeds_daily_cap", "the payer's outflow in this asset today would exceed its daily cap";
     OperatorOnly = 60, "operator_only", "only the network operator may set network parameters";
-    NotSponsoringBank = 61, "not_sponsoring_bank", "only the participant's own bank member may set its outflow cap";
+    NotSponsoringBank = 61, "not_sponsoring_bank", "only the participant's own bank member may do this for it";
+    ApprovalRequired = 62, "approval_required", "the transfer waits for a second key's approval; its maker cannot post it";
+    SameKey = 63, "same_key", "the approval must be signed by another key of the same participant";
+    NotAwaitingApproval = 64, "not_awaiting_approval", "no transfer of the signer with this id waits for approval";
+    KeyInUse = 65, "key_in_use", "the key is registered to another participant";
+    TooManyKeys = 66, "too_many_keys", "the participant has the most keys allowed (16)";
 }
 
 impl std::fmt::Display for ResultCode {

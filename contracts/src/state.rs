@@ -67,6 +67,10 @@ pub mod prefix {
     pub const TRANSFER_MAX: u8 = b'M';
     /// A participant's daily outflow cap in an asset, by (participant, asset).
     pub const OUTFLOW_CAP: u8 = b'L';
+    /// An account's maker-checker threshold, by account id.
+    pub const APPROVAL_POLICY: u8 = b'Y';
+    /// A transfer waiting for its checker (the maker's key), by (owner, transfer id).
+    pub const AWAITING_APPROVAL: u8 = b'Z';
 }
 
 /// Key of a participant record.

@@ -270,6 +270,26 @@ pub enum Operation {
         /// Most it may send per UTC day of block time.
         cap: u128,
     },
+    /// Sets the amount above which a transfer from the account waits for a second key of its
+    /// owner (maker-checker); 0 removes it. Signed by the owner or its bank member.
+    SetApprovalPolicy {
+        /// The account.
+        account: AccountId,
+        /// Transfers above this amount need a checker.
+        threshold: u128,
+    },
+    /// Registers another signing key for a participant; its bank member only.
+    AddKey {
+        /// The participant.
+        participant: ParticipantId,
+        /// The new key.
+        key: PublicKey,
+    },
+    /// A checker (another key of the signer) approves the signer's transfer waiting for it.
+    ApproveTransfer {
+        /// The waiting transfer's id.
+        id: TransferId,
+    },
     /// Places (`frozen`) or lifts a regulator's hold on an account; regulators only. A held
     /// account can be neither debited nor credited.
     SetHold {
@@ -298,6 +318,9 @@ const TAG_CLOSE_CYCLE: u8 = 13;
 const TAG_REVERSE: u8 = 14;
 const TAG_SET_TRANSFER_MAX: u8 = 15;
 const TAG_SET_OUTFLOW_CAP: u8 = 16;
+const TAG_SET_APPROVAL_POLICY: u8 = 17;
+const TAG_ADD_KEY: u8 = 18;
+const TAG_APPROVE_TRANSFER: u8 = 19;
 
 impl Operation {
     /// A posted transfer with no client reference: the most common operation.
@@ -329,7 +352,10 @@ impl Operation {
             | Operation::SubmitObligation { .. }
             | Operation::CloseCycle { .. }
             | Operation::SetTransferMax { .. }
-            | Operation::SetOutflowCap { .. } => None,
+            | Operation::SetOutflowCap { .. }
+            | Operation::SetApprovalPolicy { .. }
+            | Operation::AddKey { .. }
+            | Operation::ApproveTransfer { .. } => None,
             Operation::CreateEscrow { id, .. }
             | Operation::ReleaseEscrow { id, .. }
             | Operation::OfferExchange { id, .. }
@@ -493,6 +519,20 @@ impl Operation {
                 writer.u128(*original_id);
                 writer.u128(*amount);
             }
+            Operation::SetApprovalPolicy { account, threshold } => {
+                writer.u8(TAG_SET_APPROVAL_POLICY);
+                writer.u128(*account);
+                writer.u128(*threshold);
+            }
+            Operation::AddKey { participant, key } => {
+                writer.u8(TAG_ADD_KEY);
+                writer.u64(*participant);
+                writer.fixed(key);
+            }
+            Operation::ApproveTransfer { id } => {
+                writer.u8(TAG_APPROVE_TRANSFER);
+                writer.u128(*id);
+            }
             Operation::SetTransferMax { asset, amount_max } => {
                 writer.u8(TAG_SET_TRANSFER_MAX);
                 writer.u32(*asset);
@@ -625,6 +665,17 @@ impl Operation {
                 original_owner: reader.u64("reverse.original_owner")?,
                 original_id: reader.u128("reverse.original_id")?,
                 amount: reader.u128("reverse.amount")?,
+            },
+            TAG_SET_APPROVAL_POLICY => Operation::SetApprovalPolicy {
+                account: reader.u128("set_approval_policy.account")?,
+                threshold: reader.u128("set_approval_policy.threshold")?,
+            },
+            TAG_ADD_KEY => Operation::AddKey {
+                participant: reader.u64("add_key.participant")?,
+                key: reader.array("add_key.key")?,
+            },
+            TAG_APPROVE_TRANSFER => Operation::ApproveTransfer {
+                id: reader.u128("approve_transfer.id")?,
             },
             TAG_SET_TRANSFER_MAX => Operation::SetTransferMax {
                 asset: reader.u32("set_transfer_max.asset")?,

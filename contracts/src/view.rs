@@ -354,6 +354,28 @@ pub enum OperationView {
         #[serde(with = "crate::decimal")]
         cap: u128,
     },
+    /// Sets an account's maker-checker threshold.
+    SetApprovalPolicy {
+        /// Account.
+        #[serde(with = "crate::decimal")]
+        account: u128,
+        /// Transfers above this amount wait for a second key ("0" removes the rule).
+        #[serde(with = "crate::decimal")]
+        threshold: u128,
+    },
+    /// Registers another key for a participant.
+    AddKey {
+        /// Participant.
+        participant: ParticipantId,
+        /// The key, hex.
+        key: String,
+    },
+    /// Approves the signer's transfer waiting for a checker.
+    ApproveTransfer {
+        /// The waiting transfer's id.
+        #[serde(with = "crate::decimal")]
+        id: u128,
+    },
     /// A regulator places or lifts a hold on an account.
     SetHold {
         /// The account.
@@ -507,6 +529,17 @@ impl From<&Operation> for OperationView {
                 original_id: *original_id,
                 amount: *amount,
             },
+            Operation::SetApprovalPolicy { account, threshold } => {
+                OperationView::SetApprovalPolicy {
+                    account: *account,
+                    threshold: *threshold,
+                }
+            }
+            Operation::AddKey { participant, key } => OperationView::AddKey {
+                participant: *participant,
+                key: hex::encode(key),
+            },
+            Operation::ApproveTransfer { id } => OperationView::ApproveTransfer { id: *id },
             Operation::SetTransferMax { asset, amount_max } => OperationView::SetTransferMax {
                 asset: *asset,
                 amount_max: *amount_max,
@@ -706,6 +739,17 @@ impl OperationView {
                 original_id: *original_id,
                 amount: *amount,
             },
+            OperationView::SetApprovalPolicy { account, threshold } => {
+                Operation::SetApprovalPolicy {
+                    account: *account,
+                    threshold: *threshold,
+                }
+            }
+            OperationView::AddKey { participant, key } => Operation::AddKey {
+                participant: *participant,
+                key: parse_hash32(key)?,
+            },
+            OperationView::ApproveTransfer { id } => Operation::ApproveTransfer { id: *id },
             OperationView::SetTransferMax { asset, amount_max } => Operation::SetTransferMax {
                 asset: *asset,
                 amount_max: *amount_max,

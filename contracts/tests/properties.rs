@@ -100,6 +100,15 @@ enum Step {
         original_id: u128,
         amount: u128,
     },
+    Policy {
+        signer: u64,
+        account: u128,
+        threshold: u128,
+    },
+    ApproveTransfer {
+        signer: u64,
+        id: u128,
+    },
     Limit {
         signer: u64,
         participant: u64,
@@ -178,6 +187,8 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(signer, cycle, carry_to)| Step::CloseCycle { signer, cycle, carry_to }),
         2 => (signer(), 0..40u128, signer(), 0..40u128, amount())
             .prop_map(|(signer, id, original_owner, original_id, amount)| Step::Reverse { signer, id, original_owner, original_id, amount }),
+        1 => (signer(), account(), amount()).prop_map(|(signer, account, threshold)| Step::Policy { signer, account, threshold }),
+        2 => (signer(), 0..40u128).prop_map(|(signer, id)| Step::ApproveTransfer { signer, id }),
         1 => (prop_oneof![Just(OPERATOR), Just(BANK_A), Just(BANK_B)], signer(), 1..3u32, amount(), any::<bool>())
             .prop_map(|(signer, participant, asset, value, cap)| Step::Limit { signer, participant, asset, value, cap }),
         2 => (signer(), 0..40u128, signer(), 0..40u128, any::<bool>())
@@ -422,6 +433,21 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
                 original_id: *original_id,
                 amount: *amount,
             }),
+        ),
+        Step::Policy {
+            signer,
+            account,
+            threshold,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::SetApprovalPolicy {
+                account: *account,
+                threshold: *threshold,
+            }),
+        ),
+        Step::ApproveTransfer { signer, id } => ledger.sign(
+            *signer,
+            Body::single(Operation::ApproveTransfer { id: *id }),
         ),
         Step::Limit {
             signer,

@@ -175,6 +175,24 @@ fn vectors() -> Value {
             }),
         ),
         (
+            "maker-checker threshold",
+            Body::single(Operation::SetApprovalPolicy {
+                account: 301,
+                threshold: 1_000_000,
+            }),
+        ),
+        (
+            "extra key",
+            Body::single(Operation::AddKey {
+                participant: 3,
+                key: [9; 32],
+            }),
+        ),
+        (
+            "checker approval",
+            Body::single(Operation::ApproveTransfer { id: 2 }),
+        ),
+        (
             "linked batch",
             Body::linked(vec![
                 Operation::Transfer {

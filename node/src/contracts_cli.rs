@@ -252,6 +252,61 @@ pub(crate) async fn escrow(command: EscrowCommand) -> anyhow::Result<()> {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum ApprovalCommand {
+    /// Sets the amount above which a transfer from the account waits for a second key of its
+    /// owner, 0 to remove it (signed by the owner or its bank member).
+    Policy {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The account.
+        #[arg(long)]
+        account: u128,
+        /// Transfers above this amount need a checker.
+        #[arg(long)]
+        threshold: u128,
+    },
+    /// Registers another signing key for a partner (signed by its bank member).
+    AddKey {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The partner.
+        #[arg(long)]
+        participant: u64,
+        /// The new public key, hex (`tpw keygen` prints one).
+        #[arg(long)]
+        public_key: String,
+    },
+    /// Approves a transfer of the signer that waits for a checker (sign with another key).
+    Approve {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The waiting transfer's id.
+        #[arg(long)]
+        id: u128,
+    },
+}
+
+pub(crate) async fn approval(command: ApprovalCommand) -> anyhow::Result<()> {
+    let (sign, operation) = match command {
+        ApprovalCommand::Policy {
+            sign,
+            account,
+            threshold,
+        } => (sign, Operation::SetApprovalPolicy { account, threshold }),
+        ApprovalCommand::AddKey {
+            sign,
+            participant,
+            public_key,
+        } => {
+            let key = tpw_contracts::view::parse_hash32(&public_key).map_err(anyhow::Error::msg)?;
+            (sign, Operation::AddKey { participant, key })
+        }
+        ApprovalCommand::Approve { sign, id } => (sign, Operation::ApproveTransfer { id }),
+    };
+    submit(&sign, Body::single(operation)).await
+}
+
+#[derive(Subcommand)]
 pub(crate) enum LimitsCommand {
     /// Sets an asset's per-transfer maximum, 0 to remove it (signed by the network operator).
     TransferMax {

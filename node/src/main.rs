@@ -166,6 +166,11 @@ enum Command {
         #[command(subcommand)]
         command: contracts_cli::NettingCommand,
     },
+    /// Maker-checker: thresholds, extra keys and approvals.
+    Approval {
+        #[command(subcommand)]
+        command: contracts_cli::ApprovalCommand,
+    },
     /// Payment limits: per-transfer maximums and daily outflow caps.
     Limits {
         #[command(subcommand)]
@@ -463,6 +468,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exchange { command } => contracts_cli::exchange(command).await,
         Command::Netting { command } => contracts_cli::netting(command).await,
         Command::Limits { command } => contracts_cli::limits(command).await,
+        Command::Approval { command } => contracts_cli::approval(command).await,
         Command::Reverse {
             sign,
             id,

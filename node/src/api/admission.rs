@@ -218,7 +218,10 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                 | Operation::CloseCycle { .. }
                 | Operation::Reverse { .. }
                 | Operation::SetTransferMax { .. }
-                | Operation::SetOutflowCap { .. } => {}
+                | Operation::SetOutflowCap { .. }
+                | Operation::SetApprovalPolicy { .. }
+                | Operation::AddKey { .. }
+                | Operation::ApproveTransfer { .. } => {}
             }
         }
     }
