@@ -69,7 +69,33 @@ pub(crate) fn is_awaiting(
     owner: ParticipantId,
     id: TransferId,
 ) -> Result<bool, ApplyError> {
-    Ok(overlay.get(&awaiting_key(owner, id))?.is_some())
+    let waiting = overlay
+        .get(&awaiting_key(owner, id))?
+        .is_some_and(|maker| !maker.is_empty());
+    let pending = overlay
+        .transfer(owner, id)?
+        .is_some_and(|record| record.state == TransferState::Pending);
+    Ok(waiting && pending)
+}
+
+/// Whether a transfer was settled by its checker's approval.
+pub(crate) fn was_approved(
+    overlay: &Overlay<'_>,
+    owner: ParticipantId,
+    id: TransferId,
+) -> Result<bool, ApplyError> {
+    Ok(overlay
+        .get(&awaiting_key(owner, id))?
+        .is_some_and(|maker| maker.is_empty()))
+}
+
+/// Whether a debit of `amount` from the account is above its maker-checker threshold.
+pub(crate) fn above_threshold(
+    overlay: &Overlay<'_>,
+    account: AccountId,
+    amount: u128,
+) -> Result<bool, ApplyError> {
+    Ok(threshold(overlay, account)?.is_some_and(|threshold| amount > threshold))
 }
 
 /// The account's owner or its bank member sets (or with 0 removes) the threshold.
@@ -83,10 +109,16 @@ pub(crate) fn set_policy(
         return Ok(Outcome::Rejected(ResultCode::UnknownAccount));
     };
     let owner = overlay.participant(account.owner)?;
-    let allowed = account.owner == context.signer.id
-        || owner.is_some_and(|owner| owner.bank == Some(context.signer.id));
-    if !allowed {
+    let bank = owner.is_some_and(|owner| owner.bank == Some(context.signer.id));
+    if !bank && account.owner != context.signer.id {
         return Ok(Outcome::Rejected(ResultCode::NotAuthorized));
+    }
+    // The owner may only make the rule stricter (set one, or lower it): a single key that
+    // could raise or remove it would defeat the second key. Loosening is its bank's.
+    let stricter =
+        amount > 0 && threshold(overlay, account_id)?.is_none_or(|current| amount <= current);
+    if !bank && !stricter {
+        return Ok(Outcome::Rejected(ResultCode::NotSponsoringBank));
     }
     let value = (amount > 0).then(|| to_bytes(|writer| writer.u128(amount)));
     overlay.put(policy_key(account_id), value);
@@ -136,7 +168,7 @@ pub(crate) fn approve(
     let reject = |code| Ok(Outcome::Rejected(code));
     let owner = context.signer.id;
     let key = awaiting_key(owner, id);
-    let Some(maker) = overlay.get(&key)? else {
+    let Some(maker) = overlay.get(&key)?.filter(|maker| !maker.is_empty()) else {
         return reject(ResultCode::NotAwaitingApproval);
     };
     let Some(pending) = overlay.transfer(owner, id)? else {
@@ -159,6 +191,7 @@ pub(crate) fn approve(
     if let Some(code) = post_reserved(overlay, &pending)? {
         return reject(code);
     }
-    overlay.put(key, None);
+    // Kept, emptied: marks the transfer as settled by its checker (a reversal may follow it).
+    overlay.put(key, Some(Vec::new()));
     Ok(Outcome::Applied)
 }

@@ -115,7 +115,9 @@ pub(crate) fn create(
         .block
         .time_ms
         .saturating_add(request.timeout_ms.min(PENDING_TIMEOUT_MS_MAX));
-    if !approvals_possible || terms.release_after_ms >= expires_at_ms {
+    // A release time must lie ahead: one already past would be no condition at all.
+    let time_ahead = terms.release_after_ms == 0 || terms.release_after_ms > context.block.time_ms;
+    if !approvals_possible || !time_ahead || terms.release_after_ms >= expires_at_ms {
         return Ok(Outcome::Rejected(ResultCode::InvalidEscrowTerms));
     }
     for approver in &terms.approvers {

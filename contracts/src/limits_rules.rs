@@ -124,6 +124,23 @@ pub(crate) fn set_outflow_cap(
     Ok(Outcome::Applied)
 }
 
+/// Whether `amount` exceeds the asset's per-transfer maximum.
+pub(crate) fn above_transfer_max(
+    overlay: &Overlay<'_>,
+    asset: AssetId,
+    amount: u128,
+) -> Result<bool, ApplyError> {
+    let key = transfer_max_key(asset);
+    match overlay.get(&key)? {
+        None => Ok(false),
+        Some(bytes) => {
+            let amount_max = from_bytes(&bytes, |reader| reader.u128("transfer_max"))
+                .map_err(|source| corrupt(&key, source))?;
+            Ok(amount > amount_max)
+        }
+    }
+}
+
 /// Checks a debit of `amount` in `asset` started by `payer` against both limits and counts it
 /// toward the payer's day; the rejection if a limit refuses it (nothing is counted then).
 pub(crate) fn check_and_count(

@@ -343,6 +343,12 @@ pub(crate) fn submit(
     if debit.asset != cycle.asset || credit.asset != cycle.asset {
         return reject(ResultCode::AssetMismatch);
     }
+    if crate::limits_rules::above_transfer_max(overlay, cycle.asset, request.amount)? {
+        return reject(ResultCode::ExceedsTransferMax);
+    }
+    if crate::approval::above_threshold(overlay, request.debit_account, request.amount)? {
+        return reject(ResultCode::ApprovalRequired);
+    }
     let obligation = QueuedObligation {
         debtor,
         id: request.id,
@@ -589,15 +595,16 @@ fn settle(
             .or_default()
             .push(index);
     }
-    loop {
-        let worst = nets
-            .iter()
-            .map(|(id, net)| (shortfall(&accounts[id], *net), *id))
-            .filter(|(short, _)| *short > 0)
-            .max_by(|left, right| left.0.cmp(&right.0).then(right.1.cmp(&left.1)));
-        let Some((_, account)) = worst else {
-            break;
-        };
+    // Accounts that cannot take their position, ordered so the last is the largest shortfall
+    // (ties: the lowest id). Each round changes two accounts, so only they are re-ranked, and
+    // set-aside obligations are skipped when popped (lazy deletion): O(n log n) for a cycle.
+    let rank = |id: AccountId, net: i128| (shortfall(&accounts[&id], net), std::cmp::Reverse(id));
+    let mut failing: std::collections::BTreeSet<(u128, std::cmp::Reverse<AccountId>)> = nets
+        .iter()
+        .map(|(id, net)| rank(*id, *net))
+        .filter(|(short, _)| *short > 0)
+        .collect();
+    while let Some(&(_, std::cmp::Reverse(account))) = failing.last() {
         let side = if nets[&account] < 0 {
             debits_of.get_mut(&account)
         } else {
@@ -614,13 +621,17 @@ fn settle(
         included[index] = false;
         let obligation = &obligations[index];
         let amount = obligation.amount as i128;
-        *nets.entry(obligation.debit_account).or_default() += amount;
-        *nets.entry(obligation.credit_account).or_default() -= amount;
-        if let Some(list) = debits_of.get_mut(&obligation.debit_account) {
-            list.retain(|other| *other != index);
-        }
-        if let Some(list) = credits_of.get_mut(&obligation.credit_account) {
-            list.retain(|other| *other != index);
+        for (id, change) in [
+            (obligation.debit_account, amount),
+            (obligation.credit_account, -amount),
+        ] {
+            let net = nets.entry(id).or_default();
+            failing.remove(&rank(id, *net));
+            *net += change;
+            let entry = rank(id, *net);
+            if entry.0 > 0 {
+                failing.insert(entry);
+            }
         }
     }
     let mut report = CycleReport {

@@ -152,6 +152,17 @@ fn retried_batch(
         .filter(|index| same_body(*index))
         .count();
     if transfer_count > 0 && retried == transfer_count {
+        // The batch applied as a whole exactly when its recorded transfers all succeeded; the
+        // operations without ids then succeeded with them.
+        let mut applied = true;
+        for record in existing.iter().flatten() {
+            applied &= stored_code(record.result)? == ResultCode::Ok;
+        }
+        let without_id = if applied {
+            ResultCode::Ok
+        } else {
+            ResultCode::LinkedBatchFailed
+        };
         let mut codes = Vec::with_capacity(operations.len());
         for (index, operation) in operations.iter().enumerate() {
             codes.push(match (&existing[index], operation) {
@@ -174,7 +185,7 @@ fn retried_batch(
                     }
                     _ => ResultCode::LinkedBatchFailed,
                 },
-                (None, _) => ResultCode::LinkedBatchFailed,
+                (None, _) => without_id,
             });
         }
         return Ok(Some(codes));
@@ -581,10 +592,13 @@ pub(crate) fn transfer(
     if debit.asset != request.asset || credit.asset != request.asset {
         return reject(ResultCode::AssetMismatch);
     }
-    // Above the account's threshold the transfer is reserved and waits for a second key.
-    let needs_checker = request.checked
-        && approval::threshold(overlay, request.debit_account)?
-            .is_some_and(|threshold| request.amount > threshold);
+    // Above the account's threshold a plain transfer is reserved and waits for a second key;
+    // a contract leg, which has no such wait, is refused.
+    let above = approval::above_threshold(overlay, request.debit_account, request.amount)?;
+    if above && !request.checked {
+        return reject(ResultCode::ApprovalRequired);
+    }
+    let needs_checker = above;
     let timeout_ms = match timeout_ms {
         None if needs_checker => Some(approval::APPROVAL_TIMEOUT_MS),
         timeout_ms => timeout_ms,

@@ -19,6 +19,8 @@ use crate::state::prefix;
 
 /// Reversals of one transfer.
 pub const REVERSALS_PER_TRANSFER_MAX: usize = 16;
+/// Of those, the beneficiary's own: the rest stay free for a regulator's orders.
+pub const BENEFICIARY_REVERSALS_MAX: usize = 8;
 
 /// Key of a transfer's reversal record.
 pub fn reversal_key(owner: ParticipantId, id: TransferId) -> Vec<u8> {
@@ -90,7 +92,22 @@ pub(crate) fn reverse(
     let Some(original) = overlay.transfer(request.original_owner, request.original_id)? else {
         return reject(ResultCode::NotReversible);
     };
-    if original.state != TransferState::Posted || original.amount == 0 {
+    // Settled: posted at once or by a post operation, or a reservation a contract posted whole
+    // (an exchange leg on acceptance, a transfer on its checker's approval). A reservation
+    // posted by its owner is reversed through the post operation's own record instead.
+    let settled = match original.state {
+        TransferState::Posted => true,
+        TransferState::PendingPosted => {
+            crate::exchange::is_exchange(overlay, request.original_owner, request.original_id)?
+                || crate::approval::was_approved(
+                    overlay,
+                    request.original_owner,
+                    request.original_id,
+                )?
+        }
+        _ => false,
+    };
+    if !settled || original.amount == 0 {
         return reject(ResultCode::NotReversible);
     }
     let (Some(beneficiary), Some(payer)) = (
@@ -118,7 +135,14 @@ pub(crate) fn reverse(
             })?
         }
     };
-    if record.reversals.len() >= REVERSALS_PER_TRANSFER_MAX {
+    let by_beneficiary = record
+        .reversals
+        .iter()
+        .filter(|(signer, _)| *signer == beneficiary.owner)
+        .count();
+    if record.reversals.len() >= REVERSALS_PER_TRANSFER_MAX
+        || (!order && by_beneficiary >= BENEFICIARY_REVERSALS_MAX)
+    {
         return reject(ResultCode::ReversalLimit);
     }
     let remaining = original.amount.saturating_sub(record.reversed);
@@ -128,10 +152,27 @@ pub(crate) fn reverse(
     if !order && (beneficiary.has(flags::FROZEN) || payer.has(flags::FROZEN)) {
         return reject(ResultCode::AccountFrozen);
     }
+    if !order && crate::approval::above_threshold(overlay, original.credit_account, request.amount)?
+    {
+        return reject(ResultCode::ApprovalRequired);
+    }
     let (beneficiary, payer) = match add_amount(beneficiary, payer, request.amount, false) {
         Ok(accounts) => accounts,
         Err(code) => return reject(code),
     };
+    // The beneficiary's own reversal is a payment of its own, under its limits; a
+    // regulator's order is not.
+    if !order {
+        if let Some(code) = crate::limits_rules::check_and_count(
+            overlay,
+            context.block.time_ms,
+            context.signer.id,
+            original.asset,
+            request.amount,
+        )? {
+            return reject(code);
+        }
+    }
     overlay.put_account(&beneficiary);
     overlay.put_account(&payer);
     record.reversed += request.amount;

@@ -158,3 +158,79 @@ fn an_unapproved_transfer_returns_at_expiry_and_keys_come_only_from_the_bank() {
         ResultCode::NotAuthorized
     );
 }
+
+#[test]
+fn a_single_key_cannot_loosen_the_rule_or_route_around_it() {
+    // Proves the owner may tighten but not raise or remove its threshold (its bank may), that
+    // contract legs above the threshold are refused rather than settled without a checker, and
+    // that a checker-approved transfer can be reversed.
+    let mut ledger = ledger_with_policy();
+    let policy = |threshold| Operation::SetApprovalPolicy {
+        account: X_EUR,
+        threshold,
+    };
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, policy(0)),
+        ResultCode::NotSponsoringBank
+    );
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, policy(5_000)),
+        ResultCode::NotSponsoringBank
+    );
+    assert_eq!(one(&mut ledger, PARTNER_X, policy(900)), ResultCode::Ok);
+    let escrow = Operation::CreateEscrow {
+        id: 1,
+        debit_account: X_EUR,
+        credit_account: Y_EUR,
+        asset: EUR,
+        amount: 5_000,
+        timeout_ms: 60_000,
+        terms: tpw_contracts::tx::EscrowTerms {
+            hashlock: None,
+            release_after_ms: ledger.time_ms + 100,
+            approvers: Vec::new(),
+            approvals_required: 0,
+        },
+    };
+    assert_eq!(
+        one(&mut ledger, PARTNER_X, escrow),
+        ResultCode::ApprovalRequired
+    );
+    assert_eq!(
+        one(
+            &mut ledger,
+            PARTNER_X,
+            Operation::posted(2, X_EUR, Y_EUR, EUR, 5_000)
+        ),
+        ResultCode::Ok
+    );
+    let approve = Operation::ApproveTransfer { id: 2 };
+    assert_eq!(with_key(&mut ledger, &checker(), approve), ResultCode::Ok);
+    let order = Operation::Reverse {
+        id: 3,
+        original_owner: PARTNER_X,
+        original_id: 2,
+        amount: 5_000,
+    };
+    assert_eq!(one(&mut ledger, REGULATOR, order), ResultCode::Ok);
+    assert_eq!(one(&mut ledger, BANK_A, policy(0)), ResultCode::Ok);
+}
+
+#[test]
+fn a_retried_linked_batch_reports_what_it_did() {
+    // Proves a linked batch that applied reports ok for every operation when retried, also
+    // for operations that carry no transfer id.
+    let mut ledger = Ledger::new();
+    let batch = Body::linked(vec![
+        Operation::posted(9, X_EUR, Y_EUR, EUR, 10),
+        Operation::SetApprovalPolicy {
+            account: X_EUR,
+            threshold: 1_000_000,
+        },
+    ]);
+    let bytes = ledger.sign(PARTNER_X, batch);
+    let first = ledger.block(10, vec![bytes.clone()]).receipts[0].clone();
+    let retry = ledger.block(10, vec![bytes]).receipts[0].clone();
+    assert_eq!(first.operations, vec![ResultCode::Ok, ResultCode::Ok]);
+    assert_eq!(retry.operations, first.operations);
+}

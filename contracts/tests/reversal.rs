@@ -138,3 +138,26 @@ fn a_regulator_orders_a_reversal_even_from_a_held_account_and_others_cannot() {
         TransferState::Pending
     );
 }
+
+#[test]
+fn a_beneficiary_cannot_use_up_the_reversals_a_regulator_needs() {
+    // Proves the beneficiary's own reversals stop at 8 while a regulator can still order the
+    // rest back.
+    let mut ledger = Ledger::new();
+    assert_eq!(one(&mut ledger, PARTNER_X, pay(1, 500)), ResultCode::Ok);
+    for id in 0..8 {
+        assert_eq!(
+            one(&mut ledger, PARTNER_Y, reverse(100 + id, 1, 1)),
+            ResultCode::Ok
+        );
+    }
+    assert_eq!(
+        one(&mut ledger, PARTNER_Y, reverse(200, 1, 1)),
+        ResultCode::ReversalLimit
+    );
+    assert_eq!(
+        one(&mut ledger, REGULATOR, reverse(201, 1, 492)),
+        ResultCode::Ok
+    );
+    assert_eq!(reversals(&ledger, 1).reversed, 500);
+}
