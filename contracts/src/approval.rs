@@ -39,16 +39,9 @@ pub(crate) fn threshold(
     overlay: &Overlay<'_>,
     account: AccountId,
 ) -> Result<Option<u128>, ApplyError> {
-    let key = policy_key(account);
-    match overlay.get(&key)? {
-        None => Ok(None),
-        Some(bytes) => crate::model::from_bytes(&bytes, |reader| reader.u128("approval.threshold"))
-            .map(Some)
-            .map_err(|source| ApplyError::Corrupt {
-                key: hex::encode(&key),
-                source,
-            }),
-    }
+    overlay.typed(&policy_key(account), |reader| {
+        reader.u128("approval.threshold")
+    })
 }
 
 /// Marks a just-reserved transfer as waiting for a checker.

@@ -57,16 +57,7 @@ fn read(
     owner: ParticipantId,
     id: TransferId,
 ) -> Result<Option<EscrowRecord>, ApplyError> {
-    let key = escrow_key(owner, id);
-    match overlay.get(&key)? {
-        None => Ok(None),
-        Some(bytes) => crate::model::from_bytes(&bytes, EscrowRecord::decode)
-            .map(Some)
-            .map_err(|source| ApplyError::Corrupt {
-                key: hex::encode(&key),
-                source,
-            }),
-    }
+    overlay.typed(&escrow_key(owner, id), EscrowRecord::decode)
 }
 
 fn write(overlay: &mut Overlay<'_>, owner: ParticipantId, id: TransferId, record: &EscrowRecord) {

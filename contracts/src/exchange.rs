@@ -57,16 +57,7 @@ fn read(
     owner: ParticipantId,
     id: TransferId,
 ) -> Result<Option<ExchangeRecord>, ApplyError> {
-    let key = exchange_key(owner, id);
-    match overlay.get(&key)? {
-        None => Ok(None),
-        Some(bytes) => crate::model::from_bytes(&bytes, ExchangeRecord::decode)
-            .map(Some)
-            .map_err(|source| ApplyError::Corrupt {
-                key: hex::encode(&key),
-                source,
-            }),
-    }
+    overlay.typed(&exchange_key(owner, id), ExchangeRecord::decode)
 }
 
 /// Whether (owner, id) is an exchange offer, whose reserved leg is never posted by hand.

@@ -216,22 +216,6 @@ impl ObligationPointer {
     }
 }
 
-fn typed<T>(
-    overlay: &Overlay<'_>,
-    key: &[u8],
-    decode: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
-) -> Result<Option<T>, ApplyError> {
-    match overlay.get(key)? {
-        None => Ok(None),
-        Some(bytes) => from_bytes(&bytes, decode)
-            .map(Some)
-            .map_err(|source| ApplyError::Corrupt {
-                key: hex::encode(key),
-                source,
-            }),
-    }
-}
-
 fn put_cycle(overlay: &mut Overlay<'_>, cycle: &CycleRecord) {
     overlay.put(
         cycle_key(cycle.id),
@@ -250,7 +234,7 @@ pub(crate) fn open(
     if !matches!(context.signer.role, Role::BankMember | Role::Operator) {
         return Ok(Outcome::Rejected(ResultCode::NotAuthorized));
     }
-    if let Some(found) = typed(overlay, &cycle_key(cycle_id), CycleRecord::decode)? {
+    if let Some(found) = overlay.typed(&cycle_key(cycle_id), CycleRecord::decode)? {
         let same = found.opener == context.signer.id
             && found.asset == asset
             && found.closes_at_ms == closes_at_ms;
@@ -299,8 +283,7 @@ pub(crate) fn submit(
 ) -> Result<Outcome, ApplyError> {
     let reject = |code| Ok(Outcome::Rejected(code));
     let debtor = context.signer.id;
-    if let Some(found) = typed(
-        overlay,
+    if let Some(found) = overlay.typed(
         &obligation_key(debtor, request.id),
         ObligationPointer::decode,
     )? {
@@ -322,7 +305,7 @@ pub(crate) fn submit(
     if request.debit_account == request.credit_account {
         return reject(ResultCode::SameAccount);
     }
-    let Some(mut cycle) = typed(overlay, &cycle_key(request.cycle), CycleRecord::decode)? else {
+    let Some(mut cycle) = overlay.typed(&cycle_key(request.cycle), CycleRecord::decode)? else {
         return reject(ResultCode::NotCycle);
     };
     if cycle.report.is_some() {
@@ -394,7 +377,7 @@ pub(crate) fn close(
     carry_to: u128,
 ) -> Result<Outcome, ApplyError> {
     let reject = |code| Ok(Outcome::Rejected(code));
-    let Some(cycle) = typed(overlay, &cycle_key(cycle_id), CycleRecord::decode)? else {
+    let Some(cycle) = overlay.typed(&cycle_key(cycle_id), CycleRecord::decode)? else {
         return reject(ResultCode::NotCycle);
     };
     if cycle.opener != context.signer.id && context.signer.role != Role::Operator {
@@ -406,7 +389,7 @@ pub(crate) fn close(
     let carry = if carry_to == 0 {
         None
     } else {
-        match typed(overlay, &cycle_key(carry_to), CycleRecord::decode)? {
+        match overlay.typed(&cycle_key(carry_to), CycleRecord::decode)? {
             None => return reject(ResultCode::NotCycle),
             Some(target)
                 if target.report.is_some()
@@ -449,7 +432,7 @@ pub(crate) fn close_due(
                     value: key.len() as u128,
                 },
             })?;
-        let Some(cycle) = typed(overlay, &cycle_key(cycle_id), CycleRecord::decode)? else {
+        let Some(cycle) = overlay.typed(&cycle_key(cycle_id), CycleRecord::decode)? else {
             return Err(ApplyError::Invariant(format!(
                 "due entry for unknown cycle {cycle_id}"
             )));
@@ -676,7 +659,7 @@ fn settle(
             continue;
         }
         let key = obligation_key(obligation.debtor, obligation.id);
-        let Some(mut pointer) = typed(overlay, &key, ObligationPointer::decode)? else {
+        let Some(mut pointer) = overlay.typed(&key, ObligationPointer::decode)? else {
             return Err(ApplyError::Invariant(
                 "a queued obligation without its pointer".into(),
             ));

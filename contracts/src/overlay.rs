@@ -127,7 +127,8 @@ impl<'s> Overlay<'s> {
         }
     }
 
-    fn typed<T>(
+    /// A record decoded with `decode`; a record that does not decode is corruption.
+    pub(crate) fn typed<T>(
         &self,
         key: &[u8],
         decode: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,

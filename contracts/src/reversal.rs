@@ -9,8 +9,8 @@
 use crate::apply::ApplyError;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::model::{
-    account_flags as flags, from_bytes, to_bytes, Hash, ParticipantId, Role, TransferId,
-    TransferRecord, TransferState,
+    account_flags as flags, to_bytes, Hash, ParticipantId, Role, TransferId, TransferRecord,
+    TransferState,
 };
 use crate::operations::{add_amount, OperationContext, Outcome};
 use crate::overlay::Overlay;
@@ -126,15 +126,9 @@ pub(crate) fn reverse(
         return reject(ResultCode::ZeroAmount);
     }
     let key = reversal_key(request.original_owner, request.original_id);
-    let mut record = match overlay.get(&key)? {
-        None => ReversalRecord::default(),
-        Some(bytes) => {
-            from_bytes(&bytes, ReversalRecord::decode).map_err(|source| ApplyError::Corrupt {
-                key: hex::encode(&key),
-                source,
-            })?
-        }
-    };
+    let mut record = overlay
+        .typed(&key, ReversalRecord::decode)?
+        .unwrap_or_default();
     let by_beneficiary = record
         .reversals
         .iter()
