@@ -6,7 +6,7 @@
 
 use crate::apply::ApplyError;
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::model::{from_bytes, to_bytes, AssetId, ParticipantId, Role};
+use crate::model::{to_bytes, AssetId, ParticipantId, Role};
 use crate::operations::{OperationContext, Outcome};
 use crate::overlay::Overlay;
 use crate::result::ResultCode;
@@ -59,13 +59,6 @@ impl OutflowCap {
     }
 }
 
-fn corrupt(key: &[u8], source: DecodeError) -> ApplyError {
-    ApplyError::Corrupt {
-        key: hex::encode(key),
-        source,
-    }
-}
-
 /// The operator sets (or with 0 removes) an asset's per-transfer maximum.
 pub(crate) fn set_transfer_max(
     overlay: &mut Overlay<'_>,
@@ -107,18 +100,10 @@ pub(crate) fn set_outflow_cap(
         return Ok(Outcome::Applied);
     }
     let day = context.block.time_ms / DAY_MS;
-    let spent = match overlay.get(&key)? {
-        Some(bytes) => {
-            let current =
-                from_bytes(&bytes, OutflowCap::decode).map_err(|source| corrupt(&key, source))?;
-            if current.day == day {
-                current.spent
-            } else {
-                0
-            }
-        }
-        None => 0,
-    };
+    let spent = overlay
+        .typed(&key, OutflowCap::decode)?
+        .filter(|current| current.day == day)
+        .map_or(0, |current| current.spent);
     let record = OutflowCap { cap, day, spent };
     overlay.put(key, Some(to_bytes(|writer| record.encode(writer))));
     Ok(Outcome::Applied)
@@ -130,15 +115,10 @@ pub(crate) fn above_transfer_max(
     asset: AssetId,
     amount: u128,
 ) -> Result<bool, ApplyError> {
-    let key = transfer_max_key(asset);
-    match overlay.get(&key)? {
-        None => Ok(false),
-        Some(bytes) => {
-            let amount_max = from_bytes(&bytes, |reader| reader.u128("transfer_max"))
-                .map_err(|source| corrupt(&key, source))?;
-            Ok(amount > amount_max)
-        }
-    }
+    let amount_max = overlay.typed(&transfer_max_key(asset), |reader| {
+        reader.u128("transfer_max")
+    })?;
+    Ok(amount_max.is_some_and(|amount_max| amount > amount_max))
 }
 
 /// Checks a debit of `amount` in `asset` started by `payer` against both limits and counts it
@@ -150,20 +130,13 @@ pub(crate) fn check_and_count(
     asset: AssetId,
     amount: u128,
 ) -> Result<Option<ResultCode>, ApplyError> {
-    let max_key = transfer_max_key(asset);
-    if let Some(bytes) = overlay.get(&max_key)? {
-        let amount_max = from_bytes(&bytes, |reader| reader.u128("transfer_max"))
-            .map_err(|source| corrupt(&max_key, source))?;
-        if amount > amount_max {
-            return Ok(Some(ResultCode::ExceedsTransferMax));
-        }
+    if above_transfer_max(overlay, asset, amount)? {
+        return Ok(Some(ResultCode::ExceedsTransferMax));
     }
     let cap_key = outflow_cap_key(payer, asset);
-    let Some(bytes) = overlay.get(&cap_key)? else {
+    let Some(mut record) = overlay.typed(&cap_key, OutflowCap::decode)? else {
         return Ok(None);
     };
-    let mut record =
-        from_bytes(&bytes, OutflowCap::decode).map_err(|source| corrupt(&cap_key, source))?;
     let day = time_ms / DAY_MS;
     if record.day != day {
         record.day = day;

@@ -38,6 +38,7 @@ fn cached_kind(key: &[u8]) -> bool {
                 | &prefix::ACCOUNT
                 | &prefix::TRANSFER_MAX
                 | &prefix::OUTFLOW_CAP
+                | &prefix::APPROVAL_POLICY
         )
     )
 }
