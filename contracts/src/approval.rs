@@ -131,6 +131,9 @@ pub(crate) fn add_key(
     if found.bank != Some(context.signer.id) {
         return Ok(Outcome::Rejected(ResultCode::NotSponsoringBank));
     }
+    if ed25519_zebra::VerificationKey::try_from(key).is_err() {
+        return Ok(Outcome::Rejected(ResultCode::InvalidKey));
+    }
     match overlay.participant_by_key(&key)? {
         Some(owner) if owner == participant => return Ok(Outcome::Existing(ResultCode::Ok)),
         Some(_) => return Ok(Outcome::Rejected(ResultCode::KeyInUse)),

@@ -108,6 +108,7 @@ result_codes! {
     NotAwaitingApproval = 64, "not_awaiting_approval", "no transfer of the signer with this id waits for approval";
     KeyInUse = 65, "key_in_use", "the key is registered to another participant";
     TooManyKeys = 66, "too_many_keys", "the participant has the most keys allowed (16)";
+    InvalidKey = 67, "invalid_key", "the bytes are not an ed25519 public key";
 }
 
 impl std::fmt::Display for ResultCode {

@@ -149,6 +149,14 @@ fn an_unapproved_transfer_returns_at_expiry_and_keys_come_only_from_the_bank() {
         key: key(PARTNER_Y).verifying_key().to_bytes(),
     };
     assert_eq!(one(&mut ledger, BANK_A, taken), ResultCode::KeyInUse);
+    // The y coordinate 2 is not on the curve: no point decompresses from these bytes.
+    let mut not_a_point = [0u8; 32];
+    not_a_point[0] = 2;
+    let invalid = Operation::AddKey {
+        participant: PARTNER_X,
+        key: not_a_point,
+    };
+    assert_eq!(one(&mut ledger, BANK_A, invalid), ResultCode::InvalidKey);
     let policy = Operation::SetApprovalPolicy {
         account: X_EUR,
         threshold: 1,
