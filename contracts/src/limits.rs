@@ -26,9 +26,14 @@ pub const GENESIS_ITEMS_MAX: usize = 100_000;
 pub const ASSET_SCALE_MAX: u8 = 18;
 /// Named approvers of one escrow.
 pub const ESCROW_APPROVERS_MAX: usize = 8;
+/// Members of one netting cycle.
+pub const CYCLE_MEMBERS_MAX: usize = 1024;
 
 // The largest operation (an escrow with every condition: 184 bytes) encodes in under 192
 // bytes, so a full linked batch fits an envelope.
 const _: () = assert!(LINKED_OPERATIONS_MAX * 192 + 256 <= ENVELOPE_SIZE_MAX);
 const _: () = assert!(ENVELOPE_SIZE_MAX * 16 <= BLOCK_SIZE_MAX);
+// A cycle opening with every member allowed (8 bytes each) fits one envelope.
+const _: () = assert!(CYCLE_MEMBERS_MAX * 8 + 512 <= ENVELOPE_SIZE_MAX);
+const _: () = assert!(CYCLE_MEMBERS_MAX <= u16::MAX as usize);
 const _: () = assert!(BLOCK_TRANSACTIONS_MAX <= u32::MAX as usize);

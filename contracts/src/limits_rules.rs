@@ -31,6 +31,55 @@ pub fn outflow_cap_key(participant: ParticipantId, asset: AssetId) -> Vec<u8> {
     key
 }
 
+/// Key of the bilateral credit limit a creditor grants a debtor in an asset.
+pub fn credit_limit_key(creditor: ParticipantId, debtor: ParticipantId, asset: AssetId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(21);
+    key.push(prefix::CREDIT_LIMIT);
+    key.extend_from_slice(&creditor.to_be_bytes());
+    key.extend_from_slice(&debtor.to_be_bytes());
+    key.extend_from_slice(&asset.to_be_bytes());
+    key
+}
+
+/// The bilateral credit limit a creditor grants a debtor in an asset, if it set one.
+pub(crate) fn credit_limit(
+    overlay: &Overlay<'_>,
+    creditor: ParticipantId,
+    debtor: ParticipantId,
+    asset: AssetId,
+) -> Result<Option<u128>, ApplyError> {
+    overlay.typed(&credit_limit_key(creditor, debtor, asset), |reader| {
+        reader.u128("credit_limit.limit")
+    })
+}
+
+/// The signer (the creditor) sets or removes the bilateral credit limit it grants `debtor`.
+pub(crate) fn set_credit_limit(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    debtor: ParticipantId,
+    asset: AssetId,
+    limit: Option<u128>,
+) -> Result<Outcome, ApplyError> {
+    if !crate::apply::may_pay(context.signer) || debtor == context.signer.id {
+        return Ok(Outcome::Rejected(ResultCode::InvalidCreditLimit));
+    }
+    match overlay.participant(debtor)? {
+        Some(found) if crate::apply::may_pay(&found) => {}
+        Some(_) => return Ok(Outcome::Rejected(ResultCode::InvalidCreditLimit)),
+        None => return Ok(Outcome::Rejected(ResultCode::UnknownParticipant)),
+    }
+    if overlay.asset(asset)?.is_none() {
+        return Ok(Outcome::Rejected(ResultCode::UnknownAsset));
+    }
+    let key = credit_limit_key(context.signer.id, debtor, asset);
+    overlay.put(
+        key,
+        limit.map(|limit| to_bytes(|writer| writer.u128(limit))),
+    );
+    Ok(Outcome::Applied)
+}
+
 /// A daily outflow cap and what was spent on the current day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutflowCap {

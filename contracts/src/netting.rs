@@ -71,6 +71,25 @@ pub fn cycle_due_key(closes_at_ms: u64, cycle: u128) -> Vec<u8> {
     key
 }
 
+/// Key of a cycle member.
+pub fn member_key(cycle: u128, participant: ParticipantId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(25);
+    key.push(prefix::CYCLE_MEMBER);
+    key.extend_from_slice(&cycle.to_be_bytes());
+    key.extend_from_slice(&participant.to_be_bytes());
+    key
+}
+
+/// Key of the bilateral position between two participants in a cycle (lower id first).
+pub fn position_key(cycle: u128, one: ParticipantId, other: ParticipantId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(33);
+    key.push(prefix::BILATERAL);
+    key.extend_from_slice(&cycle.to_be_bytes());
+    key.extend_from_slice(&one.min(other).to_be_bytes());
+    key.extend_from_slice(&one.max(other).to_be_bytes());
+    key
+}
+
 /// The outcome of a settled cycle.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CycleReport {
@@ -99,6 +118,8 @@ pub struct CycleRecord {
     pub asset: AssetId,
     /// Block time at which it closes by itself.
     pub closes_at_ms: u64,
+    /// Members (each has a member record).
+    pub members: u16,
     /// Obligations queued (the next sequence number).
     pub count: u32,
     /// Set once settled.
@@ -112,6 +133,7 @@ impl CycleRecord {
         writer.u64(self.opener);
         writer.u32(self.asset);
         writer.u64(self.closes_at_ms);
+        writer.u16(self.members);
         writer.u32(self.count);
         match &self.report {
             None => writer.u8(0),
@@ -133,6 +155,7 @@ impl CycleRecord {
             opener: reader.u64("cycle.opener")?,
             asset: reader.u32("cycle.asset")?,
             closes_at_ms: reader.u64("cycle.closes_at_ms")?,
+            members: reader.u16("cycle.members")?,
             count: reader.u32("cycle.count")?,
             report: if reader.bool("cycle.settled")? {
                 Some(CycleReport {
@@ -230,14 +253,24 @@ pub(crate) fn open(
     cycle_id: u128,
     asset: AssetId,
     closes_at_ms: u64,
+    members: &[ParticipantId],
 ) -> Result<Outcome, ApplyError> {
     if !matches!(context.signer.role, Role::BankMember | Role::Operator) {
         return Ok(Outcome::Rejected(ResultCode::NotAuthorized));
     }
+    let member_count = u16::try_from(members.len())
+        .map_err(|_| ApplyError::Invariant("a decoded cycle has too many members".into()))?;
     if let Some(found) = overlay.typed(&cycle_key(cycle_id), CycleRecord::decode)? {
-        let same = found.opener == context.signer.id
+        let mut same = found.opener == context.signer.id
             && found.asset == asset
-            && found.closes_at_ms == closes_at_ms;
+            && found.closes_at_ms == closes_at_ms
+            && found.members == member_count;
+        for member in members {
+            if !same {
+                break;
+            }
+            same = overlay.get(&member_key(cycle_id, *member))?.is_some();
+        }
         return Ok(if same {
             Outcome::Existing(ResultCode::Ok)
         } else {
@@ -250,6 +283,15 @@ pub(crate) fn open(
     if closes_at_ms <= context.block.time_ms {
         return Ok(Outcome::Rejected(ResultCode::InvalidCloseTime));
     }
+    for member in members {
+        match overlay.participant(*member)? {
+            Some(participant) if may_pay(&participant) => {}
+            _ => return Ok(Outcome::Rejected(ResultCode::InvalidMember)),
+        }
+    }
+    for member in members {
+        overlay.put(member_key(cycle_id, *member), Some(Vec::new()));
+    }
     put_cycle(
         overlay,
         &CycleRecord {
@@ -257,6 +299,7 @@ pub(crate) fn open(
             opener: context.signer.id,
             asset,
             closes_at_ms,
+            members: member_count,
             count: 0,
             report: None,
         },
@@ -323,6 +366,9 @@ pub(crate) fn submit(
     if debit.owner != debtor {
         return reject(ResultCode::NotAuthorized);
     }
+    if !is_member(overlay, cycle.id, debtor)? || !is_member(overlay, cycle.id, credit.owner)? {
+        return reject(ResultCode::NotCycleMember);
+    }
     if debit.asset != cycle.asset || credit.asset != cycle.asset {
         return reject(ResultCode::AssetMismatch);
     }
@@ -331,6 +377,9 @@ pub(crate) fn submit(
     }
     if crate::approval::above_threshold(overlay, request.debit_account, request.amount)? {
         return reject(ResultCode::ApprovalRequired);
+    }
+    if let Some(code) = take_credit(overlay, &cycle, debtor, credit.owner, request.amount)? {
+        return reject(code);
     }
     let obligation = QueuedObligation {
         debtor,
@@ -342,6 +391,51 @@ pub(crate) fn submit(
     enqueue(overlay, &mut cycle, &obligation, request.body_hash);
     put_cycle(overlay, &cycle);
     Ok(Outcome::Applied)
+}
+
+fn is_member(
+    overlay: &Overlay<'_>,
+    cycle: u128,
+    participant: ParticipantId,
+) -> Result<bool, ApplyError> {
+    Ok(overlay.get(&member_key(cycle, participant))?.is_some())
+}
+
+/// Adds an obligation of `debtor` to `creditor` to their bilateral position in the cycle, or
+/// returns `credit_limit_exceeded` (changing nothing) when what the debtor then owes the
+/// creditor net in the cycle would exceed the limit the creditor grants it. A payment between
+/// two accounts of one owner carries no credit.
+fn take_credit(
+    overlay: &mut Overlay<'_>,
+    cycle: &CycleRecord,
+    debtor: ParticipantId,
+    creditor: ParticipantId,
+    amount: u128,
+) -> Result<Option<ResultCode>, ApplyError> {
+    if debtor == creditor {
+        return Ok(None);
+    }
+    let key = position_key(cycle.id, debtor, creditor);
+    // Net owed by the lower id to the higher; obligations are at most 2^96 and a cycle holds
+    // at most 2^17, so the sum stays far inside i128.
+    let position = overlay
+        .typed(&key, |reader| reader.u128("bilateral.position"))?
+        .map_or(0, |bits| bits as i128);
+    let signed = amount as i128;
+    let updated = if debtor < creditor {
+        position + signed
+    } else {
+        position - signed
+    };
+    let owed = if debtor < creditor { updated } else { -updated };
+    if owed > 0 {
+        let limit = crate::limits_rules::credit_limit(overlay, creditor, debtor, cycle.asset)?;
+        if limit.is_some_and(|limit| owed as u128 > limit) {
+            return Ok(Some(ResultCode::CreditLimitExceeded));
+        }
+    }
+    overlay.put(key, Some(to_bytes(|writer| writer.u128(updated as u128))));
+    Ok(None)
 }
 
 fn enqueue(
@@ -664,17 +758,42 @@ fn settle(
                 "a queued obligation without its pointer".into(),
             ));
         };
-        match carry.as_mut() {
+        // A carried obligation meets the target cycle's rules as if submitted there: both
+        // parties members, within the creditor's bilateral limit, and room in the cycle.
+        let carried = match carry.as_mut() {
             Some(target) if target.count < OBLIGATIONS_PER_CYCLE_MAX => {
-                enqueue(overlay, target, obligation, pointer.body_hash);
-                report.carried_over += 1;
+                let creditor = accounts[&obligation.credit_account].owner;
+                let admitted = is_member(overlay, target.id, obligation.debtor)?
+                    && is_member(overlay, target.id, creditor)?
+                    && take_credit(
+                        overlay,
+                        target,
+                        obligation.debtor,
+                        creditor,
+                        obligation.amount,
+                    )?
+                    .is_none();
+                if admitted {
+                    enqueue(overlay, target, obligation, pointer.body_hash);
+                }
+                admitted
             }
-            _ => {
-                pointer.rejected = true;
-                overlay.put(key, Some(to_bytes(|writer| pointer.encode(writer))));
-                report.rejected += 1;
-            }
+            _ => false,
+        };
+        if carried {
+            report.carried_over += 1;
+        } else {
+            pointer.rejected = true;
+            overlay.put(key, Some(to_bytes(|writer| pointer.encode(writer))));
+            report.rejected += 1;
         }
+    }
+    // Bilateral positions exist only while a cycle is open.
+    let start = position_key(cycle.id, 0, 0);
+    let mut end = position_key(cycle.id, u64::MAX, u64::MAX);
+    end.push(0);
+    for (key, _) in overlay.scan(&start, &end, cycle.count as usize)? {
+        overlay.put(key, None);
     }
     overlay.put(cycle_due_key(cycle.closes_at_ms, cycle.id), None);
     cycle.report = Some(report);

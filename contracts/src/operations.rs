@@ -347,7 +347,13 @@ fn evaluate(
             cycle,
             asset,
             closes_at_ms,
-        } => netting::open(overlay, context, *cycle, *asset, *closes_at_ms),
+            members,
+        } => netting::open(overlay, context, *cycle, *asset, *closes_at_ms, members),
+        Operation::SetCreditLimit {
+            debtor,
+            asset,
+            limit,
+        } => crate::limits_rules::set_credit_limit(overlay, context, *debtor, *asset, *limit),
         Operation::SubmitObligation {
             id,
             cycle,
@@ -837,6 +843,7 @@ fn record_rejection(
         | Operation::CloseCycle { .. }
         | Operation::SetTransferMax { .. }
         | Operation::SetOutflowCap { .. }
+        | Operation::SetCreditLimit { .. }
         | Operation::SetApprovalPolicy { .. }
         | Operation::AddKey { .. }
         | Operation::ApproveTransfer { .. } => return,

@@ -109,6 +109,10 @@ result_codes! {
     KeyInUse = 65, "key_in_use", "the key is registered to another participant";
     TooManyKeys = 66, "too_many_keys", "the participant has the most keys allowed (16)";
     InvalidKey = 67, "invalid_key", "the bytes are not an ed25519 public key";
+    NotCycleMember = 68, "not_cycle_member", "the debtor and the creditor must both be members of the netting cycle";
+    InvalidMember = 69, "invalid_member", "every cycle member must be a participant that may make payments";
+    CreditLimitExceeded = 70, "credit_limit_exceeded", "the creditor's bilateral credit limit for this debtor would be exceeded in the cycle";
+    InvalidCreditLimit = 71, "invalid_credit_limit", "a bilateral credit limit is set by a paying participant for another participant that may pay";
 }
 
 impl std::fmt::Display for ResultCode {

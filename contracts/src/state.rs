@@ -71,6 +71,13 @@ pub mod prefix {
     pub const APPROVAL_POLICY: u8 = b'Y';
     /// A transfer waiting for its checker (the maker's key), by (owner, transfer id).
     pub const AWAITING_APPROVAL: u8 = b'Z';
+    /// A netting cycle's member: cycle u128 | participant u64 -> empty.
+    pub const CYCLE_MEMBER: u8 = b'G';
+    /// A bilateral credit limit: creditor u64 | debtor u64 | asset u32 -> limit u128.
+    pub const CREDIT_LIMIT: u8 = b'C';
+    /// A bilateral position in an open cycle: cycle u128 | lower participant u64 | higher
+    /// participant u64 -> i128 net owed by the lower to the higher.
+    pub const BILATERAL: u8 = b'B';
 }
 
 /// Key of a participant record.

@@ -94,6 +94,37 @@ impl EscrowTerms {
     }
 }
 
+/// Reads a cycle's member list: a u16 count (2..=[`crate::limits::CYCLE_MEMBERS_MAX`]) and
+/// that many participant ids, strictly ascending.
+fn decode_members(reader: &mut Reader<'_>) -> Result<Vec<ParticipantId>, DecodeError> {
+    let count = reader.u16("open_cycle.member_count")? as usize;
+    if count > crate::limits::CYCLE_MEMBERS_MAX {
+        return Err(DecodeError::TooLong {
+            field: "open_cycle.members",
+            length: count,
+            limit: crate::limits::CYCLE_MEMBERS_MAX,
+        });
+    }
+    if count < 2 {
+        return Err(DecodeError::InvalidValue {
+            field: "open_cycle.member_count",
+            value: count as u128,
+        });
+    }
+    let mut members: Vec<ParticipantId> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let member = reader.u64("open_cycle.member")?;
+        if members.last().is_some_and(|last| *last >= member) {
+            return Err(DecodeError::InvalidValue {
+                field: "open_cycle.members",
+                value: member.into(),
+            });
+        }
+        members.push(member);
+    }
+    Ok(members)
+}
+
 /// One ledger operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -220,6 +251,9 @@ pub enum Operation {
         asset: AssetId,
         /// Block time at which it closes and settles by itself.
         closes_at_ms: u64,
+        /// The participants that may queue obligations in it and be paid through it
+        /// (2..=1,024, strictly ascending).
+        members: Vec<ParticipantId>,
     },
     /// Queues a payment obligation of the signer (the debtor) in an open cycle.
     SubmitObligation {
@@ -260,6 +294,16 @@ pub enum Operation {
         asset: AssetId,
         /// Largest amount of one transfer.
         amount_max: u128,
+    },
+    /// Sets (or, with `None`, removes) the most the signer (the creditor) accepts to be owed
+    /// by `debtor` in an asset across one netting cycle: the bilateral credit limit.
+    SetCreditLimit {
+        /// The participant granted the credit.
+        debtor: ParticipantId,
+        /// The asset.
+        asset: AssetId,
+        /// The limit in minor units; `None` removes it (no bilateral limit).
+        limit: Option<u128>,
     },
     /// Sets a participant's daily outflow cap in an asset (0 removes it); its bank member only.
     SetOutflowCap {
@@ -321,6 +365,7 @@ const TAG_SET_OUTFLOW_CAP: u8 = 16;
 const TAG_SET_APPROVAL_POLICY: u8 = 17;
 const TAG_ADD_KEY: u8 = 18;
 const TAG_APPROVE_TRANSFER: u8 = 19;
+const TAG_SET_CREDIT_LIMIT: u8 = 20;
 
 impl Operation {
     /// A posted transfer with no client reference: the most common operation.
@@ -353,6 +398,7 @@ impl Operation {
             | Operation::CloseCycle { .. }
             | Operation::SetTransferMax { .. }
             | Operation::SetOutflowCap { .. }
+            | Operation::SetCreditLimit { .. }
             | Operation::SetApprovalPolicy { .. }
             | Operation::AddKey { .. }
             | Operation::ApproveTransfer { .. } => None,
@@ -487,11 +533,32 @@ impl Operation {
                 cycle,
                 asset,
                 closes_at_ms,
+                members,
             } => {
                 writer.u8(TAG_OPEN_CYCLE);
                 writer.u128(*cycle);
                 writer.u32(*asset);
                 writer.u64(*closes_at_ms);
+                writer.u16(u16::try_from(members.len()).unwrap_or(u16::MAX));
+                for member in members {
+                    writer.u64(*member);
+                }
+            }
+            Operation::SetCreditLimit {
+                debtor,
+                asset,
+                limit,
+            } => {
+                writer.u8(TAG_SET_CREDIT_LIMIT);
+                writer.u64(*debtor);
+                writer.u32(*asset);
+                match limit {
+                    None => writer.u8(0),
+                    Some(limit) => {
+                        writer.u8(1);
+                        writer.u128(*limit);
+                    }
+                }
             }
             Operation::SubmitObligation {
                 id,
@@ -652,6 +719,16 @@ impl Operation {
                 cycle: reader.u128("open_cycle.cycle")?,
                 asset: reader.u32("open_cycle.asset")?,
                 closes_at_ms: reader.u64("open_cycle.closes_at_ms")?,
+                members: decode_members(reader)?,
+            },
+            TAG_SET_CREDIT_LIMIT => Operation::SetCreditLimit {
+                debtor: reader.u64("set_credit_limit.debtor")?,
+                asset: reader.u32("set_credit_limit.asset")?,
+                limit: if reader.bool("set_credit_limit.has_limit")? {
+                    Some(reader.u128("set_credit_limit.limit")?)
+                } else {
+                    None
+                },
             },
             TAG_SUBMIT_OBLIGATION => Operation::SubmitObligation {
                 id: reader.u128("submit_obligation.id")?,
@@ -947,6 +1024,39 @@ mod tests {
             kind: TransferKind::Pending { timeout_ms: 5000 },
             reference: 9,
         }
+    }
+
+    #[test]
+    fn a_cycle_member_list_has_one_encoding_and_bounds() {
+        // Proves members must be strictly ascending, at least two and at most
+        // CYCLE_MEMBERS_MAX on the wire, so one cycle opening encodes one way only.
+        let network = [7u8; 32];
+        let open = |members: Vec<ParticipantId>| {
+            Transaction::sign(
+                network,
+                &key(1),
+                Body::single(Operation::OpenCycle {
+                    cycle: 1,
+                    asset: 1,
+                    closes_at_ms: 5,
+                    members,
+                }),
+            )
+            .to_bytes()
+        };
+        let decodes =
+            |members: Vec<ParticipantId>| Transaction::from_bytes(&open(members), &network).is_ok();
+        assert!(decodes(vec![1, 3]));
+        assert!(decodes(
+            (1..=crate::limits::CYCLE_MEMBERS_MAX as u64).collect()
+        ));
+        assert!(!decodes(vec![3, 1]));
+        assert!(!decodes(vec![3, 3]));
+        assert!(!decodes(vec![3]));
+        assert!(!decodes(Vec::new()));
+        assert!(!decodes(
+            (1..=crate::limits::CYCLE_MEMBERS_MAX as u64 + 1).collect()
+        ));
     }
 
     #[test]

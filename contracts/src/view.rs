@@ -294,6 +294,18 @@ pub enum OperationView {
         asset: AssetId,
         /// Block time at which it closes by itself.
         closes_at_ms: u64,
+        /// Participants that may queue obligations in it and be paid through it.
+        members: Vec<ParticipantId>,
+    },
+    /// Sets or removes the bilateral credit limit the signer grants a debtor.
+    SetCreditLimit {
+        /// The debtor.
+        debtor: ParticipantId,
+        /// Asset.
+        asset: AssetId,
+        /// The limit in minor units; absent or null removes it.
+        #[serde(default, with = "crate::decimal::option")]
+        limit: Option<u128>,
     },
     /// Queues an obligation in a cycle.
     SubmitObligation {
@@ -500,10 +512,21 @@ impl From<&Operation> for OperationView {
                 cycle,
                 asset,
                 closes_at_ms,
+                members,
             } => OperationView::OpenCycle {
                 cycle: *cycle,
                 asset: *asset,
                 closes_at_ms: *closes_at_ms,
+                members: members.clone(),
+            },
+            Operation::SetCreditLimit {
+                debtor,
+                asset,
+                limit,
+            } => OperationView::SetCreditLimit {
+                debtor: *debtor,
+                asset: *asset,
+                limit: *limit,
             },
             Operation::SubmitObligation {
                 id,
@@ -710,10 +733,35 @@ impl OperationView {
                 cycle,
                 asset,
                 closes_at_ms,
-            } => Operation::OpenCycle {
-                cycle: *cycle,
+                members,
+            } => {
+                let mut sorted = members.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                if sorted.len() != members.len() {
+                    return Err("members must not repeat".into());
+                }
+                if !(2..=crate::limits::CYCLE_MEMBERS_MAX).contains(&sorted.len()) {
+                    return Err(format!(
+                        "a cycle has 2 to {} members",
+                        crate::limits::CYCLE_MEMBERS_MAX
+                    ));
+                }
+                Operation::OpenCycle {
+                    cycle: *cycle,
+                    asset: *asset,
+                    closes_at_ms: *closes_at_ms,
+                    members: sorted,
+                }
+            }
+            OperationView::SetCreditLimit {
+                debtor,
+                asset,
+                limit,
+            } => Operation::SetCreditLimit {
+                debtor: *debtor,
                 asset: *asset,
-                closes_at_ms: *closes_at_ms,
+                limit: *limit,
             },
             OperationView::SubmitObligation {
                 id,
@@ -808,6 +856,8 @@ pub struct CycleView {
     pub closes_at_ms: u64,
     /// "open" or "settled".
     pub status: String,
+    /// Number of members.
+    pub member_count: u16,
     /// Obligations queued.
     pub obligations: u32,
     /// Once settled: height of the settling block.
@@ -854,6 +904,7 @@ impl From<&crate::netting::CycleRecord> for CycleView {
             asset: cycle.asset,
             closes_at_ms: cycle.closes_at_ms,
             status: if report.is_some() { "settled" } else { "open" }.into(),
+            member_count: cycle.members,
             obligations: cycle.count,
             settled_height: report.map(|report| report.height),
             gross: report.map(|report| report.gross),

@@ -14,10 +14,28 @@ use tpw_contracts::netting::{cycle_key, obligation_key, CycleRecord, ObligationP
 use tpw_contracts::{Body, Operation, ResultCode, StateStore};
 
 fn open(cycle: u128, asset: u32, closes_at_ms: u64) -> Operation {
+    open_among(
+        cycle,
+        asset,
+        closes_at_ms,
+        &[BANK_A, BANK_B, PARTNER_X, PARTNER_Y],
+    )
+}
+
+fn open_among(cycle: u128, asset: u32, closes_at_ms: u64, members: &[u64]) -> Operation {
     Operation::OpenCycle {
         cycle,
         asset,
         closes_at_ms,
+        members: members.to_vec(),
+    }
+}
+
+fn credit(debtor: u64, asset: u32, limit: Option<u128>) -> Operation {
+    Operation::SetCreditLimit {
+        debtor,
+        asset,
+        limit,
     }
 }
 
@@ -324,4 +342,184 @@ fn a_cycle_of_thousands_of_unfunded_obligations_is_set_aside_whole() {
         "Y's 25 and twelve of X's tens: X ends at 100 + 25 - 120 = 5"
     );
     assert!(balance(&ledger.account(X_USD)) >= 0);
+}
+
+#[test]
+fn only_members_queue_obligations_and_are_paid_through_a_cycle() {
+    // Proves a cycle names who may use it: a non-member can neither queue an obligation in it
+    // nor be paid through it (so nobody can fill someone else's cycle), members must be
+    // participants that may pay, and a retry must name the same members.
+    let mut ledger = Ledger::new();
+    let closes = ledger.time_ms + 60_000;
+    let cases = [
+        (
+            BANK_A,
+            open_among(1, EUR, closes, &[BANK_A, REGULATOR]),
+            ResultCode::InvalidMember,
+        ),
+        (
+            BANK_A,
+            open_among(1, EUR, closes, &[BANK_A, 77]),
+            ResultCode::InvalidMember,
+        ),
+        (
+            BANK_A,
+            open_among(1, EUR, closes, &[BANK_A, PARTNER_X]),
+            ResultCode::Ok,
+        ),
+        (
+            BANK_A,
+            open_among(1, EUR, closes, &[BANK_A, PARTNER_X]),
+            ResultCode::Ok,
+        ),
+        (
+            BANK_A,
+            open_among(1, EUR, closes, &[BANK_A, PARTNER_Y]),
+            ResultCode::CycleExists,
+        ),
+        (
+            BANK_A,
+            open_among(1, EUR, closes, &[BANK_A, PARTNER_X, PARTNER_Y]),
+            ResultCode::CycleExists,
+        ),
+        (
+            PARTNER_Y,
+            owe(1, 1, Y_EUR, X_EUR, 5),
+            ResultCode::NotCycleMember,
+        ),
+        (
+            PARTNER_X,
+            owe(1, 1, X_EUR, Y_EUR, 5),
+            ResultCode::NotCycleMember,
+        ),
+        (PARTNER_X, owe(1, 1, X_EUR, EUR_ISSUANCE, 5), ResultCode::Ok),
+    ];
+    for (index, (signer, operation, expected)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            one(&mut ledger, signer, operation),
+            expected,
+            "case {index}"
+        );
+    }
+    assert_eq!(cycle(&ledger, 1).members, 2);
+    assert_eq!(cycle(&ledger, 1).count, 1);
+}
+
+#[test]
+fn a_creditor_caps_what_a_debtor_may_owe_it_net_in_a_cycle() {
+    // Proves the bilateral credit limit Y grants X bounds X's net debt to Y within each cycle
+    // (obligations Y owes X make room), that only paying participants set limits for others,
+    // that removing the limit lifts it, and that positions vanish once the cycle settles.
+    let mut ledger = Ledger::new();
+    let closes = ledger.time_ms + 60_000;
+    let cases = [
+        (
+            REGULATOR,
+            credit(PARTNER_X, EUR, Some(100)),
+            ResultCode::InvalidCreditLimit,
+        ),
+        (
+            PARTNER_Y,
+            credit(PARTNER_Y, EUR, Some(100)),
+            ResultCode::InvalidCreditLimit,
+        ),
+        (
+            PARTNER_Y,
+            credit(REGULATOR, EUR, Some(100)),
+            ResultCode::InvalidCreditLimit,
+        ),
+        (
+            PARTNER_Y,
+            credit(77, EUR, Some(100)),
+            ResultCode::UnknownParticipant,
+        ),
+        (
+            PARTNER_Y,
+            credit(PARTNER_X, 99, Some(100)),
+            ResultCode::UnknownAsset,
+        ),
+        (PARTNER_Y, credit(PARTNER_X, EUR, Some(100)), ResultCode::Ok),
+        (BANK_A, open(1, EUR, closes), ResultCode::Ok),
+        (BANK_A, open(2, EUR, closes), ResultCode::Ok),
+        (PARTNER_X, owe(1, 1, X_EUR, Y_EUR, 60), ResultCode::Ok),
+        (
+            PARTNER_X,
+            owe(2, 1, X_EUR, Y_EUR, 50),
+            ResultCode::CreditLimitExceeded,
+        ),
+        (PARTNER_Y, owe(1, 1, Y_EUR, X_EUR, 30), ResultCode::Ok),
+        (PARTNER_X, owe(2, 1, X_EUR, Y_EUR, 50), ResultCode::Ok),
+        (
+            PARTNER_X,
+            owe(3, 1, X_EUR, Y_EUR, 21),
+            ResultCode::CreditLimitExceeded,
+        ),
+        // Another cycle keeps its own position; Y owes X without limit (X granted none).
+        (PARTNER_X, owe(4, 2, X_EUR, Y_EUR, 100), ResultCode::Ok),
+        (PARTNER_Y, owe(2, 2, Y_EUR, X_EUR, 5_000), ResultCode::Ok),
+        (PARTNER_Y, credit(PARTNER_X, EUR, None), ResultCode::Ok),
+        (PARTNER_X, owe(5, 1, X_EUR, Y_EUR, 21), ResultCode::Ok),
+        (PARTNER_Y, credit(PARTNER_X, EUR, Some(0)), ResultCode::Ok),
+        (
+            PARTNER_X,
+            owe(6, 1, X_EUR, Y_EUR, 1),
+            ResultCode::CreditLimitExceeded,
+        ),
+        (PARTNER_Y, owe(3, 1, Y_EUR, X_EUR, 1), ResultCode::Ok),
+    ];
+    for (index, (signer, operation, expected)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            one(&mut ledger, signer, operation),
+            expected,
+            "case {index}"
+        );
+    }
+    let positions = |ledger: &Ledger| ledger.store.scan(b"B", b"C", 100).unwrap().len();
+    assert_eq!(positions(&ledger), 2, "one position per cycle for X and Y");
+    assert_eq!(one(&mut ledger, BANK_A, close(1, 0)), ResultCode::Ok);
+    assert_eq!(positions(&ledger), 1);
+    assert_eq!(cycle(&ledger, 1).report.unwrap().settled, 5);
+}
+
+#[test]
+fn carried_obligations_meet_the_target_cycles_members_and_limits() {
+    // Proves unfunded obligations move to the named cycle only where their parties are members
+    // and the creditor's limit holds there; the others are rejected as unfunded.
+    let mut ledger = Ledger::new();
+    let closes = ledger.time_ms + 60_000;
+    let setup = [
+        (BANK_B, open(1, USD, closes)),
+        (BANK_B, open_among(2, USD, closes, &[BANK_B, PARTNER_X])),
+        (BANK_B, open(3, USD, closes)),
+        // X holds 100 USD: each of these is unfunded alone. Y's limit for X comes after the
+        // first (a limit applies to obligations queued from then on).
+        (PARTNER_X, owe(1, 1, X_USD, Y_USD, 500)),
+        (PARTNER_Y, credit(PARTNER_X, USD, Some(400))),
+        (PARTNER_X, owe(2, 1, X_USD, USD_ISSUANCE, 300)),
+        (PARTNER_X, owe(3, 3, X_USD, Y_USD, 300)),
+        (PARTNER_X, owe(4, 3, X_USD, USD_ISSUANCE, 200)),
+    ];
+    for (index, (signer, operation)) in setup.into_iter().enumerate() {
+        assert_eq!(
+            one(&mut ledger, signer, operation),
+            ResultCode::Ok,
+            "setup {index}"
+        );
+    }
+    // Cycle 2 does not include Y: only the obligation to Bank B's account moves there.
+    assert_eq!(one(&mut ledger, BANK_B, close(3, 2)), ResultCode::Ok);
+    let report = cycle(&ledger, 3).report.unwrap();
+    assert_eq!((report.carried_over, report.rejected), (1, 1));
+    assert!(pointer(&ledger, PARTNER_X, 3).rejected);
+    assert_eq!(pointer(&ledger, PARTNER_X, 4).cycle, 2);
+    // Y's limit for X (400) refuses carrying 500 into a cycle where Y is a member.
+    assert_eq!(
+        one(&mut ledger, BANK_B, open(4, USD, closes)),
+        ResultCode::Ok
+    );
+    assert_eq!(one(&mut ledger, BANK_B, close(1, 4)), ResultCode::Ok);
+    let report = cycle(&ledger, 1).report.unwrap();
+    assert_eq!((report.carried_over, report.rejected), (1, 1));
+    assert!(pointer(&ledger, PARTNER_X, 1).rejected);
+    assert_eq!(pointer(&ledger, PARTNER_X, 2).cycle, 4);
 }

@@ -79,6 +79,13 @@ enum Step {
         cycle: u128,
         asset: u32,
         closes_in_ms: u64,
+        members: Vec<u64>,
+    },
+    Credit {
+        signer: u64,
+        debtor: u64,
+        asset: u32,
+        limit: Option<u128>,
     },
     Owe {
         signer: u64,
@@ -179,8 +186,10 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(signer, id, legs, amount, counter_amount, timeout_ms)| Step::Offer { signer, id, legs, amount, counter_amount, timeout_ms }),
         2 => (signer(), 0..40u128, signer(), 0..40u128)
             .prop_map(|(signer, id, owner, exchange_id)| Step::Accept { signer, id, owner, exchange_id }),
-        1 => (signer(), 1..4u128, 1..3u32, 1..3_000u64)
-            .prop_map(|(signer, cycle, asset, closes_in_ms)| Step::OpenCycle { signer, cycle, asset, closes_in_ms }),
+        1 => (signer(), 1..4u128, 1..3u32, 1..3_000u64, proptest::sample::subsequence(vec![BANK_A, BANK_B, PARTNER_X, PARTNER_Y, REGULATOR], 2..5))
+            .prop_map(|(signer, cycle, asset, closes_in_ms, members)| Step::OpenCycle { signer, cycle, asset, closes_in_ms, members }),
+        1 => (signer(), signer(), 1..3u32, proptest::option::of(amount()))
+            .prop_map(|(signer, debtor, asset, limit)| Step::Credit { signer, debtor, asset, limit }),
         3 => (signer(), 0..40u128, 1..4u128, account(), account(), amount())
             .prop_map(|(signer, id, cycle, debit, credit, amount)| Step::Owe { signer, id, cycle, debit, credit, amount }),
         1 => (signer(), 1..4u128, 0..4u128)
@@ -383,12 +392,27 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             cycle,
             asset,
             closes_in_ms,
+            members,
         } => ledger.sign(
             *signer,
             Body::single(Operation::OpenCycle {
                 cycle: *cycle,
                 asset: *asset,
                 closes_at_ms: ledger.time_ms + closes_in_ms,
+                members: members.clone(),
+            }),
+        ),
+        Step::Credit {
+            signer,
+            debtor,
+            asset,
+            limit,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::SetCreditLimit {
+                debtor: *debtor,
+                asset: *asset,
+                limit: *limit,
             }),
         ),
         Step::Owe {

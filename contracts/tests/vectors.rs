@@ -131,6 +131,15 @@ fn vectors() -> Value {
                 cycle: 40,
                 asset: 1,
                 closes_at_ms: 1_761_900_000_000,
+                members: vec![3, 5, 7],
+            }),
+        ),
+        (
+            "bilateral credit limit",
+            Body::single(Operation::SetCreditLimit {
+                debtor: 3,
+                asset: 1,
+                limit: Some(250_000),
             }),
         ),
         (

@@ -132,6 +132,24 @@ pub struct CycleResponse {
     pub height: u64,
     /// The cycle and, once settled, its report.
     pub cycle: tpw_contracts::view::CycleView,
+    /// The participants that may use it, ascending.
+    pub members: Vec<u64>,
+}
+
+/// GET /v1/credit-limits/{creditor}/{debtor}/{asset}.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreditLimitResponse {
+    /// Height the read reflects.
+    pub height: u64,
+    /// The participant that grants the credit.
+    pub creditor: u64,
+    /// The participant it is granted to.
+    pub debtor: u64,
+    /// The asset.
+    pub asset: u32,
+    /// The most the debtor may owe the creditor net within one cycle; null: no limit.
+    #[serde(with = "tpw_contracts::decimal::option")]
+    pub limit: Option<u128>,
 }
 
 /// GET /v1/blocks/{height}.

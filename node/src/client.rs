@@ -192,6 +192,17 @@ impl Client {
         self.get(&format!("/v1/netting/{cycle}")).await
     }
 
+    /// GET /v1/credit-limits/{creditor}/{debtor}/{asset}.
+    pub async fn credit_limit(
+        &self,
+        creditor: u64,
+        debtor: u64,
+        asset: u32,
+    ) -> Result<Option<CreditLimitResponse>, ClientError> {
+        self.get(&format!("/v1/credit-limits/{creditor}/{debtor}/{asset}"))
+            .await
+    }
+
     /// GET /v1/blocks/{height}.
     pub async fn block(&self, height: u64) -> Result<Option<BlockResponse>, ClientError> {
         self.get(&format!("/v1/blocks/{height}")).await

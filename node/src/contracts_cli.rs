@@ -333,10 +333,56 @@ pub(crate) enum LimitsCommand {
         #[arg(long)]
         cap: u128,
     },
+    /// Sets the bilateral credit limit the signer (the creditor) grants a debtor in an asset:
+    /// the most the debtor may owe it net within one netting cycle.
+    Credit {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The debtor.
+        #[arg(long)]
+        debtor: u64,
+        /// The asset.
+        #[arg(long)]
+        asset: u32,
+        /// The limit in minor units (0: no credit at all).
+        #[arg(long, conflicts_with = "remove", required_unless_present = "remove")]
+        limit: Option<u128>,
+        /// Removes the limit (no bilateral limit).
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Shows the bilateral credit limit a creditor grants a debtor in an asset.
+    ShowCredit {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The creditor.
+        #[arg(long)]
+        creditor: u64,
+        /// The debtor.
+        #[arg(long)]
+        debtor: u64,
+        /// The asset.
+        #[arg(long)]
+        asset: u32,
+    },
 }
 
 pub(crate) async fn limits(command: LimitsCommand) -> anyhow::Result<()> {
     let (sign, operation) = match command {
+        LimitsCommand::ShowCredit {
+            client,
+            creditor,
+            debtor,
+            asset,
+        } => {
+            return match Client::new(&client.node)
+                .credit_limit(creditor, debtor, asset)
+                .await?
+            {
+                Some(response) => print_json(&response),
+                None => bail!("the node has no credit-limit endpoint"),
+            };
+        }
         LimitsCommand::TransferMax {
             sign,
             asset,
@@ -353,6 +399,20 @@ pub(crate) async fn limits(command: LimitsCommand) -> anyhow::Result<()> {
                 participant,
                 asset,
                 cap,
+            },
+        ),
+        LimitsCommand::Credit {
+            sign,
+            debtor,
+            asset,
+            limit,
+            remove: _,
+        } => (
+            sign,
+            Operation::SetCreditLimit {
+                debtor,
+                asset,
+                limit,
             },
         ),
     };
@@ -374,6 +434,10 @@ pub(crate) enum NettingCommand {
         /// Block time (ms since the epoch) at which it closes and settles by itself.
         #[arg(long)]
         closes_at_ms: u64,
+        /// The participants that may queue obligations in it and be paid through it,
+        /// comma-separated (2 to 1,024).
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<u64>,
     },
     /// Queues an obligation of the signer (the debtor) in an open cycle.
     Owe {
@@ -429,14 +493,30 @@ pub(crate) async fn netting(command: NettingCommand) -> anyhow::Result<()> {
             cycle,
             asset,
             closes_at_ms,
-        } => (
-            sign,
-            Operation::OpenCycle {
-                cycle,
-                asset,
-                closes_at_ms,
-            },
-        ),
+            mut members,
+        } => {
+            let count = members.len();
+            members.sort_unstable();
+            members.dedup();
+            if members.len() != count {
+                bail!("--members must not repeat a participant");
+            }
+            if !(2..=tpw_contracts::limits::CYCLE_MEMBERS_MAX).contains(&count) {
+                bail!(
+                    "--members names 2 to {} participants",
+                    tpw_contracts::limits::CYCLE_MEMBERS_MAX
+                );
+            }
+            (
+                sign,
+                Operation::OpenCycle {
+                    cycle,
+                    asset,
+                    closes_at_ms,
+                    members,
+                },
+            )
+        }
         NettingCommand::Owe {
             sign,
             id,

@@ -433,6 +433,8 @@ fn every_cli_command_works_against_a_running_node() {
             "1",
             "--closes-at-ms",
             &closes_at,
+            "--members",
+            "3,5",
         ],
     );
     assert_eq!(
@@ -449,6 +451,35 @@ fn every_cli_command_works_against_a_running_node() {
         ],
     );
     assert_eq!(json(&owed)["results"][0]["code"], "ok");
+    // Initech lets Acme owe it at most 600 net in a cycle: 500 more would be 1,000.
+    let limited = as_payee(&[
+        "limits", "credit", "--debtor", "3", "--asset", "1", "--limit", "600",
+    ]);
+    assert_eq!(json(&limited)["results"][0]["code"], "ok");
+    let shown_limit = json(&tpw(&[
+        "limits",
+        "show-credit",
+        "--node",
+        &url,
+        "--creditor",
+        "5",
+        "--debtor",
+        "3",
+        "--asset",
+        "1",
+    ]));
+    assert_eq!(shown_limit["limit"], "600");
+    let over_limit = nested(
+        &acme,
+        &[
+            "netting", "owe", "--id", "2", "--cycle", "5", "--debit", "301", "--credit", "501",
+            "--amount", "500",
+        ],
+    );
+    assert_eq!(
+        json(&over_limit)["results"][0]["code"],
+        "credit_limit_exceeded"
+    );
     let owed_back = as_payee(&[
         "netting", "owe", "--id", "1", "--cycle", "5", "--debit", "501", "--credit", "301",
         "--amount", "300",
@@ -461,6 +492,7 @@ fn every_cli_command_works_against_a_running_node() {
     assert_eq!(shown["cycle"]["gross"], "800");
     assert_eq!(shown["cycle"]["net"], "200");
     assert_eq!(shown["cycle"]["liquidity_saved"], "600");
+    assert_eq!(shown["members"], serde_json::json!([3, 5]));
 
     // Acme's bank caps its EUR outflow at 5 for the rest of the day (the count starts now).
     let capped = nested(

@@ -193,6 +193,7 @@ async fn netting_cycle(
         cycle,
         asset: LOAD_ASSET,
         closes_at_ms: tpw_node::runtime::now_ms() + 3_600_000,
+        members: (0..partners).map(crate::network::partner_id).collect(),
     };
     submit_with_retries(&leader, sign(&bank, open)).await?;
     let mut obligations = 0;

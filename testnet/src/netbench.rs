@@ -64,6 +64,7 @@ pub async fn run(obligations: usize, participants: usize) -> anyhow::Result<Nett
         cycle,
         asset: LOAD_ASSET,
         closes_at_ms: tpw_node::runtime::now_ms() + 3_600_000,
+        members: (0..participants).map(crate::network::partner_id).collect(),
     };
     let (_, opened) = node
         .sign_and_submit(&bank, Body::single(open), true)

@@ -47,6 +47,23 @@ pub const ISSUANCE_ACCOUNT: u128 = 1_000;
 /// The asset used by the load.
 pub const LOAD_ASSET: u32 = 1;
 
+/// A second asset (USD, issued by bank 2), for exchanges between two assets.
+pub const SECOND_ASSET: u32 = 2;
+
+/// The issuance account of the second asset.
+pub const SECOND_ISSUANCE_ACCOUNT: u128 = 2_000;
+
+/// The regulator participant (key file keys/regulator.json).
+pub const REGULATOR: u64 = 3;
+
+/// The network operator participant (key file keys/operator.json).
+pub const OPERATOR: u64 = 4;
+
+/// Account id of partner `index` in the second asset.
+pub fn partner_second_account(index: usize) -> u128 {
+    50_000_000 + index as u128
+}
+
 /// Deterministic key for a partner: load runs need no secrecy and this keeps them repeatable.
 /// The key of partner `index`: derived from the index, so tools can sign for a local network
 /// without key files. Test keys only.
@@ -194,6 +211,20 @@ impl LocalNetwork {
                 keys: vec![hex::encode(key.verifying_key().to_bytes())],
             });
         }
+        for (id, name, role) in [
+            (REGULATOR, "regulator", Role::Regulator),
+            (OPERATOR, "operator", Role::Operator),
+        ] {
+            let key = tpw_node::keys::generate()?;
+            tpw_node::keys::write(&dir.join("keys").join(format!("{name}.json")), &key)?;
+            participants.push(GenesisParticipant {
+                id,
+                name: name.into(),
+                role,
+                bank: None,
+                keys: vec![hex::encode(key.verifying_key().to_bytes())],
+            });
+        }
         let keys: Vec<SigningKey> = (0..partners).map(partner_key).collect();
         let mut accounts = Vec::new();
         let mut funding = Vec::new();
@@ -213,6 +244,16 @@ impl LocalNetwork {
             });
             funding.push(GenesisFunding {
                 account: partner_account(index),
+                amount: 1_000_000_000_000,
+            });
+            accounts.push(GenesisAccount {
+                id: partner_second_account(index),
+                owner: partner_id(index),
+                asset: SECOND_ASSET,
+                flags: vec!["debits_must_not_exceed_credits".into()],
+            });
+            funding.push(GenesisFunding {
+                account: partner_second_account(index),
                 amount: 1_000_000_000_000,
             });
         }
@@ -245,13 +286,22 @@ impl LocalNetwork {
             network_name: "tpw-local".into(),
             genesis_time_ms: tpw_node::runtime::now_ms(),
             participants,
-            assets: vec![GenesisAsset {
-                id: LOAD_ASSET,
-                code: "EUR".into(),
-                scale: 2,
-                issuer: 1,
-                issuance_account: ISSUANCE_ACCOUNT,
-            }],
+            assets: vec![
+                GenesisAsset {
+                    id: LOAD_ASSET,
+                    code: "EUR".into(),
+                    scale: 2,
+                    issuer: 1,
+                    issuance_account: ISSUANCE_ACCOUNT,
+                },
+                GenesisAsset {
+                    id: SECOND_ASSET,
+                    code: "USD".into(),
+                    scale: 2,
+                    issuer: 2,
+                    issuance_account: SECOND_ISSUANCE_ACCOUNT,
+                },
+            ],
             accounts,
             funding,
             nodes,

@@ -219,6 +219,7 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                 | Operation::Reverse { .. }
                 | Operation::SetTransferMax { .. }
                 | Operation::SetOutflowCap { .. }
+                | Operation::SetCreditLimit { .. }
                 | Operation::SetApprovalPolicy { .. }
                 | Operation::AddKey { .. }
                 | Operation::ApproveTransfer { .. } => {}

@@ -84,12 +84,47 @@ pub(super) async fn netting_cycle(
 ) -> Result<Json<CycleResponse>, ApiError> {
     let cycle = parse_u128(&cycle, "bad_cycle_id")?;
     match context.reader.cycle(cycle).map_err(ApiError::storage)? {
-        Some((record, height)) => Ok(Json(CycleResponse {
+        Some((record, members, height)) => Ok(Json(CycleResponse {
             height,
             cycle: tpw_contracts::view::CycleView::from(&record),
+            members,
         })),
         None => Err(ApiError::not_found("netting cycle")),
     }
+}
+
+pub(super) async fn credit_limit(
+    State(context): State<AppState>,
+    Path((creditor, debtor, asset)): Path<(String, String, String)>,
+) -> Result<Json<CreditLimitResponse>, ApiError> {
+    let participant = |text: &str| {
+        text.parse::<u64>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_participant_id",
+                "participant ids are decimal u64",
+            )
+        })
+    };
+    let (creditor, debtor) = (participant(&creditor)?, participant(&debtor)?);
+    let asset = asset.parse::<u32>().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_asset_id",
+            "asset ids are decimal u32",
+        )
+    })?;
+    let (limit, height) = context
+        .reader
+        .credit_limit(creditor, debtor, asset)
+        .map_err(ApiError::storage)?;
+    Ok(Json(CreditLimitResponse {
+        height,
+        creditor,
+        debtor,
+        asset,
+        limit,
+    }))
 }
 
 pub(super) async fn transfer(

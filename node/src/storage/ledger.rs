@@ -39,6 +39,8 @@ fn cached_kind(key: &[u8]) -> bool {
                 | &prefix::TRANSFER_MAX
                 | &prefix::OUTFLOW_CAP
                 | &prefix::APPROVAL_POLICY
+                | &prefix::CYCLE_MEMBER
+                | &prefix::CREDIT_LIMIT
         )
     )
 }
@@ -560,21 +562,62 @@ impl LedgerReader {
         Ok(Some((account, head.height, hold)))
     }
 
-    /// A transfer record and the height the read reflects.
-    /// A netting cycle and the height the read reflects.
+    /// A netting cycle, its members, and the height the read reflects.
+    #[allow(clippy::type_complexity)]
     pub fn cycle(
         &self,
         id: u128,
-    ) -> Result<Option<(tpw_contracts::netting::CycleRecord, u64)>, StorageError> {
+    ) -> Result<Option<(tpw_contracts::netting::CycleRecord, Vec<u64>, u64)>, StorageError> {
+        use tpw_contracts::netting::{member_key, CycleRecord};
         let snapshot = self.db.rocks().snapshot();
         let (head, _) = self.read_head(&snapshot)?;
-        Ok(self
-            .snapshot_record(
-                &snapshot,
-                &tpw_contracts::netting::cycle_key(id),
-                tpw_contracts::netting::CycleRecord::decode,
-            )?
-            .map(|cycle| (cycle, head.height)))
+        let Some(cycle) = self.snapshot_record(
+            &snapshot,
+            &tpw_contracts::netting::cycle_key(id),
+            CycleRecord::decode,
+        )?
+        else {
+            return Ok(None);
+        };
+        let start = member_key(id, 0);
+        let mut options = ReadOptions::default();
+        let mut end = member_key(id, u64::MAX);
+        end.push(0);
+        options.set_iterate_upper_bound(end);
+        let iterator = snapshot.iterator_cf_opt(
+            self.db.cf(CF_STATE),
+            options,
+            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        let mut members = Vec::with_capacity(usize::from(cycle.members));
+        for item in iterator.take(usize::from(cycle.members)) {
+            let (key, _) = item?;
+            let member = key
+                .get(17..25)
+                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StorageError::Corrupt("a cycle member key is malformed".into()))?;
+            members.push(member);
+        }
+        Ok(Some((cycle, members, head.height)))
+    }
+
+    /// The bilateral credit limit a creditor grants a debtor in an asset (`None`: no limit) and
+    /// the height the read reflects.
+    pub fn credit_limit(
+        &self,
+        creditor: u64,
+        debtor: u64,
+        asset: u32,
+    ) -> Result<(Option<u128>, u64), StorageError> {
+        let snapshot = self.db.rocks().snapshot();
+        let (head, _) = self.read_head(&snapshot)?;
+        let limit = self.snapshot_record(
+            &snapshot,
+            &tpw_contracts::limits_rules::credit_limit_key(creditor, debtor, asset),
+            |reader| reader.u128("credit_limit.limit"),
+        )?;
+        Ok((limit, head.height))
     }
 
     /// A transfer record with what hangs on it, from one consistent snapshot.
