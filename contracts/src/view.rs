@@ -953,6 +953,36 @@ impl From<&crate::reversal::ReversalRecord> for ReversalView {
     }
 }
 
+/// JSON view of an exchange offer's counter leg (the offered leg is the transfer itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeView {
+    /// The party that must accept.
+    pub counterparty: ParticipantId,
+    /// The counterparty's account it pays from.
+    #[serde(with = "crate::decimal")]
+    pub counter_debit_account: u128,
+    /// The offerer's account it is paid into.
+    #[serde(with = "crate::decimal")]
+    pub counter_credit_account: u128,
+    /// The asset of the counter leg.
+    pub counter_asset: AssetId,
+    /// The amount of the counter leg.
+    #[serde(with = "crate::decimal")]
+    pub counter_amount: u128,
+}
+
+impl From<&crate::exchange::ExchangeRecord> for ExchangeView {
+    fn from(record: &crate::exchange::ExchangeRecord) -> Self {
+        Self {
+            counterparty: record.counterparty,
+            counter_debit_account: record.counter_debit_account,
+            counter_credit_account: record.counter_credit_account,
+            counter_asset: record.counter_asset,
+            counter_amount: record.counter_amount,
+        }
+    }
+}
+
 /// JSON view of an escrow's terms and approvals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EscrowView {

@@ -123,6 +123,33 @@ pub struct TransferResponse {
     /// The reversals of this transfer, if it was reversed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reversal: Option<tpw_contracts::view::ReversalView>,
+    /// The counter leg, when the transfer is an exchange offer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<tpw_contracts::view::ExchangeView>,
+    /// True while the transfer waits for a checker's approval (maker-checker).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting_approval: bool,
+}
+
+/// GET /v1/limits/{participant}/{asset}.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitsResponse {
+    /// Height the read reflects.
+    pub height: u64,
+    /// The participant.
+    pub participant: u64,
+    /// The asset.
+    pub asset: u32,
+    /// The asset's per-transfer maximum (set by the operator); null: none.
+    #[serde(with = "tpw_contracts::decimal::option")]
+    pub transfer_max: Option<u128>,
+    /// The participant's daily outflow cap in the asset (set by its bank); null: none.
+    #[serde(with = "tpw_contracts::decimal::option")]
+    pub outflow_cap: Option<u128>,
+    /// What the participant sent in the asset on the head block's UTC day (counted only
+    /// while a cap is set).
+    #[serde(with = "tpw_contracts::decimal")]
+    pub spent_today: u128,
 }
 
 /// GET /v1/netting/{cycle}.

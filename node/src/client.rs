@@ -192,6 +192,15 @@ impl Client {
         self.get(&format!("/v1/netting/{cycle}")).await
     }
 
+    /// GET /v1/limits/{participant}/{asset}.
+    pub async fn limits(
+        &self,
+        participant: u64,
+        asset: u32,
+    ) -> Result<Option<LimitsResponse>, ClientError> {
+        self.get(&format!("/v1/limits/{participant}/{asset}")).await
+    }
+
     /// GET /v1/credit-limits/{creditor}/{debtor}/{asset}.
     pub async fn credit_limit(
         &self,

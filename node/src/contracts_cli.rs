@@ -351,6 +351,17 @@ pub(crate) enum LimitsCommand {
         #[arg(long)]
         remove: bool,
     },
+    /// Shows an asset's per-transfer maximum and a participant's outflow cap and spending today.
+    Show {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The participant.
+        #[arg(long)]
+        participant: u64,
+        /// The asset.
+        #[arg(long)]
+        asset: u32,
+    },
     /// Shows the bilateral credit limit a creditor grants a debtor in an asset.
     ShowCredit {
         #[command(flatten)]
@@ -369,6 +380,16 @@ pub(crate) enum LimitsCommand {
 
 pub(crate) async fn limits(command: LimitsCommand) -> anyhow::Result<()> {
     let (sign, operation) = match command {
+        LimitsCommand::Show {
+            client,
+            participant,
+            asset,
+        } => {
+            return match Client::new(&client.node).limits(participant, asset).await? {
+                Some(response) => print_json(&response),
+                None => bail!("the node has no limits endpoint"),
+            };
+        }
         LimitsCommand::ShowCredit {
             client,
             creditor,

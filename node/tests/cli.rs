@@ -413,6 +413,18 @@ fn every_cli_command_works_against_a_running_node() {
         .parse::<u128>()
         .unwrap();
     assert_eq!(usd_after, usd_before + 1100);
+    let offer = json(&tpw(&[
+        "transfer-status",
+        "--node",
+        &url,
+        "--participant",
+        "3",
+        "--id",
+        "30",
+    ]));
+    assert_eq!(offer["transfer"]["state"], "pending_posted");
+    assert_eq!(offer["exchange"]["counterparty"], 5);
+    assert_eq!(offer["exchange"]["counter_amount"], "1100");
 
     // A netting cycle: Acme owes Initech 500, Initech owes Acme 300; only 200 moves.
     let bank = path(dir, "keys/bank-a.json");
@@ -514,6 +526,19 @@ fn every_cli_command_works_against_a_running_node() {
         "6",
     ]);
     assert_eq!(json(&over_cap)["error"]["code"], "exceeds_daily_cap");
+    let shown_limits = json(&tpw(&[
+        "limits",
+        "show",
+        "--node",
+        &url,
+        "--participant",
+        "3",
+        "--asset",
+        "1",
+    ]));
+    assert_eq!(shown_limits["outflow_cap"], "5");
+    assert_eq!(shown_limits["spent_today"], "0");
+    assert_eq!(shown_limits["transfer_max"], serde_json::Value::Null);
 
     let unknown = tpw(&["account", "--node", &url, "424242"]);
     assert!(!unknown.status.success());

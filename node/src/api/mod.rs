@@ -155,6 +155,7 @@ pub fn router(context: Arc<ApiContext>) -> Router {
         .route("/v1/accounts/{id}", get(reads::account))
         .route("/v1/transfers/{participant}/{id}", get(reads::transfer))
         .route("/v1/netting/{cycle}", get(reads::netting_cycle))
+        .route("/v1/limits/{participant}/{asset}", get(reads::limits))
         .route(
             "/v1/credit-limits/{creditor}/{debtor}/{asset}",
             get(reads::credit_limit),

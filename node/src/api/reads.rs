@@ -93,27 +93,57 @@ pub(super) async fn netting_cycle(
     }
 }
 
-pub(super) async fn credit_limit(
+pub(super) async fn limits(
     State(context): State<AppState>,
-    Path((creditor, debtor, asset)): Path<(String, String, String)>,
-) -> Result<Json<CreditLimitResponse>, ApiError> {
-    let participant = |text: &str| {
-        text.parse::<u64>().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_participant_id",
-                "participant ids are decimal u64",
-            )
-        })
-    };
-    let (creditor, debtor) = (participant(&creditor)?, participant(&debtor)?);
-    let asset = asset.parse::<u32>().map_err(|_| {
+    Path((participant, asset)): Path<(String, String)>,
+) -> Result<Json<LimitsResponse>, ApiError> {
+    let participant = parse_participant(&participant)?;
+    let asset = parse_asset(&asset)?;
+    let details = context
+        .reader
+        .limits(participant, asset)
+        .map_err(ApiError::storage)?;
+    let today = details.time_ms / 86_400_000;
+    Ok(Json(LimitsResponse {
+        height: details.height,
+        participant,
+        asset,
+        transfer_max: details.transfer_max,
+        outflow_cap: details.outflow_cap.as_ref().map(|cap| cap.cap),
+        spent_today: details
+            .outflow_cap
+            .as_ref()
+            .filter(|cap| cap.day == today)
+            .map_or(0, |cap| cap.spent),
+    }))
+}
+
+fn parse_participant(text: &str) -> Result<u64, ApiError> {
+    text.parse::<u64>().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_participant_id",
+            "participant ids are decimal u64",
+        )
+    })
+}
+
+fn parse_asset(text: &str) -> Result<u32, ApiError> {
+    text.parse::<u32>().map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_asset_id",
             "asset ids are decimal u32",
         )
-    })?;
+    })
+}
+
+pub(super) async fn credit_limit(
+    State(context): State<AppState>,
+    Path((creditor, debtor, asset)): Path<(String, String, String)>,
+) -> Result<Json<CreditLimitResponse>, ApiError> {
+    let (creditor, debtor) = (parse_participant(&creditor)?, parse_participant(&debtor)?);
+    let asset = parse_asset(&asset)?;
     let (limit, height) = context
         .reader
         .credit_limit(creditor, debtor, asset)
@@ -155,6 +185,11 @@ pub(super) async fn transfer(
                 .reversal
                 .as_ref()
                 .map(tpw_contracts::view::ReversalView::from),
+            exchange: details
+                .exchange
+                .as_ref()
+                .map(tpw_contracts::view::ExchangeView::from),
+            awaiting_approval: details.awaiting_approval,
         })),
         None => Err(ApiError::not_found("transfer")),
     }

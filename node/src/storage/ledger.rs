@@ -153,6 +153,23 @@ pub struct TransferDetails {
     pub escrow: Option<EscrowRecord>,
     /// Its reversals, if it was reversed.
     pub reversal: Option<tpw_contracts::reversal::ReversalRecord>,
+    /// The counter leg, if it is an exchange offer.
+    pub exchange: Option<tpw_contracts::exchange::ExchangeRecord>,
+    /// Whether it waits for a checker's approval (maker-checker).
+    pub awaiting_approval: bool,
+}
+
+/// An asset's per-transfer maximum and a participant's outflow cap in it.
+#[derive(Debug, Clone)]
+pub struct LimitsDetails {
+    /// Height the read reflects.
+    pub height: u64,
+    /// Block time of that height.
+    pub time_ms: u64,
+    /// The asset's per-transfer maximum, if set.
+    pub transfer_max: Option<u128>,
+    /// The participant's daily outflow cap in the asset, if set.
+    pub outflow_cap: Option<tpw_contracts::limits_rules::OutflowCap>,
 }
 
 /// The apply path's ledger store.
@@ -639,12 +656,47 @@ impl LedgerReader {
             &tpw_contracts::reversal::reversal_key(owner, id),
             tpw_contracts::reversal::ReversalRecord::decode,
         )?;
+        let exchange = self.snapshot_record(
+            &snapshot,
+            &tpw_contracts::state::exchange_key(owner, id),
+            tpw_contracts::exchange::ExchangeRecord::decode,
+        )?;
+        let awaiting_approval = snapshot
+            .get_cf(
+                self.db.cf(CF_STATE),
+                tpw_contracts::approval::awaiting_key(owner, id),
+            )?
+            .is_some();
         Ok(Some(TransferDetails {
             record,
             height: head.height,
             escrow,
             reversal,
+            exchange,
+            awaiting_approval,
         }))
+    }
+
+    /// An asset's per-transfer maximum and a participant's outflow cap in it, from one
+    /// consistent snapshot.
+    pub fn limits(&self, participant: u64, asset: u32) -> Result<LimitsDetails, StorageError> {
+        use tpw_contracts::limits_rules::{outflow_cap_key, transfer_max_key, OutflowCap};
+        let snapshot = self.db.rocks().snapshot();
+        let (head, _) = self.read_head(&snapshot)?;
+        let transfer_max = self.snapshot_record(&snapshot, &transfer_max_key(asset), |reader| {
+            reader.u128("transfer_max.amount_max")
+        })?;
+        let outflow_cap = self.snapshot_record(
+            &snapshot,
+            &outflow_cap_key(participant, asset),
+            OutflowCap::decode,
+        )?;
+        Ok(LimitsDetails {
+            height: head.height,
+            time_ms: head.time_ms,
+            transfer_max,
+            outflow_cap,
+        })
     }
 
     /// The current value of a state record, without a snapshot (admission checks).
