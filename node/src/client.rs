@@ -27,11 +27,14 @@ pub enum ClientError {
     },
 }
 
-/// A connection to one node.
+/// A connection to one node; with a key, reads are signed as that key's participant (see
+/// [`crate::request_auth`]).
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    identity: Option<std::sync::Arc<ed25519_dalek::SigningKey>>,
+    network_id: std::sync::Arc<std::sync::OnceLock<Hash>>,
 }
 
 impl Client {
@@ -45,7 +48,42 @@ impl Client {
         Self {
             http,
             base: base.trim_end_matches('/').to_string(),
+            identity: None,
+            network_id: std::sync::Arc::default(),
         }
+    }
+
+    /// The same node, with reads signed by `key` (a key registered to a participant).
+    pub fn with_key(mut self, key: &ed25519_dalek::SigningKey) -> Self {
+        self.identity = Some(std::sync::Arc::new(key.clone()));
+        self
+    }
+
+    /// A GET request for `path`, signed when this client has a key.
+    async fn get_request(
+        &self,
+        path: &str,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        let mut request = self.http.get(url);
+        if let Some(key) = &self.identity {
+            let network_id = match self.network_id.get() {
+                Some(id) => *id,
+                None => {
+                    let id = self.network_id().await?;
+                    *self.network_id.get_or_init(|| id)
+                }
+            };
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_millis() as u64);
+            for (name, value) in
+                crate::request_auth::headers(key, &network_id, "GET", path, now_ms, b"")
+            {
+                request = request.header(name, value);
+            }
+        }
+        Ok(request)
     }
 
     /// The node's base URL.
@@ -88,7 +126,26 @@ impl Client {
         path: &str,
     ) -> Result<Option<T>, ClientError> {
         let url = format!("{}{path}", self.base);
-        let (status, body) = self.send(self.http.get(&url), &url).await?;
+        let request = self.get_request(path, &url).await?;
+        self.decode_get(request, &url).await
+    }
+
+    /// A GET of a public endpoint (never signed).
+    async fn get_public<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, ClientError> {
+        let url = format!("{}{path}", self.base);
+        self.decode_get(self.http.get(&url), &url).await
+    }
+
+    async fn decode_get<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<Option<T>, ClientError> {
+        let url = url.to_string();
+        let (status, body) = self.send(request, &url).await?;
         match status {
             200 => serde_json::from_slice(&body)
                 .map(Some)
@@ -110,11 +167,13 @@ impl Client {
 
     /// GET /v1/status.
     pub async fn status(&self) -> Result<StatusResponse, ClientError> {
-        self.get("/v1/status").await?.ok_or(ClientError::Api {
-            status: 404,
-            code: "not_found".into(),
-            message: "no status".into(),
-        })
+        self.get_public("/v1/status")
+            .await?
+            .ok_or(ClientError::Api {
+                status: 404,
+                code: "not_found".into(),
+                message: "no status".into(),
+            })
     }
 
     /// The network id, from the node's status.

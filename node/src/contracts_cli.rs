@@ -4,7 +4,6 @@ use crate::{print_json, submit, ClientArgs, SignArgs};
 use anyhow::bail;
 use clap::Subcommand;
 use tpw_contracts::{Body, Operation};
-use tpw_node::client::Client;
 
 #[derive(Subcommand)]
 pub(crate) enum EscrowCommand {
@@ -385,7 +384,7 @@ pub(crate) async fn limits(command: LimitsCommand) -> anyhow::Result<()> {
             participant,
             asset,
         } => {
-            return match Client::new(&client.node).limits(participant, asset).await? {
+            return match client.connect()?.limits(participant, asset).await? {
                 Some(response) => print_json(&response),
                 None => bail!("the node has no limits endpoint"),
             };
@@ -396,7 +395,8 @@ pub(crate) async fn limits(command: LimitsCommand) -> anyhow::Result<()> {
             debtor,
             asset,
         } => {
-            return match Client::new(&client.node)
+            return match client
+                .connect()?
                 .credit_limit(creditor, debtor, asset)
                 .await?
             {
@@ -504,7 +504,7 @@ pub(crate) enum NettingCommand {
 pub(crate) async fn netting(command: NettingCommand) -> anyhow::Result<()> {
     let (sign, operation) = match command {
         NettingCommand::Show { client, cycle } => {
-            return match Client::new(&client.node).netting_cycle(cycle).await? {
+            return match client.connect()?.netting_cycle(cycle).await? {
                 Some(response) => print_json(&response),
                 None => bail!("netting cycle {cycle} not found"),
             };

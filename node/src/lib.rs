@@ -16,6 +16,7 @@ pub mod limits;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod request_auth;
 pub mod runtime;
 pub mod snapshot;
 pub mod storage;

@@ -2,6 +2,11 @@
 
 /// Bytes of one HTTP request body.
 pub const BODY_SIZE_MAX: usize = 16 * 1024 * 1024;
+/// How far a signed request's timestamp may be from the node's clock.
+pub const REQUEST_WINDOW_MS: u64 = 30_000;
+/// Signed requests remembered inside the window (replay protection) before new ones are told
+/// to retry.
+pub const REPLAY_GUARD_MAX: usize = 1_000_000;
 /// Transactions in one submission request.
 pub const SUBMIT_TRANSACTIONS_MAX: usize = 4096;
 /// Longest a submission may wait for commit.

@@ -27,15 +27,27 @@ pub(crate) struct ClientArgs {
     /// The node's API address.
     #[arg(long, env = "TPW_NODE", default_value = "http://127.0.0.1:7100")]
     pub(crate) node: String,
+    /// Key file of a participant: signs transactions, and signs reads, which show only what
+    /// that participant may see.
+    #[arg(long, env = "TPW_KEY")]
+    pub(crate) key: Option<PathBuf>,
+}
+
+impl ClientArgs {
+    /// A client for the node, signing reads with the key when one is given.
+    pub(crate) fn connect(&self) -> anyhow::Result<Client> {
+        let client = Client::new(&self.node);
+        Ok(match &self.key {
+            Some(path) => client.with_key(&tpw_node::keys::load(path)?),
+            None => client,
+        })
+    }
 }
 
 #[derive(clap::Args)]
 pub(crate) struct SignArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// The signer's key file.
-    #[arg(long)]
-    key: PathBuf,
     /// Return at once instead of waiting for commit.
     #[arg(long)]
     no_wait: bool,
@@ -286,7 +298,10 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn submit(sign: &SignArgs, body: Body) -> anyhow::Result<()> {
-    let key = tpw_node::keys::load(&sign.key)?;
+    let Some(key_path) = &sign.client.key else {
+        bail!("--key names the signer's key file");
+    };
+    let key = tpw_node::keys::load(key_path)?;
     let client = Client::new(&sign.client.node);
     let (status, response) = client.sign_and_submit(&key, body, !sign.no_wait).await?;
     print_json(&response)?;
@@ -323,7 +338,9 @@ async fn demo(dir: &Path, api_listen: &str, once: bool) -> anyhow::Result<()> {
     config.new_node = true;
     tpw_node::init_logging(&config.log.format, "warn");
     let node = tpw_node::node::start(&config).await?;
-    let client = Client::new(&format!("http://{}", node.api_address));
+    // The regulator reads every account, to show all balances.
+    let regulator = tpw_node::keys::load(&dir.join("keys").join("regulator.json"))?;
+    let client = Client::new(&format!("http://{}", node.api_address)).with_key(&regulator);
     println!(
         "tpwalletoec demo node serving at http://{}",
         node.api_address
@@ -543,12 +560,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             submit(&sign, body).await
         }
-        Command::Account { client, id } => match Client::new(&client.node).account(id).await? {
+        Command::Account { client, id } => match client.connect()?.account(id).await? {
             Some(response) => print_json(&response),
             None => bail!("account {id} not found"),
         },
-        Command::Tx { client, tx_id } => match Client::new(&client.node).transaction(&tx_id).await?
-        {
+        Command::Tx { client, tx_id } => match client.connect()?.transaction(&tx_id).await? {
             Some(response) => print_json(&response),
             None => bail!("transaction {tx_id} not found"),
         },
@@ -556,7 +572,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             client,
             participant,
             id,
-        } => match Client::new(&client.node).transfer(participant, id).await? {
+        } => match client.connect()?.transfer(participant, id).await? {
             Some(response) => print_json(&response),
             None => bail!("transfer {participant}/{id} not found"),
         },

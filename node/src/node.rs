@@ -239,6 +239,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         observer: me.role == NodeRole::Observer,
         network: network.clone(),
         admission_cache: Default::default(),
+        replay: Default::default(),
     });
     crate::api::serve_forwarded(&context);
     if let Some(admin) = &config.admin_listen {

@@ -12,6 +12,7 @@ use tpw_contracts::{Body, Operation, Transaction, TransferKind};
 struct Api {
     http: reqwest::Client,
     base: String,
+    reader: Option<(ed25519_dalek::SigningKey, [u8; 32])>,
 }
 
 impl Api {
@@ -19,7 +20,13 @@ impl Api {
         Self {
             http: reqwest::Client::new(),
             base: format!("http://{address}"),
+            reader: None,
         }
+    }
+    /// Signs reads as `key`'s participant (docs/api.md, Authentication).
+    fn reading_as(mut self, key: ed25519_dalek::SigningKey, network: [u8; 32]) -> Self {
+        self.reader = Some((key, network));
+        self
     }
     async fn post_raw(&self, body: Vec<u8>) -> (u16, Value) {
         let response = self
@@ -37,12 +44,16 @@ impl Api {
         self.post_raw(serde_json::to_vec(&body).unwrap()).await
     }
     async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some((key, network)) = &self.reader {
+            let now_ms = tpw_node::runtime::now_ms();
+            for (name, value) in
+                tpw_node::request_auth::headers(key, network, "GET", path, now_ms, b"")
+            {
+                request = request.header(name, value);
+            }
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
         (
@@ -62,7 +73,8 @@ async fn bad_input_gets_a_stable_code_and_changes_nothing() {
     let folder = tempfile::tempdir().unwrap();
     let config = prepare(folder.path());
     let node = tpw_node::node::start(&config).await.unwrap();
-    let api = Api::new(node.api_address);
+    let api =
+        Api::new(node.api_address).reading_as(key(folder.path(), "regulator"), network_id(&config));
     let network = network_id(&config);
     let acme = key(folder.path(), "acme");
     let bank_a = key(folder.path(), "bank-a");
@@ -265,7 +277,8 @@ async fn settlement_reads_retries_and_restart() {
     let folder = tempfile::tempdir().unwrap();
     let config = prepare(folder.path());
     let node = tpw_node::node::start(&config).await.unwrap();
-    let api = Api::new(node.api_address);
+    let api =
+        Api::new(node.api_address).reading_as(key(folder.path(), "regulator"), network_id(&config));
     let network = network_id(&config);
     let acme = key(folder.path(), "acme");
     let payment = sign(
@@ -325,7 +338,8 @@ async fn settlement_reads_retries_and_restart() {
 
     node.stop().await.unwrap();
     let node = tpw_node::node::start(&config).await.unwrap();
-    let api = Api::new(node.api_address);
+    let api =
+        Api::new(node.api_address).reading_as(key(folder.path(), "regulator"), network_id(&config));
     let (_, status_body) = api.get("/v1/status").await;
     assert_eq!(
         status_body["head_hash"], head,
@@ -351,7 +365,8 @@ async fn pending_transfers_expire_on_an_idle_network() {
     let folder = tempfile::tempdir().unwrap();
     let config = prepare(folder.path());
     let node = tpw_node::node::start(&config).await.unwrap();
-    let api = Api::new(node.api_address);
+    let api =
+        Api::new(node.api_address).reading_as(key(folder.path(), "regulator"), network_id(&config));
     let network = network_id(&config);
     let globex = key(folder.path(), "globex");
     let reserve = Operation::Transfer {
@@ -423,5 +438,227 @@ async fn the_admin_interface_answers_only_the_operator_token() {
         .unwrap();
     // Authenticated; a one-node network has no peers to cut off.
     assert_eq!(response.status(), 409);
+    node.stop().await.unwrap();
+}
+
+/// A seeded generator for the request mix.
+struct Stream(u64);
+
+impl Stream {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_requests_across_roles_leak_nothing() {
+    // Proves read scoping on 10,000 random signed requests: every principal (two banks, four
+    // partners, the regulator, the operator) gets 200 exactly where the documented rule says it
+    // may read (its own records, its sponsored partners' for a bank, everything for the
+    // regulator), and everywhere else an answer byte-identical to that for a record that does
+    // not exist; unsigned, tampered, stale and replayed requests get 401 and no data.
+    use tpw_node::demo::PARTICIPANTS;
+    let folder = tempfile::tempdir().unwrap();
+    let config = prepare(folder.path());
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let network = network_id(&config);
+    let stem = |id: u64| PARTICIPANTS.iter().find(|p| p.0 == id).unwrap().1;
+    let bank_of = |id: u64| PARTICIPANTS.iter().find(|p| p.0 == id).unwrap().4;
+    let role = |id: u64| PARTICIPANTS.iter().find(|p| p.0 == id).unwrap().3;
+    let principals: Vec<u64> = PARTICIPANTS.iter().map(|p| p.0).collect();
+    let apis: Vec<Api> = principals
+        .iter()
+        .map(|id| Api::new(node.api_address).reading_as(key(folder.path(), stem(*id)), network))
+        .collect();
+    let regulator = &apis[principals.iter().position(|id| *id == 7).unwrap()];
+
+    // Records to read: a payment from each partner to the next, a netting cycle between
+    // 3 and 5 with a credit limit, and the transaction ids.
+    let mut transfers = Vec::new();
+    let mut transactions = Vec::new();
+    for partner in 3..=6u64 {
+        let to = if partner == 6 { 3 } else { partner + 1 };
+        let envelope = sign(
+            network,
+            &key(folder.path(), stem(partner)),
+            common::payment(1, account_of(partner, EUR), account_of(to, EUR), EUR, 10),
+        );
+        let (status, body) = regulator.submit(&[envelope], true).await;
+        assert_eq!(status, 200, "{body}");
+        transfers.push((partner, 1u128, partner, to));
+        transactions.push((
+            body["results"][0]["tx_id"].as_str().unwrap().to_string(),
+            partner,
+        ));
+    }
+    let bank_a = key(folder.path(), "bank-a");
+    let open = Operation::OpenCycle {
+        cycle: 9,
+        asset: EUR,
+        closes_at_ms: tpw_node::runtime::now_ms() + 3_600_000,
+        members: vec![3, 5],
+    };
+    let (status, _) = regulator
+        .submit(&[sign(network, &bank_a, open)], true)
+        .await;
+    assert_eq!(status, 200);
+    let limit = Operation::SetCreditLimit {
+        debtor: 3,
+        asset: EUR,
+        limit: Some(500),
+    };
+    let initech = key(folder.path(), "initech");
+    let (status, _) = regulator
+        .submit(&[sign(network, &initech, limit)], true)
+        .await;
+    assert_eq!(status, 200);
+
+    // Who may read what belongs to `owner`.
+    let sees = |principal: u64, owner: u64| {
+        principal == owner
+            || role(principal) == tpw_contracts::model::Role::Regulator
+            || (role(principal) == tpw_contracts::model::Role::BankMember
+                && bank_of(owner) == Some(principal))
+    };
+    let accounts: Vec<(u128, u64)> = tpw_node::demo::all_accounts()
+        .into_iter()
+        .map(|(account, asset)| {
+            let owner = if account < 1000 {
+                (account / 100) as u64
+            } else if asset == EUR {
+                1
+            } else {
+                2
+            };
+            (account, owner)
+        })
+        .collect();
+    // The answer for something that does not exist, per kind, as each principal sees it.
+    let mut missing = std::collections::BTreeMap::new();
+    for (index, api) in apis.iter().enumerate() {
+        for (kind, path) in [
+            ("account", "/v1/accounts/999999".to_string()),
+            ("transfer", "/v1/transfers/3/999999".to_string()),
+            (
+                "transaction",
+                format!("/v1/transactions/{}", "ab".repeat(32)),
+            ),
+            ("cycle", "/v1/netting/999999".to_string()),
+            ("block", "/v1/blocks/999999".to_string()),
+        ] {
+            let (status, body) = api.get(&path).await;
+            assert_eq!(status, 404, "{kind} {body}");
+            missing.insert((index, kind), body);
+        }
+    }
+    let mut stream = Stream(0x9e37_79b9_7f4a_7c15);
+    let (mut allowed, mut refused) = (0, 0);
+    for request in 0..10_000 {
+        let index = stream.below(apis.len() as u64) as usize;
+        let principal = principals[index];
+        let (kind, path, visible) = match stream.below(8) {
+            0 | 1 => {
+                let (account, owner) = accounts[stream.below(accounts.len() as u64) as usize];
+                (
+                    "account",
+                    format!("/v1/accounts/{account}"),
+                    sees(principal, owner),
+                )
+            }
+            2 | 3 => {
+                let (owner, id, debtor, creditor) =
+                    transfers[stream.below(transfers.len() as u64) as usize];
+                let visible = [owner, debtor, creditor]
+                    .iter()
+                    .any(|party| sees(principal, *party));
+                ("transfer", format!("/v1/transfers/{owner}/{id}"), visible)
+            }
+            4 => {
+                let (tx_id, signer) =
+                    &transactions[stream.below(transactions.len() as u64) as usize];
+                (
+                    "transaction",
+                    format!("/v1/transactions/{tx_id}"),
+                    sees(principal, *signer),
+                )
+            }
+            5 => (
+                "cycle",
+                "/v1/netting/9".to_string(),
+                [1, 3, 5].iter().any(|party| sees(principal, *party)),
+            ),
+            6 => (
+                "block",
+                format!("/v1/blocks/{}", 1 + stream.below(4)),
+                matches!(
+                    role(principal),
+                    tpw_contracts::model::Role::Regulator | tpw_contracts::model::Role::BankMember
+                ),
+            ),
+            _ => {
+                let (creditor, debtor) = (5u64, 3u64);
+                (
+                    "credit",
+                    format!("/v1/credit-limits/{creditor}/{debtor}/{EUR}"),
+                    sees(principal, creditor) || sees(principal, debtor),
+                )
+            }
+        };
+        let (status, body) = apis[index].get(&path).await;
+        if visible {
+            assert_eq!(status, 200, "request {request}: {principal} {path}: {body}");
+            allowed += 1;
+        } else {
+            assert_eq!(status, 404, "request {request}: {principal} {path}: {body}");
+            if let Some(expected) = missing.get(&(index, kind)) {
+                assert_eq!(&body, expected, "request {request}: {principal} {path}");
+            }
+            refused += 1;
+        }
+    }
+    assert!(allowed > 2_000 && refused > 2_000, "{allowed} {refused}");
+
+    // Requests that are not properly signed never get data.
+    let account = format!("/v1/accounts/{}", account_of(3, EUR));
+    let (status, body) = Api::new(node.api_address).get(&account).await;
+    assert_eq!((status, code(&body)), (401, "unauthenticated"));
+    let http = reqwest::Client::new();
+    let url = format!("http://{}{account}", node.api_address);
+    let acme = key(folder.path(), "acme");
+    let now_ms = tpw_node::runtime::now_ms();
+    let send = |headers: Vec<(&'static str, String)>| {
+        let mut request = http.get(&url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            (status, code(&body).to_string())
+        }
+    };
+    let signed = tpw_node::request_auth::headers(&acme, &network, "GET", &account, now_ms, b"");
+    assert_eq!(send(signed.to_vec()).await.0, 200);
+    assert_eq!(
+        send(signed.to_vec()).await,
+        (401, "replayed_request".into())
+    );
+    let other_path =
+        tpw_node::request_auth::headers(&acme, &network, "GET", "/v1/accounts/1", now_ms, b"");
+    assert_eq!(
+        send(other_path.to_vec()).await,
+        (401, "bad_signature".into())
+    );
+    let stale =
+        tpw_node::request_auth::headers(&acme, &network, "GET", &account, now_ms - 120_000, b"");
+    assert_eq!(send(stale.to_vec()).await, (401, "stale_request".into()));
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let unknown =
+        tpw_node::request_auth::headers(&stranger, &network, "GET", &account, now_ms, b"");
+    assert_eq!(send(unknown.to_vec()).await, (401, "unknown_key".into()));
     node.stop().await.unwrap();
 }

@@ -11,12 +11,16 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The key file that signs reads when a command names none (TPW_KEY): the regulator's, which
+/// may read everything.
+static READ_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn tpw(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tpw"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tpw"));
+    if let Some(key) = READ_KEY.get() {
+        command.env("TPW_KEY", key);
+    }
+    command.args(args).stdin(Stdio::null()).output().unwrap()
 }
 
 fn json(output: &Output) -> Value {
@@ -107,6 +111,7 @@ fn every_cli_command_works_against_a_running_node() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    READ_KEY.get_or_init(|| path(dir, "keys/regulator.json"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while !tpw(&["account", "--node", &url, "301"]).status.success() {
         assert!(Instant::now() < deadline, "the node did not come up");
@@ -540,6 +545,13 @@ fn every_cli_command_works_against_a_running_node() {
     assert_eq!(shown_limits["spent_today"], "0");
     assert_eq!(shown_limits["transfer_max"], serde_json::Value::Null);
 
+    // A partner reads its own account, and another's answers exactly as a missing one.
+    let acme_key = path(dir, "keys/acme.json");
+    let own = tpw(&["account", "--node", &url, "--key", &acme_key, "301"]);
+    assert!(own.status.success());
+    let foreign = tpw(&["account", "--node", &url, "--key", &acme_key, "501"]);
+    assert!(!foreign.status.success());
+    assert!(String::from_utf8_lossy(&foreign.stderr).contains("account 501 not found"));
     let unknown = tpw(&["account", "--node", &url, "424242"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));

@@ -42,7 +42,7 @@ async fn sigkill_under_load_loses_no_acknowledged_transfer() {
     let network = network_id(&config);
     let base = format!("http://{}", config.api_listen);
     let mut node = spawn_node(dir, "node-1.log");
-    let client = Client::new(&base);
+    let client = Client::new(&base).with_key(&key(dir, "regulator"));
     wait_healthy(&client).await;
 
     let acked: Arc<Mutex<Vec<(u64, u128)>>> = Arc::new(Mutex::new(Vec::new()));

@@ -188,7 +188,7 @@ async fn netting_cycle(
     let sign = |key: &ed25519_dalek::SigningKey, operation: Operation| {
         Transaction::sign(network_id, key, Body::single(operation)).to_bytes()
     };
-    let leader = Client::new(&voters[0].api);
+    let leader = Client::new(&voters[0].api).with_key(&bank);
     let open = Operation::OpenCycle {
         cycle,
         asset: LOAD_ASSET,
@@ -275,8 +275,9 @@ pub async fn demo(dir: &Path) -> anyhow::Result<DemoReport> {
     };
     let (height, agreeing) = converge(&network).await;
     let mut conserved = true;
+    let regulator = crate::network::regulator_key(dir)?;
     for node in network.describe() {
-        let client = Client::new(&node.api);
+        let client = Client::new(&node.api).with_key(&regulator);
         let (mut debits, mut credits) = (0u128, 0u128);
         let accounts = (0..file.partners)
             .map(partner_account)

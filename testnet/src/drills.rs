@@ -168,7 +168,8 @@ pub async fn catch_up(
     }
     // Blocks grow with the load, so a fast machine may cut fewer blocks than the retention:
     // then single transfers follow until the voters have compacted.
-    let leader_client = Client::new(&leader);
+    let regulator = crate::network::regulator_key(&network.dir)?;
+    let leader_client = Client::new(&leader).with_key(&regulator);
     if leader_client.status().await?.log_compacted_index == 0 {
         let load = Load::start(&network, &parties.keys[..16], 16, 1 << 64)?;
         let deadline = Instant::now() + CONVERGE_TIMEOUT;
@@ -202,7 +203,7 @@ pub async fn catch_up(
         }
     };
     let catch_up_ms = started.elapsed().as_millis() as u64;
-    let observer_client = Client::new(&network.apis[observer]);
+    let observer_client = Client::new(&network.apis[observer]).with_key(&regulator);
     let deadline = Instant::now() + CONVERGE_TIMEOUT;
     loop {
         let status = observer_client.status().await?;
@@ -339,8 +340,9 @@ async fn count_lost(
     acknowledged: &[(usize, u128)],
 ) -> anyhow::Result<usize> {
     let mut lost = 0;
+    let regulator = crate::network::regulator_key(&network.dir)?;
     for api in &network.apis {
-        let client = Client::new(api);
+        let client = Client::new(api).with_key(&regulator);
         for (from, id) in acknowledged {
             if client.transfer(partner_id(*from), *id).await?.is_none() {
                 lost += 1;

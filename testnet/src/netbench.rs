@@ -57,8 +57,8 @@ pub async fn run(obligations: usize, participants: usize) -> anyhow::Result<Nett
     let (mut network, _) = LocalNetwork::create(dir.path(), 1, 0, participants)?;
     network.start().await?;
     let network_id = network.genesis.compute_network_id()?;
-    let node = Client::new(&network.apis[0]);
     let bank = tpw_node::keys::load(&dir.path().join("keys").join("bank-1.json"))?;
+    let node = Client::new(&network.apis[0]).with_key(&bank);
     let cycle = 1u128;
     let open = Operation::OpenCycle {
         cycle,

@@ -89,6 +89,14 @@ pub struct LocalNetwork {
     pub genesis: Genesis,
 }
 
+/// The regulator's key of the network in `dir`: it may read every record, so the tools use it
+/// for checks across all accounts.
+pub fn regulator_key(dir: &Path) -> anyhow::Result<SigningKey> {
+    Ok(tpw_node::keys::load(
+        &dir.join("keys").join("regulator.json"),
+    )?)
+}
+
 /// One node as `tpw-testnet up` prints it and network.json records it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NodeEntry {

@@ -162,8 +162,9 @@ async fn voters_and_an_observer_replicate_forward_and_survive_losing_the_leader(
 
     network.restart(leader).await.unwrap();
     let (_, head) = converge(&network, &[0, 1, 2, 3], height + 20).await;
+    let regulator = tpw_testnet::network::regulator_key(&network.dir).unwrap();
     for index in 0..4 {
-        let node = Client::new(&network.apis[index]);
+        let node = Client::new(&network.apis[index]).with_key(&regulator);
         for (from, id) in &acknowledged {
             let transfer = node.transfer(partner_id(*from), *id).await.unwrap();
             assert!(

@@ -2,10 +2,12 @@
 //! gives every refusal an HTTP status, a stable code and a message saying what to fix.
 
 mod admission;
+mod auth;
 mod reads;
 mod submit;
 
 pub use admission::AdmissionCache;
+pub use auth::{Principal, ReplayGuard};
 
 use crate::api_types::{ErrorDetail, ErrorResponse};
 use crate::limits::BODY_SIZE_MAX;
@@ -39,6 +41,8 @@ pub struct ApiContext {
     /// Facts that admission has already read and that never change: registered signer keys and
     /// each account's asset (accounts are never deleted and never change asset).
     pub admission_cache: AdmissionCache,
+    /// Signed requests already seen inside the replay window.
+    pub replay: ReplayGuard,
 }
 
 type AppState = Arc<ApiContext>;
@@ -149,8 +153,10 @@ impl IntoResponse for ApiError {
 
 /// Builds the router.
 pub fn router(context: Arc<ApiContext>) -> Router {
-    Router::new()
-        .route("/v1/transactions", post(submit::submit))
+    // Reads of ledger records need a signed request (docs/api.md, Authentication) and show the
+    // principal only what it may see; submissions carry their own signatures; status, health
+    // and metrics hold no participant's data.
+    let scoped = Router::new()
         .route("/v1/transactions/{tx_id}", get(reads::transaction))
         .route("/v1/accounts/{id}", get(reads::account))
         .route("/v1/transfers/{participant}/{id}", get(reads::transfer))
@@ -162,6 +168,13 @@ pub fn router(context: Arc<ApiContext>) -> Router {
         )
         .route("/v1/blocks", get(reads::recent_blocks))
         .route("/v1/blocks/{height}", get(reads::block))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&context),
+            auth::authenticate,
+        ));
+    Router::new()
+        .merge(scoped)
+        .route("/v1/transactions", post(submit::submit))
         .route("/v1/status", get(reads::status))
         .route("/v1/health", get(reads::health))
         .route("/metrics", get(reads::metrics))

@@ -1,10 +1,10 @@
 //! The read endpoints: transactions, accounts, transfers, blocks, status, health, metrics.
 
-use super::{parse_hash, parse_u128, ApiError, AppState};
+use super::{parse_hash, parse_u128, ApiError, AppState, Principal};
 use crate::api_types::*;
 use crate::limits::RECENT_BLOCKS_MAX;
 use crate::storage::StorageError;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,6 +13,7 @@ use tpw_contracts::{transaction_id, Transaction};
 
 pub(super) async fn transaction(
     State(context): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(tx_id): Path<String>,
 ) -> Result<Json<TransactionResponse>, ApiError> {
     let tx_id = parse_hash(&tx_id, "bad_tx_id")?;
@@ -28,9 +29,24 @@ pub(super) async fn transaction(
             })?;
         let position = location.position as usize;
         let envelope = block.proposal.transactions.get(position);
-        let transaction = envelope
-            .and_then(|bytes| Transaction::from_bytes(bytes, &context.network_id).ok())
-            .map(|transaction| TransactionView::from(&transaction));
+        let decoded =
+            envelope.and_then(|bytes| Transaction::from_bytes(bytes, &context.network_id).ok());
+        // Visible to its signer (and whoever may read the signer's records).
+        let signer = match &decoded {
+            Some(transaction) => reader
+                .participant_by_key(&transaction.signer)
+                .map_err(ApiError::storage)?
+                .map(|participant| participant.id),
+            None => None,
+        };
+        let visible = match signer {
+            Some(signer) => principal.sees(reader, signer)?,
+            None => principal.sees_all(),
+        };
+        if !visible {
+            return Err(ApiError::not_found("transaction"));
+        }
+        let transaction = decoded.map(|transaction| TransactionView::from(&transaction));
         return Ok(Json(TransactionResponse {
             head_height: head_height(&context),
             tx_id: hex::encode(tx_id),
@@ -65,40 +81,60 @@ pub(super) async fn transaction(
 
 pub(super) async fn account(
     State(context): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<AccountResponse>, ApiError> {
     let id = parse_u128(&id, "bad_account_id")?;
     match context.reader.account(id).map_err(ApiError::storage)? {
-        Some((account, height, hold)) => Ok(Json(AccountResponse {
-            height,
-            account: AccountView::from(&account),
-            hold: hold.as_ref().map(tpw_contracts::view::HoldView::from),
-        })),
-        None => Err(ApiError::not_found("account")),
+        Some((account, height, hold)) if principal.sees(&context.reader, account.owner)? => {
+            Ok(Json(AccountResponse {
+                height,
+                account: AccountView::from(&account),
+                hold: hold.as_ref().map(tpw_contracts::view::HoldView::from),
+            }))
+        }
+        _ => Err(ApiError::not_found("account")),
     }
 }
 
 pub(super) async fn netting_cycle(
     State(context): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(cycle): Path<String>,
 ) -> Result<Json<CycleResponse>, ApiError> {
     let cycle = parse_u128(&cycle, "bad_cycle_id")?;
-    match context.reader.cycle(cycle).map_err(ApiError::storage)? {
-        Some((record, members, height)) => Ok(Json(CycleResponse {
+    let found = context.reader.cycle(cycle).map_err(ApiError::storage)?;
+    // Visible to its opener and members (and whoever may read theirs).
+    let mut visible = false;
+    if let Some((record, members, _)) = &found {
+        for participant in std::iter::once(&record.opener).chain(members) {
+            if principal.sees(&context.reader, *participant)? {
+                visible = true;
+                break;
+            }
+        }
+    }
+    match found {
+        Some((record, members, height)) if visible => Ok(Json(CycleResponse {
             height,
             cycle: tpw_contracts::view::CycleView::from(&record),
             members,
         })),
-        None => Err(ApiError::not_found("netting cycle")),
+        _ => Err(ApiError::not_found("netting cycle")),
     }
 }
 
 pub(super) async fn limits(
     State(context): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path((participant, asset)): Path<(String, String)>,
 ) -> Result<Json<LimitsResponse>, ApiError> {
     let participant = parse_participant(&participant)?;
     let asset = parse_asset(&asset)?;
+    let operator = principal.role == tpw_contracts::model::Role::Operator;
+    if !operator && !principal.sees(&context.reader, participant)? {
+        return Err(ApiError::not_found("limits"));
+    }
     let details = context
         .reader
         .limits(participant, asset)
@@ -140,10 +176,14 @@ fn parse_asset(text: &str) -> Result<u32, ApiError> {
 
 pub(super) async fn credit_limit(
     State(context): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path((creditor, debtor, asset)): Path<(String, String, String)>,
 ) -> Result<Json<CreditLimitResponse>, ApiError> {
     let (creditor, debtor) = (parse_participant(&creditor)?, parse_participant(&debtor)?);
     let asset = parse_asset(&asset)?;
+    if !principal.sees(&context.reader, creditor)? && !principal.sees(&context.reader, debtor)? {
+        return Err(ApiError::not_found("credit limit"));
+    }
     let (limit, height) = context
         .reader
         .credit_limit(creditor, debtor, asset)
@@ -159,6 +199,7 @@ pub(super) async fn credit_limit(
 
 pub(super) async fn transfer(
     State(context): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path((participant, id)): Path<(String, String)>,
 ) -> Result<Json<TransferResponse>, ApiError> {
     let participant = participant.parse::<u64>().map_err(|_| {
@@ -174,31 +215,57 @@ pub(super) async fn transfer(
         .transfer(participant, id)
         .map_err(ApiError::storage)?
     {
-        Some(details) => Ok(Json(TransferResponse {
-            height: details.height,
-            transfer: TransferView::from(&details.record),
-            escrow: details
-                .escrow
-                .as_ref()
-                .map(tpw_contracts::view::EscrowView::from),
-            reversal: details
-                .reversal
-                .as_ref()
-                .map(tpw_contracts::view::ReversalView::from),
-            exchange: details
-                .exchange
-                .as_ref()
-                .map(tpw_contracts::view::ExchangeView::from),
-            awaiting_approval: details.awaiting_approval,
-        })),
-        None => Err(ApiError::not_found("transfer")),
+        Some(details) if transfer_visible(&context, &principal, &details.record)? => {
+            Ok(Json(TransferResponse {
+                height: details.height,
+                transfer: TransferView::from(&details.record),
+                escrow: details
+                    .escrow
+                    .as_ref()
+                    .map(tpw_contracts::view::EscrowView::from),
+                reversal: details
+                    .reversal
+                    .as_ref()
+                    .map(tpw_contracts::view::ReversalView::from),
+                exchange: details
+                    .exchange
+                    .as_ref()
+                    .map(tpw_contracts::view::ExchangeView::from),
+                awaiting_approval: details.awaiting_approval,
+            }))
+        }
+        _ => Err(ApiError::not_found("transfer")),
     }
+}
+
+/// A transfer is visible to its submitter and to the owners of its two accounts (and whoever
+/// may read theirs).
+fn transfer_visible(
+    context: &AppState,
+    principal: &Principal,
+    record: &tpw_contracts::model::TransferRecord,
+) -> Result<bool, ApiError> {
+    if principal.sees(&context.reader, record.owner)? {
+        return Ok(true);
+    }
+    for account in [record.debit_account, record.credit_account] {
+        if let Some((account, _, _)) = context.reader.account(account).map_err(ApiError::storage)? {
+            if principal.sees(&context.reader, account.owner)? {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 pub(super) async fn block(
     State(context): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(height): Path<String>,
 ) -> Result<Json<BlockResponse>, ApiError> {
+    if !principal.reads_blocks() {
+        return Err(ApiError::not_found("block"));
+    }
     let height = height.parse::<u64>().map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -232,8 +299,12 @@ pub(super) struct RecentQuery {
 
 pub(super) async fn recent_blocks(
     State(context): State<AppState>,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<RecentQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<RecentBlocksResponse>, ApiError> {
+    if !principal.reads_blocks() {
+        return Err(ApiError::not_found("blocks"));
+    }
     let Query(query) = query.map_err(|rejection| {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
     })?;

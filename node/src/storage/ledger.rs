@@ -699,6 +699,33 @@ impl LedgerReader {
         })
     }
 
+    /// A participant's current record.
+    pub fn participant(
+        &self,
+        id: u64,
+    ) -> Result<Option<tpw_contracts::model::Participant>, StorageError> {
+        self.state_now(&tpw_contracts::state::participant_key(id))?
+            .map(|bytes| {
+                from_bytes(&bytes, tpw_contracts::model::Participant::decode)
+                    .map_err(|error| StorageError::Corrupt(format!("participant record: {error}")))
+            })
+            .transpose()
+    }
+
+    /// The participant a public key is registered to, with its record.
+    pub fn participant_by_key(
+        &self,
+        key: &[u8; 32],
+    ) -> Result<Option<tpw_contracts::model::Participant>, StorageError> {
+        let Some(bytes) = self.state_now(&tpw_contracts::state::signer_key(key))? else {
+            return Ok(None);
+        };
+        let id = <[u8; 8]>::try_from(bytes.as_slice())
+            .map(u64::from_le_bytes)
+            .map_err(|_| StorageError::Corrupt("key record is not a participant id".into()))?;
+        self.participant(id)
+    }
+
     /// The current value of a state record, without a snapshot (admission checks).
     pub fn state_now(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         match self.db.rocks().get_pinned_cf(self.db.cf(CF_STATE), key)? {
