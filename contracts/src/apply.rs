@@ -5,7 +5,7 @@
 //! clock, no randomness and no unordered iteration reach the result, so every replica and an
 //! offline auditor compute identical bytes.
 
-use crate::block::{merkle_root, BlockHeader, Proposal, Receipt};
+use crate::block::{merkle_root, BlockEffect, BlockHeader, Proposal, Receipt};
 use crate::codec::DecodeError;
 use crate::limits::EXPIRIES_PER_BLOCK_MAX;
 use crate::model::{Hash, Participant, ParticipantId, TransferId};
@@ -50,6 +50,8 @@ pub struct BlockOutcome {
     pub head: ChainHead,
     /// Pending transfers that expired at the start of this block.
     pub expired: Vec<(ParticipantId, TransferId)>,
+    /// What fell due at the start of this block (expiries, then cycles closed by time).
+    pub effects: Vec<BlockEffect>,
 }
 
 /// The facts every operation of a block sees.
@@ -92,7 +94,19 @@ pub fn apply_block(
 
     let mut overlay = Overlay::new(store);
     let expired = expire_due(&mut overlay, store, context)?;
-    crate::netting::close_due(&mut overlay, store, context)?;
+    let closed = crate::netting::close_due(&mut overlay, store, context)?;
+    let effects: Vec<BlockEffect> = expired
+        .iter()
+        .map(|(owner, id)| BlockEffect::PendingExpired {
+            owner: *owner,
+            id: *id,
+        })
+        .chain(
+            closed
+                .into_iter()
+                .map(|cycle| BlockEffect::CycleSettled { cycle }),
+        )
+        .collect();
     let mut receipts = Vec::with_capacity(decoded.len());
     let mut signers = Vec::with_capacity(decoded.len());
     for (index, transaction) in decoded.iter().enumerate() {
@@ -140,6 +154,7 @@ pub fn apply_block(
             .expect("bounded by BLOCK_TRANSACTIONS_MAX"),
         transactions_root: merkle_root(&tx_ids),
         receipts_root: merkle_root(&receipts.iter().map(Receipt::hash).collect::<Vec<_>>()),
+        effects_root: merkle_root(&effects.iter().map(BlockEffect::hash).collect::<Vec<_>>()),
         state_root: commitment.root(),
     };
     let head = ChainHead {
@@ -156,6 +171,7 @@ pub fn apply_block(
         diff,
         head,
         expired,
+        effects,
     })
 }
 

@@ -74,6 +74,7 @@ pub fn check_block_record(
     header: &BlockHeader,
     proposal: &Proposal,
     receipts: &[Receipt],
+    effects: &[crate::block::BlockEffect],
 ) -> Result<(), BlockCheckError> {
     let height = header.height;
     if &header.network_id != network_id {
@@ -107,6 +108,16 @@ pub fn check_block_record(
         return Err(BlockCheckError::RootMismatch {
             height,
             root: "receipts",
+        });
+    }
+    let effect_hashes: Vec<Hash> = effects
+        .iter()
+        .map(crate::block::BlockEffect::hash)
+        .collect();
+    if merkle_root(&effect_hashes) != header.effects_root {
+        return Err(BlockCheckError::RootMismatch {
+            height,
+            root: "effects",
         });
     }
     for (position, (receipt, tx_id)) in receipts.iter().zip(&tx_ids).enumerate() {

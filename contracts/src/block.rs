@@ -154,6 +154,8 @@ pub struct BlockHeader {
     pub transactions_root: Hash,
     /// Merkle root of the receipt hashes.
     pub receipts_root: Hash,
+    /// Merkle root of the hashes of the block's effects (what fell due without a transaction).
+    pub effects_root: Hash,
     /// State commitment after applying the block.
     pub state_root: Hash,
 }
@@ -171,6 +173,7 @@ impl BlockHeader {
         writer.u32(self.transaction_count);
         writer.fixed(&self.transactions_root);
         writer.fixed(&self.receipts_root);
+        writer.fixed(&self.effects_root);
         writer.fixed(&self.state_root);
         writer.finish()
     }
@@ -194,6 +197,7 @@ impl BlockHeader {
             transaction_count: reader.u32("header.transaction_count")?,
             transactions_root: reader.array("header.transactions_root")?,
             receipts_root: reader.array("header.receipts_root")?,
+            effects_root: reader.array("header.effects_root")?,
             state_root: reader.array("header.state_root")?,
         };
         reader.finish()?;
@@ -258,6 +262,73 @@ impl Receipt {
         *blake3::hash(&writer.finish()).as_bytes()
     }
 }
+
+/// Something a block did at its start because it fell due by block time, not by a transaction:
+/// recorded with the block (committed by the header's effects root) so every node can tell
+/// clients about it in the same order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockEffect {
+    /// A pending transfer expired and its reservation returned.
+    PendingExpired {
+        /// Its owner.
+        owner: crate::model::ParticipantId,
+        /// Its id.
+        id: crate::model::TransferId,
+    },
+    /// A netting cycle reached its close time and settled.
+    CycleSettled {
+        /// The cycle.
+        cycle: u128,
+    },
+}
+
+const EFFECT_PENDING_EXPIRED: u8 = 1;
+const EFFECT_CYCLE_SETTLED: u8 = 2;
+
+impl BlockEffect {
+    /// Canonical encoding: tag u8 (1: owner u64, id u128; 2: cycle u128).
+    pub fn encode(&self, writer: &mut Writer) {
+        match self {
+            BlockEffect::PendingExpired { owner, id } => {
+                writer.u8(EFFECT_PENDING_EXPIRED);
+                writer.u64(*owner);
+                writer.u128(*id);
+            }
+            BlockEffect::CycleSettled { cycle } => {
+                writer.u8(EFFECT_CYCLE_SETTLED);
+                writer.u128(*cycle);
+            }
+        }
+    }
+
+    /// Reads an effect written by [`BlockEffect::encode`].
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match reader.u8("effect.tag")? {
+            EFFECT_PENDING_EXPIRED => Ok(BlockEffect::PendingExpired {
+                owner: reader.u64("effect.owner")?,
+                id: reader.u128("effect.id")?,
+            }),
+            EFFECT_CYCLE_SETTLED => Ok(BlockEffect::CycleSettled {
+                cycle: reader.u128("effect.cycle")?,
+            }),
+            other => Err(DecodeError::InvalidValue {
+                field: "effect.tag",
+                value: other.into(),
+            }),
+        }
+    }
+
+    /// blake3 of the canonical encoding: the effects Merkle leaf.
+    pub fn hash(&self) -> Hash {
+        let mut writer = Writer::with_capacity(32);
+        self.encode(&mut writer);
+        *blake3::hash(&writer.finish()).as_bytes()
+    }
+}
+
+/// Effects one block may record: every expiry it may run and every cycle it may close by time.
+pub const EFFECTS_PER_BLOCK_MAX: usize =
+    crate::limits::EXPIRIES_PER_BLOCK_MAX + crate::netting::CYCLE_CLOSES_PER_BLOCK_MAX;
 
 fn read_code(reader: &mut Reader<'_>) -> Result<ResultCode, DecodeError> {
     let number = reader.u16("receipt.code")?;
@@ -357,6 +428,7 @@ mod tests {
             transaction_count: 2,
             transactions_root: [3; 32],
             receipts_root: [4; 32],
+            effects_root: [6; 32],
             state_root: [5; 32],
         };
         assert_eq!(BlockHeader::from_bytes(&header.to_bytes()).unwrap(), header);

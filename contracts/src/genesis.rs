@@ -298,6 +298,7 @@ impl Genesis {
             transaction_count: 0,
             transactions_root: merkle_root(&[]),
             receipts_root: merkle_root(&[]),
+            effects_root: merkle_root(&[]),
             state_root: commitment.root(),
         };
         let head = ChainHead {

@@ -29,7 +29,7 @@ pub mod view;
 
 pub use apply::{apply_block, next_expiry_ms, ApplyError, BlockOutcome};
 pub use audit::{check_block_record, BlockCheckError};
-pub use block::{check_attestation, AttestationCheck, BlockHeader, Proposal, Receipt};
+pub use block::{check_attestation, AttestationCheck, BlockEffect, BlockHeader, Proposal, Receipt};
 pub use genesis::{Genesis, GenesisState};
 pub use result::ResultCode;
 pub use state::{ChainHead, MemStore, StateDiff, StateStore};

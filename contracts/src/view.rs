@@ -1077,6 +1077,8 @@ pub struct HeaderView {
     pub transactions_root: String,
     /// Receipts Merkle root, hex.
     pub receipts_root: String,
+    /// Merkle root of the block's effects, hex.
+    pub effects_root: String,
     /// State root, hex.
     pub state_root: String,
 }
@@ -1092,6 +1094,7 @@ impl From<&BlockHeader> for HeaderView {
             transaction_count: header.transaction_count,
             transactions_root: hex::encode(header.transactions_root),
             receipts_root: hex::encode(header.receipts_root),
+            effects_root: hex::encode(header.effects_root),
             state_root: hex::encode(header.state_root),
         }
     }

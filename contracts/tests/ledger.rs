@@ -368,6 +368,14 @@ fn pending_transfers_post_void_and_expire() {
         "expiry fires in the first block at or past the deadline"
     );
     assert_eq!(
+        outcome.effects,
+        vec![tpw_contracts::BlockEffect::PendingExpired {
+            owner: PARTNER_X,
+            id: 10
+        }],
+        "the block records the expiry as an effect"
+    );
+    assert_eq!(
         ledger.transfer(PARTNER_X, 10).unwrap().state,
         TransferState::PendingExpired
     );
@@ -698,14 +706,26 @@ fn a_block_record_checks_on_its_own_and_tampering_is_found() {
     let network = ledger.head.network_id;
     let check = tpw_contracts::check_block_record;
     assert_eq!(
-        check(&network, &outcome.header, &proposal, &outcome.receipts),
+        check(
+            &network,
+            &outcome.header,
+            &proposal,
+            &outcome.receipts,
+            &outcome.effects
+        ),
         Ok(())
     );
 
     let mut changed = proposal.clone();
     changed.transactions[0] = vec![9, 8];
     assert!(matches!(
-        check(&network, &outcome.header, &changed, &outcome.receipts),
+        check(
+            &network,
+            &outcome.header,
+            &changed,
+            &outcome.receipts,
+            &outcome.effects
+        ),
         Err(tpw_contracts::BlockCheckError::RootMismatch {
             root: "transactions",
             ..
@@ -715,7 +735,13 @@ fn a_block_record_checks_on_its_own_and_tampering_is_found() {
     let mut receipts = outcome.receipts.clone();
     receipts[1].code = ResultCode::Ok;
     assert!(matches!(
-        check(&network, &outcome.header, &proposal, &receipts),
+        check(
+            &network,
+            &outcome.header,
+            &proposal,
+            &receipts,
+            &outcome.effects
+        ),
         Err(tpw_contracts::BlockCheckError::RootMismatch {
             root: "receipts",
             ..
@@ -729,11 +755,31 @@ fn a_block_record_checks_on_its_own_and_tampering_is_found() {
             .collect::<Vec<_>>(),
     );
     assert!(matches!(
-        check(&network, &header, &proposal, &receipts),
+        check(&network, &header, &proposal, &receipts, &outcome.effects),
         Err(tpw_contracts::BlockCheckError::VerdictMismatch { position: 1, .. })
     ));
+    let invented = [tpw_contracts::BlockEffect::CycleSettled { cycle: 1 }];
     assert!(matches!(
-        check(&[7; 32], &outcome.header, &proposal, &outcome.receipts),
+        check(
+            &network,
+            &outcome.header,
+            &proposal,
+            &outcome.receipts,
+            &invented
+        ),
+        Err(tpw_contracts::BlockCheckError::RootMismatch {
+            root: "effects",
+            ..
+        })
+    ));
+    assert!(matches!(
+        check(
+            &[7; 32],
+            &outcome.header,
+            &proposal,
+            &outcome.receipts,
+            &outcome.effects
+        ),
         Err(tpw_contracts::BlockCheckError::WrongNetwork { .. })
     ));
 }

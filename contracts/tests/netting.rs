@@ -176,7 +176,11 @@ fn a_cycle_closes_by_itself_at_its_close_time() {
         one(&mut ledger, PARTNER_X, owe(2, 7, X_EUR, Y_FROZEN, 5)),
         ResultCode::Ok
     );
-    ledger.block(5_000, Vec::new());
+    let outcome = ledger.block(5_000, Vec::new());
+    assert_eq!(
+        outcome.effects,
+        vec![tpw_contracts::BlockEffect::CycleSettled { cycle: 7 }]
+    );
     let report = cycle(&ledger, 7).report.expect("closed by block time");
     assert_eq!((report.settled, report.rejected, report.gross), (1, 1, 40));
     assert_eq!(

@@ -244,3 +244,44 @@ pub struct StatusResponse {
     #[serde(default)]
     pub blocks_missing: u64,
 }
+
+/// One ledger event, as the event stream (`GET /v1/events`) and webhooks deliver it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventView {
+    /// `height.sequence`: the same on every node; resume after it.
+    pub cursor: String,
+    /// Block height.
+    pub height: u64,
+    /// Position among the block's events, from 0.
+    pub sequence: u32,
+    /// Block time.
+    pub block_time_ms: u64,
+    /// "operation" (one operation of a transaction), "transaction" (a transaction refused
+    /// before any operation ran), "pending_expired" or "cycle_settled".
+    pub kind: String,
+    /// "settled" (applied) or "rejected" (see `code`).
+    pub status: String,
+    /// The result code.
+    pub code: tpw_contracts::ResultCode,
+    /// The transaction, for operation and transaction events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_id: Option<String>,
+    /// The transaction's position in the block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
+    /// The operation's index in the transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_index: Option<u32>,
+    /// The signing participant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<u64>,
+    /// The transfer it records (the client's transfer id), or the expired transfer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<tpw_contracts::view::TransferRef>,
+    /// The netting cycle settled by time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<String>,
+    /// The operation, as submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<tpw_contracts::view::OperationView>,
+}

@@ -251,6 +251,35 @@ impl Client {
         self.get(&format!("/v1/netting/{cycle}")).await
     }
 
+    /// GET /v1/events: the signing participant's events after `after` (a cursor), or from now.
+    pub async fn events(&self, after: Option<&str>) -> Result<EventStream, ClientError> {
+        let path = match after {
+            Some(cursor) => format!("/v1/events?after={cursor}"),
+            None => "/v1/events".to_string(),
+        };
+        let url = format!("{}{path}", self.base);
+        // A stream lives as long as the client reads it.
+        let request = self
+            .get_request(&path, &url)
+            .await?
+            .timeout(std::time::Duration::from_secs(365 * 24 * 3600));
+        let http = |source| ClientError::Http {
+            url: url.clone(),
+            source,
+        };
+        let response = request.send().await.map_err(http)?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response.bytes().await.map_err(http)?;
+            return Err(Self::api_error(status, &body));
+        }
+        Ok(EventStream {
+            response,
+            buffer: Vec::new(),
+            url,
+        })
+    }
+
     /// GET /v1/limits/{participant}/{asset}.
     pub async fn limits(
         &self,
@@ -274,5 +303,49 @@ impl Client {
     /// GET /v1/blocks/{height}.
     pub async fn block(&self, height: u64) -> Result<Option<BlockResponse>, ClientError> {
         self.get(&format!("/v1/blocks/{height}")).await
+    }
+}
+
+/// An open event stream (Server-Sent Events).
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+    url: String,
+}
+
+impl EventStream {
+    /// The next event; `None` when the node closed the stream.
+    pub async fn next(&mut self) -> Result<Option<EventView>, ClientError> {
+        loop {
+            if let Some(end) = self.buffer.windows(2).position(|window| window == b"\n\n") {
+                let frame: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let text = String::from_utf8_lossy(&frame);
+                let data: Vec<&str> = text
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("data:"))
+                    .map(|data| data.strip_prefix(' ').unwrap_or(data))
+                    .collect();
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return serde_json::from_str(&data.join("\n"))
+                    .map(Some)
+                    .map_err(|error| ClientError::Api {
+                        status: 200,
+                        code: "bad_response".into(),
+                        message: format!("an event is not JSON: {error}"),
+                    });
+            }
+            match self.response.chunk().await {
+                Ok(Some(bytes)) => self.buffer.extend_from_slice(&bytes),
+                Ok(None) => return Ok(None),
+                Err(source) => {
+                    return Err(ClientError::Http {
+                        url: self.url.clone(),
+                        source,
+                    })
+                }
+            }
+        }
     }
 }

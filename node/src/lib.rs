@@ -11,6 +11,7 @@ pub mod api_types;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod events;
 pub mod keys;
 pub mod limits;
 pub mod metrics;

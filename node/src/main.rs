@@ -278,6 +278,17 @@ enum Command {
         #[arg(long)]
         id: u128,
     },
+    /// Follows the key's participant's ledger events (one JSON line each), from a cursor or now.
+    Events {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Resume after this cursor (height or height.sequence; 0: from the first block).
+        #[arg(long)]
+        after: Option<String>,
+        /// Stop after this many events (default: follow until interrupted).
+        #[arg(long)]
+        count: Option<u64>,
+    },
     /// Creates a demo network in a folder, starts its node, runs example settlements and serves.
     Demo {
         /// Folder for keys, genesis and data.
@@ -576,6 +587,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Some(response) => print_json(&response),
             None => bail!("transfer {participant}/{id} not found"),
         },
+        Command::Events {
+            client,
+            after,
+            count,
+        } => {
+            let mut stream = client.connect()?.events(after.as_deref()).await?;
+            let mut seen = 0;
+            while count.is_none_or(|count| seen < count) {
+                let Some(event) = stream.next().await? else {
+                    bail!("the node closed the stream");
+                };
+                println!("{}", serde_json::to_string(&event)?);
+                seen += 1;
+            }
+            Ok(())
+        }
         Command::Demo {
             dir,
             api_listen,

@@ -240,6 +240,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         network: network.clone(),
         admission_cache: Default::default(),
         replay: Default::default(),
+        events: Default::default(),
     });
     crate::api::serve_forwarded(&context);
     if let Some(admin) = &config.admin_listen {

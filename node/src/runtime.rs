@@ -217,6 +217,8 @@ pub struct Shared {
     pub snapshot_installed: tokio::sync::Notify,
     /// The staged snapshot handed to Raft and not yet resolved.
     pub snapshot_gate: crate::snapshot::SnapshotGate,
+    /// The height of the last applied block: event streams wait on it.
+    pub head_height: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -229,6 +231,7 @@ impl Shared {
             stopping: AtomicBool::new(false),
             snapshot_installed: tokio::sync::Notify::new(),
             snapshot_gate: crate::snapshot::SnapshotGate::default(),
+            head_height: tokio::sync::watch::Sender::new(0),
         }
     }
 }
@@ -702,6 +705,7 @@ impl Runtime {
         })?;
         self.ledger
             .commit_block(entry.index, &entry.data, &outcome)?;
+        self.shared.head_height.send_replace(outcome.header.height);
         self.next_expiry_ms = next_expiry_ms(&self.ledger)?;
         let metrics = &self.shared.metrics;
         Metrics::add(&metrics.blocks_applied, 1);
@@ -797,6 +801,11 @@ impl Runtime {
             block_time_ms: head.time_ms,
             queue_depth: self.batcher.len(),
         };
+        self.shared.head_height.send_if_modified(|height| {
+            let changed = *height != status.height;
+            *height = status.height;
+            changed
+        });
         let metrics = &self.shared.metrics;
         Metrics::set(&metrics.height, status.height);
         Metrics::set(&metrics.term, status.term);

@@ -662,3 +662,165 @@ async fn random_requests_across_roles_leak_nothing() {
     assert_eq!(send(unknown.to_vec()).await, (401, "unknown_key".into()));
     node.stop().await.unwrap();
 }
+
+/// Reads `count` events from a stream, failing after 20 s.
+async fn read_events(
+    stream: &mut tpw_node::client::EventStream,
+    count: usize,
+) -> Vec<tpw_node::api_types::EventView> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        let next = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .expect("an event within 20 s")
+            .unwrap()
+            .expect("the stream stays open");
+        events.push(next);
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_resumes_exactly_once_across_disconnects_and_a_restart() {
+    // Proves a partner's stream carries its own events only (operations it signed or that
+    // touch its accounts, rejections, the expiry of its pending transfer), that reconnecting
+    // with the last cursor continues with the next event without a gap or a repeat, also after
+    // the node restarts, and that live events arrive on an open stream.
+    use tpw_node::client::Client;
+    let folder = tempfile::tempdir().unwrap();
+    let config = prepare(folder.path());
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let network = network_id(&config);
+    let base = format!("http://{}", node.api_address);
+    let acme_key = key(folder.path(), "acme");
+    let acme = Client::new(&base).with_key(&acme_key);
+    let submit = |signer: &str, operation: Operation| {
+        let key = key(folder.path(), signer);
+        let client = Client::new(&base);
+        async move {
+            let envelope = Transaction::sign(network, &key, Body::single(operation)).to_bytes();
+            let (_, response) = client.submit(&[envelope], true, None).await.unwrap();
+            assert_eq!(response.results[0].status, "committed");
+        }
+    };
+    submit(
+        "acme",
+        common::payment(1, account_of(3, EUR), account_of(5, EUR), EUR, 100),
+    )
+    .await;
+    submit(
+        "globex",
+        common::payment(1, account_of(4, EUR), account_of(6, EUR), EUR, 100),
+    )
+    .await;
+    submit(
+        "initech",
+        common::payment(1, account_of(5, EUR), account_of(3, EUR), EUR, 40),
+    )
+    .await;
+    submit(
+        "acme",
+        Operation::Transfer {
+            id: 2,
+            debit_account: account_of(3, EUR),
+            credit_account: account_of(4, EUR),
+            asset: EUR,
+            amount: 5,
+            kind: TransferKind::Pending { timeout_ms: 2_000 },
+            reference: 0,
+        },
+    )
+    .await;
+    submit(
+        "acme",
+        common::payment(
+            3,
+            account_of(3, EUR),
+            account_of(5, EUR),
+            EUR,
+            u64::MAX.into(),
+        ),
+    )
+    .await;
+
+    let mut stream = acme.events(Some("0")).await.unwrap();
+    let reference = read_events(&mut stream, 5).await;
+    drop(stream);
+    let kinds: Vec<(&str, &str)> = reference
+        .iter()
+        .map(|event| (event.kind.as_str(), event.status.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("operation", "settled"),
+            ("operation", "settled"),
+            ("operation", "settled"),
+            ("operation", "rejected"),
+            ("pending_expired", "settled"),
+        ],
+        "{reference:?}"
+    );
+    assert_eq!(reference[1].signer, Some(5), "Initech's payment to Acme");
+    assert_eq!(reference[3].code, tpw_contracts::ResultCode::ExceedsCredits);
+    assert!(
+        reference.iter().all(|event| event.signer != Some(4)),
+        "Globex's payment to Umbrella is not Acme's"
+    );
+    let transfer = reference[4].transfer.as_ref().unwrap();
+    assert_eq!((transfer.owner, transfer.id), (3, 2));
+
+    // Disconnect after two events and resume from the second's cursor.
+    let mut stream = acme.events(Some("0")).await.unwrap();
+    let first = read_events(&mut stream, 2).await;
+    drop(stream);
+    let mut resumed = acme.events(Some(&first[1].cursor)).await.unwrap();
+    let rest = read_events(&mut resumed, 3).await;
+    drop(resumed);
+    let joined: Vec<_> = first.into_iter().chain(rest).collect();
+    assert_eq!(joined, reference);
+
+    // The regulator sees Globex's payment too.
+    let regulator = Client::new(&base).with_key(&key(folder.path(), "regulator"));
+    let mut all = regulator.events(Some("0")).await.unwrap();
+    let seen = read_events(&mut all, 6).await;
+    assert!(seen.iter().any(|event| event.signer == Some(4)));
+    drop(all);
+
+    // Restart, then resume from the last cursor: the next event is new and arrives live.
+    node.stop().await.unwrap();
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let base = format!("http://{}", node.api_address);
+    let acme = Client::new(&base).with_key(&acme_key);
+    let mut resumed = acme.events(Some(&reference[4].cursor)).await.unwrap();
+    let envelope = Transaction::sign(
+        network,
+        &acme_key,
+        Body::single(common::payment(
+            4,
+            account_of(3, EUR),
+            account_of(5, EUR),
+            EUR,
+            1,
+        )),
+    )
+    .to_bytes();
+    Client::new(&base)
+        .submit(&[envelope], true, None)
+        .await
+        .unwrap();
+    let live = read_events(&mut resumed, 1).await;
+    assert_eq!(
+        live[0]
+            .transfer
+            .as_ref()
+            .map(|transfer| (transfer.owner, transfer.id)),
+        Some((3, 4))
+    );
+    let (status, body) = Api::new(node.api_address)
+        .reading_as(acme_key.clone(), network)
+        .get("/v1/events?after=x.y")
+        .await;
+    assert_eq!((status, code(&body)), (400, "bad_cursor"));
+    node.stop().await.unwrap();
+}

@@ -545,6 +545,23 @@ fn every_cli_command_works_against_a_running_node() {
     assert_eq!(shown_limits["spent_today"], "0");
     assert_eq!(shown_limits["transfer_max"], serde_json::Value::Null);
 
+    // Acme's first two events, from the start of the chain.
+    let events = tpw(&[
+        "events", "--node", &url, "--key", &acme, "--after", "0", "--count", "2",
+    ]);
+    assert!(
+        events.status.success(),
+        "{}",
+        String::from_utf8_lossy(&events.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&events.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["signer"], 3);
+    assert_eq!(lines[0]["status"], "settled");
+
     // A partner reads its own account, and another's answers exactly as a missing one.
     let acme_key = path(dir, "keys/acme.json");
     let own = tpw(&["account", "--node", &url, "--key", &acme_key, "301"]);

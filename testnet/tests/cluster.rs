@@ -767,5 +767,38 @@ async fn random_contract_mixes_leave_every_replica_on_one_state_root() {
     );
     let (height, _) = converge(&network, &[0, 1, 2, 3], 1).await;
     eprintln!("all four nodes at height {height} on one head and state root");
+
+    // A partner's event stream is the same on every node: read it whole from the observer,
+    // then read half from one voter and resume from the last cursor on another.
+    let partner = Client::new(&network.apis[3]).with_key(&parties.keys[0]);
+    let mut reference = Vec::new();
+    let mut stream = partner.events(Some("0")).await.unwrap();
+    while let Ok(next) = tokio::time::timeout(Duration::from_secs(3), stream.next()).await {
+        reference.push(next.unwrap().expect("the stream stays open"));
+    }
+    drop(stream);
+    assert!(
+        reference.len() > 20,
+        "partner 0 has {} events",
+        reference.len()
+    );
+    let half = reference.len() / 2;
+    let mut joined = Vec::new();
+    let first = Client::new(&network.apis[0]).with_key(&parties.keys[0]);
+    let mut stream = first.events(Some("0")).await.unwrap();
+    while joined.len() < half {
+        joined.push(stream.next().await.unwrap().unwrap());
+    }
+    drop(stream);
+    let cursor = joined.last().unwrap().cursor.clone();
+    let second = Client::new(&network.apis[1]).with_key(&parties.keys[0]);
+    let mut stream = second.events(Some(&cursor)).await.unwrap();
+    while joined.len() < reference.len() {
+        joined.push(stream.next().await.unwrap().unwrap());
+    }
+    assert_eq!(
+        joined, reference,
+        "the same events, once each, across nodes"
+    );
     network.stop();
 }

@@ -3,6 +3,7 @@
 
 mod admission;
 mod auth;
+mod events;
 mod reads;
 mod submit;
 
@@ -43,6 +44,8 @@ pub struct ApiContext {
     pub admission_cache: AdmissionCache,
     /// Signed requests already seen inside the replay window.
     pub replay: ReplayGuard,
+    /// Events of recent blocks, shared by the event streams.
+    pub events: crate::events::EventCache,
 }
 
 type AppState = Arc<ApiContext>;
@@ -168,6 +171,7 @@ pub fn router(context: Arc<ApiContext>) -> Router {
         )
         .route("/v1/blocks", get(reads::recent_blocks))
         .route("/v1/blocks/{height}", get(reads::block))
+        .route("/v1/events", get(events::stream))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&context),
             auth::authenticate,

@@ -156,6 +156,7 @@ impl Backfill {
                 &block.header,
                 &block.proposal,
                 &block.receipts,
+                &block.effects,
             )
             .map_err(|error| error.to_string())?;
             expected = block.header.previous_hash;

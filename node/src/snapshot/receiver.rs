@@ -202,6 +202,7 @@ impl SnapshotReceiver {
             header,
             &stored.proposal,
             &stored.receipts,
+            &stored.effects,
         )
         .map_err(|error| error.to_string())?;
         let root = commitment.root();

@@ -63,6 +63,8 @@ pub struct StoredBlock {
     pub proposal: Proposal,
     /// One receipt per transaction.
     pub receipts: Vec<Receipt>,
+    /// What fell due at the block's start (committed by the header's effects root).
+    pub effects: Vec<tpw_contracts::BlockEffect>,
 }
 
 /// What the API needs to know about a block just applied.
@@ -95,13 +97,24 @@ pub(super) fn decode_head(bytes: &[u8]) -> Result<(ChainHead, u64), StorageError
     Ok((head, applied))
 }
 
-fn encode_block(header: &BlockHeader, proposal_bytes: &[u8], receipts: &[Receipt]) -> Vec<u8> {
-    let mut writer = Writer::with_capacity(proposal_bytes.len() + receipts.len() * 40 + 256);
+fn encode_block(
+    header: &BlockHeader,
+    proposal_bytes: &[u8],
+    receipts: &[Receipt],
+    effects: &[tpw_contracts::BlockEffect],
+) -> Vec<u8> {
+    let mut writer = Writer::with_capacity(
+        proposal_bytes.len() + receipts.len() * 40 + effects.len() * 25 + 256,
+    );
     writer.bytes(&header.to_bytes());
     writer.bytes(proposal_bytes);
     writer.u32(receipts.len() as u32);
     for receipt in receipts {
         receipt.encode(&mut writer);
+    }
+    writer.u32(effects.len() as u32);
+    for effect in effects {
+        effect.encode(&mut writer);
     }
     writer.finish()
 }
@@ -134,11 +147,22 @@ pub fn parse_block_record(payload: &[u8]) -> Result<StoredBlock, StorageError> {
     for _ in 0..count {
         receipts.push(Receipt::decode(&mut reader).map_err(corrupt)?);
     }
+    let count = reader.u32("effects").map_err(corrupt)? as usize;
+    if count > tpw_contracts::block::EFFECTS_PER_BLOCK_MAX {
+        return Err(StorageError::Corrupt(
+            "block record: more effects than a block may have".into(),
+        ));
+    }
+    let mut effects = Vec::with_capacity(count);
+    for _ in 0..count {
+        effects.push(tpw_contracts::BlockEffect::decode(&mut reader).map_err(corrupt)?);
+    }
     reader.finish().map_err(corrupt)?;
     Ok(StoredBlock {
         header,
         proposal,
         receipts,
+        effects,
     })
 }
 
@@ -208,7 +232,7 @@ impl LedgerStore {
                         batch.put_cf(state_cf, key, seal_record(value));
                     }
                 }
-                let block = encode_block(&state.header, &Proposal::default().to_bytes(), &[]);
+                let block = encode_block(&state.header, &Proposal::default().to_bytes(), &[], &[]);
                 batch.put_cf(db.cf(CF_BLOCKS), 0u64.to_be_bytes(), seal_record(&block));
                 batch.put_cf(meta_cf, KEY_HEAD, seal_record(&encode_head(&state.head, 0)));
                 let mut options = rocksdb::WriteOptions::default();
@@ -289,6 +313,7 @@ impl LedgerStore {
                 &outcome.header,
                 proposal_bytes,
                 &outcome.receipts,
+                &outcome.effects,
             )),
         );
         let index_cf = self.db.cf(CF_INDEX);
@@ -724,6 +749,31 @@ impl LedgerReader {
             .map(u64::from_le_bytes)
             .map_err(|_| StorageError::Corrupt("key record is not a participant id".into()))?;
         self.participant(id)
+    }
+
+    /// The owner of an account (accounts never change owner).
+    pub fn account_owner(&self, id: u128) -> Result<Option<u64>, StorageError> {
+        self.state_now(&account_key(id))?
+            .map(|bytes| {
+                from_bytes(&bytes, Account::decode)
+                    .map(|account| account.owner)
+                    .map_err(|error| StorageError::Corrupt(format!("account record: {error}")))
+            })
+            .transpose()
+    }
+
+    /// A transfer record as it stands now.
+    pub fn transfer_record(
+        &self,
+        owner: u64,
+        id: u128,
+    ) -> Result<Option<TransferRecord>, StorageError> {
+        self.state_now(&transfer_key(owner, id))?
+            .map(|bytes| {
+                from_bytes(&bytes, TransferRecord::decode)
+                    .map_err(|error| StorageError::Corrupt(format!("transfer record: {error}")))
+            })
+            .transpose()
     }
 
     /// The current value of a state record, without a snapshot (admission checks).

@@ -1,0 +1,153 @@
+//! GET /v1/events: the principal's ledger events as Server-Sent Events, from a cursor (the
+//! `after` parameter or the `Last-Event-ID` header a reconnecting client sends) or from now,
+//! then live as blocks are applied. Every event carries its cursor as the SSE id, so a client
+//! that reconnects, to this node or another, gets each later event exactly once.
+
+use super::{ApiError, AppState, Principal};
+use crate::events::{Cursor, LedgerEvent};
+use axum::extract::{Extension, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Events buffered per stream before the producer waits for the client.
+const STREAM_BUFFER: usize = 256;
+/// How long a stream waits for a block this node does not hold yet (below a snapshot).
+const MISSING_BLOCK_RETRY: Duration = Duration::from_millis(500);
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventsQuery {
+    after: Option<String>,
+}
+
+pub(super) async fn stream(
+    State(context): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
+    })?;
+    let resume = query.after.or_else(|| {
+        headers
+            .get("last-event-id")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+    });
+    let cursor = match resume {
+        Some(text) => Cursor::parse(&text).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_cursor",
+                format!("{text:?} is not a cursor: height or height.sequence"),
+            )
+        })?,
+        None => Cursor {
+            height: *context.shared.head_height.borrow(),
+            sequence: None,
+        },
+    };
+    let (sender, receiver) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(produce(context, principal, cursor, sender));
+    let events = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|event| (Ok::<Event, std::convert::Infallible>(event), receiver))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// Whether the principal may see an event: it concerns the principal (or, for a bank, one of
+/// its sponsored partners); a regulator sees all.
+fn visible(
+    context: &AppState,
+    principal: &Principal,
+    known: &mut HashMap<u64, bool>,
+    event: &LedgerEvent,
+) -> Result<bool, ApiError> {
+    if principal.sees_all() {
+        return Ok(true);
+    }
+    for party in &event.parties {
+        let sees = match known.get(party) {
+            Some(sees) => *sees,
+            None => {
+                let sees = principal.sees(&context.reader, *party)?;
+                known.insert(*party, sees);
+                sees
+            }
+        };
+        if sees {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+async fn produce(
+    context: AppState,
+    principal: Principal,
+    cursor: Cursor,
+    sender: tokio::sync::mpsc::Sender<Event>,
+) {
+    let mut watch = context.shared.head_height.subscribe();
+    let mut height = match cursor.sequence {
+        Some(_) => cursor.height.max(1),
+        None => cursor.height + 1,
+    };
+    let mut known = HashMap::new();
+    loop {
+        let head = *watch.borrow_and_update();
+        while height <= head {
+            let events =
+                match context
+                    .events
+                    .block_events(&context.reader, &context.network_id, height)
+                {
+                    Ok(Some(events)) => events,
+                    Ok(None) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(MISSING_BLOCK_RETRY) => continue,
+                            _ = sender.closed() => return,
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, height, "event stream could not read a block");
+                        return;
+                    }
+                };
+            for event in events.iter() {
+                if !cursor.before(event.view.height, event.view.sequence) {
+                    continue;
+                }
+                match visible(&context, &principal, &mut known, event) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(_) => return,
+                }
+                let Ok(data) = serde_json::to_string(&event.view) else {
+                    return;
+                };
+                let message = Event::default()
+                    .id(event.view.cursor.clone())
+                    .event("ledger")
+                    .data(data);
+                if sender.send(message).await.is_err() {
+                    return;
+                }
+            }
+            height += 1;
+        }
+        tokio::select! {
+            changed = watch.changed() => if changed.is_err() { return },
+            _ = sender.closed() => return,
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Ledger events: what each committed block did, one event per operation and per effect (an
+//! expiry or a cycle closed by time), in block order. Each event names the participants it
+//! concerns, so the event stream and webhooks show a principal only its own. An event's cursor
+//! (`height.sequence`, the sequence counting the block's events from 0) is derived from the
+//! chain alone, so it is the same on every node.
+
+use crate::api_types::EventView;
+use crate::storage::{LedgerReader, StorageError, StoredBlock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tpw_contracts::model::Hash;
+use tpw_contracts::view::{OperationView, TransferRef};
+use tpw_contracts::{BlockEffect, Operation, ResultCode, Transaction};
+
+/// Blocks whose derived events are kept for the streams that read them.
+const CACHED_BLOCKS_MAX: usize = 4096;
+
+/// One event and the participants it concerns.
+#[derive(Debug, Clone)]
+pub struct LedgerEvent {
+    /// What clients see.
+    pub view: EventView,
+    /// Participants it concerns, ascending (empty: only regulators see it).
+    pub parties: Vec<u64>,
+}
+
+/// A cursor: the block height and the event's sequence in it; `None` sequence means after
+/// every event of that block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// Block height.
+    pub height: u64,
+    /// Sequence in the block; `None`: the whole block is behind the cursor.
+    pub sequence: Option<u32>,
+}
+
+impl Cursor {
+    /// Parses `height` or `height.sequence`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (height, sequence) = match text.split_once('.') {
+            Some((height, sequence)) => (height, Some(sequence.parse().ok()?)),
+            None => (text, None),
+        };
+        Some(Self {
+            height: height.parse().ok()?,
+            sequence,
+        })
+    }
+
+    /// Whether an event at (`height`, `sequence`) comes after this cursor.
+    pub fn before(&self, height: u64, sequence: u32) -> bool {
+        match self.sequence {
+            None => height > self.height,
+            Some(after) => (height, sequence) > (self.height, after),
+        }
+    }
+}
+
+/// Derived events of recent blocks, shared by all streams.
+#[derive(Default)]
+pub struct EventCache {
+    blocks: Mutex<BTreeMap<u64, Arc<Vec<LedgerEvent>>>>,
+}
+
+impl EventCache {
+    /// The events of block `height`, or `None` when this node does not hold that block (yet).
+    pub fn block_events(
+        &self,
+        reader: &LedgerReader,
+        network_id: &Hash,
+        height: u64,
+    ) -> Result<Option<Arc<Vec<LedgerEvent>>>, StorageError> {
+        if let Some(found) = self
+            .blocks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&height)
+        {
+            return Ok(Some(Arc::clone(found)));
+        }
+        let Some(block) = reader.block(height)? else {
+            return Ok(None);
+        };
+        let events = Arc::new(derive(reader, network_id, &block)?);
+        let mut blocks = self
+            .blocks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        blocks.insert(height, Arc::clone(&events));
+        while blocks.len() > CACHED_BLOCKS_MAX {
+            blocks.pop_first();
+        }
+        Ok(Some(events))
+    }
+}
+
+/// Collects the participants an event concerns.
+struct Parties<'a> {
+    reader: &'a LedgerReader,
+    found: Vec<u64>,
+}
+
+impl Parties<'_> {
+    fn add(&mut self, participant: u64) {
+        self.found.push(participant);
+    }
+    fn account(&mut self, account: u128) -> Result<(), StorageError> {
+        if let Some(owner) = self.reader.account_owner(account)? {
+            self.found.push(owner);
+        }
+        Ok(())
+    }
+    /// The transfer's owner and the owners of its two accounts.
+    fn transfer(&mut self, owner: u64, id: u128) -> Result<(), StorageError> {
+        self.found.push(owner);
+        if let Some(record) = self.reader.transfer_record(owner, id)? {
+            self.account(record.debit_account)?;
+            self.account(record.credit_account)?;
+        }
+        Ok(())
+    }
+    fn cycle(&mut self, cycle: u128) -> Result<(), StorageError> {
+        if let Some((record, members, _)) = self.reader.cycle(cycle)? {
+            self.found.push(record.opener);
+            self.found.extend(members);
+        }
+        Ok(())
+    }
+    fn finish(mut self) -> Vec<u64> {
+        self.found.sort_unstable();
+        self.found.dedup();
+        self.found
+    }
+}
+
+fn operation_parties(parties: &mut Parties<'_>, operation: &Operation) -> Result<(), StorageError> {
+    match operation {
+        Operation::OpenAccount { owner, .. } => parties.add(*owner),
+        Operation::Transfer {
+            debit_account,
+            credit_account,
+            ..
+        }
+        | Operation::CreateEscrow {
+            debit_account,
+            credit_account,
+            ..
+        }
+        | Operation::SubmitObligation {
+            debit_account,
+            credit_account,
+            ..
+        } => {
+            parties.account(*debit_account)?;
+            parties.account(*credit_account)?;
+        }
+        Operation::OfferExchange {
+            debit_account,
+            credit_account,
+            counter_debit_account,
+            counter_credit_account,
+            ..
+        } => {
+            for account in [
+                debit_account,
+                credit_account,
+                counter_debit_account,
+                counter_credit_account,
+            ] {
+                parties.account(*account)?;
+            }
+        }
+        Operation::PostPending { pending_id, .. } | Operation::VoidPending { pending_id, .. } => {
+            // The pending transfer is the signer's own: its accounts name the counterparty.
+            let owner = parties.found.first().copied();
+            if let Some(owner) = owner {
+                parties.transfer(owner, *pending_id)?;
+            }
+        }
+        Operation::ApproveEscrow { owner, escrow_id }
+        | Operation::ReleaseEscrow {
+            owner, escrow_id, ..
+        } => parties.transfer(*owner, *escrow_id)?,
+        Operation::AcceptExchange {
+            owner, exchange_id, ..
+        } => parties.transfer(*owner, *exchange_id)?,
+        Operation::Reverse {
+            original_owner,
+            original_id,
+            ..
+        } => parties.transfer(*original_owner, *original_id)?,
+        Operation::OpenCycle { cycle, members, .. } => {
+            parties.found.extend(members);
+            parties.cycle(*cycle)?;
+        }
+        Operation::CloseCycle { cycle, .. } => parties.cycle(*cycle)?,
+        Operation::SetHold { account, .. } | Operation::SetApprovalPolicy { account, .. } => {
+            parties.account(*account)?
+        }
+        Operation::SetCreditLimit { debtor, .. } => parties.add(*debtor),
+        Operation::SetOutflowCap { participant, .. } | Operation::AddKey { participant, .. } => {
+            parties.add(*participant)
+        }
+        Operation::ApproveTransfer { .. } | Operation::SetTransferMax { .. } => {}
+    }
+    Ok(())
+}
+
+fn status_of(code: ResultCode) -> &'static str {
+    if code == ResultCode::Ok {
+        "settled"
+    } else {
+        "rejected"
+    }
+}
+
+/// The events of one block, in order: its effects, then each transaction's operations.
+pub fn derive(
+    reader: &LedgerReader,
+    network_id: &Hash,
+    block: &StoredBlock,
+) -> Result<Vec<LedgerEvent>, StorageError> {
+    let height = block.header.height;
+    let time_ms = block.header.time_ms;
+    let mut events = Vec::new();
+    let base = |sequence: u32, kind: &str, code: ResultCode| EventView {
+        cursor: format!("{height}.{sequence}"),
+        height,
+        sequence,
+        block_time_ms: time_ms,
+        kind: kind.into(),
+        status: status_of(code).into(),
+        code,
+        tx_id: None,
+        position: None,
+        operation_index: None,
+        signer: None,
+        transfer: None,
+        cycle: None,
+        operation: None,
+    };
+    let mut sequence = 0u32;
+    for effect in &block.effects {
+        let mut parties = Parties {
+            reader,
+            found: Vec::new(),
+        };
+        let view = match effect {
+            BlockEffect::PendingExpired { owner, id } => {
+                parties.transfer(*owner, *id)?;
+                EventView {
+                    transfer: Some(TransferRef {
+                        owner: *owner,
+                        id: *id,
+                    }),
+                    ..base(sequence, "pending_expired", ResultCode::Ok)
+                }
+            }
+            BlockEffect::CycleSettled { cycle } => {
+                parties.cycle(*cycle)?;
+                EventView {
+                    cycle: Some(cycle.to_string()),
+                    ..base(sequence, "cycle_settled", ResultCode::Ok)
+                }
+            }
+        };
+        events.push(LedgerEvent {
+            view,
+            parties: parties.finish(),
+        });
+        sequence += 1;
+    }
+    for (position, (bytes, receipt)) in block
+        .proposal
+        .transactions
+        .iter()
+        .zip(&block.receipts)
+        .enumerate()
+    {
+        let tx_id = Some(hex::encode(receipt.tx_id));
+        let transaction = Transaction::from_bytes(bytes, network_id).ok();
+        let signer = match &transaction {
+            Some(transaction) => reader
+                .participant_by_key(&transaction.signer)?
+                .map(|participant| participant.id),
+            None => None,
+        };
+        let operations: &[Operation] = transaction
+            .as_ref()
+            .map_or(&[], |transaction| transaction.body.operations.as_slice());
+        if operations.is_empty() || signer.is_none() {
+            // Refused before any operation ran (malformed, bad signature, unknown signer):
+            // only regulators see it.
+            let view = EventView {
+                tx_id,
+                position: Some(position as u32),
+                signer,
+                ..base(sequence, "transaction", receipt.code)
+            };
+            events.push(LedgerEvent {
+                view,
+                parties: signer.into_iter().collect(),
+            });
+            sequence += 1;
+            continue;
+        }
+        for (index, operation) in operations.iter().enumerate() {
+            let code = receipt
+                .operations
+                .get(index)
+                .copied()
+                .unwrap_or(receipt.code);
+            let mut parties = Parties {
+                reader,
+                found: signer.into_iter().collect(),
+            };
+            operation_parties(&mut parties, operation)?;
+            let view = EventView {
+                tx_id: tx_id.clone(),
+                position: Some(position as u32),
+                operation_index: Some(index as u32),
+                signer,
+                transfer: operation
+                    .transfer_id()
+                    .zip(signer)
+                    .map(|(id, owner)| TransferRef { owner, id }),
+                operation: Some(OperationView::from(operation)),
+                ..base(sequence, "operation", code)
+            };
+            events.push(LedgerEvent {
+                view,
+                parties: parties.finish(),
+            });
+            sequence += 1;
+        }
+    }
+    Ok(events)
+}
