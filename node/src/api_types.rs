@@ -36,6 +36,10 @@ pub struct SubmitResult {
     /// Outcome, once committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<ResultCode>,
+    /// Once committed: "settled" (the code is `ok`) or "rejected" (any other code). The
+    /// lifecycle is received, then committed at a height, then settled or rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
     /// Per-operation outcomes, once committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operations: Option<Vec<ResultCode>>,

@@ -62,6 +62,35 @@ impl Default for BlockConfig {
     }
 }
 
+/// Per-principal limits of the HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Signed reads per second per participant (sustained).
+    pub requests_per_second: u64,
+    /// Signed reads a participant may make at once.
+    pub request_burst: u64,
+    /// Transactions per second per signing key (sustained), counted where they are submitted.
+    pub transactions_per_second: u64,
+    /// Transactions a signing key may submit at once.
+    pub transaction_burst: u64,
+    /// Longest a request may take before the node answers 503 `timeout` (waits for commit are
+    /// bounded separately by the request's own `timeout_ms`; event streams are not bounded).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_second: 500,
+            request_burst: 1_000,
+            transactions_per_second: 20_000,
+            transaction_burst: 40_000,
+            request_timeout_ms: 75_000,
+        }
+    }
+}
+
 /// Log output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -117,6 +146,8 @@ pub struct NodeConfig {
     pub raft: RaftConfig,
     /// Block limits.
     pub blocks: BlockConfig,
+    /// API limits.
+    pub api: ApiConfig,
     /// Logging.
     pub log: LogConfig,
     /// This is the first start of this node (set by `--new-node`): a voter refuses to start on
@@ -138,6 +169,7 @@ impl Default for NodeConfig {
             peers: Vec::new(),
             raft: RaftConfig::default(),
             blocks: BlockConfig::default(),
+            api: ApiConfig::default(),
             log: LogConfig::default(),
             new_node: false,
         }
@@ -242,6 +274,22 @@ impl NodeConfig {
                     peer.id, peer.address
                 ));
             }
+        }
+        for (name, value) in [
+            ("api.requests_per_second", self.api.requests_per_second),
+            ("api.request_burst", self.api.request_burst),
+            (
+                "api.transactions_per_second",
+                self.api.transactions_per_second,
+            ),
+            ("api.transaction_burst", self.api.transaction_burst),
+        ] {
+            if value == 0 {
+                return fail(format!("{name} must be at least 1"));
+            }
+        }
+        if !(1_000..=3_600_000).contains(&self.api.request_timeout_ms) {
+            return fail("api.request_timeout_ms must be 1000..=3600000".into());
         }
         if !(1..=10_000).contains(&self.raft.tick_ms) {
             return fail("raft.tick_ms must be 1..=10000".into());

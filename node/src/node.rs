@@ -241,6 +241,15 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         admission_cache: Default::default(),
         replay: Default::default(),
         events: Default::default(),
+        read_limits: crate::api::RateLimiter::new(
+            config.api.requests_per_second,
+            config.api.request_burst,
+        ),
+        submit_limits: crate::api::RateLimiter::new(
+            config.api.transactions_per_second,
+            config.api.transaction_burst,
+        ),
+        request_timeout: std::time::Duration::from_millis(config.api.request_timeout_ms),
     });
     crate::api::serve_forwarded(&context);
     if let Some(admin) = &config.admin_listen {

@@ -701,6 +701,7 @@ async fn the_event_stream_resumes_exactly_once_across_disconnects_and_a_restart(
             let envelope = Transaction::sign(network, &key, Body::single(operation)).to_bytes();
             let (_, response) = client.submit(&[envelope], true, None).await.unwrap();
             assert_eq!(response.results[0].status, "committed");
+            response.results[0].outcome.clone().unwrap()
         }
     };
     submit(
@@ -731,7 +732,7 @@ async fn the_event_stream_resumes_exactly_once_across_disconnects_and_a_restart(
         },
     )
     .await;
-    submit(
+    let outcome = submit(
         "acme",
         common::payment(
             3,
@@ -742,6 +743,10 @@ async fn the_event_stream_resumes_exactly_once_across_disconnects_and_a_restart(
         ),
     )
     .await;
+    assert_eq!(
+        outcome, "rejected",
+        "the lifecycle ends in rejected, with its code"
+    );
 
     let mut stream = acme.events(Some("0")).await.unwrap();
     let reference = read_events(&mut stream, 5).await;
@@ -822,5 +827,72 @@ async fn the_event_stream_resumes_exactly_once_across_disconnects_and_a_restart(
         .get("/v1/events?after=x.y")
         .await;
     assert_eq!((status, code(&body)), (400, "bad_cursor"));
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_principal_has_its_own_rate_limit() {
+    // Proves signed reads and submitted transactions are limited per principal with 429,
+    // `rate_limited` and a Retry-After, that another principal is unaffected, and that tokens
+    // come back with time.
+    let folder = tempfile::tempdir().unwrap();
+    let mut config = prepare(folder.path());
+    config.api.requests_per_second = 2;
+    config.api.request_burst = 3;
+    config.api.transactions_per_second = 2;
+    config.api.transaction_burst = 3;
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let network = network_id(&config);
+    let acme_key = key(folder.path(), "acme");
+    let acme = Api::new(node.api_address).reading_as(acme_key.clone(), network);
+    let globex = Api::new(node.api_address).reading_as(key(folder.path(), "globex"), network);
+    let path = format!("/v1/accounts/{}", account_of(3, EUR));
+    for _ in 0..3 {
+        assert_eq!(acme.get(&path).await.0, 200);
+    }
+    let (status, body) = acme.get(&path).await;
+    assert_eq!((status, code(&body)), (429, "rate_limited"));
+    let other = format!("/v1/accounts/{}", account_of(4, EUR));
+    assert_eq!(globex.get(&other).await.0, 200, "Globex has its own bucket");
+    let headers = tpw_node::request_auth::headers(
+        &acme_key,
+        &network,
+        "GET",
+        &path,
+        tpw_node::runtime::now_ms(),
+        b"",
+    );
+    let mut request = reqwest::Client::new().get(format!("http://{}{path}", node.api_address));
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(acme.get(&path).await.0, 200, "a token came back");
+
+    let payments: Vec<Vec<u8>> = (1..=5)
+        .map(|id| {
+            sign(
+                network,
+                &acme_key,
+                common::payment(id, account_of(3, EUR), account_of(5, EUR), EUR, 1),
+            )
+        })
+        .collect();
+    let (status, _) = acme.submit(&payments[..4], false).await;
+    assert_eq!(status, 202, "a batch over the burst fits a full bucket");
+    let (status, body) = acme.submit(&payments[4..], false).await;
+    assert_eq!(
+        (status, code(&body)),
+        (429, "rate_limited"),
+        "the bucket is in debt"
+    );
     node.stop().await.unwrap();
 }

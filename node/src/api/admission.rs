@@ -87,6 +87,18 @@ pub(super) fn admit(
         })?;
         envelopes.push(bytes);
     }
+    // Each signer's transactions count against its rate limit where they are submitted.
+    let mut costs: HashMap<[u8; 32], u64> = HashMap::new();
+    for bytes in &envelopes {
+        if let Ok(transaction) = Transaction::from_bytes(bytes, &context.network_id) {
+            *costs.entry(transaction.signer).or_default() += 1;
+        }
+    }
+    let costs: Vec<([u8; 32], u64)> = costs.into_iter().collect();
+    context
+        .submit_limits
+        .take(&costs, std::time::Instant::now())
+        .map_err(ApiError::rate_limited)?;
     admit_envelopes(context, envelopes)
 }
 

@@ -228,6 +228,10 @@ async fn verify(context: &AppState, request: Request) -> Result<Request, ApiErro
             ))
         }
     }
+    context
+        .read_limits
+        .take(&[(participant.id, 1)], std::time::Instant::now())
+        .map_err(ApiError::rate_limited)?;
     let mut request = Request::from_parts(parts, Body::from(bytes));
     request.extensions_mut().insert(principal_of(&participant));
     Ok(request)

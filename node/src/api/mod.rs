@@ -4,11 +4,13 @@
 mod admission;
 mod auth;
 mod events;
+mod rate;
 mod reads;
 mod submit;
 
 pub use admission::AdmissionCache;
 pub use auth::{Principal, ReplayGuard};
+pub use rate::RateLimiter;
 
 use crate::api_types::{ErrorDetail, ErrorResponse};
 use crate::limits::BODY_SIZE_MAX;
@@ -46,6 +48,12 @@ pub struct ApiContext {
     pub replay: ReplayGuard,
     /// Events of recent blocks, shared by the event streams.
     pub events: crate::events::EventCache,
+    /// Signed reads per participant.
+    pub read_limits: RateLimiter<u64>,
+    /// Submitted transactions per signing key.
+    pub submit_limits: RateLimiter<[u8; 32]>,
+    /// Longest a request may take.
+    pub request_timeout: std::time::Duration,
 }
 
 type AppState = Arc<ApiContext>;
@@ -101,6 +109,16 @@ impl ApiError {
         };
         let mut api_error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string());
         api_error.retry_after_s = Some(1);
+        api_error
+    }
+    pub(super) fn rate_limited(wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut api_error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("this principal's rate limit is reached; retry in {seconds} s"),
+        );
+        api_error.retry_after_s = Some(seconds.max(1));
         api_error
     }
     pub(super) fn retryable(code: &'static str, message: &str) -> Self {
@@ -197,7 +215,28 @@ pub fn router(context: Arc<ApiContext>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(BODY_SIZE_MAX))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&context),
+            bounded_time,
+        ))
         .with_state(context)
+}
+
+/// Answers 503 `timeout` when a request takes longer than `api.request_timeout_ms` to produce
+/// its response (an event stream's body is not bounded: it is sent after the response starts).
+async fn bounded_time(
+    axum::extract::State(context): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(context.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::retryable(
+            "timeout",
+            "the node did not answer in time; retry (submissions are idempotent)",
+        )
+        .into_response(),
+    }
 }
 
 pub(super) fn parse_hash(text: &str, code: &'static str) -> Result<Hash, ApiError> {

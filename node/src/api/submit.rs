@@ -35,6 +35,14 @@ fn committed_result(tx_id: &Hash, committed: &Committed) -> SubmitResult {
         height: Some(committed.height),
         position: Some(committed.position),
         code: Some(committed.receipt.code),
+        outcome: Some(
+            if committed.receipt.code == ResultCode::Ok {
+                "settled"
+            } else {
+                "rejected"
+            }
+            .into(),
+        ),
         operations: Some(committed.receipt.operations.clone()),
     }
 }
@@ -46,6 +54,7 @@ fn pending_result(tx_id: &Hash, status: &str) -> SubmitResult {
         height: None,
         position: None,
         code: None,
+        outcome: None,
         operations: None,
     }
 }
