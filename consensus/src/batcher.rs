@@ -131,6 +131,7 @@ impl Batcher {
             attestation: None,
             proposer_time_ms: now_ms,
             transactions,
+            webhooks: Vec::new(),
         })
     }
 

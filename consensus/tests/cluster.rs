@@ -237,6 +237,7 @@ fn replicas_commit_identical_chains() {
             attestation: None,
             proposer_time_ms: 2_000 + block,
             transactions,
+            webhooks: Vec::new(),
         });
         cluster.round();
     }
@@ -266,6 +267,7 @@ fn losing_the_leader_loses_nothing_committed() {
             attestation: None,
             proposer_time_ms: 2_000 + block,
             transactions: vec![payment(network_id, block.into())],
+            webhooks: Vec::new(),
         });
         cluster.round();
     }
@@ -286,6 +288,7 @@ fn losing_the_leader_loses_nothing_committed() {
             attestation: None,
             proposer_time_ms: 1_500 + block,
             transactions: vec![payment(network_id, block.into())],
+            webhooks: Vec::new(),
         });
         cluster.round();
     }

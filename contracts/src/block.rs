@@ -20,6 +20,119 @@ pub struct Proposal {
     pub attestation: Option<(u64, Hash)>,
     /// Transaction envelopes, in order.
     pub transactions: Vec<Vec<u8>>,
+    /// The leader's webhook delivery progress since its last proposal: replicated with the
+    /// block so that a new leader resumes deliveries where the old one stopped. Operational
+    /// data: not part of the header or the state.
+    pub webhooks: Vec<WebhookProgress>,
+}
+
+/// Progress entries one proposal may carry.
+pub const WEBHOOK_PROGRESS_MAX: usize = 4096;
+/// Dead-lettered or revived deliveries one progress entry may carry.
+pub const WEBHOOK_DEAD_MAX: usize = 256;
+/// Bytes of a dead letter's last error.
+pub const WEBHOOK_ERROR_SIZE_MAX: usize = 160;
+
+/// A delivery that exhausted its attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The event's block height.
+    pub height: u64,
+    /// The event's sequence in the block.
+    pub sequence: u32,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last failure, short.
+    pub error: String,
+}
+
+/// One webhook endpoint's delivery progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookProgress {
+    /// The endpoint's participant.
+    pub participant: u64,
+    /// Its endpoint number.
+    pub endpoint: u16,
+    /// Every event of this endpoint up to (height, sequence) was delivered or dead-lettered.
+    pub delivered_height: u64,
+    /// See `delivered_height`.
+    pub delivered_sequence: u32,
+    /// Deliveries moved to the dead-letter list.
+    pub dead: Vec<DeadLetter>,
+    /// Dead letters delivered on replay (removed from the list), as (height, sequence).
+    pub revived: Vec<(u64, u32)>,
+}
+
+impl WebhookProgress {
+    fn encode(&self, writer: &mut Writer) {
+        writer.u64(self.participant);
+        writer.u16(self.endpoint);
+        writer.u64(self.delivered_height);
+        writer.u32(self.delivered_sequence);
+        writer.u16(self.dead.len().min(WEBHOOK_DEAD_MAX) as u16);
+        for dead in self.dead.iter().take(WEBHOOK_DEAD_MAX) {
+            writer.u64(dead.height);
+            writer.u32(dead.sequence);
+            writer.u32(dead.attempts);
+            let mut end = dead.error.len().min(WEBHOOK_ERROR_SIZE_MAX);
+            while !dead.error.is_char_boundary(end) {
+                end -= 1;
+            }
+            writer.string(&dead.error[..end]);
+        }
+        writer.u16(self.revived.len().min(WEBHOOK_DEAD_MAX) as u16);
+        for (height, sequence) in self.revived.iter().take(WEBHOOK_DEAD_MAX) {
+            writer.u64(*height);
+            writer.u32(*sequence);
+        }
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let participant = reader.u64("webhook.participant")?;
+        let endpoint = reader.u16("webhook.endpoint")?;
+        let delivered_height = reader.u64("webhook.delivered_height")?;
+        let delivered_sequence = reader.u32("webhook.delivered_sequence")?;
+        let count = bounded(reader.u16("webhook.dead_count")? as usize, "webhook.dead")?;
+        let mut dead = Vec::with_capacity(count);
+        for _ in 0..count {
+            dead.push(DeadLetter {
+                height: reader.u64("webhook.dead_height")?,
+                sequence: reader.u32("webhook.dead_sequence")?,
+                attempts: reader.u32("webhook.dead_attempts")?,
+                error: reader.string("webhook.dead_error", WEBHOOK_ERROR_SIZE_MAX)?,
+            });
+        }
+        let count = bounded(
+            reader.u16("webhook.revived_count")? as usize,
+            "webhook.revived",
+        )?;
+        let mut revived = Vec::with_capacity(count);
+        for _ in 0..count {
+            revived.push((
+                reader.u64("webhook.revived_height")?,
+                reader.u32("webhook.revived_sequence")?,
+            ));
+        }
+        Ok(Self {
+            participant,
+            endpoint,
+            delivered_height,
+            delivered_sequence,
+            dead,
+            revived,
+        })
+    }
+}
+
+fn bounded(count: usize, field: &'static str) -> Result<usize, DecodeError> {
+    if count > WEBHOOK_DEAD_MAX {
+        return Err(DecodeError::TooLong {
+            field,
+            length: count,
+            limit: WEBHOOK_DEAD_MAX,
+        });
+    }
+    Ok(count)
 }
 
 /// What comparing a proposal's attestation with this node's own chain found.
@@ -81,6 +194,11 @@ impl Proposal {
         for transaction in &self.transactions {
             writer.bytes(transaction);
         }
+        let progress = &self.webhooks[..self.webhooks.len().min(WEBHOOK_PROGRESS_MAX)];
+        writer.u16(progress.len() as u16);
+        for entry in progress {
+            entry.encode(&mut writer);
+        }
         writer.finish()
     }
 
@@ -126,11 +244,24 @@ impl Proposal {
                     .to_vec(),
             );
         }
+        let count = reader.u16("proposal.webhook_count")? as usize;
+        if count > WEBHOOK_PROGRESS_MAX {
+            return Err(DecodeError::TooLong {
+                field: "proposal.webhooks",
+                length: count,
+                limit: WEBHOOK_PROGRESS_MAX,
+            });
+        }
+        let mut webhooks = Vec::with_capacity(count);
+        for _ in 0..count {
+            webhooks.push(WebhookProgress::decode(&mut reader)?);
+        }
         reader.finish()?;
         Ok(Self {
             proposer_time_ms,
             attestation,
             transactions,
+            webhooks,
         })
     }
 }
@@ -405,6 +536,19 @@ mod tests {
             proposer_time_ms: 1,
             attestation: Some((7, [9; 32])),
             transactions: vec![vec![5]],
+            webhooks: vec![WebhookProgress {
+                participant: 3,
+                endpoint: 1,
+                delivered_height: 9,
+                delivered_sequence: 2,
+                dead: vec![DeadLetter {
+                    height: 8,
+                    sequence: 0,
+                    attempts: 8,
+                    error: "connection refused".into(),
+                }],
+                revived: vec![(7, 1)],
+            }],
         };
         assert_eq!(
             Proposal::from_bytes(&attested.to_bytes()).unwrap(),
@@ -414,6 +558,7 @@ mod tests {
             attestation: None,
             proposer_time_ms: 42,
             transactions: vec![vec![1, 2], vec![3]],
+            webhooks: Vec::new(),
         };
         assert_eq!(
             Proposal::from_bytes(&proposal.to_bytes()).unwrap(),

@@ -31,6 +31,7 @@ pub use apply::{apply_block, next_expiry_ms, ApplyError, BlockOutcome};
 pub use audit::{check_block_record, BlockCheckError};
 pub use block::{check_attestation, AttestationCheck, BlockEffect, BlockHeader, Proposal, Receipt};
 pub use genesis::{Genesis, GenesisState};
+pub use operations::{webhook_key, webhook_url_valid};
 pub use result::ResultCode;
 pub use state::{ChainHead, MemStore, StateDiff, StateStore};
 pub use tx::{transaction_id, Body, Operation, Transaction, TransferKind};

@@ -26,6 +26,10 @@ pub const GENESIS_ITEMS_MAX: usize = 100_000;
 pub const ASSET_SCALE_MAX: u8 = 18;
 /// Named approvers of one escrow.
 pub const ESCROW_APPROVERS_MAX: usize = 8;
+/// Webhook endpoints one participant may register (endpoint numbers 0 to this minus 1).
+pub const WEBHOOK_ENDPOINTS_MAX: u16 = 4;
+/// Bytes of a webhook endpoint's URL.
+pub const WEBHOOK_URL_SIZE_MAX: usize = 512;
 /// Members of one netting cycle.
 pub const CYCLE_MEMBERS_MAX: usize = 1024;
 

@@ -384,6 +384,7 @@ fn evaluate(
             approval::add_key(overlay, context, *participant, *key)
         }
         Operation::ApproveTransfer { id } => approval::approve(overlay, context, *id),
+        Operation::SetWebhook { endpoint, url } => set_webhook(overlay, context, *endpoint, url),
         Operation::SetOutflowCap {
             participant,
             asset,
@@ -844,6 +845,7 @@ fn record_rejection(
         | Operation::SetTransferMax { .. }
         | Operation::SetOutflowCap { .. }
         | Operation::SetCreditLimit { .. }
+        | Operation::SetWebhook { .. }
         | Operation::SetApprovalPolicy { .. }
         | Operation::AddKey { .. }
         | Operation::ApproveTransfer { .. } => return,
@@ -898,4 +900,47 @@ fn record_rejection(
         expires_at_ms: 0,
         pending_id,
     });
+}
+
+/// Key of a participant's webhook endpoint.
+pub fn webhook_key(participant: crate::model::ParticipantId, endpoint: u16) -> Vec<u8> {
+    let mut key = Vec::with_capacity(11);
+    key.push(crate::state::prefix::WEBHOOK);
+    key.extend_from_slice(&participant.to_be_bytes());
+    key.extend_from_slice(&endpoint.to_be_bytes());
+    key
+}
+
+/// Whether a webhook URL is acceptable: http:// or https://, a host, printable ASCII without
+/// spaces, within the size bound.
+pub fn webhook_url_valid(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    url.len() <= crate::limits::WEBHOOK_URL_SIZE_MAX
+        && rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        && url.bytes().all(|byte| byte.is_ascii_graphic())
+}
+
+/// The signer registers, replaces or (with an empty URL) removes one of its webhook endpoints.
+fn set_webhook(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    endpoint: u16,
+    url: &str,
+) -> Result<Outcome, ApplyError> {
+    if endpoint >= crate::limits::WEBHOOK_ENDPOINTS_MAX
+        || !(url.is_empty() || webhook_url_valid(url))
+    {
+        return Ok(Outcome::Rejected(ResultCode::InvalidWebhook));
+    }
+    let key = webhook_key(context.signer.id, endpoint);
+    // The value: the registering block's height (deliveries start after it), then the URL.
+    let value = (!url.is_empty()).then(|| {
+        let mut value = context.block.height.to_be_bytes().to_vec();
+        value.extend_from_slice(url.as_bytes());
+        value
+    });
+    overlay.put(key, value);
+    Ok(Outcome::Applied)
 }

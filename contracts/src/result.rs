@@ -113,6 +113,7 @@ result_codes! {
     InvalidMember = 69, "invalid_member", "every cycle member must be a participant that may make payments";
     CreditLimitExceeded = 70, "credit_limit_exceeded", "the creditor's bilateral credit limit for this debtor would be exceeded in the cycle";
     InvalidCreditLimit = 71, "invalid_credit_limit", "a bilateral credit limit is set by a paying participant for another participant that may pay";
+    InvalidWebhook = 72, "invalid_webhook", "a webhook endpoint is 0 to 3 with an http:// or https:// URL of at most 512 printable bytes (empty removes it)";
 }
 
 impl std::fmt::Display for ResultCode {

@@ -71,6 +71,8 @@ pub mod prefix {
     pub const APPROVAL_POLICY: u8 = b'Y';
     /// A transfer waiting for its checker (the maker's key), by (owner, transfer id).
     pub const AWAITING_APPROVAL: u8 = b'Z';
+    /// A participant's webhook endpoint: participant u64 | endpoint u16 -> URL (UTF-8).
+    pub const WEBHOOK: u8 = b'V';
     /// A netting cycle's member: cycle u128 | participant u64 -> empty.
     pub const CYCLE_MEMBER: u8 = b'G';
     /// A bilateral credit limit: creditor u64 | debtor u64 | asset u32 -> limit u128.

@@ -305,6 +305,14 @@ pub enum Operation {
         /// The limit in minor units; `None` removes it (no bilateral limit).
         limit: Option<u128>,
     },
+    /// Registers (or, with an empty URL, removes) one of the signer's webhook endpoints: the
+    /// leader POSTs the signer's events there, signed by the delivering node.
+    SetWebhook {
+        /// Endpoint number, 0 to 3.
+        endpoint: u16,
+        /// http:// or https:// URL; empty removes the endpoint.
+        url: String,
+    },
     /// Sets a participant's daily outflow cap in an asset (0 removes it); its bank member only.
     SetOutflowCap {
         /// The participant.
@@ -366,6 +374,7 @@ const TAG_SET_APPROVAL_POLICY: u8 = 17;
 const TAG_ADD_KEY: u8 = 18;
 const TAG_APPROVE_TRANSFER: u8 = 19;
 const TAG_SET_CREDIT_LIMIT: u8 = 20;
+const TAG_SET_WEBHOOK: u8 = 21;
 
 impl Operation {
     /// A posted transfer with no client reference: the most common operation.
@@ -399,6 +408,7 @@ impl Operation {
             | Operation::SetTransferMax { .. }
             | Operation::SetOutflowCap { .. }
             | Operation::SetCreditLimit { .. }
+            | Operation::SetWebhook { .. }
             | Operation::SetApprovalPolicy { .. }
             | Operation::AddKey { .. }
             | Operation::ApproveTransfer { .. } => None,
@@ -543,6 +553,11 @@ impl Operation {
                 for member in members {
                     writer.u64(*member);
                 }
+            }
+            Operation::SetWebhook { endpoint, url } => {
+                writer.u8(TAG_SET_WEBHOOK);
+                writer.u16(*endpoint);
+                writer.string(url);
             }
             Operation::SetCreditLimit {
                 debtor,
@@ -720,6 +735,10 @@ impl Operation {
                 asset: reader.u32("open_cycle.asset")?,
                 closes_at_ms: reader.u64("open_cycle.closes_at_ms")?,
                 members: decode_members(reader)?,
+            },
+            TAG_SET_WEBHOOK => Operation::SetWebhook {
+                endpoint: reader.u16("set_webhook.endpoint")?,
+                url: reader.string("set_webhook.url", crate::limits::WEBHOOK_URL_SIZE_MAX)?,
             },
             TAG_SET_CREDIT_LIMIT => Operation::SetCreditLimit {
                 debtor: reader.u64("set_credit_limit.debtor")?,

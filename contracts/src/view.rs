@@ -297,6 +297,13 @@ pub enum OperationView {
         /// Participants that may queue obligations in it and be paid through it.
         members: Vec<ParticipantId>,
     },
+    /// Registers or (empty URL) removes one of the signer's webhook endpoints.
+    SetWebhook {
+        /// Endpoint number, 0 to 3.
+        endpoint: u16,
+        /// http:// or https:// URL; empty removes it.
+        url: String,
+    },
     /// Sets or removes the bilateral credit limit the signer grants a debtor.
     SetCreditLimit {
         /// The debtor.
@@ -518,6 +525,10 @@ impl From<&Operation> for OperationView {
                 asset: *asset,
                 closes_at_ms: *closes_at_ms,
                 members: members.clone(),
+            },
+            Operation::SetWebhook { endpoint, url } => OperationView::SetWebhook {
+                endpoint: *endpoint,
+                url: url.clone(),
             },
             Operation::SetCreditLimit {
                 debtor,
@@ -754,6 +765,10 @@ impl OperationView {
                     members: sorted,
                 }
             }
+            OperationView::SetWebhook { endpoint, url } => Operation::SetWebhook {
+                endpoint: *endpoint,
+                url: url.clone(),
+            },
             OperationView::SetCreditLimit {
                 debtor,
                 asset,

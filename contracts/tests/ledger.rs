@@ -702,6 +702,7 @@ fn a_block_record_checks_on_its_own_and_tampering_is_found() {
         attestation: None,
         proposer_time_ms: outcome.header.proposer_time_ms,
         transactions,
+        webhooks: Vec::new(),
     };
     let network = ledger.head.network_id;
     let check = tpw_contracts::check_block_record;
@@ -863,4 +864,34 @@ fn a_regulator_holds_and_releases_an_account_and_nobody_else_can() {
         one(&mut ledger, PARTNER_X, transfer(3, X_EUR, Y_EUR, EUR, 5)),
         ResultCode::Ok
     );
+}
+
+#[test]
+fn a_webhook_registration_checks_its_endpoint_and_url() {
+    // Proves an endpoint is 0 to 3 with an http(s) URL of printable bytes, that the record
+    // keeps the registering height and the URL, and that an empty URL removes it.
+    let mut ledger = Ledger::new();
+    let set = |endpoint: u16, url: &str| Operation::SetWebhook {
+        endpoint,
+        url: url.into(),
+    };
+    for (endpoint, url, expected) in [
+        (4, "https://x.example/hook", ResultCode::InvalidWebhook),
+        (0, "ftp://x.example/hook", ResultCode::InvalidWebhook),
+        (0, "https://", ResultCode::InvalidWebhook),
+        (0, "https://x.example/a b", ResultCode::InvalidWebhook),
+        (0, "https://x.example/hook", ResultCode::Ok),
+        (3, "http://127.0.0.1:9000/hook", ResultCode::Ok),
+    ] {
+        assert_eq!(
+            one(&mut ledger, PARTNER_X, set(endpoint, url)),
+            expected,
+            "{endpoint} {url}"
+        );
+    }
+    let key = tpw_contracts::webhook_key(PARTNER_X, 0);
+    let value = ledger.store.get(&key).unwrap().expect("registered");
+    assert_eq!(&value[8..], b"https://x.example/hook");
+    assert_eq!(one(&mut ledger, PARTNER_X, set(0, "")), ResultCode::Ok);
+    assert!(ledger.store.get(&key).unwrap().is_none(), "removed");
 }

@@ -135,6 +135,13 @@ fn vectors() -> Value {
             }),
         ),
         (
+            "webhook endpoint",
+            Body::single(Operation::SetWebhook {
+                endpoint: 0,
+                url: "https://acme.example/tpw/events".into(),
+            }),
+        ),
+        (
             "bilateral credit limit",
             Body::single(Operation::SetCreditLimit {
                 debtor: 3,

@@ -289,3 +289,46 @@ pub struct EventView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<tpw_contracts::view::OperationView>,
 }
+
+/// GET /v1/webhooks: the signed-in participant's endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhooksResponse {
+    /// Its endpoints.
+    pub endpoints: Vec<WebhookView>,
+}
+
+/// One webhook endpoint and its delivery state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookView {
+    /// Endpoint number.
+    pub endpoint: u16,
+    /// Where deliveries go.
+    pub url: String,
+    /// The block that registered it: deliveries start after it.
+    pub registered_height: u64,
+    /// Cursor of the last event delivered or dead-lettered, as this node knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<String>,
+    /// Deliveries that exhausted their attempts.
+    pub dead_letters: Vec<DeadLetterView>,
+}
+
+/// A dead-lettered delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadLetterView {
+    /// The event's cursor.
+    pub cursor: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last failure.
+    pub error: String,
+}
+
+/// GET /v1/nodes: the node set, whose keys sign webhook deliveries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodesResponse {
+    /// The network id.
+    pub network_id: String,
+    /// The nodes of the genesis.
+    pub nodes: Vec<tpw_contracts::genesis::GenesisNode>,
+}

@@ -27,6 +27,9 @@ pub enum ClientError {
     },
 }
 
+/// Times a rate-limited read is retried before the 429 is returned.
+const RATE_LIMIT_RETRIES: usize = 20;
+
 /// A connection to one node; with a key, reads are signed as that key's participant (see
 /// [`crate::request_auth`]).
 #[derive(Clone)]
@@ -65,7 +68,22 @@ impl Client {
         path: &str,
         url: &str,
     ) -> Result<reqwest::RequestBuilder, ClientError> {
-        let mut request = self.http.get(url);
+        self.signed_request("GET", path, url, b"").await
+    }
+
+    /// A request for `path` with `body`, signed when this client has a key.
+    async fn signed_request(
+        &self,
+        method: &str,
+        path: &str,
+        url: &str,
+        body: &[u8],
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        let mut request = if method == "POST" {
+            self.http.post(url).body(body.to_vec())
+        } else {
+            self.http.get(url)
+        };
         if let Some(key) = &self.identity {
             let network_id = match self.network_id.get() {
                 Some(id) => *id,
@@ -78,7 +96,7 @@ impl Client {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |elapsed| elapsed.as_millis() as u64);
             for (name, value) in
-                crate::request_auth::headers(key, &network_id, "GET", path, now_ms, b"")
+                crate::request_auth::headers(key, &network_id, method, path, now_ms, body)
             {
                 request = request.header(name, value);
             }
@@ -126,6 +144,16 @@ impl Client {
         path: &str,
     ) -> Result<Option<T>, ClientError> {
         let url = format!("{}{path}", self.base);
+        // A rate-limited read is signed anew and retried after the node's Retry-After.
+        for _ in 0..RATE_LIMIT_RETRIES {
+            let request = self.get_request(path, &url).await?;
+            match self.decode_get(request, &url).await {
+                Err(ClientError::Api { status: 429, .. }) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                other => return other,
+            }
+        }
         let request = self.get_request(path, &url).await?;
         self.decode_get(request, &url).await
     }
@@ -277,6 +305,37 @@ impl Client {
             response,
             buffer: Vec::new(),
             url,
+        })
+    }
+
+    /// GET /v1/webhooks: the signing participant's webhook endpoints and dead letters.
+    pub async fn webhooks(&self) -> Result<WebhooksResponse, ClientError> {
+        self.get("/v1/webhooks").await?.ok_or(ClientError::Api {
+            status: 404,
+            code: "not_found".into(),
+            message: "the node has no webhooks endpoint".into(),
+        })
+    }
+
+    /// POST /v1/webhooks/{endpoint}/replay: delivers the endpoint's dead letters again (the
+    /// leader answers; others say `not_leader`).
+    pub async fn replay_webhook(&self, endpoint: u16) -> Result<(), ClientError> {
+        let path = format!("/v1/webhooks/{endpoint}/replay");
+        let url = format!("{}{path}", self.base);
+        let request = self.signed_request("POST", &path, &url, b"").await?;
+        let (status, body) = self.send(request, &url).await?;
+        match status {
+            202 => Ok(()),
+            _ => Err(Self::api_error(status, &body)),
+        }
+    }
+
+    /// GET /v1/nodes: the node set, whose keys sign webhook deliveries.
+    pub async fn nodes(&self) -> Result<NodesResponse, ClientError> {
+        self.get_public("/v1/nodes").await?.ok_or(ClientError::Api {
+            status: 404,
+            code: "not_found".into(),
+            message: "the node has no nodes endpoint".into(),
         })
     }
 

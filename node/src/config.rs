@@ -82,11 +82,36 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
-            requests_per_second: 500,
-            request_burst: 1_000,
+            requests_per_second: 2_000,
+            request_burst: 4_000,
             transactions_per_second: 20_000,
             transaction_burst: 40_000,
             request_timeout_ms: 75_000,
+        }
+    }
+}
+
+/// Webhook delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Attempts per delivery before it moves to the dead-letter list.
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt; it doubles with each further failure.
+    pub backoff_initial_ms: u64,
+    /// Longest wait between attempts.
+    pub backoff_max_ms: u64,
+    /// Longest a receiver may take to answer one delivery.
+    pub timeout_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            backoff_initial_ms: 250,
+            backoff_max_ms: 60_000,
+            timeout_ms: 5_000,
         }
     }
 }
@@ -148,6 +173,8 @@ pub struct NodeConfig {
     pub blocks: BlockConfig,
     /// API limits.
     pub api: ApiConfig,
+    /// Webhook delivery.
+    pub webhooks: WebhookConfig,
     /// Logging.
     pub log: LogConfig,
     /// This is the first start of this node (set by `--new-node`): a voter refuses to start on
@@ -170,6 +197,7 @@ impl Default for NodeConfig {
             raft: RaftConfig::default(),
             blocks: BlockConfig::default(),
             api: ApiConfig::default(),
+            webhooks: WebhookConfig::default(),
             log: LogConfig::default(),
             new_node: false,
         }
@@ -287,6 +315,20 @@ impl NodeConfig {
             if value == 0 {
                 return fail(format!("{name} must be at least 1"));
             }
+        }
+        if !(1..=100).contains(&self.webhooks.max_attempts) {
+            return fail("webhooks.max_attempts must be 1..=100".into());
+        }
+        if self.webhooks.backoff_initial_ms == 0
+            || self.webhooks.backoff_max_ms < self.webhooks.backoff_initial_ms
+        {
+            return fail(
+                "webhooks.backoff_initial_ms must be at least 1 and at most webhooks.backoff_max_ms"
+                    .into(),
+            );
+        }
+        if !(100..=600_000).contains(&self.webhooks.timeout_ms) {
+            return fail("webhooks.timeout_ms must be 100..=600000".into());
         }
         if !(1_000..=3_600_000).contains(&self.api.request_timeout_ms) {
             return fail("api.request_timeout_ms must be 1000..=3600000".into());

@@ -563,3 +563,67 @@ pub(crate) async fn netting(command: NettingCommand) -> anyhow::Result<()> {
     };
     submit(&sign, Body::single(operation)).await
 }
+
+#[derive(Subcommand)]
+pub(crate) enum WebhookCommand {
+    /// Registers (or replaces) an endpoint: the leader POSTs the signer's events there.
+    Set {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Endpoint number, 0 to 3.
+        #[arg(long, default_value_t = 0)]
+        endpoint: u16,
+        /// http:// or https:// URL.
+        #[arg(long)]
+        url: String,
+    },
+    /// Removes an endpoint.
+    Remove {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Endpoint number, 0 to 3.
+        #[arg(long)]
+        endpoint: u16,
+    },
+    /// Lists the signer's endpoints, their progress and dead letters.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delivers an endpoint's dead letters again (ask the leader).
+    Replay {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Endpoint number.
+        #[arg(long)]
+        endpoint: u16,
+    },
+}
+
+pub(crate) async fn webhook(command: WebhookCommand) -> anyhow::Result<()> {
+    let (sign, operation) = match command {
+        WebhookCommand::List { client } => return print_json(&client.connect()?.webhooks().await?),
+        WebhookCommand::Replay { client, endpoint } => {
+            client.connect()?.replay_webhook(endpoint).await?;
+            return print_json(&serde_json::json!({ "endpoint": endpoint, "replaying": true }));
+        }
+        WebhookCommand::Set {
+            sign,
+            endpoint,
+            url,
+        } => {
+            if !tpw_contracts::webhook_url_valid(&url) {
+                bail!("--url must be an http:// or https:// URL of at most 512 printable bytes");
+            }
+            (sign, Operation::SetWebhook { endpoint, url })
+        }
+        WebhookCommand::Remove { sign, endpoint } => (
+            sign,
+            Operation::SetWebhook {
+                endpoint,
+                url: String::new(),
+            },
+        ),
+    };
+    submit(&sign, Body::single(operation)).await
+}

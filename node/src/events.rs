@@ -201,7 +201,9 @@ fn operation_parties(parties: &mut Parties<'_>, operation: &Operation) -> Result
         Operation::SetOutflowCap { participant, .. } | Operation::AddKey { participant, .. } => {
             parties.add(*participant)
         }
-        Operation::ApproveTransfer { .. } | Operation::SetTransferMax { .. } => {}
+        Operation::ApproveTransfer { .. }
+        | Operation::SetTransferMax { .. }
+        | Operation::SetWebhook { .. } => {}
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod request_auth;
 pub mod runtime;
 pub mod snapshot;
 pub mod storage;
+pub mod webhooks;
 
 /// Sets up `tracing` output in the given format ("text" or "json") and filter.
 pub fn init_logging(format: &str, level: &str) {

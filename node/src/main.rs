@@ -188,6 +188,11 @@ enum Command {
         #[command(subcommand)]
         command: contracts_cli::LimitsCommand,
     },
+    /// Registers, lists and replays the signer's webhook endpoints.
+    Webhook {
+        #[command(subcommand)]
+        command: contracts_cli::WebhookCommand,
+    },
     /// Moves money back along a settled transfer (signed by its beneficiary, or a regulator's
     /// reversal order).
     Reverse {
@@ -496,6 +501,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exchange { command } => contracts_cli::exchange(command).await,
         Command::Netting { command } => contracts_cli::netting(command).await,
         Command::Limits { command } => contracts_cli::limits(command).await,
+        Command::Webhook { command } => contracts_cli::webhook(command).await,
         Command::Approval { command } => contracts_cli::approval(command).await,
         Command::Reverse {
             sign,

@@ -50,6 +50,10 @@ pub struct Metrics {
     pub blocks_missing: AtomicU64,
     /// Raft log entries compacted away.
     pub log_compacted_index: AtomicU64,
+    /// Webhook deliveries acknowledged by their receivers.
+    pub webhook_deliveries: AtomicU64,
+    /// Webhook delivery attempts that failed and will be retried.
+    pub webhook_retries: AtomicU64,
 }
 
 impl Metrics {
@@ -174,6 +178,18 @@ impl Metrics {
             "counter",
             "Snapshot checkpoints made for peers that need compacted entries.",
             read(&self.snapshots_made),
+        );
+        emit(
+            "tpw_webhook_deliveries_total",
+            "counter",
+            "Webhook deliveries acknowledged by their receivers (this node as leader).",
+            read(&self.webhook_deliveries),
+        );
+        emit(
+            "tpw_webhook_retries_total",
+            "counter",
+            "Webhook delivery attempts that failed and were retried after a backoff.",
+            read(&self.webhook_retries),
         );
         emit(
             "tpw_snapshots_installed_total",

@@ -250,8 +250,15 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
             config.api.transaction_burst,
         ),
         request_timeout: std::time::Duration::from_millis(config.api.request_timeout_ms),
+        webhook_replays: Default::default(),
+        nodes: genesis.nodes.clone(),
     });
     crate::api::serve_forwarded(&context);
+    tokio::spawn(crate::webhooks::run(
+        Arc::clone(&context),
+        node_key.clone(),
+        config.webhooks.clone(),
+    ));
     if let Some(admin) = &config.admin_listen {
         let token_file = config
             .admin_token_file

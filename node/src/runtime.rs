@@ -219,6 +219,8 @@ pub struct Shared {
     pub snapshot_gate: crate::snapshot::SnapshotGate,
     /// The height of the last applied block: event streams wait on it.
     pub head_height: tokio::sync::watch::Sender<u64>,
+    /// Webhook delivery progress made as leader, for the next block proposal.
+    pub webhook_checkpoint: Mutex<crate::webhooks::Checkpoint>,
 }
 
 impl Shared {
@@ -232,6 +234,7 @@ impl Shared {
             snapshot_installed: tokio::sync::Notify::new(),
             snapshot_gate: crate::snapshot::SnapshotGate::default(),
             head_height: tokio::sync::watch::Sender::new(0),
+            webhook_checkpoint: Mutex::new(crate::webhooks::Checkpoint::default()),
         }
     }
 }
@@ -479,18 +482,21 @@ impl Runtime {
             let mut proposal = match self.batcher.cut(now_ms()) {
                 Some(proposal) => proposal,
                 None if in_flight(self) == 0
-                    && tpw_consensus::timer_block_due(self.next_expiry_ms, now_ms()) =>
+                    && (tpw_consensus::timer_block_due(self.next_expiry_ms, now_ms())
+                        || lock(&self.shared.webhook_checkpoint).due()) =>
                 {
                     tpw_contracts::Proposal {
                         attestation: None,
                         proposer_time_ms: now_ms(),
                         transactions: Vec::new(),
+                        webhooks: Vec::new(),
                     }
                 }
                 None => return,
             };
             let head = self.ledger.head();
             proposal.attestation = Some((head.height, head.hash));
+            proposal.webhooks = lock(&self.shared.webhook_checkpoint).take();
             let ids: Vec<Hash> = proposal
                 .transactions
                 .iter()
@@ -706,6 +712,8 @@ impl Runtime {
         self.ledger
             .commit_block(entry.index, &entry.data, &outcome)?;
         self.shared.head_height.send_replace(outcome.header.height);
+        // Webhook progress replicated with the block (operational data, not ledger state).
+        crate::storage::webhooks::record(self.ledger.db(), &proposal.webhooks)?;
         self.next_expiry_ms = next_expiry_ms(&self.ledger)?;
         let metrics = &self.shared.metrics;
         Metrics::add(&metrics.blocks_applied, 1);

@@ -6,4 +6,5 @@ pub mod commands;
 pub mod drills;
 pub mod netbench;
 pub mod network;
+pub mod receiver;
 pub mod sigbench;

@@ -136,7 +136,7 @@ static NEXT_PORT_OFFSET: std::sync::OnceLock<std::sync::atomic::AtomicU32> =
 /// and the node's bind, which asking the kernel for port 0 allowed. A counter shared by the
 /// process never hands a port out twice, and its start depends on the process id and the time,
 /// so concurrent processes start far apart; each port is probed before it is handed out.
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     let offsets = NEXT_PORT_OFFSET.get_or_init(|| {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -802,3 +802,98 @@ async fn random_contract_mixes_leave_every_replica_on_one_state_root() {
     );
     network.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_deliveries_resume_on_a_new_leader() {
+    // Proves one node (the leader) delivers a partner's events to its endpoint, and that after
+    // the leader is SIGKILLed the new leader resumes from the replicated progress: the receiver
+    // ends with a delivery for every one of the partner's events, repeats being only re-sent
+    // deliveries with the same delivery id.
+    use tpw_testnet::receiver::WebhookReceiver;
+    let folder = tempfile::tempdir().unwrap();
+    let (mut network, parties) = LocalNetwork::create(folder.path(), 3, 0, 4).unwrap();
+    network.start().await.unwrap();
+    let leader_api = network.leader().await.unwrap();
+    let leader = network
+        .apis
+        .iter()
+        .position(|api| *api == leader_api)
+        .unwrap();
+    let network_id = network.genesis.compute_network_id().unwrap();
+    let receiver = WebhookReceiver::start(tpw_testnet::network::free_port().unwrap())
+        .await
+        .unwrap();
+    let register = Transaction::sign(
+        network_id,
+        &parties.keys[0],
+        Body::single(Operation::SetWebhook {
+            endpoint: 0,
+            url: receiver.url(),
+        }),
+    )
+    .to_bytes();
+    submit_until_committed(&Client::new(&leader_api), register).await;
+    for id in 1..=20u128 {
+        let envelope = payment(&network, &parties.keys, (id % 2) as usize, id);
+        submit_until_committed(&Client::new(&leader_api), envelope).await;
+    }
+    // Partner 0 pays (even ids) and is paid by partner 3 (odd ids from partner 1 go to 2).
+    assert!(receiver.wait_for(10, Duration::from_secs(20)).await >= 10);
+    network.kill(leader);
+    let voters_left: Vec<usize> = (0..3).filter(|index| *index != leader).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let new_leader = loop {
+        if let Some(api) = network.leader_among(&voters_left).await {
+            break api;
+        }
+        assert!(Instant::now() < deadline, "no new leader after the kill");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for id in 21..=40u128 {
+        let envelope = payment(&network, &parties.keys, (id % 2) as usize, id);
+        submit_until_committed(&Client::new(&new_leader), envelope).await;
+    }
+    // Every event of partner 0 after the registration, as its stream tells them.
+    let partner = Client::new(&new_leader).with_key(&parties.keys[0]);
+    let mut stream = partner.events(Some("0")).await.unwrap();
+    let mut expected = std::collections::BTreeSet::new();
+    let mut registered = false;
+    while let Ok(next) = tokio::time::timeout(Duration::from_secs(3), stream.next()).await {
+        let event = next.unwrap().unwrap();
+        if registered {
+            expected.insert(format!("{}.0.{}", partner_id(0), event.cursor));
+        }
+        if matches!(
+            event.operation,
+            Some(tpw_contracts::view::OperationView::SetWebhook { .. })
+        ) {
+            registered = true;
+        }
+    }
+    assert_eq!(expected.len(), 20, "partner 0 paid 20 times");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let received: std::collections::BTreeSet<String> = receiver
+            .deliveries()
+            .into_iter()
+            .map(|delivery| delivery.delivery_id)
+            .collect();
+        if received == expected {
+            break;
+        }
+        assert!(
+            received.is_subset(&expected),
+            "unexpected deliveries: {:?}",
+            received.difference(&expected).collect::<Vec<_>>()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "missing after the failover: {:?}",
+            expected.difference(&received).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let total = receiver.deliveries().len();
+    eprintln!("{total} deliveries for 20 events ({} repeated)", total - 20);
+    network.stop();
+}

@@ -154,6 +154,7 @@ impl Ledger {
             attestation: None,
             proposer_time_ms: self.time_ms,
             transactions,
+            webhooks: Vec::new(),
         };
         let outcome = apply_block(&self.store, &self.head, &proposal, &|_| false)
             .expect("apply succeeds on a sound store");

@@ -232,6 +232,7 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                 | Operation::SetTransferMax { .. }
                 | Operation::SetOutflowCap { .. }
                 | Operation::SetCreditLimit { .. }
+                | Operation::SetWebhook { .. }
                 | Operation::SetApprovalPolicy { .. }
                 | Operation::AddKey { .. }
                 | Operation::ApproveTransfer { .. } => {}

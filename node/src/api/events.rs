@@ -3,7 +3,7 @@
 //! then live as blocks are applied. Every event carries its cursor as the SSE id, so a client
 //! that reconnects, to this node or another, gets each later event exactly once.
 
-use super::{ApiError, AppState, Principal};
+use super::{ApiContext, ApiError, AppState, Principal};
 use crate::events::{Cursor, LedgerEvent};
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -66,8 +66,8 @@ pub(super) async fn stream(
 
 /// Whether the principal may see an event: it concerns the principal (or, for a bank, one of
 /// its sponsored partners); a regulator sees all.
-fn visible(
-    context: &AppState,
+pub fn event_visible(
+    context: &ApiContext,
     principal: &Principal,
     known: &mut HashMap<u64, bool>,
     event: &LedgerEvent,
@@ -127,7 +127,7 @@ async fn produce(
                 if !cursor.before(event.view.height, event.view.sequence) {
                     continue;
                 }
-                match visible(&context, &principal, &mut known, event) {
+                match event_visible(&context, &principal, &mut known, event) {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(_) => return,

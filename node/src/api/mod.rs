@@ -7,9 +7,11 @@ mod events;
 mod rate;
 mod reads;
 mod submit;
+mod webhooks;
 
 pub use admission::AdmissionCache;
 pub use auth::{Principal, ReplayGuard};
+pub use events::event_visible;
 pub use rate::RateLimiter;
 
 use crate::api_types::{ErrorDetail, ErrorResponse};
@@ -54,6 +56,10 @@ pub struct ApiContext {
     pub submit_limits: RateLimiter<[u8; 32]>,
     /// Longest a request may take.
     pub request_timeout: std::time::Duration,
+    /// Webhook replays asked for on this node.
+    pub webhook_replays: crate::webhooks::Replays,
+    /// The genesis node set (its keys sign webhook deliveries).
+    pub nodes: Vec<tpw_contracts::genesis::GenesisNode>,
 }
 
 type AppState = Arc<ApiContext>;
@@ -190,6 +196,8 @@ pub fn router(context: Arc<ApiContext>) -> Router {
         .route("/v1/blocks", get(reads::recent_blocks))
         .route("/v1/blocks/{height}", get(reads::block))
         .route("/v1/events", get(events::stream))
+        .route("/v1/webhooks", get(webhooks::list))
+        .route("/v1/webhooks/{endpoint}/replay", post(webhooks::replay))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&context),
             auth::authenticate,
@@ -198,6 +206,7 @@ pub fn router(context: Arc<ApiContext>) -> Router {
         .merge(scoped)
         .route("/v1/transactions", post(submit::submit))
         .route("/v1/status", get(reads::status))
+        .route("/v1/nodes", get(webhooks::nodes))
         .route("/v1/health", get(reads::health))
         .route("/metrics", get(reads::metrics))
         .fallback(|| async {

@@ -751,6 +751,48 @@ impl LedgerReader {
         self.participant(id)
     }
 
+    /// Every registered webhook endpoint: (participant, endpoint, registered at height, URL).
+    pub fn webhook_endpoints(&self) -> Result<Vec<(u64, u16, u64, String)>, StorageError> {
+        let start = [tpw_contracts::state::prefix::WEBHOOK];
+        let end = [tpw_contracts::state::prefix::WEBHOOK + 1];
+        let mut endpoints = Vec::new();
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(end.to_vec());
+        let iterator = self.db.rocks().iterator_cf_opt(
+            self.db.cf(CF_STATE),
+            options,
+            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        for item in iterator {
+            let (key, sealed) = item?;
+            let value = open_record(&sealed, "state")?;
+            let corrupt = || StorageError::Corrupt("webhook record".into());
+            let participant = key
+                .get(1..9)
+                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(corrupt)?;
+            let endpoint = key
+                .get(9..11)
+                .and_then(|bytes| <[u8; 2]>::try_from(bytes).ok())
+                .map(u16::from_be_bytes)
+                .ok_or_else(corrupt)?;
+            let height = value
+                .get(..8)
+                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(corrupt)?;
+            let url = String::from_utf8(value[8..].to_vec()).map_err(|_| corrupt())?;
+            endpoints.push((participant, endpoint, height, url));
+        }
+        Ok(endpoints)
+    }
+
+    /// The database, for the webhook progress records.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// The owner of an account (accounts never change owner).
     pub fn account_owner(&self, id: u128) -> Result<Option<u64>, StorageError> {
         self.state_now(&account_key(id))?

@@ -1,0 +1,518 @@
+//! Webhook delivery. A participant registers endpoints on the ledger (`set_webhook`); the
+//! leader POSTs each of the participant's events to each endpoint, in order, signed by the
+//! delivering node's key (docs/api.md, Webhooks). A failed delivery is retried with exponential
+//! backoff; after `webhooks.max_attempts` it moves to the endpoint's dead-letter list, from
+//! which the participant can replay it. Progress (the delivered-up-to cursor, dead letters) is
+//! kept in RocksDB and rides in the leader's next block proposal, so every node stores it and a
+//! new leader resumes where the old one stopped; a delivery made just before a failover may be
+//! made again, and its delivery id lets the receiver drop the repeat.
+
+use crate::api::{ApiContext, Principal};
+use crate::config::WebhookConfig;
+use crate::events::{Cursor, LedgerEvent};
+use crate::storage::webhooks as store;
+use ed25519_dalek::{Signer, SigningKey};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tpw_contracts::block::{DeadLetter, WebhookProgress};
+use tpw_contracts::model::Hash;
+
+/// Header carrying the delivery id: `participant.endpoint.height.sequence`.
+pub const HEADER_DELIVERY: &str = "tpw-delivery";
+/// Header carrying the delivering node's id.
+pub const HEADER_NODE: &str = "tpw-node";
+/// Header carrying the delivery time in ms since the Unix epoch.
+pub const HEADER_TIMESTAMP: &str = "tpw-timestamp";
+/// Header carrying the node's ed25519 signature (128 hex digits).
+pub const HEADER_SIGNATURE: &str = "tpw-signature";
+/// Domain tag of a delivery signature.
+pub const DOMAIN: &[u8] = b"tpwalletoec/webhook";
+/// Progress entries one proposal carries; the rest wait for the next.
+const CHECKPOINT_ENTRIES_PER_PROPOSAL: usize = 256;
+/// Progress older than this is carried by an otherwise empty block when there is no traffic.
+pub const CHECKPOINT_MAX_AGE: Duration = Duration::from_secs(1);
+/// How often the deliverer looks for new endpoints and leadership changes.
+const POLL: Duration = Duration::from_millis(200);
+
+/// The bytes a delivery signature covers: `"tpwalletoec/webhook" 0x00 || network_id ||
+/// delivery_id || 0x0a || timestamp (decimal) || 0x0a || blake3(body)`.
+pub fn delivery_message(
+    network_id: &Hash,
+    delivery_id: &str,
+    timestamp_ms: u64,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut message = Vec::with_capacity(DOMAIN.len() + 128);
+    message.extend_from_slice(DOMAIN);
+    message.push(0);
+    message.extend_from_slice(network_id);
+    message.extend_from_slice(delivery_id.as_bytes());
+    message.push(b'\n');
+    message.extend_from_slice(timestamp_ms.to_string().as_bytes());
+    message.push(b'\n');
+    message.extend_from_slice(blake3::hash(body).as_bytes());
+    message
+}
+
+/// Checks a delivery's signature against a node's public key (what a receiver does).
+pub fn verify_delivery(
+    node_key: &[u8; 32],
+    network_id: &Hash,
+    delivery_id: &str,
+    timestamp_ms: u64,
+    body: &[u8],
+    signature_hex: &str,
+) -> bool {
+    let Some(signature) = hex::decode(signature_hex)
+        .ok()
+        .and_then(|bytes| <[u8; 64]>::try_from(bytes).ok())
+    else {
+        return false;
+    };
+    ed25519_dalek::VerifyingKey::from_bytes(node_key)
+        .and_then(|key| {
+            key.verify_strict(
+                &delivery_message(network_id, delivery_id, timestamp_ms, body),
+                &ed25519_dalek::Signature::from_bytes(&signature),
+            )
+        })
+        .is_ok()
+}
+
+/// Progress the leader made since its last proposal.
+#[derive(Default)]
+pub struct Checkpoint {
+    entries: BTreeMap<(u64, u16), WebhookProgress>,
+    since: Option<Instant>,
+}
+
+impl Checkpoint {
+    fn entry(&mut self, participant: u64, endpoint: u16) -> &mut WebhookProgress {
+        self.since.get_or_insert_with(Instant::now);
+        self.entries
+            .entry((participant, endpoint))
+            .or_insert_with(|| WebhookProgress {
+                participant,
+                endpoint,
+                delivered_height: 0,
+                delivered_sequence: 0,
+                dead: Vec::new(),
+                revived: Vec::new(),
+            })
+    }
+
+    fn delivered(&mut self, participant: u64, endpoint: u16, cursor: (u64, u32)) {
+        let entry = self.entry(participant, endpoint);
+        if cursor > (entry.delivered_height, entry.delivered_sequence) {
+            entry.delivered_height = cursor.0;
+            entry.delivered_sequence = cursor.1;
+        }
+    }
+
+    /// Whether progress has waited longer than [`CHECKPOINT_MAX_AGE`] for a proposal.
+    pub fn due(&self) -> bool {
+        self.since
+            .is_some_and(|since| since.elapsed() >= CHECKPOINT_MAX_AGE)
+    }
+
+    /// Takes the progress for a proposal (bounded; the rest waits for the next).
+    pub fn take(&mut self) -> Vec<WebhookProgress> {
+        let mut taken = Vec::new();
+        while taken.len() < CHECKPOINT_ENTRIES_PER_PROPOSAL {
+            let Some((_, mut entry)) = self.entries.pop_first() else {
+                break;
+            };
+            if entry.dead.len() > tpw_contracts::block::WEBHOOK_DEAD_MAX
+                || entry.revived.len() > tpw_contracts::block::WEBHOOK_DEAD_MAX
+            {
+                let rest = WebhookProgress {
+                    dead: entry
+                        .dead
+                        .split_off(entry.dead.len().min(tpw_contracts::block::WEBHOOK_DEAD_MAX)),
+                    revived: entry.revived.split_off(
+                        entry
+                            .revived
+                            .len()
+                            .min(tpw_contracts::block::WEBHOOK_DEAD_MAX),
+                    ),
+                    ..entry.clone()
+                };
+                self.entries.insert((rest.participant, rest.endpoint), rest);
+            }
+            taken.push(entry);
+        }
+        if self.entries.is_empty() {
+            self.since = None;
+        }
+        taken
+    }
+}
+
+/// Replays asked for by participants, per endpoint, on this node.
+#[derive(Default)]
+pub struct Replays {
+    asked: Mutex<HashSet<(u64, u16)>>,
+}
+
+impl Replays {
+    /// Asks for the endpoint's dead letters to be delivered again.
+    pub fn ask(&self, participant: u64, endpoint: u16) {
+        lock(&self.asked).insert((participant, endpoint));
+    }
+    fn take(&self, participant: u64, endpoint: u16) -> bool {
+        lock(&self.asked).remove(&(participant, endpoint))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs the deliverer until the node stops: one worker per registered endpoint while this
+/// node leads.
+pub async fn run(context: Arc<ApiContext>, node_key: SigningKey, config: WebhookConfig) {
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_millis(config.timeout_ms))
+        .pool_max_idle_per_host(4)
+        .build()
+    {
+        Ok(http) => http,
+        Err(error) => {
+            tracing::error!(%error, "webhook deliverer could not start");
+            return;
+        }
+    };
+    let node_key = Arc::new(node_key);
+    let mut workers: HashMap<(u64, u16), tokio::task::JoinHandle<()>> = HashMap::new();
+    loop {
+        if context
+            .shared
+            .stopping
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        workers.retain(|_, handle| !handle.is_finished());
+        if leads(&context) {
+            match context.reader.webhook_endpoints() {
+                Ok(endpoints) => {
+                    for (participant, endpoint, registered, url) in endpoints {
+                        if workers.contains_key(&(participant, endpoint)) {
+                            continue;
+                        }
+                        let worker = Worker {
+                            context: Arc::clone(&context),
+                            http: http.clone(),
+                            node_key: Arc::clone(&node_key),
+                            config: config.clone(),
+                            participant,
+                            endpoint,
+                            url,
+                        };
+                        workers.insert(
+                            (participant, endpoint),
+                            tokio::spawn(worker.run(registered)),
+                        );
+                    }
+                }
+                Err(error) => tracing::error!(%error, "webhook endpoints unreadable"),
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn leads(context: &ApiContext) -> bool {
+    context
+        .shared
+        .status
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .role
+        == "leader"
+}
+
+struct Worker {
+    context: Arc<ApiContext>,
+    http: reqwest::Client,
+    node_key: Arc<SigningKey>,
+    config: WebhookConfig,
+    participant: u64,
+    endpoint: u16,
+    url: String,
+}
+
+/// What delivering one event came to.
+enum Attempt {
+    Delivered,
+    Failed(String),
+}
+
+impl Worker {
+    /// Whether this worker should go on: still the leader, the endpoint still registered with
+    /// the same URL, the node not stopping.
+    fn current(&self) -> bool {
+        if self
+            .context
+            .shared
+            .stopping
+            .load(std::sync::atomic::Ordering::Relaxed)
+            || !leads(&self.context)
+        {
+            return false;
+        }
+        match self.context.reader.webhook_endpoints() {
+            Ok(endpoints) => endpoints.iter().any(|(participant, endpoint, _, url)| {
+                *participant == self.participant && *endpoint == self.endpoint && *url == self.url
+            }),
+            Err(_) => false,
+        }
+    }
+
+    async fn run(self, registered: u64) {
+        let db = self.context.reader.db().clone();
+        let principal = match self.context.reader.participant(self.participant) {
+            Ok(Some(participant)) => Principal {
+                id: participant.id,
+                role: participant.role,
+            },
+            _ => return,
+        };
+        let mut cursor = match store::delivered(&db, self.participant, self.endpoint) {
+            Ok(Some((height, sequence))) if height >= registered => Cursor {
+                height,
+                sequence: Some(sequence),
+            },
+            Ok(_) => Cursor {
+                height: registered,
+                sequence: None,
+            },
+            Err(error) => {
+                tracing::error!(%error, "webhook progress unreadable");
+                return;
+            }
+        };
+        let mut known = HashMap::new();
+        let mut watch = self.context.shared.head_height.subscribe();
+        while self.current() {
+            if self
+                .context
+                .webhook_replays
+                .take(self.participant, self.endpoint)
+            {
+                self.replay(&db).await;
+            }
+            let next = match self.next_event(&principal, &mut known, cursor) {
+                Ok(next) => next,
+                Err(()) => return,
+            };
+            let Some(event) = next else {
+                let _ = tokio::time::timeout(POLL * 5, watch.changed()).await;
+                continue;
+            };
+            let position = (event.view.height, event.view.sequence);
+            let mut attempts = 0u32;
+            loop {
+                attempts += 1;
+                match self.deliver(&event).await {
+                    Attempt::Delivered => {
+                        self.progress(&db, position, None, None);
+                        break;
+                    }
+                    Attempt::Failed(error) if attempts >= self.config.max_attempts => {
+                        tracing::warn!(participant = self.participant, endpoint = self.endpoint, cursor = %event.view.cursor, %error, "webhook delivery dead-lettered");
+                        let dead = DeadLetter {
+                            height: position.0,
+                            sequence: position.1,
+                            attempts,
+                            error,
+                        };
+                        self.progress(&db, position, Some(dead), None);
+                        break;
+                    }
+                    Attempt::Failed(_) => {
+                        crate::metrics::Metrics::add(
+                            &self.context.shared.metrics.webhook_retries,
+                            1,
+                        );
+                        tokio::time::sleep(self.backoff(attempts)).await;
+                        if !self.current() {
+                            return;
+                        }
+                    }
+                }
+            }
+            cursor = Cursor {
+                height: position.0,
+                sequence: Some(position.1),
+            };
+        }
+    }
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 1u64 << attempts.saturating_sub(1).min(20);
+        Duration::from_millis(
+            self.config
+                .backoff_initial_ms
+                .saturating_mul(factor)
+                .min(self.config.backoff_max_ms),
+        )
+    }
+
+    fn progress(
+        &self,
+        db: &crate::storage::Db,
+        position: (u64, u32),
+        dead: Option<DeadLetter>,
+        revived: Option<(u64, u32)>,
+    ) {
+        let entry = WebhookProgress {
+            participant: self.participant,
+            endpoint: self.endpoint,
+            delivered_height: position.0,
+            delivered_sequence: position.1,
+            dead: dead.clone().into_iter().collect(),
+            revived: revived.into_iter().collect(),
+        };
+        if let Err(error) = store::record(db, std::slice::from_ref(&entry)) {
+            tracing::error!(%error, "webhook progress not stored");
+        }
+        let mut checkpoint = lock(&self.context.shared.webhook_checkpoint);
+        if revived.is_none() {
+            checkpoint.delivered(self.participant, self.endpoint, position);
+        }
+        let slot = checkpoint.entry(self.participant, self.endpoint);
+        slot.dead.extend(dead);
+        slot.revived.extend(revived);
+    }
+
+    /// The first event after `cursor` that the endpoint's participant may see; `Ok(None)`
+    /// when there is none yet.
+    fn next_event(
+        &self,
+        principal: &Principal,
+        known: &mut HashMap<u64, bool>,
+        cursor: Cursor,
+    ) -> Result<Option<LedgerEvent>, ()> {
+        let head = *self.context.shared.head_height.borrow();
+        let mut height = match cursor.sequence {
+            Some(_) => cursor.height.max(1),
+            None => cursor.height + 1,
+        };
+        while height <= head {
+            let events = match self.context.events.block_events(
+                &self.context.reader,
+                &self.context.network_id,
+                height,
+            ) {
+                Ok(Some(events)) => events,
+                Ok(None) => return Ok(None),
+                Err(error) => {
+                    tracing::error!(%error, height, "webhook deliverer could not read a block");
+                    return Err(());
+                }
+            };
+            for event in events.iter() {
+                if !cursor.before(event.view.height, event.view.sequence) {
+                    continue;
+                }
+                if crate::api::event_visible(&self.context, principal, known, event)
+                    .map_err(|_| ())?
+                {
+                    return Ok(Some(event.clone()));
+                }
+            }
+            height += 1;
+        }
+        Ok(None)
+    }
+
+    fn delivery_id(&self, event: &LedgerEvent) -> String {
+        format!(
+            "{}.{}.{}",
+            self.participant, self.endpoint, event.view.cursor
+        )
+    }
+
+    async fn deliver(&self, event: &LedgerEvent) -> Attempt {
+        let delivery_id = self.delivery_id(event);
+        let body = match serde_json::to_vec(&serde_json::json!({
+            "delivery_id": delivery_id,
+            "event": event.view,
+        })) {
+            Ok(body) => body,
+            Err(error) => return Attempt::Failed(error.to_string()),
+        };
+        let timestamp_ms = crate::runtime::now_ms();
+        let signature = self.node_key.sign(&delivery_message(
+            &self.context.network_id,
+            &delivery_id,
+            timestamp_ms,
+            &body,
+        ));
+        let sent = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header(HEADER_DELIVERY, &delivery_id)
+            .header(HEADER_NODE, self.context.node_id.to_string())
+            .header(HEADER_TIMESTAMP, timestamp_ms.to_string())
+            .header(HEADER_SIGNATURE, hex::encode(signature.to_bytes()))
+            .body(body)
+            .send()
+            .await;
+        let metrics = &self.context.shared.metrics;
+        match sent {
+            Ok(response) if response.status().is_success() => {
+                crate::metrics::Metrics::add(&metrics.webhook_deliveries, 1);
+                Attempt::Delivered
+            }
+            Ok(response) => Attempt::Failed(format!("HTTP {}", response.status().as_u16())),
+            Err(error) => Attempt::Failed(if error.is_timeout() {
+                "timed out".into()
+            } else if error.is_connect() {
+                "connection failed".into()
+            } else {
+                "request failed".into()
+            }),
+        }
+    }
+
+    /// Delivers each dead letter once more; the delivered leave the list.
+    async fn replay(&self, db: &crate::storage::Db) {
+        let letters = match store::dead_letters(db, self.participant, self.endpoint, 10_000) {
+            Ok(letters) => letters,
+            Err(error) => {
+                tracing::error!(%error, "dead letters unreadable");
+                return;
+            }
+        };
+        for letter in letters {
+            let events = match self.context.events.block_events(
+                &self.context.reader,
+                &self.context.network_id,
+                letter.height,
+            ) {
+                Ok(Some(events)) => events,
+                _ => continue,
+            };
+            let Some(event) = events
+                .iter()
+                .find(|event| event.view.sequence == letter.sequence)
+            else {
+                continue;
+            };
+            if let Attempt::Delivered = self.deliver(event).await {
+                let revived = (letter.height, letter.sequence);
+                let current = store::delivered(db, self.participant, self.endpoint)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(revived);
+                self.progress(db, current, None, Some(revived));
+            }
+        }
+    }
+}
