@@ -308,6 +308,28 @@ impl Client {
         })
     }
 
+    /// GET /v1/accounts/{id}/statement with a query string (such as `limit=100&format=csv`):
+    /// the raw body, JSON or CSV.
+    pub async fn statement(
+        &self,
+        account: u128,
+        query: &str,
+    ) -> Result<Option<String>, ClientError> {
+        let path = if query.is_empty() {
+            format!("/v1/accounts/{account}/statement")
+        } else {
+            format!("/v1/accounts/{account}/statement?{query}")
+        };
+        let url = format!("{}{path}", self.base);
+        let request = self.get_request(&path, &url).await?;
+        let (status, body) = self.send(request, &url).await?;
+        match status {
+            200 => Ok(Some(String::from_utf8_lossy(&body).into_owned())),
+            404 => Ok(None),
+            _ => Err(Self::api_error(status, &body)),
+        }
+    }
+
     /// GET /v1/webhooks: the signing participant's webhook endpoints and dead letters.
     pub async fn webhooks(&self) -> Result<WebhooksResponse, ClientError> {
         self.get("/v1/webhooks").await?.ok_or(ClientError::Api {

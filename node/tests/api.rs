@@ -1104,3 +1104,181 @@ async fn webhooks_are_signed_retried_dead_lettered_replayed_and_survive_a_restar
     receiver.down().await;
     node.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_statement_reconciles_to_the_balance_and_pages() {
+    // Proves a statement lists every posted movement of an account with its transfer id,
+    // counterparty and running balance (a payment out, one in, a two-phase post, a netting
+    // cycle's net posting), that the last balance equals the account's, that pages continue
+    // exactly, that CSV carries the same lines, and that another partner cannot read it.
+    let folder = tempfile::tempdir().unwrap();
+    let config = prepare(folder.path());
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let network = network_id(&config);
+    let acme_key = key(folder.path(), "acme");
+    let initech_key = key(folder.path(), "initech");
+    let api = Api::new(node.api_address).reading_as(acme_key.clone(), network);
+    let submit = |key: &ed25519_dalek::SigningKey, operation: Operation| {
+        let envelope = sign(network, key, operation);
+        let api = &api;
+        async move {
+            let (status, body) = api.submit(&[envelope], true).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    let acme_eur = account_of(3, EUR);
+    let initech_eur = account_of(5, EUR);
+    let (_, before) = api.get(&format!("/v1/accounts/{acme_eur}")).await;
+    submit(
+        &acme_key,
+        common::payment(1, acme_eur, initech_eur, EUR, 700),
+    )
+    .await;
+    submit(
+        &initech_key,
+        common::payment(1, initech_eur, acme_eur, EUR, 250),
+    )
+    .await;
+    submit(
+        &acme_key,
+        Operation::Transfer {
+            id: 2,
+            debit_account: acme_eur,
+            credit_account: initech_eur,
+            asset: EUR,
+            amount: 90,
+            kind: TransferKind::Pending { timeout_ms: 60_000 },
+            reference: 0,
+        },
+    )
+    .await;
+    submit(
+        &acme_key,
+        Operation::PostPending {
+            id: 3,
+            pending_id: 2,
+            amount: 60,
+        },
+    )
+    .await;
+    let bank_a = key(folder.path(), "bank-a");
+    submit(
+        &bank_a,
+        Operation::OpenCycle {
+            cycle: 1,
+            asset: EUR,
+            closes_at_ms: tpw_node::runtime::now_ms() + 3_600_000,
+            members: vec![3, 5],
+        },
+    )
+    .await;
+    for (key, id, from, to, amount) in [
+        (&acme_key, 10, acme_eur, initech_eur, 500),
+        (&initech_key, 10, initech_eur, acme_eur, 120),
+    ] {
+        submit(
+            key,
+            Operation::SubmitObligation {
+                id,
+                cycle: 1,
+                debit_account: from,
+                credit_account: to,
+                amount,
+            },
+        )
+        .await;
+    }
+    submit(
+        &bank_a,
+        Operation::CloseCycle {
+            cycle: 1,
+            carry_to: 0,
+        },
+    )
+    .await;
+
+    let path = format!("/v1/accounts/{acme_eur}/statement");
+    let (status, statement) = api.get(&path).await;
+    assert_eq!(status, 200, "{statement}");
+    let entries = statement["entries"].as_array().unwrap();
+    let amounts: Vec<(String, String, String)> = entries
+        .iter()
+        .map(|entry| {
+            (
+                entry["kind"].as_str().unwrap().to_string(),
+                entry["direction"].as_str().unwrap().to_string(),
+                entry["amount"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("transfer", "debit", "700"),
+        ("transfer", "credit", "250"),
+        ("transfer", "debit", "60"),
+        ("net_posting", "debit", "380"),
+    ];
+    assert_eq!(
+        amounts,
+        expected
+            .iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(entries[0]["transfer"]["owner"], 3);
+    assert_eq!(entries[0]["transfer"]["id"], "1");
+    assert_eq!(entries[0]["counterparty_account"], initech_eur.to_string());
+    assert_eq!(entries[1]["transfer"]["owner"], 5);
+    assert_eq!(
+        entries[2]["transfer"]["id"], "3",
+        "the post operation's own id"
+    );
+    let (_, after) = api.get(&format!("/v1/accounts/{acme_eur}")).await;
+    let balance = |view: &Value| {
+        view["account"]["credits_posted"]
+            .as_str()
+            .unwrap()
+            .parse::<i128>()
+            .unwrap()
+            - view["account"]["debits_posted"]
+                .as_str()
+                .unwrap()
+                .parse::<i128>()
+                .unwrap()
+    };
+    assert_eq!(balance(&after), balance(&before) - 700 + 250 - 60 - 380);
+    assert_eq!(
+        entries.last().unwrap()["balance"],
+        balance(&after).to_string(),
+        "the running balance ends at the account's balance"
+    );
+
+    // Pages of two continue exactly; CSV carries the same lines.
+    let (_, first) = api.get(&format!("{path}?limit=2")).await;
+    let next = first["next"].as_str().unwrap().to_string();
+    let (_, second) = api.get(&format!("{path}?limit=2&after={next}")).await;
+    let paged: Vec<Value> = first["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["entries"].as_array().unwrap())
+        .cloned()
+        .collect();
+    assert_eq!(&paged, entries);
+    assert_eq!(second["next"], Value::Null);
+    let (_, csv) = api.get(&format!("{path}?format=csv")).await;
+    let csv = csv.as_str().unwrap().to_string();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 5);
+    assert!(rows[0].starts_with("height,cursor,block_time_ms,kind,transfer_owner"));
+    assert!(
+        rows[1].contains(",transfer,3,1,")
+            && rows[1].ends_with(&format!(
+                ",debit,700,{}",
+                entries[0]["balance"].as_str().unwrap()
+            ))
+    );
+    let globex = Api::new(node.api_address).reading_as(key(folder.path(), "globex"), network);
+    let (status, body) = globex.get(&path).await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    node.stop().await.unwrap();
+}

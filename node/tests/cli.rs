@@ -562,6 +562,33 @@ fn every_cli_command_works_against_a_running_node() {
     assert_eq!(lines[0]["signer"], 3);
     assert_eq!(lines[0]["status"], "settled");
 
+    // Acme's statement as CSV: a header, then a line per movement ending at its balance.
+    let statement = tpw(&["statement", "--node", &url, "--key", &acme, "301", "--csv"]);
+    assert!(
+        statement.status.success(),
+        "{}",
+        String::from_utf8_lossy(&statement.stderr)
+    );
+    let text = String::from_utf8_lossy(&statement.stdout).to_string();
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(rows[0].starts_with("height,cursor,"));
+    assert!(rows.len() > 2, "{text}");
+    let account = json(&tpw(&["account", "--node", &url, "301"]));
+    let balance = account["account"]["credits_posted"]
+        .as_str()
+        .unwrap()
+        .parse::<i128>()
+        .unwrap()
+        - account["account"]["debits_posted"]
+            .as_str()
+            .unwrap()
+            .parse::<i128>()
+            .unwrap();
+    assert!(
+        rows.last().unwrap().ends_with(&format!(",{balance}")),
+        "{text}"
+    );
+
     // A partner reads its own account, and another's answers exactly as a missing one.
     let acme_key = path(dir, "keys/acme.json");
     let own = tpw(&["account", "--node", &url, "--key", &acme_key, "301"]);

@@ -6,6 +6,7 @@ mod auth;
 mod events;
 mod rate;
 mod reads;
+mod statement;
 mod submit;
 mod webhooks;
 
@@ -186,6 +187,7 @@ pub fn router(context: Arc<ApiContext>) -> Router {
     let scoped = Router::new()
         .route("/v1/transactions/{tx_id}", get(reads::transaction))
         .route("/v1/accounts/{id}", get(reads::account))
+        .route("/v1/accounts/{id}/statement", get(statement::statement))
         .route("/v1/transfers/{participant}/{id}", get(reads::transfer))
         .route("/v1/netting/{cycle}", get(reads::netting_cycle))
         .route("/v1/limits/{participant}/{asset}", get(reads::limits))

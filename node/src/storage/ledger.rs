@@ -316,6 +316,9 @@ impl LedgerStore {
                 &outcome.effects,
             )),
         );
+        for (key, value) in super::statement::block_entries(self, outcome)? {
+            batch.put_cf(self.db.cf(CF_META), key, value);
+        }
         let index_cf = self.db.cf(CF_INDEX);
         let mut seen = std::collections::HashSet::with_capacity(outcome.receipts.len());
         for (position, receipt) in outcome.receipts.iter().enumerate() {

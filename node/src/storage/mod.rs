@@ -6,6 +6,7 @@ mod ledger;
 mod raft_log;
 mod record;
 mod snapshot;
+pub mod statement;
 pub mod webhooks;
 
 pub use db::{Db, StorageError, CF_BLOCKS, CF_INDEX, CF_META};

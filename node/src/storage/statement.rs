@@ -1,0 +1,274 @@
+//! Account statements: at each block, every account whose posted balance moved gets one entry
+//! per transfer that moved it (in block order) and, for what no transfer record explains (a
+//! netting cycle's net posting), one closing entry; each entry carries the running balance
+//! (credits posted minus debits posted). Derived from the applied block and written in the
+//! same batch, in the meta column family, so a statement is a range read.
+
+use super::db::{Db, StorageError, CF_META};
+use super::record::{open_record, seal_record};
+use std::collections::{BTreeMap, HashMap};
+use tpw_contracts::codec::{Reader, Writer};
+use tpw_contracts::model::{from_bytes, Account, TransferRecord, TransferState};
+use tpw_contracts::state::prefix;
+use tpw_contracts::{BlockOutcome, StateStore};
+
+const PREFIX: &[u8] = b"st";
+
+/// A key and its sealed value, to write.
+type Record = (Vec<u8>, Vec<u8>);
+
+/// One statement line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementEntry {
+    /// Block height.
+    pub height: u64,
+    /// Position among the account's entries in that block.
+    pub sequence: u32,
+    /// Block time.
+    pub time_ms: u64,
+    /// The transfer (owner, id) that moved the balance; `None` for a net posting (netting).
+    pub transfer: Option<(u64, u128)>,
+    /// The account on the other side of the transfer.
+    pub counterparty_account: Option<u128>,
+    /// Signed change: positive credits the account, negative debits it.
+    pub amount: i128,
+    /// Balance after this entry.
+    pub balance: i128,
+}
+
+fn key(account: u128, height: u64, sequence: u32) -> Vec<u8> {
+    let mut key = PREFIX.to_vec();
+    key.extend_from_slice(&account.to_be_bytes());
+    key.extend_from_slice(&height.to_be_bytes());
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+fn encode(entry: &StatementEntry) -> Vec<u8> {
+    let mut writer = Writer::default();
+    writer.u64(entry.time_ms);
+    match entry.transfer {
+        Some((owner, id)) => {
+            writer.u8(1);
+            writer.u64(owner);
+            writer.u128(id);
+            writer.u128(entry.counterparty_account.unwrap_or(0));
+        }
+        None => writer.u8(0),
+    }
+    writer.u128(entry.amount as u128);
+    writer.u128(entry.balance as u128);
+    writer.finish()
+}
+
+fn decode(account_key: &[u8], value: &[u8]) -> Result<StatementEntry, StorageError> {
+    let corrupt = || StorageError::Corrupt("statement entry".into());
+    let height = account_key
+        .get(18..26)
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(corrupt)?;
+    let sequence = account_key
+        .get(26..30)
+        .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+        .map(u32::from_be_bytes)
+        .ok_or_else(corrupt)?;
+    let payload = open_record(value, "statement entry")?;
+    let mut reader = Reader::new(payload);
+    fn read<T>(result: Result<T, tpw_contracts::codec::DecodeError>) -> Result<T, StorageError> {
+        result.map_err(|_| StorageError::Corrupt("statement entry".into()))
+    }
+    let time_ms = read(reader.u64("time"))?;
+    let (transfer, counterparty_account) = if read(reader.bool("has_transfer"))? {
+        let owner = read(reader.u64("owner"))?;
+        let id = read(reader.u128("id"))?;
+        let counterparty = read(reader.u128("counterparty"))?;
+        (Some((owner, id)), Some(counterparty))
+    } else {
+        (None, None)
+    };
+    Ok(StatementEntry {
+        height,
+        sequence,
+        time_ms,
+        transfer,
+        counterparty_account,
+        amount: read(reader.u128("amount"))? as i128,
+        balance: read(reader.u128("balance"))? as i128,
+    })
+}
+
+fn balance(account: &Account) -> i128 {
+    account.credits_posted as i128 - account.debits_posted as i128
+}
+
+/// The statement entries of one block, as (key, sealed value) pairs to write with it.
+/// `before` reads the committed state (before the block).
+pub fn block_entries(
+    before: &dyn StateStore,
+    outcome: &BlockOutcome,
+) -> Result<Vec<Record>, StorageError> {
+    let corrupt = |what: &str| StorageError::Corrupt(format!("{what} in a block's changes"));
+    let read_before = |key: &[u8]| {
+        before
+            .get(key)
+            .map_err(|error| StorageError::Corrupt(error.0))
+    };
+    // Balances before and after, for every account the block changed.
+    let mut accounts: BTreeMap<u128, (i128, i128)> = BTreeMap::new();
+    for (key, value) in outcome
+        .diff
+        .range(vec![prefix::ACCOUNT]..vec![prefix::ACCOUNT + 1])
+    {
+        let Some(value) = value else { continue };
+        let after = from_bytes(value, Account::decode).map_err(|_| corrupt("account"))?;
+        let old = match read_before(key)? {
+            Some(bytes) => {
+                balance(&from_bytes(&bytes, Account::decode).map_err(|_| corrupt("account"))?)
+            }
+            None => 0,
+        };
+        accounts.insert(after.id, (old, balance(&after)));
+    }
+    if accounts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let positions: HashMap<[u8; 32], usize> = outcome
+        .receipts
+        .iter()
+        .enumerate()
+        .map(|(position, receipt)| (receipt.tx_id, position))
+        .collect();
+    // Transfers that moved posted balances in this block: new posted records, and pending
+    // transfers posted without a post record of their own (a checker's approval).
+    let mut moves: Vec<((usize, u64, u128), TransferRecord, u128)> = Vec::new();
+    let mut posted_pendings = std::collections::HashSet::new();
+    let mut transitions = Vec::new();
+    for (key, value) in outcome
+        .diff
+        .range(vec![prefix::TRANSFER]..vec![prefix::TRANSFER + 1])
+    {
+        let Some(value) = value else { continue };
+        let record = from_bytes(value, TransferRecord::decode).map_err(|_| corrupt("transfer"))?;
+        let old_state = match read_before(key)? {
+            Some(bytes) => Some(
+                from_bytes(&bytes, TransferRecord::decode)
+                    .map_err(|_| corrupt("transfer"))?
+                    .state,
+            ),
+            None => None,
+        };
+        let order = (
+            positions.get(&record.tx_id).copied().unwrap_or(usize::MAX),
+            record.owner,
+            record.id,
+        );
+        match (old_state, record.state) {
+            (None, TransferState::Posted) if record.result == 0 => {
+                if record.pending_id != 0 {
+                    posted_pendings.insert((record.owner, record.pending_id));
+                }
+                let amount = record.amount;
+                moves.push((order, record, amount));
+            }
+            (Some(TransferState::Pending), TransferState::PendingPosted) => {
+                transitions.push((order, record));
+            }
+            _ => {}
+        }
+    }
+    for (order, record) in transitions {
+        if !posted_pendings.contains(&(record.owner, record.id)) {
+            let amount = record.amount;
+            moves.push((order, record, amount));
+        }
+    }
+    moves.sort_by_key(|(order, _, _)| *order);
+    let mut lines: BTreeMap<u128, Vec<StatementEntry>> = BTreeMap::new();
+    let mut running: BTreeMap<u128, i128> =
+        accounts.iter().map(|(id, (old, _))| (*id, *old)).collect();
+    let height = outcome.header.height;
+    let time_ms = outcome.header.time_ms;
+    for (_, record, amount) in &moves {
+        for (account, counterparty, signed) in [
+            (
+                record.debit_account,
+                record.credit_account,
+                -(*amount as i128),
+            ),
+            (record.credit_account, record.debit_account, *amount as i128),
+        ] {
+            let Some(balance) = running.get_mut(&account) else {
+                continue;
+            };
+            *balance += signed;
+            let entries = lines.entry(account).or_default();
+            entries.push(StatementEntry {
+                height,
+                sequence: entries.len() as u32,
+                time_ms,
+                transfer: Some((record.owner, record.id)),
+                counterparty_account: Some(counterparty),
+                amount: signed,
+                balance: *balance,
+            });
+        }
+    }
+    // What the transfers do not explain (a netting cycle's net posting) closes the block.
+    for (account, (_, after)) in &accounts {
+        let reached = running[account];
+        if reached != *after {
+            let entries = lines.entry(*account).or_default();
+            entries.push(StatementEntry {
+                height,
+                sequence: entries.len() as u32,
+                time_ms,
+                transfer: None,
+                counterparty_account: None,
+                amount: after - reached,
+                balance: *after,
+            });
+        }
+    }
+    Ok(lines
+        .into_iter()
+        .flat_map(|(account, entries)| {
+            entries.into_iter().map(move |entry| {
+                (
+                    key(account, entry.height, entry.sequence),
+                    seal_record(&encode(&entry)),
+                )
+            })
+        })
+        .collect())
+}
+
+/// Statement entries of `account` from (`from_height`, `after_sequence` exclusive) up to
+/// `to_height`, at most `limit`.
+pub fn read(
+    db: &Db,
+    account: u128,
+    start: (u64, Option<u32>),
+    to_height: u64,
+    limit: usize,
+) -> Result<Vec<StatementEntry>, StorageError> {
+    let first = match start.1 {
+        Some(sequence) => key(account, start.0, sequence.saturating_add(1)),
+        None => key(account, start.0, 0),
+    };
+    let mut end = key(account, to_height, u32::MAX);
+    end.push(0);
+    let mut options = rocksdb::ReadOptions::default();
+    options.set_iterate_upper_bound(end);
+    let iterator = db.rocks().iterator_cf_opt(
+        db.cf(CF_META),
+        options,
+        rocksdb::IteratorMode::From(&first, rocksdb::Direction::Forward),
+    );
+    let mut entries = Vec::new();
+    for item in iterator.take(limit) {
+        let (key, value) = item?;
+        entries.push(decode(&key, &value)?);
+    }
+    Ok(entries)
+}
