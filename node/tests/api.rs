@@ -1282,3 +1282,64 @@ async fn an_account_statement_reconciles_to_the_balance_and_pages() {
     assert_eq!((status, code(&body)), (404, "not_found"));
     node.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_example_client_signs_submits_and_reads() {
+    // Proves integration from another language using only the documents: the Python client
+    // (clients/python) encodes and signs a transfer that the node commits, and its signed read
+    // sees its own account but not another partner's.
+    let folder = tempfile::tempdir().unwrap();
+    let config = prepare(folder.path());
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let network = network_id(&config);
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/python/tpw_client.py");
+    let acme = folder.path().join("keys/acme.json");
+    let url = format!("http://{}", node.api_address);
+    let run = |args: Vec<String>| {
+        let script = script.clone();
+        let (url, acme) = (url.clone(), acme.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("python3")
+                .arg(&script)
+                .args(["--node", &url, "--key", acme.to_str().unwrap()])
+                .args(args)
+                .output()
+                .expect("python3 runs (the machine has CPython 3.11)")
+        })
+    };
+    let paid = run(
+        "pay --id 77 --debit 301 --credit 501 --asset 1 --amount 1250"
+            .split(' ')
+            .map(String::from)
+            .collect(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        paid.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&paid.stdout),
+        String::from_utf8_lossy(&paid.stderr)
+    );
+    let result: Value = serde_json::from_slice(&paid.stdout).unwrap();
+    assert_eq!(result["status"], "committed");
+    assert_eq!(result["outcome"], "settled");
+    let api = Api::new(node.api_address).reading_as(key(folder.path(), "acme"), network);
+    let (status, transfer) = api.get("/v1/transfers/3/77").await;
+    assert_eq!(status, 200);
+    assert_eq!(transfer["transfer"]["amount"], "1250");
+    let own = run(vec!["account".into(), "301".into()]).await.unwrap();
+    assert!(
+        own.status.success(),
+        "{}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+    let view: Value = serde_json::from_slice(&own.stdout).unwrap();
+    assert_eq!(view["account"]["owner"], 3);
+    let foreign = run(vec!["account".into(), "501".into()]).await.unwrap();
+    assert!(!foreign.status.success());
+    let answer: Value = serde_json::from_slice(&foreign.stdout).unwrap();
+    assert_eq!(code(&answer), "not_found");
+    node.stop().await.unwrap();
+}

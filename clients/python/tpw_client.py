@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""A minimal tpwalletoec client in Python: builds and signs transactions with the encoding of
+docs/encoding.md, submits them, and makes signed reads (docs/api.md, Authentication).
+
+It shows that another language can integrate from the documents alone. It needs the
+`cryptography` package for ed25519 (pip install cryptography).
+
+    python3 tpw_client.py --node http://127.0.0.1:7100 --key keys/acme.json \\
+        pay --id 7 --debit 301 --credit 501 --asset 1 --amount 1250
+    python3 tpw_client.py --node http://127.0.0.1:7100 --key keys/acme.json account 301
+"""
+
+import argparse
+import json
+import os
+import struct
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives import serialization
+
+FORMAT_VERSION = 1
+TRANSACTION_DOMAIN = b"tpwalletoec/transaction\x00"
+REQUEST_DOMAIN = b"tpwalletoec/api-request\x00"
+TAG_TRANSFER = 2
+# blake3 of the empty string: the body hash of a GET. (Requests with a body need a blake3
+# implementation, such as the `blake3` package.)
+BLAKE3_EMPTY = bytes.fromhex("af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262")
+
+
+def u8(value):
+    return struct.pack("<B", value)
+
+
+def u16(value):
+    return struct.pack("<H", value)
+
+
+def u32(value):
+    return struct.pack("<I", value)
+
+
+def u64(value):
+    return struct.pack("<Q", value)
+
+
+def u128(value):
+    if not 0 <= value < 1 << 128:
+        raise ValueError("u128 out of range")
+    return value.to_bytes(16, "little")
+
+
+def transfer(transfer_id, debit, credit, asset, amount, pending_timeout_ms=None, reference=0):
+    """Operation tag 2: a posted transfer, or a pending one with a timeout."""
+    kind = u8(0) if pending_timeout_ms is None else u8(1) + u64(pending_timeout_ms)
+    return (
+        u8(TAG_TRANSFER)
+        + u128(transfer_id)
+        + u128(debit)
+        + u128(credit)
+        + u32(asset)
+        + u128(amount)
+        + kind
+        + u128(reference)
+    )
+
+
+def body(operations, linked=False):
+    """flags:u8 (bit 0 linked) | count:u16 | operations."""
+    return u8(1 if linked else 0) + u16(len(operations)) + b"".join(operations)
+
+
+class Key:
+    """A key file written by `tpw keygen`."""
+
+    def __init__(self, path):
+        with open(path, encoding="utf-8") as file:
+            document = json.load(file)
+        if document.get("algorithm") != "ed25519":
+            raise ValueError(f"{path} is not an ed25519 key file")
+        self.private = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(document["secret_key"]))
+        self.public = self.private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    def sign(self, message):
+        return self.private.sign(message)
+
+
+def envelope(network_id, key, body_bytes):
+    """version | network_id | signer | body (u32 length + bytes) | signature over the domain and
+    everything before it."""
+    unsigned = u8(FORMAT_VERSION) + network_id + key.public + u32(len(body_bytes)) + body_bytes
+    return unsigned + key.sign(TRANSACTION_DOMAIN + unsigned)
+
+
+class Client:
+    def __init__(self, node, key=None):
+        self.node = node.rstrip("/")
+        self.key = key
+        self._network_id = None
+
+    def _request(self, method, path, payload=None, signed=False):
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(self.node + path, data=data, method=method)
+        if data is not None:
+            request.add_header("content-type", "application/json")
+        if signed:
+            if data is not None:
+                raise ValueError("this example signs only requests without a body")
+            timestamp = str(int(time.time() * 1000))
+            nonce = os.urandom(16).hex()
+            message = (
+                REQUEST_DOMAIN
+                + self.network_id()
+                + method.encode()
+                + b"\n"
+                + path.encode()
+                + b"\n"
+                + timestamp.encode()
+                + b"\n"
+                + nonce.encode()
+                + b"\n"
+                + BLAKE3_EMPTY
+            )
+            request.add_header("tpw-key", self.key.public.hex())
+            request.add_header("tpw-timestamp", timestamp)
+            request.add_header("tpw-nonce", nonce)
+            request.add_header("tpw-signature", self.key.sign(message).hex())
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def network_id(self):
+        if self._network_id is None:
+            status, answer = self._request("GET", "/v1/status")
+            if status != 200:
+                raise RuntimeError(f"status: {status} {answer}")
+            self._network_id = bytes.fromhex(answer["network_id"])
+        return self._network_id
+
+    def submit(self, operations, wait=True, linked=False):
+        """Signs one transaction with this client's key and submits it; returns the result."""
+        signed = envelope(self.network_id(), self.key, body(operations, linked))
+        status, answer = self._request(
+            "POST", "/v1/transactions", {"transactions": [signed.hex()], "wait": wait}
+        )
+        if status not in (200, 202, 422):
+            raise RuntimeError(f"submission refused: {status} {answer}")
+        return answer["results"][0]
+
+    def account(self, account_id):
+        """A signed read: the node shows only the key's own participant's accounts."""
+        return self._request("GET", f"/v1/accounts/{account_id}", signed=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--node", default=os.environ.get("TPW_NODE", "http://127.0.0.1:7100"))
+    parser.add_argument("--key", required=True, help="key file (tpw keygen)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    pay = commands.add_parser("pay", help="submit a posted transfer and wait for its commit")
+    for name in ("id", "debit", "credit", "amount"):
+        pay.add_argument(f"--{name}", type=int, required=True)
+    pay.add_argument("--asset", type=int, required=True)
+    pay.add_argument("--pending-timeout-ms", type=int)
+    account = commands.add_parser("account", help="read one of the key's own accounts")
+    account.add_argument("id", type=int)
+    arguments = parser.parse_args()
+    client = Client(arguments.node, Key(arguments.key))
+    if arguments.command == "pay":
+        result = client.submit(
+            [
+                transfer(
+                    arguments.id,
+                    arguments.debit,
+                    arguments.credit,
+                    arguments.asset,
+                    arguments.amount,
+                    arguments.pending_timeout_ms,
+                )
+            ]
+        )
+        print(json.dumps(result))
+        return 0 if result.get("code") == "ok" else 1
+    status, answer = client.account(arguments.id)
+    print(json.dumps(answer))
+    return 0 if status == 200 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
