@@ -209,6 +209,7 @@ pub fn router(context: Arc<ApiContext>) -> Router {
         .route("/v1/transactions", post(submit::submit))
         .route("/v1/status", get(reads::status))
         .route("/v1/nodes", get(webhooks::nodes))
+        .route("/v1/openapi.json", get(openapi))
         .route("/v1/health", get(reads::health))
         .route("/metrics", get(reads::metrics))
         .fallback(|| async {
@@ -231,6 +232,13 @@ pub fn router(context: Arc<ApiContext>) -> Router {
             bounded_time,
         ))
         .with_state(context)
+}
+
+/// The OpenAPI document of this API (kept in docs/openapi.json).
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// Answers 503 `timeout` when a request takes longer than `api.request_timeout_ms` to produce
