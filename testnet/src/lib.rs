@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod commands;
 pub mod drills;
+pub mod eventbench;
 pub mod netbench;
 pub mod network;
 pub mod receiver;

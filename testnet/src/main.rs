@@ -2,7 +2,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
-use tpw_testnet::{bench, commands, drills, netbench, sigbench};
+use tpw_testnet::{bench, commands, drills, eventbench, netbench, sigbench};
 
 use clap::{Parser, Subcommand};
 
@@ -156,6 +156,25 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         participants: usize,
     },
+    /// Measures how fast settlement reaches partners: block to event on a stream and to a
+    /// webhook delivery (p50/p99), and webhook deliveries per second under a transfer load.
+    BenchEvents {
+        /// Voting nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Observers.
+        #[arg(long, default_value_t = 1)]
+        observers: usize,
+        /// Partners, each with a webhook endpoint.
+        #[arg(long, default_value_t = 16)]
+        partners: usize,
+        /// Transfers.
+        #[arg(long, default_value_t = 20_000)]
+        transfers: usize,
+        /// Transfers per request.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
     /// Measures signature verification: ZIP-215 (ed25519-zebra) against ed25519-dalek.
     BenchSignatures {
         /// Signatures per run.
@@ -266,6 +285,17 @@ fn main() -> std::process::ExitCode {
             participants,
         } => block_on(async move {
             let report = netbench::run(obligations, participants).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }),
+        Command::BenchEvents {
+            nodes,
+            observers,
+            partners,
+            transfers,
+            batch,
+        } => block_on(async move {
+            let report = eventbench::run(nodes, observers, partners, transfers, batch).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }),

@@ -11,6 +11,8 @@ pub struct Delivery {
     pub delivery_id: String,
     /// When it arrived.
     pub at: Instant,
+    /// When it arrived, in ms since the Unix epoch.
+    pub at_ms: u64,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -60,6 +62,7 @@ impl WebhookReceiver {
                             .push(Delivery {
                                 delivery_id,
                                 at: Instant::now(),
+                                at_ms: tpw_node::runtime::now_ms(),
                                 body: body.to_vec(),
                             });
                         "ok"
