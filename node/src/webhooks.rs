@@ -297,7 +297,13 @@ impl Worker {
         };
         let mut known = HashMap::new();
         let mut watch = self.context.shared.head_height.subscribe();
-        while self.current() {
+        // Leadership and registration are re-checked at most every POLL between deliveries
+        // (a state scan each time would cost more than the delivery).
+        let mut checked = Instant::now();
+        while checked.elapsed() < POLL || {
+            checked = Instant::now();
+            self.current()
+        } {
             if self
                 .context
                 .webhook_replays
