@@ -75,6 +75,8 @@ pub struct RunningNode {
     snapshot_maker: std::thread::JoinHandle<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop_server: tokio::sync::oneshot::Sender<()>,
+    webhooks: tokio::task::JoinHandle<()>,
+    context: Arc<ApiContext>,
 }
 
 /// Opens storage and starts the raft loop and the API.
@@ -254,7 +256,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         nodes: genesis.nodes.clone(),
     });
     crate::api::serve_forwarded(&context);
-    tokio::spawn(crate::webhooks::run(
+    let webhooks = tokio::spawn(crate::webhooks::run(
         Arc::clone(&context),
         node_key.clone(),
         config.webhooks.clone(),
@@ -281,8 +283,9 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         .with_context(|| format!("cannot listen on {}", config.api_listen))?;
     let api_address = listener.local_addr()?;
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = router(Arc::clone(&context));
     let server = tokio::spawn(async move {
-        axum::serve(listener, router(context))
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;
             })
@@ -296,6 +299,8 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         snapshot_maker,
         server,
         stop_server,
+        webhooks,
+        context,
     })
 }
 
@@ -310,6 +315,14 @@ impl RunningNode {
         let _ = self.stop_server.send(());
         self.shared.stopping.store(true, Ordering::Relaxed);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.webhooks).await;
+        // Event streams and deliveries hold the API context (and so the database): let them
+        // notice the stop and let go, so a restart in this process can open the database.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.context) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(self.context);
         let runtime = self.runtime;
         let snapshot_maker = self.snapshot_maker;
         let result = tokio::task::spawn_blocking(move || {

@@ -193,6 +193,10 @@ pub async fn run(context: Arc<ApiContext>, node_key: SigningKey, config: Webhook
             .stopping
             .load(std::sync::atomic::Ordering::Relaxed)
         {
+            for (_, worker) in workers.drain() {
+                worker.abort();
+                let _ = worker.await;
+            }
             return;
         }
         workers.retain(|_, handle| !handle.is_finished());

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 /// Events buffered per stream before the producer waits for the client.
 const STREAM_BUFFER: usize = 256;
+/// How often an idle stream checks whether the node is stopping.
+const STOP_CHECK: Duration = Duration::from_millis(250);
 /// How long a stream waits for a block this node does not hold yet (below a snapshot).
 const MISSING_BLOCK_RETRY: Duration = Duration::from_millis(500);
 
@@ -148,6 +150,12 @@ async fn produce(
         tokio::select! {
             changed = watch.changed() => if changed.is_err() { return },
             _ = sender.closed() => return,
+            // A stopping node ends its streams; clients resume elsewhere with their cursor.
+            _ = tokio::time::sleep(STOP_CHECK) => {
+                if context.shared.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+            }
         }
     }
 }
