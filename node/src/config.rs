@@ -103,6 +103,9 @@ pub struct WebhookConfig {
     pub backoff_max_ms: u64,
     /// Longest a receiver may take to answer one delivery.
     pub timeout_ms: u64,
+    /// Deliver to loopback, private and link-local addresses too (off: an endpoint that
+    /// resolves to one fails with "destination not allowed"). For local networks and tests.
+    pub allow_private_networks: bool,
 }
 
 impl Default for WebhookConfig {
@@ -112,6 +115,7 @@ impl Default for WebhookConfig {
             backoff_initial_ms: 250,
             backoff_max_ms: 60_000,
             timeout_ms: 5_000,
+            allow_private_networks: false,
         }
     }
 }

@@ -136,12 +136,18 @@ impl Parties<'_> {
 fn operation_parties(parties: &mut Parties<'_>, operation: &Operation) -> Result<(), StorageError> {
     match operation {
         Operation::OpenAccount { owner, .. } => parties.add(*owner),
-        Operation::Transfer {
+        Operation::CreateEscrow {
             debit_account,
             credit_account,
+            terms,
             ..
+        } => {
+            // The named approvers must act on it, so they hear of it too.
+            parties.found.extend(&terms.approvers);
+            parties.account(*debit_account)?;
+            parties.account(*credit_account)?;
         }
-        | Operation::CreateEscrow {
+        Operation::Transfer {
             debit_account,
             credit_account,
             ..
@@ -201,9 +207,14 @@ fn operation_parties(parties: &mut Parties<'_>, operation: &Operation) -> Result
         Operation::SetOutflowCap { participant, .. } | Operation::AddKey { participant, .. } => {
             parties.add(*participant)
         }
-        Operation::ApproveTransfer { .. }
-        | Operation::SetTransferMax { .. }
-        | Operation::SetWebhook { .. } => {}
+        Operation::ApproveTransfer { id } => {
+            // The approval posts the signer's waiting transfer: its payee hears of it.
+            let owner = parties.found.first().copied();
+            if let Some(owner) = owner {
+                parties.transfer(owner, *id)?;
+            }
+        }
+        Operation::SetTransferMax { .. } | Operation::SetWebhook { .. } => {}
     }
     Ok(())
 }

@@ -504,6 +504,8 @@ impl Runtime {
                 .collect();
             if let Err(error) = self.driver.propose(proposal.to_bytes()) {
                 tracing::warn!(%error, "block proposal refused");
+                lock(&self.shared.webhook_checkpoint)
+                    .restore(std::mem::take(&mut proposal.webhooks));
                 self.forget(ids, &SubmitError::Overloaded);
                 return;
             }

@@ -32,6 +32,9 @@ pub const DOMAIN: &[u8] = b"tpwalletoec/webhook";
 const CHECKPOINT_ENTRIES_PER_PROPOSAL: usize = 256;
 /// Progress older than this is carried by an otherwise empty block when there is no traffic.
 pub const CHECKPOINT_MAX_AGE: Duration = Duration::from_secs(1);
+/// Dead letters one replay request delivers (ask again for more); live deliveries wait
+/// meanwhile.
+const REPLAY_BATCH: usize = 100;
 /// How often the deliverer looks for new endpoints and leadership changes.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -116,6 +119,28 @@ impl Checkpoint {
             .is_some_and(|since| since.elapsed() >= CHECKPOINT_MAX_AGE)
     }
 
+    /// Puts back progress taken for a proposal that was not made.
+    pub fn restore(&mut self, entries: Vec<WebhookProgress>) {
+        for entry in entries {
+            let slot = self.entry(entry.participant, entry.endpoint);
+            if (entry.delivered_height, entry.delivered_sequence)
+                > (slot.delivered_height, slot.delivered_sequence)
+            {
+                slot.delivered_height = entry.delivered_height;
+                slot.delivered_sequence = entry.delivered_sequence;
+            }
+            slot.dead.extend(entry.dead);
+            slot.revived.extend(entry.revived);
+        }
+    }
+
+    /// Forgets progress this node made as a leader it no longer is: the new leader resumes
+    /// from what was replicated (its deliveries may repeat; the delivery ids say so).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.since = None;
+    }
+
     /// Takes the progress for a proposal (bounded; the rest waits for the next).
     pub fn take(&mut self) -> Vec<WebhookProgress> {
         let mut taken = Vec::new();
@@ -177,6 +202,8 @@ pub async fn run(context: Arc<ApiContext>, node_key: SigningKey, config: Webhook
     let http = match reqwest::Client::builder()
         .timeout(Duration::from_millis(config.timeout_ms))
         .pool_max_idle_per_host(4)
+        // A receiver cannot bounce deliveries elsewhere (into the node's own network).
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(http) => http,
@@ -200,6 +227,9 @@ pub async fn run(context: Arc<ApiContext>, node_key: SigningKey, config: Webhook
             return;
         }
         workers.retain(|_, handle| !handle.is_finished());
+        if !leads(&context) {
+            lock(&context.shared.webhook_checkpoint).clear();
+        }
         if leads(&context) {
             match context.reader.webhook_endpoints() {
                 Ok(endpoints) => {
@@ -300,6 +330,7 @@ impl Worker {
             }
         };
         let mut known = HashMap::new();
+        let mut scanned = 0u64;
         let mut watch = self.context.shared.head_height.subscribe();
         // Leadership and registration are re-checked at most every POLL between deliveries
         // (a state scan each time would cost more than the delivery).
@@ -315,7 +346,7 @@ impl Worker {
             {
                 self.replay(&db).await;
             }
-            let next = match self.next_event(&principal, &mut known, cursor) {
+            let next = match self.next_event(&principal, &mut known, cursor, &mut scanned) {
                 Ok(next) => next,
                 Err(()) => return,
             };
@@ -401,17 +432,21 @@ impl Worker {
 
     /// The first event after `cursor` that the endpoint's participant may see; `Ok(None)`
     /// when there is none yet.
+    /// `scanned` is the highest height already searched without finding one; the search
+    /// resumes above it, so an endpoint with no events costs nothing per block.
     fn next_event(
         &self,
         principal: &Principal,
         known: &mut HashMap<u64, bool>,
         cursor: Cursor,
+        scanned: &mut u64,
     ) -> Result<Option<LedgerEvent>, ()> {
         let head = *self.context.shared.head_height.borrow();
         let mut height = match cursor.sequence {
             Some(_) => cursor.height.max(1),
-            None => cursor.height + 1,
-        };
+            None => cursor.height.saturating_add(1),
+        }
+        .max(scanned.saturating_add(1));
         while height <= head {
             let events = match self.context.events.block_events(
                 &self.context.reader,
@@ -435,6 +470,7 @@ impl Worker {
                     return Ok(Some(event.clone()));
                 }
             }
+            *scanned = height;
             height += 1;
         }
         Ok(None)
@@ -447,7 +483,56 @@ impl Worker {
         )
     }
 
+    /// Whether the endpoint's host resolves only to public addresses (unless the operator
+    /// allows private networks): a participant must not make the leader probe the networks
+    /// it sits in.
+    async fn destination_allowed(&self) -> bool {
+        if self.config.allow_private_networks {
+            return true;
+        }
+        let Ok(url) = reqwest::Url::parse(&self.url) else {
+            return false;
+        };
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return false;
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let Ok(addresses) = tokio::net::lookup_host((host, port)).await else {
+            return false;
+        };
+        let mut any = false;
+        for address in addresses {
+            any = true;
+            let public = match address.ip() {
+                std::net::IpAddr::V4(ip) => {
+                    !(ip.is_loopback()
+                        || ip.is_private()
+                        || ip.is_link_local()
+                        || ip.is_unspecified()
+                        || ip.is_broadcast()
+                        || ip.is_multicast()
+                        || ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
+                }
+                std::net::IpAddr::V6(ip) => {
+                    !(ip.is_loopback()
+                        || ip.is_unspecified()
+                        || ip.is_multicast()
+                        || (ip.segments()[0] & 0xfe00) == 0xfc00
+                        || (ip.segments()[0] & 0xffc0) == 0xfe80
+                        || ip.to_ipv4_mapped().is_some())
+                }
+            };
+            if !public {
+                return false;
+            }
+        }
+        any
+    }
+
     async fn deliver(&self, event: &LedgerEvent) -> Attempt {
+        if !self.destination_allowed().await {
+            return Attempt::Failed("destination not allowed".into());
+        }
         let delivery_id = self.delivery_id(event);
         let body = match serde_json::to_vec(&serde_json::json!({
             "delivery_id": delivery_id,
@@ -493,7 +578,7 @@ impl Worker {
 
     /// Delivers each dead letter once more; the delivered leave the list.
     async fn replay(&self, db: &crate::storage::Db) {
-        let letters = match store::dead_letters(db, self.participant, self.endpoint, 10_000) {
+        let letters = match store::dead_letters(db, self.participant, self.endpoint, REPLAY_BATCH) {
             Ok(letters) => letters,
             Err(error) => {
                 tracing::error!(%error, "dead letters unreadable");
@@ -501,6 +586,9 @@ impl Worker {
             }
         };
         for letter in letters {
+            if !self.current() {
+                return;
+            }
             let events = match self.context.events.block_events(
                 &self.context.reader,
                 &self.context.network_id,

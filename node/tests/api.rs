@@ -976,6 +976,7 @@ async fn webhooks_are_signed_retried_dead_lettered_replayed_and_survive_a_restar
     let folder = tempfile::tempdir().unwrap();
     let mut config = prepare(folder.path());
     config.webhooks.max_attempts = 4;
+    config.webhooks.allow_private_networks = true;
     config.webhooks.backoff_initial_ms = 200;
     config.webhooks.backoff_max_ms = 800;
     let node = tpw_node::node::start(&config).await.unwrap();
@@ -1280,6 +1281,79 @@ async fn an_account_statement_reconciles_to_the_balance_and_pages() {
     let globex = Api::new(node.api_address).reading_as(key(folder.path(), "globex"), network);
     let (status, body) = globex.get(&path).await;
     assert_eq!((status, code(&body)), (404, "not_found"));
+
+    // An escrow released by its payee is one credit line on the payee's statement (the post
+    // record is the payee's, the escrow the payer's: counted once, no correction line).
+    let secret = [7u8; 32];
+    submit(
+        &acme_key,
+        Operation::CreateEscrow {
+            id: 30,
+            debit_account: acme_eur,
+            credit_account: initech_eur,
+            asset: EUR,
+            amount: 45,
+            timeout_ms: 600_000,
+            terms: tpw_contracts::tx::EscrowTerms {
+                hashlock: Some(*blake3::hash(&secret).as_bytes()),
+                release_after_ms: 0,
+                approvers: Vec::new(),
+                approvals_required: 0,
+            },
+        },
+    )
+    .await;
+    submit(
+        &initech_key,
+        Operation::ReleaseEscrow {
+            id: 31,
+            owner: 3,
+            escrow_id: 30,
+            preimage: Some(secret),
+        },
+    )
+    .await;
+    let initech = Api::new(node.api_address).reading_as(initech_key.clone(), network);
+    let (_, payee) = initech
+        .get(&format!("/v1/accounts/{initech_eur}/statement?limit=1000"))
+        .await;
+    let payee_entries = payee["entries"].as_array().unwrap();
+    let last = payee_entries.last().unwrap();
+    assert_eq!(last["kind"], "transfer", "{payee_entries:?}");
+    assert_eq!(last["direction"], "credit");
+    assert_eq!(last["amount"], "45");
+    let (_, payee_account) = initech.get(&format!("/v1/accounts/{initech_eur}")).await;
+    assert_eq!(last["balance"], balance(&payee_account).to_string());
+
+    // A balance beyond what a statement line can hold (2^127) neither stops the node nor
+    // disturbs other accounts' statements.
+    for account in [390u128, 391] {
+        submit(
+            &acme_key,
+            Operation::OpenAccount {
+                account,
+                owner: 3,
+                asset: EUR,
+                flags: 0,
+            },
+        )
+        .await;
+    }
+    submit(&acme_key, common::payment(20, 390, 391, EUR, 1 << 127)).await;
+    submit(
+        &acme_key,
+        common::payment(21, acme_eur, initech_eur, EUR, 1),
+    )
+    .await;
+    let (status, huge) = api.get("/v1/accounts/391/statement").await;
+    assert_eq!(status, 200);
+    assert_eq!(huge["entries"], serde_json::json!([]));
+    let (_, after_huge) = api.get(&path).await;
+    assert_eq!(
+        after_huge["entries"].as_array().unwrap().len(),
+        entries.len() + 2,
+        "the escrow's debit and payment 21"
+    );
     node.stop().await.unwrap();
 }
 
@@ -1425,5 +1499,49 @@ async fn the_served_openapi_document_names_every_route_and_only_routes() {
             );
         }
     }
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_to_private_addresses_are_refused_by_default() {
+    // Proves a participant cannot make the leader POST into its own networks: an endpoint on
+    // loopback gets nothing and the delivery is dead-lettered as "destination not allowed"
+    // unless the operator set webhooks.allow_private_networks.
+    use tpw_node::client::Client;
+    let folder = tempfile::tempdir().unwrap();
+    let mut config = prepare(folder.path());
+    config.webhooks.max_attempts = 1;
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let network = network_id(&config);
+    let base = format!("http://{}", node.api_address);
+    let acme_key = key(folder.path(), "acme");
+    let receiver = Receiver::start(free_port()).await;
+    let operations = [
+        Operation::SetWebhook {
+            endpoint: 0,
+            url: format!("http://127.0.0.1:{}/hook", receiver.port),
+        },
+        common::payment(1, account_of(3, EUR), account_of(5, EUR), EUR, 1),
+    ];
+    for operation in operations {
+        let envelope = sign(network, &acme_key, operation);
+        let (status, _) = Client::new(&base)
+            .submit(&[envelope], true, None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+    }
+    let acme = Client::new(&base).with_key(&acme_key);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let letter = loop {
+        let listed = acme.webhooks().await.unwrap();
+        if let Some(letter) = listed.endpoints[0].dead_letters.first() {
+            break letter.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(letter.error, "destination not allowed");
+    assert!(receiver.delivery_ids().is_empty());
     node.stop().await.unwrap();
 }

@@ -344,6 +344,8 @@ impl LocalNetwork {
             if let Some(entries) = options.log_retention_entries {
                 config.push_str(&format!("[raft]\nlog_retention_entries = {entries}\n"));
             }
+            // The drills' webhook receivers listen on loopback.
+            config.push_str("[webhooks]\nallow_private_networks = true\n");
             config.push_str("[log]\nlevel = \"warn\"\n");
             std::fs::write(dir.join(format!("node-{node}.toml")), config)?;
         }

@@ -95,11 +95,14 @@ pub(super) fn admit(
         }
     }
     let costs: Vec<([u8; 32], u64)> = costs.into_iter().collect();
+    // Charged only once every signature verified, so nobody can spend another key's tokens
+    // with envelopes that merely name it.
+    let admitted = admit_envelopes(context, envelopes)?;
     context
         .submit_limits
         .take(&costs, std::time::Instant::now())
         .map_err(ApiError::rate_limited)?;
-    admit_envelopes(context, envelopes)
+    Ok(admitted)
 }
 
 /// Decodes, verifies and pre-checks envelopes; returns (transaction id, envelope) pairs.

@@ -213,6 +213,11 @@ async fn verify(context: &AppState, request: Request) -> Result<Request, ApiErro
             "the key is not registered to any participant",
         ));
     };
+    // Each participant's own budget is spent before the shared replay guard's.
+    context
+        .read_limits
+        .take(&[(participant.id, 1)], std::time::Instant::now())
+        .map_err(ApiError::rate_limited)?;
     match context.replay.first_use(signature, timestamp_ms, now_ms) {
         Ok(true) => {}
         Ok(false) => {
@@ -228,10 +233,6 @@ async fn verify(context: &AppState, request: Request) -> Result<Request, ApiErro
             ))
         }
     }
-    context
-        .read_limits
-        .take(&[(participant.id, 1)], std::time::Instant::now())
-        .map_err(ApiError::rate_limited)?;
     let mut request = Request::from_parts(parts, Body::from(bytes));
     request.extensions_mut().insert(principal_of(&participant));
     Ok(request)

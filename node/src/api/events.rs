@@ -102,7 +102,7 @@ async fn produce(
     let mut watch = context.shared.head_height.subscribe();
     let mut height = match cursor.sequence {
         Some(_) => cursor.height.max(1),
-        None => cursor.height + 1,
+        None => cursor.height.saturating_add(1),
     };
     let mut known = HashMap::new();
     loop {

@@ -98,8 +98,12 @@ fn decode(account_key: &[u8], value: &[u8]) -> Result<StatementEntry, StorageErr
     })
 }
 
-fn balance(account: &Account) -> i128 {
-    account.credits_posted as i128 - account.debits_posted as i128
+/// Credits posted minus debits posted, when it fits an i128 (balances beyond ±2^127 minor
+/// units get no statement lines; nothing here may panic on what a transaction can reach).
+fn balance(account: &Account) -> Option<i128> {
+    i128::try_from(account.credits_posted)
+        .ok()?
+        .checked_sub(i128::try_from(account.debits_posted).ok()?)
 }
 
 /// The statement entries of one block, as (key, sealed value) pairs to write with it.
@@ -116,6 +120,7 @@ pub fn block_entries(
     };
     // Balances before and after, for every account the block changed.
     let mut accounts: BTreeMap<u128, (i128, i128)> = BTreeMap::new();
+    let mut unrepresentable = std::collections::BTreeSet::new();
     for (key, value) in outcome
         .diff
         .range(vec![prefix::ACCOUNT]..vec![prefix::ACCOUNT + 1])
@@ -126,9 +131,20 @@ pub fn block_entries(
             Some(bytes) => {
                 balance(&from_bytes(&bytes, Account::decode).map_err(|_| corrupt("account"))?)
             }
-            None => 0,
+            None => Some(0),
         };
-        accounts.insert(after.id, (old, balance(&after)));
+        match (old, balance(&after)) {
+            (Some(old), Some(new)) => {
+                accounts.insert(after.id, (old, new));
+            }
+            _ => {
+                tracing::warn!(
+                    account = after.id,
+                    "balance beyond ±2^127: no statement lines"
+                );
+                unrepresentable.insert(after.id);
+            }
+        }
     }
     if accounts.is_empty() {
         return Ok(Vec::new());
@@ -165,20 +181,26 @@ pub fn block_entries(
         );
         match (old_state, record.state) {
             (None, TransferState::Posted) if record.result == 0 => {
+                // A post record names its pending transfer by id and carries its accounts
+                // (its owner may differ: a payee releasing an escrow signs the post).
                 if record.pending_id != 0 {
-                    posted_pendings.insert((record.owner, record.pending_id));
+                    posted_pendings.insert((
+                        record.pending_id,
+                        record.debit_account,
+                        record.credit_account,
+                    ));
                 }
                 let amount = record.amount;
                 moves.push((order, record, amount));
             }
-            (Some(TransferState::Pending), TransferState::PendingPosted) => {
+            (None | Some(TransferState::Pending), TransferState::PendingPosted) => {
                 transitions.push((order, record));
             }
             _ => {}
         }
     }
     for (order, record) in transitions {
-        if !posted_pendings.contains(&(record.owner, record.id)) {
+        if !posted_pendings.contains(&(record.id, record.debit_account, record.credit_account)) {
             let amount = record.amount;
             moves.push((order, record, amount));
         }
@@ -190,18 +212,24 @@ pub fn block_entries(
     let height = outcome.header.height;
     let time_ms = outcome.header.time_ms;
     for (_, record, amount) in &moves {
+        // Amounts beyond 2^127 cannot move an i128 balance; their accounts get no lines.
+        let Ok(signed_amount) = i128::try_from(*amount) else {
+            unrepresentable.insert(record.debit_account);
+            unrepresentable.insert(record.credit_account);
+            continue;
+        };
         for (account, counterparty, signed) in [
-            (
-                record.debit_account,
-                record.credit_account,
-                -(*amount as i128),
-            ),
-            (record.credit_account, record.debit_account, *amount as i128),
+            (record.debit_account, record.credit_account, -signed_amount),
+            (record.credit_account, record.debit_account, signed_amount),
         ] {
             let Some(balance) = running.get_mut(&account) else {
                 continue;
             };
-            *balance += signed;
+            let Some(updated) = balance.checked_add(signed) else {
+                unrepresentable.insert(account);
+                continue;
+            };
+            *balance = updated;
             let entries = lines.entry(account).or_default();
             entries.push(StatementEntry {
                 height,
@@ -217,7 +245,11 @@ pub fn block_entries(
     // What the transfers do not explain (a netting cycle's net posting) closes the block.
     for (account, (_, after)) in &accounts {
         let reached = running[account];
-        if reached != *after {
+        let Some(residual) = after.checked_sub(reached) else {
+            unrepresentable.insert(*account);
+            continue;
+        };
+        if residual != 0 {
             let entries = lines.entry(*account).or_default();
             entries.push(StatementEntry {
                 height,
@@ -225,10 +257,13 @@ pub fn block_entries(
                 time_ms,
                 transfer: None,
                 counterparty_account: None,
-                amount: after - reached,
+                amount: residual,
                 balance: *after,
             });
         }
+    }
+    for account in &unrepresentable {
+        lines.remove(account);
     }
     Ok(lines
         .into_iter()
