@@ -714,8 +714,27 @@ impl Runtime {
         self.ledger
             .commit_block(entry.index, &entry.data, &outcome)?;
         self.shared.head_height.send_replace(outcome.header.height);
-        // Webhook progress replicated with the block (operational data, not ledger state).
-        crate::storage::webhooks::record(self.ledger.db(), &proposal.webhooks)?;
+        // Webhook progress replicated with the block (operational data, not ledger state). A
+        // leader can only have delivered events of blocks before this one: anything claimed
+        // beyond is refused, so a faulty leader cannot move cursors past unseen events.
+        let height = outcome.header.height;
+        let plausible: Vec<_> = proposal
+            .webhooks
+            .iter()
+            .filter(|entry| {
+                entry.delivered_height < height
+                    && entry.dead.iter().all(|dead| dead.height < height)
+                    && entry.revived.iter().all(|(revived, _)| *revived < height)
+            })
+            .cloned()
+            .collect();
+        if plausible.len() < proposal.webhooks.len() {
+            tracing::warn!(
+                refused = proposal.webhooks.len() - plausible.len(),
+                "webhook progress beyond the chain refused"
+            );
+        }
+        crate::storage::webhooks::record(self.ledger.db(), &plausible)?;
         self.next_expiry_ms = next_expiry_ms(&self.ledger)?;
         let metrics = &self.shared.metrics;
         Metrics::add(&metrics.blocks_applied, 1);
