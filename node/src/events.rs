@@ -327,7 +327,12 @@ pub fn derive(
                 reader,
                 found: signer.into_iter().collect(),
             };
-            operation_parties(&mut parties, operation)?;
+            // A rejected operation concerns only its signer: it moved nothing, and the records
+            // it names may not exist (or exist only later), so deriving others from them
+            // would differ between nodes and let anyone write into others' streams.
+            if code == ResultCode::Ok {
+                operation_parties(&mut parties, operation)?;
+            }
             let view = EventView {
                 tx_id: tx_id.clone(),
                 position: Some(position as u32),

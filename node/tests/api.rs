@@ -785,6 +785,20 @@ async fn the_event_stream_resumes_exactly_once_across_disconnects_and_a_restart(
     let joined: Vec<_> = first.into_iter().chain(rest).collect();
     assert_eq!(joined, reference);
 
+    // Initech sees the two payments between it and Acme, not Acme's rejected attempt that
+    // named Initech's account.
+    let initech = Client::new(&base).with_key(&key(folder.path(), "initech"));
+    let mut stream = initech.events(Some("0")).await.unwrap();
+    let theirs = read_events(&mut stream, 2).await;
+    assert!(theirs.iter().all(|event| event.status == "settled"));
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), stream.next())
+            .await
+            .is_err(),
+        "no third event for Initech"
+    );
+    drop(stream);
+
     // The regulator sees Globex's payment too.
     let regulator = Client::new(&base).with_key(&key(folder.path(), "regulator"));
     let mut all = regulator.events(Some("0")).await.unwrap();
