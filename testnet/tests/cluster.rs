@@ -99,18 +99,36 @@ async fn converge(network: &LocalNetwork, nodes: &[usize], height_min: u64) -> (
     }
 }
 
+/// The current leader's index and API.
+async fn find_leader(network: &LocalNetwork) -> (usize, String) {
+    let api = network.leader().await.unwrap();
+    let index = network.apis.iter().position(|known| *known == api).unwrap();
+    (index, api)
+}
+
+/// SIGKILLs voter `leader` (of three) and waits for another voter to lead; returns its API and
+/// when the kill happened.
+async fn kill_leader(network: &mut LocalNetwork, leader: usize) -> (String, Instant) {
+    network.kill(leader);
+    let voters_left: Vec<usize> = (0..3).filter(|index| *index != leader).collect();
+    let killed_at = Instant::now();
+    let deadline = killed_at + Duration::from_secs(30);
+    loop {
+        if let Some(api) = network.leader_among(&voters_left).await {
+            return (api, killed_at);
+        }
+        assert!(Instant::now() < deadline, "no new leader after the kill");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voters_and_an_observer_replicate_forward_and_survive_losing_the_leader() {
     // Proves replication, forwarding, observer refusal, failover with no acknowledged loss, and catch-up after restart.
     let folder = tempfile::tempdir().unwrap();
     let (mut network, parties) = LocalNetwork::create(folder.path(), 3, 1, 8).unwrap();
     network.start().await.unwrap();
-    let leader_api = network.leader().await.unwrap();
-    let leader = network
-        .apis
-        .iter()
-        .position(|api| *api == leader_api)
-        .unwrap();
+    let (leader, leader_api) = find_leader(&network).await;
     let client = Client::new(&leader_api);
     let follower = Client::new(&network.apis[(leader + 1) % 3]);
     let mut acknowledged = Vec::new();
@@ -134,17 +152,8 @@ async fn voters_and_an_observer_replicate_forward_and_survive_losing_the_leader(
         other => panic!("the observer accepted a partner submission: {other:?}"),
     }
 
-    network.kill(leader);
+    let (new_leader, killed_at) = kill_leader(&mut network, leader).await;
     let voters_left: Vec<usize> = (0..3).filter(|index| *index != leader).collect();
-    let killed_at = Instant::now();
-    let deadline = killed_at + Duration::from_secs(30);
-    let new_leader = loop {
-        if let Some(api) = network.leader_among(&voters_left).await {
-            break api;
-        }
-        assert!(Instant::now() < deadline, "no new leader after the kill");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
     let client = Client::new(&new_leader);
     for id in 40..60u128 {
         let from = (id % 8) as usize;
@@ -813,12 +822,7 @@ async fn webhook_deliveries_resume_on_a_new_leader() {
     let folder = tempfile::tempdir().unwrap();
     let (mut network, parties) = LocalNetwork::create(folder.path(), 3, 0, 4).unwrap();
     network.start().await.unwrap();
-    let leader_api = network.leader().await.unwrap();
-    let leader = network
-        .apis
-        .iter()
-        .position(|api| *api == leader_api)
-        .unwrap();
+    let (leader, leader_api) = find_leader(&network).await;
     let network_id = network.genesis.compute_network_id().unwrap();
     let receiver = WebhookReceiver::start(tpw_testnet::network::free_port().unwrap())
         .await
@@ -839,16 +843,7 @@ async fn webhook_deliveries_resume_on_a_new_leader() {
     }
     // Partner 0 pays (even ids) and is paid by partner 3 (odd ids from partner 1 go to 2).
     assert!(receiver.wait_for(10, Duration::from_secs(20)).await >= 10);
-    network.kill(leader);
-    let voters_left: Vec<usize> = (0..3).filter(|index| *index != leader).collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let new_leader = loop {
-        if let Some(api) = network.leader_among(&voters_left).await {
-            break api;
-        }
-        assert!(Instant::now() < deadline, "no new leader after the kill");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (new_leader, _) = kill_leader(&mut network, leader).await;
     for id in 21..=40u128 {
         let envelope = payment(&network, &parties.keys, (id % 2) as usize, id);
         submit_until_committed(&Client::new(&new_leader), envelope).await;

@@ -45,6 +45,19 @@ pub fn open_record<'a>(bytes: &'a [u8], what: &str) -> Result<&'a [u8], StorageE
     Ok(&body[1..])
 }
 
+/// The (height, sequence) cursor stored big-endian in a key at `at` (8 + 4 bytes).
+pub(crate) fn key_cursor(key: &[u8], at: usize) -> Option<(u64, u32)> {
+    let height = key
+        .get(at..at + 8)
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+        .map(u64::from_be_bytes)?;
+    let sequence = key
+        .get(at + 8..at + 12)
+        .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+        .map(u32::from_be_bytes)?;
+    Some((height, sequence))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,16 +63,7 @@ fn encode(entry: &StatementEntry) -> Vec<u8> {
 
 fn decode(account_key: &[u8], value: &[u8]) -> Result<StatementEntry, StorageError> {
     let corrupt = || StorageError::Corrupt("statement entry".into());
-    let height = account_key
-        .get(18..26)
-        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-        .map(u64::from_be_bytes)
-        .ok_or_else(corrupt)?;
-    let sequence = account_key
-        .get(26..30)
-        .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
-        .map(u32::from_be_bytes)
-        .ok_or_else(corrupt)?;
+    let (height, sequence) = super::record::key_cursor(account_key, 18).ok_or_else(corrupt)?;
     let payload = open_record(value, "statement entry")?;
     let mut reader = Reader::new(payload);
     fn read<T>(result: Result<T, tpw_contracts::codec::DecodeError>) -> Result<T, StorageError> {

@@ -122,16 +122,7 @@ pub fn dead_letters(
     for item in iterator.take(limit) {
         let (key, value) = item?;
         let corrupt = || StorageError::Corrupt("webhook dead letter".into());
-        let height = key
-            .get(12..20)
-            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-            .map(u64::from_be_bytes)
-            .ok_or_else(corrupt)?;
-        let sequence = key
-            .get(20..24)
-            .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
-            .map(u32::from_be_bytes)
-            .ok_or_else(corrupt)?;
+        let (height, sequence) = super::record::key_cursor(&key, 12).ok_or_else(corrupt)?;
         let payload = open_record(&value, "webhook dead letter")?;
         let mut reader = Reader::new(payload);
         let attempts = reader.u32("attempts").map_err(|_| corrupt())?;
