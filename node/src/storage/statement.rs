@@ -157,6 +157,30 @@ pub fn block_entries(
     {
         let Some(value) = value else { continue };
         let record = from_bytes(value, TransferRecord::decode).map_err(|_| corrupt("transfer"))?;
+        // A posted record decided in this block is new (a later change keeps its height), so
+        // the hot path needs no read; only a pending transfer's posting reads its old state.
+        if record.state != TransferState::PendingPosted {
+            if record.state == TransferState::Posted
+                && record.result == 0
+                && record.height == outcome.header.height
+            {
+                let order = (
+                    positions.get(&record.tx_id).copied().unwrap_or(usize::MAX),
+                    record.owner,
+                    record.id,
+                );
+                if record.pending_id != 0 {
+                    posted_pendings.insert((
+                        record.pending_id,
+                        record.debit_account,
+                        record.credit_account,
+                    ));
+                }
+                let amount = record.amount;
+                moves.push((order, record, amount));
+            }
+            continue;
+        }
         let old_state = match read_before(key)? {
             Some(bytes) => Some(
                 from_bytes(&bytes, TransferRecord::decode)
@@ -170,24 +194,10 @@ pub fn block_entries(
             record.owner,
             record.id,
         );
-        match (old_state, record.state) {
-            (None, TransferState::Posted) if record.result == 0 => {
-                // A post record names its pending transfer by id and carries its accounts
-                // (its owner may differ: a payee releasing an escrow signs the post).
-                if record.pending_id != 0 {
-                    posted_pendings.insert((
-                        record.pending_id,
-                        record.debit_account,
-                        record.credit_account,
-                    ));
-                }
-                let amount = record.amount;
-                moves.push((order, record, amount));
-            }
-            (None | Some(TransferState::Pending), TransferState::PendingPosted) => {
-                transitions.push((order, record));
-            }
-            _ => {}
+        // A post record (above) names its pending transfer by id and carries its accounts;
+        // its owner may differ (a payee releasing an escrow signs the post).
+        if matches!(old_state, None | Some(TransferState::Pending)) {
+            transitions.push((order, record));
         }
     }
     for (order, record) in transitions {
