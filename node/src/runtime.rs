@@ -103,23 +103,23 @@ pub type Waiter = tokio::sync::oneshot::Sender<Result<Committed, SubmitError>>;
 /// One lock guards both, so the API and the raft loop never wait on each other in two orders.
 #[derive(Default)]
 pub struct InFlight {
-    /// When each transaction was received here.
-    received: HashMap<Hash, Instant>,
+    /// When each transaction was received here, and its signer's key.
+    received: HashMap<Hash, (Instant, [u8; 32])>,
     waiters: HashMap<Hash, Vec<Waiter>>,
     waiter_count: usize,
 }
 
 impl InFlight {
-    /// Whether the transaction is queued or in flight here.
-    pub fn is_received(&self, tx_id: &Hash) -> bool {
-        self.received.contains_key(tx_id)
+    /// The signer's key of a transaction queued or in flight here.
+    pub fn received_signer(&self, tx_id: &Hash) -> Option<[u8; 32]> {
+        self.received.get(tx_id).map(|(_, signer)| *signer)
     }
     /// Marks a transaction as received; false if it already was.
-    pub fn receive(&mut self, tx_id: Hash) -> bool {
+    pub fn receive(&mut self, tx_id: Hash, signer: [u8; 32]) -> bool {
         match self.received.entry(tx_id) {
             std::collections::hash_map::Entry::Occupied(_) => false,
             std::collections::hash_map::Entry::Vacant(entry) => {
-                entry.insert(Instant::now());
+                entry.insert((Instant::now(), signer));
                 true
             }
         }
@@ -133,7 +133,7 @@ impl InFlight {
         let stale: Vec<Hash> = self
             .received
             .iter()
-            .filter(|(_, received)| now.duration_since(**received) > age_max)
+            .filter(|(_, (received, _))| now.duration_since(*received) > age_max)
             .map(|(tx_id, _)| *tx_id)
             .collect();
         for tx_id in &stale {
@@ -711,12 +711,10 @@ impl Runtime {
         let outcome = apply_block(&self.ledger, self.ledger.head(), &proposal, &|tx_id| {
             preverified.contains(tx_id)
         })?;
-        self.ledger
-            .commit_block(entry.index, &entry.data, &outcome)?;
-        self.shared.head_height.send_replace(outcome.header.height);
-        // Webhook progress replicated with the block (operational data, not ledger state). A
-        // leader can only have delivered events of blocks before this one: anything claimed
-        // beyond is refused, so a faulty leader cannot move cursors past unseen events.
+        // Webhook progress replicated with the block (operational data, not ledger state),
+        // written in the block's batch. A leader can only have delivered events of blocks
+        // before this one: anything claimed beyond is refused, so a faulty leader cannot move
+        // cursors past unseen events.
         let height = outcome.header.height;
         let plausible: Vec<_> = proposal
             .webhooks
@@ -734,7 +732,9 @@ impl Runtime {
                 "webhook progress beyond the chain refused"
             );
         }
-        crate::storage::webhooks::record(self.ledger.db(), &plausible)?;
+        self.ledger
+            .commit_block(entry.index, &entry.data, &outcome, &plausible)?;
+        self.shared.head_height.send_replace(outcome.header.height);
         self.next_expiry_ms = next_expiry_ms(&self.ledger)?;
         let metrics = &self.shared.metrics;
         Metrics::add(&metrics.blocks_applied, 1);

@@ -660,6 +660,31 @@ async fn random_requests_across_roles_leak_nothing() {
     let unknown =
         tpw_node::request_auth::headers(&stranger, &network, "GET", &account, now_ms, b"");
     assert_eq!(send(unknown.to_vec()).await, (401, "unknown_key".into()));
+
+    // A transaction still in flight is no more visible than a committed one: its signer reads
+    // it (received or committed), another partner gets the not-found answer.
+    let envelopes: Vec<Vec<u8>> = (1_000..3_000u128)
+        .map(|id| {
+            let payment = common::payment(id, account_of(3, EUR), account_of(4, EUR), EUR, 1);
+            sign(network, &acme, payment)
+        })
+        .collect();
+    let last = hex::encode(tpw_contracts::transaction_id(envelopes.last().unwrap()));
+    let acme_reads = &apis[principals.iter().position(|id| *id == 3).unwrap()];
+    let initech_reads = &apis[principals.iter().position(|id| *id == 5).unwrap()];
+    let (_, not_found) = initech_reads
+        .get(&format!("/v1/transactions/{}", "ab".repeat(32)))
+        .await;
+    let (status, body) = regulator.submit(&envelopes, false).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = initech_reads.get(&format!("/v1/transactions/{last}")).await;
+    assert_eq!((status, &body), (404, &not_found));
+    let (status, body) = acme_reads.get(&format!("/v1/transactions/{last}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        ["received", "committed"].contains(&body["status"].as_str().unwrap()),
+        "{body}"
+    );
     node.stop().await.unwrap();
 }
 
@@ -1380,8 +1405,8 @@ async fn the_python_example_client_signs_submits_and_reads() {
     let config = prepare(folder.path());
     let node = tpw_node::node::start(&config).await.unwrap();
     let network = network_id(&config);
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/python/tpw_client.py");
+    let script = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap())
+        .join("../clients/python/tpw_client.py");
     let acme = folder.path().join("keys/acme.json");
     let url = format!("http://{}", node.api_address);
     let run = |args: Vec<String>| {

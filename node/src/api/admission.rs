@@ -70,11 +70,18 @@ fn envelope_error(error: EnvelopeError) -> ApiError {
     )
 }
 
+/// One admitted transaction: its id, its signer's key and its envelope.
+pub(super) struct Admitted {
+    pub tx_id: Hash,
+    pub signer: [u8; 32],
+    pub envelope: Vec<u8>,
+}
+
 /// Decodes the hex of a submission, then admits it as [`admit_envelopes`] does.
 pub(super) fn admit(
     context: &ApiContext,
     request: &SubmitRequest,
-) -> Result<Vec<(Hash, Vec<u8>)>, ApiError> {
+) -> Result<Vec<Admitted>, ApiError> {
     let mut envelopes = Vec::with_capacity(request.transactions.len());
     for (index, text) in request.transactions.iter().enumerate() {
         let bytes = hex::decode(text).map_err(|error| {
@@ -105,11 +112,11 @@ pub(super) fn admit(
     Ok(admitted)
 }
 
-/// Decodes, verifies and pre-checks envelopes; returns (transaction id, envelope) pairs.
+/// Decodes, verifies and pre-checks envelopes.
 pub(super) fn admit_envelopes(
     context: &ApiContext,
     envelopes: Vec<Vec<u8>>,
-) -> Result<Vec<(Hash, Vec<u8>)>, ApiError> {
+) -> Result<Vec<Admitted>, ApiError> {
     let mut transactions = Vec::with_capacity(envelopes.len());
     for (index, bytes) in envelopes.iter().enumerate() {
         let transaction = Transaction::from_bytes(bytes, &context.network_id)
@@ -140,7 +147,12 @@ pub(super) fn admit_envelopes(
     precheck(context, &transactions)?;
     Ok(envelopes
         .into_iter()
-        .map(|bytes| (transaction_id(&bytes), bytes))
+        .zip(&transactions)
+        .map(|(envelope, transaction)| Admitted {
+            tx_id: transaction_id(&envelope),
+            signer: transaction.signer,
+            envelope,
+        })
         .collect())
 }
 

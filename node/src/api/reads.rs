@@ -58,13 +58,21 @@ pub(super) async fn transaction(
             transaction,
         }));
     }
-    let received = context
+    let received_signer = context
         .shared
         .in_flight
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .is_received(&tx_id);
-    if received {
+        .received_signer(&tx_id);
+    // In flight: visible, like the committed transaction, only to who may read its signer's.
+    let visible = match received_signer {
+        Some(key) => match reader.participant_by_key(&key).map_err(ApiError::storage)? {
+            Some(participant) => principal.sees(reader, participant.id)?,
+            None => principal.sees_all(),
+        },
+        None => false,
+    };
+    if visible {
         return Ok(Json(TransactionResponse {
             head_height: head_height(&context),
             tx_id: hex::encode(tx_id),

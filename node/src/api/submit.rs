@@ -1,7 +1,7 @@
 //! POST /v1/transactions: admit, mark in flight, answer what is already committed, queue the
 //! rest for the raft loop, and wait for commits when asked.
 
-use super::admission::{admit, admit_envelopes};
+use super::admission::{admit, admit_envelopes, Admitted};
 use super::{ApiError, AppState};
 use crate::api_types::*;
 use crate::limits::{
@@ -194,7 +194,7 @@ type Fresh = Vec<(usize, Hash, Vec<u8>)>;
 /// Returns the transactions this request is first to receive, and the waiters' receivers.
 fn mark_in_flight(
     context: &AppState,
-    admitted: Vec<(Hash, Vec<u8>)>,
+    admitted: Vec<Admitted>,
     wait: bool,
     results: &mut [Option<SubmitResult>],
 ) -> Result<(Fresh, Receivers), ApiError> {
@@ -208,8 +208,13 @@ fn mark_in_flight(
     }
     let mut fresh = Vec::new();
     let mut receivers = Vec::new();
-    for (index, (tx_id, envelope)) in admitted.into_iter().enumerate() {
-        if in_flight.receive(tx_id) {
+    for (index, admitted) in admitted.into_iter().enumerate() {
+        let Admitted {
+            tx_id,
+            signer,
+            envelope,
+        } = admitted;
+        if in_flight.receive(tx_id, signer) {
             fresh.push((index, tx_id, envelope));
         }
         let (sender, receiver) = tokio::sync::oneshot::channel();

@@ -285,12 +285,14 @@ impl LedgerStore {
             .is_some())
     }
 
-    /// Persists an applied block atomically: state changes, block, tx index, head, applied index.
+    /// Persists an applied block atomically: state changes, block, tx index, statement lines,
+    /// the webhook progress it carries, head, applied index.
     pub fn commit_block(
         &mut self,
         raft_index: u64,
         proposal_bytes: &[u8],
         outcome: &BlockOutcome,
+        webhooks: &[tpw_contracts::block::WebhookProgress],
     ) -> Result<(), StorageError> {
         assert_eq!(
             outcome.header.height,
@@ -334,7 +336,10 @@ impl LedgerStore {
             KEY_HEAD,
             seal_record(&encode_head(&outcome.head, raft_index)),
         );
+        let webhook_guard = (!webhooks.is_empty()).then(super::webhooks::write_guard);
+        super::webhooks::stage(&self.db, &mut batch, webhooks)?;
         self.db.rocks().write(batch)?;
+        drop(webhook_guard);
         let mut cache = self.cache.borrow_mut();
         if cache.len() > CACHE_ENTRIES_MAX {
             cache.clear();

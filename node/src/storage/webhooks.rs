@@ -51,16 +51,34 @@ pub fn delivered(
     Ok(Some((height, sequence)))
 }
 
+/// Held from reading the cursors to writing the batch that moves them, so two writers never
+/// move one cursor back.
+pub(crate) fn write_guard() -> std::sync::MutexGuard<'static, ()> {
+    WRITES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Records progress: moves each cursor forward (never back), adds dead letters and removes
 /// revived ones.
 pub fn record(db: &Db, entries: &[WebhookProgress]) -> Result<(), StorageError> {
     if entries.is_empty() {
         return Ok(());
     }
-    let _guard = WRITES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = write_guard();
     let mut batch = rocksdb::WriteBatch::default();
+    stage(db, &mut batch, entries)?;
+    db.rocks().write(batch)?;
+    Ok(())
+}
+
+/// Adds the writes of [`record`] to `batch`; the caller holds [`write_guard`] until the batch
+/// is written.
+pub(crate) fn stage(
+    db: &Db,
+    batch: &mut rocksdb::WriteBatch,
+    entries: &[WebhookProgress],
+) -> Result<(), StorageError> {
     let cf = db.cf(CF_META);
     for entry in entries {
         let current = delivered(db, entry.participant, entry.endpoint)?;
@@ -97,7 +115,6 @@ pub fn record(db: &Db, entries: &[WebhookProgress]) -> Result<(), StorageError> 
             );
         }
     }
-    db.rocks().write(batch)?;
     Ok(())
 }
 
