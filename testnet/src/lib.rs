@@ -9,3 +9,5 @@ pub mod netbench;
 pub mod network;
 pub mod receiver;
 pub mod sigbench;
+pub mod sim;
+pub mod workload;

@@ -175,6 +175,26 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         batch: usize,
     },
+    /// Runs the deterministic simulator: real consensus and ledger code under simulated
+    /// network and disk faults. Prints each seed's outcome on stderr and ends with one JSON
+    /// line; exits non-zero if any seed failed. Give one of --seeds, --random, --seed.
+    Sim {
+        /// Runs the first N seeds of the fixed list (testnet/sim-seeds.txt).
+        #[arg(long, conflicts_with_all = ["random", "seed"])]
+        seeds: Option<usize>,
+        /// Runs N random seeds.
+        #[arg(long, conflicts_with = "seed")]
+        random: Option<usize>,
+        /// Replays one seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Threads running seeds side by side (each seed stays on one thread).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Runs every Nth seed twice and checks the two runs' digests match (0: never).
+        #[arg(long, default_value_t = 16)]
+        replay_every: usize,
+    },
     /// Measures signature verification: ZIP-215 (ed25519-zebra) against ed25519-dalek.
     BenchSignatures {
         /// Signatures per run.
@@ -184,6 +204,68 @@ enum Command {
         #[arg(long, default_value_t = 65_536)]
         keys: usize,
     },
+}
+
+fn run_sim(
+    seeds: Option<usize>,
+    random: Option<usize>,
+    seed: Option<u64>,
+    threads: usize,
+    replay_every: usize,
+) -> anyhow::Result<()> {
+    let list: Vec<u64> = match (seeds, random, seed) {
+        (Some(count), None, None) => {
+            let fixed = tpw_testnet::sim::fixed_seeds().map_err(anyhow::Error::msg)?;
+            anyhow::ensure!(
+                count <= fixed.len(),
+                "the fixed list holds {} seeds; --seeds {count} asks for more",
+                fixed.len()
+            );
+            fixed[..count].to_vec()
+        }
+        (None, Some(count), None) => {
+            // Random seeds come from the clock: they only pick which runs to make, and each
+            // run prints its seed for replay.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_nanos() as u64)
+                .unwrap_or(0);
+            let mut rng = tpw_testnet::sim::rng::SimRng::new(now ^ u64::from(std::process::id()));
+            (0..count).map(|_| rng.next_u64()).collect()
+        }
+        (None, None, Some(seed)) => vec![seed],
+        _ => anyhow::bail!("give one of --seeds N, --random N or --seed S"),
+    };
+    // One seed replayed on its own is always run twice, to show it replays.
+    let replay_every = if list.len() == 1 { 1 } else { replay_every };
+    let summary = tpw_testnet::sim::run_seeds(&list, threads, replay_every, &|report, replay| {
+        let verdict = match (&report.failure, replay) {
+            (Some(reason), _) => format!("FAILED: {reason}"),
+            (None, Some(false)) => "FAILED: a second run gave another digest".to_string(),
+            (None, Some(true)) => "ok, replayed identically".to_string(),
+            (None, None) => "ok".to_string(),
+        };
+        eprintln!(
+            "seed {}: {verdict} ({} voters, {} observers, {} blocks, {} transfers acknowledged, {} faults, recovery {:?} ms, digest {}); replay: tpw-testnet sim --seed {}",
+            report.seed,
+            report.voters,
+            report.observers,
+            report.height,
+            report.transfers_acknowledged,
+            report.faults_injected,
+            report.recovery_ms,
+            &report.digest[..report.digest.len().min(16)],
+            report.seed
+        );
+    });
+    println!("{}", serde_json::to_string(&summary)?);
+    anyhow::ensure!(
+        summary.failed_seeds.is_empty(),
+        "{} seeds failed: {:?}",
+        summary.failed_seeds.len(),
+        summary.failed_seeds
+    );
+    Ok(())
 }
 
 fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
@@ -299,6 +381,13 @@ fn main() -> std::process::ExitCode {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }),
+        Command::Sim {
+            seeds,
+            random,
+            seed,
+            threads,
+            replay_every,
+        } => run_sim(seeds, random, seed, threads, replay_every),
         Command::BenchSignatures { signatures, keys } => {
             sigbench::run(signatures, keys).map(|reports| {
                 for report in reports {

@@ -74,6 +74,107 @@ pub fn partner_key(index: usize) -> SigningKey {
     SigningKey::from_bytes(&seed)
 }
 
+/// Account id of partner `index`'s tracked account (load asset): only transfers whose every
+/// acknowledgement a checker records touch it, so its balance must equal its funding plus the
+/// transfers the ledger holds, each counted once.
+pub fn partner_tracked_account(index: usize) -> u128 {
+    70_000_000 + index as u128
+}
+
+/// What each participant of a load genesis gets in each account.
+pub const PARTNER_FUNDING: u128 = 1_000_000_000_000;
+
+/// Public keys of a load genesis' participants: the banks, the regulator and the operator by
+/// participant id, and the partners by index.
+pub struct ParticipantKeys {
+    /// (participant id, public key) for [`BANKS`], [`REGULATOR`] and [`OPERATOR`].
+    pub named: Vec<(u64, [u8; 32])>,
+    /// Partner public keys, by index.
+    pub partners: Vec<[u8; 32]>,
+}
+
+/// The genesis of a local network (and of the simulator): two banks issuing EUR and USD, a
+/// regulator, an operator, and partners alternating between the banks, each with a funded
+/// account in both assets and a funded tracked account.
+pub fn load_genesis(
+    keys: &ParticipantKeys,
+    nodes: Vec<GenesisNode>,
+    genesis_time_ms: u64,
+) -> anyhow::Result<Genesis> {
+    let mut participants = Vec::new();
+    for (id, key) in &keys.named {
+        let (name, role) = match *id {
+            REGULATOR => ("regulator".to_string(), Role::Regulator),
+            OPERATOR => ("operator".to_string(), Role::Operator),
+            bank if BANKS.contains(&bank) => (format!("Bank {bank}"), Role::BankMember),
+            other => bail!("participant {other} is not one of the load genesis' named parties"),
+        };
+        participants.push(GenesisParticipant {
+            id: *id,
+            name,
+            role,
+            bank: None,
+            keys: vec![hex::encode(key)],
+        });
+    }
+    let mut accounts = Vec::new();
+    let mut funding = Vec::new();
+    for (index, key) in keys.partners.iter().enumerate() {
+        participants.push(GenesisParticipant {
+            id: partner_id(index),
+            name: format!("Partner {index}"),
+            role: Role::SettlementPartner,
+            bank: Some(bank_of(index)),
+            keys: vec![hex::encode(key)],
+        });
+        for (account, asset) in [
+            (partner_account(index), LOAD_ASSET),
+            (partner_second_account(index), SECOND_ASSET),
+            (partner_tracked_account(index), LOAD_ASSET),
+        ] {
+            accounts.push(GenesisAccount {
+                id: account,
+                owner: partner_id(index),
+                asset,
+                flags: vec!["debits_must_not_exceed_credits".into()],
+            });
+            funding.push(GenesisFunding {
+                account,
+                amount: PARTNER_FUNDING,
+            });
+        }
+    }
+    let genesis = Genesis {
+        network_name: "tpw-local".into(),
+        genesis_time_ms,
+        participants,
+        assets: vec![
+            GenesisAsset {
+                id: LOAD_ASSET,
+                code: "EUR".into(),
+                scale: 2,
+                issuer: BANKS[0],
+                issuance_account: ISSUANCE_ACCOUNT,
+            },
+            GenesisAsset {
+                id: SECOND_ASSET,
+                code: "USD".into(),
+                scale: 2,
+                issuer: BANKS[1],
+                issuance_account: SECOND_ISSUANCE_ACCOUNT,
+            },
+        ],
+        accounts,
+        funding,
+        nodes,
+        network_id: None,
+    };
+    Ok(Genesis {
+        network_id: Some(hex::encode(genesis.compute_network_id()?)),
+        ..genesis
+    })
+}
+
 /// A running local network.
 pub struct LocalNetwork {
     /// Root folder.
@@ -207,64 +308,25 @@ impl LocalNetwork {
             bail!("a network needs at least one voting node");
         }
         std::fs::create_dir_all(dir.join("keys"))?;
-        let mut participants = Vec::new();
-        for bank in BANKS {
-            let key = tpw_node::keys::generate()?;
-            tpw_node::keys::write(&dir.join("keys").join(format!("bank-{bank}.json")), &key)?;
-            participants.push(GenesisParticipant {
-                id: bank,
-                name: format!("Bank {bank}"),
-                role: Role::BankMember,
-                bank: None,
-                keys: vec![hex::encode(key.verifying_key().to_bytes())],
-            });
-        }
-        for (id, name, role) in [
-            (REGULATOR, "regulator", Role::Regulator),
-            (OPERATOR, "operator", Role::Operator),
+        let mut named = Vec::new();
+        for (name, id) in [
+            ("bank-1", BANKS[0]),
+            ("bank-2", BANKS[1]),
+            ("regulator", REGULATOR),
+            ("operator", OPERATOR),
         ] {
             let key = tpw_node::keys::generate()?;
             tpw_node::keys::write(&dir.join("keys").join(format!("{name}.json")), &key)?;
-            participants.push(GenesisParticipant {
-                id,
-                name: name.into(),
-                role,
-                bank: None,
-                keys: vec![hex::encode(key.verifying_key().to_bytes())],
-            });
+            named.push((id, key.verifying_key().to_bytes()));
         }
         let keys: Vec<SigningKey> = (0..partners).map(partner_key).collect();
-        let mut accounts = Vec::new();
-        let mut funding = Vec::new();
-        for (index, key) in keys.iter().enumerate() {
-            participants.push(GenesisParticipant {
-                id: partner_id(index),
-                name: format!("Partner {index}"),
-                role: Role::SettlementPartner,
-                bank: Some(bank_of(index)),
-                keys: vec![hex::encode(key.verifying_key().to_bytes())],
-            });
-            accounts.push(GenesisAccount {
-                id: partner_account(index),
-                owner: partner_id(index),
-                asset: LOAD_ASSET,
-                flags: vec!["debits_must_not_exceed_credits".into()],
-            });
-            funding.push(GenesisFunding {
-                account: partner_account(index),
-                amount: 1_000_000_000_000,
-            });
-            accounts.push(GenesisAccount {
-                id: partner_second_account(index),
-                owner: partner_id(index),
-                asset: SECOND_ASSET,
-                flags: vec!["debits_must_not_exceed_credits".into()],
-            });
-            funding.push(GenesisFunding {
-                account: partner_second_account(index),
-                amount: 1_000_000_000_000,
-            });
-        }
+        let participant_keys = ParticipantKeys {
+            named,
+            partners: keys
+                .iter()
+                .map(|key| key.verifying_key().to_bytes())
+                .collect(),
+        };
         let mut nodes = Vec::new();
         let mut apis = Vec::new();
         let mut configs = Vec::new();
@@ -290,35 +352,7 @@ impl LocalNetwork {
             admins.push(format!("http://127.0.0.1:{admin}"));
             configs.push((node, key_path, port, free_port()?));
         }
-        let genesis = Genesis {
-            network_name: "tpw-local".into(),
-            genesis_time_ms: tpw_node::runtime::now_ms(),
-            participants,
-            assets: vec![
-                GenesisAsset {
-                    id: LOAD_ASSET,
-                    code: "EUR".into(),
-                    scale: 2,
-                    issuer: 1,
-                    issuance_account: ISSUANCE_ACCOUNT,
-                },
-                GenesisAsset {
-                    id: SECOND_ASSET,
-                    code: "USD".into(),
-                    scale: 2,
-                    issuer: 2,
-                    issuance_account: SECOND_ISSUANCE_ACCOUNT,
-                },
-            ],
-            accounts,
-            funding,
-            nodes,
-            network_id: None,
-        };
-        let genesis = Genesis {
-            network_id: Some(hex::encode(genesis.compute_network_id()?)),
-            ..genesis
-        };
+        let genesis = load_genesis(&participant_keys, nodes, tpw_node::runtime::now_ms())?;
         let apis_count = apis.len();
         let genesis_path = dir.join("genesis.json");
         std::fs::write(&genesis_path, serde_json::to_string_pretty(&genesis)?)?;
