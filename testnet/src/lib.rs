@@ -2,6 +2,7 @@
 //! and benchmarks. The binary `tpw-testnet` is their command line; tests use them directly.
 
 pub mod bench;
+pub mod chaos;
 pub mod commands;
 pub mod drills;
 pub mod eventbench;

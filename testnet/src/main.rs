@@ -195,6 +195,24 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         replay_every: usize,
     },
+    /// Builds a local network of real node processes, runs a tracked workload while it
+    /// SIGKILLs, pauses and partitions nodes and sends bad input, then heals, checks the client
+    /// history and prints one JSON evidence record; exits non-zero if anything was lost,
+    /// duplicated, not conserved or divergent.
+    Chaos {
+        /// Seconds of faults.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Voting nodes (3 to 5).
+        #[arg(long, default_value_t = 3)]
+        voters: usize,
+        /// Observer nodes.
+        #[arg(long, default_value_t = 1)]
+        observers: usize,
+        /// Seed of the fault schedule and workload (random when absent; printed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Measures signature verification: ZIP-215 (ed25519-zebra) against ed25519-dalek.
     BenchSignatures {
         /// Signatures per run.
@@ -204,6 +222,16 @@ enum Command {
         #[arg(long, default_value_t = 65_536)]
         keys: usize,
     },
+}
+
+/// A seed from the clock and the process id: it only picks which runs to make, and every run
+/// prints its seed for replay.
+fn clock_seed() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos() as u64)
+        .unwrap_or(0);
+    tpw_testnet::sim::rng::SimRng::new(now ^ u64::from(std::process::id())).next_u64()
 }
 
 fn run_sim(
@@ -224,13 +252,7 @@ fn run_sim(
             fixed[..count].to_vec()
         }
         (None, Some(count), None) => {
-            // Random seeds come from the clock: they only pick which runs to make, and each
-            // run prints its seed for replay.
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|elapsed| elapsed.as_nanos() as u64)
-                .unwrap_or(0);
-            let mut rng = tpw_testnet::sim::rng::SimRng::new(now ^ u64::from(std::process::id()));
+            let mut rng = tpw_testnet::sim::rng::SimRng::new(clock_seed());
             (0..count).map(|_| rng.next_u64()).collect()
         }
         (None, None, Some(seed)) => vec![seed],
@@ -388,6 +410,31 @@ fn main() -> std::process::ExitCode {
             threads,
             replay_every,
         } => run_sim(seeds, random, seed, threads, replay_every),
+        Command::Chaos {
+            seconds,
+            voters,
+            observers,
+            seed,
+        } => block_on(async move {
+            let seed = seed.unwrap_or_else(clock_seed);
+            eprintln!("chaos seed {seed} (same schedule again: --seed {seed})");
+            let report = tpw_testnet::chaos::run(seconds, voters, observers, seed).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            anyhow::ensure!(
+                report.lost == 0
+                    && report.duplicated == 0
+                    && report.conserved
+                    && report.nodes_agree
+                    && report.bad_inputs.mishandled == 0,
+                "the history check failed: lost {}, duplicated {}, conserved {}, nodes agree {}, bad input mishandled {}",
+                report.lost,
+                report.duplicated,
+                report.conserved,
+                report.nodes_agree,
+                report.bad_inputs.mishandled
+            );
+            Ok(())
+        }),
         Command::BenchSignatures { signatures, keys } => {
             sigbench::run(signatures, keys).map(|reports| {
                 for report in reports {

@@ -649,6 +649,21 @@ impl LocalNetwork {
         self.apis.get(index).cloned()
     }
 
+    /// Process id of node `index` (from 0), if this handle started it and it runs.
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.children.get(index)?.as_ref().map(Child::id)
+    }
+
+    /// The peer (p2p) listen address of node `index` (from 0), from its config file.
+    pub fn p2p_address(&self, index: usize) -> Option<String> {
+        let config =
+            std::fs::read_to_string(self.dir.join(format!("node-{}.toml", index + 1))).ok()?;
+        config.lines().find_map(|line| {
+            let value = line.strip_prefix("p2p_listen = ")?;
+            Some(value.trim_matches('"').to_string())
+        })
+    }
+
     /// Process ids of the running nodes.
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().flatten().map(Child::id).collect()
