@@ -3,13 +3,15 @@
 //!
 //! Nothing here does IO, reads a clock or spawns: time arrives as ticks and `now_ms`
 //! arguments, peer messages arrive as values, and every effect leaves as an [`Action`] that
-//! the node (or the simulator) carries out in order.
+//! the node (or the simulator) carries out in order. [`wire`] holds the codecs of what nodes
+//! send each other, so that everything decoded from a peer is pure and fuzzed apart from IO.
 
 pub mod batcher;
 pub mod driver;
 pub mod entry;
 pub mod log_store;
 mod logger;
+pub mod wire;
 
 pub use batcher::{timer_block_due, Batcher, BlockLimits, QueueFull};
 pub use driver::{persist_action, Action, Driver, DriverConfig, DriverError, ProposeError};

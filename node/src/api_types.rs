@@ -1,5 +1,9 @@
 //! Request and response bodies of the HTTP API, shared by the server and the client library.
+//!
+//! This file depends only on serde, serde_json, tpw_contracts and `crate::limits`: the fuzz
+//! crate (fuzz/) compiles it, with node/src/limits.rs, apart from the node's RocksDB build.
 
+use crate::limits::{SUBMIT_TRANSACTIONS_MAX, WAIT_TIMEOUT_MS_MAX};
 use serde::{Deserialize, Serialize};
 use tpw_contracts::view::{AccountView, HeaderView, ReceiptView, TransactionView, TransferView};
 use tpw_contracts::ResultCode;
@@ -16,6 +20,75 @@ pub struct SubmitRequest {
     /// How long to wait, in ms.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+}
+
+/// Why a submission body was refused before any envelope in it was looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitRequestError {
+    /// Not JSON of the request's shape (the parser's message).
+    MalformedJson(String),
+    /// No transaction.
+    EmptyBatch,
+    /// More than [`SUBMIT_TRANSACTIONS_MAX`] transactions.
+    BatchTooLarge {
+        /// How many the request holds.
+        count: usize,
+    },
+    /// A wait longer than [`WAIT_TIMEOUT_MS_MAX`].
+    BadTimeout,
+}
+
+impl SubmitRequestError {
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedJson(_) => "malformed_json",
+            Self::EmptyBatch => "empty_batch",
+            Self::BatchTooLarge { .. } => "batch_too_large",
+            Self::BadTimeout => "bad_timeout",
+        }
+    }
+
+    /// What was wrong and what to do.
+    pub fn message(&self) -> String {
+        match self {
+            Self::MalformedJson(error) => {
+                format!("{error}; expected {{\"transactions\": [hex, ...], \"wait\": bool}}")
+            }
+            Self::EmptyBatch => "send at least one transaction".into(),
+            Self::BatchTooLarge { count } => format!(
+                "{count} transactions in one request; the limit is {SUBMIT_TRANSACTIONS_MAX}"
+            ),
+            Self::BadTimeout => format!("timeout_ms must be at most {WAIT_TIMEOUT_MS_MAX}"),
+        }
+    }
+
+    /// Whether the request is refused for its size (HTTP 413) rather than its form (400).
+    pub fn too_large(&self) -> bool {
+        matches!(self, Self::BatchTooLarge { .. })
+    }
+}
+
+impl SubmitRequest {
+    /// Parses and checks a POST /v1/transactions body: the JSON shape, 1 to
+    /// [`SUBMIT_TRANSACTIONS_MAX`] transactions, and a wait of at most [`WAIT_TIMEOUT_MS_MAX`].
+    /// The envelopes themselves are admission's to check.
+    pub fn from_json(body: &[u8]) -> Result<Self, SubmitRequestError> {
+        let request: Self = serde_json::from_slice(body)
+            .map_err(|error| SubmitRequestError::MalformedJson(error.to_string()))?;
+        if request.transactions.is_empty() {
+            return Err(SubmitRequestError::EmptyBatch);
+        }
+        if request.transactions.len() > SUBMIT_TRANSACTIONS_MAX {
+            return Err(SubmitRequestError::BatchTooLarge {
+                count: request.transactions.len(),
+            });
+        }
+        if request.timeout_ms.unwrap_or(0) > WAIT_TIMEOUT_MS_MAX {
+            return Err(SubmitRequestError::BadTimeout);
+        }
+        Ok(request)
+    }
 }
 
 /// Where one submitted transaction stands.

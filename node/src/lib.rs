@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod events;
+pub mod failpoint;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
@@ -21,6 +22,7 @@ pub mod request_auth;
 pub mod runtime;
 pub mod snapshot;
 pub mod storage;
+pub mod verify;
 pub mod webhooks;
 
 /// Sets up `tracing` output in the given format ("text" or "json") and filter.

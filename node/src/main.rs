@@ -464,6 +464,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let config = NodeConfig::load(config.as_deref(), &overrides)?;
             tpw_node::init_logging(&config.log.format, &config.log.level);
+            tpw_node::failpoint::init().map_err(anyhow::Error::msg)?;
             tracing::info!(config = %serde_json::to_string(&config)?, "effective configuration");
             let node = tpw_node::node::start(&config).await?;
             node.serve_until_signal().await

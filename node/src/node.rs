@@ -123,8 +123,13 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         .mode(0o700)
         .create(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    let db = Db::open(&database)
-        .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
+    let db = Db::open(&database).map_err(|error| corruption_message(&error, &config.data_dir))?;
+    let integrity = crate::storage::verify_integrity(&db)
+        .map_err(|error| corruption_message(&error, &config.data_dir))?;
+    tracing::info!(
+        records = integrity.records,
+        "every stored record passed its checksum"
+    );
     let log = RaftLogStore::open(db.clone(), voters.clone(), learners)?;
     let mut ledger = LedgerStore::open(db.clone(), &genesis)?;
     ledger.resume_install(&log)?;
@@ -349,13 +354,38 @@ impl RunningNode {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = terminate.recv() => break,
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                    if self.runtime_finished() {
+                    if self.runtime_finished() || crate::storage::corruption_detected().is_some() {
                         break;
                     }
                 }
             }
         }
         tracing::info!("stopping");
-        self.stop().await
+        let stopped = self.stop().await;
+        if let Some(damage) = crate::storage::corruption_detected() {
+            anyhow::bail!(
+                "data corruption detected while serving ({damage}). This node stopped so that it \
+                 neither serves nor applies damaged data. Move its data folder aside and rebuild \
+                 it from its peers."
+            );
+        }
+        stopped
+    }
+}
+
+/// The message a node stops with when its database does not open or fails its checks.
+fn corruption_message(error: &crate::storage::StorageError, data_dir: &Path) -> anyhow::Error {
+    if error.is_corruption() {
+        anyhow::anyhow!(
+            "data corruption detected in {}: {error}. This node stops so that it neither serves \
+             nor applies damaged data. Move the data folder aside and rebuild the node from its \
+             peers.",
+            data_dir.display()
+        )
+    } else {
+        anyhow::anyhow!(
+            "cannot open the database in {}: {error}",
+            data_dir.display()
+        )
     }
 }

@@ -615,6 +615,7 @@ impl Runtime {
                 return Ok(());
             }
             self.driver.store().compact(to)?;
+            crate::failpoint::point("compact_after");
             Metrics::set(&self.shared.metrics.log_compacted_index, to);
             tracing::debug!(to, "raft log compacted");
         }
@@ -649,16 +650,20 @@ impl Runtime {
                 continue;
             }
             let started = Instant::now();
+            if matches!(action, Action::Persist { .. }) {
+                crate::failpoint::point("raft_persist_before");
+            }
             persist_action(self.driver.store(), &action)?;
             match action {
                 Action::Persist { .. } => {
+                    crate::failpoint::point("raft_persist_after");
                     Metrics::add(&self.shared.metrics.persists, 1);
                     Metrics::add(
                         &self.shared.metrics.persist_micros,
                         started.elapsed().as_micros() as u64,
                     );
                 }
-                Action::PersistCommit(_) => {}
+                Action::PersistCommit(_) => crate::failpoint::point("raft_commit_after"),
                 Action::Send(messages) => match &self.network {
                     Some(network) => {
                         let now = Instant::now();
@@ -706,6 +711,7 @@ impl Runtime {
             }
         };
         self.check_attestation(&proposal)?;
+        crate::failpoint::point("apply_before");
         let started = Instant::now();
         let preverified = &self.preverified;
         let outcome = apply_block(&self.ledger, self.ledger.head(), &proposal, &|tx_id| {
@@ -734,6 +740,7 @@ impl Runtime {
         }
         self.ledger
             .commit_block(entry.index, &entry.data, &outcome, &plausible)?;
+        crate::failpoint::point("apply_after");
         self.shared.head_height.send_replace(outcome.header.height);
         self.next_expiry_ms = next_expiry_ms(&self.ledger)?;
         let metrics = &self.shared.metrics;

@@ -102,6 +102,7 @@ impl ApiError {
     }
     pub(super) fn storage(error: StorageError) -> Self {
         tracing::error!(%error, "storage read failed");
+        crate::storage::note_corruption(&error);
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "storage_error",

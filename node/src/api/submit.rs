@@ -4,10 +4,7 @@
 use super::admission::{admit, admit_envelopes, Admitted};
 use super::{ApiError, AppState};
 use crate::api_types::*;
-use crate::limits::{
-    BODY_SIZE_MAX, SUBMIT_TRANSACTIONS_MAX, WAITERS_MAX, WAIT_TIMEOUT_MS_DEFAULT,
-    WAIT_TIMEOUT_MS_MAX,
-};
+use crate::limits::{BODY_SIZE_MAX, WAITERS_MAX, WAIT_TIMEOUT_MS_DEFAULT};
 use crate::metrics::Metrics;
 use crate::network::{ForwardRefusal, ForwardReply};
 use crate::runtime::{Command, Committed, SubmitError};
@@ -150,37 +147,14 @@ fn parse_request(body: Result<Bytes, BytesRejection>) -> Result<SubmitRequest, A
             ApiError::new(StatusCode::BAD_REQUEST, "bad_body", rejection.body_text())
         }
     })?;
-    let request: SubmitRequest = serde_json::from_slice(&body).map_err(|error| {
-        let message = format!("{error}; expected {{\"transactions\": [hex, ...], \"wait\": bool}}");
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
-    })?;
-    if request.transactions.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "empty_batch",
-            "send at least one transaction",
-        ));
-    }
-    if request.transactions.len() > SUBMIT_TRANSACTIONS_MAX {
-        let message = format!(
-            "{} transactions in one request; the limit is {SUBMIT_TRANSACTIONS_MAX}",
-            request.transactions.len()
-        );
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            message,
-        ));
-    }
-    if request.timeout_ms.unwrap_or(0) > WAIT_TIMEOUT_MS_MAX {
-        let message = format!("timeout_ms must be at most {WAIT_TIMEOUT_MS_MAX}");
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_timeout",
-            message,
-        ));
-    }
-    Ok(request)
+    SubmitRequest::from_json(&body).map_err(|error| {
+        let status = if error.too_large() {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError::new(status, error.code(), error.message())
+    })
 }
 
 type Receivers = Vec<(

@@ -23,6 +23,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
 use tpw_consensus::raft_types::{Message, MessageType};
+use tpw_consensus::wire::{admit_raft_message, RaftAdmissionError};
 
 /// Bytes of one Raft message frame: the driver's append limit plus headroom.
 pub const RAFT_FRAME_SIZE_MAX: usize = 2 * tpw_consensus::driver::limits::MESSAGE_SIZE_MAX as usize;
@@ -643,27 +644,8 @@ impl NetworkTask {
     }
 }
 
-/// Which Raft messages a peer may send. Proposals never travel between nodes (submissions go on
-/// /tpw/forward/1 and are admitted by the leader), local message kinds never come from outside,
-/// and an observer, which never votes or leads, may only answer the leader.
-fn peer_may_send(kind: MessageType, observer: bool) -> bool {
-    use MessageType::*;
-    match kind {
-        MsgAppendResponse | MsgHeartbeatResponse => true,
-        MsgAppend
-        | MsgHeartbeat
-        | MsgSnapshot
-        | MsgTimeoutNow
-        | MsgRequestVote
-        | MsgRequestVoteResponse
-        | MsgRequestPreVote
-        | MsgRequestPreVoteResponse => !observer,
-        _ => false,
-    }
-}
-
-/// Hands a peer's Raft message to the raft loop, after checking that it decodes and that it
-/// claims to come from the node that sent it.
+/// Hands a peer's Raft message to the raft loop, after [`admit_raft_message`]: it decodes, it
+/// claims to come from the node that sent it, and that node's role may send its kind.
 fn deliver(
     peers: &PeerDirectory,
     commands: &RaftInbox,
@@ -675,25 +657,25 @@ fn deliver(
         tracing::warn!(%peer, "raft message from a peer outside the node set dropped");
         return;
     };
-    let message = match Message::parse_from_bytes(bytes) {
+    let message = match admit_raft_message(bytes, *node, peers.observers.contains(node)) {
         Ok(message) => message,
-        Err(error) => {
+        Err(RaftAdmissionError::Malformed(error)) => {
             tracing::warn!(node_id = node, %error, "malformed raft message dropped");
             return;
         }
+        Err(RaftAdmissionError::WrongSender { claimed }) => {
+            tracing::warn!(
+                node_id = node,
+                claimed,
+                "raft message claiming another sender dropped"
+            );
+            return;
+        }
+        Err(RaftAdmissionError::KindNotAllowed(kind)) => {
+            tracing::warn!(node_id = node, kind = ?kind, "raft message of a kind this peer may not send dropped");
+            return;
+        }
     };
-    if message.from != *node {
-        tracing::warn!(
-            node_id = node,
-            claimed = message.from,
-            "raft message claiming another sender dropped"
-        );
-        return;
-    }
-    if !peer_may_send(message.get_msg_type(), peers.observers.contains(node)) {
-        tracing::warn!(node_id = node, kind = ?message.get_msg_type(), "raft message of a kind this peer may not send dropped");
-        return;
-    }
     if message.get_msg_type() == MessageType::MsgSnapshot {
         // Raft sees a snapshot message only once its records are fetched and verified.
         match snapshots {

@@ -13,9 +13,9 @@
 pub mod backfill;
 pub mod maker;
 pub mod receiver;
-mod wire;
-
-pub use wire::{SnapshotRequest, SnapshotResponse};
+pub use tpw_consensus::wire::snapshot::{
+    SnapshotRequest, SnapshotResponse, SNAPSHOT_FRAME_SIZE_MAX,
+};
 
 use std::sync::Mutex;
 
@@ -63,8 +63,6 @@ pub const RECORDS_CHUNK_SIZE: usize = 4 * 1024 * 1024;
 pub const BLOCKS_CHUNK_SIZE: usize = 4 * 1024 * 1024;
 /// Block records per backfill response.
 pub const BLOCKS_PER_RESPONSE_MAX: u32 = 1024;
-/// Bytes of one `/tpw/snapshot/1` frame: a chunk plus one block of the largest size.
-pub const SNAPSHOT_FRAME_SIZE_MAX: usize = 24 * 1024 * 1024;
 /// Checkpoints kept for peers still fetching from them.
 pub const CHECKPOINTS_KEPT_MAX: usize = 2;
 /// Snapshot requests served at once; more are answered "unavailable".

@@ -22,7 +22,10 @@ use tpw_contracts::codec::{Reader, Writer};
 use tpw_contracts::escrow::EscrowRecord;
 use tpw_contracts::model::{from_bytes, Account, Hash, HoldRecord, TransferRecord};
 use tpw_contracts::state::{account_key, prefix, transfer_key, StoreError};
-use tpw_contracts::{BlockHeader, BlockOutcome, ChainHead, Genesis, Proposal, Receipt, StateStore};
+use tpw_contracts::{
+    encode_block_record, BlockHeader, BlockOutcome, ChainHead, Genesis, Proposal, Receipt,
+    StateStore,
+};
 
 pub(super) const KEY_HEAD: &[u8] = b"head";
 /// Cached state records before the cache is reset.
@@ -54,18 +57,9 @@ pub struct TxLocation {
     pub position: u32,
 }
 
-/// A stored block: derived header, the proposal as replicated, and the receipts.
-#[derive(Debug, Clone)]
-pub struct StoredBlock {
-    /// Header.
-    pub header: BlockHeader,
-    /// Proposal (transactions and leader stamp).
-    pub proposal: Proposal,
-    /// One receipt per transaction.
-    pub receipts: Vec<Receipt>,
-    /// What fell due at the block's start (committed by the header's effects root).
-    pub effects: Vec<tpw_contracts::BlockEffect>,
-}
+/// A stored block: derived header, the proposal as replicated, the receipts and the effects
+/// (the block record of docs/encoding.md, decoded by the contracts crate).
+pub use tpw_contracts::BlockRecord as StoredBlock;
 
 /// What the API needs to know about a block just applied.
 #[derive(Debug, Clone)]
@@ -97,73 +91,13 @@ pub(super) fn decode_head(bytes: &[u8]) -> Result<(ChainHead, u64), StorageError
     Ok((head, applied))
 }
 
-fn encode_block(
-    header: &BlockHeader,
-    proposal_bytes: &[u8],
-    receipts: &[Receipt],
-    effects: &[tpw_contracts::BlockEffect],
-) -> Vec<u8> {
-    let mut writer = Writer::with_capacity(
-        proposal_bytes.len() + receipts.len() * 40 + effects.len() * 25 + 256,
-    );
-    writer.bytes(&header.to_bytes());
-    writer.bytes(proposal_bytes);
-    writer.u32(receipts.len() as u32);
-    for receipt in receipts {
-        receipt.encode(&mut writer);
-    }
-    writer.u32(effects.len() as u32);
-    for effect in effects {
-        effect.encode(&mut writer);
-    }
-    writer.finish()
-}
-
 pub(super) fn decode_block(bytes: &[u8]) -> Result<StoredBlock, StorageError> {
     parse_block_record(open_record(bytes, "block")?)
 }
 
 /// Decodes a block record (a stored block without its storage seal, as peers exchange them).
 pub fn parse_block_record(payload: &[u8]) -> Result<StoredBlock, StorageError> {
-    let corrupt = |error: tpw_contracts::codec::DecodeError| {
-        StorageError::Corrupt(format!("block record: {error}"))
-    };
-    let mut reader = Reader::new(payload);
-    let header =
-        BlockHeader::from_bytes(reader.bytes("header", 1024).map_err(corrupt)?).map_err(corrupt)?;
-    let proposal = Proposal::from_bytes(
-        reader
-            .bytes("proposal", tpw_contracts::limits::BLOCK_SIZE_MAX)
-            .map_err(corrupt)?,
-    )
-    .map_err(corrupt)?;
-    let count = reader.u32("receipts").map_err(corrupt)? as usize;
-    if count != proposal.transactions.len() {
-        return Err(StorageError::Corrupt(
-            "block record: receipt count differs from transaction count".into(),
-        ));
-    }
-    let mut receipts = Vec::with_capacity(count);
-    for _ in 0..count {
-        receipts.push(Receipt::decode(&mut reader).map_err(corrupt)?);
-    }
-    let count = reader.u32("effects").map_err(corrupt)? as usize;
-    if count > tpw_contracts::block::EFFECTS_PER_BLOCK_MAX {
-        return Err(StorageError::Corrupt(
-            "block record: more effects than a block may have".into(),
-        ));
-    }
-    let mut effects = Vec::with_capacity(count);
-    for _ in 0..count {
-        effects.push(tpw_contracts::BlockEffect::decode(&mut reader).map_err(corrupt)?);
-    }
-    reader.finish().map_err(corrupt)?;
-    Ok(StoredBlock {
-        header,
-        proposal,
-        receipts,
-        effects,
-    })
+    StoredBlock::from_bytes(payload).map_err(|error| StorageError::Corrupt(error.to_string()))
 }
 
 /// A transfer record and what hangs on it.
@@ -232,7 +166,8 @@ impl LedgerStore {
                         batch.put_cf(state_cf, key, seal_record(value));
                     }
                 }
-                let block = encode_block(&state.header, &Proposal::default().to_bytes(), &[], &[]);
+                let block =
+                    encode_block_record(&state.header, &Proposal::default().to_bytes(), &[], &[]);
                 batch.put_cf(db.cf(CF_BLOCKS), 0u64.to_be_bytes(), seal_record(&block));
                 batch.put_cf(meta_cf, KEY_HEAD, seal_record(&encode_head(&state.head, 0)));
                 let mut options = rocksdb::WriteOptions::default();
@@ -311,7 +246,7 @@ impl LedgerStore {
         batch.put_cf(
             self.db.cf(CF_BLOCKS),
             height.to_be_bytes(),
-            seal_record(&encode_block(
+            seal_record(&encode_block_record(
                 &outcome.header,
                 proposal_bytes,
                 &outcome.receipts,

@@ -9,7 +9,10 @@ mod snapshot;
 pub mod statement;
 pub mod webhooks;
 
-pub use db::{Db, StorageError, CF_BLOCKS, CF_INDEX, CF_META};
+pub use db::{
+    corruption_detected, note_corruption, verify_integrity, Db, IntegrityReport, StorageError,
+    CF_BLOCKS, CF_INDEX, CF_META, CF_STATE,
+};
 pub use ledger::{
     parse_block_record, AppliedBlock, LedgerReader, LedgerStore, StoredBlock, TxLocation,
 };

@@ -19,63 +19,13 @@ use tpw_contracts::ChainHead;
 pub(super) const KEY_STAGED: &[u8] = b"staged_snapshot";
 pub(super) const KEY_INSTALLING: &[u8] = b"installing_snapshot";
 pub(super) const KEY_BLOCK_GAPS: &[u8] = b"block_gaps";
-const DESCRIPTOR_VERSION: u8 = 1;
 /// Block gaps recorded at once (one per snapshot installed before backfill finished); beyond
 /// it the lowest two merge, and backfill fetches the blocks between them again (harmless).
 const BLOCK_GAPS_MAX: usize = 1024;
 
-/// What a Raft snapshot message carries: which chain point the state belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotDescriptor {
-    /// The network.
-    pub network_id: Hash,
-    /// Height of the head block the state belongs to.
-    pub height: u64,
-    /// That block's header hash.
-    pub head_hash: Hash,
-    /// Its state root.
-    pub state_root: Hash,
-    /// The last Raft index applied to the state.
-    pub applied_index: u64,
-}
-
-impl SnapshotDescriptor {
-    /// Canonical encoding.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut writer = Writer::with_capacity(120);
-        writer.u8(DESCRIPTOR_VERSION);
-        writer.fixed(&self.network_id);
-        writer.u64(self.height);
-        writer.fixed(&self.head_hash);
-        writer.fixed(&self.state_root);
-        writer.u64(self.applied_index);
-        writer.finish()
-    }
-
-    /// Decodes untrusted bytes from a peer.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut reader = Reader::new(bytes);
-        let version = reader.u8("snapshot.version")?;
-        if version != DESCRIPTOR_VERSION {
-            return Err(DecodeError::InvalidValue {
-                field: "snapshot.version",
-                value: version.into(),
-            });
-        }
-        let descriptor = Self {
-            network_id: reader.array("snapshot.network_id")?,
-            height: reader.u64("snapshot.height")?,
-            head_hash: reader.array("snapshot.head_hash")?,
-            state_root: reader.array("snapshot.state_root")?,
-            applied_index: reader.u64("snapshot.applied_index")?,
-        };
-        reader.finish()?;
-        Ok(descriptor)
-    }
-}
-
-/// State records in key order: (key, value without the storage seal).
-pub type RecordChunk = Vec<(Vec<u8>, Vec<u8>)>;
+/// The descriptor a Raft snapshot message carries, and the record chunks of the snapshot
+/// protocol: peer wire formats, defined with the other codecs in `tpw_consensus::wire`.
+pub use tpw_consensus::wire::snapshot::{RecordChunk, SnapshotDescriptor};
 
 /// A checkpoint opened to serve one snapshot; its folder is removed when it is dropped.
 pub struct Checkpoint {

@@ -1,14 +1,31 @@
-//! The `/tpw/snapshot/1` messages. Request: tag 1 records (u64 snapshot index, bool has-after,
-//! then the key), tag 2 blocks (u64 top height, u32 count). Response: tag 1 records (bool done,
-//! u32 count, key/value pairs), tag 2 blocks (u32 count, block records from the top down),
-//! tag 3 gone (the snapshot is no longer kept), tag 4 unavailable (message).
+//! The `/tpw/snapshot/1` messages, and the descriptor a Raft snapshot message carries.
+//!
+//! Request: tag 1 records (u64 snapshot index, bool has-after, then the key), tag 2 blocks
+//! (u64 top height, u32 count). Response: tag 1 records (bool done, u32 count, key/value
+//! pairs), tag 2 blocks (u32 count, block records from the top down), tag 3 gone (the snapshot
+//! is no longer kept), tag 4 unavailable (message).
 
-use crate::storage::RecordChunk;
 use tpw_contracts::codec::{DecodeError, Reader, Writer};
+use tpw_contracts::model::Hash;
 
+/// Bytes of one `/tpw/snapshot/1` frame: a chunk plus one block of the largest size (the node
+/// asserts that its chunk sizes fit).
+pub const SNAPSHOT_FRAME_SIZE_MAX: usize = 24 * 1024 * 1024;
+/// Bytes of a state record's key.
 const KEY_SIZE_MAX: usize = 1024;
+/// Bytes of a state record's value.
 const VALUE_SIZE_MAX: usize = 1024 * 1024;
+/// Bytes of an "unavailable" message.
 const MESSAGE_SIZE_MAX: usize = 4096;
+/// Records reserved for ahead of decoding them: a count is only a claim until the bytes arrive.
+const RECORDS_RESERVED_MAX: usize = 65_536;
+/// Block records reserved for ahead of decoding them.
+const BLOCKS_RESERVED_MAX: usize = 1024;
+/// Format version of the snapshot descriptor.
+const DESCRIPTOR_VERSION: u8 = 1;
+
+/// State records in key order: (key, value without the storage seal).
+pub type RecordChunk = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// What a node asks a peer for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +150,7 @@ impl SnapshotResponse {
             1 => {
                 let done = reader.bool("response.done")?;
                 let count = reader.u32("response.count")? as usize;
-                let mut records = Vec::with_capacity(count.min(65_536));
+                let mut records = Vec::with_capacity(count.min(RECORDS_RESERVED_MAX));
                 for _ in 0..count {
                     let key = reader.bytes("response.key", KEY_SIZE_MAX)?.to_vec();
                     let value = reader.bytes("response.value", VALUE_SIZE_MAX)?.to_vec();
@@ -143,11 +160,11 @@ impl SnapshotResponse {
             }
             2 => {
                 let count = reader.u32("response.count")? as usize;
-                let mut blocks = Vec::with_capacity(count.min(1024));
+                let mut blocks = Vec::with_capacity(count.min(BLOCKS_RESERVED_MAX));
                 for _ in 0..count {
                     blocks.push(
                         reader
-                            .bytes("response.block", super::SNAPSHOT_FRAME_SIZE_MAX)?
+                            .bytes("response.block", SNAPSHOT_FRAME_SIZE_MAX)?
                             .to_vec(),
                     );
                 }
@@ -164,6 +181,56 @@ impl SnapshotResponse {
         };
         reader.finish()?;
         Ok(response)
+    }
+}
+
+/// What a Raft snapshot message carries: which chain point the state belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotDescriptor {
+    /// The network.
+    pub network_id: Hash,
+    /// Height of the head block the state belongs to.
+    pub height: u64,
+    /// That block's header hash.
+    pub head_hash: Hash,
+    /// Its state root.
+    pub state_root: Hash,
+    /// The last Raft index applied to the state.
+    pub applied_index: u64,
+}
+
+impl SnapshotDescriptor {
+    /// Canonical encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut writer = Writer::with_capacity(120);
+        writer.u8(DESCRIPTOR_VERSION);
+        writer.fixed(&self.network_id);
+        writer.u64(self.height);
+        writer.fixed(&self.head_hash);
+        writer.fixed(&self.state_root);
+        writer.u64(self.applied_index);
+        writer.finish()
+    }
+
+    /// Decodes untrusted bytes from a peer.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let version = reader.u8("snapshot.version")?;
+        if version != DESCRIPTOR_VERSION {
+            return Err(DecodeError::InvalidValue {
+                field: "snapshot.version",
+                value: version.into(),
+            });
+        }
+        let descriptor = Self {
+            network_id: reader.array("snapshot.network_id")?,
+            height: reader.u64("snapshot.height")?,
+            head_hash: reader.array("snapshot.head_hash")?,
+            state_root: reader.array("snapshot.state_root")?,
+            applied_index: reader.u64("snapshot.applied_index")?,
+        };
+        reader.finish()?;
+        Ok(descriptor)
     }
 }
 
@@ -210,5 +277,27 @@ mod tests {
         }
         assert!(SnapshotRequest::from_bytes(&[9]).is_err());
         assert!(SnapshotResponse::from_bytes(&[0xff, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn a_descriptor_round_trips_and_other_versions_are_refused() {
+        // Proves the descriptor decodes to what was encoded, and that a cut, extended or
+        // differently versioned descriptor is an error.
+        let descriptor = SnapshotDescriptor {
+            network_id: [1; 32],
+            height: 2,
+            head_hash: [3; 32],
+            state_root: [4; 32],
+            applied_index: 5,
+        };
+        let bytes = descriptor.to_bytes();
+        assert_eq!(SnapshotDescriptor::from_bytes(&bytes).unwrap(), descriptor);
+        assert!(SnapshotDescriptor::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(SnapshotDescriptor::from_bytes(&longer).is_err());
+        let mut versioned = bytes;
+        versioned[0] = 2;
+        assert!(SnapshotDescriptor::from_bytes(&versioned).is_err());
     }
 }
