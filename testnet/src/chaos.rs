@@ -588,41 +588,12 @@ async fn check_history(
                 duplicated += 1;
             }
         }
-        // Every account of the genesis, issuance accounts included: per asset, posted and
-        // pending debits equal credits.
-        let mut sums: BTreeMap<u32, [u128; 4]> = BTreeMap::new();
-        let accounts = network
-            .genesis
-            .accounts
-            .iter()
-            .map(|account| account.id)
-            .chain(
-                network
-                    .genesis
-                    .assets
-                    .iter()
-                    .map(|asset| asset.issuance_account),
+        for (asset, sum) in crate::commands::unconserved_assets(&client, &network.genesis).await? {
+            eprintln!(
+                "chaos: node {}: asset {asset} not conserved: {sum:?}",
+                node + 1
             );
-        for id in accounts {
-            let account = client
-                .account(id)
-                .await?
-                .with_context(|| format!("account {id} is missing on node {}", node + 1))?
-                .account;
-            let sum = sums.entry(account.asset).or_default();
-            sum[0] += account.debits_posted;
-            sum[1] += account.credits_posted;
-            sum[2] += account.debits_pending;
-            sum[3] += account.credits_pending;
-        }
-        for (asset, sum) in &sums {
-            if sum[0] != sum[1] || sum[2] != sum[3] {
-                eprintln!(
-                    "chaos: node {}: asset {asset} not conserved: {sum:?}",
-                    node + 1
-                );
-                conserved = false;
-            }
+            conserved = false;
         }
     }
     Ok((lost.len() as u64, duplicated, conserved))
