@@ -85,6 +85,18 @@ enum Command {
         #[command(subcommand)]
         command: GenesisCommand,
     },
+    /// Replays a node's data folder from genesis: every signature, hash link, receipt and
+    /// state root again, then the whole state. Prints progress on stderr and one JSON line;
+    /// exits 1 at the first divergence, naming it. Read-only: safe beside a running node and
+    /// safe to interrupt and run again.
+    Verify {
+        /// The node's data folder (holding db/).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The network's genesis file.
+        #[arg(long)]
+        genesis: PathBuf,
+    },
     /// Runs a node.
     Run {
         /// TOML configuration file.
@@ -443,6 +455,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Genesis {
             command: GenesisCommand::Create { spec, out },
         } => create_genesis(&spec, &out),
+        Command::Verify { data_dir, genesis } => verify(&data_dir, &genesis),
         Command::Run {
             config,
             data_dir,
@@ -728,6 +741,58 @@ fn main() -> std::process::ExitCode {
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tpw verify`: replays a data folder and prints what it found.
+fn verify(data_dir: &std::path::Path, genesis: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let genesis = tpw_node::node::load_genesis(genesis)?;
+    let started = std::time::Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let mut last = std::time::Instant::now();
+    let mut progress = |done: u64, all: u64| {
+        if done == all || last.elapsed() >= std::time::Duration::from_secs(1) {
+            last = std::time::Instant::now();
+            let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
+            let line = format!("verified {done}/{all} blocks ({rate:.0} blocks/s)");
+            if terminal {
+                eprint!("\r{line}");
+                if done == all {
+                    eprintln!();
+                }
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    };
+    match tpw_node::verify::replay_with_progress(data_dir, &genesis, &mut progress) {
+        Ok(report) => {
+            let mut line = serde_json::to_value(&report)?;
+            line["verified"] = true.into();
+            line["seconds"] = ((started.elapsed().as_secs_f64() * 10.0).round() / 10.0).into();
+            println!("{line}");
+            Ok(())
+        }
+        Err(error) => {
+            if terminal {
+                eprintln!();
+            }
+            let height = match &error {
+                tpw_node::verify::ReplayError::Diverged { height, .. }
+                | tpw_node::verify::ReplayError::Apply { height, .. }
+                | tpw_node::verify::ReplayError::MissingBlock { height } => Some(*height),
+                _ => None,
+            };
+            println!(
+                "{}",
+                serde_json::json!({
+                    "verified": false,
+                    "first_divergence": { "height": height, "what": error.to_string() },
+                })
+            );
+            anyhow::bail!("verification failed: {error}")
         }
     }
 }

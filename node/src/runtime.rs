@@ -139,7 +139,28 @@ impl InFlight {
         for tx_id in &stale {
             self.forget(tx_id, &SubmitError::Overloaded);
         }
+        // Waiters of transactions handed to the leader stay until their commit; those whose
+        // client gave up go, so a transaction the leader lost cannot hold places forever.
+        let Self {
+            received,
+            waiters,
+            waiter_count,
+        } = self;
+        waiters.retain(|tx_id, list| {
+            let before = list.len();
+            list.retain(|waiter| !waiter.is_closed());
+            *waiter_count -= before - list.len();
+            !list.is_empty() || received.contains_key(tx_id)
+        });
         stale.len()
+    }
+    /// The leader queued these transactions for this node: it no longer holds them, so a
+    /// client's retry here is forwarded again (the leader may lose them, and retries are
+    /// idempotent). Their waiters stay, woken when this node applies the block.
+    pub fn handed_off(&mut self, tx_ids: &[Hash]) {
+        for tx_id in tx_ids {
+            self.received.remove(tx_id);
+        }
     }
     /// Clients waiting, over all transactions.
     pub fn waiter_count(&self) -> usize {

@@ -1,8 +1,9 @@
-//! Offline replay of a stopped node's data folder: every stored block is applied again from
-//! genesis with the ledger engine, and each replayed header, receipt and effect must equal the
-//! stored one; at the end the replayed state must equal the stored state record by record, and
-//! the replayed head the stored head. The first difference is reported with its height and
-//! what differs.
+//! Offline replay of a node's data folder (`tpw verify`): every stored block is applied again
+//! from genesis with the ledger engine, which checks every signature again, and each replayed
+//! header (hash link, roots, times), receipt and effect must equal the stored one; at the end
+//! the replayed state must equal the stored state record by record, and the replayed head the
+//! stored head. The first difference is reported with its height and exactly what differs.
+//! The folder is opened read-only, so a running node may keep serving from it.
 
 use crate::storage::{open_record, Db, LedgerReader, StorageError};
 use std::path::Path;
@@ -46,12 +47,13 @@ pub enum ReplayError {
         reason: String,
     },
     /// A replayed block differs from the stored one.
-    #[error("block {height}: the replayed {what} differs from the stored one")]
+    #[error("block {height}: {what}")]
     Diverged {
         /// Its height.
         height: u64,
-        /// "header", "state root", "receipts" or "effects".
-        what: &'static str,
+        /// What differs, precisely: the header field, or the receipt's position and both
+        /// verdicts, or the effects.
+        what: String,
     },
     /// The stored state differs from the replayed state.
     #[error("state record {key} differs: stored {stored}, replayed {replayed}")]
@@ -73,6 +75,88 @@ pub enum ReplayError {
 
 /// Replays the data folder `data_dir` (holding `db/`) of a stopped node against `genesis`.
 pub fn replay_data_folder(data_dir: &Path, genesis: &Genesis) -> Result<ReplayReport, ReplayError> {
+    replay_with_progress(data_dir, genesis, &mut |_, _| {})
+}
+
+/// The first difference between a stored block and its replay, described.
+fn first_difference(
+    stored: &tpw_contracts::BlockRecord,
+    replayed: &tpw_contracts::BlockOutcome,
+) -> Option<String> {
+    let (a, b) = (&stored.header, &replayed.header);
+    let hex = |hash: &[u8; 32]| hex::encode(hash);
+    let fields: [(&str, String, String); 10] = [
+        ("network id", hex(&a.network_id), hex(&b.network_id)),
+        ("height", a.height.to_string(), b.height.to_string()),
+        (
+            "previous hash (hash link)",
+            hex(&a.previous_hash),
+            hex(&b.previous_hash),
+        ),
+        ("block time", a.time_ms.to_string(), b.time_ms.to_string()),
+        (
+            "proposer time",
+            a.proposer_time_ms.to_string(),
+            b.proposer_time_ms.to_string(),
+        ),
+        (
+            "transaction count",
+            a.transaction_count.to_string(),
+            b.transaction_count.to_string(),
+        ),
+        (
+            "transactions root",
+            hex(&a.transactions_root),
+            hex(&b.transactions_root),
+        ),
+        (
+            "receipts root",
+            hex(&a.receipts_root),
+            hex(&b.receipts_root),
+        ),
+        ("effects root", hex(&a.effects_root), hex(&b.effects_root)),
+        ("state root", hex(&a.state_root), hex(&b.state_root)),
+    ];
+    for (position, (stored, replayed)) in stored.receipts.iter().zip(&replayed.receipts).enumerate()
+    {
+        if stored != replayed {
+            return Some(format!(
+                "receipt {position} (transaction {}): stored {} {:?}, replayed {} {:?}",
+                hex(&stored.tx_id),
+                stored.code.name(),
+                stored.operations,
+                replayed.code.name(),
+                replayed.operations
+            ));
+        }
+    }
+    if stored.receipts.len() != replayed.receipts.len() {
+        return Some(format!(
+            "{} receipts stored, {} replayed",
+            stored.receipts.len(),
+            replayed.receipts.len()
+        ));
+    }
+    if stored.effects != replayed.effects {
+        return Some(format!(
+            "effects: stored {:?}, replayed {:?}",
+            stored.effects, replayed.effects
+        ));
+    }
+    fields
+        .into_iter()
+        .find(|(_, stored, replayed)| stored != replayed)
+        .map(|(field, stored, replayed)| {
+            format!("header {field}: stored {stored}, replayed {replayed}")
+        })
+}
+
+/// As [`replay_data_folder`], telling `progress` (blocks done, blocks in all) as it goes.
+pub fn replay_with_progress(
+    data_dir: &Path,
+    genesis: &Genesis,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ReplayReport, ReplayError> {
     let db = Db::open_read_only(&data_dir.join("db"))?;
     let reader = LedgerReader::new(db.clone());
     let (stored_head, _) = reader.head()?;
@@ -92,32 +176,12 @@ pub fn replay_data_folder(data_dir: &Path, genesis: &Genesis) -> Result<ReplayRe
                 reason: error.to_string(),
             }
         })?;
-        if outcome.header.state_root != block.header.state_root {
-            return Err(ReplayError::Diverged {
-                height,
-                what: "state root",
-            });
-        }
-        if outcome.receipts != block.receipts {
-            return Err(ReplayError::Diverged {
-                height,
-                what: "receipts",
-            });
-        }
-        if outcome.effects != block.effects {
-            return Err(ReplayError::Diverged {
-                height,
-                what: "effects",
-            });
-        }
-        if outcome.header != block.header {
-            return Err(ReplayError::Diverged {
-                height,
-                what: "header",
-            });
+        if let Some(what) = first_difference(&block, &outcome) {
+            return Err(ReplayError::Diverged { height, what });
         }
         state.apply_diff(&outcome.diff);
         head = outcome.head;
+        progress(height, stored_head.height);
     }
     if head.hash != stored_head.hash {
         return Err(ReplayError::Head {

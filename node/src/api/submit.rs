@@ -255,17 +255,21 @@ async fn queue(context: &AppState, to_queue: Vec<(Hash, Vec<u8>)>) -> Result<(),
             .await
             .map_err(ApiError::unavailable),
     };
+    let forwarded = !leads && leader.is_some_and(|leader| leader != context.node_id);
+    let mut in_flight = context
+        .shared
+        .in_flight
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Err(error) = sent {
         let reason = SubmitError::NotLeader { leader };
-        let mut in_flight = context
-            .shared
-            .in_flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for tx_id in &queued_ids {
             in_flight.forget(tx_id, &reason);
         }
         return Err(error);
+    }
+    if forwarded && context.network.is_some() {
+        in_flight.handed_off(&queued_ids);
     }
     Ok(())
 }
