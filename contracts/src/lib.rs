@@ -21,6 +21,7 @@ pub mod model;
 pub mod netting;
 mod operations;
 mod overlay;
+pub mod proof;
 pub mod result;
 pub mod reversal;
 pub mod sig;

@@ -2,7 +2,7 @@
 //! the block record peers send to a node catching up through a snapshot. Decoding must refuse
 //! anything that is not one canonical encoding and never panic; what decodes must re-encode to
 //! the input; and the consistency check a fetched block record goes through must not panic
-//! either, whatever the record claims.
+//! either, whatever the record claims. Inclusion proofs (files a verifier is handed) likewise.
 
 #![no_main]
 
@@ -37,5 +37,14 @@ fuzz_target!(|data: &[u8]| {
             &record.receipts,
             &record.effects,
         );
+    }
+    if let Ok(proof) = tpw_contracts::proof::InclusionProof::from_bytes(data) {
+        assert_eq!(proof.to_bytes(), data, "canonical inclusion proof");
+        let network = proof
+            .headers
+            .first()
+            .map(|header| header.network_id)
+            .unwrap_or_default();
+        let _ = proof.verify(&network, None);
     }
 });

@@ -405,3 +405,16 @@ pub struct NodesResponse {
     /// The nodes of the genesis.
     pub nodes: Vec<tpw_contracts::genesis::GenesisNode>,
 }
+
+/// GET /v1/proofs/{participant}/{id}: an inclusion proof and where its headers end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProofResponse {
+    /// The block holding the transfer's transaction.
+    pub height: u64,
+    /// The height the proof's headers end at.
+    pub head_height: u64,
+    /// That header's hash: compare it with a head you trust.
+    pub head_hash: String,
+    /// Hex of `tpw_contracts::proof::InclusionProof::to_bytes` (docs/encoding.md).
+    pub proof: String,
+}

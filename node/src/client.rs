@@ -274,6 +274,21 @@ impl Client {
         self.get(&format!("/v1/transfers/{participant}/{id}")).await
     }
 
+    /// GET /v1/proofs/{participant}/{id}: an inclusion proof for a transfer, its headers
+    /// ending at the head or at `up_to`.
+    pub async fn proof(
+        &self,
+        participant: u64,
+        id: u128,
+        up_to: Option<u64>,
+    ) -> Result<Option<ProofResponse>, ClientError> {
+        let query = up_to
+            .map(|height| format!("?up_to={height}"))
+            .unwrap_or_default();
+        self.get(&format!("/v1/proofs/{participant}/{id}{query}"))
+            .await
+    }
+
     /// GET /v1/netting/{cycle}.
     pub async fn netting_cycle(&self, cycle: u128) -> Result<Option<CycleResponse>, ClientError> {
         self.get(&format!("/v1/netting/{cycle}")).await

@@ -1480,6 +1480,7 @@ async fn the_served_openapi_document_names_every_route_and_only_routes() {
         "/v1/accounts/{id}",
         "/v1/accounts/{id}/statement",
         "/v1/transfers/{participant}/{id}",
+        "/v1/proofs/{participant}/{id}",
         "/v1/netting/{cycle}",
         "/v1/limits/{participant}/{asset}",
         "/v1/credit-limits/{creditor}/{debtor}/{asset}",
@@ -1583,4 +1584,110 @@ async fn webhooks_to_private_addresses_are_refused_by_default() {
     assert_eq!(letter.error, "destination not allowed");
     assert!(receiver.delivery_ids().is_empty());
     node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inclusion_proof_is_served_to_the_parties_and_checked_offline() {
+    // Proves inclusion proofs: a party to a transfer gets one, it checks offline against the
+    // head it names (library and `tpw proof verify`), others get not found, and any change to
+    // the transaction, the receipt, a path or the header chain, or another trusted head,
+    // makes it fail.
+    use tpw_contracts::proof::{InclusionProof, ProofError};
+    use tpw_node::client::Client;
+    let folder = tempfile::tempdir().unwrap();
+    let config = prepare(folder.path());
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let network = network_id(&config);
+    let base = format!("http://{}", node.api_address);
+    let acme = Client::new(&base).with_key(&key(folder.path(), "acme"));
+    for id in 1..=5u128 {
+        let envelope = sign(
+            network,
+            &key(folder.path(), "acme"),
+            common::payment(id, account_of(3, EUR), account_of(4, EUR), EUR, 10),
+        );
+        let (status, _) = acme.submit(&[envelope], true, None).await.unwrap();
+        assert_eq!(status, 200);
+    }
+    let response = acme.proof(3, 2, None).await.unwrap().unwrap();
+    let head = acme.status().await.unwrap();
+    assert!(response.head_height >= response.height + 3);
+    let proof = InclusionProof::from_bytes(&hex::decode(&response.proof).unwrap()).unwrap();
+    let trusted: [u8; 32] = hex::decode(&response.head_hash)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let proven = proof.verify(&network, Some(&trusted)).unwrap();
+    assert_eq!(proven.receipt.code, tpw_contracts::ResultCode::Ok);
+    assert_eq!(proven.height, response.height);
+    assert!(head.height >= response.head_height);
+
+    // Globex, the payee, may have it; Initech may not.
+    let globex = Client::new(&base).with_key(&key(folder.path(), "globex"));
+    assert!(globex.proof(3, 2, None).await.unwrap().is_some());
+    let initech = Client::new(&base).with_key(&key(folder.path(), "initech"));
+    assert!(initech.proof(3, 2, None).await.unwrap().is_none());
+    // Ending earlier, at the block itself.
+    let short = acme
+        .proof(3, 2, Some(response.height))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(short.head_height, short.height);
+    let error = acme.proof(3, 2, Some(head.height + 100)).await.unwrap_err();
+    assert!(error.to_string().contains("bad_up_to"), "{error}");
+
+    // Tampering of every part is caught.
+    let mut changed = proof.clone();
+    let last = changed.envelope.len() - 1;
+    changed.envelope[last] ^= 1;
+    assert!(matches!(
+        changed.verify(&network, None),
+        Err(ProofError::Transaction(_))
+    ));
+    let mut changed = proof.clone();
+    changed.receipt.code = tpw_contracts::ResultCode::ExceedsCredits;
+    assert_eq!(
+        changed.verify(&network, None),
+        Err(ProofError::Path("receipts"))
+    );
+    let mut changed = proof.clone();
+    changed.transaction_path.index ^= 1;
+    assert_eq!(
+        changed.verify(&network, None),
+        Err(ProofError::Path("transactions"))
+    );
+    let mut changed = proof.clone();
+    changed.headers.remove(1);
+    assert!(matches!(
+        changed.verify(&network, None),
+        Err(ProofError::BrokenLink { .. })
+    ));
+    assert!(matches!(
+        proof.verify(&network, Some(&[7; 32])),
+        Err(ProofError::UntrustedHead(_))
+    ));
+
+    // The CLI checks the file offline, with no node.
+    let file = folder.path().join("proof.json");
+    std::fs::write(&file, serde_json::to_string(&response).unwrap()).unwrap();
+    node.stop().await.unwrap();
+    let run = |trusted: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tpw"))
+            .args(["proof", "verify", "--file"])
+            .arg(&file)
+            .arg("--genesis")
+            .arg(&config.genesis_file)
+            .args(["--trusted-head", trusted])
+            .output()
+            .unwrap()
+    };
+    let output = run(&response.head_hash);
+    assert!(output.status.success(), "{output:?}");
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["verified"], true);
+    assert_eq!(printed["code"], "ok");
+    let output = run(&"00".repeat(32));
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("trusted head"));
 }

@@ -4,6 +4,7 @@
 mod admission;
 mod auth;
 mod events;
+mod proofs;
 mod rate;
 mod reads;
 mod statement;
@@ -190,6 +191,7 @@ pub fn router(context: Arc<ApiContext>) -> Router {
         .route("/v1/accounts/{id}", get(reads::account))
         .route("/v1/accounts/{id}/statement", get(statement::statement))
         .route("/v1/transfers/{participant}/{id}", get(reads::transfer))
+        .route("/v1/proofs/{participant}/{id}", get(proofs::proof))
         .route("/v1/netting/{cycle}", get(reads::netting_cycle))
         .route("/v1/limits/{participant}/{asset}", get(reads::limits))
         .route(

@@ -248,7 +248,7 @@ pub(super) async fn transfer(
 
 /// A transfer is visible to its submitter and to the owners of its two accounts (and whoever
 /// may read theirs).
-fn transfer_visible(
+pub(super) fn transfer_visible(
     context: &AppState,
     principal: &Principal,
     record: &tpw_contracts::model::TransferRecord,
