@@ -1,5 +1,7 @@
 //! Key files: ed25519 secret keys written readable by their owner only, and refused on load
-//! when group or others could read them.
+//! when group or others could read them; optionally encrypted under a passphrase (Argon2id,
+//! then XChaCha20-Poly1305 bound to the public key). No function here puts key bytes in an
+//! error, a log line or a `Debug` output.
 
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -45,7 +47,193 @@ struct KeyFile {
     format_version: u8,
     algorithm: String,
     public_key: String,
-    secret_key: String,
+    /// Version 1: the secret key in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret_key: Option<String>,
+    /// Version 2: how the secret key is encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encryption: Option<Encryption>,
+    /// Version 2: the encrypted secret key and its tag, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret_key_encrypted: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Encryption {
+    kdf: String,
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
+    salt: String,
+    cipher: String,
+    nonce: String,
+}
+
+/// The environment variable holding the passphrase of encrypted key files.
+pub const PASSPHRASE_VARIABLE: &str = "TPW_KEY_PASSPHRASE";
+/// The environment variable naming a file (mode 0600) holding that passphrase.
+pub const PASSPHRASE_FILE_VARIABLE: &str = "TPW_KEY_PASSPHRASE_FILE";
+
+/// Argon2id cost: 64 MiB, 3 passes (OWASP's recommended minimum is 19 MiB, 2 passes).
+const KDF_MEMORY_KIB: u32 = 64 * 1024;
+const KDF_ITERATIONS: u32 = 3;
+const KDF_PARALLELISM: u32 = 1;
+/// Bounds accepted on load, so a crafted file cannot demand unbounded memory or time.
+const KDF_MEMORY_KIB_MAX: u32 = 1024 * 1024;
+const KDF_ITERATIONS_MAX: u32 = 64;
+/// Shortest passphrase accepted for a new encrypted file.
+pub const PASSPHRASE_LENGTH_MIN: usize = 12;
+
+/// A passphrase, kept out of `Debug` output.
+pub struct Passphrase(String);
+
+impl Passphrase {
+    /// Wraps a passphrase.
+    pub fn new(text: String) -> Self {
+        Self(text)
+    }
+    /// The passphrase from [`PASSPHRASE_VARIABLE`], or from the file [`PASSPHRASE_FILE_VARIABLE`]
+    /// names (refused if group or others can read it); `None` when neither is set.
+    pub fn from_environment() -> Result<Option<Self>, KeyFileError> {
+        if let Ok(text) = std::env::var(PASSPHRASE_VARIABLE) {
+            return Ok(Some(Self(text)));
+        }
+        let Some(path) = std::env::var_os(PASSPHRASE_FILE_VARIABLE) else {
+            return Ok(None);
+        };
+        let path = PathBuf::from(path);
+        check_private(&path)?;
+        let text = std::fs::read_to_string(&path).map_err(|source| KeyFileError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Some(Self(text.trim_end_matches(['\r', '\n']).to_string())))
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Passphrase(..)")
+    }
+}
+
+fn derive_key(
+    passphrase: &Passphrase,
+    salt: &[u8],
+    (memory_kib, iterations, parallelism): (u32, u32, u32),
+) -> Result<[u8; 32], String> {
+    let params = argon2::Params::new(memory_kib, iterations, parallelism, Some(32))
+        .map_err(|error| format!("key derivation parameters: {error}"))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut key = [0u8; 32];
+    argon
+        .hash_password_into(passphrase.0.as_bytes(), salt, &mut key)
+        .map_err(|error| format!("key derivation: {error}"))?;
+    Ok(key)
+}
+
+/// What the cipher authenticates besides the secret: the file's purpose and public key, so an
+/// encrypted secret cannot be moved under another public key.
+fn associated_data(public_key: &[u8; 32]) -> Vec<u8> {
+    let mut data = b"tpwalletoec key file v2\0".to_vec();
+    data.extend_from_slice(public_key);
+    data
+}
+
+fn encrypt(key: &SigningKey, passphrase: &Passphrase) -> Result<KeyFile, KeyFileError> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    let failed = |reason: String| KeyFileError::Invalid {
+        path: PathBuf::new(),
+        reason,
+    };
+    let mut salt = [0u8; 16];
+    let mut nonce = [0u8; 24];
+    getrandom::getrandom(&mut salt).map_err(|error| failed(error.to_string()))?;
+    getrandom::getrandom(&mut nonce).map_err(|error| failed(error.to_string()))?;
+    let derived = derive_key(
+        passphrase,
+        &salt,
+        (KDF_MEMORY_KIB, KDF_ITERATIONS, KDF_PARALLELISM),
+    )
+    .map_err(failed)?;
+    let public = key.verifying_key().to_bytes();
+    let cipher = chacha20poly1305::XChaCha20Poly1305::new((&derived).into());
+    let sealed = cipher
+        .encrypt(
+            (&nonce).into(),
+            Payload {
+                msg: &key.to_bytes(),
+                aad: &associated_data(&public),
+            },
+        )
+        .map_err(|_| failed("encryption failed".into()))?;
+    Ok(KeyFile {
+        format_version: 2,
+        algorithm: "ed25519".into(),
+        public_key: hex::encode(public),
+        secret_key: None,
+        encryption: Some(Encryption {
+            kdf: "argon2id".into(),
+            memory_kib: KDF_MEMORY_KIB,
+            iterations: KDF_ITERATIONS,
+            parallelism: KDF_PARALLELISM,
+            salt: hex::encode(salt),
+            cipher: "xchacha20poly1305".into(),
+            nonce: hex::encode(nonce),
+        }),
+        secret_key_encrypted: Some(hex::encode(sealed)),
+    })
+}
+
+fn decrypt(contents: &KeyFile, passphrase: &Passphrase) -> Result<[u8; 32], String> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    let (Some(encryption), Some(sealed)) = (&contents.encryption, &contents.secret_key_encrypted)
+    else {
+        return Err("an encrypted key file needs encryption and secret_key_encrypted".into());
+    };
+    if encryption.kdf != "argon2id" || encryption.cipher != "xchacha20poly1305" {
+        return Err("unsupported kdf or cipher".into());
+    }
+    if encryption.memory_kib > KDF_MEMORY_KIB_MAX
+        || encryption.iterations > KDF_ITERATIONS_MAX
+        || encryption.parallelism == 0
+        || encryption.parallelism > 16
+    {
+        return Err("key derivation parameters out of bounds".into());
+    }
+    let salt = hex::decode(&encryption.salt).map_err(|_| "salt is not hex".to_string())?;
+    let nonce: [u8; 24] = hex::decode(&encryption.nonce)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or("nonce must be 24 bytes of hex")?;
+    let sealed = hex::decode(sealed).map_err(|_| "secret_key_encrypted is not hex".to_string())?;
+    let public: [u8; 32] = hex::decode(&contents.public_key)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or("public_key must be 32 bytes of hex")?;
+    let derived = derive_key(
+        passphrase,
+        &salt,
+        (
+            encryption.memory_kib,
+            encryption.iterations,
+            encryption.parallelism,
+        ),
+    )?;
+    let cipher = chacha20poly1305::XChaCha20Poly1305::new((&derived).into());
+    let secret = cipher
+        .decrypt(
+            (&nonce).into(),
+            Payload {
+                msg: &sealed,
+                aad: &associated_data(&public),
+            },
+        )
+        .map_err(|_| "wrong passphrase, or the file was altered".to_string())?;
+    secret
+        .try_into()
+        .map_err(|_| "the decrypted secret is not 32 bytes".to_string())
 }
 
 /// Draws a new key from the operating system's randomness.
@@ -57,17 +245,46 @@ pub fn generate() -> Result<SigningKey, getrandom::Error> {
 
 /// Writes a new key file with mode 0600; refuses to overwrite an existing file.
 pub fn write(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
-    let io = |source| KeyFileError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
     let contents = KeyFile {
         format_version: 1,
         algorithm: "ed25519".into(),
         public_key: hex::encode(key.verifying_key().to_bytes()),
-        secret_key: hex::encode(key.to_bytes()),
+        secret_key: Some(hex::encode(key.to_bytes())),
+        encryption: None,
+        secret_key_encrypted: None,
     };
-    let json = serde_json::to_string_pretty(&contents).expect("a key file always serializes");
+    write_file(path, &contents)
+}
+
+/// Writes a new key file encrypted under `passphrase` (at least [`PASSPHRASE_LENGTH_MIN`]
+/// characters), mode 0600; refuses to overwrite an existing file.
+pub fn write_encrypted(
+    path: &Path,
+    key: &SigningKey,
+    passphrase: &Passphrase,
+) -> Result<(), KeyFileError> {
+    if passphrase.0.chars().count() < PASSPHRASE_LENGTH_MIN {
+        return Err(KeyFileError::Invalid {
+            path: path.to_path_buf(),
+            reason: format!("a passphrase has at least {PASSPHRASE_LENGTH_MIN} characters"),
+        });
+    }
+    let contents = encrypt(key, passphrase).map_err(|error| match error {
+        KeyFileError::Invalid { reason, .. } => KeyFileError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        },
+        other => other,
+    })?;
+    write_file(path, &contents)
+}
+
+fn write_file(path: &Path, contents: &KeyFile) -> Result<(), KeyFileError> {
+    let io = |source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let json = serde_json::to_string_pretty(contents).expect("a key file always serializes");
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -139,8 +356,14 @@ pub fn load_admin_token(path: &Path) -> Result<String, KeyFileError> {
     Ok(token.to_string())
 }
 
-/// Loads a key file, refusing one that group or others can read.
+/// Loads a key file, refusing one that group or others can read. An encrypted file is
+/// decrypted with the passphrase from the environment ([`Passphrase::from_environment`]).
 pub fn load(path: &Path) -> Result<SigningKey, KeyFileError> {
+    load_with(path, Passphrase::from_environment()?.as_ref())
+}
+
+/// Loads a key file with the passphrase given (needed only if the file is encrypted).
+pub fn load_with(path: &Path, passphrase: Option<&Passphrase>) -> Result<SigningKey, KeyFileError> {
     let io = |source| KeyFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -151,15 +374,32 @@ pub fn load(path: &Path) -> Result<SigningKey, KeyFileError> {
     };
     check_private(path)?;
     let text = std::fs::read_to_string(path).map_err(io)?;
-    let contents: KeyFile =
-        serde_json::from_str(&text).map_err(|error| invalid(error.to_string()))?;
-    if contents.format_version != 1 || contents.algorithm != "ed25519" {
-        return Err(invalid("unsupported format_version or algorithm".into()));
+    // serde_json's messages may quote the input: they are not passed on.
+    let contents: KeyFile = serde_json::from_str(&text).map_err(|error| {
+        invalid(format!(
+            "not a key file's JSON (line {}, column {})",
+            error.line(),
+            error.column()
+        ))
+    })?;
+    if contents.algorithm != "ed25519" {
+        return Err(invalid("unsupported algorithm".into()));
     }
-    let secret: [u8; 32] = hex::decode(&contents.secret_key)
-        .ok()
-        .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| invalid("secret_key must be 32 bytes of hex".into()))?;
+    let secret: [u8; 32] = match (contents.format_version, &contents.secret_key) {
+        (1, Some(secret)) => hex::decode(secret)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| invalid("secret_key must be 32 bytes of hex".into()))?,
+        (2, None) => {
+            let passphrase = passphrase.ok_or_else(|| {
+                invalid(format!(
+                    "the key is encrypted: set {PASSPHRASE_VARIABLE}, or {PASSPHRASE_FILE_VARIABLE} to a file holding the passphrase"
+                ))
+            })?;
+            decrypt(&contents, passphrase).map_err(invalid)?
+        }
+        _ => return Err(invalid("unsupported format_version".into())),
+    };
     let key = SigningKey::from_bytes(&secret);
     if hex::encode(key.verifying_key().to_bytes()) != contents.public_key {
         return Err(invalid("public_key does not belong to secret_key".into()));
@@ -197,5 +437,64 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(&path, "{}").unwrap();
         assert!(matches!(load(&path), Err(KeyFileError::Invalid { .. })));
+    }
+
+    #[test]
+    fn an_encrypted_key_needs_its_passphrase_and_no_error_shows_key_bytes() {
+        // Proves passphrase encryption: the file holds no secret bytes, the right passphrase
+        // loads the key, a wrong one, a missing one, or an altered file or public key is
+        // refused, short passphrases are refused, and no error or Debug output carries the
+        // secret or the passphrase.
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("key.json");
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let secret_hex = hex::encode(key.to_bytes());
+        let passphrase = Passphrase::new("correct horse battery staple".into());
+        let short = Passphrase::new("short".into());
+        assert!(write_encrypted(&folder.path().join("short.json"), &key, &short).is_err());
+        write_encrypted(&path, &key, &passphrase).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&secret_hex));
+        assert!(text.contains("argon2id") && text.contains("xchacha20poly1305"));
+        assert_eq!(
+            load_with(&path, Some(&passphrase)).unwrap().to_bytes(),
+            key.to_bytes()
+        );
+        let mut errors = Vec::new();
+        errors.push(load_with(&path, None).unwrap_err().to_string());
+        let wrong = Passphrase::new("incorrect horse battery staple".into());
+        errors.push(load_with(&path, Some(&wrong)).unwrap_err().to_string());
+        // Another public key over the same ciphertext is refused (it is authenticated).
+        let other = hex::encode(SigningKey::from_bytes(&[8; 32]).verifying_key().to_bytes());
+        let public = hex::encode(key.verifying_key().to_bytes());
+        let moved = folder.path().join("moved.json");
+        std::fs::write(&moved, text.replace(&public, &other)).unwrap();
+        std::fs::set_permissions(&moved, std::fs::Permissions::from_mode(0o600)).unwrap();
+        errors.push(
+            load_with(&moved, Some(&passphrase))
+                .unwrap_err()
+                .to_string(),
+        );
+        // A plaintext file whose JSON is broken next to the secret.
+        let broken = folder.path().join("broken.json");
+        std::fs::write(
+            &broken,
+            format!("{{\"format_version\": 1, \"secret_key\": \"{secret_hex}\", \"x\": }}"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o600)).unwrap();
+        errors.push(load_with(&broken, None).unwrap_err().to_string());
+        for error in &errors {
+            assert!(!error.contains(&secret_hex), "{error}");
+            assert!(!error.contains("horse"), "{error}");
+        }
+        assert!(errors[0].contains(PASSPHRASE_VARIABLE), "{}", errors[0]);
+        assert!(errors[1].contains("wrong passphrase"), "{}", errors[1]);
+        assert!(!format!("{passphrase:?}").contains("horse"));
+        let debug = format!("{key:?}");
+        assert!(
+            !debug.contains(&secret_hex) && !debug.contains("9, 9, 9"),
+            "{debug}"
+        );
     }
 }

@@ -108,6 +108,17 @@ enum Command {
         /// Where to write it; an existing file is never overwritten.
         #[arg(long)]
         out: PathBuf,
+        /// Encrypts it under the passphrase in TPW_KEY_PASSPHRASE (or the file named by
+        /// TPW_KEY_PASSPHRASE_FILE): Argon2id and XChaCha20-Poly1305.
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// Encrypts an existing key file in place under the passphrase in TPW_KEY_PASSPHRASE (or
+    /// the file TPW_KEY_PASSPHRASE_FILE names); the plaintext file is replaced atomically.
+    EncryptKey {
+        /// The key file.
+        #[arg(long)]
+        file: PathBuf,
     },
     /// Writes a new admin interface token file (mode 0600) for `admin_token_file`.
     AdminToken {
@@ -481,12 +492,39 @@ async fn demo(dir: &Path, api_listen: &str, once: bool) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Keygen { out } => {
+        Command::Keygen { out, encrypt } => {
             let key = tpw_node::keys::generate()?;
-            tpw_node::keys::write(&out, &key)?;
-            print_json(
-                &serde_json::json!({ "public_key": hex::encode(key.verifying_key().to_bytes()), "file": out }),
-            )
+            if encrypt {
+                tpw_node::keys::write_encrypted(&out, &key, &passphrase_for_encryption()?)?;
+            } else {
+                tpw_node::keys::write(&out, &key)?;
+            }
+            print_json(&serde_json::json!({
+                "public_key": hex::encode(key.verifying_key().to_bytes()),
+                "file": out,
+                "encrypted": encrypt,
+            }))
+        }
+        Command::EncryptKey { file } => {
+            let passphrase = passphrase_for_encryption()?;
+            let key = tpw_node::keys::load_with(&file, None)
+                .context("only a plaintext key file can be encrypted")?;
+            let name = file
+                .file_name()
+                .context("the key file path names no file")?
+                .to_string_lossy()
+                .into_owned();
+            let staged = file.with_file_name(format!(".{name}.encrypting"));
+            let _ = std::fs::remove_file(&staged);
+            tpw_node::keys::write_encrypted(&staged, &key, &passphrase)?;
+            // The new file is complete and synced before it replaces the old one.
+            std::fs::rename(&staged, &file)
+                .with_context(|| format!("cannot replace {}", file.display()))?;
+            print_json(&serde_json::json!({
+                "public_key": hex::encode(key.verifying_key().to_bytes()),
+                "file": file,
+                "encrypted": true,
+            }))
         }
         Command::AdminToken { out } => {
             tpw_node::keys::write_admin_token(&out)?;
@@ -908,4 +946,15 @@ fn verify_proof(
         "head_trusted": trusted.is_some(),
         "transaction": view,
     }))
+}
+
+/// The passphrase for encrypting a key file, from the environment.
+fn passphrase_for_encryption() -> anyhow::Result<tpw_node::keys::Passphrase> {
+    tpw_node::keys::Passphrase::from_environment()?.with_context(|| {
+        format!(
+            "set {} (or {} to a file of mode 0600 holding it) to the passphrase",
+            tpw_node::keys::PASSPHRASE_VARIABLE,
+            tpw_node::keys::PASSPHRASE_FILE_VARIABLE
+        )
+    })
 }

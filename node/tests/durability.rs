@@ -469,3 +469,95 @@ async fn tpw_verify_replays_a_data_folder_and_names_the_first_divergence() {
         "{what}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_node_key_serves_and_no_key_bytes_reach_the_logs() {
+    // Proves key secrecy end to end: a node whose key file is encrypted starts only with its
+    // passphrase; without it, it stops with a clear message; and its trace-level logs, through
+    // a start, payments, and both exits, never carry the node's secret key, the passphrase or
+    // the admin token.
+    let folder = tempfile::tempdir().unwrap();
+    let dir = folder.path();
+    let config = prepare(dir);
+    let network = network_id(&config);
+    let secret = hex::encode(
+        tpw_node::keys::load(&config.node_key_file)
+            .unwrap()
+            .to_bytes(),
+    );
+    let passphrase = "a long passphrase for the node key";
+    let encrypt = Command::new(env!("CARGO_BIN_EXE_tpw"))
+        .args(["encrypt-key", "--file"])
+        .arg(&config.node_key_file)
+        .env(tpw_node::keys::PASSPHRASE_VARIABLE, passphrase)
+        .output()
+        .unwrap();
+    assert!(encrypt.status.success(), "{encrypt:?}");
+    let on_disk = std::fs::read_to_string(&config.node_key_file).unwrap();
+    assert!(!on_disk.contains(&secret));
+    let spawn = |passphrase: Option<&str>, log_name: &str| {
+        let log = std::fs::File::create(dir.join(log_name)).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tpw"));
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(dir.join("node.toml"))
+            .args(["--log-level", "trace"])
+            .args((!dir.join("data").exists()).then_some("--new-node"))
+            .env_remove(tpw_node::keys::PASSPHRASE_VARIABLE)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(passphrase) = passphrase {
+            command.env(tpw_node::keys::PASSPHRASE_VARIABLE, passphrase);
+        }
+        command.spawn().unwrap()
+    };
+    // Without the passphrase: a clear refusal.
+    let mut refused = spawn(None, "no-passphrase.log");
+    let status = refused.wait().unwrap();
+    assert!(!status.success());
+    let message = std::fs::read_to_string(dir.join("no-passphrase.log")).unwrap();
+    assert!(
+        message.contains("encrypted") && message.contains(tpw_node::keys::PASSPHRASE_VARIABLE),
+        "{message}"
+    );
+    // With it: serves; then payments and a SIGKILL.
+    let mut node = spawn(Some(passphrase), "node.log");
+    let base = format!("http://{}", config.api_listen);
+    let client = Client::new(&base).with_key(&key(dir, "regulator"));
+    wait_healthy(&client).await;
+    for id in 0..5u128 {
+        let envelope = sign(
+            network,
+            &key(dir, "acme"),
+            payment(id, account_of(3, EUR), account_of(4, EUR), EUR, 1),
+        );
+        let (status, _) = client.submit(&[envelope], true, Some(5_000)).await.unwrap();
+        assert_eq!(status, 200);
+    }
+    node.kill().unwrap();
+    node.wait().unwrap();
+    let admin_token = config
+        .admin_token_file
+        .as_ref()
+        .map(|path| tpw_node::keys::load_admin_token(path).unwrap());
+    for log_name in ["no-passphrase.log", "node.log"] {
+        let log = std::fs::read_to_string(dir.join(log_name)).unwrap();
+        assert!(
+            log.len() > 1_000 || log_name == "no-passphrase.log",
+            "trace logs were written"
+        );
+        assert!(
+            !log.contains(&secret),
+            "{log_name} shows the node's secret key"
+        );
+        assert!(!log.contains(passphrase), "{log_name} shows the passphrase");
+        if let Some(token) = &admin_token {
+            assert!(
+                !log.contains(token.as_str()),
+                "{log_name} shows the admin token"
+            );
+        }
+    }
+}
