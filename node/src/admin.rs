@@ -1,6 +1,7 @@
-//! The operator's admin interface, on its own listener (`admin_listen`, loopback): controls for
-//! drills such as cutting this node off from its peers. Off unless configured; every request
-//! carries the operator's token (`Authorization: Bearer <token>`, from `admin_token_file`).
+//! The operator's admin interface, on its own listener (`admin_listen`, loopback): online
+//! backups, and controls for drills such as cutting this node off from its peers. Off unless
+//! configured; every request carries the operator's token (`Authorization: Bearer <token>`,
+//! from `admin_token_file`).
 
 use crate::network::NetworkHandle;
 use axum::extract::{Request, State};
@@ -19,13 +20,151 @@ pub struct PartitionRequest {
     pub isolate_from: Vec<u64>,
 }
 
+/// Body of POST /admin/v1/backup.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    /// An absolute path that does not exist yet, on the node's machine; its parent must.
+    pub path: std::path::PathBuf,
+}
+
+/// What a backup holds: written as `backup.json` beside its `db/` folder, and returned.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct BackupManifest {
+    /// The node that made it.
+    pub node_id: u64,
+    /// The network, hex.
+    pub network_id: String,
+    /// The ledger head in the backup.
+    pub height: u64,
+    /// Its hash, hex.
+    pub head_hash: String,
+    /// Its state root, hex.
+    pub state_root: String,
+    /// The Raft index the ledger was applied to.
+    pub applied_index: u64,
+    /// When it was made (node clock, ms since the epoch).
+    pub created_ms: u64,
+    /// How long it took, ms.
+    pub took_ms: u64,
+}
+
+/// What the admin handlers reach.
+#[derive(Clone)]
+struct AdminState {
+    network: Option<NetworkHandle>,
+    db: crate::storage::Db,
+    node_id: u64,
+}
+
 /// The admin routes, answering only requests that carry `token`.
-pub fn router(network: Option<NetworkHandle>, token: &str) -> Router {
+pub fn router(
+    network: Option<NetworkHandle>,
+    db: crate::storage::Db,
+    node_id: u64,
+    token: &str,
+) -> Router {
     let expected = blake3::hash(token.as_bytes());
     Router::new()
         .route("/admin/v1/partition", post(partition))
-        .with_state(network)
+        .route("/admin/v1/backup", post(backup))
+        .with_state(AdminState {
+            network,
+            db,
+            node_id,
+        })
         .layer(axum::middleware::from_fn_with_state(expected, authenticate))
+}
+
+fn admin_error(
+    status: StatusCode,
+    code: &str,
+    message: String,
+) -> (StatusCode, Json<serde_json::Value>) {
+    (
+        status,
+        Json(serde_json::json!({ "error": { "code": code, "message": message } })),
+    )
+}
+
+/// Takes an online backup: a RocksDB checkpoint (hard links where the file system allows) of
+/// the whole database while the node keeps serving, then a manifest read from the backup
+/// itself. A backup is a data folder: `tpw verify --data-dir <path>` replays it.
+async fn backup(
+    State(state): State<AdminState>,
+    body: Result<Json<BackupRequest>, axum::extract::rejection::JsonRejection>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return admin_error(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                rejection.body_text(),
+            )
+        }
+    };
+    let path = request.path;
+    let parent_exists = path.parent().is_some_and(std::path::Path::is_dir);
+    if !path.is_absolute() || path.exists() || !parent_exists {
+        return admin_error(
+            StatusCode::BAD_REQUEST,
+            "bad_backup_path",
+            format!(
+                "{} must be an absolute path that does not exist yet, in a folder that does",
+                path.display()
+            ),
+        );
+    }
+    let made = tokio::task::spawn_blocking(move || make_backup(&state, &path)).await;
+    match made {
+        Ok(Ok(manifest)) => {
+            tracing::info!(
+                height = manifest.height,
+                took_ms = manifest.took_ms,
+                "backup made"
+            );
+            (
+                StatusCode::OK,
+                Json(serde_json::to_value(&manifest).unwrap_or_default()),
+            )
+        }
+        Ok(Err(error)) => admin_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "backup_failed",
+            format!("{error:#}"),
+        ),
+        Err(_) => admin_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "backup_failed",
+            "the backup task failed".into(),
+        ),
+    }
+}
+
+fn make_backup(state: &AdminState, path: &std::path::Path) -> anyhow::Result<BackupManifest> {
+    use anyhow::Context;
+    let started = std::time::Instant::now();
+    std::fs::create_dir(path).with_context(|| format!("cannot create {}", path.display()))?;
+    state
+        .db
+        .checkpoint(&path.join("db"))
+        .context("checkpoint failed")?;
+    let copy = crate::storage::Db::open_read_only(&path.join("db"))?;
+    let (head, applied_index) = crate::storage::LedgerReader::new(copy).head()?;
+    let manifest = BackupManifest {
+        node_id: state.node_id,
+        network_id: hex::encode(head.network_id),
+        height: head.height,
+        head_hash: hex::encode(head.hash),
+        state_root: hex::encode(head.commitment.root()),
+        applied_index,
+        created_ms: crate::runtime::now_ms(),
+        took_ms: started.elapsed().as_millis() as u64,
+    };
+    let text = serde_json::to_string_pretty(&manifest)? + "\n";
+    std::fs::write(path.join("backup.json"), text).context("cannot write backup.json")?;
+    Ok(manifest)
 }
 
 /// Refuses a request without the operator's token. The hashes compare in constant time, so the
@@ -56,7 +195,7 @@ async fn authenticate(
 }
 
 async fn partition(
-    State(network): State<Option<NetworkHandle>>,
+    State(AdminState { network, .. }): State<AdminState>,
     body: Result<Json<PartitionRequest>, axum::extract::rejection::JsonRejection>,
 ) -> (StatusCode, Json<serde_json::Value>) {
     let error = |status: StatusCode, code: &str, message: String| {

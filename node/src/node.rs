@@ -239,7 +239,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         .spawn(move || runtime.run())?;
     let context = Arc::new(ApiContext {
         shared: Arc::clone(&shared),
-        reader: LedgerReader::new(db),
+        reader: LedgerReader::new(db.clone()),
         commands,
         network_id,
         node_id: me.id,
@@ -276,7 +276,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
             .await
             .with_context(|| format!("cannot listen on admin_listen {admin}"))?;
         tracing::info!(admin = %admin, "admin interface serving");
-        let routes = crate::admin::router(network, &token);
+        let routes = crate::admin::router(network, db.clone(), me.id, &token);
         tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, routes).await {
                 tracing::error!(%error, "admin interface stopped");
