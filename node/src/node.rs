@@ -124,10 +124,12 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         .create(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let db = Db::open(&database).map_err(|error| corruption_message(&error, &config.data_dir))?;
+    let scan_started = std::time::Instant::now();
     let integrity = crate::storage::verify_integrity(&db)
         .map_err(|error| corruption_message(&error, &config.data_dir))?;
     tracing::info!(
         records = integrity.records,
+        elapsed_ms = scan_started.elapsed().as_millis() as u64,
         "every stored record passed its checksum"
     );
     let log = RaftLogStore::open(db.clone(), voters.clone(), learners)?;

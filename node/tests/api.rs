@@ -1492,6 +1492,7 @@ async fn the_served_openapi_document_names_every_route_and_only_routes() {
         "/v1/nodes",
         "/v1/status",
         "/v1/health",
+        "/v1/ready",
         "/v1/openapi.json",
         "/metrics",
     ];
@@ -1768,5 +1769,27 @@ async fn online_backups_are_taken_under_load_and_verify_as_data_folders() {
         let answer: Value = response.json().await.unwrap();
         assert_eq!(code(&answer), "bad_backup_path");
     }
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_leader_and_nothing_to_apply_is_ready() {
+    // Proves readiness on a serving single-node network: 200, no reasons, no apply lag.
+    let folder = tempfile::tempdir().unwrap();
+    let config = prepare(folder.path());
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let api = Api::new(node.api_address);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, body) = api.get("/v1/ready").await;
+        if status == 200 || std::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ready"], true);
+    assert_eq!(body["reasons"], json!([]));
+    assert_eq!(body["apply_lag"], 0);
     node.stop().await.unwrap();
 }

@@ -223,6 +223,20 @@ async fn an_observer_never_counts_toward_a_quorum() {
     }
     let status = client.status().await.unwrap();
     assert_ne!(status.role, "leader", "one voter of two cannot lead");
+    // Not ready without a leader: a load balancer sends its traffic elsewhere.
+    let ready = reqwest::get(format!("{}/v1/ready", network.apis[survivor]))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert!(
+        body["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|reason| reason == "no_leader"),
+        "{body}"
+    );
     let observer = Client::new(&network.apis[2]).status().await.unwrap();
     // Block 1 was committed before the loss (a follower may not have learned it yet); nothing after.
     assert!(

@@ -214,6 +214,7 @@ pub fn router(context: Arc<ApiContext>) -> Router {
         .route("/v1/nodes", get(webhooks::nodes))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/health", get(reads::health))
+        .route("/v1/ready", get(reads::ready))
         .route("/metrics", get(reads::metrics))
         .fallback(|| async {
             ApiError::new(

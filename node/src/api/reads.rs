@@ -375,6 +375,59 @@ pub(super) async fn health(State(context): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Committed entries a node may have left to apply and still count as ready.
+const READY_APPLY_LAG_MAX: u64 = 1_000;
+
+/// GET /v1/ready: whether this node should take traffic. 200 when it knows a leader, has
+/// applied nearly everything committed, and is not stopping; 503 with the reasons otherwise.
+/// Liveness is `GET /v1/health` (the process serves).
+pub(super) async fn ready(State(context): State<AppState>) -> Response {
+    let status = context
+        .shared
+        .status
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    let lag = status.commit_index.saturating_sub(status.applied_index);
+    let mut reasons = Vec::new();
+    if status.leader_id.is_none() {
+        reasons.push("no_leader".to_string());
+    }
+    if lag > READY_APPLY_LAG_MAX {
+        reasons.push(format!("catching_up: {lag} committed entries to apply"));
+    }
+    if context
+        .shared
+        .stopping
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        reasons.push("stopping".to_string());
+    }
+    if crate::storage::corruption_detected().is_some() {
+        reasons.push("data_corruption".to_string());
+    }
+    let ready = reasons.is_empty();
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(serde_json::json!({
+            "ready": ready,
+            "reasons": reasons,
+            "role": status.role,
+            "leader_id": status.leader_id,
+            "height": status.height,
+            "commit_index": status.commit_index,
+            "applied_index": status.applied_index,
+            "apply_lag": lag,
+        })),
+    )
+        .into_response()
+}
+
 pub(super) async fn metrics(State(context): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
