@@ -131,8 +131,9 @@ pub enum ProofError {
     /// The receipt is for another transaction.
     #[error("the receipt is for another transaction")]
     ReceiptMismatch,
-    /// A Merkle path does not lead to the header's root.
-    #[error("the {0} path does not lead to the block's {0} root")]
+    /// A Merkle path does not lead to the header's root ("transactions", "receipts"), or the
+    /// paths disagree with each other or with the block's transaction count ("position").
+    #[error("the {0} path does not hold for the block")]
     Path(&'static str),
     /// No headers.
     #[error("the proof holds no block header")]
@@ -177,6 +178,13 @@ impl InclusionProof {
             return Err(ProofError::ReceiptMismatch);
         }
         let header = self.headers.first().ok_or(ProofError::NoHeader)?;
+        // Both paths name the transaction's position in this block.
+        if self.transaction_path.leaf_count != header.transaction_count
+            || self.receipt_path.leaf_count != header.transaction_count
+            || self.transaction_path.index != self.receipt_path.index
+        {
+            return Err(ProofError::Path("position"));
+        }
         if merkle_path_root(&tx_id, &self.transaction_path) != Some(header.transactions_root) {
             return Err(ProofError::Path("transactions"));
         }

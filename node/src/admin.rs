@@ -145,7 +145,14 @@ async fn backup(
 fn make_backup(state: &AdminState, path: &std::path::Path) -> anyhow::Result<BackupManifest> {
     use anyhow::Context;
     let started = std::time::Instant::now();
-    std::fs::create_dir(path).with_context(|| format!("cannot create {}", path.display()))?;
+    // Readable by the node's user only, like its data folder: a backup holds the whole ledger.
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+    }
     state
         .db
         .checkpoint(&path.join("db"))
@@ -163,7 +170,19 @@ fn make_backup(state: &AdminState, path: &std::path::Path) -> anyhow::Result<Bac
         took_ms: started.elapsed().as_millis() as u64,
     };
     let text = serde_json::to_string_pretty(&manifest)? + "\n";
-    std::fs::write(path.join("backup.json"), text).context("cannot write backup.json")?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path.join("backup.json"))
+            .context("cannot write backup.json")?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .context("cannot write backup.json")?;
+    }
     Ok(manifest)
 }
 

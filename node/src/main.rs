@@ -95,9 +95,10 @@ enum ProofCommand {
         #[arg(long)]
         genesis: PathBuf,
         /// A head header hash (hex) obtained elsewhere, say from another bank's node or a
-        /// regulator: the proof's headers must end at it.
+        /// regulator: the proof's headers must end at it. Required: without an anchor, anyone
+        /// holding a signed envelope could make up the headers.
         #[arg(long)]
-        trusted_head: Option<String>,
+        trusted_head: String,
     },
 }
 
@@ -737,7 +738,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     genesis,
                     trusted_head,
                 },
-        } => verify_proof(&file, &genesis, trusted_head.as_deref()),
+        } => verify_proof(&file, &genesis, &trusted_head),
         Command::Statement {
             client,
             account,
@@ -910,7 +911,7 @@ fn verify(data_dir: &std::path::Path, genesis: &std::path::Path) -> anyhow::Resu
 fn verify_proof(
     file: &std::path::Path,
     genesis: &std::path::Path,
-    trusted_head: Option<&str>,
+    trusted_head: &str,
 ) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read the proof file {}", file.display()))?;
@@ -925,15 +926,11 @@ fn verify_proof(
     let proof = tpw_contracts::proof::InclusionProof::from_bytes(&bytes)
         .map_err(|error| anyhow::anyhow!("the proof does not decode: {error}"))?;
     let network_id = tpw_node::node::load_genesis(genesis)?.compute_network_id()?;
-    let trusted = match trusted_head {
-        Some(text) => Some(
-            <[u8; 32]>::try_from(hex::decode(text).context("--trusted-head is not hex")?)
-                .map_err(|_| anyhow::anyhow!("--trusted-head must be 32 bytes of hex"))?,
-        ),
-        None => None,
-    };
+    let trusted =
+        <[u8; 32]>::try_from(hex::decode(trusted_head).context("--trusted-head is not hex")?)
+            .map_err(|_| anyhow::anyhow!("--trusted-head must be 32 bytes of hex"))?;
     let proven = proof
-        .verify(&network_id, trusted.as_ref())
+        .verify(&network_id, Some(&trusted))
         .map_err(|error| anyhow::anyhow!("the proof does not hold: {error}"))?;
     let view = tpw_contracts::view::TransactionView::from(&proven.transaction);
     print_json(&serde_json::json!({
@@ -943,7 +940,6 @@ fn verify_proof(
         "code": proven.receipt.code.name(),
         "head_height": proven.head.0,
         "head_hash": hex::encode(proven.head.1),
-        "head_trusted": trusted.is_some(),
         "transaction": view,
     }))
 }

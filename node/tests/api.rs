@@ -1628,6 +1628,22 @@ async fn an_inclusion_proof_is_served_to_the_parties_and_checked_offline() {
     assert!(globex.proof(3, 2, None).await.unwrap().is_some());
     let initech = Client::new(&base).with_key(&key(folder.path(), "initech"));
     assert!(initech.proof(3, 2, None).await.unwrap().is_none());
+    // A linked batch paying Globex and Initech: the proof would show each the other's leg, so
+    // only the signer's readers get it.
+    let linked = tpw_contracts::Transaction::sign(
+        network,
+        &key(folder.path(), "acme"),
+        tpw_contracts::Body::linked(vec![
+            common::payment(10, account_of(3, EUR), account_of(4, EUR), EUR, 1),
+            common::payment(11, account_of(3, EUR), account_of(5, EUR), EUR, 1),
+        ]),
+    )
+    .to_bytes();
+    let (status, _) = acme.submit(&[linked], true, None).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(acme.proof(3, 10, None).await.unwrap().is_some());
+    assert!(globex.proof(3, 10, None).await.unwrap().is_none());
+    assert!(initech.proof(3, 11, None).await.unwrap().is_none());
     // Ending earlier, at the block itself.
     let short = acme
         .proof(3, 2, Some(response.height))
@@ -1656,7 +1672,15 @@ async fn an_inclusion_proof_is_served_to_the_parties_and_checked_offline() {
     changed.transaction_path.index ^= 1;
     assert_eq!(
         changed.verify(&network, None),
-        Err(ProofError::Path("transactions"))
+        Err(ProofError::Path("position"))
+    );
+    let mut changed = proof.clone();
+    // A leaf count other than the block's transaction count.
+    changed.transaction_path.leaf_count += 1;
+    changed.receipt_path.leaf_count += 1;
+    assert_eq!(
+        changed.verify(&network, None),
+        Err(ProofError::Path("position"))
     );
     let mut changed = proof.clone();
     changed.headers.remove(1);

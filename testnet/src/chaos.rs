@@ -559,6 +559,15 @@ async fn check_history(
                     found.transfer.state == tpw_contracts::model::TransferState::Posted
                         && found.transfer.amount == transfer.amount
                 });
+                if posted && *outcome == Outcome::Rejected {
+                    eprintln!(
+                        "chaos: transfer {}/{} was answered rejected but is posted on node {}",
+                        partner_id(transfer.partner),
+                        transfer.id,
+                        node + 1
+                    );
+                    duplicated += 1;
+                }
                 if posted {
                     *moved.entry(transfer.partner).or_default() -= transfer.amount as i128;
                     *moved.entry(transfer.to).or_default() += transfer.amount as i128;

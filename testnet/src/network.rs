@@ -471,7 +471,9 @@ impl LocalNetwork {
             .get(index)
             .context("the node has no admin interface")?;
         let token = tpw_node::keys::load_admin_token(&admin_token_path(&self.dir, index + 1))?;
-        let response = reqwest::Client::new()
+        let response = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?
             .post(format!("{admin}/admin/v1/partition"))
             .bearer_auth(token)
             .json(&serde_json::json!({ "isolate_from": others }))

@@ -41,22 +41,51 @@ pub(super) async fn proof(
         _ => return Err(ApiError::not_found("transfer")),
     };
     let reader = context.reader.clone();
-    tokio::task::spawn_blocking(move || build(&reader, &record.tx_id, query.up_to))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the proof task failed",
-            )
-        })?
-        .map(Json)
+    let principal_reads = principal.clone();
+    let visibility = context.clone();
+    tokio::task::spawn_blocking(move || {
+        build(&reader, &record.tx_id, query.up_to, &|envelope| {
+            envelope_visible(&visibility, &principal_reads, envelope)
+        })
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the proof task failed",
+        )
+    })?
+    .map(Json)
+}
+
+/// The proof carries the whole signed envelope: it goes to whoever may read the signer's
+/// records (as `GET /v1/transactions/{id}` does), or to a party of the transfer when the
+/// transaction holds that one operation only, so nothing of anyone else's shows.
+fn envelope_visible(
+    context: &AppState,
+    principal: &Principal,
+    envelope: &[u8],
+) -> Result<bool, ApiError> {
+    let Ok(transaction) = tpw_contracts::Transaction::from_bytes(envelope, &context.network_id)
+    else {
+        return Ok(principal.sees_all());
+    };
+    let signer = context
+        .reader
+        .participant_by_key(&transaction.signer)
+        .map_err(ApiError::storage)?;
+    match signer {
+        Some(signer) if principal.sees(&context.reader, signer.id)? => Ok(true),
+        _ => Ok(transaction.body.operations.len() == 1),
+    }
 }
 
 fn build(
     reader: &crate::storage::LedgerReader,
     tx_id: &[u8; 32],
     up_to: Option<u64>,
+    visible: &dyn Fn(&[u8]) -> Result<bool, ApiError>,
 ) -> Result<ProofResponse, ApiError> {
     let corrupt = |what: &str| ApiError::storage(StorageError::Corrupt(what.into()));
     let location = reader
@@ -95,6 +124,9 @@ fn build(
         .get(position)
         .ok_or_else(|| corrupt("tx index names a missing position"))?
         .clone();
+    if !visible(&envelope)? {
+        return Err(ApiError::not_found("transfer"));
+    }
     let receipt = block
         .receipts
         .get(position)

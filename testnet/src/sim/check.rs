@@ -115,6 +115,7 @@ fn net_posted(state: &MemStore, account: u128) -> Option<i128> {
 pub fn after_heal(
     nodes: &[SimNode],
     acknowledged: &BTreeSet<TrackedTransfer>,
+    rejected: &BTreeSet<TrackedTransfer>,
     tracked_accounts: &[u128],
     genesis: &MemStore,
 ) -> Final {
@@ -201,6 +202,25 @@ pub fn after_heal(
         }
     }
     found.lost = lost.len() as u64;
+    // A transfer answered as rejected must not be posted anywhere.
+    let mut contradicted = BTreeSet::new();
+    for node in nodes {
+        let Some(state) = node.state() else { continue };
+        for transfer in rejected {
+            let posted = state
+                .get(&transfer_key(transfer.owner, transfer.id))
+                .ok()
+                .flatten()
+                .and_then(|bytes| from_bytes(&bytes, TransferRecord::decode).ok())
+                .is_some_and(|record| record.state == TransferState::Posted);
+            if posted && contradicted.insert(*transfer) {
+                found.problem(format!(
+                    "transfer {}/{} was answered rejected but is posted on node {}",
+                    transfer.owner, transfer.id, node.id
+                ));
+            }
+        }
+    }
     // Tracked balances: genesis balance plus each posted transfer record once.
     let tracked: BTreeSet<u128> = tracked_accounts.iter().copied().collect();
     let mut duplicated = BTreeSet::new();
@@ -241,6 +261,6 @@ pub fn after_heal(
             }
         }
     }
-    found.duplicated = duplicated.len() as u64;
+    found.duplicated = (duplicated.len() + contradicted.len()) as u64;
     found
 }

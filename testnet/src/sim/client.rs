@@ -58,6 +58,8 @@ pub struct Client {
     network_id: Hash,
     /// Transfers acknowledged as settled.
     pub acknowledged: Vec<TrackedTransfer>,
+    /// Transfers answered as rejected: none may be posted anywhere.
+    pub rejected: Vec<TrackedTransfer>,
     /// Submissions sent, first tries and retries.
     pub sends: u64,
     /// Transactions committed (whatever their result).
@@ -82,6 +84,7 @@ impl Client {
             next_request_ms: 0,
             network_id,
             acknowledged: Vec::new(),
+            rejected: Vec::new(),
             sends: 0,
             committed: 0,
             refused: 0,
@@ -134,6 +137,8 @@ impl Client {
             Answer::Committed { code, .. } => {
                 if code == ResultCode::Ok {
                     self.acknowledged.extend(request.tracked.iter().copied());
+                } else {
+                    self.rejected.extend(request.tracked.iter().copied());
                 }
                 self.committed += 1;
                 if let Endpoint::Node(node) = from {

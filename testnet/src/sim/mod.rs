@@ -541,13 +541,24 @@ pub fn run_sabotaged(seed: u64, sabotage: Sabotage) -> SeedReport {
         .iter()
         .flat_map(|client| client.acknowledged.iter().copied())
         .collect();
+    let rejected: BTreeSet<TrackedTransfer> = world
+        .clients
+        .iter()
+        .flat_map(|client| client.rejected.iter().copied())
+        .collect();
     let tracked: Vec<u128> = (0..PARTNERS)
         .map(crate::network::partner_tracked_account)
         .collect();
     let mut genesis_state = MemStore::default();
     genesis_state.apply_diff(&world.genesis.diff);
     let found = if world.failure.is_none() {
-        check::after_heal(&world.nodes, &acknowledged, &tracked, &genesis_state)
+        check::after_heal(
+            &world.nodes,
+            &acknowledged,
+            &rejected,
+            &tracked,
+            &genesis_state,
+        )
     } else {
         check::Final::default()
     };
