@@ -275,6 +275,17 @@ pub(super) fn parse_hash(text: &str, code: &'static str) -> Result<Hash, ApiErro
         })
 }
 
+/// A participant id from a path: decimal u64, else 400 `bad_participant_id`.
+pub(super) fn parse_participant(text: &str) -> Result<u64, ApiError> {
+    text.parse::<u64>().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_participant_id",
+            "participant ids are decimal u64",
+        )
+    })
+}
+
 pub(super) fn parse_u128(text: &str, code: &'static str) -> Result<u128, ApiError> {
     tpw_contracts::decimal::parse(text)
         .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, code, message))

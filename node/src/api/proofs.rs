@@ -3,7 +3,7 @@
 //! block's roots, and the headers from that block up to this node's head (or `up_to`).
 
 use super::reads::transfer_visible;
-use super::{parse_u128, ApiError, AppState, Principal};
+use super::{parse_participant, parse_u128, ApiError, AppState, Principal};
 use crate::api_types::ProofResponse;
 use crate::storage::StorageError;
 use axum::extract::{Extension, Path, Query, State};
@@ -24,13 +24,7 @@ pub(super) async fn proof(
     Path((participant, id)): Path<(String, String)>,
     Query(query): Query<ProofQuery>,
 ) -> Result<Json<ProofResponse>, ApiError> {
-    let participant = participant.parse::<u64>().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_participant_id",
-            "participant ids are decimal u64",
-        )
-    })?;
+    let participant = parse_participant(&participant)?;
     let id = parse_u128(&id, "bad_transfer_id")?;
     let record = match context
         .reader

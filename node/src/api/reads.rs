@@ -1,6 +1,6 @@
 //! The read endpoints: transactions, accounts, transfers, blocks, status, health, metrics.
 
-use super::{parse_hash, parse_u128, ApiError, AppState, Principal};
+use super::{parse_hash, parse_participant, parse_u128, ApiError, AppState, Principal};
 use crate::api_types::*;
 use crate::limits::RECENT_BLOCKS_MAX;
 use crate::storage::StorageError;
@@ -162,16 +162,6 @@ pub(super) async fn limits(
     }))
 }
 
-fn parse_participant(text: &str) -> Result<u64, ApiError> {
-    text.parse::<u64>().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_participant_id",
-            "participant ids are decimal u64",
-        )
-    })
-}
-
 fn parse_asset(text: &str) -> Result<u32, ApiError> {
     text.parse::<u32>().map_err(|_| {
         ApiError::new(
@@ -210,13 +200,7 @@ pub(super) async fn transfer(
     Extension(principal): Extension<Principal>,
     Path((participant, id)): Path<(String, String)>,
 ) -> Result<Json<TransferResponse>, ApiError> {
-    let participant = participant.parse::<u64>().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_participant_id",
-            "participant ids are decimal u64",
-        )
-    })?;
+    let participant = parse_participant(&participant)?;
     let id = parse_u128(&id, "bad_transfer_id")?;
     match context
         .reader
@@ -361,13 +345,18 @@ pub(super) async fn status(State(context): State<AppState>) -> Json<StatusRespon
     })
 }
 
-pub(super) async fn health(State(context): State<AppState>) -> Response {
-    let height = context
+/// The raft loop's latest published status.
+fn runtime_status(context: &AppState) -> crate::runtime::RuntimeStatus {
+    context
         .shared
         .status
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .height;
+        .clone()
+}
+
+pub(super) async fn health(State(context): State<AppState>) -> Response {
+    let height = runtime_status(&context).height;
     (
         StatusCode::OK,
         Json(serde_json::json!({ "status": "serving", "height": height })),
@@ -382,12 +371,7 @@ const READY_APPLY_LAG_MAX: u64 = 1_000;
 /// applied nearly everything committed, and is not stopping; 503 with the reasons otherwise.
 /// Liveness is `GET /v1/health` (the process serves).
 pub(super) async fn ready(State(context): State<AppState>) -> Response {
-    let status = context
-        .shared
-        .status
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .clone();
+    let status = runtime_status(&context);
     let lag = status.commit_index.saturating_sub(status.applied_index);
     let mut reasons = Vec::new();
     if status.leader_id.is_none() {
