@@ -274,9 +274,13 @@ fn apply_transaction(
         code,
         operations: Vec::new(),
     };
-    let Some(signer_id) = overlay.participant_by_key(&transaction.signer)? else {
+    let Some(signer_record) = overlay.signer(&transaction.signer)? else {
         return Ok((None, refused(ResultCode::UnknownSigner)));
     };
+    if !signer_record.signs_at(context.time_ms) {
+        return Ok((None, refused(ResultCode::KeyRetired)));
+    }
+    let signer_id = signer_record.participant;
     let Some(signer) = overlay.participant(signer_id)? else {
         return Err(ApplyError::Corrupt {
             key: hex::encode(crate::state::participant_key(signer_id)),

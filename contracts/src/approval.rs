@@ -131,6 +131,12 @@ pub(crate) fn add_key(
     if found.bank != Some(context.signer.id) {
         return Ok(Outcome::Rejected(ResultCode::NotSponsoringBank));
     }
+    if overlay
+        .get(&crate::governance::offboarded_key(participant))?
+        .is_some()
+    {
+        return Ok(Outcome::Rejected(ResultCode::ParticipantOffboarded));
+    }
     if ed25519_zebra::VerificationKey::try_from(key).is_err() {
         return Ok(Outcome::Rejected(ResultCode::InvalidKey));
     }

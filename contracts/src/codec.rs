@@ -113,6 +113,10 @@ impl<'a> Reader<'a> {
     pub fn position(&self) -> usize {
         self.position
     }
+    /// How many bytes are left to read.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.position
+    }
     /// Takes `count` bytes.
     pub fn take(&mut self, count: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
         let remaining = self.bytes.len() - self.position;

@@ -283,7 +283,9 @@ impl Genesis {
                 Some(to_bytes(|writer| account.encode(writer))),
             );
         }
-        self.check_nodes()?;
+        for (key, value) in self.governance_records()? {
+            diff.insert(key, Some(value));
+        }
         let commitment = Commitment::of_records(diff.iter().filter_map(|(key, value)| {
             value
                 .as_ref()
@@ -514,6 +516,47 @@ impl Genesis {
             accounts.insert(credit.id, credit);
         }
         Ok(())
+    }
+
+    /// The node set and the electorate (the bank members) as ledger records, so that
+    /// governance changes them from here on.
+    fn governance_records(&self) -> Result<crate::state::Records, GenesisError> {
+        use crate::governance::{genesis_records, NodeRecord, BANK_MEMBERS_MAX, VOTERS_MAX};
+        self.check_nodes()?;
+        let voters = self
+            .nodes
+            .iter()
+            .filter(|node| node.role == NodeRole::Voter)
+            .count();
+        if voters > VOTERS_MAX {
+            return fail(format!(
+                "{voters} voting nodes, over the limit {VOTERS_MAX}"
+            ));
+        }
+        let members: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|participant| participant.role == Role::BankMember)
+            .map(|participant| participant.id)
+            .collect();
+        if members.len() > BANK_MEMBERS_MAX {
+            return fail(format!(
+                "{} bank members, over the limit {BANK_MEMBERS_MAX}",
+                members.len()
+            ));
+        }
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            nodes.push(NodeRecord {
+                id: node.id,
+                name: node.name.clone(),
+                public_key: parse_public_key(&node.public_key).map_err(GenesisError)?,
+                role: node.role,
+                address: String::new(),
+                removed_at_height: None,
+            });
+        }
+        Ok(genesis_records(&nodes, &members))
     }
 
     fn check_nodes(&self) -> Result<(), GenesisError> {

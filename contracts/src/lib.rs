@@ -15,6 +15,8 @@ pub mod decimal;
 pub mod escrow;
 pub mod exchange;
 pub mod genesis;
+pub mod governance;
+pub mod governance_view;
 pub mod limits;
 pub mod limits_rules;
 pub mod model;

@@ -1,12 +1,12 @@
-//! Limits on payments: a per-transfer maximum per asset (set by the network operator, named in
-//! the genesis, until governance moves it under M-of-N approval) and a daily outflow cap per
+//! Limits on payments: a per-transfer maximum per asset (a network parameter, set by an
+//! approved governance proposal) and a daily outflow cap per
 //! participant and asset by UTC day of block time (set by the participant's bank member). Both
 //! apply to every debit a participant starts: transfers, pending reservations (counted when
 //! reserved), escrows and exchange legs.
 
 use crate::apply::ApplyError;
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::model::{to_bytes, AssetId, ParticipantId, Role};
+use crate::model::{to_bytes, AssetId, ParticipantId};
 use crate::operations::{OperationContext, Outcome};
 use crate::overlay::Overlay;
 use crate::result::ResultCode;
@@ -108,22 +108,23 @@ impl OutflowCap {
     }
 }
 
-/// The operator sets (or with 0 removes) an asset's per-transfer maximum.
+/// The direct operation is refused: per-transfer maximums are network parameters, set only by
+/// an approved governance proposal (`governance::GovernanceAction::SetTransferMax`).
 pub(crate) fn set_transfer_max(
     overlay: &mut Overlay<'_>,
-    context: &OperationContext<'_>,
+    _context: &OperationContext<'_>,
     asset: AssetId,
-    amount_max: u128,
 ) -> Result<Outcome, ApplyError> {
-    if context.signer.role != Role::Operator {
-        return Ok(Outcome::Rejected(ResultCode::OperatorOnly));
-    }
     if overlay.asset(asset)?.is_none() {
         return Ok(Outcome::Rejected(ResultCode::UnknownAsset));
     }
+    Ok(Outcome::Rejected(ResultCode::GovernanceRequired))
+}
+
+/// Writes (or with 0 removes) an asset's per-transfer maximum, as an approved proposal does.
+pub(crate) fn put_transfer_max(overlay: &mut Overlay<'_>, asset: AssetId, amount_max: u128) {
     let value = (amount_max > 0).then(|| to_bytes(|writer| writer.u128(amount_max)));
     overlay.put(transfer_max_key(asset), value);
-    Ok(Outcome::Applied)
 }
 
 /// A participant's bank member sets (or with 0 removes) its daily outflow cap in an asset.

@@ -374,8 +374,19 @@ fn evaluate(
         Operation::CloseCycle { cycle, carry_to } => {
             netting::close(overlay, context, *cycle, *carry_to)
         }
-        Operation::SetTransferMax { asset, amount_max } => {
-            crate::limits_rules::set_transfer_max(overlay, context, *asset, *amount_max)
+        Operation::SetTransferMax { asset, .. } => {
+            crate::limits_rules::set_transfer_max(overlay, context, *asset)
+        }
+        Operation::Propose {
+            proposal,
+            expires_at_ms,
+            action,
+        } => crate::governance::propose(overlay, context, *proposal, *expires_at_ms, action),
+        Operation::ApproveProposal { proposal } => {
+            crate::governance::approve(overlay, context, *proposal)
+        }
+        Operation::RevokeKey { participant, key } => {
+            crate::governance::revoke_key(overlay, context, *participant, key)
         }
         Operation::SetApprovalPolicy { account, threshold } => {
             approval::set_policy(overlay, context, *account, *threshold)
@@ -848,7 +859,10 @@ fn record_rejection(
         | Operation::SetWebhook { .. }
         | Operation::SetApprovalPolicy { .. }
         | Operation::AddKey { .. }
-        | Operation::ApproveTransfer { .. } => return,
+        | Operation::ApproveTransfer { .. }
+        | Operation::Propose { .. }
+        | Operation::ApproveProposal { .. }
+        | Operation::RevokeKey { .. } => return,
         Operation::CreateEscrow {
             debit_account,
             credit_account,

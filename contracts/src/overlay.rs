@@ -149,8 +149,15 @@ impl<'s> Overlay<'s> {
         &self,
         public_key: &PublicKey,
     ) -> Result<Option<ParticipantId>, ApplyError> {
-        let key = signer_key(public_key);
-        self.typed(&key, |reader| reader.u64("signer.participant"))
+        Ok(self.signer(public_key)?.map(|record| record.participant))
+    }
+
+    /// The signer index record of a key.
+    pub(crate) fn signer(
+        &self,
+        public_key: &PublicKey,
+    ) -> Result<Option<crate::state::SignerRecord>, ApplyError> {
+        self.typed(&signer_key(public_key), crate::state::SignerRecord::decode)
     }
 
     pub(crate) fn asset(&self, id: AssetId) -> Result<Option<Asset>, ApplyError> {

@@ -114,6 +114,28 @@ result_codes! {
     CreditLimitExceeded = 70, "credit_limit_exceeded", "the creditor's bilateral credit limit for this debtor would be exceeded in the cycle";
     InvalidCreditLimit = 71, "invalid_credit_limit", "a bilateral credit limit is set by a paying participant for another participant that may pay";
     InvalidWebhook = 72, "invalid_webhook", "a webhook endpoint is 0 to 3 with an http:// or https:// URL of at most 512 printable bytes (empty removes it)";
+    BankMembersOnly = 73, "bank_members_only", "only an active bank member may propose or approve a governance change";
+    ProposalExists = 74, "proposal_exists", "another governance proposal has this id";
+    UnknownProposal = 75, "unknown_proposal", "no governance proposal has this id";
+    ProposalExpired = 76, "proposal_expired", "the proposal expired before reaching its approvals";
+    ProposalClosed = 77, "proposal_closed", "the proposal was already decided";
+    InvalidProposalExpiry = 78, "invalid_proposal_expiry", "a proposal expires after the block time and within 30 days of it";
+    NodeExists = 79, "node_exists", "the node id is taken (ids of removed nodes are never reused)";
+    UnknownNode = 80, "unknown_node", "no active node has this id";
+    InvalidNode = 81, "invalid_node", "a node needs a non-zero id, a name of 1 to 64 bytes and a peer address host:port";
+    TooManyNodes = 82, "too_many_nodes", "the node set is full (at most 9 voters and 256 node records)";
+    LastVoter = 83, "last_voter", "the network keeps at least one voting node";
+    ParticipantExists = 84, "participant_exists", "the participant id is taken";
+    InvalidParticipant = 85, "invalid_participant", "a participant needs a name of 1 to 64 bytes, 1 to 16 distinct keys, and an active bank member as bank exactly when it is a settlement partner";
+    ParticipantOffboarded = 86, "participant_offboarded", "the participant was offboarded";
+    KeyNotRegistered = 87, "key_not_registered", "the key is not one of the participant's keys";
+    LastKey = 88, "last_key", "a participant keeps at least one key: rotate it instead";
+    InvalidOverlap = 89, "invalid_overlap", "a key rotation's overlap is at most 30 days";
+    KeyRetired = 90, "key_retired", "the signing key was rotated out and its overlap window has ended";
+    GovernanceRequired = 91, "governance_required", "network parameters change only through an approved governance proposal";
+    InvalidApprovalsRequired = 92, "invalid_approvals_required", "the approvals required are 1 to the number of active bank members";
+    LastBankMember = 93, "last_bank_member", "the network keeps at least one bank member";
+    TooManyBankMembers = 94, "too_many_bank_members", "the consortium has the most bank members allowed (64)";
 }
 
 impl std::fmt::Display for ResultCode {

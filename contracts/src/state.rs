@@ -80,6 +80,54 @@ pub mod prefix {
     /// A bilateral position in an open cycle: cycle u128 | lower participant u64 | higher
     /// participant u64 -> i128 net owed by the lower to the higher.
     pub const BILATERAL: u8 = b'B';
+    /// A member of the node set, active or removed, by node id (governance).
+    pub const NODE: u8 = b'I';
+    /// A governance proposal, by proposal id.
+    pub const PROPOSAL: u8 = b'F';
+    /// An active bank member (the governance electorate): participant u64 -> empty.
+    pub const MEMBER: u8 = b'U';
+    /// An offboarded participant: participant u64 -> height (u64 LE).
+    pub const OFFBOARDED: u8 = b'J';
+    /// Governance settings: `g` `m` -> the approvals a proposal needs (u8).
+    pub const GOVERNANCE: u8 = b'g';
+}
+
+/// The signer index record (`K` key): the participant a key belongs to and, for a key rotated
+/// out, the block time from which it no longer signs. Encoded as participant u64, then the
+/// retirement time u64 only when there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignerRecord {
+    /// The key's participant.
+    pub participant: ParticipantId,
+    /// Block time from which the key is refused (after a rotation's overlap window).
+    pub retire_at_ms: Option<u64>,
+}
+
+impl SignerRecord {
+    /// Canonical encoding.
+    pub fn encode(&self, writer: &mut Writer) {
+        writer.u64(self.participant);
+        if let Some(at) = self.retire_at_ms {
+            writer.u64(at);
+        }
+    }
+    /// Reads a record written by [`SignerRecord::encode`].
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let participant = reader.u64("signer.participant")?;
+        let retire_at_ms = if reader.remaining() > 0 {
+            Some(reader.u64("signer.retire_at_ms")?)
+        } else {
+            None
+        };
+        Ok(Self {
+            participant,
+            retire_at_ms,
+        })
+    }
+    /// Whether the key still signs at block time `now_ms`.
+    pub fn signs_at(&self, now_ms: u64) -> bool {
+        self.retire_at_ms.is_none_or(|at| now_ms < at)
+    }
 }
 
 /// Key of a participant record.

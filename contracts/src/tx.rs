@@ -6,6 +6,7 @@
 //! version and the signer. The transaction id is blake3 of the whole envelope.
 
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::governance::GovernanceAction;
 use crate::limits::{ENVELOPE_SIZE_MAX, FORMAT_VERSION, LINKED_OPERATIONS_MAX};
 use crate::model::{AccountId, AssetId, Hash, ParticipantId, PublicKey, TransferId};
 use ed25519_dalek::{Signer, SigningKey};
@@ -288,7 +289,8 @@ pub enum Operation {
         /// Amount to move back (at most what remains of the original).
         amount: u128,
     },
-    /// Sets an asset's per-transfer maximum (0 removes it); the network operator only.
+    /// Sets an asset's per-transfer maximum (0 removes it). Refused with
+    /// `governance_required`: an approved governance proposal sets network parameters.
     SetTransferMax {
         /// The asset.
         asset: AssetId,
@@ -352,6 +354,28 @@ pub enum Operation {
         /// The regulator's reason code (1..=65535 to place a hold; any value to lift one).
         reason: u16,
     },
+    /// A bank member proposes a consortium change; its own approval counts at once.
+    Propose {
+        /// The proposal's id, unique on the network.
+        proposal: u64,
+        /// Block time after which it can no longer be approved (at most 30 days ahead).
+        expires_at_ms: u64,
+        /// The change.
+        action: GovernanceAction,
+    },
+    /// A bank member approves an open proposal.
+    ApproveProposal {
+        /// The proposal's id.
+        proposal: u64,
+    },
+    /// Revokes one of a participant's keys at once; signed by the participant (with another
+    /// key, or the key itself) or its bank member.
+    RevokeKey {
+        /// The participant.
+        participant: ParticipantId,
+        /// The key.
+        key: PublicKey,
+    },
 }
 
 const TAG_OPEN_ACCOUNT: u8 = 1;
@@ -375,6 +399,9 @@ const TAG_ADD_KEY: u8 = 18;
 const TAG_APPROVE_TRANSFER: u8 = 19;
 const TAG_SET_CREDIT_LIMIT: u8 = 20;
 const TAG_SET_WEBHOOK: u8 = 21;
+const TAG_PROPOSE: u8 = 22;
+const TAG_APPROVE_PROPOSAL: u8 = 23;
+const TAG_REVOKE_KEY: u8 = 24;
 
 impl Operation {
     /// A posted transfer with no client reference: the most common operation.
@@ -411,7 +438,10 @@ impl Operation {
             | Operation::SetWebhook { .. }
             | Operation::SetApprovalPolicy { .. }
             | Operation::AddKey { .. }
-            | Operation::ApproveTransfer { .. } => None,
+            | Operation::ApproveTransfer { .. }
+            | Operation::Propose { .. }
+            | Operation::ApproveProposal { .. }
+            | Operation::RevokeKey { .. } => None,
             Operation::CreateEscrow { id, .. }
             | Operation::ReleaseEscrow { id, .. }
             | Operation::OfferExchange { id, .. }
@@ -615,6 +645,25 @@ impl Operation {
                 writer.u8(TAG_APPROVE_TRANSFER);
                 writer.u128(*id);
             }
+            Operation::Propose {
+                proposal,
+                expires_at_ms,
+                action,
+            } => {
+                writer.u8(TAG_PROPOSE);
+                writer.u64(*proposal);
+                writer.u64(*expires_at_ms);
+                action.encode(writer);
+            }
+            Operation::ApproveProposal { proposal } => {
+                writer.u8(TAG_APPROVE_PROPOSAL);
+                writer.u64(*proposal);
+            }
+            Operation::RevokeKey { participant, key } => {
+                writer.u8(TAG_REVOKE_KEY);
+                writer.u64(*participant);
+                writer.fixed(key);
+            }
             Operation::SetTransferMax { asset, amount_max } => {
                 writer.u8(TAG_SET_TRANSFER_MAX);
                 writer.u32(*asset);
@@ -799,6 +848,18 @@ impl Operation {
                 } else {
                     None
                 },
+            },
+            TAG_PROPOSE => Operation::Propose {
+                proposal: reader.u64("propose.proposal")?,
+                expires_at_ms: reader.u64("propose.expires_at_ms")?,
+                action: GovernanceAction::decode(reader)?,
+            },
+            TAG_APPROVE_PROPOSAL => Operation::ApproveProposal {
+                proposal: reader.u64("approve_proposal.proposal")?,
+            },
+            TAG_REVOKE_KEY => Operation::RevokeKey {
+                participant: reader.u64("revoke_key.participant")?,
+                key: reader.array("revoke_key.key")?,
             },
             other => {
                 return Err(DecodeError::InvalidValue {

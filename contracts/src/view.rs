@@ -405,6 +405,28 @@ pub enum OperationView {
         /// Reason code.
         reason: u16,
     },
+    /// A bank member proposes a consortium change.
+    Propose {
+        /// Proposal id, unique on the network.
+        proposal: u64,
+        /// Block time after which it can no longer be approved.
+        expires_at_ms: u64,
+        /// The change.
+        #[serde(rename = "change")]
+        action: crate::governance_view::GovernanceActionView,
+    },
+    /// A bank member approves a proposal.
+    ApproveProposal {
+        /// Proposal id.
+        proposal: u64,
+    },
+    /// Revokes a participant key at once.
+    RevokeKey {
+        /// Participant.
+        participant: ParticipantId,
+        /// The key, hex.
+        key: String,
+    },
 }
 
 impl From<&Operation> for OperationView {
@@ -574,6 +596,22 @@ impl From<&Operation> for OperationView {
                 key: hex::encode(key),
             },
             Operation::ApproveTransfer { id } => OperationView::ApproveTransfer { id: *id },
+            Operation::Propose {
+                proposal,
+                expires_at_ms,
+                action,
+            } => OperationView::Propose {
+                proposal: *proposal,
+                expires_at_ms: *expires_at_ms,
+                action: action.into(),
+            },
+            Operation::ApproveProposal { proposal } => OperationView::ApproveProposal {
+                proposal: *proposal,
+            },
+            Operation::RevokeKey { participant, key } => OperationView::RevokeKey {
+                participant: *participant,
+                key: hex::encode(key),
+            },
             Operation::SetTransferMax { asset, amount_max } => OperationView::SetTransferMax {
                 asset: *asset,
                 amount_max: *amount_max,
@@ -813,6 +851,22 @@ impl OperationView {
                 key: parse_hash32(key)?,
             },
             OperationView::ApproveTransfer { id } => Operation::ApproveTransfer { id: *id },
+            OperationView::Propose {
+                proposal,
+                expires_at_ms,
+                action,
+            } => Operation::Propose {
+                proposal: *proposal,
+                expires_at_ms: *expires_at_ms,
+                action: action.to_action()?,
+            },
+            OperationView::ApproveProposal { proposal } => Operation::ApproveProposal {
+                proposal: *proposal,
+            },
+            OperationView::RevokeKey { participant, key } => Operation::RevokeKey {
+                participant: *participant,
+                key: parse_hash32(key)?,
+            },
             OperationView::SetTransferMax { asset, amount_max } => Operation::SetTransferMax {
                 asset: *asset,
                 amount_max: *amount_max,

@@ -1,4 +1,4 @@
-//! Limits: the operator's per-transfer maximum per asset and a bank member's daily outflow cap
+//! Limits: the consortium's per-transfer maximum per asset and a bank member's daily outflow cap
 //! for its partner, by UTC day of block time; who may set them, and that every debit path counts.
 #![allow(clippy::unwrap_used)]
 
@@ -16,28 +16,40 @@ fn one(ledger: &mut Ledger, signer: u64, operation: Operation) -> ResultCode {
     ledger.block(10, vec![bytes]).receipts[0].code
 }
 
+/// Sets a per-transfer maximum the only way there is: a proposal both bank members approve.
+fn set_transfer_max(ledger: &mut Ledger, proposal: u64, amount_max: u128) {
+    let expires_at_ms = ledger.time_ms + 60_000;
+    let propose = Operation::Propose {
+        proposal,
+        expires_at_ms,
+        action: tpw_contracts::governance::GovernanceAction::SetTransferMax {
+            asset: EUR,
+            amount_max,
+        },
+    };
+    assert_eq!(one(ledger, BANK_A, propose), ResultCode::Ok);
+    let approve = Operation::ApproveProposal { proposal };
+    assert_eq!(one(ledger, BANK_B, approve), ResultCode::Ok);
+}
+
 #[test]
-fn the_operator_caps_one_transfer_per_asset() {
-    // Proves only the operator sets the maximum, that it refuses larger transfers in that asset
+fn the_consortium_caps_one_transfer_per_asset() {
+    // Proves no single key sets the maximum, that it refuses larger transfers in that asset
     // only, and that 0 removes it.
     let mut ledger = Ledger::new();
     let set = |amount_max| Operation::SetTransferMax {
         asset: EUR,
         amount_max,
     };
-    assert_eq!(one(&mut ledger, BANK_A, set(100)), ResultCode::OperatorOnly);
     assert_eq!(
-        one(
-            &mut ledger,
-            OPERATOR,
-            Operation::SetTransferMax {
-                asset: 99,
-                amount_max: 1
-            }
-        ),
-        ResultCode::UnknownAsset
+        one(&mut ledger, BANK_A, set(100)),
+        ResultCode::GovernanceRequired
     );
-    assert_eq!(one(&mut ledger, OPERATOR, set(100)), ResultCode::Ok);
+    assert_eq!(
+        one(&mut ledger, OPERATOR, set(100)),
+        ResultCode::GovernanceRequired
+    );
+    set_transfer_max(&mut ledger, 1, 100);
     assert_eq!(
         one(&mut ledger, PARTNER_X, pay(1, 101)),
         ResultCode::ExceedsTransferMax
@@ -49,7 +61,7 @@ fn the_operator_caps_one_transfer_per_asset() {
         ResultCode::Ok,
         "another asset is not capped"
     );
-    assert_eq!(one(&mut ledger, OPERATOR, set(0)), ResultCode::Ok);
+    set_transfer_max(&mut ledger, 2, 0);
     assert_eq!(one(&mut ledger, PARTNER_X, pay(4, 101)), ResultCode::Ok);
 }
 

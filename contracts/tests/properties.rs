@@ -487,6 +487,22 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
                     asset: *asset,
                     cap: *value,
                 }
+            } else if *signer == BANK_A {
+                // Per-transfer maximums change only by proposal: bank A proposes (proposal id
+                // = asset, so each asset's maximum is set once per run), bank B's approval
+                // decides it.
+                Operation::Propose {
+                    proposal: u64::from(*asset),
+                    expires_at_ms: ledger.time_ms + 3_600_000,
+                    action: tpw_contracts::governance::GovernanceAction::SetTransferMax {
+                        asset: *asset,
+                        amount_max: *value,
+                    },
+                }
+            } else if *signer == BANK_B {
+                Operation::ApproveProposal {
+                    proposal: u64::from(*asset),
+                }
             } else {
                 Operation::SetTransferMax {
                     asset: *asset,

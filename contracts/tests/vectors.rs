@@ -183,6 +183,44 @@ fn vectors() -> Value {
             }),
         ),
         (
+            "governance proposal: add a voting node",
+            Body::single(Operation::Propose {
+                proposal: 7,
+                expires_at_ms: 1_700_003_600_000,
+                action: tpw_contracts::governance::GovernanceAction::AddNode {
+                    node: 4,
+                    name: "bank-4".into(),
+                    public_key: [0x44; 32],
+                    role: tpw_contracts::genesis::NodeRole::Voter,
+                    address: "10.0.0.4:7000".into(),
+                },
+            }),
+        ),
+        (
+            "governance proposal: rotate a participant key",
+            Body::single(Operation::Propose {
+                proposal: 8,
+                expires_at_ms: 1_700_003_600_000,
+                action: tpw_contracts::governance::GovernanceAction::RotateKey {
+                    participant: 3,
+                    new_key: [0x33; 32],
+                    old_key: [0x31; 32],
+                    overlap_ms: 86_400_000,
+                },
+            }),
+        ),
+        (
+            "governance approval",
+            Body::single(Operation::ApproveProposal { proposal: 7 }),
+        ),
+        (
+            "key revocation",
+            Body::single(Operation::RevokeKey {
+                participant: 3,
+                key: [0x31; 32],
+            }),
+        ),
+        (
             "daily outflow cap",
             Body::single(Operation::SetOutflowCap {
                 participant: 3,

@@ -402,8 +402,19 @@ pub struct DeadLetterView {
 pub struct NodesResponse {
     /// The network id.
     pub network_id: String,
-    /// The nodes of the genesis.
-    pub nodes: Vec<tpw_contracts::genesis::GenesisNode>,
+    /// The height the node set is read at.
+    pub height: u64,
+    /// Every node the ledger records, active and removed (removed ones keep their record).
+    pub nodes: Vec<tpw_contracts::governance_view::NodeView>,
+}
+
+/// GET /v1/governance/proposals: proposals by id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProposalsResponse {
+    /// The height read at.
+    pub height: u64,
+    /// The proposals, ascending by id.
+    pub proposals: Vec<tpw_contracts::governance_view::ProposalView>,
 }
 
 /// GET /v1/proofs/{participant}/{id}: an inclusion proof and where its headers end.

@@ -376,6 +376,20 @@ impl Client {
         })
     }
 
+    /// GET /v1/governance/proposals: proposals from id `from`, ascending.
+    pub async fn proposals(&self, from: u64) -> Result<Option<ProposalsResponse>, ClientError> {
+        self.get(&format!("/v1/governance/proposals?from={from}"))
+            .await
+    }
+
+    /// GET /v1/governance/proposals/{id}.
+    pub async fn proposal(
+        &self,
+        id: u64,
+    ) -> Result<Option<tpw_contracts::governance_view::ProposalView>, ClientError> {
+        self.get(&format!("/v1/governance/proposals/{id}")).await
+    }
+
     /// GET /v1/limits/{participant}/{asset}.
     pub async fn limits(
         &self,

@@ -275,6 +275,18 @@ pub(crate) enum ApprovalCommand {
         #[arg(long)]
         public_key: String,
     },
+    /// Revokes one of a participant's keys at once, for a leaked key (signed by the
+    /// participant with any of its keys, or by its bank member).
+    RevokeKey {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The participant.
+        #[arg(long)]
+        participant: u64,
+        /// The key to revoke, hex.
+        #[arg(long)]
+        public_key: String,
+    },
     /// Approves a transfer of the signer that waits for a checker (sign with another key).
     Approve {
         #[command(flatten)]
@@ -301,23 +313,20 @@ pub(crate) async fn approval(command: ApprovalCommand) -> anyhow::Result<()> {
             (sign, Operation::AddKey { participant, key })
         }
         ApprovalCommand::Approve { sign, id } => (sign, Operation::ApproveTransfer { id }),
+        ApprovalCommand::RevokeKey {
+            sign,
+            participant,
+            public_key,
+        } => {
+            let key = tpw_contracts::view::parse_hash32(&public_key).map_err(anyhow::Error::msg)?;
+            (sign, Operation::RevokeKey { participant, key })
+        }
     };
     submit(&sign, Body::single(operation)).await
 }
 
 #[derive(Subcommand)]
 pub(crate) enum LimitsCommand {
-    /// Sets an asset's per-transfer maximum, 0 to remove it (signed by the network operator).
-    TransferMax {
-        #[command(flatten)]
-        sign: SignArgs,
-        /// The asset.
-        #[arg(long)]
-        asset: u32,
-        /// Largest amount of one transfer, in minor units.
-        #[arg(long)]
-        amount_max: u128,
-    },
     /// Sets a partner's daily outflow cap in an asset, 0 to remove it (signed by its bank).
     OutflowCap {
         #[command(flatten)]
@@ -404,11 +413,6 @@ pub(crate) async fn limits(command: LimitsCommand) -> anyhow::Result<()> {
                 None => bail!("the node has no credit-limit endpoint"),
             };
         }
-        LimitsCommand::TransferMax {
-            sign,
-            asset,
-            amount_max,
-        } => (sign, Operation::SetTransferMax { asset, amount_max }),
         LimitsCommand::OutflowCap {
             sign,
             participant,

@@ -215,8 +215,41 @@ fn operation_parties(parties: &mut Parties<'_>, operation: &Operation) -> Result
             }
         }
         Operation::SetTransferMax { .. } | Operation::SetWebhook { .. } => {}
+        Operation::RevokeKey { participant, .. } => parties.add(*participant),
+        // Every bank member hears of proposals and approvals (they vote on them), and so does
+        // the participant a change names.
+        Operation::Propose { action, .. } => {
+            parties.found.extend(parties.reader.bank_members()?);
+            if let Some(participant) = action_participant(action) {
+                parties.add(participant);
+            }
+        }
+        Operation::ApproveProposal { proposal } => {
+            parties.found.extend(parties.reader.bank_members()?);
+            if let Some(record) = parties.reader.proposal(*proposal)? {
+                if let Some(participant) = action_participant(&record.action) {
+                    parties.add(participant);
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// The participant a governance change is about, if any.
+fn action_participant(action: &tpw_contracts::governance::GovernanceAction) -> Option<u64> {
+    use tpw_contracts::governance::GovernanceAction as A;
+    match action {
+        A::Onboard { participant, .. }
+        | A::Offboard { participant }
+        | A::RotateKey { participant, .. }
+        | A::RevokeKey { participant, .. } => Some(*participant),
+        A::AddNode { .. }
+        | A::RemoveNode { .. }
+        | A::RotateNodeKey { .. }
+        | A::SetTransferMax { .. }
+        | A::SetApprovalsRequired { .. } => None,
+    }
 }
 
 fn status_of(code: ResultCode) -> &'static str {

@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout)]
 
 mod contracts_cli;
+mod governance_cli;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -242,7 +243,13 @@ enum Command {
         #[command(subcommand)]
         command: contracts_cli::ApprovalCommand,
     },
-    /// Payment limits: per-transfer maximums and daily outflow caps.
+    /// Consortium governance: propose and approve changes to the node set, the participants,
+    /// their keys and the network parameters; read proposals and the node set.
+    Governance {
+        #[command(subcommand)]
+        command: governance_cli::GovernanceCommand,
+    },
+    /// Payment limits: daily outflow caps (per-transfer maximums are set by governance).
     Limits {
         #[command(subcommand)]
         command: contracts_cli::LimitsCommand,
@@ -616,6 +623,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exchange { command } => contracts_cli::exchange(command).await,
         Command::Netting { command } => contracts_cli::netting(command).await,
         Command::Limits { command } => contracts_cli::limits(command).await,
+        Command::Governance { command } => governance_cli::governance(command).await,
         Command::Webhook { command } => contracts_cli::webhook(command).await,
         Command::Approval { command } => contracts_cli::approval(command).await,
         Command::Reverse {

@@ -260,7 +260,6 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         ),
         request_timeout: std::time::Duration::from_millis(config.api.request_timeout_ms),
         webhook_replays: Default::default(),
-        nodes: genesis.nodes.clone(),
     });
     crate::api::serve_forwarded(&context);
     let webhooks = tokio::spawn(crate::webhooks::run(

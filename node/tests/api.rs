@@ -1489,6 +1489,8 @@ async fn the_served_openapi_document_names_every_route_and_only_routes() {
         "/v1/events",
         "/v1/webhooks",
         "/v1/webhooks/{endpoint}/replay",
+        "/v1/governance/proposals",
+        "/v1/governance/proposals/{id}",
         "/v1/nodes",
         "/v1/status",
         "/v1/health",

@@ -545,6 +545,60 @@ fn every_cli_command_works_against_a_running_node() {
     assert_eq!(shown_limits["spent_today"], "0");
     assert_eq!(shown_limits["transfer_max"], serde_json::Value::Null);
 
+    // A per-transfer maximum is a network parameter: bank A proposes, bank B's approval (2 of
+    // the 2 bank members) decides it in that block.
+    let bank_b = path(dir, "keys/bank-b.json");
+    let proposed = nested(
+        &bank,
+        &[
+            "governance",
+            "propose",
+            "--proposal",
+            "1",
+            "transfer-max",
+            "--asset",
+            "1",
+            "--amount-max",
+            "3",
+        ],
+    );
+    assert_eq!(json(&proposed)["results"][0]["code"], "ok");
+    let show = |key: &str| {
+        json(&tpw(&[
+            "governance",
+            "show",
+            "--node",
+            &url,
+            "--key",
+            key,
+            "--proposal",
+            "1",
+        ]))
+    };
+    assert_eq!(show(&bank)["status"], "open");
+    assert_eq!(show(&bank)["change"]["action"], "set_transfer_max");
+    let approved = nested(&bank_b, &["governance", "approve", "--proposal", "1"]);
+    assert_eq!(json(&approved)["results"][0]["code"], "ok");
+    assert_eq!(show(&bank_b)["status"], "executed");
+    assert_eq!(show(&bank_b)["approvals"], serde_json::json!([1, 2]));
+    let over_max = signed(&[
+        "transfer", "--id", "41", "--debit", "301", "--credit", "501", "--asset", "1", "--amount",
+        "4",
+    ]);
+    assert_eq!(json(&over_max)["error"]["code"], "exceeds_transfer_max");
+    let listed = json(&tpw(&[
+        "governance",
+        "show",
+        "--node",
+        &url,
+        "--key",
+        &bank,
+    ]));
+    assert_eq!(listed["proposals"][0]["id"], 1);
+    let nodes = json(&tpw(&["governance", "nodes", "--node", &url]));
+    assert_eq!(nodes["nodes"][0]["active"], true);
+    assert_eq!(nodes["nodes"][0]["role"], "voter");
+
     // Acme's first two events, from the start of the chain.
     let events = tpw(&[
         "events", "--node", &url, "--key", &acme, "--after", "0", "--count", "2",

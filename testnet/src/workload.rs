@@ -36,6 +36,8 @@ pub struct Recent {
     pub escrow: Option<(u64, u128, u64, Vec<u64>)>,
     /// (offerer, exchange id, counterparty)
     pub offer: Option<(u64, u128, u64)>,
+    /// The last governance proposal: (id, proposer).
+    pub proposal: Option<(u64, u64)>,
 }
 
 /// One generated step: its kind (for the summary), who signs (a participant id, or a partner's
@@ -260,27 +262,61 @@ pub fn contract_step(
                 amount: stream.pick(&[1u128, 100, 1_000_000]),
             }),
         ),
-        14 => (
-            "limits",
-            if stream.below(2) == 0 {
-                OPERATOR
-            } else {
-                bank_of(partner)
-            },
-            None,
-            Body::single(if stream.below(2) == 0 {
-                Operation::SetTransferMax {
+        14 => match stream.below(4) {
+            // Per-transfer maximums are network parameters: a bank proposes, another approves
+            // (M is a majority of the banks); the operator's direct attempt is refused.
+            0 => {
+                let proposal = 1 + stream.below(1 << 40);
+                let proposer = stream.pick(&BANKS);
+                recent.proposal = Some((proposal, proposer));
+                (
+                    "governance_propose",
+                    proposer,
+                    None,
+                    Body::single(Operation::Propose {
+                        proposal,
+                        expires_at_ms: now_ms + 60_000,
+                        action: tpw_contracts::governance::GovernanceAction::SetTransferMax {
+                            asset,
+                            amount_max: stream.pick(&[0u128, 2_000_000, 1 << 60]),
+                        },
+                    }),
+                )
+            }
+            1 => {
+                let (proposal, proposer) = recent.proposal.unwrap_or((1, BANKS[0]));
+                let approver = BANKS
+                    .iter()
+                    .copied()
+                    .find(|bank| *bank != proposer)
+                    .unwrap_or(proposer);
+                (
+                    "governance_approve",
+                    approver,
+                    None,
+                    Body::single(Operation::ApproveProposal { proposal }),
+                )
+            }
+            2 => (
+                "limits",
+                OPERATOR,
+                None,
+                Body::single(Operation::SetTransferMax {
                     asset,
-                    amount_max: stream.pick(&[0u128, 2_000_000, 1 << 60]),
-                }
-            } else {
-                Operation::SetOutflowCap {
+                    amount_max: 1 << 60,
+                }),
+            ),
+            _ => (
+                "limits",
+                bank_of(partner),
+                None,
+                Body::single(Operation::SetOutflowCap {
                     participant: me,
                     asset,
                     cap: stream.pick(&[0u128, 4_000_000, 1 << 60]),
-                }
-            }),
-        ),
+                }),
+            ),
+        },
         15 => (
             "approval_policy",
             me,

@@ -250,7 +250,10 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
                 | Operation::SetWebhook { .. }
                 | Operation::SetApprovalPolicy { .. }
                 | Operation::AddKey { .. }
-                | Operation::ApproveTransfer { .. } => {}
+                | Operation::ApproveTransfer { .. }
+                | Operation::Propose { .. }
+                | Operation::ApproveProposal { .. }
+                | Operation::RevokeKey { .. } => {}
             }
         }
     }
@@ -283,8 +286,9 @@ fn signer_role(context: &ApiContext, key: &[u8; 32]) -> Result<Option<Role>, Api
     else {
         return Ok(None);
     };
-    let participant =
-        from_bytes(&bytes, |reader| reader.u64("signer.participant")).map_err(corrupt)?;
+    let participant = from_bytes(&bytes, tpw_contracts::state::SignerRecord::decode)
+        .map_err(corrupt)?
+        .participant;
     let Some(bytes) = context
         .reader
         .state_now(&participant_key(participant))

@@ -4,6 +4,7 @@
 mod admission;
 mod auth;
 mod events;
+mod governance;
 mod proofs;
 mod rate;
 mod reads;
@@ -60,8 +61,6 @@ pub struct ApiContext {
     pub request_timeout: std::time::Duration,
     /// Webhook replays asked for on this node.
     pub webhook_replays: crate::webhooks::Replays,
-    /// The genesis node set (its keys sign webhook deliveries).
-    pub nodes: Vec<tpw_contracts::genesis::GenesisNode>,
 }
 
 type AppState = Arc<ApiContext>;
@@ -203,6 +202,8 @@ pub fn router(context: Arc<ApiContext>) -> Router {
         .route("/v1/events", get(events::stream))
         .route("/v1/webhooks", get(webhooks::list))
         .route("/v1/webhooks/{endpoint}/replay", post(webhooks::replay))
+        .route("/v1/governance/proposals", get(governance::proposals))
+        .route("/v1/governance/proposals/{id}", get(governance::proposal))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&context),
             auth::authenticate,
@@ -211,7 +212,7 @@ pub fn router(context: Arc<ApiContext>) -> Router {
         .merge(scoped)
         .route("/v1/transactions", post(submit::submit))
         .route("/v1/status", get(reads::status))
-        .route("/v1/nodes", get(webhooks::nodes))
+        .route("/v1/nodes", get(governance::nodes))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/health", get(reads::health))
         .route("/v1/ready", get(reads::ready))

@@ -3,7 +3,7 @@
 //! deliveries (GET /v1/nodes).
 
 use super::{ApiError, AppState, Principal};
-use crate::api_types::{DeadLetterView, NodesResponse, WebhookView, WebhooksResponse};
+use crate::api_types::{DeadLetterView, WebhookView, WebhooksResponse};
 use crate::storage::webhooks as store;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
@@ -95,11 +95,4 @@ pub(super) async fn replay(
         Json(serde_json::json!({ "endpoint": endpoint, "replaying": true })),
     )
         .into_response())
-}
-
-pub(super) async fn nodes(State(context): State<AppState>) -> Json<NodesResponse> {
-    Json(NodesResponse {
-        network_id: hex::encode(context.network_id),
-        nodes: context.nodes.clone(),
-    })
 }

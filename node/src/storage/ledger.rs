@@ -688,10 +688,35 @@ impl LedgerReader {
         let Some(bytes) = self.state_now(&tpw_contracts::state::signer_key(key))? else {
             return Ok(None);
         };
-        let id = <[u8; 8]>::try_from(bytes.as_slice())
-            .map(u64::from_le_bytes)
-            .map_err(|_| StorageError::Corrupt("key record is not a participant id".into()))?;
-        self.participant(id)
+        let record = from_bytes(&bytes, tpw_contracts::state::SignerRecord::decode)
+            .map_err(|error| StorageError::Corrupt(format!("key record: {error}")))?;
+        // A key rotated out signs until its overlap ends by the head's block time.
+        if record.retire_at_ms.is_some() && !record.signs_at(self.head()?.0.time_ms) {
+            return Ok(None);
+        }
+        self.participant(record.participant)
+    }
+
+    /// The state records in `start..end`, at most `limit`, in key order.
+    pub fn state_range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<tpw_contracts::state::Records, StorageError> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(end.to_vec());
+        let iterator = self.db.rocks().iterator_cf_opt(
+            self.db.cf(CF_STATE),
+            options,
+            rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
+        );
+        let mut records = Vec::new();
+        for item in iterator.take(limit) {
+            let (key, sealed) = item?;
+            records.push((key.to_vec(), open_record(&sealed, "state")?.to_vec()));
+        }
+        Ok(records)
     }
 
     /// Every registered webhook endpoint: (participant, endpoint, registered at height, URL).

@@ -2,6 +2,7 @@
 //! value wrapped with a format version and a checksum so corruption is detected, not served.
 
 mod db;
+pub mod governance;
 mod ledger;
 mod raft_log;
 mod record;

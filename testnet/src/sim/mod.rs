@@ -468,29 +468,49 @@ pub fn run_seed(seed: u64) -> SeedReport {
     run_sabotaged(seed, Sabotage::None)
 }
 
-/// Runs one seed with a deliberate bug in the nodes, to show the checkers catch it.
+/// A report of a run that ended before its checks (setup error or a node's panic).
+fn stopped_report(seed: u64, failure: String) -> SeedReport {
+    SeedReport {
+        seed,
+        voters: 0,
+        observers: 0,
+        failure: Some(failure),
+        transfers_acknowledged: 0,
+        faults_injected: 0,
+        lost: 0,
+        duplicated: 0,
+        divergent: 0,
+        height: 0,
+        recovery_ms: None,
+        messages_dropped: 0,
+        messages_duplicated: 0,
+        client_retries: 0,
+        digest: String::new(),
+    }
+}
+
+/// Runs one seed with a deliberate bug in the nodes, to show the checkers catch it. A panic
+/// inside a node (raft-rs panics when a voter's log contradicts what it acknowledged) ends the
+/// run as a failure of that seed, so the seed is reported instead of lost in a crash.
 pub fn run_sabotaged(seed: u64, sabotage: Sabotage) -> SeedReport {
+    let run = std::panic::AssertUnwindSafe(|| run_world(seed, sabotage));
+    match std::panic::catch_unwind(run) {
+        Ok(report) => report,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            stopped_report(seed, format!("a node panicked: {message}"))
+        }
+    }
+}
+
+fn run_world(seed: u64, sabotage: Sabotage) -> SeedReport {
     let mut world = match World::new(seed, sabotage) {
         Ok(world) => world,
-        Err(error) => {
-            return SeedReport {
-                seed,
-                voters: 0,
-                observers: 0,
-                failure: Some(format!("setup: {error}")),
-                transfers_acknowledged: 0,
-                faults_injected: 0,
-                lost: 0,
-                duplicated: 0,
-                divergent: 0,
-                height: 0,
-                recovery_ms: None,
-                messages_dropped: 0,
-                messages_duplicated: 0,
-                client_retries: 0,
-                digest: String::new(),
-            }
-        }
+        Err(error) => return stopped_report(seed, format!("setup: {error}")),
     };
     let start = world.now_ms;
     let mut next_fault = start + world.rng.between(500, 2_000);
