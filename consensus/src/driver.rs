@@ -10,7 +10,10 @@
 
 use crate::log_store::{LogStore, LogStoreError};
 use crate::logger::raft_logger;
-use raft::prelude::{Entry, HardState, Message, MessageType, Snapshot};
+use crate::membership::{plan, Membership, MembershipChange};
+use raft::prelude::{
+    ConfChange, ConfChangeType, ConfState, Entry, HardState, Message, MessageType, Snapshot,
+};
 use raft::{Config, RawNode, StateRole};
 
 /// Driver limits.
@@ -172,10 +175,59 @@ impl<S: LogStore> Driver<S> {
     }
 
     fn is_learner(&self, id: u64) -> bool {
-        self.node
-            .store()
-            .initial_state()
-            .is_ok_and(|state| state.conf_state.learners.contains(&id))
+        self.node.raft.prs().conf().learners().contains(&id)
+    }
+
+    /// Raft's current configuration.
+    pub fn membership(&self) -> Membership {
+        Membership::of(&self.node.raft.prs().conf().to_conf_state())
+    }
+
+    /// As leader, takes the next single step from Raft's configuration toward `wanted` (the
+    /// ledger's node set): proposes one configuration change, or hands leadership over when
+    /// this leader must leave. Nothing while a change is still in flight (proposed and not
+    /// applied), a leadership transfer is under way, or `wanted` has no voter.
+    pub fn reconcile_membership(&mut self, wanted: &Membership) -> Option<MembershipChange> {
+        let raft = &self.node.raft;
+        if raft.state != StateRole::Leader
+            || wanted.voters.is_empty()
+            || raft.pending_conf_index > raft.raft_log.applied
+            || raft.lead_transferee.is_some()
+        {
+            return None;
+        }
+        let current = self.membership();
+        let progress = raft.prs();
+        let step = plan(wanted, &current, raft.id, raft.raft_log.committed, &|id| {
+            progress.get(id).map(|found| found.matched)
+        })?;
+        let (change_type, node_id) = match step {
+            MembershipChange::AddLearner(id) => (ConfChangeType::AddLearnerNode, id),
+            MembershipChange::Promote(id) => (ConfChangeType::AddNode, id),
+            MembershipChange::Remove(id) => (ConfChangeType::RemoveNode, id),
+            MembershipChange::TransferLeadership(id) => {
+                self.node.transfer_leader(id);
+                return Some(step);
+            }
+        };
+        let change = ConfChange {
+            change_type,
+            node_id,
+            ..Default::default()
+        };
+        match self.node.propose_conf_change(Vec::new(), change) {
+            Ok(()) => Some(step),
+            Err(error) => {
+                tracing::warn!(%error, ?step, "configuration change not proposed");
+                None
+            }
+        }
+    }
+
+    /// Applies a committed configuration change to raft; the caller persists the returned
+    /// configuration with the applied index.
+    pub fn apply_conf_change(&mut self, change: &ConfChange) -> Result<ConfState, raft::Error> {
+        self.node.apply_conf_change(change)
     }
 
     /// Proposes an encoded block; only the leader accepts proposals.
@@ -193,6 +245,11 @@ impl<S: LogStore> Driver<S> {
     /// Starts an election at once (used by a single-node network at start-up).
     pub fn campaign(&mut self) -> Result<(), raft::Error> {
         self.node.campaign()
+    }
+
+    /// This node's Raft id.
+    pub fn id(&self) -> u64 {
+        self.node.raft.id
     }
 
     /// Whether this node is the leader.

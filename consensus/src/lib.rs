@@ -11,12 +11,14 @@ pub mod driver;
 pub mod entry;
 pub mod log_store;
 mod logger;
+pub mod membership;
 pub mod wire;
 
 pub use batcher::{timer_block_due, Batcher, BlockLimits, QueueFull};
 pub use driver::{persist_action, Action, Driver, DriverConfig, DriverError, ProposeError};
 pub use entry::{classify, EntryKind};
 pub use log_store::{LogStore, LogStoreError, MemLogStore};
+pub use membership::{Membership, MembershipChange};
 /// Raft's message and entry types, re-exported so the node and tools name one version.
 pub use raft::prelude as raft_types;
 /// raft-rs' storage trait and error types, for log store implementations.

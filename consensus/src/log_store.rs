@@ -26,6 +26,9 @@ pub trait LogStore: Storage {
     fn persist_commit(&self, commit: u64) -> Result<(), LogStoreError>;
     /// Replaces the log with a snapshot's metadata.
     fn apply_snapshot(&self, snapshot: Snapshot) -> Result<(), LogStoreError>;
+    /// Records the configuration after an applied configuration change, so a restart (and a
+    /// snapshot) starts from it.
+    fn set_conf_state(&self, conf_state: ConfState) -> Result<(), LogStoreError>;
 }
 
 /// raft-rs' in-memory storage, shared by clones.
@@ -93,5 +96,9 @@ impl LogStore for MemLogStore {
             .wl()
             .apply_snapshot(snapshot)
             .map_err(|error| LogStoreError(error.to_string()))
+    }
+    fn set_conf_state(&self, conf_state: ConfState) -> Result<(), LogStoreError> {
+        self.storage.wl().set_conf_state(conf_state);
+        Ok(())
     }
 }

@@ -320,6 +320,12 @@ pub struct StatusResponse {
     /// complete from genesis).
     #[serde(default)]
     pub blocks_missing: u64,
+    /// Voting nodes in Raft's configuration as this node applied it.
+    #[serde(default)]
+    pub voters: Vec<u64>,
+    /// Learners: observers, and added voters still catching up.
+    #[serde(default)]
+    pub learners: Vec<u64>,
 }
 
 /// One ledger event, as the event stream (`GET /v1/events`) and webhooks deliver it.

@@ -181,6 +181,10 @@ pub struct NodeConfig {
     pub webhooks: WebhookConfig,
     /// Logging.
     pub log: LogConfig,
+    /// This node's Raft id, needed only when the ledger does not yet record this node's key:
+    /// a node added by governance on its first start, or a node restarted with a rotated key
+    /// before it applied the rotation. Otherwise the ledger's node set names it by its key.
+    pub node_id: Option<u64>,
     /// This is the first start of this node (set by `--new-node`): a voter refuses to start on
     /// an empty data folder without it, since a voter that lost its data could vote twice.
     #[serde(skip)]
@@ -203,6 +207,7 @@ impl Default for NodeConfig {
             api: ApiConfig::default(),
             webhooks: WebhookConfig::default(),
             log: LogConfig::default(),
+            node_id: None,
             new_node: false,
         }
     }
@@ -225,6 +230,8 @@ pub struct Overrides {
     pub log_level: Option<String>,
     /// First start of a new node.
     pub new_node: bool,
+    /// node_id.
+    pub node_id: Option<u64>,
 }
 
 /// Why a configuration was refused.
@@ -267,6 +274,12 @@ impl NodeConfig {
             config.log.level = value.clone();
         }
         config.new_node = overrides.new_node;
+        if overrides.node_id.is_some() {
+            config.node_id = overrides.node_id;
+        }
+        if config.node_id == Some(0) {
+            return Err(ConfigError("node_id must not be 0".into()));
+        }
         config.validate()?;
         Ok(config)
     }

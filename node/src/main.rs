@@ -171,6 +171,10 @@ enum Command {
         /// First start of this node: allow a voter to create its empty data folder.
         #[arg(long)]
         new_node: bool,
+        /// This node's id, when the ledger does not record its key yet (a node added by
+        /// governance, on its first start with --new-node).
+        #[arg(long, env = "TPW_NODE_ID")]
+        node_id: Option<u64>,
     },
     /// Signs and submits a transfer (posted, or pending with --pending-timeout-ms).
     Transfer {
@@ -551,6 +555,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             log_format,
             log_level,
             new_node,
+            node_id,
         } => {
             let overrides = Overrides {
                 data_dir,
@@ -560,6 +565,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 log_format,
                 log_level,
                 new_node,
+                node_id,
             };
             let config = NodeConfig::load(config.as_deref(), &overrides)?;
             tpw_node::init_logging(&config.log.format, &config.log.level);

@@ -54,6 +54,12 @@ pub struct Metrics {
     pub webhook_deliveries: AtomicU64,
     /// Webhook delivery attempts that failed and will be retried.
     pub webhook_retries: AtomicU64,
+    /// Raft configuration changes applied here.
+    pub conf_changes_applied: AtomicU64,
+    /// Voters in Raft's configuration.
+    pub raft_voters: AtomicU64,
+    /// Learners (observers, voters catching up) in Raft's configuration.
+    pub raft_learners: AtomicU64,
 }
 
 impl Metrics {
@@ -214,6 +220,24 @@ impl Metrics {
             "gauge",
             "Blocks below an installed snapshot not yet fetched.",
             read(&self.blocks_missing),
+        );
+        emit(
+            "tpw_raft_conf_changes_total",
+            "counter",
+            "Raft configuration changes applied on this node (governance's node set changes).",
+            read(&self.conf_changes_applied),
+        );
+        emit(
+            "tpw_raft_voters",
+            "gauge",
+            "Voting nodes in Raft's configuration as this node applied it.",
+            read(&self.raft_voters),
+        );
+        emit(
+            "tpw_raft_learners",
+            "gauge",
+            "Learners (observers, and voters still catching up) in Raft's configuration.",
+            read(&self.raft_learners),
         );
         emit(
             "tpw_raft_log_compacted_index",

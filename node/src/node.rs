@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tpw_consensus::{Batcher, Driver, DriverConfig, LogStore};
 use tpw_contracts::genesis::NodeRole;
+use tpw_contracts::governance::NodeRecord;
 use tpw_contracts::Genesis;
 
 /// Reads and checks a genesis file.
@@ -33,36 +34,86 @@ pub fn load_genesis(path: &Path) -> anyhow::Result<Genesis> {
     Ok(genesis)
 }
 
-/// The node set with the configured peer addresses.
-fn members_of(
-    genesis: &Genesis,
+/// Who this node is in the node set the ledger records: the active node with its key, or the
+/// id the configuration names (a node added by governance that has not yet replicated its own
+/// record, or one restarted with a rotated key before it applied the rotation).
+fn identify(
+    node_set: &[NodeRecord],
+    public_key: &[u8; 32],
     config: &NodeConfig,
-) -> anyhow::Result<Vec<crate::network::Member>> {
-    let mut members = Vec::with_capacity(genesis.nodes.len());
-    for node in &genesis.nodes {
-        let public_key = tpw_contracts::genesis::parse_public_key(&node.public_key)
-            .map_err(anyhow::Error::msg)?;
-        let address = match config.peers.iter().find(|peer| peer.id == node.id) {
-            Some(peer) => Some(
-                peer.address
-                    .parse()
-                    .with_context(|| format!("peer {} address", node.id))?,
-            ),
-            None => None,
-        };
-        members.push(crate::network::Member {
-            id: node.id,
-            public_key,
-            address,
-            voter: node.role == NodeRole::Voter,
-        });
+) -> anyhow::Result<Identity> {
+    if let Some(node) = node_set
+        .iter()
+        .find(|node| node.active() && node.public_key == *public_key)
+    {
+        if config.node_id.is_some_and(|id| id != node.id) {
+            bail!(
+                "node_id {:?} is configured, but the ledger records this key as node {}",
+                config.node_id,
+                node.id
+            );
+        }
+        return Ok(Identity { id: node.id });
     }
-    for peer in &config.peers {
-        if !genesis.nodes.iter().any(|node| node.id == peer.id) {
-            bail!("configured peer {} is not in the genesis node set", peer.id);
+    let Some(id) = config.node_id else {
+        bail!(
+            "the node key {} (public key {}) belongs to no active node of the node set this ledger \
+             records; a node added by governance starts with --node-id <its id> --new-node",
+            config.node_key_file.display(),
+            hex::encode(public_key)
+        );
+    };
+    match node_set.iter().find(|node| node.id == id) {
+        Some(node) if !node.active() => bail!(
+            "node {id} was removed from the node set at height {:?}; a removed node never returns \
+             (add a new node with a new id and key)",
+            node.removed_at_height
+        ),
+        Some(_) => {
+            tracing::warn!(
+                node_id = id,
+                "this key is not the one the local ledger records for this node: a key rotation \
+                 this node has not applied yet; peers admit the new key once they have"
+            );
+            Ok(Identity { id })
+        }
+        None => {
+            tracing::info!(
+                node_id = id,
+                "joining: the local ledger does not record this node yet; it replicates the \
+                 ledger from the leader once governance added it"
+            );
+            Ok(Identity { id })
         }
     }
-    Ok(members)
+}
+
+/// This node's id in the node set (its role is read from the ledger as it changes).
+struct Identity {
+    id: u64,
+}
+
+/// The configured peer addresses; a peer the ledger does not record yet is allowed (it may be
+/// added by governance later) but named in the log.
+fn configured_peers(
+    config: &NodeConfig,
+    node_set: &[NodeRecord],
+) -> anyhow::Result<std::collections::BTreeMap<u64, SocketAddr>> {
+    let mut configured = std::collections::BTreeMap::new();
+    for peer in &config.peers {
+        let address: SocketAddr = peer
+            .address
+            .parse()
+            .with_context(|| format!("peer {} address", peer.id))?;
+        if !node_set.iter().any(|node| node.id == peer.id) {
+            tracing::warn!(
+                node_id = peer.id,
+                "configured peer is not in the node set the ledger records (yet)"
+            );
+        }
+        configured.insert(peer.id, address);
+    }
+    Ok(configured)
 }
 
 /// A node that is running.
@@ -84,17 +135,11 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let genesis = load_genesis(&config.genesis_file)?;
     let network_id = genesis.compute_network_id()?;
     let node_key = crate::keys::load(&config.node_key_file)?;
-    let public_key = hex::encode(node_key.verifying_key().to_bytes());
-    let Some(me) = genesis
+    let public_key = node_key.verifying_key().to_bytes();
+    let genesis_me = genesis
         .nodes
         .iter()
-        .find(|node| node.public_key == public_key)
-    else {
-        bail!(
-            "the node key {} (public key {public_key}) is not in the genesis node set",
-            config.node_key_file.display()
-        );
-    };
+        .find(|node| node.public_key == hex::encode(public_key));
     let voters: Vec<u64> = genesis
         .nodes
         .iter()
@@ -108,15 +153,25 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         .map(|node| node.id)
         .collect();
     let database = config.data_dir.join("db");
-    if me.role == NodeRole::Voter && !database.join("CURRENT").exists() && !config.new_node {
-        bail!(
-            "the data folder {} holds no ledger. A voter that lost its data must never vote again under \
-             its old identity: it could vote twice in one term. If this is the first start of node {}, \
-             start it with --new-node; to replace a lost node, give it a new key and add it through a \
-             membership change.",
-            config.data_dir.display(),
-            me.name
-        );
+    let fresh = !database.join("CURRENT").exists();
+    if fresh && !config.new_node {
+        match genesis_me {
+            Some(node) if node.role == NodeRole::Voter => bail!(
+                "the data folder {} holds no ledger. A voter that lost its data must never vote again under \
+                 its old identity: it could vote twice in one term. If this is the first start of node {}, \
+                 start it with --new-node; to replace a lost node, give it a new key and add it through a \
+                 governance add_node change (docs/operating.md, Rebuild a lost node).",
+                config.data_dir.display(),
+                node.name
+            ),
+            Some(_) => {}
+            None => bail!(
+                "the data folder {} holds no ledger and the node key {} is not in the genesis node set: \
+                 a node added by governance starts with --node-id <its id> --new-node",
+                config.data_dir.display(),
+                config.node_key_file.display()
+            ),
+        }
     }
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -132,9 +187,11 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         elapsed_ms = scan_started.elapsed().as_millis() as u64,
         "every stored record passed its checksum"
     );
-    let log = RaftLogStore::open(db.clone(), voters.clone(), learners)?;
+    let log = RaftLogStore::open(db.clone(), voters, learners)?;
     let mut ledger = LedgerStore::open(db.clone(), &genesis)?;
     ledger.resume_install(&log)?;
+    let node_set = tpw_contracts::governance::node_records(&ledger)?;
+    let me = identify(&node_set, &public_key, config)?;
     let applied_index = ledger.applied_index();
     let last_index = tpw_consensus::Storage::last_index(&log)
         .map_err(|error| anyhow::anyhow!("raft log: {error}"))?;
@@ -159,11 +216,17 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         Arc::clone(&shared),
     )
     .context("cannot prepare the snapshots folder")?;
+    let alone = log.conf_state().voters == [me.id];
     let mut driver = Driver::new(&driver_config, log)?;
-    if voters == [me.id] {
+    if alone {
         driver.campaign()?;
     }
-    let members = members_of(&genesis, config)?;
+    let configured = configured_peers(config, &node_set)?;
+    let members = crate::runtime::NodeSet {
+        records: node_set.clone(),
+        configured: configured.clone(),
+    }
+    .members();
     tracing::info!(
         node_id = me.id,
         network_id = %hex::encode(network_id),
@@ -185,7 +248,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     )?
     .with_log_retention(config.raft.log_retention_entries)
     .with_proposals_in_flight(config.blocks.proposals_in_flight_max);
-    let network = if members.len() > 1 {
+    let network = if members.len() > 1 || !config.peers.is_empty() {
         Some(
             crate::network::start(
                 &node_key,
@@ -233,7 +296,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         .context("cannot start the snapshot thread")?;
     drop(snapshots);
     let runtime = match &network {
-        Some(network) => runtime.with_network(network.clone()),
+        Some(network) => runtime.with_network(network.clone(), configured),
         None => runtime,
     };
     let runtime = std::thread::Builder::new()
@@ -245,7 +308,6 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         commands,
         network_id,
         node_id: me.id,
-        observer: me.role == NodeRole::Observer,
         network: network.clone(),
         admission_cache: Default::default(),
         replay: Default::default(),

@@ -20,6 +20,9 @@ use tpw_consensus::{classify, persist_action, Action, Batcher, Driver, EntryKind
 use tpw_contracts::model::Hash;
 use tpw_contracts::{apply_block, next_expiry_ms, Receipt, ResultCode};
 
+mod membership;
+pub(crate) use membership::NodeSet;
+
 /// A transaction's commit, as told to a waiting client.
 #[derive(Debug, Clone)]
 pub struct Committed {
@@ -222,6 +225,13 @@ pub struct RuntimeStatus {
     pub block_time_ms: u64,
     /// Transactions queued for a block.
     pub queue_depth: usize,
+    /// Voting nodes in Raft's configuration as applied here.
+    pub voters: Vec<u64>,
+    /// Learners (observers, and voters still catching up) in Raft's configuration.
+    pub learners: Vec<u64>,
+    /// Whether the ledger records this node as a regulator's observer (or does not record it
+    /// yet: a joining node serves as an observer until it has replicated its own record).
+    pub observer: bool,
 }
 
 /// State shared by the raft loop and the API.
@@ -321,6 +331,8 @@ pub struct Runtime {
     snapshot_stepped: Option<u64>,
     /// Peers this leader sent a snapshot message to, awaiting word on its delivery.
     snapshots_sent: HashMap<u64, Instant>,
+    /// The ledger's node set.
+    nodes: NodeSet,
 }
 
 impl Runtime {
@@ -352,15 +364,24 @@ impl Runtime {
             proposals_in_flight_max: PROPOSALS_IN_FLIGHT_DEFAULT,
             snapshot_stepped: None,
             snapshots_sent: HashMap::new(),
+            nodes: NodeSet::default(),
         };
+        let mut runtime = runtime;
+        runtime.nodes.records = tpw_contracts::governance::node_records(&runtime.ledger)?;
         // Published before the API starts, so no reader ever sees an empty status.
         runtime.publish_status();
         Ok(runtime)
     }
 
-    /// Sends Raft messages through this network (a one-node group needs none).
-    pub fn with_network(mut self, network: crate::network::NetworkHandle) -> Self {
+    /// Sends Raft messages through this network (a one-node group needs none); peers are
+    /// dialled at their `configured` addresses, else at the ones the ledger records.
+    pub fn with_network(
+        mut self,
+        network: crate::network::NetworkHandle,
+        configured: std::collections::BTreeMap<u64, std::net::SocketAddr>,
+    ) -> Self {
         self.network = Some(network);
+        self.nodes.configured = configured;
         self
     }
 
@@ -380,6 +401,7 @@ impl Runtime {
     pub fn run(mut self) -> Result<(), RuntimeError> {
         let mut next_tick = Instant::now() + self.tick;
         let mut next_sweep = Instant::now() + RECEIVED_AGE_MAX / 4;
+        self.refresh_nodes()?;
         self.publish_status();
         while !self.shared.stopping.load(Ordering::Relaxed) {
             let wait = next_tick.saturating_duration_since(Instant::now());
@@ -423,6 +445,7 @@ impl Runtime {
                 };
             }
             self.propose();
+            self.reconcile_membership();
             self.process_ready()?;
             self.resolve_snapshot_step()?;
             self.compact_log()?;
@@ -652,6 +675,7 @@ impl Runtime {
         let store = self.driver.store().clone();
         self.ledger.install_snapshot(&store, snapshot)?;
         self.next_expiry_ms = next_expiry_ms(&self.ledger)?;
+        self.refresh_nodes()?;
         Metrics::add(&self.shared.metrics.snapshots_installed, 1);
         tracing::info!(
             index = snapshot.get_metadata().index,
@@ -726,6 +750,7 @@ impl Runtime {
         let proposal = match classify(entry) {
             EntryKind::Block(proposal) => proposal,
             EntryKind::Skip => return Ok(self.ledger.skip_entry(entry.index)?),
+            EntryKind::ConfChange(change) => return self.apply_conf_change(entry.index, &change),
             EntryKind::Malformed(error) => {
                 tracing::error!(index = entry.index, %error, "committed entry is not a block; skipped on every node");
                 return Ok(self.ledger.skip_entry(entry.index)?);
@@ -762,6 +787,9 @@ impl Runtime {
         self.ledger
             .commit_block(entry.index, &entry.data, &outcome, &plausible)?;
         crate::failpoint::point("apply_after");
+        if membership::touches_nodes(&outcome.diff) {
+            self.refresh_nodes()?;
+        }
         self.shared.head_height.send_replace(outcome.header.height);
         self.next_expiry_ms = next_expiry_ms(&self.ledger)?;
         let metrics = &self.shared.metrics;
@@ -846,6 +874,7 @@ impl Runtime {
 
     fn publish_status(&self) {
         let head = self.ledger.head();
+        let membership = self.driver.membership();
         let status = RuntimeStatus {
             role: self.driver.role_name(),
             term: self.driver.term(),
@@ -857,6 +886,9 @@ impl Runtime {
             state_root: head.commitment.root(),
             block_time_ms: head.time_ms,
             queue_depth: self.batcher.len(),
+            voters: membership.voters.iter().copied().collect(),
+            learners: membership.learners.iter().copied().collect(),
+            observer: self.nodes.observer(self.driver.id()),
         };
         self.shared.head_height.send_if_modified(|height| {
             let changed = *height != status.height;
@@ -867,6 +899,8 @@ impl Runtime {
         Metrics::set(&metrics.height, status.height);
         Metrics::set(&metrics.term, status.term);
         Metrics::set(&metrics.is_leader, u64::from(self.driver.is_leader()));
+        Metrics::set(&metrics.raft_voters, status.voters.len() as u64);
+        Metrics::set(&metrics.raft_learners, status.learners.len() as u64);
         Metrics::set(&metrics.commit_index, status.commit_index);
         Metrics::set(&metrics.applied_index, status.applied_index);
         Metrics::set(&metrics.queue_depth, status.queue_depth as u64);

@@ -13,6 +13,9 @@ use tpw_contracts::model::Role;
 use tpw_contracts::Genesis;
 use tpw_node::client::Client;
 
+mod growth;
+pub use growth::PreparedNode;
+
 /// Longest wait for a node to serve after start.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 

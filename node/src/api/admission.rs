@@ -160,6 +160,14 @@ pub(super) fn admit_envelopes(
 /// assets that do not match the accounts. Accounts opened earlier in the same request count.
 fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), ApiError> {
     let mut opened: BTreeMap<u128, u32> = BTreeMap::new();
+    // The node's role follows the ledger's node set (a joining node is an observer until it
+    // has replicated its own record).
+    let observer = context
+        .shared
+        .status
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .observer;
     for (index, transaction) in transactions.iter().enumerate() {
         if !signer_registered(context, &transaction.signer)? {
             return Err(ApiError::new(
@@ -169,7 +177,7 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
             )
             .at(index));
         }
-        if context.observer && signer_role(context, &transaction.signer)? != Some(Role::Regulator) {
+        if observer && signer_role(context, &transaction.signer)? != Some(Role::Regulator) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "observer_regulators_only",

@@ -42,8 +42,6 @@ pub struct ApiContext {
     pub network_id: Hash,
     /// This node's Raft id.
     pub node_id: u64,
-    /// Whether this node is a regulator's observer (accepts only regulator-signed submissions).
-    pub observer: bool,
     /// The peer transport, for forwarding submissions to the leader (none on a one-node network).
     pub network: Option<crate::network::NetworkHandle>,
     /// Facts that admission has already read and that never change: registered signer keys and

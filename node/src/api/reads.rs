@@ -342,6 +342,8 @@ pub(super) async fn status(State(context): State<AppState>) -> Json<StatusRespon
         snapshots_installed: read(&metrics.snapshots_installed),
         log_compacted_index: read(&metrics.log_compacted_index),
         blocks_missing: read(&metrics.blocks_missing),
+        voters: status.voters,
+        learners: status.learners,
     })
 }
 

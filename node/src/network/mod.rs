@@ -100,6 +100,8 @@ enum Outbound {
     /// Cut this node off from these peers (connections closed and refused); the others, and
     /// all of them when the list is empty, are admitted again.
     Partition(Vec<u64>),
+    /// The node set changed (governance): admit exactly these peers from now on.
+    Members(Vec<Member>),
 }
 
 /// Handle on the network task, for the raft loop (messages) and the API (forwarding).
@@ -121,6 +123,16 @@ pub struct SnapshotWiring {
 }
 
 impl NetworkHandle {
+    /// Replaces the admitted peers with the ledger's node set: a removed node or a rotated-out
+    /// key is disconnected and refused, a new node or key admitted.
+    pub fn set_members(&self, members: Vec<Member>) {
+        if let Err(error) = self.outbound.try_send(Outbound::Members(members)) {
+            // The raft loop sends the node set again whenever it changes; a full queue here
+            // means the network task is behind, and it gets the next update.
+            tracing::error!(%error, "node set update for the network dropped");
+        }
+    }
+
     /// Queues messages for their peers without blocking; when the queue is full they are
     /// dropped and Raft's retransmission covers the loss. Returns the peers whose snapshot
     /// message was dropped, which Raft must be told about (it does not resend those by itself).
@@ -231,7 +243,9 @@ pub async fn start(
         .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX))
         .with_max_pending_incoming(Some(PENDING_CONNECTIONS_MAX))
         .with_max_pending_outgoing(Some(PENDING_CONNECTIONS_MAX))
-        .with_max_established(Some(CONNECTIONS_PER_PEER_MAX * members.len().max(1) as u32));
+        .with_max_established(Some(
+            CONNECTIONS_PER_PEER_MAX * tpw_contracts::governance::NODES_MAX as u32,
+        ));
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -262,18 +276,9 @@ pub async fn start(
         .map_err(|error| NetworkError::Transport(error.to_string()))?
         .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
-    let mut peers = PeerDirectory::default();
-    for member in members.iter().filter(|member| member.id != me) {
-        let peer = peer_id_of(&member.public_key)?;
-        swarm.behaviour_mut().allowed.allow_peer(peer);
-        peers.by_peer.insert(peer, member.id);
-        if !member.voter {
-            peers.observers.insert(member.id);
-        }
-        peers.by_node.insert(
-            member.id,
-            (peer, member.address.map(multiaddr).into_iter().collect()),
-        );
+    let peers = PeerDirectory::of(members, me)?;
+    for peer in peers.by_peer.keys() {
+        swarm.behaviour_mut().allowed.allow_peer(*peer);
     }
     swarm
         .listen_on(multiaddr(listen))
@@ -308,6 +313,29 @@ struct PeerDirectory {
     /// Peer id and configured addresses of each node. The addresses go with every request, since
     /// libp2p forgets an address after a failed dial and peers start in any order.
     by_node: BTreeMap<u64, (PeerId, Vec<Multiaddr>)>,
+    /// This node's own id (never a peer).
+    me: u64,
+}
+
+impl PeerDirectory {
+    fn of(members: &[Member], me: u64) -> Result<Self, NetworkError> {
+        let mut peers = PeerDirectory {
+            me,
+            ..PeerDirectory::default()
+        };
+        for member in members.iter().filter(|member| member.id != me) {
+            let peer = peer_id_of(&member.public_key)?;
+            peers.by_peer.insert(peer, member.id);
+            if !member.voter {
+                peers.observers.insert(member.id);
+            }
+            peers.by_node.insert(
+                member.id,
+                (peer, member.address.map(multiaddr).into_iter().collect()),
+            );
+        }
+        Ok(peers)
+    }
 }
 
 struct NetworkTask {
@@ -397,6 +425,7 @@ impl NetworkTask {
                     }
                 }
             }
+            Outbound::Members(members) => self.set_members(&members),
             Outbound::Snapshot { to, request, reply } => match self.peers.by_node.get(&to) {
                 Some((peer, addresses)) => {
                     let id = self
@@ -429,6 +458,36 @@ impl NetworkTask {
                 }
             },
         }
+    }
+
+    /// Admits the new node set's peer ids, and refuses and disconnects those no longer in it.
+    fn set_members(&mut self, members: &[Member]) {
+        let directory = match PeerDirectory::of(members, self.peers.me) {
+            Ok(directory) => directory,
+            Err(error) => {
+                tracing::error!(%error, "node set update refused: a key is not a peer identity");
+                return;
+            }
+        };
+        let gone: Vec<PeerId> = self
+            .peers
+            .by_peer
+            .keys()
+            .filter(|peer| !directory.by_peer.contains_key(peer))
+            .copied()
+            .collect();
+        for peer in gone {
+            self.swarm.behaviour_mut().allowed.disallow_peer(peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+            tracing::warn!(%peer, "peer left the node set (removed, or its key rotated): disconnected");
+        }
+        for (peer, node) in &directory.by_peer {
+            if !self.peers.by_peer.contains_key(peer) {
+                tracing::info!(%peer, node_id = node, "peer joined the node set");
+            }
+            self.swarm.behaviour_mut().allowed.allow_peer(*peer);
+        }
+        self.peers = directory;
     }
 
     fn handle_event(

@@ -88,6 +88,7 @@ impl Snapshots {
         let path = self.folder.join(format!("{sequence:08}"));
         let checkpoint = Checkpoint::create(&self.db, &path)?;
         let descriptor = checkpoint.descriptor.clone();
+        let conf_state = checkpoint.conf_state.clone();
         if descriptor.applied_index == 0 {
             return Ok(());
         }
@@ -112,6 +113,7 @@ impl Snapshots {
         self.log.snapshots().publish(SnapshotOffer {
             index: descriptor.applied_index,
             term,
+            conf_state,
             data: descriptor.to_bytes(),
         });
         Metrics::add(&self.shared.metrics.snapshots_made, 1);

@@ -424,6 +424,27 @@ impl LedgerStore {
         Ok(())
     }
 
+    /// Records an applied configuration change: the new configuration and the applied index
+    /// in one write, so a restart neither loses nor repeats it.
+    pub fn record_conf_change(
+        &mut self,
+        raft_index: u64,
+        log: &crate::storage::RaftLogStore,
+        conf_state: tpw_consensus::raft_types::ConfState,
+    ) -> Result<(), StorageError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put_cf(
+            self.db.cf(CF_META),
+            KEY_HEAD,
+            seal_record(&encode_head(&self.head, raft_index)),
+        );
+        log.conf_state_change(&conf_state, &mut batch)?;
+        self.db.rocks().write(batch)?;
+        log.conf_state_changed(conf_state);
+        self.applied_index = raft_index;
+        Ok(())
+    }
+
     /// Records that a Raft entry without a block (a leader's no-op) was applied.
     pub fn skip_entry(&mut self, raft_index: u64) -> Result<(), StorageError> {
         self.db.rocks().put_cf(

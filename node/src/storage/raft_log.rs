@@ -37,12 +37,14 @@ struct LogState {
 /// A point-in-time ledger snapshot this node can send: the Raft index and term it stands for
 /// and the descriptor that travels in the Raft message (the records follow on their own
 /// protocol).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotOffer {
     /// The last Raft index the snapshot's state includes.
     pub index: u64,
     /// That entry's term.
     pub term: u64,
+    /// Raft's configuration as of that entry (read from the same checkpoint).
+    pub conf_state: ConfState,
     /// The encoded descriptor.
     pub data: Vec<u8>,
 }
@@ -333,6 +335,36 @@ impl RaftLogStore {
         state.hard_state = hard_state;
     }
 
+    /// Adds a new configuration to `batch`, which the caller writes together with the applied
+    /// index of the entry that changed it (so a restart neither loses nor repeats it), then
+    /// calls [`RaftLogStore::conf_state_changed`].
+    pub fn conf_state_change(
+        &self,
+        conf_state: &ConfState,
+        batch: &mut WriteBatch,
+    ) -> Result<(), StorageError> {
+        batch.put_cf(
+            self.db.cf(CF_RAFT_STATE),
+            KEY_CONF_STATE,
+            seal_record(&encode(conf_state)?),
+        );
+        Ok(())
+    }
+
+    /// Updates the in-memory view after the batch from [`RaftLogStore::conf_state_change`]
+    /// was written.
+    pub fn conf_state_changed(&self, conf_state: ConfState) {
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .conf_state = conf_state;
+    }
+
+    /// Raft's configuration as last applied.
+    pub fn conf_state(&self) -> ConfState {
+        self.read_state().conf_state.clone()
+    }
+
     fn read_state(&self) -> std::sync::RwLockReadGuard<'_, LogState> {
         self.state
             .read()
@@ -349,6 +381,16 @@ fn encode(message: &impl protobuf::Message) -> Result<Vec<u8>, StorageError> {
     message
         .write_to_bytes()
         .map_err(|error| StorageError::Corrupt(format!("protobuf encode: {error}")))
+}
+
+/// The configuration stored in a database (a checkpoint's, for its snapshot offer).
+pub(crate) fn stored_conf_state(db: &Db) -> Result<Option<ConfState>, StorageError> {
+    match db.rocks().get_cf(db.cf(CF_RAFT_STATE), KEY_CONF_STATE)? {
+        None => Ok(None),
+        Some(bytes) => ConfState::parse_from_bytes(open_record(&bytes, "raft state")?)
+            .map(Some)
+            .map_err(|error| StorageError::Corrupt(format!("conf state: {error}"))),
+    }
 }
 
 fn write_synced(db: &Db, batch: WriteBatch) -> Result<(), StorageError> {
@@ -456,10 +498,7 @@ impl Storage for RaftLogStore {
         // Raft calls this when a peer needs entries compacted away. The offer must cover them
         // (stand at or after the compaction point) and be at least as recent as asked; any
         // other answer than a snapshot or "temporarily unavailable" would stop raft.
-        let (compacted, conf_state) = {
-            let state = self.read_state();
-            (state.snapshot_index, state.conf_state.clone())
-        };
+        let compacted = self.read_state().snapshot_index;
         match self.snapshots.offer() {
             Some(offer)
                 if offer.index > 0 && offer.index >= request_index && offer.index >= compacted =>
@@ -469,7 +508,7 @@ impl Storage for RaftLogStore {
                 let metadata = snapshot.mut_metadata();
                 metadata.index = offer.index;
                 metadata.term = offer.term;
-                metadata.set_conf_state(conf_state);
+                metadata.set_conf_state(offer.conf_state);
                 tracing::info!(to, index = offer.index, "sending a snapshot");
                 Ok(snapshot)
             }
@@ -586,6 +625,16 @@ impl LogStore for RaftLogStore {
             .map_err(store_error)?;
         write_synced(&self.db, batch).map_err(store_error)?;
         self.snapshot_installed(metadata, hard_state);
+        Ok(())
+    }
+
+    fn set_conf_state(&self, conf_state: ConfState) -> Result<(), LogStoreError> {
+        let store_error = |error: StorageError| LogStoreError(error.to_string());
+        let mut batch = WriteBatch::default();
+        self.conf_state_change(&conf_state, &mut batch)
+            .map_err(store_error)?;
+        write_synced(&self.db, batch).map_err(store_error)?;
+        self.conf_state_changed(conf_state);
         Ok(())
     }
 }

@@ -33,6 +33,8 @@ pub struct Checkpoint {
     path: PathBuf,
     /// What it holds.
     pub descriptor: SnapshotDescriptor,
+    /// Raft's configuration at its applied index.
+    pub conf_state: tpw_consensus::raft_types::ConfState,
 }
 
 impl Checkpoint {
@@ -49,9 +51,12 @@ impl Checkpoint {
                 ));
             };
             let (head, applied_index) = decode_head(&bytes)?;
-            Ok((checkpoint, head, applied_index))
+            let conf_state = super::raft_log::stored_conf_state(&checkpoint)?.ok_or_else(|| {
+                StorageError::Corrupt("the checkpoint has no raft configuration".into())
+            })?;
+            Ok((checkpoint, head, applied_index, conf_state))
         });
-        let (checkpoint, head, applied_index) = match opened {
+        let (checkpoint, head, applied_index, conf_state) = match opened {
             Ok(opened) => opened,
             Err(error) => {
                 let _ = std::fs::remove_dir_all(path);
@@ -68,6 +73,7 @@ impl Checkpoint {
                 state_root: head.commitment.root(),
                 applied_index,
             },
+            conf_state,
         })
     }
 

@@ -661,6 +661,12 @@ fn apply_entry(
     let data_hash = *blake3::hash(&entry.data).as_bytes();
     let proposal = match classify(entry) {
         EntryKind::Block(proposal) => proposal,
+        EntryKind::ConfChange(_) => {
+            return Err(format!(
+                "node {id}: a configuration change at index {}, but the simulated node set never changes",
+                entry.index
+            ))
+        }
         EntryKind::Skip | EntryKind::Malformed(_) => {
             disk.write(
                 Write::Applied {

@@ -1,0 +1,166 @@
+//! Bringing Raft's configuration to the node set the ledger records. Governance decides the
+//! node set in a block (every node alike); the leader then moves Raft's configuration toward it
+//! one single-node change at a time, each committed and applied before the next, which keeps
+//! every two consecutive configurations' majorities overlapping. A new voter first joins as a
+//! learner and is promoted only once it has nearly caught up, so it never holds back commits;
+//! a leader that must leave hands leadership over first (raft-rs does not step a removed
+//! leader down cleanly).
+
+use raft::prelude::ConfState;
+use std::collections::BTreeSet;
+
+/// A learner is promoted to voter once its log is at most this many entries behind the
+/// leader's commit index.
+pub const PROMOTION_LAG_MAX: u64 = 64;
+
+/// The node set Raft should have: the ledger's active voters and observers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// Voting nodes.
+    pub voters: BTreeSet<u64>,
+    /// Observers (Raft learners).
+    pub learners: BTreeSet<u64>,
+}
+
+impl Membership {
+    /// Raft's current configuration in this form.
+    pub fn of(conf_state: &ConfState) -> Self {
+        Self {
+            voters: conf_state.voters.iter().copied().collect(),
+            learners: conf_state.learners.iter().copied().collect(),
+        }
+    }
+}
+
+/// The next single change toward the wanted membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Add a node as a learner (an observer, or a voter-to-be catching up).
+    AddLearner(u64),
+    /// Make a caught-up learner a voter.
+    Promote(u64),
+    /// Remove a node.
+    Remove(u64),
+    /// The leader itself must leave: hand leadership to this voter first.
+    TransferLeadership(u64),
+}
+
+/// Plans the next change from the `current` configuration toward `wanted`, as leader `me`
+/// with commit index `commit`; `matched` gives the highest log index known replicated to a
+/// node. Removals come first (a smaller group commits sooner), then promotions of caught-up
+/// learners, then additions. `None`: nothing to do now (done, or a learner still catching up).
+pub fn plan(
+    wanted: &Membership,
+    current: &Membership,
+    me: u64,
+    commit: u64,
+    matched: &dyn Fn(u64) -> Option<u64>,
+) -> Option<MembershipChange> {
+    let stays = |id: &u64| wanted.voters.contains(id) || wanted.learners.contains(id);
+    if let Some(leaving) = current
+        .voters
+        .iter()
+        .chain(&current.learners)
+        .find(|id| !stays(id))
+    {
+        if *leaving != me {
+            return Some(MembershipChange::Remove(*leaving));
+        }
+        // The most up-to-date voter that stays takes over.
+        return current
+            .voters
+            .iter()
+            .filter(|id| **id != me && wanted.voters.contains(id))
+            .max_by_key(|id| (matched(**id).unwrap_or(0), std::cmp::Reverse(**id)))
+            .map(|id| MembershipChange::TransferLeadership(*id));
+    }
+    for id in wanted.voters.difference(&current.voters) {
+        if !current.learners.contains(id) {
+            return Some(MembershipChange::AddLearner(*id));
+        }
+        if matched(*id).is_some_and(|index| index.saturating_add(PROMOTION_LAG_MAX) >= commit) {
+            return Some(MembershipChange::Promote(*id));
+        }
+    }
+    wanted
+        .learners
+        .iter()
+        .find(|id| !current.learners.contains(id) && !current.voters.contains(id))
+        .map(|id| MembershipChange::AddLearner(*id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(ids: &[u64]) -> BTreeSet<u64> {
+        ids.iter().copied().collect()
+    }
+
+    fn members(voters: &[u64], learners: &[u64]) -> Membership {
+        Membership {
+            voters: set(voters),
+            learners: set(learners),
+        }
+    }
+
+    #[test]
+    fn each_step_changes_one_node_and_the_sequence_reaches_the_wanted_set() {
+        // Proves the planner's order (removals, promotions of caught-up learners, additions),
+        // that a voter joins as a learner first, that a lagging learner waits, that a leaving
+        // leader hands over to the most caught-up staying voter, and that applying the steps
+        // one by one ends at the wanted membership.
+        let caught_up = |_: u64| Some(100);
+        let lagging = |_: u64| Some(10);
+        let wanted = members(&[1, 2, 4], &[5]);
+        let mut current = members(&[1, 2, 3], &[]);
+        let mut steps = Vec::new();
+        while let Some(step) = plan(&wanted, &current, 1, 100, &caught_up) {
+            steps.push(step);
+            match step {
+                MembershipChange::AddLearner(id) => {
+                    current.learners.insert(id);
+                }
+                MembershipChange::Promote(id) => {
+                    current.learners.remove(&id);
+                    current.voters.insert(id);
+                }
+                MembershipChange::Remove(id) => {
+                    current.voters.remove(&id);
+                    current.learners.remove(&id);
+                }
+                MembershipChange::TransferLeadership(_) => unreachable!("1 stays"),
+            }
+            assert!(steps.len() < 10);
+        }
+        assert_eq!(
+            steps,
+            vec![
+                MembershipChange::Remove(3),
+                MembershipChange::AddLearner(4),
+                MembershipChange::Promote(4),
+                MembershipChange::AddLearner(5),
+            ]
+        );
+        assert_eq!(current, wanted);
+
+        let joining = members(&[1, 2], &[4]);
+        assert_eq!(
+            plan(&members(&[1, 2, 4], &[]), &joining, 1, 100, &lagging),
+            None,
+            "a lagging learner is not promoted yet"
+        );
+        let matched = |id: u64| Some(if id == 3 { 99 } else { 50 });
+        assert_eq!(
+            plan(
+                &members(&[2, 3], &[]),
+                &members(&[1, 2, 3], &[]),
+                1,
+                100,
+                &matched
+            ),
+            Some(MembershipChange::TransferLeadership(3))
+        );
+        assert_eq!(plan(&wanted, &wanted, 1, 100, &caught_up), None);
+    }
+}

@@ -1,0 +1,128 @@
+//! The raft loop's side of governance: it reads the node set the ledger records, tells the
+//! network which peers to admit, applies committed configuration changes (persisted with the
+//! applied index, so a restart neither loses nor repeats one), and as leader proposes the next
+//! change toward the ledger's node set (the plan is `tpw_consensus::membership`'s).
+
+use super::{Runtime, RuntimeError};
+use crate::network::Member;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use tpw_consensus::raft_types::ConfChange;
+use tpw_consensus::Membership;
+use tpw_contracts::genesis::NodeRole;
+use tpw_contracts::governance::{node_records, NodeRecord};
+use tpw_contracts::state::prefix;
+use tpw_contracts::StateDiff;
+
+/// The ledger's node set as the loop uses it.
+#[derive(Default)]
+pub(crate) struct NodeSet {
+    /// Every node record (removed ones included).
+    pub(crate) records: Vec<NodeRecord>,
+    /// Configured peer addresses, which take precedence over the ledger's.
+    pub(crate) configured: BTreeMap<u64, SocketAddr>,
+}
+
+impl NodeSet {
+    /// The Raft configuration the ledger asks for: its active voters and observers.
+    pub(crate) fn wanted(&self) -> Membership {
+        let mut wanted = Membership::default();
+        for node in self.records.iter().filter(|node| node.active()) {
+            match node.role {
+                NodeRole::Voter => wanted.voters.insert(node.id),
+                NodeRole::Observer => wanted.learners.insert(node.id),
+            };
+        }
+        wanted
+    }
+
+    /// Whether node `me` serves as an observer: recorded as one, or not recorded yet.
+    pub(crate) fn observer(&self, me: u64) -> bool {
+        self.records
+            .iter()
+            .find(|node| node.id == me && node.active())
+            .is_none_or(|node| node.role == NodeRole::Observer)
+    }
+
+    /// The peers the network admits and dials: every active node, at its configured address
+    /// or else the one its `add_node` change gave.
+    pub(crate) fn members(&self) -> Vec<Member> {
+        self.records
+            .iter()
+            .filter(|node| node.active())
+            .map(|node| Member {
+                id: node.id,
+                public_key: node.public_key,
+                address: self
+                    .configured
+                    .get(&node.id)
+                    .copied()
+                    .or_else(|| node.address.parse().ok()),
+                voter: node.role == NodeRole::Voter,
+            })
+            .collect()
+    }
+}
+
+/// Whether a block changed a node record.
+pub(crate) fn touches_nodes(diff: &StateDiff) -> bool {
+    diff.keys().any(|key| key.first() == Some(&prefix::NODE))
+}
+
+impl Runtime {
+    /// Reads the node set from the ledger and hands the network its peers.
+    pub(super) fn refresh_nodes(&mut self) -> Result<(), RuntimeError> {
+        let records = node_records(&self.ledger)?;
+        if records == self.nodes.records {
+            return Ok(());
+        }
+        self.nodes.records = records;
+        let wanted = self.nodes.wanted();
+        tracing::info!(
+            voters = ?wanted.voters,
+            observers = ?wanted.learners,
+            "node set read from the ledger"
+        );
+        if let Some(network) = &self.network {
+            network.set_members(self.nodes.members());
+        }
+        Ok(())
+    }
+
+    /// Applies a committed configuration change at `index` on this node.
+    pub(super) fn apply_conf_change(
+        &mut self,
+        index: u64,
+        change: &ConfChange,
+    ) -> Result<(), RuntimeError> {
+        match self.driver.apply_conf_change(change) {
+            Ok(conf_state) => {
+                tracing::info!(
+                    index,
+                    change = ?change.get_change_type(),
+                    node_id = change.node_id,
+                    voters = ?conf_state.voters,
+                    learners = ?conf_state.learners,
+                    "raft configuration changed"
+                );
+                let log = self.driver.store().clone();
+                self.ledger.record_conf_change(index, &log, conf_state)?;
+                crate::metrics::Metrics::add(&self.shared.metrics.conf_changes_applied, 1);
+            }
+            Err(error) => {
+                // Every node refuses the same change alike; it changes nothing anywhere.
+                tracing::error!(index, %error, "configuration change refused by raft; skipped");
+                self.ledger.skip_entry(index)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// As leader, takes the next step toward the ledger's node set.
+    pub(super) fn reconcile_membership(&mut self) {
+        let wanted = self.nodes.wanted();
+        if let Some(step) = self.driver.reconcile_membership(&wanted) {
+            tracing::info!(?step, "membership: next step toward the ledger's node set");
+        }
+    }
+}

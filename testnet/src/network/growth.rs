@@ -1,0 +1,105 @@
+//! Growing and re-keying a local network the way an operator does: a key and a config for a
+//! node that governance adds, its first start with `--node-id`, and a node restarted with a
+//! rotated key.
+
+use super::{admin_token_path, free_port, LocalNetwork};
+use anyhow::Context;
+
+/// A node prepared to join: governance still has to add it.
+pub struct PreparedNode {
+    /// Its index in the network (from 0).
+    pub index: usize,
+    /// Its Raft id.
+    pub id: u64,
+    /// Its public key.
+    pub public_key: [u8; 32],
+    /// Its peer address, `127.0.0.1:port`.
+    pub p2p_address: String,
+}
+
+impl LocalNetwork {
+    /// Writes a key and a config for a new node with the next id (ids are never reused), which
+    /// lists every existing node as a peer and names its own id (the ledger does not know its
+    /// key until it replicated the `add_node` change). Its first start is a new node's.
+    pub fn prepare_node(&mut self) -> anyhow::Result<PreparedNode> {
+        let index = self.apis.len();
+        let node = index + 1;
+        let key = tpw_node::keys::generate()?;
+        let key_path = self.dir.join("keys").join(format!("node-{node}.json"));
+        tpw_node::keys::write(&key_path, &key)?;
+        let port = free_port()?;
+        let admin = free_port()?;
+        let p2p = free_port()?;
+        tpw_node::keys::write_admin_token(&admin_token_path(&self.dir, node))?;
+        let mut config = format!(
+            "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\np2p_listen = \"127.0.0.1:{p2p}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nadmin_token_file = \"{}\"\nnode_id = {node}\n",
+            self.dir.join(format!("node-{node}")).display(),
+            self.dir.join("genesis.json").display(),
+            key_path.display(),
+            admin_token_path(&self.dir, node).display()
+        );
+        for peer in 0..index {
+            let address = self
+                .p2p_address(peer)
+                .with_context(|| format!("node {} has no p2p address", peer + 1))?;
+            config.push_str(&format!(
+                "[[peers]]\nid = {}\naddress = \"{address}\"\n",
+                peer + 1
+            ));
+        }
+        config.push_str("[webhooks]\nallow_private_networks = true\n[log]\nlevel = \"warn\"\n");
+        std::fs::write(self.dir.join(format!("node-{node}.toml")), config)?;
+        self.apis.push(format!("http://127.0.0.1:{port}"));
+        self.admins.push(format!("http://127.0.0.1:{admin}"));
+        self.new_nodes.push(true);
+        self.children.push(None);
+        Ok(PreparedNode {
+            index,
+            id: node as u64,
+            public_key: key.verifying_key().to_bytes(),
+            p2p_address: format!("127.0.0.1:{p2p}"),
+        })
+    }
+
+    /// Starts a prepared node and waits until it serves.
+    pub async fn start_node(&mut self, index: usize) -> anyhow::Result<()> {
+        self.spawn(index)?;
+        self.wait_serving(index).await
+    }
+
+    /// Writes a new key file for node `index` and points its config at it, naming the node's
+    /// id (the node may restart before it applied the rotation, when its own ledger still
+    /// records the old key); returns the new public key. The node keeps running on its old key
+    /// until it is restarted.
+    pub fn rotate_node_key(&mut self, index: usize) -> anyhow::Result<[u8; 32]> {
+        let node = index + 1;
+        let key = tpw_node::keys::generate()?;
+        let key_path = self
+            .dir
+            .join("keys")
+            .join(format!("node-{node}-{}.json", tpw_node::runtime::now_ms()));
+        tpw_node::keys::write(&key_path, &key)?;
+        let config_path = self.dir.join(format!("node-{node}.toml"));
+        let config = std::fs::read_to_string(&config_path)?;
+        let mut rewritten: Vec<String> = config
+            .lines()
+            .map(|line| {
+                if line.starts_with("node_key_file = ") {
+                    format!("node_key_file = \"{}\"", key_path.display())
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect();
+        if !rewritten.iter().any(|line| line.starts_with("node_id = ")) {
+            // Top-level keys go before the first table.
+            let first_table = rewritten
+                .iter()
+                .position(|line| line.starts_with('['))
+                .unwrap_or(rewritten.len());
+            rewritten.insert(first_table, format!("node_id = {node}"));
+        }
+        std::fs::write(&config_path, rewritten.join("\n") + "\n")?;
+        Ok(key.verifying_key().to_bytes())
+    }
+}

@@ -1,0 +1,255 @@
+//! Governance changes the running network's node set, as real processes on loopback under
+//! steady load: a voter and an observer join (the voter as a learner first), a node's key is
+//! rotated through a proposal and a restart of that node, and the leader itself is removed
+//! (it hands leadership over first). Every acknowledged transfer is on every remaining node, and no restart of
+//! the other nodes is needed. The nodes run the `tpw` binary of the same build.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tpw_contracts::genesis::NodeRole;
+use tpw_contracts::governance::GovernanceAction;
+use tpw_contracts::{Body, Operation, ResultCode, Transaction, TransferKind};
+use tpw_node::client::Client;
+use tpw_testnet::drills::converge;
+use tpw_testnet::network::{partner_account, partner_id, LocalNetwork, LOAD_ASSET};
+
+/// Longest wait for one membership step to show.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Proposed by bank 1 and approved by bank 2 (M = 2 of the 2 banks), both waiting for commit.
+async fn decide(network: &LocalNetwork, api: &str, proposal: u64, action: GovernanceAction) {
+    let client = Client::new(api);
+    let expires_at_ms = tpw_node::runtime::now_ms() + 3_600_000;
+    for (bank, operation) in [
+        (
+            "bank-1",
+            Operation::Propose {
+                proposal,
+                expires_at_ms,
+                action: action.clone(),
+            },
+        ),
+        ("bank-2", Operation::ApproveProposal { proposal }),
+    ] {
+        let key = tpw_node::keys::load(&network.dir.join(format!("keys/{bank}.json"))).unwrap();
+        let (status, response) = client
+            .sign_and_submit(&key, Body::single(operation), true)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{response:?}");
+        assert_eq!(
+            response.results[0].code,
+            Some(ResultCode::Ok),
+            "{response:?}"
+        );
+    }
+}
+
+/// Waits until `api` reports this Raft configuration.
+async fn wait_configuration(api: &str, voters: &[u64], learners: &[u64]) {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        if let Ok(status) = Client::new(api).status().await {
+            if status.voters == voters && status.learners == learners {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "configuration stayed voters {:?} learners {:?}, wanted {voters:?} {learners:?}",
+                status.voters,
+                status.learners
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The API of the leader among `nodes`.
+async fn leader_of(network: &LocalNetwork, nodes: &[usize]) -> String {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        if let Some(api) = network.leader_among(nodes).await {
+            return api;
+        }
+        assert!(Instant::now() < deadline, "no leader among {nodes:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Steady load: posted transfers through whichever API `target` names, one at a time, each
+/// retried until committed; bounded in count and time. Returns (partner, id) acknowledged.
+fn start_load(
+    network: &LocalNetwork,
+    keys: Vec<ed25519_dalek::SigningKey>,
+    target: Arc<Mutex<String>>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<(usize, u128)>> {
+    let network_id = network.genesis.compute_network_id().unwrap();
+    tokio::spawn(async move {
+        let mut acknowledged = Vec::new();
+        let started = Instant::now();
+        let mut id = 0u128;
+        while !stop.load(Ordering::Relaxed)
+            && acknowledged.len() < 20_000
+            && started.elapsed() < Duration::from_secs(600)
+        {
+            id += 1;
+            let from = (id % keys.len() as u128) as usize;
+            let operation = Operation::Transfer {
+                id,
+                debit_account: partner_account(from),
+                credit_account: partner_account((from + 1) % keys.len()),
+                asset: LOAD_ASSET,
+                amount: 1,
+                kind: TransferKind::Posted,
+                reference: 0,
+            };
+            let envelope =
+                Transaction::sign(network_id, &keys[from], Body::single(operation)).to_bytes();
+            for _ in 0..200 {
+                let api = target.lock().unwrap().clone();
+                match Client::new(&api)
+                    .submit(std::slice::from_ref(&envelope), true, None)
+                    .await
+                {
+                    Ok((200, response)) if response.results[0].status == "committed" => {
+                        acknowledged.push((from, id));
+                        break;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        }
+        acknowledged
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn governance_grows_rekeys_and_shrinks_the_running_network() {
+    // Proves add voter, add observer, node key rotation and voter removal through approved
+    // proposals, under load, with no acknowledged transfer lost and one chain on every node.
+    let folder = tempfile::tempdir().unwrap();
+    let (mut network, parties) = LocalNetwork::create(folder.path(), 3, 0, 4).unwrap();
+    network.start().await.unwrap();
+    let target = Arc::new(Mutex::new(network.apis[2].clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = start_load(
+        &network,
+        parties.keys.clone(),
+        Arc::clone(&target),
+        Arc::clone(&stop),
+    );
+
+    // A fourth voter joins: a learner first, promoted once caught up.
+    let fourth = network.prepare_node().unwrap();
+    let api = leader_of(&network, &[0, 1, 2]).await;
+    decide(
+        &network,
+        &api,
+        1,
+        GovernanceAction::AddNode {
+            node: fourth.id,
+            name: "bank-4".into(),
+            public_key: fourth.public_key,
+            role: NodeRole::Voter,
+            address: fourth.p2p_address.clone(),
+        },
+    )
+    .await;
+    network.start_node(fourth.index).await.unwrap();
+    wait_configuration(&api, &[1, 2, 3, 4], &[]).await;
+    wait_configuration(&network.apis[fourth.index], &[1, 2, 3, 4], &[]).await;
+    let nodes = Client::new(&api).nodes().await.unwrap();
+    assert_eq!(nodes.nodes.len(), 4);
+    assert!(nodes.nodes[3].active);
+
+    // A regulator's observer joins as a learner.
+    let observer = network.prepare_node().unwrap();
+    let api = leader_of(&network, &[0, 1, 2, 3]).await;
+    decide(
+        &network,
+        &api,
+        2,
+        GovernanceAction::AddNode {
+            node: observer.id,
+            name: "regulator-obs".into(),
+            public_key: observer.public_key,
+            role: NodeRole::Observer,
+            address: observer.p2p_address.clone(),
+        },
+    )
+    .await;
+    network.start_node(observer.index).await.unwrap();
+    wait_configuration(&api, &[1, 2, 3, 4], &[observer.id]).await;
+
+    // Node 2's key is rotated: peers admit only the new key from the deciding block; node 2
+    // restarts with it on its own data.
+    let rotated = network.rotate_node_key(1).unwrap();
+    let api = leader_of(&network, &[0, 1, 2, 3]).await;
+    decide(
+        &network,
+        &api,
+        3,
+        GovernanceAction::RotateNodeKey {
+            node: 2,
+            public_key: rotated,
+        },
+    )
+    .await;
+    network.restart(1).await.unwrap();
+    let height = Client::new(&api).status().await.unwrap().height;
+    converge(&network, &[0, 1, 2, 3, 4], height).await.unwrap();
+    let nodes = Client::new(&network.apis[1]).nodes().await.unwrap();
+    assert_eq!(nodes.nodes[1].public_key, hex::encode(rotated));
+
+    // The leader itself leaves: it hands leadership to a staying voter, which removes it; the
+    // rest keep committing.
+    let api = leader_of(&network, &[0, 1, 2, 3]).await;
+    let leaving = network.apis.iter().position(|known| *known == api).unwrap();
+    let staying: Vec<usize> = (0..4).filter(|index| *index != leaving).collect();
+    *target.lock().unwrap() = network.apis[staying[0]].clone();
+    decide(
+        &network,
+        &api,
+        4,
+        GovernanceAction::RemoveNode {
+            node: leaving as u64 + 1,
+        },
+    )
+    .await;
+    let api = leader_of(&network, &staying).await;
+    let voters: Vec<u64> = staying.iter().map(|index| *index as u64 + 1).collect();
+    wait_configuration(&api, &voters, &[observer.id]).await;
+    network.kill(leaving);
+    let height = Client::new(&api).status().await.unwrap().height;
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while Client::new(&api).status().await.unwrap().height < height + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no commits without the removed node (height {height})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = load.await.unwrap();
+    let remaining: Vec<usize> = staying.iter().copied().chain([observer.index]).collect();
+    let status = converge(&network, &remaining, height + 3).await.unwrap();
+    assert!(acknowledged.len() > 20, "{} transfers", acknowledged.len());
+
+    // Every acknowledged transfer is on every remaining node, the observer included.
+    let regulator = tpw_testnet::network::regulator_key(&network.dir).unwrap();
+    for index in remaining {
+        let reader = Client::new(&network.apis[index]).with_key(&regulator);
+        for (from, id) in &acknowledged {
+            let found = reader.transfer(partner_id(*from), *id).await.unwrap();
+            assert!(found.is_some(), "node {} lacks transfer {id}", index + 1);
+        }
+    }
+    eprintln!(
+        "{} transfers acknowledged across the changes, final height {}",
+        acknowledged.len(),
+        status.height
+    );
+}
