@@ -47,8 +47,11 @@ pub enum MembershipChange {
 
 /// Plans the next change from the `current` configuration toward `wanted`, as leader `me`
 /// with commit index `commit`; `matched` gives the highest log index known replicated to a
-/// node. Removals come first (a smaller group commits sooner), then promotions of caught-up
-/// learners, then additions. `None`: nothing to do now (done, or a learner still catching up).
+/// node. Order: learners no longer wanted leave; new voters join (as learners, promoted once
+/// caught up) and new observers join; only then do voters leave, so that replacing a voter
+/// never shrinks the group's fault tolerance on the way. A leaving leader hands over to the
+/// most up-to-date staying voter first. `None`: nothing to do now (done, or waiting for a
+/// learner to catch up before the voters that leave can go).
 pub fn plan(
     wanted: &Membership,
     current: &Membership,
@@ -57,23 +60,10 @@ pub fn plan(
     matched: &dyn Fn(u64) -> Option<u64>,
 ) -> Option<MembershipChange> {
     let stays = |id: &u64| wanted.voters.contains(id) || wanted.learners.contains(id);
-    if let Some(leaving) = current
-        .voters
-        .iter()
-        .chain(&current.learners)
-        .find(|id| !stays(id))
-    {
-        if *leaving != me {
-            return Some(MembershipChange::Remove(*leaving));
-        }
-        // The most up-to-date voter that stays takes over.
-        return current
-            .voters
-            .iter()
-            .filter(|id| **id != me && wanted.voters.contains(id))
-            .max_by_key(|id| (matched(**id).unwrap_or(0), std::cmp::Reverse(**id)))
-            .map(|id| MembershipChange::TransferLeadership(*id));
+    if let Some(leaving) = current.learners.iter().find(|id| !stays(id)) {
+        return Some(MembershipChange::Remove(*leaving));
     }
+    let mut joining = false;
     for id in wanted.voters.difference(&current.voters) {
         if !current.learners.contains(id) {
             return Some(MembershipChange::AddLearner(*id));
@@ -81,12 +71,28 @@ pub fn plan(
         if matched(*id).is_some_and(|index| index.saturating_add(PROMOTION_LAG_MAX) >= commit) {
             return Some(MembershipChange::Promote(*id));
         }
+        joining = true;
     }
-    wanted
+    if let Some(id) = wanted
         .learners
         .iter()
         .find(|id| !current.learners.contains(id) && !current.voters.contains(id))
-        .map(|id| MembershipChange::AddLearner(*id))
+    {
+        return Some(MembershipChange::AddLearner(*id));
+    }
+    if joining {
+        return None;
+    }
+    let leaving = current.voters.iter().find(|id| !stays(id))?;
+    if *leaving != me {
+        return Some(MembershipChange::Remove(*leaving));
+    }
+    current
+        .voters
+        .iter()
+        .filter(|id| **id != me && wanted.voters.contains(id))
+        .max_by_key(|id| (matched(**id).unwrap_or(0), std::cmp::Reverse(**id)))
+        .map(|id| MembershipChange::TransferLeadership(*id))
 }
 
 #[cfg(test)]
@@ -106,10 +112,11 @@ mod tests {
 
     #[test]
     fn each_step_changes_one_node_and_the_sequence_reaches_the_wanted_set() {
-        // Proves the planner's order (removals, promotions of caught-up learners, additions),
-        // that a voter joins as a learner first, that a lagging learner waits, that a leaving
-        // leader hands over to the most caught-up staying voter, and that applying the steps
-        // one by one ends at the wanted membership.
+        // Proves the planner's order (additions and promotions before voters leave), that a
+        // voter joins as a learner first, that a lagging learner holds back voter removals,
+        // that a leaving leader hands over to the most caught-up staying voter (also when the
+        // whole voter set is replaced), and that applying the steps one by one ends at the
+        // wanted membership.
         let caught_up = |_: u64| Some(100);
         let lagging = |_: u64| Some(10);
         let wanted = members(&[1, 2, 4], &[5]);
@@ -136,19 +143,41 @@ mod tests {
         assert_eq!(
             steps,
             vec![
-                MembershipChange::Remove(3),
                 MembershipChange::AddLearner(4),
                 MembershipChange::Promote(4),
                 MembershipChange::AddLearner(5),
+                MembershipChange::Remove(3),
             ]
         );
         assert_eq!(current, wanted);
 
-        let joining = members(&[1, 2], &[4]);
+        let joining = members(&[1, 2, 3], &[4]);
         assert_eq!(
             plan(&members(&[1, 2, 4], &[]), &joining, 1, 100, &lagging),
             None,
-            "a lagging learner is not promoted yet"
+            "a lagging learner is not promoted yet, and node 3 waits for it"
+        );
+        assert_eq!(
+            plan(
+                &members(&[4], &[]),
+                &members(&[1, 4], &[]),
+                1,
+                100,
+                &caught_up
+            ),
+            Some(MembershipChange::TransferLeadership(4)),
+            "the last old voter hands over to the new one"
+        );
+        assert_eq!(
+            plan(
+                &members(&[1, 2], &[]),
+                &members(&[1, 2], &[7]),
+                1,
+                100,
+                &caught_up
+            ),
+            Some(MembershipChange::Remove(7)),
+            "a learner no longer wanted leaves first"
         );
         let matched = |id: u64| Some(if id == 3 { 99 } else { 50 });
         assert_eq!(

@@ -145,12 +145,20 @@ pub(crate) fn add_key(
         Some(_) => return Ok(Outcome::Rejected(ResultCode::KeyInUse)),
         None => {}
     }
+    if overlay.get(&crate::state::key_owner_key(&key))?.is_some() {
+        // A revoked or rotated-out key is never registered again.
+        return Ok(Outcome::Rejected(ResultCode::KeyInUse));
+    }
     if found.keys.len() >= PARTICIPANT_KEYS_MAX {
         return Ok(Outcome::Rejected(ResultCode::TooManyKeys));
     }
     found.keys.push(key);
     put_participant(overlay, &found);
     overlay.put(signer_key(&key), Some(participant.to_le_bytes().to_vec()));
+    overlay.put(
+        crate::state::key_owner_key(&key),
+        Some(participant.to_le_bytes().to_vec()),
+    );
     Ok(Outcome::Applied)
 }
 

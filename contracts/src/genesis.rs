@@ -391,6 +391,10 @@ impl Genesis {
                     return fail(format!("key {} is registered twice", hex::encode(key)));
                 }
                 diff.insert(signer_key(key), Some(participant.id.to_le_bytes().to_vec()));
+                diff.insert(
+                    crate::state::key_owner_key(key),
+                    Some(participant.id.to_le_bytes().to_vec()),
+                );
             }
             diff.insert(
                 participant_key(participant.id),

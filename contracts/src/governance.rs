@@ -14,7 +14,9 @@ use crate::model::{to_bytes, AssetId, Participant, ParticipantId, PublicKey, Rol
 use crate::operations::{OperationContext, Outcome};
 use crate::overlay::Overlay;
 use crate::result::ResultCode;
-use crate::state::{participant_key, prefix, signer_key, SignerRecord, StateStore, StoreError};
+use crate::state::{
+    key_owner_key, participant_key, prefix, signer_key, SignerRecord, StateStore, StoreError,
+};
 
 /// Longest a proposal stays open, in block time.
 pub const PROPOSAL_LIFETIME_MS_MAX: u64 = 30 * 24 * 3600 * 1000;
@@ -613,14 +615,22 @@ pub(crate) fn approve(
     let Some(mut record) = overlay.typed(&proposal_key(id), ProposalRecord::decode)? else {
         return Ok(Outcome::Rejected(ResultCode::UnknownProposal));
     };
-    if record.approvals.contains(&context.signer.id) {
+    let again = record.approvals.contains(&context.signer.id);
+    let open = record.status == ProposalStatus::Open;
+    if again && !open {
         return Ok(Outcome::Existing(ResultCode::Ok));
     }
-    if record.status != ProposalStatus::Open {
+    if !open {
         return Ok(Outcome::Rejected(ResultCode::ProposalClosed));
     }
     if record.expires_at_ms <= context.block.time_ms {
         return Ok(Outcome::Rejected(ResultCode::ProposalExpired));
+    }
+    if again {
+        // A repeat approval counts once, but decides again: offboarding may have lowered M
+        // to what the proposal already has.
+        decide(overlay, context, record, &members)?;
+        return Ok(Outcome::Applied);
     }
     let position = record
         .approvals
@@ -638,11 +648,12 @@ fn decide(
     mut record: ProposalRecord,
     members: &[ParticipantId],
 ) -> Result<(), ApplyError> {
-    let counted = record
+    // Only members active now count; the others' approvals are dropped (which also keeps the
+    // list within BANK_MEMBERS_MAX over the proposal's life).
+    record
         .approvals
-        .iter()
-        .filter(|approval| members.contains(approval))
-        .count();
+        .retain(|approval| members.contains(approval));
+    let counted = record.approvals.len();
     if counted >= approvals_required(overlay, members.len())? {
         let height = context.block.height;
         record.status = match execute(overlay, context, &record.action)? {
@@ -793,7 +804,7 @@ fn check(
                 if !valid_key(key) {
                     return refuse(ResultCode::InvalidKey);
                 }
-                if overlay.get(&signer_key(key))?.is_some() {
+                if overlay.get(&key_owner_key(key))?.is_some() {
                     return refuse(ResultCode::KeyInUse);
                 }
             }
@@ -826,7 +837,7 @@ fn check(
             if !valid_key(new_key) {
                 return refuse(ResultCode::InvalidKey);
             }
-            if overlay.get(&signer_key(new_key))?.is_some() {
+            if overlay.get(&key_owner_key(new_key))?.is_some() {
                 return refuse(ResultCode::KeyInUse);
             }
             let live = live_keys(overlay, &found, context.block.time_ms)?;
@@ -835,7 +846,7 @@ fn check(
             }
         }
         A::RevokeKey { participant, key } => {
-            return revoke_check(overlay, *participant, key);
+            return revoke_check(overlay, *participant, key, context.block.time_ms);
         }
         A::SetTransferMax { asset, .. } => {
             if overlay.asset(*asset)?.is_none() {
@@ -856,6 +867,7 @@ fn revoke_check(
     overlay: &Overlay<'_>,
     participant: ParticipantId,
     key: &PublicKey,
+    now_ms: u64,
 ) -> Result<Option<ResultCode>, ApplyError> {
     let found = match active_participant(overlay, participant)? {
         Ok(found) => found,
@@ -864,7 +876,9 @@ fn revoke_check(
     if !found.keys.contains(key) {
         return Ok(Some(ResultCode::KeyNotRegistered));
     }
-    if found.keys.len() <= 1 {
+    // At least one key that still signs must remain (a retired key does not count).
+    let live = live_keys(overlay, &found, now_ms)?;
+    if live.iter().all(|live_key| live_key == key) {
         return Ok(Some(ResultCode::LastKey));
     }
     Ok(None)
@@ -899,6 +913,10 @@ fn put_signer(overlay: &mut Overlay<'_>, key: &PublicKey, record: SignerRecord) 
     overlay.put(
         signer_key(key),
         Some(to_bytes(|writer| record.encode(writer))),
+    );
+    overlay.put(
+        key_owner_key(key),
+        Some(record.participant.to_le_bytes().to_vec()),
     );
 }
 
@@ -1060,8 +1078,9 @@ fn execute(
     Ok(None)
 }
 
-/// The participant itself (with any of its keys) or its sponsoring bank member revokes one of
-/// its keys at once, without waiting for the consortium: the answer to a leaked key.
+/// A key revokes itself, or a sponsoring bank member revokes any key of its partner, at once,
+/// without waiting for the consortium: the answer to a leaked key. A participant's key may not
+/// revoke its other keys: whoever holds a leaked key could otherwise lock the owner out.
 pub(crate) fn revoke_key(
     overlay: &mut Overlay<'_>,
     context: &OperationContext<'_>,
@@ -1071,10 +1090,15 @@ pub(crate) fn revoke_key(
     let Some(found) = overlay.participant(participant)? else {
         return Ok(Outcome::Rejected(ResultCode::UnknownParticipant));
     };
-    if found.id != context.signer.id && found.bank != Some(context.signer.id) {
-        return Ok(Outcome::Rejected(ResultCode::NotSponsoringBank));
+    let itself = found.id == context.signer.id && *key == context.signer_key;
+    if !itself && found.bank != Some(context.signer.id) {
+        return Ok(Outcome::Rejected(if found.id == context.signer.id {
+            ResultCode::NotAuthorized
+        } else {
+            ResultCode::NotSponsoringBank
+        }));
     }
-    if let Some(code) = revoke_check(overlay, participant, key)? {
+    if let Some(code) = revoke_check(overlay, participant, key, context.block.time_ms)? {
         return Ok(Outcome::Rejected(code));
     }
     let mut found = found;

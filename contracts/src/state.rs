@@ -90,6 +90,17 @@ pub mod prefix {
     pub const OFFBOARDED: u8 = b'J';
     /// Governance settings: `g` `m` -> the approvals a proposal needs (u8).
     pub const GOVERNANCE: u8 = b'g';
+    /// Every key ever registered: public key [32] -> participant u64 LE. Never deleted, so a
+    /// past transaction's signer is known after its key was rotated out or revoked, and a key
+    /// is never registered twice.
+    pub const KEY_OWNER: u8 = b'k';
+}
+
+/// Key of the never-deleted key-owner record.
+pub fn key_owner_key(public_key: &PublicKey) -> Vec<u8> {
+    let mut key = vec![prefix::KEY_OWNER];
+    key.extend_from_slice(public_key);
+    key
 }
 
 /// The signer index record (`K` key): the participant a key belongs to and, for a key rotated

@@ -279,8 +279,8 @@ fn onboarding_offboarding_and_the_electorate() {
 #[test]
 fn a_key_rotates_with_an_overlap_and_a_leaked_key_is_revoked_at_once() {
     // Proves both keys sign during the overlap, the old one is refused from its end by block
-    // time, a participant or its bank revokes a key at once without the consortium, and a
-    // participant always keeps one key.
+    // time, a key revokes itself and a bank revokes its partner's keys at once without the
+    // consortium, and a participant always keeps one key that still signs.
     let mut ledger = Ledger::new();
     let new_key = key(30);
     let rotate = GovernanceAction::RotateKey {
@@ -331,10 +331,24 @@ fn a_key_rotates_with_an_overlap_and_a_leaked_key_is_revoked_at_once() {
         signed_by(&mut ledger, &key(31), revoke(31)),
         ResultCode::LastKey
     );
+    // A key revokes itself; it may not revoke the participant's other keys (a leaked key
+    // could otherwise lock its owner out), and a revoked key is never registered again.
+    let add = |seed| Operation::AddKey {
+        participant: PARTNER_X,
+        key: public(seed),
+    };
+    assert_eq!(one(&mut ledger, BANK_A, add(30)), ResultCode::KeyInUse);
+    assert_eq!(one(&mut ledger, BANK_A, add(32)), ResultCode::Ok);
     assert_eq!(
-        signed_by(&mut ledger, &key(31), revoke(30)),
-        ResultCode::KeyNotRegistered
+        signed_by(&mut ledger, &key(32), revoke(31)),
+        ResultCode::NotAuthorized
     );
+    assert_eq!(signed_by(&mut ledger, &key(32), revoke(32)), ResultCode::Ok);
+    assert_eq!(
+        signed_by(&mut ledger, &key(32), pay(7, 1)),
+        ResultCode::UnknownSigner
+    );
+    assert_eq!(signed_by(&mut ledger, &key(31), pay(8, 1)), ResultCode::Ok);
 }
 
 #[test]

@@ -1,14 +1,15 @@
 //! The operator's admin interface, on its own listener (`admin_listen`, loopback): online
-//! backups, and controls for drills such as cutting this node off from its peers. Off unless
-//! configured; every request carries the operator's token (`Authorization: Bearer <token>`,
-//! from `admin_token_file`).
+//! backups, the audit log, and controls for drills such as cutting this node off from its
+//! peers. Off unless configured; every request carries the operator's token
+//! (`Authorization: Bearer <token>`, from `admin_token_file`), and every request, refused or
+//! not, is recorded in the audit log.
 
 use crate::network::NetworkHandle;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -57,23 +58,123 @@ struct AdminState {
     node_id: u64,
 }
 
+/// Most audit records one request reads.
+pub const AUDIT_PAGE_MAX: usize = 1000;
+
+/// Query of GET /admin/v1/audit.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// First sequence (default 1).
+    pub from: Option<u64>,
+    /// At most this many (1 to 1000, default 100).
+    pub limit: Option<usize>,
+}
+
 /// The admin routes, answering only requests that carry `token`.
 pub fn router(
     network: Option<NetworkHandle>,
     db: crate::storage::Db,
     node_id: u64,
     token: &str,
+    audit: crate::audit::AuditLog,
 ) -> Router {
     let expected = blake3::hash(token.as_bytes());
     Router::new()
         .route("/admin/v1/partition", post(partition))
         .route("/admin/v1/backup", post(backup))
+        .route("/admin/v1/audit", get(audit_records))
         .with_state(AdminState {
             network,
             db,
             node_id,
         })
         .layer(axum::middleware::from_fn_with_state(expected, authenticate))
+        .layer(axum::middleware::from_fn_with_state(audit, audited))
+}
+
+/// Records every admin request (after authentication decided) in the audit log.
+async fn audited(
+    State(audit): State<crate::audit::AuditLog>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let time_ms = crate::runtime::now_ms();
+    let action = format!("{} {}", request.method(), request.uri().path());
+    let target = request.uri().query().unwrap_or_default().to_string();
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, ADMIN_BODY_SIZE_MAX).await else {
+        return admin_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("admin request bodies are at most {ADMIN_BODY_SIZE_MAX} bytes"),
+        )
+        .into_response();
+    };
+    let detail = if bytes.is_empty() {
+        [0u8; 32]
+    } else {
+        *blake3::hash(&bytes).as_bytes()
+    };
+    let response = next
+        .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await;
+    let status = response.status().as_u16();
+    audit
+        .record(crate::audit::Entry {
+            time_ms,
+            channel: crate::audit::Channel::Admin,
+            actor: if status == 401 {
+                "anonymous"
+            } else {
+                "operator"
+            }
+            .into(),
+            action,
+            target,
+            status,
+            detail,
+        })
+        .await;
+    response
+}
+
+/// Bytes of an admin request body.
+const ADMIN_BODY_SIZE_MAX: usize = 64 * 1024;
+
+/// The audit log from a sequence: `{"records": [...], "written": N}`.
+async fn audit_records(
+    State(state): State<AdminState>,
+    query: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let query = match query {
+        Ok(axum::extract::Query(query)) => query,
+        Err(rejection) => {
+            return admin_error(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
+        }
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, AUDIT_PAGE_MAX);
+    let db = state.db.clone();
+    let from = query.from.unwrap_or(1);
+    match tokio::task::spawn_blocking(move || crate::audit::read(&db, from, limit)).await {
+        Ok(Ok(records)) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "records": records })),
+        ),
+        Ok(Err(error)) => {
+            crate::storage::note_corruption(&error);
+            admin_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage",
+                error.to_string(),
+            )
+        }
+        Err(error) => admin_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            error.to_string(),
+        ),
+    }
 }
 
 fn admin_error(

@@ -327,7 +327,7 @@ pub fn derive(
         let transaction = Transaction::from_bytes(bytes, network_id).ok();
         let signer = match &transaction {
             Some(transaction) => reader
-                .participant_by_key(&transaction.signer)?
+                .key_owner(&transaction.signer)?
                 .map(|participant| participant.id),
             None => None,
         };

@@ -68,6 +68,19 @@ enum GenesisCommand {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Walks the audit log of a stopped node's data folder (or a backup): every record's own
+    /// hash, its link to the one before, and sequences without gaps. Prints one JSON line
+    /// with the record count and the head hash (compare it with the `audit head` lines the
+    /// node logged); exits 1 at the first break, naming it.
+    Verify {
+        /// The node's data folder (holding db/).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum ProofCommand {
     /// Fetches a transfer's inclusion proof (a signed read) and writes it to a file.
     Get {
@@ -144,6 +157,11 @@ enum Command {
         /// The network's genesis file.
         #[arg(long)]
         genesis: PathBuf,
+    },
+    /// The node's hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Runs a node.
     Run {
@@ -546,6 +564,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: GenesisCommand::Create { spec, out },
         } => create_genesis(&spec, &out),
         Command::Verify { data_dir, genesis } => verify(&data_dir, &genesis),
+        Command::Audit {
+            command: AuditCommand::Verify { data_dir },
+        } => {
+            let database = data_dir.join("db");
+            if !database.join("CURRENT").exists() {
+                bail!("{} holds no database (db/)", data_dir.display());
+            }
+            let db = tpw_node::storage::Db::open_read_only(&database)
+                .with_context(|| format!("cannot open {}", database.display()))?;
+            let report = tpw_node::audit::verify(&db)?;
+            print_json(&report)?;
+            if let Some(broken) = &report.broken {
+                bail!("the audit log is broken: {broken}");
+            }
+            Ok(())
+        }
         Command::Run {
             config,
             data_dir,

@@ -56,6 +56,14 @@ pub struct Metrics {
     pub webhook_retries: AtomicU64,
     /// Raft configuration changes applied here.
     pub conf_changes_applied: AtomicU64,
+    /// Committed Raft entries not yet applied.
+    pub apply_lag: AtomicU64,
+    /// The most blocks one webhook endpoint is behind the head.
+    pub webhook_backlog_blocks: AtomicU64,
+    /// Webhook endpoints with blocks still to look through.
+    pub webhook_endpoints_behind: AtomicU64,
+    /// Records in this node's audit log.
+    pub audit_records: AtomicU64,
     /// Voters in Raft's configuration.
     pub raft_voters: AtomicU64,
     /// Learners (observers, voters catching up) in Raft's configuration.
@@ -220,6 +228,30 @@ impl Metrics {
             "gauge",
             "Blocks below an installed snapshot not yet fetched.",
             read(&self.blocks_missing),
+        );
+        emit(
+            "tpw_apply_lag_entries",
+            "gauge",
+            "Committed Raft entries this node has not applied yet (commit index - applied index).",
+            read(&self.apply_lag),
+        );
+        emit(
+            "tpw_webhook_backlog_blocks",
+            "gauge",
+            "The most blocks any webhook endpoint is behind the head (leader only; 0 elsewhere).",
+            read(&self.webhook_backlog_blocks),
+        );
+        emit(
+            "tpw_webhook_endpoints_behind",
+            "gauge",
+            "Webhook endpoints with blocks still to deliver (leader only).",
+            read(&self.webhook_endpoints_behind),
+        );
+        emit(
+            "tpw_audit_records_total",
+            "counter",
+            "Records written to this node's hash-chained audit log.",
+            read(&self.audit_records),
         );
         emit(
             "tpw_raft_conf_changes_total",

@@ -41,6 +41,7 @@ fn identify(
     node_set: &[NodeRecord],
     public_key: &[u8; 32],
     config: &NodeConfig,
+    fresh: bool,
 ) -> anyhow::Result<Identity> {
     if let Some(node) = node_set
         .iter()
@@ -64,6 +65,11 @@ fn identify(
         );
     };
     match node_set.iter().find(|node| node.id == id) {
+        Some(_) if fresh => bail!(
+            "node {id} is already in this ledger's node set, and the data folder is empty: a node \
+             that lost its data must never start again under its old id (it could vote twice in \
+             one term). Add it as a new node with a new id and key (docs/operating.md)."
+        ),
         Some(node) if !node.active() => bail!(
             "node {id} was removed from the node set at height {:?}; a removed node never returns \
              (add a new node with a new id and key)",
@@ -128,6 +134,13 @@ pub struct RunningNode {
     stop_server: tokio::sync::oneshot::Sender<()>,
     webhooks: tokio::task::JoinHandle<()>,
     context: Arc<ApiContext>,
+    /// The admin server and its stop signal, when configured.
+    admin: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    )>,
+    /// The audit log writer, which ends once every request holding the log is gone.
+    audit_writer: std::thread::JoinHandle<()>,
 }
 
 /// Opens storage and starts the raft loop and the API.
@@ -191,7 +204,9 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let mut ledger = LedgerStore::open(db.clone(), &genesis)?;
     ledger.resume_install(&log)?;
     let node_set = tpw_contracts::governance::node_records(&ledger)?;
-    let me = identify(&node_set, &public_key, config)?;
+    let me = identify(&node_set, &public_key, config, fresh)?;
+    // A node joining on an empty folder under an id its ledger does not know yet.
+    let joining = fresh && !node_set.iter().any(|node| node.id == me.id);
     let applied_index = ledger.applied_index();
     let last_index = tpw_consensus::Storage::last_index(&log)
         .map_err(|error| anyhow::anyhow!("raft log: {error}"))?;
@@ -216,7 +231,8 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         Arc::clone(&shared),
     )
     .context("cannot prepare the snapshots folder")?;
-    let alone = log.conf_state().voters == [me.id];
+    let log_conf_state = log.conf_state();
+    let alone = log_conf_state.voters == [me.id];
     let mut driver = Driver::new(&driver_config, log)?;
     if alone {
         driver.campaign()?;
@@ -225,8 +241,10 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let members = crate::runtime::NodeSet {
         records: node_set.clone(),
         configured: configured.clone(),
+        sent: None,
+        dirty: false,
     }
-    .members();
+    .members(&tpw_consensus::Membership::of(&log_conf_state));
     tracing::info!(
         node_id = me.id,
         network_id = %hex::encode(network_id),
@@ -247,6 +265,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         Duration::from_millis(config.raft.tick_ms),
     )?
     .with_log_retention(config.raft.log_retention_entries)
+    .joining(joining)
     .with_proposals_in_flight(config.blocks.proposals_in_flight_max);
     let network = if members.len() > 1 || !config.peers.is_empty() {
         Some(
@@ -302,6 +321,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let runtime = std::thread::Builder::new()
         .name("tpw-raft".into())
         .spawn(move || runtime.run())?;
+    let (audit, audit_writer) = crate::audit::AuditLog::start(db.clone())?;
     let context = Arc::new(ApiContext {
         shared: Arc::clone(&shared),
         reader: LedgerReader::new(db.clone()),
@@ -322,6 +342,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         ),
         request_timeout: std::time::Duration::from_millis(config.api.request_timeout_ms),
         webhook_replays: Default::default(),
+        audit: audit.clone(),
     });
     crate::api::serve_forwarded(&context);
     let webhooks = tokio::spawn(crate::webhooks::run(
@@ -329,6 +350,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         node_key.clone(),
         config.webhooks.clone(),
     ));
+    let mut admin_server = None;
     if let Some(admin) = &config.admin_listen {
         let token_file = config
             .admin_token_file
@@ -339,13 +361,21 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
             .await
             .with_context(|| format!("cannot listen on admin_listen {admin}"))?;
         tracing::info!(admin = %admin, "admin interface serving");
-        let routes = crate::admin::router(network, db.clone(), me.id, &token);
-        tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, routes).await {
+        let routes = crate::admin::router(network, db.clone(), me.id, &token, audit.clone());
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, routes)
+                .with_graceful_shutdown(async move {
+                    let _ = admin_stopped.await;
+                })
+                .await;
+            if let Err(error) = served {
                 tracing::error!(%error, "admin interface stopped");
             }
         });
+        admin_server = Some((task, stop_admin));
     }
+    drop(audit);
     let listener = tokio::net::TcpListener::bind(config.api_address())
         .await
         .with_context(|| format!("cannot listen on {}", config.api_listen))?;
@@ -369,6 +399,8 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         stop_server,
         webhooks,
         context,
+        admin: admin_server,
+        audit_writer,
     })
 }
 
@@ -383,6 +415,10 @@ impl RunningNode {
         let _ = self.stop_server.send(());
         self.shared.stopping.store(true, Ordering::Relaxed);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        if let Some((task, stop)) = self.admin {
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.webhooks).await;
         // Event streams and deliveries hold the API context (and so the database): let them
         // notice the stop and let go, so a restart in this process can open the database.
@@ -393,9 +429,12 @@ impl RunningNode {
         drop(self.context);
         let runtime = self.runtime;
         let snapshot_maker = self.snapshot_maker;
+        let audit_writer = self.audit_writer;
         let result = tokio::task::spawn_blocking(move || {
             let result = runtime.join();
             let _ = snapshot_maker.join();
+            // Ends once the last holder of the log (the API context, the admin router) is gone.
+            let _ = audit_writer.join();
             result
         })
         .await?;

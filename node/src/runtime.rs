@@ -252,6 +252,12 @@ pub struct Shared {
     pub head_height: tokio::sync::watch::Sender<u64>,
     /// Webhook delivery progress made as leader, for the next block proposal.
     pub webhook_checkpoint: Mutex<crate::webhooks::Checkpoint>,
+    /// Counts applied blocks that changed signer records (a key added, rotated, revoked): the
+    /// API's admission cache of signing keys is emptied when it moves.
+    pub signer_generation: std::sync::atomic::AtomicU64,
+    /// Blocks each webhook endpoint (participant, endpoint) still has to look through for
+    /// events to deliver, as its worker last saw: the backlog gauges.
+    pub webhook_backlog: Mutex<std::collections::BTreeMap<(u64, u16), u64>>,
 }
 
 impl Shared {
@@ -266,6 +272,8 @@ impl Shared {
             snapshot_gate: crate::snapshot::SnapshotGate::default(),
             head_height: tokio::sync::watch::Sender::new(0),
             webhook_checkpoint: Mutex::new(crate::webhooks::Checkpoint::default()),
+            webhook_backlog: Mutex::default(),
+            signer_generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -333,6 +341,10 @@ pub struct Runtime {
     snapshots_sent: HashMap<u64, Instant>,
     /// The ledger's node set.
     nodes: NodeSet,
+    /// Started on an empty folder under an id its ledger did not know: until it is added as a
+    /// learner, a snapshot that already counts it as a voter means it was a member before and
+    /// lost its data, and it stops rather than vote again.
+    joining: bool,
 }
 
 impl Runtime {
@@ -365,6 +377,7 @@ impl Runtime {
             snapshot_stepped: None,
             snapshots_sent: HashMap::new(),
             nodes: NodeSet::default(),
+            joining: false,
         };
         let mut runtime = runtime;
         runtime.nodes.records = tpw_contracts::governance::node_records(&runtime.ledger)?;
@@ -388,6 +401,12 @@ impl Runtime {
     /// Lets the leader have this many blocks proposed and not yet applied.
     pub fn with_proposals_in_flight(mut self, blocks: u64) -> Self {
         self.proposals_in_flight_max = blocks.max(1);
+        self
+    }
+
+    /// Marks a node joining on an empty folder (see the `joining` field).
+    pub fn joining(mut self, joining: bool) -> Self {
+        self.joining = joining;
         self
     }
 
@@ -446,6 +465,7 @@ impl Runtime {
             }
             self.propose();
             self.reconcile_membership();
+            self.sync_members();
             self.process_ready()?;
             self.resolve_snapshot_step()?;
             self.compact_log()?;
@@ -672,6 +692,18 @@ impl Runtime {
         snapshot: &tpw_consensus::raft_types::Snapshot,
     ) -> Result<(), RuntimeError> {
         let started = Instant::now();
+        let conf_state = snapshot.get_metadata().get_conf_state();
+        let me = self.driver.id();
+        if self.joining && conf_state.voters.contains(&me) {
+            return Err(RuntimeError::Storage(StorageError::Unusable(format!(
+                "node {me} started on an empty data folder, but the network already counts it as a \
+                 voter: it was a member before and lost its data. It must not vote again under this \
+                 id; add it as a new node with a new id and key (docs/operating.md)."
+            ))));
+        }
+        if conf_state.learners.contains(&me) {
+            self.joining = false;
+        }
         let store = self.driver.store().clone();
         self.ledger.install_snapshot(&store, snapshot)?;
         self.next_expiry_ms = next_expiry_ms(&self.ledger)?;
@@ -787,8 +819,13 @@ impl Runtime {
         self.ledger
             .commit_block(entry.index, &entry.data, &outcome, &plausible)?;
         crate::failpoint::point("apply_after");
-        if membership::touches_nodes(&outcome.diff) {
+        if membership::touches_prefix(&outcome.diff, tpw_contracts::state::prefix::NODE) {
             self.refresh_nodes()?;
+        }
+        if membership::touches_prefix(&outcome.diff, tpw_contracts::state::prefix::KEY) {
+            self.shared
+                .signer_generation
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
         }
         self.shared.head_height.send_replace(outcome.header.height);
         self.next_expiry_ms = next_expiry_ms(&self.ledger)?;
@@ -899,6 +936,10 @@ impl Runtime {
         Metrics::set(&metrics.height, status.height);
         Metrics::set(&metrics.term, status.term);
         Metrics::set(&metrics.is_leader, u64::from(self.driver.is_leader()));
+        Metrics::set(
+            &metrics.apply_lag,
+            status.commit_index.saturating_sub(status.applied_index),
+        );
         Metrics::set(&metrics.raft_voters, status.voters.len() as u64);
         Metrics::set(&metrics.raft_learners, status.learners.len() as u64);
         Metrics::set(&metrics.commit_index, status.commit_index);

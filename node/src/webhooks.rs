@@ -307,6 +307,21 @@ impl Worker {
     }
 
     async fn run(self, registered: u64) {
+        self.serve(registered).await;
+        self.forget_backlog();
+    }
+
+    /// Records how many blocks this endpoint still has to look through.
+    fn note_backlog(&self, blocks: u64) {
+        lock(&self.context.shared.webhook_backlog)
+            .insert((self.participant, self.endpoint), blocks);
+    }
+
+    fn forget_backlog(&self) {
+        lock(&self.context.shared.webhook_backlog).remove(&(self.participant, self.endpoint));
+    }
+
+    async fn serve(&self, registered: u64) {
         let db = self.context.reader.db().clone();
         let principal = match self.context.reader.participant(self.participant) {
             Ok(Some(participant)) => Principal {
@@ -350,6 +365,8 @@ impl Worker {
                 Ok(next) => next,
                 Err(()) => return,
             };
+            let head = *self.context.shared.head_height.borrow();
+            self.note_backlog(head.saturating_sub(cursor.height.max(scanned)));
             let Some(event) = next else {
                 let _ = tokio::time::timeout(POLL * 5, watch.changed()).await;
                 continue;

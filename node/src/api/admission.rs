@@ -16,26 +16,31 @@ use tpw_contracts::{transaction_id, Operation, Transaction};
 /// Admission is only a pre-filter: the ledger decides every transaction again when it applies.
 #[derive(Default)]
 pub struct AdmissionCache {
-    signers: std::sync::RwLock<HashSet<[u8; 32]>>,
+    /// Keys known to sign, with the signer-record generation they were read at.
+    signers: std::sync::RwLock<(u64, HashSet<[u8; 32]>)>,
     account_assets: std::sync::RwLock<HashMap<u128, u32>>,
 }
 
 impl AdmissionCache {
-    fn signer_known(&self, key: &[u8; 32]) -> bool {
-        self.signers
+    /// Whether `key` was read as a signing key since the signer records last changed
+    /// (`generation` counts the blocks that changed them: a revocation empties the cache).
+    fn signer_known(&self, key: &[u8; 32], generation: u64) -> bool {
+        let signers = self
+            .signers
             .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains(key)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        signers.0 == generation && signers.1.contains(key)
     }
-    fn remember_signer(&self, key: [u8; 32]) {
+    fn remember_signer(&self, key: [u8; 32], generation: u64) {
         let mut signers = self
             .signers
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if signers.len() >= ADMISSION_CACHE_MAX {
-            signers.clear();
+        if signers.0 != generation || signers.1.len() >= ADMISSION_CACHE_MAX {
+            signers.1.clear();
+            signers.0 = generation;
         }
-        signers.insert(key);
+        signers.1.insert(key);
     }
     fn account_asset(&self, account: u128) -> Option<u32> {
         self.account_assets
@@ -268,19 +273,36 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
     Ok(())
 }
 
+/// Whether `key` signs now: registered, not revoked, and not retired by the head's block time.
 fn signer_registered(context: &ApiContext, key: &[u8; 32]) -> Result<bool, ApiError> {
-    if context.admission_cache.signer_known(key) {
+    let generation = context
+        .shared
+        .signer_generation
+        .load(std::sync::atomic::Ordering::Acquire);
+    if context.admission_cache.signer_known(key, generation) {
         return Ok(true);
     }
-    let registered = context
+    let Some(bytes) = context
         .reader
         .state_now(&signer_key(key))
         .map_err(ApiError::storage)?
-        .is_some();
-    if registered {
-        context.admission_cache.remember_signer(*key);
+    else {
+        return Ok(false);
+    };
+    let record = from_bytes(&bytes, tpw_contracts::state::SignerRecord::decode)
+        .map_err(|error| ApiError::storage(StorageError::Corrupt(error.to_string())))?;
+    if record.retire_at_ms.is_some() {
+        // A key being rotated out is checked against the head's time on every submission.
+        let head_ms = context
+            .shared
+            .status
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .block_time_ms;
+        return Ok(record.signs_at(head_ms));
     }
-    Ok(registered)
+    context.admission_cache.remember_signer(*key, generation);
+    Ok(true)
 }
 
 fn signer_role(context: &ApiContext, key: &[u8; 32]) -> Result<Option<Role>, ApiError> {

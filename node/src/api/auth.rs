@@ -137,7 +137,15 @@ pub(super) async fn authenticate(
     next: Next,
 ) -> Response {
     match verify(&context, request).await {
-        Ok(request) => next.run(request).await,
+        Ok(request) => {
+            // The audit log (outside this layer) names who asked.
+            let principal = request.extensions().get::<Principal>().cloned();
+            let mut response = next.run(request).await;
+            if let Some(principal) = principal {
+                response.extensions_mut().insert(principal);
+            }
+            response
+        }
         Err(error) => error.into_response(),
     }
 }

@@ -59,6 +59,8 @@ pub struct ApiContext {
     pub request_timeout: std::time::Duration,
     /// Webhook replays asked for on this node.
     pub webhook_replays: crate::webhooks::Replays,
+    /// The node's audit log.
+    pub audit: crate::audit::AuditLog,
 }
 
 type AppState = Arc<ApiContext>;
@@ -234,7 +236,86 @@ pub fn router(context: Arc<ApiContext>) -> Router {
             Arc::clone(&context),
             bounded_time,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&context),
+            audited,
+        ))
         .with_state(context)
+}
+
+/// Paths that hold no participant's data and are polled by monitoring: not audited.
+const UNAUDITED_PATHS: [&str; 6] = [
+    "/v1/health",
+    "/v1/ready",
+    "/v1/status",
+    "/v1/nodes",
+    "/v1/openapi.json",
+    "/metrics",
+];
+
+/// Records every other request in the audit log once it is answered: who (the authenticated
+/// participant, else the key it claimed, else anonymous), what, the status, and a hash of the
+/// body (a submission's body identifies its transactions exactly).
+async fn audited(
+    axum::extract::State(context): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if UNAUDITED_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let time_ms = crate::runtime::now_ms();
+    let action = format!("{} {}", request.method(), request.uri().path());
+    let target = request.uri().query().unwrap_or_default().to_string();
+    let claimed = request
+        .headers()
+        .get(crate::request_auth::HEADER_KEY)
+        .and_then(|value| value.to_str().ok())
+        .map(|key| format!("key:{}", crate::audit::cut_text(key)));
+    let (parts, body) = request.into_parts();
+    let detail;
+    let response = if parts.method == axum::http::Method::GET {
+        detail = [0u8; 32];
+        next.run(axum::extract::Request::from_parts(parts, body))
+            .await
+    } else {
+        match axum::body::to_bytes(body, BODY_SIZE_MAX).await {
+            Ok(bytes) => {
+                detail = *blake3::hash(&bytes).as_bytes();
+                next.run(axum::extract::Request::from_parts(
+                    parts,
+                    axum::body::Body::from(bytes),
+                ))
+                .await
+            }
+            Err(_) => {
+                detail = [0u8; 32];
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("request bodies are at most {BODY_SIZE_MAX} bytes"),
+                )
+                .into_response()
+            }
+        }
+    };
+    let actor = match response.extensions().get::<Principal>() {
+        Some(principal) => format!("participant:{}", principal.id),
+        None => claimed.unwrap_or_else(|| "anonymous".into()),
+    };
+    context
+        .audit
+        .record(crate::audit::Entry {
+            time_ms,
+            channel: crate::audit::Channel::Api,
+            actor,
+            action,
+            target,
+            status: response.status().as_u16(),
+            detail,
+        })
+        .await;
+    response
 }
 
 /// The OpenAPI document of this API (kept in docs/openapi.json).

@@ -67,7 +67,7 @@ fn envelope_visible(
     };
     let signer = context
         .reader
-        .participant_by_key(&transaction.signer)
+        .key_owner(&transaction.signer)
         .map_err(ApiError::storage)?;
     match signer {
         Some(signer) if principal.sees(&context.reader, signer.id)? => Ok(true),

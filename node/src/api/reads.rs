@@ -34,7 +34,7 @@ pub(super) async fn transaction(
         // Visible to its signer (and whoever may read the signer's records).
         let signer = match &decoded {
             Some(transaction) => reader
-                .participant_by_key(&transaction.signer)
+                .key_owner(&transaction.signer)
                 .map_err(ApiError::storage)?
                 .map(|participant| participant.id),
             None => None,
@@ -66,7 +66,7 @@ pub(super) async fn transaction(
         .received_signer(&tx_id);
     // In flight: visible, like the committed transaction, only to who may read its signer's.
     let visible = match received_signer {
-        Some(key) => match reader.participant_by_key(&key).map_err(ApiError::storage)? {
+        Some(key) => match reader.key_owner(&key).map_err(ApiError::storage)? {
             Some(participant) => principal.sees(reader, participant.id)?,
             None => principal.sees_all(),
         },
@@ -415,6 +415,23 @@ pub(super) async fn ready(State(context): State<AppState>) -> Response {
 }
 
 pub(super) async fn metrics(State(context): State<AppState>) -> Response {
+    let metrics = &context.shared.metrics;
+    {
+        let backlog = context
+            .shared
+            .webhook_backlog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        crate::metrics::Metrics::set(
+            &metrics.webhook_backlog_blocks,
+            backlog.values().copied().max().unwrap_or(0),
+        );
+        crate::metrics::Metrics::set(
+            &metrics.webhook_endpoints_behind,
+            backlog.values().filter(|blocks| **blocks > 0).count() as u64,
+        );
+    }
+    crate::metrics::Metrics::set(&metrics.audit_records, context.audit.written());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         context.shared.metrics.render(),

@@ -60,7 +60,7 @@ pub enum NetworkError {
 }
 
 /// One member of the node set, as the network needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     /// Raft id.
     pub id: u64,
@@ -124,12 +124,15 @@ pub struct SnapshotWiring {
 
 impl NetworkHandle {
     /// Replaces the admitted peers with the ledger's node set: a removed node or a rotated-out
-    /// key is disconnected and refused, a new node or key admitted.
-    pub fn set_members(&self, members: Vec<Member>) {
-        if let Err(error) = self.outbound.try_send(Outbound::Members(members)) {
-            // The raft loop sends the node set again whenever it changes; a full queue here
-            // means the network task is behind, and it gets the next update.
-            tracing::error!(%error, "node set update for the network dropped");
+    /// key is disconnected and refused, a new node or key admitted. False when the network's
+    /// queue was full: the caller tries again.
+    pub fn set_members(&self, members: Vec<Member>) -> bool {
+        match self.outbound.try_send(Outbound::Members(members)) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "node set update for the network deferred: queue full");
+                false
+            }
         }
     }
 
@@ -296,6 +299,7 @@ pub async fn start(
         pending_forwards: HashMap::new(),
         pending_snapshots: HashMap::new(),
         snapshot_sends: HashMap::new(),
+        partitioned: std::collections::BTreeSet::new(),
     };
     tokio::spawn(task.run(receiver));
     Ok(NetworkHandle {
@@ -353,6 +357,8 @@ struct NetworkTask {
     >,
     /// Raft snapshot messages on their way, by request, with the node they go to.
     snapshot_sends: HashMap<request_response::OutboundRequestId, u64>,
+    /// Nodes the operator cut this node off from (admin partition).
+    partitioned: std::collections::BTreeSet<u64>,
 }
 
 /// A response computed off the network task, for the protocol it answers.
@@ -410,6 +416,7 @@ impl NetworkTask {
                 }
             }
             Outbound::Partition(isolate_from) => {
+                self.partitioned = isolate_from.iter().copied().collect();
                 let members: Vec<(u64, PeerId)> = self
                     .peers
                     .by_node
@@ -485,7 +492,12 @@ impl NetworkTask {
             if !self.peers.by_peer.contains_key(peer) {
                 tracing::info!(%peer, node_id = node, "peer joined the node set");
             }
-            self.swarm.behaviour_mut().allowed.allow_peer(*peer);
+            // An operator's partition outlives node set changes.
+            if self.partitioned.contains(node) {
+                self.swarm.behaviour_mut().allowed.disallow_peer(*peer);
+            } else {
+                self.swarm.behaviour_mut().allowed.allow_peer(*peer);
+            }
         }
         self.peers = directory;
     }

@@ -11,7 +11,6 @@ use tpw_consensus::raft_types::ConfChange;
 use tpw_consensus::Membership;
 use tpw_contracts::genesis::NodeRole;
 use tpw_contracts::governance::{node_records, NodeRecord};
-use tpw_contracts::state::prefix;
 use tpw_contracts::StateDiff;
 
 /// The ledger's node set as the loop uses it.
@@ -21,6 +20,10 @@ pub(crate) struct NodeSet {
     pub(crate) records: Vec<NodeRecord>,
     /// Configured peer addresses, which take precedence over the ledger's.
     pub(crate) configured: BTreeMap<u64, SocketAddr>,
+    /// The peers the network last accepted.
+    pub(crate) sent: Option<Vec<Member>>,
+    /// The node set or Raft's configuration changed since the network last took the peers.
+    pub(crate) dirty: bool,
 }
 
 impl NodeSet {
@@ -44,12 +47,16 @@ impl NodeSet {
             .is_none_or(|node| node.role == NodeRole::Observer)
     }
 
-    /// The peers the network admits and dials: every active node, at its configured address
-    /// or else the one its `add_node` change gave.
-    pub(crate) fn members(&self) -> Vec<Member> {
+    /// The peers the network admits and dials: every active node, and every node still in
+    /// Raft's configuration `raft` (a removed node stays reachable until Raft has removed it,
+    /// so a leaving leader can hand over and the removal can commit), at its configured
+    /// address or else the one its `add_node` change gave.
+    pub(crate) fn members(&self, raft: &Membership) -> Vec<Member> {
         self.records
             .iter()
-            .filter(|node| node.active())
+            .filter(|node| {
+                node.active() || raft.voters.contains(&node.id) || raft.learners.contains(&node.id)
+            })
             .map(|node| Member {
                 id: node.id,
                 public_key: node.public_key,
@@ -64,29 +71,44 @@ impl NodeSet {
     }
 }
 
-/// Whether a block changed a node record.
-pub(crate) fn touches_nodes(diff: &StateDiff) -> bool {
-    diff.keys().any(|key| key.first() == Some(&prefix::NODE))
+/// Whether a block changed a record of the kind `kind` (the diff is ordered: one seek).
+pub(crate) fn touches_prefix(diff: &StateDiff, kind: u8) -> bool {
+    diff.range(vec![kind]..vec![kind + 1]).next().is_some()
 }
 
 impl Runtime {
     /// Reads the node set from the ledger and hands the network its peers.
     pub(super) fn refresh_nodes(&mut self) -> Result<(), RuntimeError> {
         let records = node_records(&self.ledger)?;
-        if records == self.nodes.records {
-            return Ok(());
+        if records != self.nodes.records {
+            self.nodes.records = records;
+            self.nodes.dirty = true;
+            let wanted = self.nodes.wanted();
+            tracing::info!(
+                voters = ?wanted.voters,
+                observers = ?wanted.learners,
+                "node set read from the ledger"
+            );
         }
-        self.nodes.records = records;
-        let wanted = self.nodes.wanted();
-        tracing::info!(
-            voters = ?wanted.voters,
-            observers = ?wanted.learners,
-            "node set read from the ledger"
-        );
-        if let Some(network) = &self.network {
-            network.set_members(self.nodes.members());
-        }
+        self.sync_members();
         Ok(())
+    }
+
+    /// Hands the network the peers to admit when they changed (the ledger's node set, or
+    /// Raft's configuration); an update the network could not take is retried on the next
+    /// call, which the loop makes every iteration.
+    pub(super) fn sync_members(&mut self) {
+        let Some(network) = &self.network else {
+            return;
+        };
+        if !self.nodes.dirty {
+            return;
+        }
+        let members = self.nodes.members(&self.driver.membership());
+        if self.nodes.sent.as_ref() == Some(&members) || network.set_members(members.clone()) {
+            self.nodes.sent = Some(members);
+            self.nodes.dirty = false;
+        }
     }
 
     /// Applies a committed configuration change at `index` on this node.
@@ -97,6 +119,9 @@ impl Runtime {
     ) -> Result<(), RuntimeError> {
         match self.driver.apply_conf_change(change) {
             Ok(conf_state) => {
+                if conf_state.learners.contains(&self.driver.id()) {
+                    self.joining = false;
+                }
                 tracing::info!(
                     index,
                     change = ?change.get_change_type(),
@@ -108,6 +133,8 @@ impl Runtime {
                 let log = self.driver.store().clone();
                 self.ledger.record_conf_change(index, &log, conf_state)?;
                 crate::metrics::Metrics::add(&self.shared.metrics.conf_changes_applied, 1);
+                self.nodes.dirty = true;
+                self.sync_members();
             }
             Err(error) => {
                 // Every node refuses the same change alike; it changes nothing anywhere.

@@ -18,8 +18,10 @@ pub const CF_INDEX: &str = "index";
 pub const CF_META: &str = "meta";
 /// State records of a snapshot being received, kept apart until Raft accepts the snapshot.
 pub const CF_STAGING: &str = "snapshot_staging";
+/// The node's hash-chained audit log, by sequence (node/src/audit.rs).
+pub const CF_AUDIT: &str = "audit";
 
-const COLUMN_FAMILIES: [&str; 7] = [
+const COLUMN_FAMILIES: [&str; 8] = [
     CF_RAFT_LOG,
     CF_RAFT_STATE,
     CF_BLOCKS,
@@ -27,6 +29,7 @@ const COLUMN_FAMILIES: [&str; 7] = [
     CF_INDEX,
     CF_META,
     CF_STAGING,
+    CF_AUDIT,
 ];
 
 fn descriptors() -> Vec<ColumnFamilyDescriptor> {

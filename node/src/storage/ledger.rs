@@ -718,6 +718,23 @@ impl LedgerReader {
         self.participant(record.participant)
     }
 
+    /// The participant a key was ever registered to (also after it was rotated out or revoked):
+    /// who signed a past transaction.
+    pub fn key_owner(
+        &self,
+        key: &[u8; 32],
+    ) -> Result<Option<tpw_contracts::model::Participant>, StorageError> {
+        let Some(bytes) = self.state_now(&tpw_contracts::state::key_owner_key(key))? else {
+            return Ok(None);
+        };
+        let id = <[u8; 8]>::try_from(bytes.as_slice())
+            .map(u64::from_le_bytes)
+            .map_err(|_| {
+                StorageError::Corrupt("key owner record is not a participant id".into())
+            })?;
+        self.participant(id)
+    }
+
     /// The state records in `start..end`, at most `limit`, in key order.
     pub fn state_range(
         &self,

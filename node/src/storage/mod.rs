@@ -12,7 +12,7 @@ pub mod webhooks;
 
 pub use db::{
     corruption_detected, note_corruption, verify_integrity, Db, IntegrityReport, StorageError,
-    CF_BLOCKS, CF_INDEX, CF_META, CF_STATE,
+    CF_AUDIT, CF_BLOCKS, CF_INDEX, CF_META, CF_STATE,
 };
 pub use ledger::{
     parse_block_record, AppliedBlock, LedgerReader, LedgerStore, StoredBlock, TxLocation,

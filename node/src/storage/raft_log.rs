@@ -500,8 +500,14 @@ impl Storage for RaftLogStore {
         // other answer than a snapshot or "temporarily unavailable" would stop raft.
         let compacted = self.read_state().snapshot_index;
         match self.snapshots.offer() {
+            // A node added after the offer's checkpoint is not in its configuration and would
+            // refuse it: a newer snapshot is wanted then.
             Some(offer)
-                if offer.index > 0 && offer.index >= request_index && offer.index >= compacted =>
+                if offer.index > 0
+                    && offer.index >= request_index
+                    && offer.index >= compacted
+                    && (offer.conf_state.voters.contains(&to)
+                        || offer.conf_state.learners.contains(&to)) =>
             {
                 let mut snapshot = Snapshot::default();
                 snapshot.set_data(offer.data.into());
