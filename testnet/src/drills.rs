@@ -251,7 +251,7 @@ pub async fn catch_up(
 
 /// Single transfers from every partner to the voters in turn, each waiting for commit and
 /// retried on failure, until stopped; records what was acknowledged.
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     acknowledged: Arc<Mutex<Vec<(usize, u128)>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -259,12 +259,23 @@ struct Load {
 
 impl Load {
     /// Starts the load; transfer ids count up from `id_base` for each partner.
-    fn start(
+    pub(crate) fn start(
         network: &LocalNetwork,
         keys: &[ed25519_dalek::SigningKey],
         partners: usize,
         id_base: u128,
     ) -> anyhow::Result<Self> {
+        Self::start_range(network, keys, 0..partners, id_base)
+    }
+
+    /// As [`Load::start`], for the partners in `range` only (each pays the next in the range).
+    pub(crate) fn start_range(
+        network: &LocalNetwork,
+        keys: &[ed25519_dalek::SigningKey],
+        range: std::ops::Range<usize>,
+        id_base: u128,
+    ) -> anyhow::Result<Self> {
+        let (first, partners) = (range.start, range.len());
         let network_id = network.genesis.compute_network_id()?;
         let stop = Arc::new(AtomicBool::new(false));
         let acknowledged = Arc::new(Mutex::new(Vec::new()));
@@ -275,16 +286,18 @@ impl Load {
             .filter(|node| node.role == tpw_contracts::genesis::NodeRole::Voter)
             .count();
         let mut tasks = Vec::new();
-        for from in 0..partners {
+        for from in range {
+            let next = first + (from - first + 1) % partners;
             let (stop, acknowledged) = (Arc::clone(&stop), Arc::clone(&acknowledged));
             let (apis, key) = (network.apis[..voters].to_vec(), keys[from].clone());
             tasks.push(tokio::spawn(async move {
                 let mut id = id_base;
+                let mut attempts = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     let operation = Operation::Transfer {
                         id,
                         debit_account: partner_account(from),
-                        credit_account: partner_account((from + 1) % partners),
+                        credit_account: partner_account(next),
                         asset: LOAD_ASSET,
                         amount: 1,
                         kind: TransferKind::Posted,
@@ -293,7 +306,7 @@ impl Load {
                     let envelope =
                         Transaction::sign(network_id, &key, Body::single(operation)).to_bytes();
                     // Any voter: followers forward to the leader; retry elsewhere on failure.
-                    let client = Client::new(&apis[(id as usize + from) % apis.len()]);
+                    let client = Client::new(&apis[(id as usize + from + attempts) % apis.len()]);
                     match client
                         .submit(std::slice::from_ref(&envelope), true, Some(10_000))
                         .await
@@ -306,6 +319,7 @@ impl Load {
                             id += 1;
                         }
                         Ok(_) | Err(ClientError::Api { .. }) | Err(_) => {
+                            attempts += 1;
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                     }
@@ -320,7 +334,7 @@ impl Load {
     }
 
     /// Stops the load and returns the acknowledged (partner, transfer id) pairs.
-    async fn stop(self) -> Vec<(usize, u128)> {
+    pub(crate) async fn stop(self) -> Vec<(usize, u128)> {
         self.stop.store(true, Ordering::Relaxed);
         for task in self.tasks {
             let _ = task.await;
@@ -339,9 +353,19 @@ async fn count_lost(
     network: &LocalNetwork,
     acknowledged: &[(usize, u128)],
 ) -> anyhow::Result<usize> {
+    let all: Vec<usize> = (0..network.apis.len()).collect();
+    count_lost_on(network, &all, acknowledged).await
+}
+
+/// As [`count_lost`], on the listed nodes only.
+pub(crate) async fn count_lost_on(
+    network: &LocalNetwork,
+    nodes: &[usize],
+    acknowledged: &[(usize, u128)],
+) -> anyhow::Result<usize> {
     let mut lost = 0;
     let regulator = crate::network::regulator_key(&network.dir)?;
-    for api in &network.apis {
+    for api in nodes.iter().filter_map(|index| network.apis.get(*index)) {
         let client = Client::new(api).with_key(&regulator);
         for (from, id) in acknowledged {
             if client.transfer(partner_id(*from), *id).await?.is_none() {

@@ -4,8 +4,10 @@
 pub mod bench;
 pub mod chaos;
 pub mod commands;
+pub mod dr;
 pub mod drills;
 pub mod eventbench;
+pub mod keydrill;
 pub mod netbench;
 pub mod network;
 pub mod receiver;

@@ -146,6 +146,22 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         log_retention_entries: u64,
     },
+    /// The disaster-recovery drill: builds 3 voters and an observer with a ledger of
+    /// `transfers`, then under load SIGKILLs the leader (RTO) and destroys a voter's disk,
+    /// rebuilding it as a new node through governance (catch-up time); checks that no
+    /// acknowledged transfer is lost (RPO). Prints one JSON line.
+    Dr {
+        /// Transfers in the ledger before the disasters.
+        #[arg(long, default_value_t = 1_000_000)]
+        transfers: usize,
+        /// Raft log entries each node keeps (small, so the rebuilt node needs a snapshot).
+        #[arg(long, default_value_t = 16)]
+        log_retention_entries: u64,
+    },
+    /// The key-compromise drill: under load, rotates a partner key with an overlap window,
+    /// revokes a leaked partner key at once, and rotates a node key through governance and a
+    /// restart; prints one JSON line (refusals, the longest time without a block, losses).
+    KeyDrill,
     /// Builds a one-node network, queues a netting cycle of --obligations among --participants,
     /// closes it and prints one JSON line with gross, net and the settlement time.
     BenchNetting {
@@ -368,6 +384,30 @@ fn main() -> std::process::ExitCode {
         Command::Heal { dir, node } => {
             block_on(async move { commands::partition(&dir, &node, false).await })
         }
+        Command::Dr {
+            transfers,
+            log_retention_entries,
+        } => block_on(async move {
+            let report = tpw_testnet::dr::dr(transfers, log_retention_entries).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            if report.lost > 0 {
+                anyhow::bail!("{} acknowledged transfers were lost", report.lost);
+            }
+            Ok(())
+        }),
+        Command::KeyDrill => block_on(async move {
+            let report = tpw_testnet::keydrill::key_drill().await?;
+            println!("{}", serde_json::to_string(&report)?);
+            let held = report.old_key_signed_during_overlap
+                && report.old_key_refused_after_overlap
+                && report.new_key_signed
+                && report.leaked_key_refused
+                && report.spare_key_signed;
+            if report.lost > 0 || !held {
+                anyhow::bail!("the key drill failed: {report:?}");
+            }
+            Ok(())
+        }),
         Command::Failover { rounds } => block_on(async move {
             let report = drills::failover(rounds).await?;
             println!("{}", serde_json::to_string(&report)?);

@@ -10,42 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tpw_contracts::genesis::NodeRole;
 use tpw_contracts::governance::GovernanceAction;
-use tpw_contracts::{Body, Operation, ResultCode, Transaction, TransferKind};
+use tpw_contracts::{Body, Operation, Transaction, TransferKind};
 use tpw_node::client::Client;
 use tpw_testnet::drills::converge;
 use tpw_testnet::network::{partner_account, partner_id, LocalNetwork, LOAD_ASSET};
 
 /// Longest wait for one membership step to show.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Proposed by bank 1 and approved by bank 2 (M = 2 of the 2 banks), both waiting for commit.
-async fn decide(network: &LocalNetwork, api: &str, proposal: u64, action: GovernanceAction) {
-    let client = Client::new(api);
-    let expires_at_ms = tpw_node::runtime::now_ms() + 3_600_000;
-    for (bank, operation) in [
-        (
-            "bank-1",
-            Operation::Propose {
-                proposal,
-                expires_at_ms,
-                action: action.clone(),
-            },
-        ),
-        ("bank-2", Operation::ApproveProposal { proposal }),
-    ] {
-        let key = tpw_node::keys::load(&network.dir.join(format!("keys/{bank}.json"))).unwrap();
-        let (status, response) = client
-            .sign_and_submit(&key, Body::single(operation), true)
-            .await
-            .unwrap();
-        assert_eq!(status, 200, "{response:?}");
-        assert_eq!(
-            response.results[0].code,
-            Some(ResultCode::Ok),
-            "{response:?}"
-        );
-    }
-}
 
 /// Waits until `api` reports this Raft configuration.
 async fn wait_configuration(api: &str, voters: &[u64], learners: &[u64]) {
@@ -145,19 +116,20 @@ async fn governance_grows_rekeys_and_shrinks_the_running_network() {
     // A fourth voter joins: a learner first, promoted once caught up.
     let fourth = network.prepare_node().unwrap();
     let api = leader_of(&network, &[0, 1, 2]).await;
-    decide(
-        &network,
-        &api,
-        1,
-        GovernanceAction::AddNode {
-            node: fourth.id,
-            name: "bank-4".into(),
-            public_key: fourth.public_key,
-            role: NodeRole::Voter,
-            address: fourth.p2p_address.clone(),
-        },
-    )
-    .await;
+    network
+        .decide(
+            &api,
+            1,
+            GovernanceAction::AddNode {
+                node: fourth.id,
+                name: "bank-4".into(),
+                public_key: fourth.public_key,
+                role: NodeRole::Voter,
+                address: fourth.p2p_address.clone(),
+            },
+        )
+        .await
+        .unwrap();
     network.start_node(fourth.index).await.unwrap();
     wait_configuration(&api, &[1, 2, 3, 4], &[]).await;
     wait_configuration(&network.apis[fourth.index], &[1, 2, 3, 4], &[]).await;
@@ -168,19 +140,20 @@ async fn governance_grows_rekeys_and_shrinks_the_running_network() {
     // A regulator's observer joins as a learner.
     let observer = network.prepare_node().unwrap();
     let api = leader_of(&network, &[0, 1, 2, 3]).await;
-    decide(
-        &network,
-        &api,
-        2,
-        GovernanceAction::AddNode {
-            node: observer.id,
-            name: "regulator-obs".into(),
-            public_key: observer.public_key,
-            role: NodeRole::Observer,
-            address: observer.p2p_address.clone(),
-        },
-    )
-    .await;
+    network
+        .decide(
+            &api,
+            2,
+            GovernanceAction::AddNode {
+                node: observer.id,
+                name: "regulator-obs".into(),
+                public_key: observer.public_key,
+                role: NodeRole::Observer,
+                address: observer.p2p_address.clone(),
+            },
+        )
+        .await
+        .unwrap();
     network.start_node(observer.index).await.unwrap();
     wait_configuration(&api, &[1, 2, 3, 4], &[observer.id]).await;
 
@@ -188,16 +161,17 @@ async fn governance_grows_rekeys_and_shrinks_the_running_network() {
     // restarts with it on its own data.
     let rotated = network.rotate_node_key(1).unwrap();
     let api = leader_of(&network, &[0, 1, 2, 3]).await;
-    decide(
-        &network,
-        &api,
-        3,
-        GovernanceAction::RotateNodeKey {
-            node: 2,
-            public_key: rotated,
-        },
-    )
-    .await;
+    network
+        .decide(
+            &api,
+            3,
+            GovernanceAction::RotateNodeKey {
+                node: 2,
+                public_key: rotated,
+            },
+        )
+        .await
+        .unwrap();
     network.restart(1).await.unwrap();
     let height = Client::new(&api).status().await.unwrap().height;
     converge(&network, &[0, 1, 2, 3, 4], height).await.unwrap();
@@ -210,15 +184,16 @@ async fn governance_grows_rekeys_and_shrinks_the_running_network() {
     let leaving = network.apis.iter().position(|known| *known == api).unwrap();
     let staying: Vec<usize> = (0..4).filter(|index| *index != leaving).collect();
     *target.lock().unwrap() = network.apis[staying[0]].clone();
-    decide(
-        &network,
-        &api,
-        4,
-        GovernanceAction::RemoveNode {
-            node: leaving as u64 + 1,
-        },
-    )
-    .await;
+    network
+        .decide(
+            &api,
+            4,
+            GovernanceAction::RemoveNode {
+                node: leaving as u64 + 1,
+            },
+        )
+        .await
+        .unwrap();
     let api = leader_of(&network, &staying).await;
     let voters: Vec<u64> = staying.iter().map(|index| *index as u64 + 1).collect();
     wait_configuration(&api, &voters, &[observer.id]).await;

@@ -18,6 +18,62 @@ pub struct PreparedNode {
 }
 
 impl LocalNetwork {
+    /// Bank 1 proposes `action` and bank 2 approves it (M = 2 of the 2 banks), each waiting
+    /// for commit, through the node at `api`. Each signed envelope is resubmitted as it is
+    /// (idempotent) until committed, as a client does after `retry` or a 503.
+    pub async fn decide(
+        &self,
+        api: &str,
+        proposal: u64,
+        action: tpw_contracts::governance::GovernanceAction,
+    ) -> anyhow::Result<()> {
+        use tpw_contracts::{Body, Operation, ResultCode, Transaction};
+        let client = tpw_node::client::Client::new(api);
+        let network_id = self.genesis.compute_network_id()?;
+        let expires_at_ms = tpw_node::runtime::now_ms() + 3_600_000;
+        for (bank, operation) in [
+            (
+                "bank-1",
+                Operation::Propose {
+                    proposal,
+                    expires_at_ms,
+                    action: action.clone(),
+                },
+            ),
+            ("bank-2", Operation::ApproveProposal { proposal }),
+        ] {
+            let key = tpw_node::keys::load(&self.dir.join("keys").join(format!("{bank}.json")))?;
+            let envelope = Transaction::sign(network_id, &key, Body::single(operation)).to_bytes();
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                match client
+                    .submit(std::slice::from_ref(&envelope), true, None)
+                    .await
+                {
+                    Ok((200, response)) if response.results[0].status == "committed" => {
+                        if response.results[0].code != Some(ResultCode::Ok) {
+                            anyhow::bail!("governance proposal {proposal}: {response:?}");
+                        }
+                        break;
+                    }
+                    Ok((status, response)) if (400..500).contains(&status) => {
+                        anyhow::bail!("governance proposal {proposal}: {status} {response:?}")
+                    }
+                    outcome => {
+                        if attempts >= 60 {
+                            anyhow::bail!(
+                                "governance proposal {proposal}: no commit after {attempts} tries: {outcome:?}"
+                            );
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes a key and a config for a new node with the next id (ids are never reused), which
     /// lists every existing node as a peer and names its own id (the ledger does not know its
     /// key until it replicated the `add_node` change). Its first start is a new node's.

@@ -1,0 +1,251 @@
+//! The disaster-recovery drill (`tpw-testnet dr`): on 3 voters and a regulator's observer with
+//! a large ledger, under a tracked load, it SIGKILLs the leader (RTO: kill to first new
+//! commit), then destroys a voter's disk and rebuilds it the way the runbook says (a new key
+//! and id added by governance, the lost id removed), measuring how long the new node takes to
+//! catch up with the whole ledger. RPO: acknowledged transfers missing from any surviving node
+//! at the end (must be 0, since a majority survives throughout).
+
+use crate::bench::{drive, presign};
+use crate::drills::{converge, count_lost_on, Load};
+use crate::network::{LocalNetwork, NetworkOptions};
+use anyhow::{bail, Context};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+use tpw_contracts::genesis::NodeRole;
+use tpw_contracts::governance::GovernanceAction;
+use tpw_node::client::Client;
+
+/// Longest any one step may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What `tpw-testnet dr` prints.
+#[derive(Debug, Serialize)]
+pub struct DrReport {
+    /// Transfers in the ledger before the disasters.
+    pub ledger_transfers: usize,
+    /// Seconds to commit them.
+    pub ledger_seconds: f64,
+    /// Raft log entries each node keeps (small, so a rebuilt node needs a snapshot).
+    pub log_retention_entries: u64,
+    /// Leader SIGKILL to the first block committed by the survivors.
+    pub leader_loss_to_commit_ms: u64,
+    /// Height when the rebuilt voter started.
+    pub rebuild_height: u64,
+    /// Rebuilt voter: start to the head it was started at (a snapshot, then the log).
+    pub rebuild_catch_up_ms: u64,
+    /// Rebuilt voter: start to every block from genesis present (backfill).
+    pub rebuild_blocks_complete_ms: u64,
+    /// Disk loss to the new voter counted in Raft's configuration and the lost one removed.
+    pub disk_loss_to_replaced_ms: u64,
+    /// Snapshots the rebuilt voter installed.
+    pub snapshots_installed: u64,
+    /// Transfers acknowledged to the load during the disasters.
+    pub acknowledged: usize,
+    /// Acknowledged transfers missing from a surviving node (RPO; must be 0).
+    pub lost: usize,
+    /// Final height.
+    pub height: u64,
+    /// The surviving nodes report one head and state root.
+    pub nodes_agree: bool,
+}
+
+/// The API of the leader all of `nodes` agree on, waiting for them to agree.
+async fn leader_of(network: &LocalNetwork, nodes: &[usize]) -> anyhow::Result<String> {
+    let started = Instant::now();
+    loop {
+        if let Some(api) = network.leader_among(nodes).await {
+            return Ok(api);
+        }
+        if started.elapsed() > STEP_TIMEOUT {
+            bail!("nodes {nodes:?} agree on no leader");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn height_of(api: &str) -> u64 {
+    Client::new(api)
+        .status()
+        .await
+        .map(|status| status.height)
+        .unwrap_or(0)
+}
+
+/// Waits until `check` holds, polling; fails after [`STEP_TIMEOUT`].
+async fn wait_for<F, Fut>(what: &str, mut check: F) -> anyhow::Result<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        if started.elapsed() > STEP_TIMEOUT {
+            bail!("{what}: not within {STEP_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(started.elapsed())
+}
+
+/// Runs the drill with a ledger of `transfers` transfers.
+pub async fn dr(transfers: usize, log_retention_entries: u64) -> anyhow::Result<DrReport> {
+    let dir = tempfile::Builder::new().prefix("tpw-dr-").tempdir()?;
+    let options = NetworkOptions {
+        log_retention_entries: Some(log_retention_entries),
+    };
+    let (mut network, parties) = LocalNetwork::create_with(dir.path(), 3, 1, 64, &options)?;
+    network.start().await?;
+    let network_id = network.genesis.compute_network_id()?;
+    eprintln!("signing {transfers} transfers...");
+    let envelopes = presign(network_id, &parties.keys, transfers);
+    let leader = leader_of(&network, &[0, 1, 2]).await?;
+    eprintln!("committing them...");
+    let started = Instant::now();
+    let rejected = drive(&Client::new(&leader), &envelopes, 100, 32).await;
+    let ledger_seconds = started.elapsed().as_secs_f64();
+    if rejected > 0 {
+        bail!("{rejected} transfers were not committed");
+    }
+    drop(envelopes);
+    let load = Load::start(&network, &parties.keys[..16], 16, 1 << 64)?;
+
+    // Disaster 1: the leader's process dies.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let leader_api = leader_of(&network, &[0, 1, 2]).await?;
+    let leader = network
+        .apis
+        .iter()
+        .position(|api| *api == leader_api)
+        .context("leader index")?;
+    let survivors: Vec<usize> = (0..3).filter(|index| *index != leader).collect();
+    let height_at_kill = height_of(&leader_api).await;
+    network.kill(leader);
+    let survivor_apis: Vec<String> = survivors.iter().map(|i| network.apis[*i].clone()).collect();
+    let leader_loss = wait_for("a commit after the leader's loss", || {
+        let apis = survivor_apis.clone();
+        async move {
+            for api in &apis {
+                if let Ok(status) = Client::new(api).status().await {
+                    if status.role == "leader" && status.height > height_at_kill {
+                        return true;
+                    }
+                }
+            }
+            false
+        }
+    })
+    .await?;
+    eprintln!(
+        "leader lost: first commit after {} ms",
+        leader_loss.as_millis()
+    );
+    network.restart(leader).await?;
+
+    // Disaster 2: a voter's disk is destroyed. It must not vote again under its id: the
+    // consortium adds a new node (new key, new id) and removes the lost one.
+    let leader_api = leader_of(&network, &[0, 1, 2]).await?;
+    let lost_voter = (0..3)
+        .find(|index| network.apis[*index] != leader_api)
+        .context("a follower")?;
+    network.wipe(lost_voter)?;
+    let disk_lost = Instant::now();
+    eprintln!("voter {} lost its disk; rebuilding it", lost_voter + 1);
+    let replacement = network.prepare_node()?;
+    network
+        .decide(
+            &leader_api,
+            1,
+            GovernanceAction::AddNode {
+                node: replacement.id,
+                name: format!("bank-rebuilt-{}", replacement.id),
+                public_key: replacement.public_key,
+                role: NodeRole::Voter,
+                address: replacement.p2p_address.clone(),
+            },
+        )
+        .await?;
+    network
+        .decide(
+            &leader_api,
+            2,
+            GovernanceAction::RemoveNode {
+                node: lost_voter as u64 + 1,
+            },
+        )
+        .await?;
+    let rebuild_height = height_of(&leader_api).await;
+    let rebuild_started = Instant::now();
+    network.start_node(replacement.index).await?;
+    let new_api = network.apis[replacement.index].clone();
+    let catch_up = wait_for("the rebuilt voter catching up", || {
+        let api = new_api.clone();
+        async move { height_of(&api).await >= rebuild_height }
+    })
+    .await?;
+    eprintln!(
+        "rebuilt voter at height {rebuild_height} after {} ms",
+        catch_up.as_millis()
+    );
+    let mut wanted: Vec<u64> = (0..3)
+        .filter(|index| *index != lost_voter)
+        .map(|index| index as u64 + 1)
+        .chain([replacement.id])
+        .collect();
+    wanted.sort_unstable();
+    let staying: Vec<usize> = (0..3)
+        .filter(|index| *index != lost_voter)
+        .chain([replacement.index])
+        .collect();
+    let leader_api = leader_of(&network, &staying).await?;
+    wait_for("the new voter counted and the lost one removed", || {
+        let (api, wanted) = (leader_api.clone(), wanted.clone());
+        async move {
+            Client::new(&api)
+                .status()
+                .await
+                .is_ok_and(|status| status.voters == wanted)
+        }
+    })
+    .await?;
+    let disk_loss_to_replaced_ms = disk_lost.elapsed().as_millis() as u64;
+    let regulator = crate::network::regulator_key(&network.dir)?;
+    let rebuilt = Client::new(&new_api).with_key(&regulator);
+    wait_for("every block below the rebuilt voter's snapshot", || {
+        let rebuilt = &rebuilt;
+        async move {
+            match rebuilt.status().await {
+                Ok(status) => {
+                    status.blocks_missing == 0 && rebuilt.block(1).await.ok().flatten().is_some()
+                }
+                Err(_) => false,
+            }
+        }
+    })
+    .await?;
+    let rebuild_blocks_complete_ms = rebuild_started.elapsed().as_millis() as u64;
+    let snapshots_installed = rebuilt.status().await?.snapshots_installed;
+
+    let acknowledged = load.stop().await;
+    let surviving: Vec<usize> = (0..network.apis.len())
+        .filter(|index| *index != lost_voter)
+        .collect();
+    let height = height_of(&network.apis[replacement.index]).await;
+    let head = converge(&network, &surviving, height).await?;
+    let lost = count_lost_on(&network, &surviving, &acknowledged).await?;
+    network.stop();
+    Ok(DrReport {
+        ledger_transfers: transfers,
+        ledger_seconds: (ledger_seconds * 10.0).round() / 10.0,
+        log_retention_entries,
+        leader_loss_to_commit_ms: leader_loss.as_millis() as u64,
+        rebuild_height,
+        rebuild_catch_up_ms: catch_up.as_millis() as u64,
+        rebuild_blocks_complete_ms,
+        disk_loss_to_replaced_ms,
+        snapshots_installed,
+        acknowledged: acknowledged.len(),
+        lost,
+        height: head.height,
+        nodes_agree: true,
+    })
+}

@@ -1,0 +1,217 @@
+//! The key-compromise drill (`tpw-testnet key-drill`): under a tracked load on 3 voters and an
+//! observer, a partner's key is rotated with an overlap window (both keys sign during it, the
+//! old one is refused after it), another partner's leaked key is revoked at once (refused from
+//! the next block, its spare key keeps paying), and a node's key is rotated through governance
+//! and a restart of that node. It measures the longest time without a new block (downtime) and
+//! checks that no acknowledged transfer is lost.
+
+use crate::drills::{converge, count_lost_on, Load};
+use crate::network::{bank_of, partner_account, partner_id, LocalNetwork, LOAD_ASSET};
+use anyhow::{bail, Context};
+use ed25519_dalek::SigningKey;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tpw_contracts::governance::GovernanceAction;
+use tpw_contracts::{Body, Operation, ResultCode, Transaction, TransferKind};
+use tpw_node::client::Client;
+
+/// What `tpw-testnet key-drill` prints.
+#[derive(Debug, Serialize)]
+pub struct KeyDrillReport {
+    /// The rotated partner's old key signed during the overlap.
+    pub old_key_signed_during_overlap: bool,
+    /// ... and was refused after it.
+    pub old_key_refused_after_overlap: bool,
+    /// The new key signed.
+    pub new_key_signed: bool,
+    /// The leaked key was refused right after its revocation committed.
+    pub leaked_key_refused: bool,
+    /// The partner's spare key kept paying.
+    pub spare_key_signed: bool,
+    /// Node key rotation: decision to the node serving on its new key at the head.
+    pub node_rotation_ms: u64,
+    /// Longest interval without a new block while the drill ran.
+    pub longest_commit_gap_ms: u64,
+    /// Transfers acknowledged to the load.
+    pub acknowledged: usize,
+    /// Acknowledged transfers missing from a node (must be 0).
+    pub lost: usize,
+}
+
+/// Submits one transfer of `partner` signed by `key`; true when committed with code ok.
+async fn pays(network: &LocalNetwork, key: &SigningKey, partner: usize, id: u128) -> bool {
+    let Ok(network_id) = network.genesis.compute_network_id() else {
+        return false;
+    };
+    let operation = Operation::Transfer {
+        id,
+        debit_account: partner_account(partner),
+        credit_account: partner_account(partner + 2),
+        asset: LOAD_ASSET,
+        amount: 1,
+        kind: TransferKind::Posted,
+        reference: 0,
+    };
+    let envelope = Transaction::sign(network_id, key, Body::single(operation)).to_bytes();
+    for api in network.apis.iter().take(3) {
+        match Client::new(api)
+            .submit(std::slice::from_ref(&envelope), true, None)
+            .await
+        {
+            Ok((200, response)) => {
+                return response.results[0].code == Some(ResultCode::Ok)
+                    && response.results[0].status == "committed"
+            }
+            Ok(_) => return false,
+            Err(tpw_node::client::ClientError::Api { status, .. }) if status < 500 => return false,
+            Err(_) => continue,
+        }
+    }
+    false
+}
+
+/// Samples the leader's height every 20 ms and records the longest gap between increases.
+fn watch_gaps(api: String, stop: Arc<AtomicBool>) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+    let longest = Arc::new(AtomicU64::new(0));
+    let record = Arc::clone(&longest);
+    let task = tokio::spawn(async move {
+        let client = Client::new(&api);
+        let mut last_height = 0;
+        let mut last_change = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(status) = client.status().await {
+                if status.height > last_height {
+                    last_height = status.height;
+                    last_change = Instant::now();
+                }
+            }
+            record.fetch_max(last_change.elapsed().as_millis() as u64, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    (longest, task)
+}
+
+/// Runs the drill.
+pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
+    let dir = tempfile::Builder::new()
+        .prefix("tpw-key-drill-")
+        .tempdir()?;
+    let partners = 16;
+    let (mut network, parties) = LocalNetwork::create(dir.path(), 3, 1, partners)?;
+    network.start().await?;
+    // Partners 0 and 1 are the drill's; the load pays among partners 2.. (it never signs
+    // with the drill's keys).
+    let load = Load::start_range(&network, &parties.keys, 2..partners, 1 << 64)?;
+    let observe = network.apis[3].clone();
+    let stop_watch = Arc::new(AtomicBool::new(false));
+    let (longest_gap, watcher) = watch_gaps(observe, Arc::clone(&stop_watch));
+    let leader = network
+        .leader_among(&[0, 1, 2])
+        .await
+        .context("no leader")?;
+
+    // A planned rotation of partner 0's key, with a 3 s overlap of block time.
+    let old_key = parties.keys[0].clone();
+    let new_key = tpw_node::keys::generate()?;
+    network
+        .decide(
+            &leader,
+            1,
+            GovernanceAction::RotateKey {
+                participant: partner_id(0),
+                new_key: new_key.verifying_key().to_bytes(),
+                old_key: old_key.verifying_key().to_bytes(),
+                overlap_ms: 3_000,
+            },
+        )
+        .await?;
+    let rotated_at = Instant::now();
+    let new_key_signed = pays(&network, &new_key, 0, 1).await;
+    let old_key_signed_during_overlap = pays(&network, &old_key, 0, 2).await;
+    tokio::time::sleep(Duration::from_millis(3_000).saturating_sub(rotated_at.elapsed())).await;
+    // Block time moves with blocks; the load keeps cutting them. Allow a few for the head's
+    // time to pass the overlap's end.
+    let mut old_key_refused_after_overlap = false;
+    for attempt in 0..50u128 {
+        if !pays(&network, &old_key, 0, 10 + attempt).await {
+            old_key_refused_after_overlap = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Partner 1's key leaks: its bank registers a spare key, then the leaked key revokes
+    // itself (its owner still holds it); from that block it signs nothing.
+    let leaked = parties.keys[1].clone();
+    let spare = tpw_node::keys::generate()?;
+    let bank = tpw_node::keys::load(
+        &network
+            .dir
+            .join("keys")
+            .join(format!("bank-{}.json", bank_of(1))),
+    )?;
+    let add = Operation::AddKey {
+        participant: partner_id(1),
+        key: spare.verifying_key().to_bytes(),
+    };
+    let (status, response) = Client::new(&leader)
+        .sign_and_submit(&bank, Body::single(add), true)
+        .await?;
+    if status != 200 || response.results[0].code != Some(ResultCode::Ok) {
+        bail!("the spare key was not registered: {response:?}");
+    }
+    let revoke = Operation::RevokeKey {
+        participant: partner_id(1),
+        key: leaked.verifying_key().to_bytes(),
+    };
+    let (status, response) = Client::new(&leader)
+        .sign_and_submit(&leaked, Body::single(revoke), true)
+        .await?;
+    if status != 200 || response.results[0].code != Some(ResultCode::Ok) {
+        bail!("the leaked key was not revoked: {response:?}");
+    }
+    let leaked_key_refused = !pays(&network, &leaked, 1, 1).await;
+    let spare_key_signed = pays(&network, &spare, 1, 2).await;
+
+    // Node 2's key is rotated: governance decides, the node restarts on its data with it.
+    let rotated = network.rotate_node_key(1)?;
+    let leader = network
+        .leader_among(&[0, 1, 2])
+        .await
+        .context("no leader")?;
+    let decided = Instant::now();
+    network
+        .decide(
+            &leader,
+            2,
+            GovernanceAction::RotateNodeKey {
+                node: 2,
+                public_key: rotated,
+            },
+        )
+        .await?;
+    network.restart(1).await?;
+    let height = Client::new(&leader).status().await?.height;
+    converge(&network, &[0, 1, 2, 3], height).await?;
+    let node_rotation_ms = decided.elapsed().as_millis() as u64;
+
+    let acknowledged = load.stop().await;
+    stop_watch.store(true, Ordering::Relaxed);
+    let _ = watcher.await;
+    let lost = count_lost_on(&network, &[0, 1, 2, 3], &acknowledged).await?;
+    network.stop();
+    Ok(KeyDrillReport {
+        old_key_signed_during_overlap,
+        old_key_refused_after_overlap,
+        new_key_signed,
+        leaked_key_refused,
+        spare_key_signed,
+        node_rotation_ms,
+        longest_commit_gap_ms: longest_gap.load(Ordering::Relaxed),
+        acknowledged: acknowledged.len(),
+        lost,
+    })
+}
