@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod request_auth;
+pub mod restore;
 pub mod runtime;
 pub mod snapshot;
 pub mod storage;

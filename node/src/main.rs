@@ -158,6 +158,21 @@ enum Command {
         #[arg(long)]
         genesis: PathBuf,
     },
+    /// Restores an online backup into an empty data folder, for a new node (a new key and id
+    /// added by governance) or an auditor: copied with progress, checked against its manifest
+    /// and the genesis, its Raft state reset; it never runs as the node it was taken from.
+    /// Interrupted, it is run again. Prints one JSON line.
+    Restore {
+        /// The backup folder (holding backup.json and db/).
+        #[arg(long)]
+        backup: PathBuf,
+        /// The new data folder (must hold no db/ yet).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The network's genesis file.
+        #[arg(long)]
+        genesis: PathBuf,
+    },
     /// The node's hash-chained audit log.
     Audit {
         #[command(subcommand)]
@@ -564,6 +579,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: GenesisCommand::Create { spec, out },
         } => create_genesis(&spec, &out),
         Command::Verify { data_dir, genesis } => verify(&data_dir, &genesis),
+        Command::Restore {
+            backup,
+            data_dir,
+            genesis,
+        } => {
+            let genesis = tpw_node::node::load_genesis(&genesis)?;
+            let mut progress = tpw_node::restore::terminal_progress("copied");
+            let report = tpw_node::restore::restore(&backup, &data_dir, &genesis, &mut progress)?;
+            print_json(&report)
+        }
         Command::Audit {
             command: AuditCommand::Verify { data_dir },
         } => {

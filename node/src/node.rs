@@ -205,6 +205,14 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     ledger.resume_install(&log)?;
     let node_set = tpw_contracts::governance::node_records(&ledger)?;
     let me = identify(&node_set, &public_key, config, fresh)?;
+    if crate::restore::restored_from(&db)? == Some(me.id) {
+        bail!(
+            "this data folder was restored from a backup of node {} itself: that node may have voted \
+             and acknowledged entries after the backup, so it never runs again on it. Run the folder \
+             as a new node (a new key and id added by governance, docs/operating.md).",
+            me.id
+        );
+    }
     // A node joining on an empty folder under an id its ledger does not know yet.
     let joining = fresh && !node_set.iter().any(|node| node.id == me.id);
     let applied_index = ledger.applied_index();

@@ -335,6 +335,35 @@ impl RaftLogStore {
         state.hard_state = hard_state;
     }
 
+    /// Adds to `batch` a restored folder's Raft state: the log emptied and starting after
+    /// `index` (the backup's applied index, of term `term`), its configuration kept, and a hard
+    /// state that has voted for no one (`tpw restore`).
+    pub fn restored_state_changes(
+        &self,
+        index: u64,
+        term: u64,
+        batch: &mut WriteBatch,
+    ) -> Result<(), StorageError> {
+        let mut metadata = SnapshotMetadata {
+            index,
+            term,
+            ..Default::default()
+        };
+        metadata.set_conf_state(self.conf_state());
+        self.snapshot_changes(&metadata, batch)?;
+        let hard_state = HardState {
+            term,
+            commit: index,
+            ..Default::default()
+        };
+        batch.put_cf(
+            self.db.cf(CF_RAFT_STATE),
+            KEY_HARD_STATE,
+            seal_record(&encode(&hard_state)?),
+        );
+        Ok(())
+    }
+
     /// Adds a new configuration to `batch`, which the caller writes together with the applied
     /// index of the entry that changed it (so a restart neither loses nor repeats it), then
     /// calls [`RaftLogStore::conf_state_changed`].
