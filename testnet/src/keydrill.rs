@@ -1,8 +1,8 @@
 //! The key-compromise drill (`tpw-testnet key-drill`): under a tracked load on 3 voters and an
 //! observer, a partner's key is rotated with an overlap window (both keys sign during it, the
 //! old one is refused after it), another partner's leaked key is revoked at once (refused from
-//! the next block, its spare key keeps paying), and a node's key is rotated through governance
-//! and a restart of that node. It measures the longest time without a new block (downtime) and
+//! the next block, its spare key keeps paying), and the leader's own node key is rotated
+//! through governance and a restart of that node. It measures the longest time without a new block (downtime) and
 //! checks that no acknowledged transfer is lost.
 
 use crate::drills::{converge, count_lost_on, Load};
@@ -30,7 +30,8 @@ pub struct KeyDrillReport {
     pub leaked_key_refused: bool,
     /// The partner's spare key kept paying.
     pub spare_key_signed: bool,
-    /// Node key rotation: decision to the node serving on its new key at the head.
+    /// The leader's key rotation: decision to every node at one head again, the rotated node
+    /// serving on its new key.
     pub node_rotation_ms: u64,
     /// Longest interval without a new block while the drill ran.
     pub longest_commit_gap_ms: u64,
@@ -40,8 +41,16 @@ pub struct KeyDrillReport {
     pub lost: usize,
 }
 
-/// Submits one transfer of `partner` signed by `key`; true when committed with code ok.
-async fn pays(network: &LocalNetwork, key: &SigningKey, partner: usize, id: u128) -> bool {
+/// Submits one transfer of `partner` signed by `key` to `first` (the node that committed the
+/// key change: another may not have applied it yet), then the voters; true when committed
+/// with code ok.
+async fn pays(
+    network: &LocalNetwork,
+    first: &str,
+    key: &SigningKey,
+    partner: usize,
+    id: u128,
+) -> bool {
     let Ok(network_id) = network.genesis.compute_network_id() else {
         return false;
     };
@@ -55,7 +64,8 @@ async fn pays(network: &LocalNetwork, key: &SigningKey, partner: usize, id: u128
         reference: 0,
     };
     let envelope = Transaction::sign(network_id, key, Body::single(operation)).to_bytes();
-    for api in network.apis.iter().take(3) {
+    let apis = std::iter::once(first).chain(network.apis.iter().take(3).map(String::as_str));
+    for api in apis {
         match Client::new(api)
             .submit(std::slice::from_ref(&envelope), true, None)
             .await
@@ -72,7 +82,8 @@ async fn pays(network: &LocalNetwork, key: &SigningKey, partner: usize, id: u128
     false
 }
 
-/// Samples the leader's height every 20 ms and records the longest gap between increases.
+/// Samples a node's height every 20 ms and records the longest time between two observed
+/// increases (so the figure includes the sampling interval).
 fn watch_gaps(api: String, stop: Arc<AtomicBool>) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
     let longest = Arc::new(AtomicU64::new(0));
     let record = Arc::clone(&longest);
@@ -83,11 +94,22 @@ fn watch_gaps(api: String, stop: Arc<AtomicBool>) -> (Arc<AtomicU64>, tokio::tas
         while !stop.load(Ordering::Relaxed) {
             if let Ok(status) = client.status().await {
                 if status.height > last_height {
+                    let gap = last_change.elapsed();
+                    if last_height > 0 {
+                        record.fetch_max(gap.as_millis() as u64, Ordering::Relaxed);
+                    }
+                    if last_height > 0 && gap > Duration::from_millis(500) {
+                        eprintln!(
+                            "no block for {} ms before height {} (leader {:?})",
+                            gap.as_millis(),
+                            status.height,
+                            status.leader_id
+                        );
+                    }
                     last_height = status.height;
                     last_change = Instant::now();
                 }
             }
-            record.fetch_max(last_change.elapsed().as_millis() as u64, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
@@ -129,14 +151,15 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
         )
         .await?;
     let rotated_at = Instant::now();
-    let new_key_signed = pays(&network, &new_key, 0, 1).await;
-    let old_key_signed_during_overlap = pays(&network, &old_key, 0, 2).await;
+    eprintln!("partner key rotated");
+    let new_key_signed = pays(&network, &leader, &new_key, 0, 1).await;
+    let old_key_signed_during_overlap = pays(&network, &leader, &old_key, 0, 2).await;
     tokio::time::sleep(Duration::from_millis(3_000).saturating_sub(rotated_at.elapsed())).await;
     // Block time moves with blocks; the load keeps cutting them. Allow a few for the head's
     // time to pass the overlap's end.
     let mut old_key_refused_after_overlap = false;
     for attempt in 0..50u128 {
-        if !pays(&network, &old_key, 0, 10 + attempt).await {
+        if !pays(&network, &leader, &old_key, 0, 10 + attempt).await {
             old_key_refused_after_overlap = true;
             break;
         }
@@ -173,34 +196,57 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
     if status != 200 || response.results[0].code != Some(ResultCode::Ok) {
         bail!("the leaked key was not revoked: {response:?}");
     }
-    let leaked_key_refused = !pays(&network, &leaked, 1, 1).await;
-    let spare_key_signed = pays(&network, &spare, 1, 2).await;
+    eprintln!("leaked key revoked");
+    let leaked_key_refused = !pays(&network, &leader, &leaked, 1, 1).await;
+    let spare_key_signed = pays(&network, &leader, &spare, 1, 2).await;
 
-    // Node 2's key is rotated: governance decides, the node restarts on its data with it.
-    let rotated = network.rotate_node_key(1)?;
+    // The leader's own key is rotated (the hardest case: its peers stop admitting it from the
+    // deciding block); it restarts on its data with the new key.
     let leader = network
         .leader_among(&[0, 1, 2])
         .await
         .context("no leader")?;
+    let rotated_index = network
+        .apis
+        .iter()
+        .position(|api| *api == leader)
+        .context("leader index")?;
+    let rotated = network.rotate_node_key(rotated_index)?;
     let decided = Instant::now();
     network
         .decide(
             &leader,
             2,
             GovernanceAction::RotateNodeKey {
-                node: 2,
+                node: rotated_index as u64 + 1,
                 public_key: rotated,
             },
         )
         .await?;
-    network.restart(1).await?;
+    eprintln!(
+        "the leader's key (node {}) rotated; restarting it",
+        rotated_index + 1
+    );
+    network.restart(rotated_index).await?;
+    let others: Vec<usize> = (0..3).filter(|index| *index != rotated_index).collect();
+    let leader = loop {
+        if let Some(api) = network.leader_among(&others).await {
+            break api;
+        }
+        if decided.elapsed() > Duration::from_secs(60) {
+            bail!("no leader after the key rotation");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let height = Client::new(&leader).status().await?.height;
     converge(&network, &[0, 1, 2, 3], height).await?;
     let node_rotation_ms = decided.elapsed().as_millis() as u64;
 
-    let acknowledged = load.stop().await;
+    // The watcher stops first: stopping the load waits for submissions in flight, a quiet
+    // time that is not downtime.
     stop_watch.store(true, Ordering::Relaxed);
     let _ = watcher.await;
+    let acknowledged = load.stop().await;
     let lost = count_lost_on(&network, &[0, 1, 2, 3], &acknowledged).await?;
     network.stop();
     Ok(KeyDrillReport {
