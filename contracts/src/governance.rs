@@ -35,32 +35,32 @@ pub const NODE_ADDRESS_SIZE_MAX: usize = 128;
 const _: () = assert!(VOTERS_MAX <= NODES_MAX);
 const _: () = assert!(BANK_MEMBERS_MAX <= u8::MAX as usize);
 
-/// Key of a node record.
-pub fn node_key(id: u64) -> Vec<u8> {
-    let mut key = vec![prefix::NODE];
+/// A record key of kind `kind` followed by a big-endian id.
+fn id_key(kind: u8, id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9);
+    key.push(kind);
     key.extend_from_slice(&id.to_be_bytes());
     key
+}
+
+/// Key of a node record.
+pub fn node_key(id: u64) -> Vec<u8> {
+    id_key(prefix::NODE, id)
 }
 
 /// Key of a proposal record.
 pub fn proposal_key(id: u64) -> Vec<u8> {
-    let mut key = vec![prefix::PROPOSAL];
-    key.extend_from_slice(&id.to_be_bytes());
-    key
+    id_key(prefix::PROPOSAL, id)
 }
 
 /// Key of an active bank member's electorate entry.
 pub fn member_key(id: ParticipantId) -> Vec<u8> {
-    let mut key = vec![prefix::MEMBER];
-    key.extend_from_slice(&id.to_be_bytes());
-    key
+    id_key(prefix::MEMBER, id)
 }
 
 /// Key of an offboarded participant's marker (value: the height it was offboarded at).
 pub fn offboarded_key(id: ParticipantId) -> Vec<u8> {
-    let mut key = vec![prefix::OFFBOARDED];
-    key.extend_from_slice(&id.to_be_bytes());
-    key
+    id_key(prefix::OFFBOARDED, id)
 }
 
 /// Key of the approvals required (M); absent means a majority of the active bank members.

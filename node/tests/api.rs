@@ -1725,12 +1725,7 @@ async fn online_backups_are_taken_under_load_and_verify_as_data_folders() {
     // checkpoints; each backup's manifest names its head, and each backup replays from genesis
     // (`tpw_node::verify`) to exactly that head. A bad path is refused with a stable code.
     let folder = tempfile::tempdir().unwrap();
-    let mut config = common::prepare(folder.path());
-    let admin = format!("127.0.0.1:{}", common::free_port());
-    config.admin_listen = Some(admin.clone());
-    let token_file = folder.path().join("admin-token");
-    let token = tpw_node::keys::write_admin_token(&token_file).unwrap();
-    config.admin_token_file = Some(token_file);
+    let (config, admin, token) = common::prepare_with_admin(folder.path());
     let node = tpw_node::node::start(&config).await.unwrap();
     let network = network_id(&config);
     let base = format!("http://{}", node.api_address);

@@ -23,12 +23,7 @@ async fn api_and_admin_actions_form_a_chain_that_verifies_and_shows_tampering() 
     // the chain continues across a restart, `tpw audit verify` accepts it, and rewriting,
     // deleting or moving one record is reported at that record.
     let folder = tempfile::tempdir().unwrap();
-    let mut config = common::prepare(folder.path());
-    let admin = format!("127.0.0.1:{}", common::free_port());
-    config.admin_listen = Some(admin.clone());
-    let token_file = folder.path().join("admin-token");
-    let token = tpw_node::keys::write_admin_token(&token_file).unwrap();
-    config.admin_token_file = Some(token_file);
+    let (config, admin, token) = common::prepare_with_admin(folder.path());
     let node = tpw_node::node::start(&config).await.unwrap();
     let base = format!("http://{}", node.api_address);
     let network = network_id(&config);

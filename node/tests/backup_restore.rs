@@ -23,12 +23,7 @@ async fn a_backup_restores_into_a_new_folder_that_never_runs_as_its_old_node() {
     // is reset to the backup's applied index with no vote, the original node refuses the
     // folder, and existing targets, foreign networks and staging leftovers are handled.
     let folder = tempfile::tempdir().unwrap();
-    let mut config = common::prepare(folder.path());
-    let admin = format!("127.0.0.1:{}", common::free_port());
-    config.admin_listen = Some(admin.clone());
-    let token_file = folder.path().join("admin-token");
-    let token = tpw_node::keys::write_admin_token(&token_file).unwrap();
-    config.admin_token_file = Some(token_file);
+    let (config, admin, token) = common::prepare_with_admin(folder.path());
     let node = tpw_node::node::start(&config).await.unwrap();
     let client = tpw_node::client::Client::new(&format!("http://{}", node.api_address));
     let acme = key(folder.path(), "acme");

@@ -486,22 +486,30 @@ impl StateStore for LedgerStore {
         end: &[u8],
         limit: usize,
     ) -> Result<tpw_contracts::state::Records, StoreError> {
-        let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(end.to_vec());
-        let iterator = self.db.rocks().iterator_cf_opt(
-            self.db.cf(CF_STATE),
-            options,
-            rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
-        );
-        let mut records = Vec::new();
-        for item in iterator.take(limit) {
-            let (key, value) = item.map_err(|error| StoreError(error.to_string()))?;
-            let payload =
-                open_record(&value, "state").map_err(|error| StoreError(error.to_string()))?;
-            records.push((key.to_vec(), payload.to_vec()));
-        }
-        Ok(records)
+        scan_state(&self.db, start, end, limit).map_err(|error| StoreError(error.to_string()))
     }
+}
+
+/// The state records in `start..end`, at most `limit`, in key order, each checked.
+fn scan_state(
+    db: &Db,
+    start: &[u8],
+    end: &[u8],
+    limit: usize,
+) -> Result<tpw_contracts::state::Records, StorageError> {
+    let mut options = ReadOptions::default();
+    options.set_iterate_upper_bound(end.to_vec());
+    let iterator = db.rocks().iterator_cf_opt(
+        db.cf(CF_STATE),
+        options,
+        rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
+    );
+    let mut records = Vec::new();
+    for item in iterator.take(limit) {
+        let (key, sealed) = item?;
+        records.push((key.to_vec(), open_record(&sealed, "state")?.to_vec()));
+    }
+    Ok(records)
 }
 
 /// Read access for the API, from consistent snapshots.
@@ -742,19 +750,7 @@ impl LedgerReader {
         end: &[u8],
         limit: usize,
     ) -> Result<tpw_contracts::state::Records, StorageError> {
-        let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(end.to_vec());
-        let iterator = self.db.rocks().iterator_cf_opt(
-            self.db.cf(CF_STATE),
-            options,
-            rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
-        );
-        let mut records = Vec::new();
-        for item in iterator.take(limit) {
-            let (key, sealed) = item?;
-            records.push((key.to_vec(), open_record(&sealed, "state")?.to_vec()));
-        }
-        Ok(records)
+        scan_state(&self.db, start, end, limit)
     }
 
     /// Every registered webhook endpoint: (participant, endpoint, registered at height, URL).

@@ -26,6 +26,18 @@ pub fn prepare(dir: &Path) -> NodeConfig {
     NodeConfig::load(Some(&config_path), &overrides).unwrap()
 }
 
+/// As [`prepare`], with the admin interface on a free loopback port; returns the config, the
+/// admin address and the operator's token.
+pub fn prepare_with_admin(dir: &Path) -> (NodeConfig, String, String) {
+    let mut config = prepare(dir);
+    let admin = format!("127.0.0.1:{}", free_port());
+    config.admin_listen = Some(admin.clone());
+    let token_file = dir.join("admin-token");
+    let token = tpw_node::keys::write_admin_token(&token_file).unwrap();
+    config.admin_token_file = Some(token_file);
+    (config, admin, token)
+}
+
 pub fn key(dir: &Path, stem: &str) -> SigningKey {
     tpw_node::keys::load(&dir.join("keys").join(format!("{stem}.json"))).unwrap()
 }
