@@ -172,6 +172,21 @@ async fn governance_grows_rekeys_and_shrinks_the_running_network() {
         )
         .await
         .unwrap();
+    // Until it restarts, node 2 runs on its old key, which its peers no longer admit: it falls
+    // behind while the others commit.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stuck_at = Client::new(&network.apis[1]).status().await.unwrap().height;
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    // Node 3 is never the rotated node (node 2 may have been the leader that decided it).
+    while Client::new(&network.apis[2]).status().await.unwrap().height < stuck_at + 5 {
+        assert!(Instant::now() < deadline, "the others stopped committing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        Client::new(&network.apis[1]).status().await.unwrap().height,
+        stuck_at,
+        "a node on a rotated-out key still receives blocks"
+    );
     network.restart(1).await.unwrap();
     let height = Client::new(&api).status().await.unwrap().height;
     converge(&network, &[0, 1, 2, 3, 4], height).await.unwrap();
