@@ -10,11 +10,9 @@ use common::*;
 use serde_json::Value;
 use tpw_node::demo::{account_of, EUR};
 
+/// The `tpw` binary of this build.
 fn tpw(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_tpw"))
-        .args(args)
-        .output()
-        .unwrap()
+    common::run_tpw(env!("CARGO_BIN_EXE_tpw"), args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

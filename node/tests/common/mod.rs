@@ -38,6 +38,14 @@ pub fn prepare_with_admin(dir: &Path) -> (NodeConfig, String, String) {
     (config, admin, token)
 }
 
+/// Runs the `tpw` binary at `binary` with `args` and returns its output.
+pub fn run_tpw(binary: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 pub fn key(dir: &Path, stem: &str) -> SigningKey {
     tpw_node::keys::load(&dir.join("keys").join(format!("{stem}.json"))).unwrap()
 }
