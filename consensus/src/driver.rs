@@ -224,6 +224,35 @@ impl<S: LogStore> Driver<S> {
         }
     }
 
+    /// As leader whose own key was rotated by the entry at Raft index `rekeyed_at`: when some
+    /// member has not replicated that entry, hands leadership to a voter that has, and returns
+    /// it. Such a member still knows only this node's old key, so it refuses this node's
+    /// connections, and as only the leader sends entries it would never learn the rotation
+    /// while this node leads; under another leader it catches up, applies the rotation and
+    /// admits this node again. Nothing while a transfer is under way or no voter qualifies.
+    pub fn hand_over_after_rekey(&mut self, rekeyed_at: u64) -> Option<u64> {
+        let raft = &self.node.raft;
+        if raft.state != StateRole::Leader || raft.lead_transferee.is_some() {
+            return None;
+        }
+        let progress = raft.prs();
+        let me = raft.id;
+        if !progress
+            .iter()
+            .any(|(id, peer)| *id != me && peer.matched < rekeyed_at)
+        {
+            return None;
+        }
+        let voters = progress.conf().voters().ids();
+        let target = progress
+            .iter()
+            .filter(|(id, peer)| **id != me && voters.contains(**id) && peer.matched >= rekeyed_at)
+            .max_by_key(|(id, peer)| (peer.matched, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id)?;
+        self.node.transfer_leader(target);
+        Some(target)
+    }
+
     /// Applies a committed configuration change to raft; the caller persists the returned
     /// configuration with the applied index.
     pub fn apply_conf_change(&mut self, change: &ConfChange) -> Result<ConfState, raft::Error> {

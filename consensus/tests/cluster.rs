@@ -29,6 +29,8 @@ struct Replica {
 struct Cluster {
     replicas: Vec<Replica>,
     network: VecDeque<Message>,
+    /// Node pairs that cannot reach each other (either way).
+    cut: Vec<(u64, u64)>,
 }
 
 fn key(seed: u8) -> SigningKey {
@@ -115,6 +117,7 @@ impl Cluster {
         Self {
             replicas,
             network: VecDeque::new(),
+            cut: Vec::new(),
         }
     }
 
@@ -166,7 +169,10 @@ impl Cluster {
         for message in messages {
             let target = (message.to - 1) as usize;
             let source = (message.from - 1) as usize;
-            if self.replicas[target].alive && self.replicas[source].alive {
+            let cut = self.cut.iter().any(|(a, b)| {
+                (*a, *b) == (message.from, message.to) || (*b, *a) == (message.from, message.to)
+            });
+            if self.replicas[target].alive && self.replicas[source].alive && !cut {
                 self.replicas[target].driver.step(message).unwrap();
                 self.process(target);
             }
@@ -313,4 +319,64 @@ fn losing_the_leader_loses_nothing_committed() {
         .chain
         .windows(2)
         .all(|pair| pair[1].time_ms > pair[0].time_ms));
+}
+
+#[test]
+fn a_rekeyed_leader_hands_over_while_a_member_lags_behind_its_rotation() {
+    // Proves a leader whose key rotated at index r, with a member cut off from it (that member
+    // still refuses its new key), hands leadership to a voter that has r, under which the
+    // member catches up; and that nothing is handed over once every member has r.
+    let mut cluster = Cluster::new();
+    cluster.run_until(200, |cluster| cluster.leader().is_some());
+    let network_id = cluster.replicas[0].head.network_id;
+    let leader = cluster.leader().unwrap();
+    let leader_id = leader as u64 + 1;
+    let lagging = (leader + 1) % 3;
+    let lagging_id = lagging as u64 + 1;
+    let other = (leader + 2) % 3;
+    let block = |height: u64| Proposal {
+        attestation: None,
+        proposer_time_ms: 2_000 + height,
+        transactions: vec![payment(network_id, height.into())],
+        webhooks: Vec::new(),
+    };
+    cluster.propose(&block(0));
+    cluster.run_until(100, |cluster| {
+        cluster
+            .replicas
+            .iter()
+            .all(|replica| replica.chain.len() == 1)
+    });
+    // Every member has the leader's last entry: nothing to hand over.
+    let replicated = cluster.replicas[leader].driver.last_index();
+    assert_eq!(
+        cluster.replicas[leader]
+            .driver
+            .hand_over_after_rekey(replicated),
+        None
+    );
+
+    // The leader and the lagging member can no longer talk; the "rotation" commits without it.
+    cluster.cut.push((leader_id, lagging_id));
+    cluster.propose(&block(1));
+    cluster.run_until(100, |cluster| cluster.replicas[other].chain.len() == 2);
+    let rekeyed_at = cluster.replicas[leader].driver.last_index();
+    assert_eq!(cluster.replicas[lagging].chain.len(), 1);
+    let target = cluster.replicas[leader]
+        .driver
+        .hand_over_after_rekey(rekeyed_at);
+    assert_eq!(target, Some(other as u64 + 1));
+    cluster.run_until(100, |cluster| cluster.leader() == Some(other));
+    cluster.run_until(100, |cluster| cluster.replicas[lagging].chain.len() == 2);
+    assert_eq!(
+        cluster.replicas[lagging].chain,
+        cluster.replicas[other].chain
+    );
+    // The re-keyed node, no longer leader, hands over nothing.
+    assert_eq!(
+        cluster.replicas[leader]
+            .driver
+            .hand_over_after_rekey(rekeyed_at),
+        None
+    );
 }

@@ -174,13 +174,21 @@ fn decode(bytes: &[u8]) -> Result<(Record, [u8; 32], [u8; 32]), String> {
 /// The appender: requests queue entries, one writer thread chains and writes them in order.
 #[derive(Clone)]
 pub struct AuditLog {
-    sender: tokio::sync::mpsc::Sender<Entry>,
+    sender: tokio::sync::mpsc::Sender<Message>,
     written: Arc<AtomicU64>,
+}
+
+/// What the writer receives.
+enum Message {
+    /// An action to chain and write.
+    Record(Entry),
+    /// The node stops: write what is queued, then end.
+    Close,
 }
 
 impl AuditLog {
     /// Opens the chain in `db` (continuing after its last record) and starts the writer, which
-    /// ends once every clone of the log is dropped.
+    /// ends once every clone of the log is dropped, or at [`AuditLog::close`].
     pub fn start(db: Db) -> Result<(Self, std::thread::JoinHandle<()>), StorageError> {
         let (mut sequence, mut previous) = match db
             .rocks()
@@ -195,20 +203,31 @@ impl AuditLog {
                 (record.sequence, hash)
             }
         };
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Entry>(AUDIT_QUEUE_MAX);
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Message>(AUDIT_QUEUE_MAX);
         let written = Arc::new(AtomicU64::new(sequence));
         let counter = Arc::clone(&written);
         let writer = std::thread::Builder::new()
             .name("tpw-audit".into())
             .spawn(move || {
                 let mut batch_entries = Vec::with_capacity(AUDIT_BATCH_MAX);
+                let mut closing = false;
                 while let Some(first) = receiver.blocking_recv() {
-                    batch_entries.push(first);
-                    while batch_entries.len() < AUDIT_BATCH_MAX {
-                        match receiver.try_recv() {
-                            Ok(entry) => batch_entries.push(entry),
-                            Err(_) => break,
+                    let mut next = Some(first);
+                    while let Some(message) = next.take() {
+                        match message {
+                            Message::Record(entry) => batch_entries.push(entry),
+                            // Refuse new entries; the queued ones are still received below.
+                            Message::Close => {
+                                receiver.close();
+                                closing = true;
+                            }
                         }
+                        if batch_entries.len() < AUDIT_BATCH_MAX {
+                            next = receiver.try_recv().ok();
+                        }
+                    }
+                    if batch_entries.is_empty() && closing {
+                        break;
                     }
                     let mut batch = rocksdb::WriteBatch::default();
                     for entry in batch_entries.drain(..) {
@@ -236,9 +255,15 @@ impl AuditLog {
 
     /// Records an action; waits (never drops) when the writer is behind.
     pub async fn record(&self, entry: Entry) {
-        if self.sender.send(entry).await.is_err() {
-            tracing::error!("audit log writer stopped: action not recorded");
+        if self.sender.send(Message::Record(entry)).await.is_err() {
+            tracing::warn!("the audit log is closed (the node is stopping): action not recorded");
         }
+    }
+
+    /// Ends the writer once what is queued is written, even while requests still hold the
+    /// log (a submission waiting for a commit that will not come as the node stops).
+    pub async fn close(&self) {
+        let _ = self.sender.send(Message::Close).await;
     }
 
     /// Records written so far.

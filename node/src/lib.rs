@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod api;
 pub mod api_types;
+pub mod archive;
 pub mod audit;
 pub mod client;
 pub mod config;

@@ -152,20 +152,43 @@ enum Command {
     /// safe to interrupt and run again.
     Verify {
         /// The node's data folder (holding db/).
+        #[arg(long, required_unless_present = "archive", conflicts_with = "archive")]
+        data_dir: Option<PathBuf>,
+        /// A ledger archive written by `tpw export`, instead of a data folder.
         #[arg(long)]
-        data_dir: PathBuf,
+        archive: Option<PathBuf>,
         /// The network's genesis file.
         #[arg(long)]
         genesis: PathBuf,
     },
-    /// Restores an online backup into an empty data folder, for a new node (a new key and id
-    /// added by governance) or an auditor: copied with progress, checked against its manifest
-    /// and the genesis, its Raft state reset; it never runs as the node it was taken from.
-    /// Interrupted, it is run again. Prints one JSON line.
+    /// Exports the ledger of a data folder or a backup folder to one archive file (every
+    /// block, its Raft position, the configuration changes, a checksum), readable by `tpw
+    /// verify --archive` and `tpw restore --archive`. Read-only on the folder (safe beside a
+    /// running node); progress on stderr; an interrupted export resumes when run again.
+    /// Prints one JSON line.
+    Export {
+        /// The data folder or backup folder (holding db/).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The archive to write; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restores a ledger into an empty data folder, for a new node (a new key and id added by
+    /// governance) or an auditor: a whole backup is copied and checked against its manifest;
+    /// to a chosen height, or from an archive, the blocks are replayed from genesis and checked
+    /// on the way. The Raft state is reset; no node the restored ledger records ever runs on
+    /// it. Progress on stderr; interrupted, it is run again. Prints one JSON line.
     Restore {
         /// The backup folder (holding backup.json and db/).
+        #[arg(long, required_unless_present = "archive", conflicts_with = "archive")]
+        backup: Option<PathBuf>,
+        /// A ledger archive written by `tpw export`.
         #[arg(long)]
-        backup: PathBuf,
+        archive: Option<PathBuf>,
+        /// Restore the ledger as it stood at this height (default: the source's head).
+        #[arg(long)]
+        to_height: Option<u64>,
         /// The new data folder (must hold no db/ yet).
         #[arg(long)]
         data_dir: PathBuf,
@@ -578,15 +601,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Genesis {
             command: GenesisCommand::Create { spec, out },
         } => create_genesis(&spec, &out),
-        Command::Verify { data_dir, genesis } => verify(&data_dir, &genesis),
+        Command::Verify {
+            data_dir,
+            archive,
+            genesis,
+        } => verify(data_dir.as_deref(), archive.as_deref(), &genesis),
+        Command::Export { data_dir, out } => {
+            let mut progress = tpw_node::restore::terminal_progress("exported", "blocks");
+            let report = tpw_node::archive::export(&data_dir, &out, &mut progress)?;
+            print_json(&report)
+        }
         Command::Restore {
             backup,
+            archive,
+            to_height,
             data_dir,
             genesis,
         } => {
+            use tpw_node::restore::{restore, restore_replay, terminal_progress, ReplaySource};
             let genesis = tpw_node::node::load_genesis(&genesis)?;
-            let mut progress = tpw_node::restore::terminal_progress("copied");
-            let report = tpw_node::restore::restore(&backup, &data_dir, &genesis, &mut progress)?;
+            let report = match (backup, archive) {
+                (Some(backup), None) if to_height.is_none() => {
+                    let mut progress = terminal_progress("copied", "MiB");
+                    restore(&backup, &data_dir, &genesis, &mut progress)?
+                }
+                (Some(backup), None) => {
+                    let mut progress = terminal_progress("replayed", "blocks");
+                    let source = ReplaySource::Backup(&backup);
+                    restore_replay(source, &data_dir, &genesis, to_height, &mut progress)?
+                }
+                (None, Some(archive)) => {
+                    let mut progress = terminal_progress("replayed", "MiB");
+                    let source = ReplaySource::Archive(&archive);
+                    restore_replay(source, &data_dir, &genesis, to_height, &mut progress)?
+                }
+                _ => bail!("give --backup or --archive"),
+            };
             print_json(&report)
         }
         Command::Audit {
@@ -929,28 +979,27 @@ fn main() -> std::process::ExitCode {
 }
 
 /// `tpw verify`: replays a data folder and prints what it found.
-fn verify(data_dir: &std::path::Path, genesis: &std::path::Path) -> anyhow::Result<()> {
+fn verify(
+    data_dir: Option<&std::path::Path>,
+    archive: Option<&std::path::Path>,
+    genesis: &std::path::Path,
+) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let genesis = tpw_node::node::load_genesis(genesis)?;
     let started = std::time::Instant::now();
     let terminal = std::io::stderr().is_terminal();
-    let mut last = std::time::Instant::now();
-    let mut progress = |done: u64, all: u64| {
-        if done == all || last.elapsed() >= std::time::Duration::from_secs(1) {
-            last = std::time::Instant::now();
-            let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
-            let line = format!("verified {done}/{all} blocks ({rate:.0} blocks/s)");
-            if terminal {
-                eprint!("\r{line}");
-                if done == all {
-                    eprintln!();
-                }
-            } else {
-                eprintln!("{line}");
-            }
+    let replayed = match (data_dir, archive) {
+        (Some(data_dir), None) => {
+            let mut progress = tpw_node::restore::terminal_progress("verified", "blocks");
+            tpw_node::verify::replay_with_progress(data_dir, &genesis, &mut progress)
         }
+        (None, Some(archive)) => {
+            let mut progress = tpw_node::restore::terminal_progress("verified", "MiB");
+            tpw_node::verify::replay_archive(archive, &genesis, &mut progress)
+        }
+        _ => bail!("give --data-dir or --archive"),
     };
-    match tpw_node::verify::replay_with_progress(data_dir, &genesis, &mut progress) {
+    match replayed {
         Ok(report) => {
             let mut line = serde_json::to_value(&report)?;
             line["verified"] = true.into();

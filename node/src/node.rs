@@ -139,8 +139,11 @@ pub struct RunningNode {
         tokio::task::JoinHandle<()>,
         tokio::sync::oneshot::Sender<()>,
     )>,
-    /// The audit log writer, which ends once every request holding the log is gone.
+    /// The audit log writer, which ends once every request holding the log is gone or the
+    /// log is closed.
     audit_writer: std::thread::JoinHandle<()>,
+    /// The handle that closes the audit log at stop.
+    audit: crate::audit::AuditLog,
 }
 
 /// Opens storage and starts the raft loop and the API.
@@ -210,6 +213,15 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
             "this data folder was restored from a backup of node {} itself: that node may have voted \
              and acknowledged entries after the backup, so it never runs again on it. Run the folder \
              as a new node (a new key and id added by governance, docs/operating.md).",
+            me.id
+        );
+    }
+    if crate::restore::restored_refused(&db)?.contains(&me.id) {
+        bail!(
+            "this data folder was restored (tpw restore), and its ledger records node {} at the \
+             restored height: that node may have voted and acknowledged entries after it, so it \
+             never runs on the folder. Run it as a new node (a new key and id added by \
+             governance, docs/operating.md).",
             me.id
         );
     }
@@ -383,7 +395,6 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         });
         admin_server = Some((task, stop_admin));
     }
-    drop(audit);
     let listener = tokio::net::TcpListener::bind(config.api_address())
         .await
         .with_context(|| format!("cannot listen on {}", config.api_listen))?;
@@ -409,6 +420,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         context,
         admin: admin_server,
         audit_writer,
+        audit,
     })
 }
 
@@ -435,13 +447,17 @@ impl RunningNode {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         drop(self.context);
+        // Requests that still hold the log (waiting on a commit as the node stops) must not
+        // keep the writer, and so the stop, waiting.
+        self.audit.close().await;
+        drop(self.audit);
         let runtime = self.runtime;
         let snapshot_maker = self.snapshot_maker;
         let audit_writer = self.audit_writer;
         let result = tokio::task::spawn_blocking(move || {
             let result = runtime.join();
             let _ = snapshot_maker.join();
-            // Ends once the last holder of the log (the API context, the admin router) is gone.
+            // Ends at the close above, once what was queued is written.
             let _ = audit_writer.join();
             result
         })

@@ -1,26 +1,40 @@
-//! Restoring an online backup (`tpw restore`) into a new data folder. The backup's database is
-//! copied (through a staging folder renamed into place, so an interrupted restore is simply run
-//! again), checked against its manifest and the genesis, and its Raft state is reset to "applied
-//! up to the backup, nothing voted": the folder can serve a new node (a new id and key added by
-//! governance, which catches up from its peers from the backup's point instead of from
-//! genesis) or an auditor. It can never run as the node the backup was taken from: that node
-//! may have voted and acknowledged entries after the backup, and a rolled-back voter could
-//! vote twice; a marker refuses it at start.
+//! Restoring a ledger into a new data folder (`tpw restore`), from an online backup or a
+//! ledger archive, to the source's head or to a chosen height.
+//!
+//! - A whole backup is copied (through a staging folder renamed into place, so an interrupted
+//!   restore is simply run again) and checked against its manifest and the genesis.
+//! - To a chosen height, or from an archive, the folder is rebuilt by replaying the source's
+//!   blocks from genesis with the ledger engine (every signature, hash link, receipt and state
+//!   root checked again on the way) up to that height, in a staging folder too.
+//!
+//! Either way the Raft state is reset to "applied up to the restored head, nothing voted", at
+//! the Raft position the source recorded for that head: the folder can serve a new node (a
+//! new id and key added by governance, which catches up from its peers from there instead of
+//! from genesis) or an auditor. It never runs as a node the restored ledger records: such a
+//! node may have voted and acknowledged entries after that height, and a rolled-back voter
+//! could vote twice; a marker refuses them at start.
 
 use crate::admin::BackupManifest;
-use crate::storage::{Db, LedgerReader, RaftLogStore, StorageError, CF_META};
+use crate::storage::{Db, LedgerReader, LedgerStore, RaftLogStore, StorageError, CF_META};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tpw_contracts::Genesis;
 
 /// The meta record naming the node a restored folder's backup was taken from (u64 BE).
 pub const KEY_RESTORED_FROM: &[u8] = b"restored_from_node";
+/// The meta record listing the nodes that never run on a restored folder (u64 BE each): every
+/// node its ledger records at the restored height.
+pub const KEY_RESTORED_REFUSED: &[u8] = b"restored_refused_nodes";
 
 /// What `tpw restore` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RestoreReport {
-    /// The node the backup was taken from (which must never run on this folder).
-    pub from_node: u64,
+    /// The node the backup was taken from (none for an archive).
+    pub from_node: Option<u64>,
+    /// The nodes that never run on this folder: every node recorded at the restored height.
+    pub refused_nodes: Vec<u64>,
+    /// Blocks replayed from genesis (a restore to a chosen height or from an archive).
+    pub replayed_blocks: Option<u64>,
     /// The restored head.
     pub height: u64,
     /// Its hash, hex.
@@ -50,6 +64,15 @@ pub enum RestoreError {
     /// Copying failed.
     #[error("copying the backup: {0}")]
     Io(#[from] std::io::Error),
+    /// The archive could not be read.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    /// A replayed block differs from the source, or does not apply.
+    #[error(transparent)]
+    Replay(#[from] crate::verify::ReplayError),
+    /// The chosen height cannot be restored.
+    #[error("{0}")]
+    Height(String),
     /// The restored database could not be read or written.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -162,9 +185,7 @@ fn reset_raft(
             head.height, manifest.height, manifest.applied_index
         )));
     }
-    let voters = genesis_ids(genesis, tpw_contracts::genesis::NodeRole::Voter);
-    let learners = genesis_ids(genesis, tpw_contracts::genesis::NodeRole::Observer);
-    let log = RaftLogStore::open(db.clone(), voters, learners)?;
+    let log = open_log(&db, genesis)?;
     let term = tpw_consensus::Storage::term(&log, applied_index).map_err(|error| {
         StorageError::Corrupt(format!(
             "the backup's Raft log has no term for its applied index {applied_index}: {error}"
@@ -172,18 +193,13 @@ fn reset_raft(
     })?;
     let mut batch = rocksdb::WriteBatch::default();
     log.restored_state_changes(applied_index, term, &mut batch)?;
-    batch.put_cf(
-        db.cf(CF_META),
-        KEY_RESTORED_FROM,
-        crate::storage::seal_record(&manifest.node_id.to_be_bytes()),
-    );
-    let mut options = rocksdb::WriteOptions::default();
-    options.set_sync(true);
-    db.rocks()
-        .write_opt(batch, &options)
-        .map_err(StorageError::from)?;
+    let ledger = LedgerStore::open(db.clone(), genesis)?;
+    let refused_nodes = refuse_recorded_nodes(&ledger, Some(manifest.node_id), &mut batch)?;
+    write_synced(&db, batch)?;
     Ok(RestoreReport {
-        from_node: manifest.node_id,
+        from_node: Some(manifest.node_id),
+        refused_nodes,
+        replayed_blocks: None,
         height: head.height,
         head_hash: hex::encode(head.hash),
         state_root: hex::encode(head.commitment.root()),
@@ -191,6 +207,264 @@ fn reset_raft(
         files,
         bytes,
     })
+}
+
+fn open_log(db: &Db, genesis: &Genesis) -> Result<RaftLogStore, StorageError> {
+    let voters = genesis_ids(genesis, tpw_contracts::genesis::NodeRole::Voter);
+    let learners = genesis_ids(genesis, tpw_contracts::genesis::NodeRole::Observer);
+    RaftLogStore::open(db.clone(), voters, learners)
+}
+
+fn write_synced(db: &Db, batch: rocksdb::WriteBatch) -> Result<(), StorageError> {
+    let mut options = rocksdb::WriteOptions::default();
+    options.set_sync(true);
+    Ok(db.rocks().write_opt(batch, &options)?)
+}
+
+/// Adds the markers that refuse, at start, every node `ledger` records (and the backup's own
+/// node); returns their ids.
+fn refuse_recorded_nodes(
+    ledger: &LedgerStore,
+    from_node: Option<u64>,
+    batch: &mut rocksdb::WriteBatch,
+) -> Result<Vec<u64>, StorageError> {
+    let mut refused: Vec<u64> = tpw_contracts::governance::node_records(ledger)
+        .map_err(|error| StorageError::Corrupt(error.to_string()))?
+        .iter()
+        .map(|node| node.id)
+        .chain(from_node)
+        .collect();
+    refused.sort_unstable();
+    refused.dedup();
+    let bytes: Vec<u8> = refused.iter().flat_map(|id| id.to_be_bytes()).collect();
+    let meta = ledger.db().cf(CF_META);
+    batch.put_cf(
+        meta,
+        KEY_RESTORED_REFUSED,
+        crate::storage::seal_record(&bytes),
+    );
+    if let Some(node) = from_node {
+        batch.put_cf(
+            meta,
+            KEY_RESTORED_FROM,
+            crate::storage::seal_record(&node.to_be_bytes()),
+        );
+    }
+    Ok(refused)
+}
+
+/// The nodes that never run on a restored folder (empty for a folder that was not restored).
+pub fn restored_refused(db: &Db) -> Result<Vec<u64>, StorageError> {
+    match db.rocks().get_cf(db.cf(CF_META), KEY_RESTORED_REFUSED)? {
+        None => Ok(Vec::new()),
+        Some(bytes) => {
+            let payload = crate::storage::open_record(&bytes, "meta")?;
+            if payload.len() % 8 != 0 {
+                return Err(StorageError::Corrupt(
+                    "the restored-folder marker has the wrong size".into(),
+                ));
+            }
+            Ok(payload
+                .chunks_exact(8)
+                .map(|id| u64::from_be_bytes(id.try_into().unwrap_or_default()))
+                .collect())
+        }
+    }
+}
+
+/// Where a replayed restore reads its blocks.
+#[derive(Debug, Clone, Copy)]
+pub enum ReplaySource<'a> {
+    /// A backup folder (holding backup.json and db/).
+    Backup(&'a Path),
+    /// A ledger archive (`tpw export`).
+    Archive(&'a Path),
+}
+
+/// Rebuilds the ledger of `source` in `data_dir` (which must hold no `db/` yet) by replaying
+/// its blocks from genesis up to `to_height` (the source's head if none), telling `progress`
+/// (done, all): blocks for a backup, bytes for an archive.
+pub fn restore_replay(
+    source: ReplaySource<'_>,
+    data_dir: &Path,
+    genesis: &Genesis,
+    to_height: Option<u64>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RestoreReport, RestoreError> {
+    use crate::archive::BlockSource;
+    let network_id = genesis
+        .compute_network_id()
+        .map_err(|error| RestoreError::Mismatch(error.to_string()))?;
+    let (mut blocks, from_node) = match source {
+        ReplaySource::Backup(backup) => {
+            let manifest = read_manifest(backup)?;
+            if manifest.network_id != hex::encode(network_id) {
+                return Err(RestoreError::Mismatch(format!(
+                    "the backup belongs to network {}, the genesis to {}",
+                    manifest.network_id,
+                    hex::encode(network_id)
+                )));
+            }
+            let database = backup.join("db");
+            if !database.join("CURRENT").exists() {
+                return Err(RestoreError::NotABackup(format!(
+                    "{} holds no database",
+                    database.display()
+                )));
+            }
+            let reader = LedgerReader::new(Db::open_read_only(&database)?);
+            let (head, _) = reader.head()?;
+            if to_height.is_some_and(|height| height > head.height) {
+                return Err(RestoreError::Height(format!(
+                    "the backup ends at height {}, below the chosen height",
+                    head.height
+                )));
+            }
+            let last = to_height.unwrap_or(head.height);
+            if reader.block_position(last)?.is_none() && last > 0 {
+                return Err(no_position(last));
+            }
+            (
+                BlockSource::Folder {
+                    reader,
+                    next: 1,
+                    head: last,
+                },
+                Some(manifest.node_id),
+            )
+        }
+        ReplaySource::Archive(archive) => {
+            let blocks = BlockSource::archive(archive)?;
+            if let BlockSource::Archive { reader, .. } = &blocks {
+                if reader.network_id() != network_id {
+                    return Err(RestoreError::Mismatch(format!(
+                        "the archive belongs to network {}, the genesis to {}",
+                        hex::encode(reader.network_id()),
+                        hex::encode(network_id)
+                    )));
+                }
+            }
+            (blocks, None)
+        }
+    };
+    let target = data_dir.join("db");
+    if target.exists() {
+        return Err(RestoreError::TargetInUse(data_dir.to_path_buf()));
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)?;
+    }
+    let staging = data_dir.join("db.restoring");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    let report = match replay_into(
+        &staging,
+        &mut blocks,
+        genesis,
+        to_height,
+        from_node,
+        progress,
+    ) {
+        Ok(report) => report,
+        Err(error) => {
+            // Nothing half-restored stays behind (a run again would start over anyway).
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(error);
+        }
+    };
+    std::fs::rename(&staging, &target)?;
+    std::fs::File::open(data_dir)?.sync_all()?;
+    Ok(report)
+}
+
+/// Replays `blocks` into a new database at `staging` (see [`restore_replay`]).
+fn replay_into(
+    staging: &Path,
+    blocks: &mut crate::archive::BlockSource,
+    genesis: &Genesis,
+    to_height: Option<u64>,
+    from_node: Option<u64>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RestoreReport, RestoreError> {
+    {
+        let db = Db::open(staging)?;
+        let mut ledger = LedgerStore::open(db.clone(), genesis)?;
+        let log = open_log(&db, genesis)?;
+        let mut replayed = 0u64;
+        let mut position = None;
+        while let Some(block) = blocks
+            .next_block()
+            .map_err(crate::verify::ReplayError::from)?
+        {
+            if to_height.is_some_and(|height| block.height > height) {
+                break;
+            }
+            let height = block.height;
+            let outcome =
+                tpw_contracts::apply_block(&ledger, ledger.head(), &block.block.proposal, &|_| {
+                    false
+                })
+                .map_err(|error| crate::verify::ReplayError::Apply {
+                    height,
+                    reason: error.to_string(),
+                })?;
+            if let Some(what) = crate::verify::first_difference(&block.block, &outcome) {
+                return Err(crate::verify::ReplayError::Diverged { height, what }.into());
+            }
+            let webhooks = crate::runtime::plausible_webhooks(&block.block.proposal, height);
+            ledger.commit_block(
+                block.position,
+                &block.block.proposal.to_bytes(),
+                &outcome,
+                &webhooks,
+            )?;
+            position = block.position;
+            replayed += 1;
+            let (done, all) = blocks.progress();
+            progress(done, all);
+        }
+        let height = ledger.head().height;
+        if let Some(chosen) = to_height.filter(|chosen| *chosen != height) {
+            return Err(RestoreError::Height(format!(
+                "the archive ends at height {height}, below the chosen height {chosen}"
+            )));
+        }
+        let position = match position {
+            Some(position) => position,
+            None if height == 0 => crate::storage::LogPosition { index: 0, term: 0 },
+            None => return Err(no_position(height)),
+        };
+        let history = blocks.conf_history_upto(position.index)?;
+        let mut batch = rocksdb::WriteBatch::default();
+        ledger.reset_raft_after_replay(&log, position, &history, &mut batch)?;
+        let refused_nodes = refuse_recorded_nodes(&ledger, from_node, &mut batch)?;
+        write_synced(&db, batch)?;
+        let head = ledger.head();
+        Ok(RestoreReport {
+            from_node,
+            refused_nodes,
+            replayed_blocks: Some(replayed),
+            height,
+            head_hash: hex::encode(head.hash),
+            state_root: hex::encode(head.commitment.root()),
+            applied_index: position.index,
+            files: 0,
+            bytes: 0,
+        })
+    }
+}
+
+fn no_position(height: u64) -> RestoreError {
+    RestoreError::Height(format!(
+        "block {height} has no recorded Raft position (the source node received it through a \
+         snapshot's backfill, or applied it before positions were recorded), so a node could \
+         not resume Raft from it; choose a later height"
+    ))
 }
 
 fn genesis_ids(genesis: &Genesis, role: tpw_contracts::genesis::NodeRole) -> Vec<u64> {
@@ -218,14 +492,19 @@ pub fn restored_from(db: &Db) -> Result<Option<u64>, StorageError> {
 }
 
 /// Progress on a terminal: one line rewritten in place, or a line per second elsewhere.
-pub fn terminal_progress(what: &'static str) -> impl FnMut(u64, u64) {
+/// `unit` is "MiB" for byte counts (shown in MiB), anything else for plain counts.
+pub fn terminal_progress(what: &'static str, unit: &'static str) -> impl FnMut(u64, u64) {
     use std::io::IsTerminal;
     let terminal = std::io::stderr().is_terminal();
     let mut last = std::time::Instant::now();
     move |done: u64, all: u64| {
         if done == all || last.elapsed() >= std::time::Duration::from_secs(1) {
             last = std::time::Instant::now();
-            let line = format!("{what} {} of {} MiB", done >> 20, all >> 20);
+            let line = if unit == "MiB" {
+                format!("{what} {} of {} MiB", done >> 20, all >> 20)
+            } else {
+                format!("{what} {done} of {all} {unit}")
+            };
             let mut stderr = std::io::stderr();
             if terminal {
                 let _ = write!(stderr, "\r{line}");

@@ -345,6 +345,10 @@ pub struct Runtime {
     /// learner, a snapshot that already counts it as a voter means it was a member before and
     /// lost its data, and it stops rather than vote again.
     joining: bool,
+    /// The Raft index of the block that last rotated this node's key.
+    rekeyed_at: Option<u64>,
+    /// Since when this node leads (none while it does not).
+    leader_since: Option<Instant>,
 }
 
 impl Runtime {
@@ -378,9 +382,12 @@ impl Runtime {
             snapshots_sent: HashMap::new(),
             nodes: NodeSet::default(),
             joining: false,
+            rekeyed_at: None,
+            leader_since: None,
         };
         let mut runtime = runtime;
         runtime.nodes.records = tpw_contracts::governance::node_records(&runtime.ledger)?;
+        runtime.rekeyed_at = runtime.ledger.own_rekey_index()?;
         // Published before the API starts, so no reader ever sees an empty status.
         runtime.publish_status();
         Ok(runtime)
@@ -465,6 +472,7 @@ impl Runtime {
             }
             self.propose();
             self.reconcile_membership();
+            self.hand_over_after_rekey(now);
             self.sync_members();
             self.process_ready()?;
             self.resolve_snapshot_step()?;
@@ -800,24 +808,22 @@ impl Runtime {
         // before this one: anything claimed beyond is refused, so a faulty leader cannot move
         // cursors past unseen events.
         let height = outcome.header.height;
-        let plausible: Vec<_> = proposal
-            .webhooks
-            .iter()
-            .filter(|entry| {
-                entry.delivered_height < height
-                    && entry.dead.iter().all(|dead| dead.height < height)
-                    && entry.revived.iter().all(|(revived, _)| *revived < height)
-            })
-            .cloned()
-            .collect();
+        let plausible = plausible_webhooks(&proposal, height);
         if plausible.len() < proposal.webhooks.len() {
             tracing::warn!(
                 refused = proposal.webhooks.len() - plausible.len(),
                 "webhook progress beyond the chain refused"
             );
         }
-        self.ledger
-            .commit_block(entry.index, &entry.data, &outcome, &plausible)?;
+        self.ledger.commit_block(
+            Some(crate::storage::LogPosition {
+                index: entry.index,
+                term: entry.term,
+            }),
+            &entry.data,
+            &outcome,
+            &plausible,
+        )?;
         crate::failpoint::point("apply_after");
         if membership::touches_prefix(&outcome.diff, tpw_contracts::state::prefix::NODE) {
             self.refresh_nodes()?;
@@ -951,4 +957,22 @@ impl Runtime {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = status;
     }
+}
+
+/// The webhook progress a block at `height` carries that can be true: a leader can only have
+/// delivered events of earlier blocks, so anything claimed beyond is refused.
+pub(crate) fn plausible_webhooks(
+    proposal: &tpw_contracts::Proposal,
+    height: u64,
+) -> Vec<tpw_contracts::block::WebhookProgress> {
+    proposal
+        .webhooks
+        .iter()
+        .filter(|entry| {
+            entry.delivered_height < height
+                && entry.dead.iter().all(|dead| dead.height < height)
+                && entry.revived.iter().all(|(revived, _)| *revived < height)
+        })
+        .cloned()
+        .collect()
 }

@@ -4,7 +4,12 @@
 //! the replayed state must equal the stored state record by record, and the replayed head the
 //! stored head. The first difference is reported with its height and exactly what differs.
 //! The folder is opened read-only, so a running node may keep serving from it.
+//!
+//! A ledger archive (`tpw export`) is replayed the same way (`tpw verify --archive`): its
+//! checksum, each block against its replay, and its end record's head against the replayed
+//! head.
 
+use crate::archive::{ArchiveError, BlockSource, SourceBlock, SourceError};
 use crate::storage::{open_record, Db, LedgerReader, StorageError};
 use std::path::Path;
 use tpw_contracts::{apply_block, Genesis, MemStore};
@@ -38,6 +43,9 @@ pub enum ReplayError {
         /// Its height.
         height: u64,
     },
+    /// The archive is damaged, out of order or of another network.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
     /// The ledger engine refused to apply a stored block.
     #[error("block {height} does not apply: {reason}")]
     Apply {
@@ -73,13 +81,23 @@ pub enum ReplayError {
     },
 }
 
+impl From<SourceError> for ReplayError {
+    fn from(error: SourceError) -> Self {
+        match error {
+            SourceError::MissingBlock(height) => Self::MissingBlock { height },
+            SourceError::Archive(error) => Self::Archive(error),
+            SourceError::Storage(error) => Self::Storage(error),
+        }
+    }
+}
+
 /// Replays the data folder `data_dir` (holding `db/`) of a stopped node against `genesis`.
 pub fn replay_data_folder(data_dir: &Path, genesis: &Genesis) -> Result<ReplayReport, ReplayError> {
     replay_with_progress(data_dir, genesis, &mut |_, _| {})
 }
 
 /// The first difference between a stored block and its replay, described.
-fn first_difference(
+pub(crate) fn first_difference(
     stored: &tpw_contracts::BlockRecord,
     replayed: &tpw_contracts::BlockOutcome,
 ) -> Option<String> {
@@ -151,25 +169,20 @@ fn first_difference(
         })
 }
 
-/// As [`replay_data_folder`], telling `progress` (blocks done, blocks in all) as it goes.
-pub fn replay_with_progress(
-    data_dir: &Path,
+/// Replays every block of `source` from genesis, checking each against its replay; returns
+/// the replayed state and head.
+fn replay_source(
+    source: &mut BlockSource,
     genesis: &Genesis,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<ReplayReport, ReplayError> {
-    let db = Db::open_read_only(&data_dir.join("db"))?;
-    let reader = LedgerReader::new(db.clone());
-    let (stored_head, _) = reader.head()?;
+) -> Result<(MemStore, tpw_contracts::ChainHead), ReplayError> {
     let built = genesis
         .build()
         .map_err(|error| ReplayError::Genesis(error.to_string()))?;
     let mut state = MemStore::default();
     state.apply_diff(&built.diff);
     let mut head = built.head;
-    for height in 1..=stored_head.height {
-        let block = reader
-            .block(height)?
-            .ok_or(ReplayError::MissingBlock { height })?;
+    while let Some(SourceBlock { height, block, .. }) = source.next_block()? {
         let outcome = apply_block(&state, &head, &block.proposal, &|_| false).map_err(|error| {
             ReplayError::Apply {
                 height,
@@ -181,8 +194,71 @@ pub fn replay_with_progress(
         }
         state.apply_diff(&outcome.diff);
         head = outcome.head;
-        progress(height, stored_head.height);
+        let (done, all) = source.progress();
+        progress(done, all);
     }
+    Ok((state, head))
+}
+
+/// Replays the ledger archive `path` against `genesis`, telling `progress` (bytes read, bytes
+/// in all) as it goes.
+pub fn replay_archive(
+    path: &Path,
+    genesis: &Genesis,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ReplayReport, ReplayError> {
+    let mut source = BlockSource::archive(path)?;
+    let network_id = genesis
+        .compute_network_id()
+        .map_err(|error| ReplayError::Genesis(error.to_string()))?;
+    if let BlockSource::Archive { reader, .. } = &source {
+        if reader.network_id() != network_id {
+            return Err(ArchiveError::Mismatch(format!(
+                "the archive belongs to network {}, the genesis to {}",
+                hex::encode(reader.network_id()),
+                hex::encode(network_id)
+            ))
+            .into());
+        }
+    }
+    let (state, head) = replay_source(&mut source, genesis, progress)?;
+    let BlockSource::Archive {
+        end: Some((height, head_hash)),
+        ..
+    } = source
+    else {
+        return Err(ReplayError::Head {
+            stored_height: head.height,
+        });
+    };
+    if height != head.height || head_hash != head.hash {
+        return Err(ReplayError::Head {
+            stored_height: height,
+        });
+    }
+    Ok(ReplayReport {
+        height: head.height,
+        head_hash: hex::encode(head.hash),
+        state_root: hex::encode(head.commitment.root()),
+        state_records: state.records().count() as u64,
+    })
+}
+
+/// As [`replay_data_folder`], telling `progress` (blocks done, blocks in all) as it goes.
+pub fn replay_with_progress(
+    data_dir: &Path,
+    genesis: &Genesis,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ReplayReport, ReplayError> {
+    let db = Db::open_read_only(&data_dir.join("db"))?;
+    let reader = LedgerReader::new(db.clone());
+    let (stored_head, _) = reader.head()?;
+    let mut source = BlockSource::Folder {
+        reader,
+        next: 1,
+        head: stored_head.height,
+    };
+    let (state, head) = replay_source(&mut source, genesis, progress)?;
     if head.hash != stored_head.hash {
         return Err(ReplayError::Head {
             stored_height: stored_head.height,

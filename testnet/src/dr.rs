@@ -3,7 +3,9 @@
 //! commit), then destroys a voter's disk and rebuilds it the way the runbook says (a new key
 //! and id added by governance, the lost id removed), measuring how long the new node takes to
 //! catch up with the whole ledger. RPO: acknowledged transfers missing from any surviving node
-//! at the end (must be 0, since a majority survives throughout).
+//! at the end (must be 0, since a majority survives throughout). Then, on the stopped network,
+//! it exports an undisturbed voter's ledger to an archive, verifies the archive and restores it
+//! to a height in the middle, timing each with the `tpw` commands an operator runs.
 
 use crate::bench::{drive, presign};
 use crate::drills::{converge, count_lost_on, Load};
@@ -47,6 +49,112 @@ pub struct DrReport {
     pub height: u64,
     /// The surviving nodes report one head and state root.
     pub nodes_agree: bool,
+    /// The archive exported from an undisturbed voter's folder.
+    pub archive: ArchiveFigures,
+}
+
+/// `tpw export`, `tpw verify --archive` and `tpw restore --archive --to-height` on the
+/// drill's ledger.
+#[derive(Debug, Serialize)]
+pub struct ArchiveFigures {
+    /// Blocks in the archive.
+    pub blocks: u64,
+    /// Its size.
+    pub bytes: u64,
+    /// `tpw export`.
+    pub export_ms: u64,
+    /// `tpw verify --archive`: every block replayed from genesis.
+    pub verify_ms: u64,
+    /// The height restored to (the middle block with a recorded Raft position).
+    pub restored_height: u64,
+    /// `tpw restore --archive --to-height`.
+    pub restore_ms: u64,
+    /// The archive verified and the restored head is the archive's block at that height.
+    pub verified: bool,
+}
+
+/// Runs `tpw` with `args`; its JSON line and how long it took.
+fn run_tpw(args: &[&std::ffi::OsStr]) -> anyhow::Result<(serde_json::Value, u64)> {
+    let started = Instant::now();
+    let output = std::process::Command::new(crate::network::tpw_binary()?)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    let elapsed = started.elapsed().as_millis() as u64;
+    if !output.status.success() {
+        bail!(
+            "tpw {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    Ok((serde_json::from_slice(&output.stdout)?, elapsed))
+}
+
+/// Exports `data_dir` to an archive in `dir`, verifies it and restores it to the middle.
+fn archive_figures(
+    dir: &std::path::Path,
+    data_dir: &std::path::Path,
+    genesis: &std::path::Path,
+) -> anyhow::Result<ArchiveFigures> {
+    let archive = dir.join("ledger.tpwa");
+    let (exported, export_ms) = run_tpw(&[
+        "export".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+        "--out".as_ref(),
+        archive.as_os_str(),
+    ])?;
+    let (verified, verify_ms) = run_tpw(&[
+        "verify".as_ref(),
+        "--archive".as_ref(),
+        archive.as_os_str(),
+        "--genesis".as_ref(),
+        genesis.as_os_str(),
+    ])?;
+    let head = exported["height"].as_u64().context("export height")?;
+    // The middle block with a recorded position (blocks a node backfilled have none).
+    let mut reader = tpw_node::archive::ArchiveReader::open(&archive)?;
+    let mut middle = None;
+    while let Some(record) = reader.next_record()? {
+        if let tpw_node::archive::ArchiveRecord::Block {
+            height,
+            position: Some(_),
+            record,
+        } = record
+        {
+            if middle.is_none() || height <= head / 2 {
+                middle = Some((height, record));
+            }
+        }
+    }
+    let (restored_height, record) = middle.context("no block with a Raft position")?;
+    let expected = tpw_node::storage::parse_block_record(&record)?
+        .header
+        .hash();
+    let target = dir.join("restored");
+    let (restored, restore_ms) = run_tpw(&[
+        "restore".as_ref(),
+        "--archive".as_ref(),
+        archive.as_os_str(),
+        "--to-height".as_ref(),
+        restored_height.to_string().as_ref(),
+        "--data-dir".as_ref(),
+        target.as_os_str(),
+        "--genesis".as_ref(),
+        genesis.as_os_str(),
+    ])?;
+    Ok(ArchiveFigures {
+        blocks: head,
+        bytes: exported["bytes"].as_u64().unwrap_or_default(),
+        export_ms,
+        verify_ms,
+        restored_height,
+        restore_ms,
+        verified: verified["verified"] == true
+            && verified["head_hash"] == exported["head_hash"]
+            && restored["height"] == restored_height
+            && restored["head_hash"] == hex::encode(expected),
+    })
 }
 
 /// The API of the leader all of `nodes` agree on, waiting for them to agree.
@@ -233,6 +341,15 @@ pub async fn dr(transfers: usize, log_retention_entries: u64) -> anyhow::Result<
     let head = converge(&network, &surviving, height).await?;
     let lost = count_lost_on(&network, &surviving, &acknowledged).await?;
     network.stop();
+    let undisturbed = (0..3)
+        .find(|index| *index != lost_voter && *index != leader)
+        .context("an undisturbed voter")?;
+    eprintln!("exporting node {}'s ledger", undisturbed + 1);
+    let archive = archive_figures(
+        dir.path(),
+        &dir.path().join(format!("node-{}", undisturbed + 1)),
+        &dir.path().join("genesis.json"),
+    )?;
     Ok(DrReport {
         ledger_transfers: transfers,
         ledger_seconds: (ledger_seconds * 10.0).round() / 10.0,
@@ -247,5 +364,6 @@ pub async fn dr(transfers: usize, log_retention_entries: u64) -> anyhow::Result<
         lost,
         height: head.height,
         nodes_agree: true,
+        archive,
     })
 }

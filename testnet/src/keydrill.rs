@@ -2,8 +2,10 @@
 //! observer, a partner's key is rotated with an overlap window (both keys sign during it, the
 //! old one is refused after it), another partner's leaked key is revoked at once (refused from
 //! the next block, its spare key keeps paying), and the leader's own node key is rotated
-//! through governance and a restart of that node. It measures the longest time without a new block (downtime) and
-//! checks that no acknowledged transfer is lost.
+//! through governance and a restart of that node, while the observer is down: it comes back
+//! knowing only the old key, and must still catch up (a re-keyed leader hands leadership over
+//! while a member lags behind its rotation). It measures the longest time without a new block
+//! (downtime) and checks that no acknowledged transfer is lost.
 
 use crate::drills::{converge, count_lost_on, Load};
 use crate::network::{bank_of, partner_account, partner_id, LocalNetwork, LOAD_ASSET};
@@ -33,6 +35,9 @@ pub struct KeyDrillReport {
     /// The leader's key rotation: decision to every node at one head again, the rotated node
     /// serving on its new key.
     pub node_rotation_ms: u64,
+    /// Times a re-keyed leader handed leadership over because a member (the observer, down
+    /// during the rotation) had not replicated it (from the nodes' logs).
+    pub rekey_handovers: usize,
     /// Longest interval without a new block while the drill ran.
     pub longest_commit_gap_ms: u64,
     /// Transfers acknowledged to the load.
@@ -82,17 +87,34 @@ async fn pays(
     false
 }
 
-/// Samples a node's height every 20 ms and records the longest time between two observed
-/// increases (so the figure includes the sampling interval).
-fn watch_gaps(api: String, stop: Arc<AtomicBool>) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+/// Samples the highest height among `apis` (those that answer) every 20 ms and records the
+/// longest time between two observed increases (so the figure includes the sampling
+/// interval).
+fn watch_gaps(
+    apis: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
     let longest = Arc::new(AtomicU64::new(0));
     let record = Arc::clone(&longest);
     let task = tokio::spawn(async move {
-        let client = Client::new(&api);
+        let clients: Vec<Client> = apis.iter().map(|api| Client::new(api)).collect();
         let mut last_height = 0;
         let mut last_change = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            if let Ok(status) = client.status().await {
+            let mut highest = None;
+            for client in &clients {
+                if let Ok(status) = client.status().await {
+                    if highest
+                        .as_ref()
+                        .is_none_or(|best: &tpw_node::api_types::StatusResponse| {
+                            status.height > best.height
+                        })
+                    {
+                        highest = Some(status);
+                    }
+                }
+            }
+            if let Some(status) = highest {
                 if status.height > last_height {
                     let gap = last_change.elapsed();
                     if last_height > 0 {
@@ -127,9 +149,8 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
     // Partners 0 and 1 are the drill's; the load pays among partners 2.. (it never signs
     // with the drill's keys).
     let load = Load::start_range(&network, &parties.keys, 2..partners, 1 << 64)?;
-    let observe = network.apis[3].clone();
     let stop_watch = Arc::new(AtomicBool::new(false));
-    let (longest_gap, watcher) = watch_gaps(observe, Arc::clone(&stop_watch));
+    let (longest_gap, watcher) = watch_gaps(network.apis[..3].to_vec(), Arc::clone(&stop_watch));
     let leader = network
         .leader_among(&[0, 1, 2])
         .await
@@ -201,7 +222,9 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
     let spare_key_signed = pays(&network, &leader, &spare, 1, 2).await;
 
     // The leader's own key is rotated (the hardest case: its peers stop admitting it from the
-    // deciding block); it restarts on its data with the new key.
+    // deciding block); it restarts on its data with the new key. The observer is down
+    // meanwhile and comes back knowing only the old key.
+    network.kill(3);
     let leader = network
         .leader_among(&[0, 1, 2])
         .await
@@ -228,6 +251,7 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
         rotated_index + 1
     );
     network.restart(rotated_index).await?;
+    network.restart(3).await?;
     // Any voter may lead afterwards, the re-keyed one included.
     let leader = loop {
         if let Some(api) = network.leader_among(&[0, 1, 2]).await {
@@ -249,6 +273,15 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
     let acknowledged = load.stop().await;
     let lost = count_lost_on(&network, &[0, 1, 2, 3], &acknowledged).await?;
     network.stop();
+    let rekey_handovers = (1..=4)
+        .filter_map(|node| {
+            std::fs::read_to_string(dir.path().join(format!("node-{node}.log"))).ok()
+        })
+        .map(|log| {
+            log.matches("leadership handed over so that it can catch up")
+                .count()
+        })
+        .sum();
     Ok(KeyDrillReport {
         old_key_signed_during_overlap,
         old_key_refused_after_overlap,
@@ -256,6 +289,7 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
         leaked_key_refused,
         spare_key_signed,
         node_rotation_ms,
+        rekey_handovers,
         longest_commit_gap_ms: longest_gap.load(Ordering::Relaxed),
         acknowledged: acknowledged.len(),
         lost,

@@ -7,6 +7,11 @@ use super::{Runtime, RuntimeError};
 use crate::network::Member;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How long a re-keyed leader leads before it checks that every member replicated its key
+/// rotation: long enough for every reachable member to have answered its appends.
+const REKEY_HANDOVER_AFTER: Duration = Duration::from_secs(2);
 use tpw_consensus::raft_types::ConfChange;
 use tpw_consensus::Membership;
 use tpw_contracts::genesis::NodeRole;
@@ -80,6 +85,21 @@ impl Runtime {
     /// Reads the node set from the ledger and hands the network its peers.
     pub(super) fn refresh_nodes(&mut self) -> Result<(), RuntimeError> {
         let records = node_records(&self.ledger)?;
+        let me = self.driver.id();
+        let key_of = |records: &[NodeRecord]| {
+            records
+                .iter()
+                .find(|node| node.id == me)
+                .map(|node| node.public_key)
+        };
+        if let (Some(old), Some(new)) = (key_of(&self.nodes.records), key_of(&records)) {
+            if old != new {
+                let index = self.ledger.applied_index();
+                self.ledger.record_own_rekey(index)?;
+                self.rekeyed_at = Some(index);
+                tracing::info!(index, "this node's key was rotated");
+            }
+        }
         if records != self.nodes.records {
             self.nodes.records = records;
             self.nodes.dirty = true;
@@ -150,6 +170,32 @@ impl Runtime {
         let wanted = self.nodes.wanted();
         if let Some(step) = self.driver.reconcile_membership(&wanted) {
             tracing::info!(?step, "membership: next step toward the ledger's node set");
+        }
+    }
+
+    /// As a leader whose key was rotated, hands leadership over while a member has not
+    /// replicated the rotation (see `Driver::hand_over_after_rekey`), once it has led long
+    /// enough for every reachable member to have answered.
+    pub(super) fn hand_over_after_rekey(&mut self, now: Instant) {
+        if !self.driver.is_leader() {
+            self.leader_since = None;
+            return;
+        }
+        let since = *self.leader_since.get_or_insert(now);
+        let Some(rekeyed_at) = self.rekeyed_at else {
+            return;
+        };
+        if now.duration_since(since) < REKEY_HANDOVER_AFTER {
+            return;
+        }
+        if let Some(target) = self.driver.hand_over_after_rekey(rekeyed_at) {
+            tracing::warn!(
+                target,
+                rekeyed_at,
+                "a member has not replicated this node's key rotation and refuses its new key: \
+                 leadership handed over so that it can catch up"
+            );
+            self.leader_since = Some(now);
         }
     }
 }

@@ -28,6 +28,54 @@ use tpw_contracts::{
 };
 
 pub(super) const KEY_HEAD: &[u8] = b"head";
+/// Meta records `bp` + height (u64 BE): the Raft position at which the ledger reached that
+/// height (restore to a chosen height resumes Raft from there).
+const BLOCK_POSITION_PREFIX: &[u8] = b"bp";
+/// The meta record holding the Raft index of the block that last rotated this node's own key.
+const KEY_OWN_REKEY: &[u8] = b"own_key_rotated_index";
+/// Meta records `cc` + Raft index (u64 BE): the Raft configuration from that index on (the
+/// configuration at a restored height).
+const CONF_HISTORY_PREFIX: &[u8] = b"cc";
+
+fn block_position_key(height: u64) -> Vec<u8> {
+    let mut key = BLOCK_POSITION_PREFIX.to_vec();
+    key.extend_from_slice(&height.to_be_bytes());
+    key
+}
+
+fn conf_history_key(index: u64) -> Vec<u8> {
+    let mut key = CONF_HISTORY_PREFIX.to_vec();
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// A Raft log position: the index of an entry and its term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPosition {
+    /// Raft index.
+    pub index: u64,
+    /// Its term.
+    pub term: u64,
+}
+
+impl LogPosition {
+    fn to_bytes(self) -> [u8; 16] {
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&self.index.to_be_bytes());
+        bytes[8..].copy_from_slice(&self.term.to_be_bytes());
+        bytes
+    }
+
+    fn from_record(sealed: &[u8]) -> Result<Self, StorageError> {
+        let payload = open_record(sealed, "block position")?;
+        let bytes = <[u8; 16]>::try_from(payload)
+            .map_err(|_| StorageError::Corrupt("a block position has the wrong size".into()))?;
+        Ok(Self {
+            index: u64::from_be_bytes(bytes[..8].try_into().unwrap_or_default()),
+            term: u64::from_be_bytes(bytes[8..].try_into().unwrap_or_default()),
+        })
+    }
+}
 /// Cached state records before the cache is reset.
 const CACHE_ENTRIES_MAX: usize = 1_000_000;
 
@@ -221,10 +269,12 @@ impl LedgerStore {
     }
 
     /// Persists an applied block atomically: state changes, block, tx index, statement lines,
-    /// the webhook progress it carries, head, applied index.
+    /// the webhook progress it carries, head, applied index and the block's Raft position.
+    /// A block replayed without its position (`tpw restore` of a block a node backfilled)
+    /// leaves the applied index as it was.
     pub fn commit_block(
         &mut self,
-        raft_index: u64,
+        position: Option<LogPosition>,
         proposal_bytes: &[u8],
         outcome: &BlockOutcome,
         webhooks: &[tpw_contracts::block::WebhookProgress],
@@ -265,6 +315,14 @@ impl LedgerStore {
             let mut location = height.to_le_bytes().to_vec();
             location.extend_from_slice(&(position as u32).to_le_bytes());
             batch.put_cf(index_cf, receipt.tx_id, seal_record(&location));
+        }
+        let raft_index = position.map_or(self.applied_index, |position| position.index);
+        if let Some(position) = position {
+            batch.put_cf(
+                self.db.cf(CF_META),
+                block_position_key(height),
+                seal_record(&position.to_bytes()),
+            );
         }
         batch.put_cf(
             self.db.cf(CF_META),
@@ -401,6 +459,21 @@ impl LedgerStore {
             KEY_HEAD,
             seal_record(&encode_head(&staged.head, metadata.index)),
         );
+        let position = LogPosition {
+            index: metadata.index,
+            term: metadata.term,
+        };
+        batch.put_cf(
+            self.db.cf(CF_META),
+            block_position_key(height),
+            seal_record(&position.to_bytes()),
+        );
+        put_conf_history(
+            &self.db,
+            &mut batch,
+            metadata.index,
+            metadata.get_conf_state(),
+        )?;
         let old_height = self.head.height;
         let gaps_guard = self.db.lock_gaps();
         let mut gaps = block_gaps(&self.db)?;
@@ -439,10 +512,62 @@ impl LedgerStore {
             seal_record(&encode_head(&self.head, raft_index)),
         );
         log.conf_state_change(&conf_state, &mut batch)?;
+        put_conf_history(&self.db, &mut batch, raft_index, &conf_state)?;
         self.db.rocks().write(batch)?;
         log.conf_state_changed(conf_state);
         self.applied_index = raft_index;
         Ok(())
+    }
+
+    /// Resets the Raft state of a folder rebuilt by replaying blocks (`tpw restore
+    /// --to-height`, `tpw restore --archive`) to "applied up to `position`, nothing voted":
+    /// the configuration changes up to there are recorded, the last one in force, and the log
+    /// starts after `position`. Written with one synced batch.
+    pub fn reset_raft_after_replay(
+        &mut self,
+        log: &RaftLogStore,
+        position: LogPosition,
+        history: &[(u64, tpw_consensus::raft_types::ConfState)],
+        batch: &mut WriteBatch,
+    ) -> Result<(), StorageError> {
+        if self.applied_index != position.index {
+            return Err(StorageError::Corrupt(format!(
+                "the replayed ledger is applied to Raft index {}, not {}",
+                self.applied_index, position.index
+            )));
+        }
+        for (index, conf_state) in history {
+            put_conf_history(&self.db, batch, *index, conf_state)?;
+        }
+        if let Some((_, conf_state)) = history.last() {
+            log.conf_state_change(conf_state, batch)?;
+            log.conf_state_changed(conf_state.clone());
+        }
+        log.restored_state_changes(position.index, position.term, batch)
+    }
+
+    /// The Raft index of the block that last rotated this node's own key, if one did.
+    pub fn own_rekey_index(&self) -> Result<Option<u64>, StorageError> {
+        match self.db.rocks().get_cf(self.db.cf(CF_META), KEY_OWN_REKEY)? {
+            None => Ok(None),
+            Some(sealed) => <[u8; 8]>::try_from(open_record(&sealed, "meta")?)
+                .map(|index| Some(u64::from_be_bytes(index)))
+                .map_err(|_| {
+                    StorageError::Corrupt("the own-key rotation record has the wrong size".into())
+                }),
+        }
+    }
+
+    /// Records that the block at Raft index `index` rotated this node's own key.
+    pub fn record_own_rekey(&self, index: u64) -> Result<(), StorageError> {
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(true);
+        Ok(self.db.rocks().put_cf_opt(
+            self.db.cf(CF_META),
+            KEY_OWN_REKEY,
+            seal_record(&index.to_be_bytes()),
+            &options,
+        )?)
     }
 
     /// Records that a Raft entry without a block (a leader's no-op) was applied.
@@ -488,6 +613,20 @@ impl StateStore for LedgerStore {
     ) -> Result<tpw_contracts::state::Records, StoreError> {
         scan_state(&self.db, start, end, limit).map_err(|error| StoreError(error.to_string()))
     }
+}
+
+/// Adds to `batch` the configuration in force from Raft index `index` on.
+pub(super) fn put_conf_history(
+    db: &Db,
+    batch: &mut WriteBatch,
+    index: u64,
+    conf_state: &tpw_consensus::raft_types::ConfState,
+) -> Result<(), StorageError> {
+    let bytes = conf_state
+        .write_to_bytes()
+        .map_err(|error| StorageError::Corrupt(format!("configuration encode: {error}")))?;
+    batch.put_cf(db.cf(CF_META), conf_history_key(index), seal_record(&bytes));
+    Ok(())
 }
 
 /// The state records in `start..end`, at most `limit`, in key order, each checked.
@@ -843,6 +982,43 @@ impl LedgerReader {
             height: u64::from_le_bytes(payload[..8].try_into().expect("8 bytes")),
             position: u32::from_le_bytes(payload[8..].try_into().expect("4 bytes")),
         }))
+    }
+
+    /// The Raft position at which the ledger reached `height`; none for a block this node
+    /// backfilled (or applied before positions were recorded).
+    pub fn block_position(&self, height: u64) -> Result<Option<LogPosition>, StorageError> {
+        self.db
+            .rocks()
+            .get_cf(self.db.cf(CF_META), block_position_key(height))?
+            .map(|sealed| LogPosition::from_record(&sealed))
+            .transpose()
+    }
+
+    /// Every recorded configuration change in Raft index order: (index, configuration).
+    pub fn conf_history(
+        &self,
+    ) -> Result<Vec<(u64, tpw_consensus::raft_types::ConfState)>, StorageError> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(b"cd".to_vec());
+        let iterator = self.db.rocks().iterator_cf_opt(
+            self.db.cf(CF_META),
+            options,
+            rocksdb::IteratorMode::From(CONF_HISTORY_PREFIX, rocksdb::Direction::Forward),
+        );
+        let mut history = Vec::new();
+        for item in iterator {
+            let (key, sealed) = item?;
+            let index = <[u8; 8]>::try_from(&key[CONF_HISTORY_PREFIX.len()..]).map_err(|_| {
+                StorageError::Corrupt("a configuration key has the wrong size".into())
+            })?;
+            let conf_state = tpw_consensus::raft_types::ConfState::parse_from_bytes(open_record(
+                &sealed,
+                "configuration",
+            )?)
+            .map_err(|error| StorageError::Corrupt(format!("configuration: {error}")))?;
+            history.push((u64::from_be_bytes(index), conf_state));
+        }
+        Ok(history)
     }
 
     /// A block by height.

@@ -15,7 +15,8 @@ pub use db::{
     CF_AUDIT, CF_BLOCKS, CF_INDEX, CF_META, CF_STATE,
 };
 pub use ledger::{
-    parse_block_record, AppliedBlock, LedgerReader, LedgerStore, StoredBlock, TxLocation,
+    parse_block_record, AppliedBlock, LedgerReader, LedgerStore, LogPosition, StoredBlock,
+    TxLocation,
 };
 pub use raft_log::{RaftLogStore, SnapshotOffer, SnapshotSlot};
 pub use record::{open_record, seal_record};
