@@ -14,7 +14,7 @@ use crate::membership::{plan, Membership, MembershipChange};
 use raft::prelude::{
     ConfChange, ConfChangeType, ConfState, Entry, HardState, Message, MessageType, Snapshot,
 };
-use raft::{Config, RawNode, StateRole};
+use raft::{Config, ProgressState, RawNode, StateRole};
 
 /// Driver limits.
 pub mod limits {
@@ -225,11 +225,13 @@ impl<S: LogStore> Driver<S> {
     }
 
     /// As leader whose own key was rotated by the entry at Raft index `rekeyed_at`: when some
-    /// member has not replicated that entry, hands leadership to a voter that has, and returns
-    /// it. Such a member still knows only this node's old key, so it refuses this node's
-    /// connections, and as only the leader sends entries it would never learn the rotation
-    /// while this node leads; under another leader it catches up, applies the rotation and
-    /// admits this node again. Nothing while a transfer is under way or no voter qualifies.
+    /// member has not replicated that entry and has not answered this leader (a member still
+    /// on the old key refuses this node's connections; one being sent a snapshot, or that
+    /// answered, is not refusing it), hands leadership to a voter that has the entry and
+    /// answered, and returns [`RekeyHandover::HandedTo`] it. As only the leader sends entries,
+    /// such a member would never learn the rotation while this node leads; under another
+    /// leader it catches up, applies it and admits this node again. `None` when not leader, a
+    /// transfer is under way, no member is in that case, or no voter qualifies.
     pub fn hand_over_after_rekey(&mut self, rekeyed_at: u64) -> Option<u64> {
         let raft = &self.node.raft;
         if raft.state != StateRole::Leader || raft.lead_transferee.is_some() {
@@ -237,20 +239,38 @@ impl<S: LogStore> Driver<S> {
         }
         let progress = raft.prs();
         let me = raft.id;
-        if !progress
-            .iter()
-            .any(|(id, peer)| *id != me && peer.matched < rekeyed_at)
-        {
+        let refusing = progress.iter().any(|(id, peer)| {
+            *id != me
+                && peer.matched < rekeyed_at
+                && !peer.recent_active
+                && peer.state != ProgressState::Snapshot
+        });
+        if !refusing {
             return None;
         }
         let voters = progress.conf().voters().ids();
         let target = progress
             .iter()
-            .filter(|(id, peer)| **id != me && voters.contains(**id) && peer.matched >= rekeyed_at)
+            .filter(|(id, peer)| {
+                **id != me
+                    && voters.contains(**id)
+                    && peer.matched >= rekeyed_at
+                    && peer.recent_active
+            })
             .max_by_key(|(id, peer)| (peer.matched, std::cmp::Reverse(**id)))
             .map(|(id, _)| *id)?;
         self.node.transfer_leader(target);
         Some(target)
+    }
+
+    /// Whether, as leader, every member has replicated the entry at `index`.
+    pub fn all_members_have(&self, index: u64) -> bool {
+        let raft = &self.node.raft;
+        raft.state == StateRole::Leader
+            && raft
+                .prs()
+                .iter()
+                .all(|(id, peer)| *id == raft.id || peer.matched >= index)
     }
 
     /// Applies a committed configuration change to raft; the caller persists the returned

@@ -77,12 +77,15 @@ pub enum ArchiveRecord {
         /// The configuration.
         conf_state: ConfState,
     },
-    /// The end: the head's height and hash (the checksum was checked on reading).
+    /// The end: the head's height and hash and the ids of every node the ledger records at
+    /// the head (the checksum was checked on reading).
     End {
         /// Head height.
         height: u64,
         /// Head hash.
         head_hash: Hash,
+        /// Every node id recorded at the head, removed ones included.
+        node_ids: Vec<u64>,
     },
 }
 
@@ -115,10 +118,18 @@ fn encode_record(record: &ArchiveRecord, checksum: Option<&blake3::Hasher>) -> V
                 &protobuf::Message::write_to_bytes(conf_state).unwrap_or_default(),
             );
         }
-        ArchiveRecord::End { height, head_hash } => {
+        ArchiveRecord::End {
+            height,
+            head_hash,
+            node_ids,
+        } => {
             payload.push(KIND_END);
             payload.extend_from_slice(&height.to_be_bytes());
             payload.extend_from_slice(head_hash);
+            payload.extend_from_slice(&(node_ids.len() as u32).to_be_bytes());
+            for id in node_ids {
+                payload.extend_from_slice(&id.to_be_bytes());
+            }
             let digest = checksum.map(|hasher| *hasher.finalize().as_bytes());
             payload.extend_from_slice(&digest.unwrap_or([0; 32]));
         }
@@ -220,8 +231,11 @@ impl ArchiveReader {
             return Err(self.malformed(start, "bytes after the end record"));
         }
         let length = u32::from_be_bytes(length);
-        if length == 0 || length > RECORD_BYTES_MAX {
-            return Err(self.malformed(start, format!("a record of {length} bytes")));
+        if length == 0 || length > RECORD_BYTES_MAX || start + 4 + u64::from(length) > self.size {
+            return Err(self.malformed(
+                start,
+                format!("a record of {length} bytes that the file does not hold"),
+            ));
         }
         let mut payload = vec![0u8; length as usize];
         if !self.read_exact_or_end(&mut payload)? {
@@ -247,9 +261,19 @@ impl ArchiveReader {
                     },
                 )?,
             },
-            KIND_END if payload.len() == 73 => {
+            KIND_END
+                if payload.len() >= 77
+                    && payload.len()
+                        == 77
+                            + 8 * u32::from_be_bytes([
+                                payload[41],
+                                payload[42],
+                                payload[43],
+                                payload[44],
+                            ]) as usize =>
+            {
                 let expected = self.hasher.finalize();
-                if payload[41..] != *expected.as_bytes() {
+                if payload[payload.len() - 32..] != *expected.as_bytes() {
                     return Err(self.malformed(
                         start,
                         "the checksum does not match the bytes before it (the archive was altered or damaged)",
@@ -261,6 +285,10 @@ impl ArchiveReader {
                 ArchiveRecord::End {
                     height: be_u64(&payload[1..]),
                     head_hash,
+                    node_ids: payload[45..payload.len() - 32]
+                        .chunks_exact(8)
+                        .map(be_u64)
+                        .collect(),
                 }
             }
             kind => {
@@ -300,13 +328,25 @@ struct Resumed {
     valid_bytes: u64,
     hasher: blake3::Hasher,
     last_height: u64,
-    last_record: Option<Vec<u8>>,
-    last_conf_index: u64,
     conf_changes: u64,
 }
 
-fn read_partial(partial: &Path, network_id: &Hash) -> Result<Resumed, ArchiveError> {
-    let mut reader = ArchiveReader::open(partial)?;
+/// Reads back a partial archive, passing each complete record to `check` (which compares it
+/// with the source); `None` if not even its header was written.
+fn read_partial(
+    partial: &Path,
+    network_id: &Hash,
+    check: &mut dyn FnMut(&ArchiveRecord) -> Result<(), ArchiveError>,
+) -> Result<Option<Resumed>, ArchiveError> {
+    let mut reader = match ArchiveReader::open(partial) {
+        Ok(reader) => reader,
+        Err(ArchiveError::Malformed { offset: 0, .. })
+            if std::fs::metadata(partial).map_err(io_error(partial))?.len() < HEADER_BYTES =>
+        {
+            return Ok(None)
+        }
+        Err(error) => return Err(error),
+    };
     if reader.network_id() != *network_id {
         return Err(ArchiveError::Mismatch(format!(
             "{} is a partial export of network {}, the source is network {}; remove it",
@@ -319,8 +359,6 @@ fn read_partial(partial: &Path, network_id: &Hash) -> Result<Resumed, ArchiveErr
         valid_bytes: reader.offset(),
         hasher: reader.hasher.clone(),
         last_height: 0,
-        last_record: None,
-        last_conf_index: 0,
         conf_changes: 0,
     };
     loop {
@@ -330,22 +368,17 @@ fn read_partial(partial: &Path, network_id: &Hash) -> Result<Resumed, ArchiveErr
             Ok(None) | Err(ArchiveError::Malformed { .. }) => break,
             Err(error) => return Err(error),
         };
+        check(&record)?;
         match record {
-            ArchiveRecord::Block { height, record, .. } => {
-                resumed.last_height = height;
-                resumed.last_record = Some(record);
-            }
-            ArchiveRecord::Conf { index, .. } => {
-                resumed.last_conf_index = index;
-                resumed.conf_changes += 1;
-            }
+            ArchiveRecord::Block { height, .. } => resumed.last_height = height,
+            ArchiveRecord::Conf { .. } => resumed.conf_changes += 1,
             // The source may have grown since: the export goes on past the old end.
             ArchiveRecord::End { .. } => break,
         }
         resumed.valid_bytes = reader.offset();
         resumed.hasher = reader.hasher.clone();
     }
-    Ok(resumed)
+    Ok(Some(resumed))
 }
 
 /// The raw block record stored at `height`.
@@ -384,8 +417,42 @@ pub fn export(
     let mut partial_name = out.as_os_str().to_os_string();
     partial_name.push(".partial");
     let partial = PathBuf::from(partial_name);
+    // Every complete record of a partial export is checked against the source, so that
+    // the checksum written at the end vouches only for bytes that are the source's.
+    let confs_checked = std::cell::Cell::new(0usize);
+    let mut check = |record: &ArchiveRecord| -> Result<(), ArchiveError> {
+        let differs = |what: String| {
+            ArchiveError::Mismatch(format!(
+                "{} holds {what} that differs from the source; remove it",
+                partial.display()
+            ))
+        };
+        match record {
+            ArchiveRecord::Block {
+                height,
+                position,
+                record,
+            } => {
+                if block_bytes(&db, *height)?.as_ref() != Some(record)
+                    || reader.block_position(*height)? != *position
+                {
+                    return Err(differs(format!("block {height}")));
+                }
+            }
+            ArchiveRecord::Conf { index, conf_state } => {
+                // The configuration records are the source's history, in order, from its start.
+                let position = confs_checked.get();
+                if history.get(position) != Some(&(*index, conf_state.clone())) {
+                    return Err(differs(format!("the configuration at index {index}")));
+                }
+                confs_checked.set(position + 1);
+            }
+            ArchiveRecord::End { .. } => {}
+        }
+        Ok(())
+    };
     let resumed = if partial.exists() {
-        Some(read_partial(&partial, &head.network_id)?)
+        read_partial(&partial, &head.network_id, &mut check)?
     } else {
         None
     };
@@ -395,7 +462,7 @@ pub fn export(
         .write(true)
         .open(&partial)
         .map_err(io_error(&partial))?;
-    let (mut hasher, mut next_height, mut last_conf_index, mut conf_changes) = match &resumed {
+    let (mut hasher, mut next_height, mut conf_changes) = match &resumed {
         Some(resumed) => {
             if resumed.last_height > head.height {
                 return Err(ArchiveError::Mismatch(format!(
@@ -405,15 +472,6 @@ pub fn export(
                     head.height
                 )));
             }
-            if let Some(record) = &resumed.last_record {
-                if block_bytes(&db, resumed.last_height)?.as_ref() != Some(record) {
-                    return Err(ArchiveError::Mismatch(format!(
-                        "{} holds another block {} than the source; remove it",
-                        partial.display(),
-                        resumed.last_height
-                    )));
-                }
-            }
             file.set_len(resumed.valid_bytes)
                 .map_err(io_error(&partial))?;
             file.seek(SeekFrom::Start(resumed.valid_bytes))
@@ -421,7 +479,6 @@ pub fn export(
             (
                 resumed.hasher.clone(),
                 resumed.last_height + 1,
-                resumed.last_conf_index,
                 resumed.conf_changes,
             )
         }
@@ -432,7 +489,7 @@ pub fn export(
             file.write_all(&header).map_err(io_error(&partial))?;
             let mut hasher = blake3::Hasher::new();
             hasher.update(&header);
-            (hasher, 1, 0, 0)
+            (hasher, 1, 0)
         }
     };
     let resumed_after_height = resumed.map(|resumed| resumed.last_height);
@@ -447,25 +504,25 @@ pub fn export(
         hasher.update(&bytes);
         Ok(())
     };
+    // Writes the history's changes not yet written that are in force from `upto` or before.
     let conf_upto = |upto: u64,
                      hasher: &mut blake3::Hasher,
                      writer: &mut BufWriter<std::fs::File>,
-                     last_conf_index: &mut u64,
                      conf_changes: &mut u64|
      -> Result<(), ArchiveError> {
-        for (index, conf_state) in &history {
-            if *index > *last_conf_index && *index <= upto {
-                put(
-                    &ArchiveRecord::Conf {
-                        index: *index,
-                        conf_state: conf_state.clone(),
-                    },
-                    hasher,
-                    writer,
-                )?;
-                *last_conf_index = *index;
-                *conf_changes += 1;
+        for (index, conf_state) in history.iter().skip(*conf_changes as usize) {
+            if *index > upto {
+                break;
             }
+            put(
+                &ArchiveRecord::Conf {
+                    index: *index,
+                    conf_state: conf_state.clone(),
+                },
+                hasher,
+                writer,
+            )?;
+            *conf_changes += 1;
         }
         Ok(())
     };
@@ -481,13 +538,7 @@ pub fn export(
         })?;
         let position = reader.block_position(height)?;
         if let Some(position) = position {
-            conf_upto(
-                position.index,
-                &mut hasher,
-                &mut writer,
-                &mut last_conf_index,
-                &mut conf_changes,
-            )?;
+            conf_upto(position.index, &mut hasher, &mut writer, &mut conf_changes)?;
         }
         put(
             &ArchiveRecord::Block {
@@ -501,16 +552,11 @@ pub fn export(
         progress(height, head.height);
         next_height += 1;
     }
-    conf_upto(
-        applied_index,
-        &mut hasher,
-        &mut writer,
-        &mut last_conf_index,
-        &mut conf_changes,
-    )?;
+    conf_upto(applied_index, &mut hasher, &mut writer, &mut conf_changes)?;
     let end = ArchiveRecord::End {
         height: head.height,
         head_hash: head.hash,
+        node_ids: reader.nodes()?.iter().map(|node| node.id).collect(),
     };
     writer
         .write_all(&encode_record(&end, Some(&hasher)))
@@ -570,10 +616,12 @@ pub enum BlockSource {
         reader: Box<ArchiveReader>,
         /// Configuration records read so far.
         conf_history: Vec<(u64, ConfState)>,
-        /// The end record, once read.
-        end: Option<(u64, Hash)>,
+        /// The end record (height, head hash, node ids), once read.
+        end: Option<(u64, Hash, Vec<u64>)>,
         /// The last height read.
         last: u64,
+        /// The last Raft position read.
+        last_position: Option<LogPosition>,
     },
 }
 
@@ -601,6 +649,17 @@ impl BlockSource {
             conf_history: Vec::new(),
             end: None,
             last: 0,
+            last_position: None,
+        })
+    }
+
+    /// Reads the rest of an archive without keeping its blocks: its order and its checksum
+    /// are checked to the end record, whose head and node ids it returns (none for a folder).
+    pub fn finish(&mut self) -> Result<Option<(u64, Hash, Vec<u64>)>, SourceError> {
+        while self.next_block()?.is_some() {}
+        Ok(match self {
+            Self::Folder { .. } => None,
+            Self::Archive { end, .. } => end.clone(),
         })
     }
 
@@ -629,6 +688,7 @@ impl BlockSource {
                 conf_history,
                 end,
                 last,
+                last_position,
             } => loop {
                 let offset = reader.offset();
                 let path = reader.path.clone();
@@ -665,6 +725,19 @@ impl BlockSource {
                                 malformed(format!("block {height} follows block {last}")).into()
                             );
                         }
+                        if let (Some(before), Some(now)) = (*last_position, position) {
+                            if now.index <= before.index || now.term < before.term {
+                                return Err(malformed(format!(
+                                    "block {height}'s Raft position ({}, term {}) does not follow \
+                                     the one before ({}, term {})",
+                                    now.index, now.term, before.index, before.term
+                                ))
+                                .into());
+                            }
+                        }
+                        if position.is_some() {
+                            *last_position = position;
+                        }
                         let block =
                             crate::storage::parse_block_record(&record).map_err(|error| {
                                 malformed(format!("block {height} does not decode: {error}"))
@@ -676,14 +749,18 @@ impl BlockSource {
                             block,
                         }));
                     }
-                    Some(ArchiveRecord::End { height, head_hash }) => {
+                    Some(ArchiveRecord::End {
+                        height,
+                        head_hash,
+                        node_ids,
+                    }) => {
                         if height != *last {
                             return Err(malformed(format!(
                                 "the end record names height {height}, the last block is {last}"
                             ))
                             .into());
                         }
-                        *end = Some((height, head_hash));
+                        *end = Some((height, head_hash, node_ids));
                     }
                 }
             },

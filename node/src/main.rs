@@ -3,6 +3,7 @@
 
 mod contracts_cli;
 mod governance_cli;
+mod status_cli;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -383,6 +384,26 @@ enum Command {
         /// JSON array of operations, as in docs/api.md.
         #[arg(long)]
         file: PathBuf,
+    },
+    /// Shows a node's status (one JSON line), or with --watch follows it on the terminal: its
+    /// height against a reference node's, the rate, the time left, the blocks still to
+    /// backfill. For a node catching up or being rebuilt; read-only, interrupt it at any time.
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Follow the node, a line a second on stderr.
+        #[arg(long)]
+        watch: bool,
+        /// An up-to-date node's API to measure against (the leader, say).
+        #[arg(long)]
+        reference: Option<String>,
+        /// Follow until the node reaches the reference's height with every block backfilled,
+        /// then print its status and exit 0.
+        #[arg(long)]
+        until_caught_up: bool,
+        /// Give up (exit 1) after this many seconds of following.
+        #[arg(long, default_value_t = 3600)]
+        timeout_s: u64,
     },
     /// Shows an account.
     Account {
@@ -814,6 +835,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::anyhow!("a linked batch needs 2 to 64 operations: {error}")
             })?;
             submit(&sign, body).await
+        }
+        Command::Status {
+            client,
+            watch,
+            reference,
+            until_caught_up,
+            timeout_s,
+        } => {
+            status_cli::status(status_cli::StatusArgs {
+                client,
+                watch,
+                reference,
+                until_caught_up,
+                timeout_s,
+            })
+            .await
         }
         Command::Account { client, id } => match client.connect()?.account(id).await? {
             Some(response) => print_json(&response),

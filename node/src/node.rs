@@ -206,6 +206,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let log = RaftLogStore::open(db.clone(), voters, learners)?;
     let mut ledger = LedgerStore::open(db.clone(), &genesis)?;
     ledger.resume_install(&log)?;
+    ledger.ensure_conf_history(&log)?;
     let node_set = tpw_contracts::governance::node_records(&ledger)?;
     let me = identify(&node_set, &public_key, config, fresh)?;
     if crate::restore::restored_from(&db)? == Some(me.id) {

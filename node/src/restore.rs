@@ -194,7 +194,7 @@ fn reset_raft(
     let mut batch = rocksdb::WriteBatch::default();
     log.restored_state_changes(applied_index, term, &mut batch)?;
     let ledger = LedgerStore::open(db.clone(), genesis)?;
-    let refused_nodes = refuse_recorded_nodes(&ledger, Some(manifest.node_id), &mut batch)?;
+    let refused_nodes = refuse_recorded_nodes(&ledger, Some(manifest.node_id), &[], &mut batch)?;
     write_synced(&db, batch)?;
     Ok(RestoreReport {
         from_node: Some(manifest.node_id),
@@ -221,11 +221,12 @@ fn write_synced(db: &Db, batch: rocksdb::WriteBatch) -> Result<(), StorageError>
     Ok(db.rocks().write_opt(batch, &options)?)
 }
 
-/// Adds the markers that refuse, at start, every node `ledger` records (and the backup's own
-/// node); returns their ids.
+/// Adds the markers that refuse, at start, every node `ledger` records, the backup's own node
+/// and the nodes `also` names (those the source recorded at its head); returns their ids.
 fn refuse_recorded_nodes(
     ledger: &LedgerStore,
     from_node: Option<u64>,
+    also: &[u64],
     batch: &mut rocksdb::WriteBatch,
 ) -> Result<Vec<u64>, StorageError> {
     let mut refused: Vec<u64> = tpw_contracts::governance::node_records(ledger)
@@ -233,6 +234,7 @@ fn refuse_recorded_nodes(
         .iter()
         .map(|node| node.id)
         .chain(from_node)
+        .chain(also.iter().copied())
         .collect();
     refused.sort_unstable();
     refused.dedup();
@@ -440,9 +442,28 @@ fn replay_into(
             None => return Err(no_position(height)),
         };
         let history = blocks.conf_history_upto(position.index)?;
+        if history.is_empty() && position.index > 0 {
+            return Err(RestoreError::Height(format!(
+                "the source does not record the Raft configuration in force at index {} (height \
+                 {height}): its node kept no configuration history then; choose a later height",
+                position.index
+            )));
+        }
+        // Nodes added after the restored height may have voted too: the source's head names
+        // them (an archive is read to its end record, which also checks its checksum).
+        let at_source_head = match blocks {
+            crate::archive::BlockSource::Folder { reader, .. } => {
+                reader.nodes()?.iter().map(|node| node.id).collect()
+            }
+            crate::archive::BlockSource::Archive { .. } => blocks
+                .finish()
+                .map_err(crate::verify::ReplayError::from)?
+                .map(|(_, _, node_ids)| node_ids)
+                .unwrap_or_default(),
+        };
         let mut batch = rocksdb::WriteBatch::default();
         ledger.reset_raft_after_replay(&log, position, &history, &mut batch)?;
-        let refused_nodes = refuse_recorded_nodes(&ledger, from_node, &mut batch)?;
+        let refused_nodes = refuse_recorded_nodes(&ledger, from_node, &at_source_head, &mut batch)?;
         write_synced(&db, batch)?;
         let head = ledger.head();
         Ok(RestoreReport {

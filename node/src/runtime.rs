@@ -349,6 +349,8 @@ pub struct Runtime {
     rekeyed_at: Option<u64>,
     /// Since when this node leads (none while it does not).
     leader_since: Option<Instant>,
+    /// When this node last handed leadership over after its key rotation.
+    handed_over_at: Option<Instant>,
 }
 
 impl Runtime {
@@ -384,6 +386,7 @@ impl Runtime {
             joining: false,
             rekeyed_at: None,
             leader_since: None,
+            handed_over_at: None,
         };
         let mut runtime = runtime;
         runtime.nodes.records = tpw_contracts::governance::node_records(&runtime.ledger)?;

@@ -223,7 +223,7 @@ pub fn replay_archive(
     }
     let (state, head) = replay_source(&mut source, genesis, progress)?;
     let BlockSource::Archive {
-        end: Some((height, head_hash)),
+        end: Some((height, head_hash, _)),
         ..
     } = source
     else {

@@ -63,6 +63,24 @@ async fn archives_verify_resume_and_restore_to_a_chosen_height() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
 
+    // `tpw status` follows a node until it reaches a reference node's height.
+    let api = format!("http://{}", node.api_address);
+    let caught_up = tpw_json(&[
+        "status",
+        "--node",
+        &api,
+        "--until-caught-up",
+        "--reference",
+        &api,
+        "--timeout-s",
+        "30",
+    ]);
+    assert!(caught_up["height"].as_u64().unwrap() >= 2);
+    assert_eq!(caught_up["blocks_missing"], 0);
+    let refused = tpw(&["status", "--node", &api, "--until-caught-up"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("needs --reference"));
+
     let backup = folder.path().join("backup");
     let manifest: Value = reqwest::Client::new()
         .post(format!("http://{admin}/admin/v1/backup"))
@@ -114,9 +132,23 @@ async fn archives_verify_resume_and_restore_to_a_chosen_height() {
     assert_eq!(std::fs::read(&resumed).unwrap(), bytes);
     assert!(!folder.path().join("resumed.tpwa.partial").exists());
 
+    // A partial export cut inside its header starts over.
+    let restarted = folder.path().join("restarted.tpwa");
+    std::fs::write(folder.path().join("restarted.tpwa.partial"), &bytes[..10]).unwrap();
+    let report = tpw_json(&[
+        "export",
+        "--data-dir",
+        &data_dir,
+        "--out",
+        &text(&restarted),
+    ]);
+    assert_eq!(report["resumed_after_height"], Value::Null);
+    assert_eq!(std::fs::read(&restarted).unwrap(), bytes);
+
     // An altered byte in the last block, and a cut archive, are refused.
     let mut altered = bytes.clone();
-    let end_record = 4 + 73;
+    // The end record: length, kind, height, head hash, one node id, checksum.
+    let end_record = 4 + 1 + 8 + 32 + 4 + 8 + 32;
     let position = altered.len() - end_record - 3;
     altered[position] ^= 0x40;
     let altered_path = folder.path().join("altered.tpwa");

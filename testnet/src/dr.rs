@@ -74,7 +74,7 @@ pub struct ArchiveFigures {
 }
 
 /// Runs `tpw` with `args`; its JSON line and how long it took.
-fn run_tpw(args: &[&std::ffi::OsStr]) -> anyhow::Result<(serde_json::Value, u64)> {
+pub fn run_tpw(args: &[&std::ffi::OsStr]) -> anyhow::Result<(serde_json::Value, u64)> {
     let started = Instant::now();
     let output = std::process::Command::new(crate::network::tpw_binary()?)
         .args(args)
@@ -88,6 +88,32 @@ fn run_tpw(args: &[&std::ffi::OsStr]) -> anyhow::Result<(serde_json::Value, u64)
         );
     }
     Ok((serde_json::from_slice(&output.stdout)?, elapsed))
+}
+
+/// The height and header hash of the archive's block nearest below `head / 2` that has a
+/// recorded Raft position (blocks a node backfilled have none), to restore to.
+pub fn middle_block(archive: &std::path::Path, head: u64) -> anyhow::Result<(u64, [u8; 32])> {
+    let mut reader = tpw_node::archive::ArchiveReader::open(archive)?;
+    let mut middle = None;
+    while let Some(record) = reader.next_record()? {
+        if let tpw_node::archive::ArchiveRecord::Block {
+            height,
+            position: Some(_),
+            record,
+        } = record
+        {
+            if middle.is_none() || height <= head / 2 {
+                middle = Some((height, record));
+            }
+        }
+    }
+    let (height, record) = middle.context("no block with a Raft position")?;
+    Ok((
+        height,
+        tpw_node::storage::parse_block_record(&record)?
+            .header
+            .hash(),
+    ))
 }
 
 /// Exports `data_dir` to an archive in `dir`, verifies it and restores it to the middle.
@@ -112,25 +138,7 @@ fn archive_figures(
         genesis.as_os_str(),
     ])?;
     let head = exported["height"].as_u64().context("export height")?;
-    // The middle block with a recorded position (blocks a node backfilled have none).
-    let mut reader = tpw_node::archive::ArchiveReader::open(&archive)?;
-    let mut middle = None;
-    while let Some(record) = reader.next_record()? {
-        if let tpw_node::archive::ArchiveRecord::Block {
-            height,
-            position: Some(_),
-            record,
-        } = record
-        {
-            if middle.is_none() || height <= head / 2 {
-                middle = Some((height, record));
-            }
-        }
-    }
-    let (restored_height, record) = middle.context("no block with a Raft position")?;
-    let expected = tpw_node::storage::parse_block_record(&record)?
-        .header
-        .hash();
+    let (restored_height, expected) = middle_block(&archive, head)?;
     let target = dir.join("restored");
     let (restored, restore_ms) = run_tpw(&[
         "restore".as_ref(),

@@ -139,6 +139,38 @@ async fn governance_grows_rekeys_and_shrinks_the_running_network() {
 
     // A regulator's observer joins as a learner.
     let observer = network.prepare_node().unwrap();
+    // It will start from node 1's ledger as it stood at a chosen height, exported from the
+    // running node and restored from the archive before the node is added (a restored folder
+    // refuses every node its source records): it fetches only what came after, through
+    // the Raft log from the position recorded for that height (no snapshot).
+    let archive = folder.path().join("ledger.tpwa");
+    let (exported, _) = tpw_testnet::dr::run_tpw(&[
+        "export".as_ref(),
+        "--data-dir".as_ref(),
+        folder.path().join("node-1").as_os_str(),
+        "--out".as_ref(),
+        archive.as_os_str(),
+    ])
+    .unwrap();
+    let head = exported["height"].as_u64().unwrap();
+    let (chosen, chosen_hash) = tpw_testnet::dr::middle_block(&archive, head).unwrap();
+    let (restored, _) = tpw_testnet::dr::run_tpw(&[
+        "restore".as_ref(),
+        "--archive".as_ref(),
+        archive.as_os_str(),
+        "--to-height".as_ref(),
+        chosen.to_string().as_ref(),
+        "--data-dir".as_ref(),
+        folder
+            .path()
+            .join(format!("node-{}", observer.id))
+            .as_os_str(),
+        "--genesis".as_ref(),
+        folder.path().join("genesis.json").as_os_str(),
+    ])
+    .unwrap();
+    assert_eq!(restored["height"].as_u64().unwrap(), chosen);
+    assert_eq!(restored["head_hash"], hex::encode(chosen_hash));
     let api = leader_of(&network, &[0, 1, 2, 3]).await;
     network
         .decide(
@@ -156,6 +188,19 @@ async fn governance_grows_rekeys_and_shrinks_the_running_network() {
         .unwrap();
     network.start_node(observer.index).await.unwrap();
     wait_configuration(&api, &[1, 2, 3, 4], &[observer.id]).await;
+    let observed = Client::new(&network.apis[observer.index]);
+    let leader_height = Client::new(&api).status().await.unwrap().height;
+    let started = Instant::now();
+    while observed.status().await.unwrap().height < leader_height {
+        assert!(
+            started.elapsed() < STEP_TIMEOUT,
+            "the restored observer did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = observed.status().await.unwrap();
+    assert_eq!(status.snapshots_installed, 0);
+    assert_eq!(status.blocks_missing, 0);
 
     // Node 2's key is rotated: peers admit only the new key from the deciding block; node 2
     // restarts with it on its own data.

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 /// How long a re-keyed leader leads before it checks that every member replicated its key
 /// rotation: long enough for every reachable member to have answered its appends.
 const REKEY_HANDOVER_AFTER: Duration = Duration::from_secs(2);
+/// At most one such hand-over per this long: a member that is down (which cannot be told
+/// from one refusing the new key) costs at most one leadership transfer a minute, and two
+/// re-keyed voters cannot pass leadership back and forth.
+const REKEY_HANDOVER_BACKOFF: Duration = Duration::from_secs(60);
 use tpw_consensus::raft_types::ConfChange;
 use tpw_consensus::Membership;
 use tpw_contracts::genesis::NodeRole;
@@ -95,7 +99,7 @@ impl Runtime {
         if let (Some(old), Some(new)) = (key_of(&self.nodes.records), key_of(&records)) {
             if old != new {
                 let index = self.ledger.applied_index();
-                self.ledger.record_own_rekey(index)?;
+                self.ledger.record_own_rekey(Some(index))?;
                 self.rekeyed_at = Some(index);
                 tracing::info!(index, "this node's key was rotated");
             }
@@ -185,7 +189,19 @@ impl Runtime {
         let Some(rekeyed_at) = self.rekeyed_at else {
             return;
         };
-        if now.duration_since(since) < REKEY_HANDOVER_AFTER {
+        if self.driver.all_members_have(rekeyed_at) {
+            // Every member admits the new key now: nothing left to hand over for.
+            match self.ledger.record_own_rekey(None) {
+                Ok(()) => self.rekeyed_at = None,
+                Err(error) => tracing::warn!(%error, "could not record the rotation as done"),
+            }
+            return;
+        }
+        if now.duration_since(since) < REKEY_HANDOVER_AFTER
+            || self
+                .handed_over_at
+                .is_some_and(|at| now.duration_since(at) < REKEY_HANDOVER_BACKOFF)
+        {
             return;
         }
         if let Some(target) = self.driver.hand_over_after_rekey(rekeyed_at) {
@@ -195,7 +211,7 @@ impl Runtime {
                 "a member has not replicated this node's key rotation and refuses its new key: \
                  leadership handed over so that it can catch up"
             );
-            self.leader_since = Some(now);
+            self.handed_over_at = Some(now);
         }
     }
 }

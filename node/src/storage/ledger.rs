@@ -546,6 +546,30 @@ impl LedgerStore {
         log.restored_state_changes(position.index, position.term, batch)
     }
 
+    /// Records the configuration in force at the applied index as the start of the
+    /// configuration history, if the history is empty (a new folder, or one written before
+    /// the history was kept): a restore to a height before it is refused.
+    pub fn ensure_conf_history(&self, log: &RaftLogStore) -> Result<(), StorageError> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(b"cd".to_vec());
+        let recorded = self
+            .db
+            .rocks()
+            .iterator_cf_opt(
+                self.db.cf(CF_META),
+                options,
+                rocksdb::IteratorMode::From(CONF_HISTORY_PREFIX, rocksdb::Direction::Forward),
+            )
+            .next()
+            .is_some();
+        if recorded {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        put_conf_history(&self.db, &mut batch, self.applied_index, &log.conf_state())?;
+        Ok(self.db.rocks().write(batch)?)
+    }
+
     /// The Raft index of the block that last rotated this node's own key, if one did.
     pub fn own_rekey_index(&self) -> Result<Option<u64>, StorageError> {
         match self.db.rocks().get_cf(self.db.cf(CF_META), KEY_OWN_REKEY)? {
@@ -558,16 +582,25 @@ impl LedgerStore {
         }
     }
 
-    /// Records that the block at Raft index `index` rotated this node's own key.
-    pub fn record_own_rekey(&self, index: u64) -> Result<(), StorageError> {
+    /// Records that the block at Raft index `index` rotated this node's own key, or (none)
+    /// that every member has replicated that rotation.
+    pub fn record_own_rekey(&self, index: Option<u64>) -> Result<(), StorageError> {
         let mut options = rocksdb::WriteOptions::default();
         options.set_sync(true);
-        Ok(self.db.rocks().put_cf_opt(
-            self.db.cf(CF_META),
-            KEY_OWN_REKEY,
-            seal_record(&index.to_be_bytes()),
-            &options,
-        )?)
+        let meta = self.db.cf(CF_META);
+        match index {
+            Some(index) => self.db.rocks().put_cf_opt(
+                meta,
+                KEY_OWN_REKEY,
+                seal_record(&index.to_be_bytes()),
+                &options,
+            )?,
+            None => self
+                .db
+                .rocks()
+                .delete_cf_opt(meta, KEY_OWN_REKEY, &options)?,
+        }
+        Ok(())
     }
 
     /// Records that a Raft entry without a block (a leader's no-op) was applied.
