@@ -263,6 +263,26 @@ impl<S: LogStore> Driver<S> {
         Some(target)
     }
 
+    /// As leader, hands leadership to the voter that has replicated the most of the log and
+    /// answered recently (an operator draining this node before maintenance, such as its own
+    /// key rotation), and returns it; `None` when not leader, a transfer is under way, or no
+    /// other voter qualifies.
+    pub fn step_down(&mut self) -> Option<u64> {
+        let raft = &self.node.raft;
+        if raft.state != StateRole::Leader || raft.lead_transferee.is_some() {
+            return None;
+        }
+        let progress = raft.prs();
+        let voters = progress.conf().voters().ids();
+        let target = progress
+            .iter()
+            .filter(|(id, peer)| **id != raft.id && voters.contains(**id) && peer.recent_active)
+            .max_by_key(|(id, peer)| (peer.matched, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id)?;
+        self.node.transfer_leader(target);
+        Some(target)
+    }
+
     /// Whether, as leader, every member has replicated the entry at `index`.
     pub fn all_members_have(&self, index: u64) -> bool {
         let raft = &self.node.raft;

@@ -56,7 +56,21 @@ struct AdminState {
     network: Option<NetworkHandle>,
     db: crate::storage::Db,
     node_id: u64,
+    /// The raft loop's command queue and its published status (step-down).
+    raft: Option<RaftControl>,
 }
+
+/// The raft loop, as the admin interface reaches it.
+#[derive(Clone)]
+pub struct RaftControl {
+    /// Its command queue.
+    pub commands: std::sync::mpsc::SyncSender<crate::runtime::Command>,
+    /// Its published status.
+    pub shared: std::sync::Arc<crate::runtime::Shared>,
+}
+
+/// How long a step-down waits for the leadership to move.
+const STEP_DOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Most audit records one request reads.
 pub const AUDIT_PAGE_MAX: usize = 1000;
@@ -78,16 +92,19 @@ pub fn router(
     node_id: u64,
     token: &str,
     audit: crate::audit::AuditLog,
+    raft: Option<RaftControl>,
 ) -> Router {
     let expected = blake3::hash(token.as_bytes());
     Router::new()
         .route("/admin/v1/partition", post(partition))
         .route("/admin/v1/backup", post(backup))
         .route("/admin/v1/audit", get(audit_records))
+        .route("/admin/v1/step-down", post(step_down))
         .with_state(AdminState {
             network,
             db,
             node_id,
+            raft,
         })
         .layer(axum::middleware::from_fn_with_state(expected, authenticate))
         .layer(axum::middleware::from_fn_with_state(audit, audited))
@@ -174,6 +191,83 @@ async fn audit_records(
             "internal",
             error.to_string(),
         ),
+    }
+}
+
+/// Hands this leader's leadership to the most up-to-date voter that answers it, and waits
+/// (up to 5 s) until another node leads: `{"from", "to", "leader", "term"}`. For draining a
+/// node before maintenance such as its own key rotation.
+async fn step_down(State(state): State<AdminState>) -> (StatusCode, Json<serde_json::Value>) {
+    let Some(raft) = state.raft else {
+        return admin_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this node runs no raft loop".into(),
+        );
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if raft
+        .commands
+        .try_send(crate::runtime::Command::StepDown { reply })
+        .is_err()
+    {
+        return admin_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the raft loop's queue is full; try again".into(),
+        );
+    }
+    let target = match answer.await {
+        Ok(Ok(target)) => target,
+        Ok(Err(error @ crate::runtime::StepDownError::NotLeader(_))) => {
+            return admin_error(StatusCode::CONFLICT, "not_leader", error.to_string())
+        }
+        Ok(Err(error)) => {
+            return admin_error(
+                StatusCode::CONFLICT,
+                "no_transfer_target",
+                error.to_string(),
+            )
+        }
+        Err(_) => {
+            return admin_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stopping",
+                "the node is stopping".into(),
+            )
+        }
+    };
+    let deadline = tokio::time::Instant::now() + STEP_DOWN_WAIT;
+    loop {
+        let (leader, term) = {
+            let status = raft
+                .shared
+                .status
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (status.leader_id, status.term)
+        };
+        if leader.is_some_and(|leader| leader != state.node_id) {
+            return (
+                StatusCode::OK,
+                Json(serde_json::json!({
+                    "from": state.node_id,
+                    "to": target,
+                    "leader": leader,
+                    "term": term,
+                })),
+            );
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return admin_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "transfer_timeout",
+                format!(
+                    "leadership did not move to node {target} within 5 s; this node may still lead"
+                ),
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 

@@ -162,6 +162,28 @@ enum Command {
         #[arg(long)]
         genesis: PathBuf,
     },
+    /// Takes an online backup through a node's admin interface (a RocksDB checkpoint while the
+    /// node serves) and prints its manifest; with --verify, then replays the backup from
+    /// genesis with progress on stderr and checks it ends at the manifest's head. A failed or
+    /// interrupted backup leaves no manifest: run it again to another path.
+    Backup {
+        /// The node's admin interface.
+        #[arg(long, env = "TPW_ADMIN", default_value = "http://127.0.0.1:7200")]
+        admin: String,
+        /// The operator token file (admin_token_file).
+        #[arg(long, env = "TPW_ADMIN_TOKEN_FILE")]
+        token_file: PathBuf,
+        /// Where the node writes the backup: an absolute path that does not exist yet, on the
+        /// node's host.
+        #[arg(long)]
+        path: PathBuf,
+        /// Replay the backup afterwards (needs the backup's folder on this host).
+        #[arg(long, requires = "genesis")]
+        verify: bool,
+        /// The network's genesis file, for --verify.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
     /// Exports the ledger of a data folder or a backup folder to one archive file (every
     /// block, its Raft position, the configuration changes, a checksum), readable by `tpw
     /// verify --archive` and `tpw restore --archive`. Read-only on the folder (safe beside a
@@ -627,6 +649,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             archive,
             genesis,
         } => verify(data_dir.as_deref(), archive.as_deref(), &genesis),
+        Command::Backup {
+            admin,
+            token_file,
+            path,
+            verify,
+            genesis,
+        } => {
+            backup(
+                &admin,
+                &token_file,
+                &path,
+                verify.then_some(genesis).flatten(),
+            )
+            .await
+        }
         Command::Export { data_dir, out } => {
             let mut progress = tpw_node::restore::terminal_progress("exported", "blocks");
             let report = tpw_node::archive::export(&data_dir, &out, &mut progress)?;
@@ -1016,6 +1053,54 @@ fn main() -> std::process::ExitCode {
 }
 
 /// `tpw verify`: replays a data folder and prints what it found.
+/// `tpw backup`: asks the admin interface for a backup, then optionally replays it.
+async fn backup(
+    admin: &str,
+    token_file: &Path,
+    path: &Path,
+    verify_with: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let token = tpw_node::keys::load_admin_token(token_file)?;
+    let response = reqwest::Client::new()
+        .post(format!("{}/admin/v1/backup", admin.trim_end_matches('/')))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "path": path }))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the admin interface at {admin}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .context("the admin interface did not answer JSON")?;
+    if !status.is_success() {
+        bail!(
+            "backup refused ({status}): {} {}",
+            body["error"]["code"].as_str().unwrap_or("unknown"),
+            body["error"]["message"].as_str().unwrap_or("")
+        );
+    }
+    let manifest: tpw_node::admin::BackupManifest =
+        serde_json::from_value(body).context("the answer is not a backup manifest")?;
+    let Some(genesis) = verify_with else {
+        return print_json(&manifest);
+    };
+    let genesis = tpw_node::node::load_genesis(&genesis)?;
+    let mut progress = tpw_node::restore::terminal_progress("verified", "blocks");
+    let report = tpw_node::verify::replay_with_progress(path, &genesis, &mut progress)
+        .map_err(|error| anyhow::anyhow!("the backup does not verify: {error}"))?;
+    if report.height != manifest.height || report.head_hash != manifest.head_hash {
+        bail!(
+            "the backup replays to height {} ({}), its manifest says {} ({})",
+            report.height,
+            report.head_hash,
+            manifest.height,
+            manifest.head_hash
+        );
+    }
+    print_json(&serde_json::json!({ "manifest": manifest, "verified": report }))
+}
+
 fn verify(
     data_dir: Option<&std::path::Path>,
     archive: Option<&std::path::Path>,

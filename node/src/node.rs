@@ -382,7 +382,18 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
             .await
             .with_context(|| format!("cannot listen on admin_listen {admin}"))?;
         tracing::info!(admin = %admin, "admin interface serving");
-        let routes = crate::admin::router(network, db.clone(), me.id, &token, audit.clone());
+        let control = crate::admin::RaftControl {
+            commands: context.commands.clone(),
+            shared: Arc::clone(&shared),
+        };
+        let routes = crate::admin::router(
+            network,
+            db.clone(),
+            me.id,
+            &token,
+            audit.clone(),
+            Some(control),
+        );
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, routes)

@@ -73,6 +73,22 @@ pub enum Command {
     },
     /// Peer input is waiting in the raft inbox.
     Wake,
+    /// The operator asks this leader to hand leadership over (`POST /admin/v1/step-down`).
+    StepDown {
+        /// Told the voter it hands over to, or why it cannot.
+        reply: tokio::sync::oneshot::Sender<Result<u64, StepDownError>>,
+    },
+}
+
+/// Why a step-down was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepDownError {
+    /// This node does not lead.
+    #[error("this node is not the leader (the leader is {0:?})")]
+    NotLeader(Option<u64>),
+    /// No other voter is up and answering, or a transfer is already under way.
+    #[error("no other voter is answering this leader, or a transfer is already under way")]
+    NoTarget,
 }
 
 /// Where the network hands peer input (Raft messages, unreachable reports) to the raft loop: a
@@ -506,6 +522,23 @@ impl Runtime {
                 self.driver.report_snapshot(node, delivered)
             }
             Command::Wake => {}
+            Command::StepDown { reply } => {
+                let answer = if !self.driver.is_leader() {
+                    Err(StepDownError::NotLeader(self.driver.leader_id()))
+                } else {
+                    match self.driver.step_down() {
+                        Some(target) => {
+                            tracing::warn!(
+                                target,
+                                "leadership handed over at the operator's request"
+                            );
+                            Ok(target)
+                        }
+                        None => Err(StepDownError::NoTarget),
+                    }
+                };
+                let _ = reply.send(answer);
+            }
         }
     }
 

@@ -34,7 +34,7 @@ fn text(path: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archives_verify_resume_and_restore_to_a_chosen_height() {
     let folder = tempfile::tempdir().unwrap();
-    let (config, admin, token) = common::prepare_with_admin(folder.path());
+    let (config, admin, _token) = common::prepare_with_admin(folder.path());
     let node = tpw_node::node::start(&config).await.unwrap();
     let client = tpw_node::client::Client::new(&format!("http://{}", node.api_address));
     let acme = key(folder.path(), "acme");
@@ -81,17 +81,34 @@ async fn archives_verify_resume_and_restore_to_a_chosen_height() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("needs --reference"));
 
+    // `tpw backup` takes an online backup through the admin interface and replays it.
     let backup = folder.path().join("backup");
-    let manifest: Value = reqwest::Client::new()
-        .post(format!("http://{admin}/admin/v1/backup"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({ "path": backup }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let taken = tpw_json(&[
+        "backup",
+        "--admin",
+        &format!("http://{admin}"),
+        "--token-file",
+        &text(&folder.path().join("admin-token")),
+        "--path",
+        &text(&backup),
+        "--verify",
+        "--genesis",
+        &genesis,
+    ]);
+    let manifest = taken["manifest"].clone();
+    assert_eq!(taken["verified"]["height"], manifest["height"]);
+    assert_eq!(taken["verified"]["head_hash"], manifest["head_hash"]);
+    let again = tpw(&[
+        "backup",
+        "--admin",
+        &format!("http://{admin}"),
+        "--token-file",
+        &text(&folder.path().join("admin-token")),
+        "--path",
+        &text(&backup),
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("bad_backup_path"));
     node.stop().await.unwrap();
 
     // The whole ledger, exported from the stopped node, replays to its head.

@@ -1,11 +1,12 @@
 //! The key-compromise drill (`tpw-testnet key-drill`): under a tracked load on 3 voters and an
 //! observer, a partner's key is rotated with an overlap window (both keys sign during it, the
 //! old one is refused after it), another partner's leaked key is revoked at once (refused from
-//! the next block, its spare key keeps paying), and the leader's own node key is rotated
-//! through governance and a restart of that node, while the observer is down: it comes back
-//! knowing only the old key, and must still catch up (a re-keyed leader hands leadership over
-//! while a member lags behind its rotation). It measures the longest time without a new block
-//! (downtime) and checks that no acknowledged transfer is lost.
+//! the next block, its spare key keeps paying), and the leader's own node key is rotated the
+//! runbook's way: the leader steps down (`POST /admin/v1/step-down`), the rotation is decided
+//! by governance and the node restarted on its data with the new key, while the observer is
+//! down: it comes back knowing only the old key and must still catch up. It measures the
+//! longest time without a new block (downtime) and checks that no acknowledged transfer is
+//! lost.
 
 use crate::drills::{converge, count_lost_on, Load};
 use crate::network::{bank_of, partner_account, partner_id, LocalNetwork, LOAD_ASSET};
@@ -35,6 +36,8 @@ pub struct KeyDrillReport {
     /// The leader's key rotation: decision to every node at one head again, the rotated node
     /// serving on its new key.
     pub node_rotation_ms: u64,
+    /// The leader's step-down before its key rotation: request to another node leading.
+    pub step_down_ms: u64,
     /// Times a re-keyed leader handed leadership over because a member (the observer, down
     /// during the rotation) had not replicated it (from the nodes' logs).
     pub rekey_handovers: usize,
@@ -221,9 +224,8 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
     let leaked_key_refused = !pays(&network, &leader, &leaked, 1, 1).await;
     let spare_key_signed = pays(&network, &leader, &spare, 1, 2).await;
 
-    // The leader's own key is rotated (the hardest case: its peers stop admitting it from the
-    // deciding block); it restarts on its data with the new key. The observer is down
-    // meanwhile and comes back knowing only the old key.
+    // The leader's own key is rotated; it restarts on its data with the new key. The observer
+    // is down meanwhile and comes back knowing only the old key.
     network.kill(3);
     let leader = network
         .leader_among(&[0, 1, 2])
@@ -234,6 +236,12 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
         .iter()
         .position(|api| *api == leader)
         .context("leader index")?;
+    // As the runbook says: the leader is drained first (its peers would stop admitting its
+    // old key at the deciding block, costing an election), so the rotation lands on a follower.
+    let drained = Instant::now();
+    let new_leader = network.step_down(rotated_index).await?;
+    let step_down_ms = drained.elapsed().as_millis() as u64;
+    let leader = network.apis[new_leader as usize - 1].clone();
     let rotated = network.rotate_node_key(rotated_index)?;
     let decided = Instant::now();
     network
@@ -247,7 +255,8 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
         )
         .await?;
     eprintln!(
-        "the leader's key (node {}) rotated; restarting it",
+        "the former leader's key (node {}) rotated after it stepped down in {step_down_ms} ms; \
+         restarting it",
         rotated_index + 1
     );
     network.restart(rotated_index).await?;
@@ -289,6 +298,7 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
         leaked_key_refused,
         spare_key_signed,
         node_rotation_ms,
+        step_down_ms,
         rekey_handovers,
         longest_commit_gap_ms: longest_gap.load(Ordering::Relaxed),
         acknowledged: acknowledged.len(),

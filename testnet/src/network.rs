@@ -455,6 +455,29 @@ impl LocalNetwork {
         Ok(())
     }
 
+    /// Asks node `index`, the leader, to hand leadership over (its admin interface); returns
+    /// the new leader's id.
+    pub async fn step_down(&self, index: usize) -> anyhow::Result<u64> {
+        let admin = self
+            .admins
+            .get(index)
+            .context("the node has no admin interface")?;
+        let token = tpw_node::keys::load_admin_token(&admin_token_path(&self.dir, index + 1))?;
+        let response = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?
+            .post(format!("{admin}/admin/v1/step-down"))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await?;
+        anyhow::ensure!(status.is_success(), "step-down refused: {body}");
+        body["leader"]
+            .as_u64()
+            .context("step-down answer names no leader")
+    }
+
     /// Cuts node `index` off from every other node (`isolate`), or reconnects it, through the
     /// node's admin interface.
     pub async fn partition(&self, index: usize, isolate: bool) -> anyhow::Result<()> {

@@ -202,6 +202,21 @@ async fn governance_grows_rekeys_and_shrinks_the_running_network() {
     assert_eq!(status.snapshots_installed, 0);
     assert_eq!(status.blocks_missing, 0);
 
+    // The operator drains the leader: another voter leads, and a follower refuses to step
+    // down.
+    let api = leader_of(&network, &[0, 1, 2, 3]).await;
+    let leading = network.apis.iter().position(|a| *a == api).unwrap();
+    let follower = (0..4).find(|index| *index != leading).unwrap();
+    let refused = network.step_down(follower).await.unwrap_err().to_string();
+    assert!(refused.contains("not_leader"), "{refused}");
+    let successor = network.step_down(leading).await.unwrap();
+    assert_ne!(successor, leading as u64 + 1);
+    let status = Client::new(&network.apis[successor as usize - 1])
+        .status()
+        .await
+        .unwrap();
+    assert_eq!(status.role, "leader");
+
     // Node 2's key is rotated: peers admit only the new key from the deciding block; node 2
     // restarts with it on its own data.
     let rotated = network.rotate_node_key(1).unwrap();
