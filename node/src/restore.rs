@@ -118,6 +118,27 @@ fn copy_files(
     Ok((files.len() as u64, total))
 }
 
+/// Checks that `data_dir` holds no ledger, creates it (mode 0700) and clears the staging
+/// folder an interrupted restore left; returns (the `db/` to rename into, the staging folder).
+fn prepare_target(data_dir: &Path) -> Result<(PathBuf, PathBuf), RestoreError> {
+    let target = data_dir.join("db");
+    if target.exists() {
+        return Err(RestoreError::TargetInUse(data_dir.to_path_buf()));
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)?;
+    }
+    let staging = data_dir.join("db.restoring");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    Ok((target, staging))
+}
+
 /// Restores the backup in `backup` into `data_dir` (which must hold no `db/` yet).
 pub fn restore(
     backup: &Path,
@@ -143,22 +164,7 @@ pub fn restore(
             source.display()
         )));
     }
-    let target = data_dir.join("db");
-    if target.exists() {
-        return Err(RestoreError::TargetInUse(data_dir.to_path_buf()));
-    }
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(data_dir)?;
-    }
-    // An interrupted restore left its staging folder: start it over.
-    let staging = data_dir.join("db.restoring");
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging)?;
-    }
+    let (target, staging) = prepare_target(data_dir)?;
     let (files, bytes) = copy_files(&source, &staging, progress)?;
     let report = reset_raft(&staging, &manifest, genesis, files, bytes)?;
     std::fs::rename(&staging, &target)?;
@@ -349,21 +355,7 @@ pub fn restore_replay(
             (blocks, None)
         }
     };
-    let target = data_dir.join("db");
-    if target.exists() {
-        return Err(RestoreError::TargetInUse(data_dir.to_path_buf()));
-    }
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(data_dir)?;
-    }
-    let staging = data_dir.join("db.restoring");
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging)?;
-    }
+    let (target, staging) = prepare_target(data_dir)?;
     let report = match replay_into(
         &staging,
         &mut blocks,

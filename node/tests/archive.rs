@@ -9,23 +9,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
-use tpw_node::demo::{account_of, EUR};
-
-/// The `tpw` binary of this build.
-fn tpw(args: &[&str]) -> std::process::Output {
-    common::run_tpw(env!("CARGO_BIN_EXE_tpw"), args)
-}
-
-/// Runs `tpw`, expecting success, and parses its JSON line.
-fn tpw_json(args: &[&str]) -> Value {
-    let output = tpw(args);
-    assert!(
-        output.status.success(),
-        "tpw {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
 
 fn text(path: &Path) -> String {
     path.to_str().unwrap().to_string()
@@ -35,19 +18,7 @@ fn text(path: &Path) -> String {
 async fn archives_verify_resume_and_restore_to_a_chosen_height() {
     let folder = tempfile::tempdir().unwrap();
     let (config, admin, _token) = common::prepare_with_admin(folder.path());
-    let node = tpw_node::node::start(&config).await.unwrap();
-    let client = tpw_node::client::Client::new(&format!("http://{}", node.api_address));
-    let acme = key(folder.path(), "acme");
-    let network = network_id(&config);
-    for id in 0..30u128 {
-        let envelope = sign(
-            network,
-            &acme,
-            payment(id, account_of(3, EUR), account_of(4, EUR), EUR, 1),
-        );
-        let (status, _) = client.submit(&[envelope], true, None).await.unwrap();
-        assert_eq!(status, 200);
-    }
+    let node = common::start_with_payments(&config, folder.path(), 30).await;
     let genesis = text(&config.genesis_file);
     let data_dir = text(&config.data_dir);
 

@@ -10,11 +10,6 @@ use serde_json::Value;
 use tpw_node::demo::{account_of, EUR};
 use tpw_node::storage::{seal_record, Db, CF_AUDIT};
 
-/// The `tpw` binary of this build.
-fn tpw(args: &[&str]) -> std::process::Output {
-    common::run_tpw(env!("CARGO_BIN_EXE_tpw"), args)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_and_admin_actions_form_a_chain_that_verifies_and_shows_tampering() {
     // Proves who/what/answer are recorded for each kind of request, monitoring polls are not,

@@ -8,12 +8,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use tpw_node::demo::{account_of, EUR};
-
-/// The `tpw` binary of this build.
-fn tpw(args: &[&str]) -> std::process::Output {
-    common::run_tpw(env!("CARGO_BIN_EXE_tpw"), args)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_restores_into_a_new_folder_that_never_runs_as_its_old_node() {
@@ -22,19 +16,7 @@ async fn a_backup_restores_into_a_new_folder_that_never_runs_as_its_old_node() {
     // folder, and existing targets, foreign networks and staging leftovers are handled.
     let folder = tempfile::tempdir().unwrap();
     let (config, admin, token) = common::prepare_with_admin(folder.path());
-    let node = tpw_node::node::start(&config).await.unwrap();
-    let client = tpw_node::client::Client::new(&format!("http://{}", node.api_address));
-    let acme = key(folder.path(), "acme");
-    let network = network_id(&config);
-    for id in 0..40u128 {
-        let envelope = sign(
-            network,
-            &acme,
-            payment(id, account_of(3, EUR), account_of(4, EUR), EUR, 1),
-        );
-        let (status, _) = client.submit(&[envelope], true, None).await.unwrap();
-        assert_eq!(status, 200);
-    }
+    let node = common::start_with_payments(&config, folder.path(), 40).await;
     let backup = folder.path().join("backup");
     let manifest: Value = reqwest::Client::new()
         .post(format!("http://{admin}/admin/v1/backup"))

@@ -458,24 +458,38 @@ impl LocalNetwork {
     /// Asks node `index`, the leader, to hand leadership over (its admin interface); returns
     /// the new leader's id.
     pub async fn step_down(&self, index: usize) -> anyhow::Result<u64> {
+        let body = self.admin_post(index, "step-down", None).await?;
+        body["leader"]
+            .as_u64()
+            .context("step-down answer names no leader")
+    }
+
+    /// POSTs to node `index`'s admin interface at `/admin/v1/<route>` with the operator's
+    /// token; the JSON answer, or an error naming the refusal.
+    async fn admin_post(
+        &self,
+        index: usize,
+        route: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
         let admin = self
             .admins
             .get(index)
             .context("the node has no admin interface")?;
         let token = tpw_node::keys::load_admin_token(&admin_token_path(&self.dir, index + 1))?;
-        let response = reqwest::Client::builder()
+        let mut request = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?
-            .post(format!("{admin}/admin/v1/step-down"))
-            .bearer_auth(token)
-            .send()
-            .await?;
+            .post(format!("{admin}/admin/v1/{route}"))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
         let status = response.status();
-        let body: serde_json::Value = response.json().await?;
-        anyhow::ensure!(status.is_success(), "step-down refused: {body}");
-        body["leader"]
-            .as_u64()
-            .context("step-down answer names no leader")
+        let text = response.text().await?;
+        anyhow::ensure!(status.is_success(), "{route} refused ({status}): {text}");
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     }
 
     /// Cuts node `index` off from every other node (`isolate`), or reconnects it, through the
@@ -492,24 +506,12 @@ impl LocalNetwork {
         } else {
             Vec::new()
         };
-        let admin = self
-            .admins
-            .get(index)
-            .context("the node has no admin interface")?;
-        let token = tpw_node::keys::load_admin_token(&admin_token_path(&self.dir, index + 1))?;
-        let response = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?
-            .post(format!("{admin}/admin/v1/partition"))
-            .bearer_auth(token)
-            .json(&serde_json::json!({ "isolate_from": others }))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "partition refused: {}",
-            response.text().await.unwrap_or_default()
-        );
+        self.admin_post(
+            index,
+            "partition",
+            Some(serde_json::json!({ "isolate_from": others })),
+        )
+        .await?;
         Ok(())
     }
 

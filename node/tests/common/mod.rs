@@ -38,12 +38,23 @@ pub fn prepare_with_admin(dir: &Path) -> (NodeConfig, String, String) {
     (config, admin, token)
 }
 
-/// Runs the `tpw` binary at `binary` with `args` and returns its output.
-pub fn run_tpw(binary: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(binary)
+/// Runs this build's `tpw` binary with `args` and returns its output.
+pub fn tpw(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tpw"))
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Runs `tpw`, expecting success, and parses its JSON line.
+pub fn tpw_json(args: &[&str]) -> serde_json::Value {
+    let output = tpw(args);
+    assert!(
+        output.status.success(),
+        "tpw {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 pub fn key(dir: &Path, stem: &str) -> SigningKey {
@@ -63,4 +74,27 @@ pub fn payment(id: u128, from: u128, to: u128, asset: u32, amount: u128) -> Oper
 
 pub fn sign(network_id: [u8; 32], key: &SigningKey, operation: Operation) -> Vec<u8> {
     Transaction::sign(network_id, key, Body::single(operation)).to_bytes()
+}
+
+/// Starts the node of `config` and commits `count` one-transfer blocks of acme's (each waits
+/// for its commit, so each is a block of its own).
+pub async fn start_with_payments(
+    config: &NodeConfig,
+    dir: &Path,
+    count: u128,
+) -> tpw_node::node::RunningNode {
+    let node = tpw_node::node::start(config).await.unwrap();
+    let client = tpw_node::client::Client::new(&format!("http://{}", node.api_address));
+    let acme = key(dir, "acme");
+    let network = network_id(config);
+    for id in 0..count {
+        let envelope = sign(
+            network,
+            &acme,
+            payment(id, account_of(3, EUR), account_of(4, EUR), EUR, 1),
+        );
+        let (status, _) = client.submit(&[envelope], true, None).await.unwrap();
+        assert_eq!(status, 200);
+    }
+    node
 }
