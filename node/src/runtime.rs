@@ -845,6 +845,13 @@ impl Runtime {
         // cursors past unseen events.
         let height = outcome.header.height;
         let plausible = plausible_webhooks(&proposal, height);
+        // Recorded before the block, so a crash between the two cannot lose it (the block is
+        // applied again at restart and finds the same rotation at the same index).
+        if self.rotates_own_key(&outcome.diff)? {
+            self.ledger.record_own_rekey(Some(entry.index))?;
+            self.rekeyed_at = Some(entry.index);
+            tracing::info!(index = entry.index, "this node's key was rotated");
+        }
         if plausible.len() < proposal.webhooks.len() {
             tracing::warn!(
                 refused = proposal.webhooks.len() - plausible.len(),

@@ -96,9 +96,10 @@ impl Runtime {
                 .find(|node| node.id == me)
                 .map(|node| node.public_key)
         };
+        // A rotation that arrived in a snapshot (one in a block was recorded as it applied).
         if let (Some(old), Some(new)) = (key_of(&self.nodes.records), key_of(&records)) {
-            if old != new {
-                let index = self.ledger.applied_index();
+            let index = self.ledger.applied_index();
+            if old != new && self.rekeyed_at != Some(index) {
                 self.ledger.record_own_rekey(Some(index))?;
                 self.rekeyed_at = Some(index);
                 tracing::info!(index, "this node's key was rotated");
@@ -167,6 +168,25 @@ impl Runtime {
             }
         }
         Ok(())
+    }
+
+    /// Whether a block's state changes give this node's record another key.
+    pub(super) fn rotates_own_key(&self, diff: &StateDiff) -> Result<bool, RuntimeError> {
+        let me = self.driver.id();
+        let Some(Some(bytes)) = diff.get(&tpw_contracts::governance::node_key(me)) else {
+            return Ok(false);
+        };
+        let record =
+            tpw_contracts::model::from_bytes(bytes, NodeRecord::decode).map_err(|error| {
+                RuntimeError::Storage(crate::storage::StorageError::Corrupt(format!(
+                    "node record {me}: {error}"
+                )))
+            })?;
+        Ok(self
+            .nodes
+            .records
+            .iter()
+            .any(|node| node.id == me && node.public_key != record.public_key))
     }
 
     /// As leader, takes the next step toward the ledger's node set.
