@@ -642,10 +642,19 @@ pub enum SourceError {
 }
 
 impl BlockSource {
-    /// Opens an archive as a source.
-    pub fn archive(path: &Path) -> Result<Self, ArchiveError> {
+    /// Opens an archive of network `network_id` as a source (an archive of another network
+    /// is refused).
+    pub fn archive(path: &Path, network_id: &Hash) -> Result<Self, ArchiveError> {
+        let reader = ArchiveReader::open(path)?;
+        if reader.network_id() != *network_id {
+            return Err(ArchiveError::Mismatch(format!(
+                "the archive belongs to network {}, the genesis to {}",
+                hex::encode(reader.network_id()),
+                hex::encode(network_id)
+            )));
+        }
         Ok(Self::Archive {
-            reader: Box::new(ArchiveReader::open(path)?),
+            reader: Box::new(reader),
             conf_history: Vec::new(),
             end: None,
             last: 0,
@@ -765,21 +774,6 @@ impl BlockSource {
                 }
             },
         }
-    }
-
-    /// The Raft configuration in force at `index`: the last change at or before it, or none
-    /// (the genesis configuration). For an archive, only changes read so far are known, which
-    /// is every change up to the last block read.
-    pub fn conf_at(&self, index: u64) -> Result<Option<ConfState>, StorageError> {
-        let history = match self {
-            Self::Folder { reader, .. } => reader.conf_history()?,
-            Self::Archive { conf_history, .. } => conf_history.clone(),
-        };
-        Ok(history
-            .into_iter()
-            .take_while(|(at, _)| *at <= index)
-            .last()
-            .map(|(_, conf_state)| conf_state))
     }
 
     /// Every configuration change at or before `index`.

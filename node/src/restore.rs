@@ -342,16 +342,7 @@ pub fn restore_replay(
             )
         }
         ReplaySource::Archive(archive) => {
-            let blocks = BlockSource::archive(archive)?;
-            if let BlockSource::Archive { reader, .. } = &blocks {
-                if reader.network_id() != network_id {
-                    return Err(RestoreError::Mismatch(format!(
-                        "the archive belongs to network {}, the genesis to {}",
-                        hex::encode(reader.network_id()),
-                        hex::encode(network_id)
-                    )));
-                }
-            }
+            let blocks = BlockSource::archive(archive, &network_id)?;
             (blocks, None)
         }
     };
@@ -400,16 +391,7 @@ fn replay_into(
             }
             let height = block.height;
             let outcome =
-                tpw_contracts::apply_block(&ledger, ledger.head(), &block.block.proposal, &|_| {
-                    false
-                })
-                .map_err(|error| crate::verify::ReplayError::Apply {
-                    height,
-                    reason: error.to_string(),
-                })?;
-            if let Some(what) = crate::verify::first_difference(&block.block, &outcome) {
-                return Err(crate::verify::ReplayError::Diverged { height, what }.into());
-            }
+                crate::verify::replay_block(&ledger, ledger.head(), height, &block.block)?;
             let webhooks = crate::runtime::plausible_webhooks(&block.block.proposal, height);
             ledger.commit_block(
                 block.position,

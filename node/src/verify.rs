@@ -97,7 +97,7 @@ pub fn replay_data_folder(data_dir: &Path, genesis: &Genesis) -> Result<ReplayRe
 }
 
 /// The first difference between a stored block and its replay, described.
-pub(crate) fn first_difference(
+fn first_difference(
     stored: &tpw_contracts::BlockRecord,
     replayed: &tpw_contracts::BlockOutcome,
 ) -> Option<String> {
@@ -169,6 +169,26 @@ pub(crate) fn first_difference(
         })
 }
 
+/// Applies stored block `block` (at `height`) again on `state` after `head`, every signature
+/// checked again, and checks the outcome against what was stored.
+pub(crate) fn replay_block(
+    state: &dyn tpw_contracts::StateStore,
+    head: &tpw_contracts::ChainHead,
+    height: u64,
+    block: &tpw_contracts::BlockRecord,
+) -> Result<tpw_contracts::BlockOutcome, ReplayError> {
+    let outcome = apply_block(state, head, &block.proposal, &|_| false).map_err(|error| {
+        ReplayError::Apply {
+            height,
+            reason: error.to_string(),
+        }
+    })?;
+    match first_difference(block, &outcome) {
+        Some(what) => Err(ReplayError::Diverged { height, what }),
+        None => Ok(outcome),
+    }
+}
+
 /// Replays every block of `source` from genesis, checking each against its replay; returns
 /// the replayed state and head.
 fn replay_source(
@@ -183,15 +203,7 @@ fn replay_source(
     state.apply_diff(&built.diff);
     let mut head = built.head;
     while let Some(SourceBlock { height, block, .. }) = source.next_block()? {
-        let outcome = apply_block(&state, &head, &block.proposal, &|_| false).map_err(|error| {
-            ReplayError::Apply {
-                height,
-                reason: error.to_string(),
-            }
-        })?;
-        if let Some(what) = first_difference(&block, &outcome) {
-            return Err(ReplayError::Diverged { height, what });
-        }
+        let outcome = replay_block(&state, &head, height, &block)?;
         state.apply_diff(&outcome.diff);
         head = outcome.head;
         let (done, all) = source.progress();
@@ -207,20 +219,10 @@ pub fn replay_archive(
     genesis: &Genesis,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ReplayReport, ReplayError> {
-    let mut source = BlockSource::archive(path)?;
     let network_id = genesis
         .compute_network_id()
         .map_err(|error| ReplayError::Genesis(error.to_string()))?;
-    if let BlockSource::Archive { reader, .. } = &source {
-        if reader.network_id() != network_id {
-            return Err(ArchiveError::Mismatch(format!(
-                "the archive belongs to network {}, the genesis to {}",
-                hex::encode(reader.network_id()),
-                hex::encode(network_id)
-            ))
-            .into());
-        }
-    }
+    let mut source = BlockSource::archive(path, &network_id)?;
     let (state, head) = replay_source(&mut source, genesis, progress)?;
     let BlockSource::Archive {
         end: Some((height, head_hash, _)),
