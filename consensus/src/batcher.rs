@@ -3,17 +3,10 @@
 //! Group commit comes from the node's loop: while one block is being persisted, new
 //! submissions queue here, and the next cut takes all of them up to the block limits.
 
+use crate::limits::{QUEUE_SIZE_MAX, QUEUE_TRANSACTIONS_MAX};
 use std::collections::VecDeque;
 use tpw_contracts::limits::{BLOCK_SIZE_MAX, BLOCK_TRANSACTIONS_MAX};
 use tpw_contracts::Proposal;
-
-/// Envelopes waiting for a block.
-pub const QUEUE_TRANSACTIONS_MAX: usize = 131_072;
-/// Bytes waiting for a block.
-pub const QUEUE_SIZE_MAX: usize = 128 * 1024 * 1024;
-
-const _: () = assert!(QUEUE_TRANSACTIONS_MAX >= BLOCK_TRANSACTIONS_MAX);
-const _: () = assert!(QUEUE_SIZE_MAX >= BLOCK_SIZE_MAX);
 
 /// The queue is full: the submitter should retry later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

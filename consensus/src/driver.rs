@@ -16,18 +16,6 @@ use raft::prelude::{
 };
 use raft::{Config, ProgressState, RawNode, StateRole};
 
-/// Driver limits.
-pub mod limits {
-    /// Bytes of entries in one append message.
-    pub const MESSAGE_SIZE_MAX: u64 = 16 * 1024 * 1024;
-    /// Append messages in flight to one follower.
-    pub const INFLIGHT_MESSAGES_MAX: usize = 64;
-    /// Bytes of committed entries handed out by one ready.
-    pub const COMMITTED_SIZE_PER_READY_MAX: u64 = 64 * 1024 * 1024;
-    /// Bytes of proposed but uncommitted entries the leader accepts.
-    pub const UNCOMMITTED_SIZE_MAX: u64 = 256 * 1024 * 1024;
-}
-
 /// How a node runs Raft.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
@@ -103,10 +91,10 @@ impl<S: LogStore> Driver<S> {
             election_tick: config.election_ticks,
             heartbeat_tick: config.heartbeat_ticks,
             applied: config.applied_index,
-            max_size_per_msg: limits::MESSAGE_SIZE_MAX,
-            max_inflight_msgs: limits::INFLIGHT_MESSAGES_MAX,
-            max_committed_size_per_ready: limits::COMMITTED_SIZE_PER_READY_MAX,
-            max_uncommitted_size: limits::UNCOMMITTED_SIZE_MAX,
+            max_size_per_msg: crate::limits::MESSAGE_SIZE_MAX,
+            max_inflight_msgs: crate::limits::INFLIGHT_MESSAGES_MAX,
+            max_committed_size_per_ready: crate::limits::COMMITTED_SIZE_PER_READY_MAX,
+            max_uncommitted_size: crate::limits::UNCOMMITTED_SIZE_MAX,
             check_quorum: true,
             pre_vote: true,
             ..Config::default()
@@ -134,12 +122,15 @@ impl<S: LogStore> Driver<S> {
     pub fn step(&mut self, mut message: Message) -> Result<(), raft::Error> {
         match message.get_msg_type() {
             MessageType::MsgHeartbeat
-                if message.commit > self.last_index() && self.is_learner(self.node.raft.id) =>
+                if message.commit > self.last_index() && !self.is_voter(self.node.raft.id) =>
             {
                 // A leader that still counts entries this observer lost (it was wiped) names a
                 // commit beyond its log, which raft treats as fatal. The commit advances
-                // through appends instead, where log matching makes it safe. A voter that
-                // lost entries it acknowledged stays fatal: it may have voted on them.
+                // through appends instead, where log matching makes it safe. A node its own
+                // configuration does not name at all (an observer added by governance and
+                // wiped: it restarts from the genesis configuration) is in the same case; the
+                // simulator found it. A voter that lost entries it acknowledged stays fatal:
+                // it may have voted on them.
                 message.commit = self.commit_index();
             }
             MessageType::MsgAppendResponse if message.reject && self.is_leader() => {
@@ -172,6 +163,10 @@ impl<S: LogStore> Driver<S> {
                 progress.become_probe();
             }
         }
+    }
+
+    fn is_voter(&self, id: u64) -> bool {
+        self.node.raft.prs().conf().voters().contains(id)
     }
 
     fn is_learner(&self, id: u64) -> bool {
@@ -224,6 +219,27 @@ impl<S: LogStore> Driver<S> {
         }
     }
 
+    /// As leader, the members that have not replicated the entry at `index` and have not
+    /// answered this leader lately (one being sent a snapshot, or that answered, is not
+    /// refusing it). For a leader whose key that entry rotated, these are the members that may
+    /// still refuse its new key.
+    pub fn members_behind_and_silent(&self, index: u64) -> Vec<u64> {
+        let raft = &self.node.raft;
+        if raft.state != StateRole::Leader {
+            return Vec::new();
+        }
+        raft.prs()
+            .iter()
+            .filter(|(id, peer)| {
+                **id != raft.id
+                    && peer.matched < index
+                    && !peer.recent_active
+                    && peer.state != ProgressState::Snapshot
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// As leader whose own key was rotated by the entry at Raft index `rekeyed_at`: when some
     /// member has not replicated that entry and has not answered this leader (a member still
     /// on the old key refuses this node's connections; one being sent a snapshot, or that
@@ -237,17 +253,12 @@ impl<S: LogStore> Driver<S> {
         if raft.state != StateRole::Leader || raft.lead_transferee.is_some() {
             return None;
         }
-        let progress = raft.prs();
-        let me = raft.id;
-        let refusing = progress.iter().any(|(id, peer)| {
-            *id != me
-                && peer.matched < rekeyed_at
-                && !peer.recent_active
-                && peer.state != ProgressState::Snapshot
-        });
-        if !refusing {
+        if self.members_behind_and_silent(rekeyed_at).is_empty() {
             return None;
         }
+        let raft = &self.node.raft;
+        let progress = raft.prs();
+        let me = raft.id;
         let voters = progress.conf().voters().ids();
         let target = progress
             .iter()

@@ -9,9 +9,11 @@
 pub mod batcher;
 pub mod driver;
 pub mod entry;
+pub mod limits;
 pub mod log_store;
 mod logger;
 pub mod membership;
+pub mod replica;
 pub mod wire;
 
 pub use batcher::{timer_block_due, Batcher, BlockLimits, QueueFull};
@@ -22,4 +24,8 @@ pub use membership::{Membership, MembershipChange};
 /// Raft's message and entry types, re-exported so the node and tools name one version.
 pub use raft::prelude as raft_types;
 /// raft-rs' storage trait and error types, for log store implementations.
-pub use raft::{GetEntriesContext, RaftState, Storage, StorageError};
+pub use raft::{Error as RaftError, GetEntriesContext, RaftState, Storage, StorageError};
+pub use replica::{
+    Alarm, Effect, Executor, LedgerStoreError, LogPosition, MemLedger, Now, Replica, ReplicaConfig,
+    ReplicaError, ReplicaLedger, ReplicaStatus, StepDownError, SubmitError,
+};

@@ -29,6 +29,18 @@ pub trait LogStore: Storage {
     /// Records the configuration after an applied configuration change, so a restart (and a
     /// snapshot) starts from it.
     fn set_conf_state(&self, conf_state: ConfState) -> Result<(), LogStoreError>;
+    /// The index of the last entry dropped by compaction (or replaced by a snapshot).
+    fn compacted_index(&self) -> u64 {
+        self.first_index()
+            .map_or(0, |first| first.saturating_sub(1))
+    }
+    /// Drops every entry up to `to` (at most the applied index).
+    fn compact(&self, to: u64) -> Result<(), LogStoreError>;
+    /// The index of a snapshot this store offered to a peer that may still be fetching it:
+    /// compaction must not pass it.
+    fn snapshot_hold(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// raft-rs' in-memory storage, shared by clones.
@@ -100,5 +112,11 @@ impl LogStore for MemLogStore {
     fn set_conf_state(&self, conf_state: ConfState) -> Result<(), LogStoreError> {
         self.storage.wl().set_conf_state(conf_state);
         Ok(())
+    }
+    fn compact(&self, to: u64) -> Result<(), LogStoreError> {
+        self.storage
+            .wl()
+            .compact(to + 1)
+            .map_err(|error| LogStoreError(error.to_string()))
     }
 }

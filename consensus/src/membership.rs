@@ -6,12 +6,9 @@
 //! a leader that must leave hands leadership over first (raft-rs does not step a removed
 //! leader down cleanly).
 
+use crate::limits::PROMOTION_LAG_MAX;
 use raft::prelude::ConfState;
 use std::collections::BTreeSet;
-
-/// A learner is promoted to voter once its log is at most this many entries behind the
-/// leader's commit index.
-pub const PROMOTION_LAG_MAX: u64 = 64;
 
 /// The node set Raft should have: the ledger's active voters and observers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,7 +65,12 @@ pub fn plan(
         if !current.learners.contains(id) {
             return Some(MembershipChange::AddLearner(*id));
         }
-        if matched(*id).is_some_and(|index| index.saturating_add(PROMOTION_LAG_MAX) >= commit) {
+        // Caught up, and holding something: on a young log (commit below the lag) a learner
+        // that has replicated nothing yet would otherwise be promoted at once, and learn only
+        // afterwards, from a snapshot naming it a voter, that it joined (the simulator found
+        // this; a joining node refuses such a snapshot).
+        let caught_up = |index: u64| index > 0 && index.saturating_add(PROMOTION_LAG_MAX) >= commit;
+        if matched(*id).is_some_and(caught_up) {
             return Some(MembershipChange::Promote(*id));
         }
         joining = true;
@@ -152,6 +154,11 @@ mod tests {
         assert_eq!(current, wanted);
 
         let joining = members(&[1, 2, 3], &[4]);
+        assert_eq!(
+            plan(&members(&[1, 2, 3, 4], &[]), &joining, 1, 10, &|_| Some(0)),
+            None,
+            "a learner that holds nothing is not promoted, however short the log"
+        );
         assert_eq!(
             plan(&members(&[1, 2, 4], &[]), &joining, 1, 100, &lagging),
             None,

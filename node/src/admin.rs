@@ -64,9 +64,9 @@ struct AdminState {
 #[derive(Clone)]
 pub struct RaftControl {
     /// Its command queue.
-    pub commands: std::sync::mpsc::SyncSender<crate::runtime::Command>,
+    pub commands: std::sync::mpsc::SyncSender<crate::mailbox::Command>,
     /// Its published status.
-    pub shared: std::sync::Arc<crate::runtime::Shared>,
+    pub shared: std::sync::Arc<crate::mailbox::Shared>,
 }
 
 /// How long a step-down waits for the leadership to move.
@@ -116,7 +116,7 @@ async fn audited(
     request: Request,
     next: Next,
 ) -> Response {
-    let time_ms = crate::runtime::now_ms();
+    let time_ms = crate::clock::now_ms();
     let action = format!("{} {}", request.method(), request.uri().path());
     let target = request.uri().query().unwrap_or_default().to_string();
     let (parts, body) = request.into_parts();
@@ -208,7 +208,7 @@ async fn step_down(State(state): State<AdminState>) -> (StatusCode, Json<serde_j
     let (reply, answer) = tokio::sync::oneshot::channel();
     if raft
         .commands
-        .try_send(crate::runtime::Command::StepDown { reply })
+        .try_send(crate::mailbox::Command::StepDown { reply })
         .is_err()
     {
         return admin_error(
@@ -219,7 +219,7 @@ async fn step_down(State(state): State<AdminState>) -> (StatusCode, Json<serde_j
     }
     let target = match answer.await {
         Ok(Ok(target)) => target,
-        Ok(Err(error @ crate::runtime::StepDownError::NotLeader(_))) => {
+        Ok(Err(error @ crate::mailbox::StepDownError::NotLeader(_))) => {
             return admin_error(StatusCode::CONFLICT, "not_leader", error.to_string())
         }
         Ok(Err(error)) => {
@@ -361,7 +361,7 @@ fn make_backup(state: &AdminState, path: &std::path::Path) -> anyhow::Result<Bac
         head_hash: hex::encode(head.hash),
         state_root: hex::encode(head.commitment.root()),
         applied_index,
-        created_ms: crate::runtime::now_ms(),
+        created_ms: crate::clock::now_ms(),
         took_ms: started.elapsed().as_millis() as u64,
     };
     let text = serde_json::to_string_pretty(&manifest)? + "\n";

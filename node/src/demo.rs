@@ -107,7 +107,7 @@ pub fn prepare(dir: &Path, api_listen: &str) -> anyhow::Result<std::path::PathBu
     }
     let genesis = Genesis {
         network_name: "tpw-demo".into(),
-        genesis_time_ms: crate::runtime::now_ms(),
+        genesis_time_ms: crate::clock::now_ms(),
         participants,
         assets: vec![
             GenesisAsset {

@@ -15,14 +15,15 @@ pub const WAIT_TIMEOUT_MS_MAX: u64 = 60_000;
 pub const WAIT_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// Commands queued from the API to the raft loop.
 pub const COMMANDS_MAX: usize = 4096;
-/// Default for `blocks.proposals_in_flight_max`: blocks the leader has proposed and not yet
-/// applied before it cuts the next. One lets the next block fill while the current one
-/// commits (group commit); measured on the 2-core machine with 3 voters and an observer, one
-/// gave p99 48.7 ms at 8,500 transfers/s where four gave 207.5 ms (docs/benchmarks.md). Links
-/// with long round trips gain from more.
-pub const PROPOSALS_IN_FLIGHT_DEFAULT: u64 = 1;
+/// Default for `blocks.proposals_in_flight_max`: the replica engine's (its reason is there).
+pub use tpw_consensus::limits::PROPOSALS_IN_FLIGHT_DEFAULT;
 /// Largest `blocks.proposals_in_flight_max`.
-pub const PROPOSALS_IN_FLIGHT_MAX: u64 = 64;
+pub use tpw_consensus::limits::PROPOSALS_IN_FLIGHT_MAX;
+/// Webhook progress entries one proposal carries; the rest wait for the next.
+pub const WEBHOOK_CHECKPOINT_ENTRIES_PER_PROPOSAL: usize = 256;
+/// Webhook progress older than this is carried by an otherwise empty block when there is no
+/// traffic.
+pub const WEBHOOK_CHECKPOINT_AGE_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 /// Peer inputs (Raft messages) queued for the raft loop, apart from client commands.
 pub const PEER_INPUTS_MAX: usize = 16_384;
 /// Peer inputs the raft loop takes per iteration.
@@ -37,6 +38,8 @@ pub const ADMISSION_CACHE_MAX: usize = 1_000_000;
 /// resubmission be ordered again (covers a forwarded transaction that the leader lost).
 pub const RECEIVED_AGE_MAX: std::time::Duration =
     std::time::Duration::from_secs(2 * WAIT_TIMEOUT_MS_MAX / 1000);
+/// How often a node asks a peer for its node set (see `snapshot::nodes`).
+pub const NODE_SET_ASK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 /// Clients waiting for one transaction's commit; more are told to poll.
 pub const WAITERS_PER_TRANSACTION_MAX: usize = 16;
 /// Commit waiters registered at once.

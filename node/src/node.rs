@@ -4,8 +4,9 @@
 use crate::api::{router, ApiContext};
 use crate::config::NodeConfig;
 use crate::limits::COMMANDS_MAX;
+use crate::mailbox::Shared;
 use crate::network::SnapshotWiring;
-use crate::runtime::{Runtime, RuntimeError, Shared};
+use crate::runtime::{Runtime, RuntimeError};
 use crate::snapshot::backfill::Backfill;
 use crate::snapshot::maker::Snapshots;
 use crate::snapshot::receiver::SnapshotReceiver;
@@ -259,13 +260,14 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         driver.campaign()?;
     }
     let configured = configured_peers(config, &node_set)?;
-    let members = crate::runtime::NodeSet {
-        records: node_set.clone(),
-        configured: configured.clone(),
-        sent: None,
-        dirty: false,
-    }
-    .members(&tpw_consensus::Membership::of(&log_conf_state));
+    let members = crate::runtime::members_of(
+        tpw_consensus::replica::admitted_peers(
+            &node_set,
+            &[],
+            &tpw_consensus::Membership::of(&log_conf_state),
+        ),
+        &configured,
+    );
     tracing::info!(
         node_id = me.id,
         network_id = %hex::encode(network_id),
@@ -276,18 +278,27 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let (commands, receiver) = std::sync::mpsc::sync_channel(COMMANDS_MAX);
     let (peer_sender, peer_receiver) =
         std::sync::mpsc::sync_channel(crate::limits::PEER_INPUTS_MAX);
-    let runtime = Runtime::new(
+    let started = std::time::Instant::now();
+    let replica = tpw_consensus::Replica::new(
+        tpw_consensus::ReplicaConfig {
+            tick_ms: config.raft.tick_ms,
+            proposals_in_flight_max: config.blocks.proposals_in_flight_max,
+            log_retention_entries: config.raft.log_retention_entries,
+            joining,
+            report_entries: false,
+        },
         driver,
         ledger,
         Batcher::new(config.block_limits()),
+        0,
+    )?;
+    let runtime = Runtime::new(
+        replica,
         receiver,
         peer_receiver,
         Arc::clone(&shared),
-        Duration::from_millis(config.raft.tick_ms),
-    )?
-    .with_log_retention(config.raft.log_retention_entries)
-    .joining(joining)
-    .with_proposals_in_flight(config.blocks.proposals_in_flight_max);
+        started,
+    );
     let network = if members.len() > 1 || !config.peers.is_empty() {
         Some(
             crate::network::start(
@@ -295,7 +306,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
                 config.p2p_address(),
                 me.id,
                 &members,
-                crate::runtime::RaftInbox::new(peer_sender.clone(), commands.clone()),
+                crate::mailbox::RaftInbox::new(peer_sender.clone(), commands.clone()),
             )
             .await
             .context("cannot start the peer transport")?,
@@ -313,7 +324,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         let receiver = SnapshotReceiver {
             network: network.clone(),
             staging: Staging::new(db.clone()),
-            inbox: crate::runtime::RaftInbox::new(peer_sender, commands.clone()),
+            inbox: crate::mailbox::RaftInbox::new(peer_sender.clone(), commands.clone()),
             network_id,
             shared: Arc::clone(&shared),
         };
@@ -330,6 +341,13 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
                 .collect(),
         };
         tokio::spawn(backfill.run());
+        let node_set = crate::snapshot::nodes::NodeSetSync {
+            network: network.clone(),
+            inbox: crate::mailbox::RaftInbox::new(peer_sender.clone(), commands.clone()),
+            shared: Arc::clone(&shared),
+            me: me.id,
+        };
+        tokio::spawn(node_set.run());
     }
     let snapshot_maker = snapshots
         .spawn_maker()

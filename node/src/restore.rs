@@ -392,7 +392,8 @@ fn replay_into(
             let height = block.height;
             let outcome =
                 crate::verify::replay_block(&ledger, ledger.head(), height, &block.block)?;
-            let webhooks = crate::runtime::plausible_webhooks(&block.block.proposal, height);
+            let webhooks =
+                tpw_consensus::replica::plausible_webhooks(&block.block.proposal, height);
             ledger.commit_block(
                 block.position,
                 &block.block.proposal.to_bytes(),

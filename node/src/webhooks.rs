@@ -12,7 +12,7 @@ use crate::config::WebhookConfig;
 use crate::events::{Cursor, LedgerEvent};
 use crate::storage::webhooks as store;
 use ed25519_dalek::{Signer, SigningKey};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tpw_contracts::block::{DeadLetter, WebhookProgress};
@@ -28,10 +28,6 @@ pub const HEADER_TIMESTAMP: &str = "tpw-timestamp";
 pub const HEADER_SIGNATURE: &str = "tpw-signature";
 /// Domain tag of a delivery signature.
 pub const DOMAIN: &[u8] = b"tpwalletoec/webhook";
-/// Progress entries one proposal carries; the rest wait for the next.
-const CHECKPOINT_ENTRIES_PER_PROPOSAL: usize = 256;
-/// Progress older than this is carried by an otherwise empty block when there is no traffic.
-pub const CHECKPOINT_MAX_AGE: Duration = Duration::from_secs(1);
 /// Dead letters one replay request delivers (ask again for more); live deliveries wait
 /// meanwhile.
 const REPLAY_BATCH: usize = 100;
@@ -83,96 +79,7 @@ pub fn verify_delivery(
         .is_ok()
 }
 
-/// Progress the leader made since its last proposal.
-#[derive(Default)]
-pub struct Checkpoint {
-    entries: BTreeMap<(u64, u16), WebhookProgress>,
-    since: Option<Instant>,
-}
-
-impl Checkpoint {
-    fn entry(&mut self, participant: u64, endpoint: u16) -> &mut WebhookProgress {
-        self.since.get_or_insert_with(Instant::now);
-        self.entries
-            .entry((participant, endpoint))
-            .or_insert_with(|| WebhookProgress {
-                participant,
-                endpoint,
-                delivered_height: 0,
-                delivered_sequence: 0,
-                dead: Vec::new(),
-                revived: Vec::new(),
-            })
-    }
-
-    fn delivered(&mut self, participant: u64, endpoint: u16, cursor: (u64, u32)) {
-        let entry = self.entry(participant, endpoint);
-        if cursor > (entry.delivered_height, entry.delivered_sequence) {
-            entry.delivered_height = cursor.0;
-            entry.delivered_sequence = cursor.1;
-        }
-    }
-
-    /// Whether progress has waited longer than [`CHECKPOINT_MAX_AGE`] for a proposal.
-    pub fn due(&self) -> bool {
-        self.since
-            .is_some_and(|since| since.elapsed() >= CHECKPOINT_MAX_AGE)
-    }
-
-    /// Puts back progress taken for a proposal that was not made.
-    pub fn restore(&mut self, entries: Vec<WebhookProgress>) {
-        for entry in entries {
-            let slot = self.entry(entry.participant, entry.endpoint);
-            if (entry.delivered_height, entry.delivered_sequence)
-                > (slot.delivered_height, slot.delivered_sequence)
-            {
-                slot.delivered_height = entry.delivered_height;
-                slot.delivered_sequence = entry.delivered_sequence;
-            }
-            slot.dead.extend(entry.dead);
-            slot.revived.extend(entry.revived);
-        }
-    }
-
-    /// Forgets progress this node made as a leader it no longer is: the new leader resumes
-    /// from what was replicated (its deliveries may repeat; the delivery ids say so).
-    pub fn clear(&mut self) {
-        self.entries.clear();
-        self.since = None;
-    }
-
-    /// Takes the progress for a proposal (bounded; the rest waits for the next).
-    pub fn take(&mut self) -> Vec<WebhookProgress> {
-        let mut taken = Vec::new();
-        while taken.len() < CHECKPOINT_ENTRIES_PER_PROPOSAL {
-            let Some((_, mut entry)) = self.entries.pop_first() else {
-                break;
-            };
-            if entry.dead.len() > tpw_contracts::block::WEBHOOK_DEAD_MAX
-                || entry.revived.len() > tpw_contracts::block::WEBHOOK_DEAD_MAX
-            {
-                let rest = WebhookProgress {
-                    dead: entry
-                        .dead
-                        .split_off(entry.dead.len().min(tpw_contracts::block::WEBHOOK_DEAD_MAX)),
-                    revived: entry.revived.split_off(
-                        entry
-                            .revived
-                            .len()
-                            .min(tpw_contracts::block::WEBHOOK_DEAD_MAX),
-                    ),
-                    ..entry.clone()
-                };
-                self.entries.insert((rest.participant, rest.endpoint), rest);
-            }
-            taken.push(entry);
-        }
-        if self.entries.is_empty() {
-            self.since = None;
-        }
-        taken
-    }
-}
+pub use crate::mailbox::Checkpoint;
 
 /// Replays asked for by participants, per endpoint, on this node.
 #[derive(Default)]
@@ -558,7 +465,7 @@ impl Worker {
             Ok(body) => body,
             Err(error) => return Attempt::Failed(error.to_string()),
         };
-        let timestamp_ms = crate::runtime::now_ms();
+        let timestamp_ms = crate::clock::now_ms();
         let signature = self.node_key.sign(&delivery_message(
             &self.context.network_id,
             &delivery_id,

@@ -102,12 +102,17 @@ async fn bad_input_gets_a_stable_code_and_changes_nothing() {
     let unknown_account = sign(
         network,
         &acme,
-        payment(2, account_of(3, EUR), 999_999, EUR, 10),
+        payment(2, 999_999, account_of(3, EUR), EUR, 10),
+    );
+    let others_account = sign(
+        network,
+        &acme,
+        payment(2, account_of(5, EUR), account_of(3, EUR), EUR, 10),
     );
     let mismatch = sign(
         network,
         &acme,
-        payment(3, account_of(3, EUR), account_of(5, USD), EUR, 10),
+        payment(3, account_of(3, EUR), account_of(5, USD), USD, 10),
     );
     let hex_of = |bytes: &Vec<u8>| {
         json!({ "transactions": [hex::encode(bytes)] })
@@ -163,6 +168,12 @@ async fn bad_input_gets_a_stable_code_and_changes_nothing() {
         (
             "unknown account",
             hex_of(&unknown_account),
+            422,
+            "unknown_account",
+        ),
+        (
+            "another's account",
+            hex_of(&others_account),
             422,
             "unknown_account",
         ),
@@ -268,6 +279,65 @@ async fn bad_input_gets_a_stable_code_and_changes_nothing() {
     assert_eq!(response.status().as_u16(), 405);
     let body: Value = response.json().await.unwrap();
     assert_eq!(code(&body), "method_not_allowed");
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_answers_alike_whatever_other_partners_accounts_hold() {
+    // Proves admission is no oracle for other partners' accounts (found by an outside review):
+    // a batch [own -> X, unowned debit -> Y] is refused with the same status, code, index and
+    // message whether X exists in the transfer's asset, exists in another asset, or does not
+    // exist, and a debit account that exists but is another's is refused as one that does not.
+    let folder = tempfile::tempdir().unwrap();
+    let config = prepare(folder.path());
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let network = network_id(&config);
+    let api = Api::new(node.api_address);
+    let acme = key(folder.path(), "acme");
+    let mut answers = Vec::new();
+    for (case, credit) in [
+        ("exists, same asset", account_of(5, EUR)),
+        ("exists, other asset", account_of(5, USD)),
+        ("absent", 987_654_321),
+    ] {
+        let first = sign(
+            network,
+            &acme,
+            payment(41, account_of(3, EUR), credit, EUR, 1),
+        );
+        let second = sign(network, &acme, payment(42, 555_555, credit, EUR, 1));
+        let (status, body) = api.submit(&[first, second], false).await;
+        answers.push((case, status, body["error"].clone()));
+    }
+    for (case, status, error) in &answers {
+        assert_eq!(
+            (*status, error),
+            (answers[0].1, &answers[0].2),
+            "{case} answers like {}",
+            answers[0].0
+        );
+    }
+    assert_eq!(answers[0].1, 422);
+    assert_eq!(answers[0].2["code"], "unknown_account");
+    assert_eq!(answers[0].2["index"], 1);
+    let mut refusals = Vec::new();
+    for debit in [account_of(5, EUR), 555_555] {
+        let envelope = sign(
+            network,
+            &acme,
+            payment(43, debit, account_of(3, EUR), EUR, 1),
+        );
+        let (status, body) = api.submit(&[envelope], false).await;
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .replace(&debit.to_string(), "D");
+        refusals.push((status, code(&body).to_string(), message));
+    }
+    assert_eq!(
+        refusals[0], refusals[1],
+        "another's account reads as an absent one"
+    );
     node.stop().await.unwrap();
 }
 

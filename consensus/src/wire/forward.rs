@@ -8,8 +8,7 @@
 use tpw_contracts::codec::{DecodeError, Reader, Writer};
 use tpw_contracts::limits::ENVELOPE_SIZE_MAX;
 
-/// Bytes of a refusal's code and of its message on the wire.
-const TEXT_SIZE_MAX: usize = 4096;
+use crate::limits::PEER_TEXT_SIZE_MAX as TEXT_SIZE_MAX;
 
 /// Why the leader did not queue a forwarded submission.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,26 +1,20 @@
 //! The `/tpw/snapshot/1` messages, and the descriptor a Raft snapshot message carries.
 //!
 //! Request: tag 1 records (u64 snapshot index, bool has-after, then the key), tag 2 blocks
-//! (u64 top height, u32 count). Response: tag 1 records (bool done, u32 count, key/value
-//! pairs), tag 2 blocks (u32 count, block records from the top down), tag 3 gone (the snapshot
-//! is no longer kept), tag 4 unavailable (message).
+//! (u64 top height, u32 count), tag 3 nodes. Response: tag 1 records (bool done, u32 count,
+//! key/value pairs), tag 2 blocks (u32 count, block records from the top down), tag 3 gone
+//! (the snapshot is no longer kept), tag 4 unavailable (message), tag 5 nodes (u64 head height, u32
+//! count, node records in their ledger encoding).
 
 use tpw_contracts::codec::{DecodeError, Reader, Writer};
+use tpw_contracts::governance::{NodeRecord, NODES_MAX};
 use tpw_contracts::model::Hash;
 
-/// Bytes of one `/tpw/snapshot/1` frame: a chunk plus one block of the largest size (the node
-/// asserts that its chunk sizes fit).
-pub const SNAPSHOT_FRAME_SIZE_MAX: usize = 24 * 1024 * 1024;
-/// Bytes of a state record's key.
-const KEY_SIZE_MAX: usize = 1024;
-/// Bytes of a state record's value.
-const VALUE_SIZE_MAX: usize = 1024 * 1024;
-/// Bytes of an "unavailable" message.
-const MESSAGE_SIZE_MAX: usize = 4096;
-/// Records reserved for ahead of decoding them: a count is only a claim until the bytes arrive.
-const RECORDS_RESERVED_MAX: usize = 65_536;
-/// Block records reserved for ahead of decoding them.
-const BLOCKS_RESERVED_MAX: usize = 1024;
+pub use crate::limits::SNAPSHOT_FRAME_SIZE_MAX;
+use crate::limits::{
+    BLOCKS_RESERVED_MAX, PEER_TEXT_SIZE_MAX as MESSAGE_SIZE_MAX, RECORDS_RESERVED_MAX,
+    SNAPSHOT_KEY_SIZE_MAX as KEY_SIZE_MAX, SNAPSHOT_VALUE_SIZE_MAX as VALUE_SIZE_MAX,
+};
 /// Format version of the snapshot descriptor.
 const DESCRIPTOR_VERSION: u8 = 1;
 
@@ -44,6 +38,9 @@ pub enum SnapshotRequest {
         /// How many at most.
         count_max: u32,
     },
+    /// The node set the peer's ledger records (a node whose ledger is behind learns from a
+    /// peer it admits which keys the current members present).
+    Nodes,
 }
 
 /// A peer's answer.
@@ -58,6 +55,13 @@ pub enum SnapshotResponse {
     },
     /// Block records from the requested top down, as many as the peer has in a row.
     Blocks(Vec<Vec<u8>>),
+    /// The peer's node records, from its ledger at `height`.
+    Nodes {
+        /// The peer's head height.
+        height: u64,
+        /// Its node records.
+        records: Vec<NodeRecord>,
+    },
     /// The snapshot is no longer kept; wait for a newer one.
     Gone,
     /// The peer cannot serve now.
@@ -75,6 +79,7 @@ impl SnapshotRequest {
                 writer.u8(u8::from(after.is_some()));
                 writer.bytes(after.as_deref().unwrap_or_default());
             }
+            Self::Nodes => writer.u8(3),
             Self::Blocks { top, count_max } => {
                 writer.u8(2);
                 writer.u64(*top);
@@ -101,6 +106,7 @@ impl SnapshotRequest {
                 top: reader.u64("request.top")?,
                 count_max: reader.u32("request.count_max")?,
             },
+            3 => Self::Nodes,
             tag => {
                 return Err(DecodeError::InvalidValue {
                     field: "request.tag",
@@ -135,6 +141,14 @@ impl SnapshotResponse {
                 }
             }
             Self::Gone => writer.u8(3),
+            Self::Nodes { height, records } => {
+                writer.u8(5);
+                writer.u64(*height);
+                writer.u32(records.len() as u32);
+                for record in records {
+                    record.encode(&mut writer);
+                }
+            }
             Self::Unavailable(message) => {
                 writer.u8(4);
                 writer.string(message);
@@ -172,6 +186,22 @@ impl SnapshotResponse {
             }
             3 => Self::Gone,
             4 => Self::Unavailable(reader.string("response.message", MESSAGE_SIZE_MAX)?),
+            5 => {
+                let height = reader.u64("response.height")?;
+                let count = reader.u32("response.count")? as usize;
+                if count > NODES_MAX {
+                    return Err(DecodeError::TooLong {
+                        field: "response.nodes",
+                        length: count,
+                        limit: NODES_MAX,
+                    });
+                }
+                let mut records = Vec::with_capacity(count);
+                for _ in 0..count {
+                    records.push(NodeRecord::decode(&mut reader)?);
+                }
+                Self::Nodes { height, records }
+            }
             tag => {
                 return Err(DecodeError::InvalidValue {
                     field: "response.tag",

@@ -5,33 +5,38 @@ use crate::api_types::SubmitRequest;
 use crate::limits::ADMISSION_CACHE_MAX;
 use crate::storage::StorageError;
 use axum::http::StatusCode;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use tpw_contracts::model::{from_bytes, Account, Hash, Participant, Role};
+use std::collections::HashMap;
+use tpw_consensus::replica::admission::{self, AdmissionError, AdmissionFacts, StateFacts};
+use tpw_contracts::model::{Hash, Role};
 use tpw_contracts::sig::{verify_all, SignatureItem};
-use tpw_contracts::state::{account_key, participant_key, signer_key};
+use tpw_contracts::state::{SignerRecord, StoreError};
 use tpw_contracts::tx::EnvelopeError;
-use tpw_contracts::{transaction_id, Operation, Transaction};
+use tpw_contracts::{transaction_id, ResultCode, Transaction};
 
 /// Positive admission facts, bounded by [`ADMISSION_CACHE_MAX`] entries each (reset when full).
 /// Admission is only a pre-filter: the ledger decides every transaction again when it applies.
 #[derive(Default)]
 pub struct AdmissionCache {
-    /// Keys known to sign, with the signer-record generation they were read at.
-    signers: std::sync::RwLock<(u64, HashSet<[u8; 32]>)>,
-    account_assets: std::sync::RwLock<HashMap<u128, u32>>,
+    /// Keys known to sign (with their participant), and the signer-record generation they
+    /// were read at.
+    signers: std::sync::RwLock<(u64, HashMap<[u8; 32], u64>)>,
+    /// Accounts' owner and asset, which never change.
+    accounts: std::sync::RwLock<HashMap<u128, (u64, u32)>>,
 }
 
 impl AdmissionCache {
-    /// Whether `key` was read as a signing key since the signer records last changed
-    /// (`generation` counts the blocks that changed them: a revocation empties the cache).
-    fn signer_known(&self, key: &[u8; 32], generation: u64) -> bool {
+    /// The participant of `key` if it was read as a signing key since the signer records last
+    /// changed (`generation` counts the blocks that changed them: a revocation empties it).
+    fn signer(&self, key: &[u8; 32], generation: u64) -> Option<u64> {
         let signers = self
             .signers
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        signers.0 == generation && signers.1.contains(key)
+        (signers.0 == generation)
+            .then(|| signers.1.get(key).copied())
+            .flatten()
     }
-    fn remember_signer(&self, key: [u8; 32], generation: u64) {
+    fn remember_signer(&self, key: [u8; 32], participant: u64, generation: u64) {
         let mut signers = self
             .signers
             .write()
@@ -40,24 +45,24 @@ impl AdmissionCache {
             signers.1.clear();
             signers.0 = generation;
         }
-        signers.1.insert(key);
+        signers.1.insert(key, participant);
     }
-    fn account_asset(&self, account: u128) -> Option<u32> {
-        self.account_assets
+    fn account(&self, account: u128) -> Option<(u64, u32)> {
+        self.accounts
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(&account)
             .copied()
     }
-    fn remember_account(&self, account: u128, asset: u32) {
-        let mut assets = self
-            .account_assets
+    fn remember_account(&self, account: u128, owner: u64, asset: u32) {
+        let mut accounts = self
+            .accounts
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if assets.len() >= ADMISSION_CACHE_MAX {
-            assets.clear();
+        if accounts.len() >= ADMISSION_CACHE_MAX {
+            accounts.clear();
         }
-        assets.insert(account, asset);
+        accounts.insert(account, (owner, asset));
     }
 }
 
@@ -161,10 +166,10 @@ pub(super) fn admit_envelopes(
         .collect())
 }
 
-/// Refuses what cannot succeed whatever happens first: unknown signers, unknown accounts, and
-/// assets that do not match the accounts. Accounts opened earlier in the same request count.
+/// The node's own rule first (an observer accepts only regulators' transactions), then the
+/// ledger's pre-checks (`tpw_consensus::replica::admission`), answered with the ledger's codes.
 fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), ApiError> {
-    let mut opened: BTreeMap<u128, u32> = BTreeMap::new();
+    let facts = CachedFacts { context };
     // The node's role follows the ledger's node set (a joining node is an observer until it
     // has replicated its own record).
     let observer = context
@@ -173,179 +178,130 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .observer;
-    for (index, transaction) in transactions.iter().enumerate() {
-        if !signer_registered(context, &transaction.signer)? {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "unknown_signer",
-                "the signer key is not registered to any participant of this network",
-            )
-            .at(index));
-        }
-        if observer && signer_role(context, &transaction.signer)? != Some(Role::Regulator) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "observer_regulators_only",
-                "this is a regulator's observer node: it accepts only transactions signed by regulator keys; submit to a voting node",
-            )
-            .at(index));
-        }
-        for operation in &transaction.body.operations {
-            match operation {
-                Operation::OpenAccount { account, asset, .. } => {
-                    opened.insert(*account, *asset);
-                }
-                Operation::Transfer {
-                    debit_account,
-                    credit_account,
-                    asset,
-                    ..
-                }
-                | Operation::CreateEscrow {
-                    debit_account,
-                    credit_account,
-                    asset,
-                    ..
-                }
-                | Operation::OfferExchange {
-                    debit_account,
-                    credit_account,
-                    asset,
-                    ..
-                } => {
-                    for id in [*debit_account, *credit_account] {
-                        let found = match opened.get(&id) {
-                            Some(asset) => Some(*asset),
-                            None => account_asset(context, id)?,
-                        };
-                        let Some(found) = found else {
-                            let message = format!("account {id} does not exist; open it first");
-                            return Err(ApiError::new(
-                                StatusCode::UNPROCESSABLE_ENTITY,
-                                "unknown_account",
-                                message,
-                            )
-                            .at(index));
-                        };
-                        if found != *asset {
-                            let message = format!("account {id} is in asset {found}, the transfer names asset {asset}");
-                            return Err(ApiError::new(
-                                StatusCode::UNPROCESSABLE_ENTITY,
-                                "asset_mismatch",
-                                message,
-                            )
-                            .at(index));
-                        }
-                    }
-                }
-                Operation::SetHold { .. } => {
-                    if signer_role(context, &transaction.signer)? != Some(Role::Regulator) {
-                        return Err(ApiError::new(
-                            StatusCode::FORBIDDEN,
-                            "regulator_only",
-                            "only a regulator may place or lift a hold",
-                        )
-                        .at(index));
-                    }
-                }
-                Operation::PostPending { .. }
-                | Operation::VoidPending { .. }
-                | Operation::ApproveEscrow { .. }
-                | Operation::ReleaseEscrow { .. }
-                | Operation::AcceptExchange { .. }
-                | Operation::OpenCycle { .. }
-                | Operation::SubmitObligation { .. }
-                | Operation::CloseCycle { .. }
-                | Operation::Reverse { .. }
-                | Operation::SetTransferMax { .. }
-                | Operation::SetOutflowCap { .. }
-                | Operation::SetCreditLimit { .. }
-                | Operation::SetWebhook { .. }
-                | Operation::SetApprovalPolicy { .. }
-                | Operation::AddKey { .. }
-                | Operation::ApproveTransfer { .. }
-                | Operation::Propose { .. }
-                | Operation::ApproveProposal { .. }
-                | Operation::RevokeKey { .. } => {}
+    if observer {
+        for (index, transaction) in transactions.iter().enumerate() {
+            let role = match facts.signer(&transaction.signer).map_err(store_failure)? {
+                Some(record) => facts.role(record.participant).map_err(store_failure)?,
+                None => None,
+            };
+            if role != Some(Role::Regulator) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "observer_regulators_only",
+                    "this is a regulator's observer node: it accepts only transactions signed by regulator keys; submit to a voting node",
+                )
+                .at(index));
             }
         }
     }
-    Ok(())
+    match admission::precheck(&facts, transactions) {
+        Ok(()) => Ok(()),
+        Err(AdmissionError::Store(error)) => Err(store_failure(error)),
+        Err(AdmissionError::Refused(refusal)) => {
+            let status = match refusal.code {
+                ResultCode::UnknownAccount | ResultCode::AssetMismatch => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                _ => StatusCode::FORBIDDEN,
+            };
+            Err(ApiError::new(status, refusal.code.name(), refusal.message).at(refusal.index))
+        }
+    }
 }
 
-/// Whether `key` signs now: registered, not revoked, and not retired by the head's block time.
-fn signer_registered(context: &ApiContext, key: &[u8; 32]) -> Result<bool, ApiError> {
-    let generation = context
-        .shared
-        .signer_generation
-        .load(std::sync::atomic::Ordering::Acquire);
-    if context.admission_cache.signer_known(key, generation) {
-        return Ok(true);
+fn store_failure(error: tpw_contracts::state::StoreError) -> ApiError {
+    ApiError::storage(StorageError::Corrupt(error.to_string()))
+}
+
+/// Admission's facts read through the node's caches: signer keys until the signer records
+/// change (a revocation empties the cache), accounts' owner and asset (never changed).
+struct CachedFacts<'a> {
+    context: &'a ApiContext,
+}
+
+impl CachedFacts<'_> {
+    fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, tpw_contracts::state::StoreError> {
+        self.context
+            .reader
+            .state_now(key)
+            .map_err(|error| tpw_contracts::state::StoreError(error.to_string()))
     }
-    let Some(bytes) = context
-        .reader
-        .state_now(&signer_key(key))
-        .map_err(ApiError::storage)?
-    else {
-        return Ok(false);
-    };
-    let record = from_bytes(&bytes, tpw_contracts::state::SignerRecord::decode)
-        .map_err(|error| ApiError::storage(StorageError::Corrupt(error.to_string())))?;
-    if record.retire_at_ms.is_some() {
-        // A key being rotated out is checked against the head's time on every submission.
-        let head_ms = context
+}
+
+impl AdmissionFacts for CachedFacts<'_> {
+    fn signer(&self, key: &[u8; 32]) -> Result<Option<SignerRecord>, StoreError> {
+        let generation = self
+            .context
+            .shared
+            .signer_generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        if let Some(participant) = self.context.admission_cache.signer(key, generation) {
+            return Ok(Some(SignerRecord {
+                participant,
+                retire_at_ms: None,
+            }));
+        }
+        let facts = StateFacts {
+            state: &StateView(self),
+            head_time_ms: 0,
+        };
+        let record = facts.signer(key)?;
+        if let Some(record) = &record {
+            // A key being rotated out is checked against the head's time on every submission.
+            if record.retire_at_ms.is_none() {
+                self.context
+                    .admission_cache
+                    .remember_signer(*key, record.participant, generation);
+            }
+        }
+        Ok(record)
+    }
+    fn role(&self, participant: u64) -> Result<Option<Role>, StoreError> {
+        StateFacts {
+            state: &StateView(self),
+            head_time_ms: 0,
+        }
+        .role(participant)
+    }
+    fn account(&self, account: u128) -> Result<Option<(u64, u32)>, StoreError> {
+        if let Some(found) = self.context.admission_cache.account(account) {
+            return Ok(Some(found));
+        }
+        let found = StateFacts {
+            state: &StateView(self),
+            head_time_ms: 0,
+        }
+        .account(account)?;
+        if let Some((owner, asset)) = found {
+            self.context
+                .admission_cache
+                .remember_account(account, owner, asset);
+        }
+        Ok(found)
+    }
+    fn head_time_ms(&self) -> u64 {
+        self.context
             .shared
             .status
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .block_time_ms;
-        return Ok(record.signs_at(head_ms));
+            .block_time_ms
     }
-    context.admission_cache.remember_signer(*key, generation);
-    Ok(true)
 }
 
-fn signer_role(context: &ApiContext, key: &[u8; 32]) -> Result<Option<Role>, ApiError> {
-    let corrupt = |error: tpw_contracts::codec::DecodeError| {
-        ApiError::storage(StorageError::Corrupt(error.to_string()))
-    };
-    let Some(bytes) = context
-        .reader
-        .state_now(&signer_key(key))
-        .map_err(ApiError::storage)?
-    else {
-        return Ok(None);
-    };
-    let participant = from_bytes(&bytes, tpw_contracts::state::SignerRecord::decode)
-        .map_err(corrupt)?
-        .participant;
-    let Some(bytes) = context
-        .reader
-        .state_now(&participant_key(participant))
-        .map_err(ApiError::storage)?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(
-        from_bytes(&bytes, Participant::decode)
-            .map_err(corrupt)?
-            .role,
-    ))
-}
+/// The node's latest committed state as the ledger engine's read interface (point reads only).
+struct StateView<'a, 'b>(&'a CachedFacts<'b>);
 
-fn account_asset(context: &ApiContext, id: u128) -> Result<Option<u32>, ApiError> {
-    if let Some(asset) = context.admission_cache.account_asset(id) {
-        return Ok(Some(asset));
+impl tpw_contracts::StateStore for StateView<'_, '_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.state(key)
     }
-    let Some(bytes) = context
-        .reader
-        .state_now(&account_key(id))
-        .map_err(ApiError::storage)?
-    else {
-        return Ok(None);
-    };
-    let account = from_bytes(&bytes, Account::decode)
-        .map_err(|error| ApiError::storage(StorageError::Corrupt(error.to_string())))?;
-    context.admission_cache.remember_account(id, account.asset);
-    Ok(Some(account.asset))
+    fn scan(
+        &self,
+        _start: &[u8],
+        _end: &[u8],
+        _limit: usize,
+    ) -> Result<tpw_contracts::state::Records, StoreError> {
+        Err(StoreError("admission reads no ranges".into()))
+    }
 }

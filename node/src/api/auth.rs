@@ -168,7 +168,7 @@ async fn verify(context: &AppState, request: Request) -> Result<Request, ApiErro
         ));
     }
     let signature: [u8; 64] = hex_array(header(&request, HEADER_SIGNATURE)?, HEADER_SIGNATURE)?;
-    let now_ms = crate::runtime::now_ms();
+    let now_ms = crate::clock::now_ms();
     if timestamp_ms.abs_diff(now_ms) > REQUEST_WINDOW_MS {
         return Err(unauthorized(
             "stale_request",

@@ -19,7 +19,7 @@ pub use rate::RateLimiter;
 
 use crate::api_types::{ErrorDetail, ErrorResponse};
 use crate::limits::BODY_SIZE_MAX;
-use crate::runtime::{Command, Shared, SubmitError};
+use crate::mailbox::{Command, Shared, SubmitError};
 use crate::storage::{LedgerReader, StorageError};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
@@ -264,7 +264,7 @@ async fn audited(
     if UNAUDITED_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    let time_ms = crate::runtime::now_ms();
+    let time_ms = crate::clock::now_ms();
     let action = format!("{} {}", request.method(), request.uri().path());
     let target = request.uri().query().unwrap_or_default().to_string();
     let claimed = request

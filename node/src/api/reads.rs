@@ -348,7 +348,7 @@ pub(super) async fn status(State(context): State<AppState>) -> Json<StatusRespon
 }
 
 /// The raft loop's latest published status.
-fn runtime_status(context: &AppState) -> crate::runtime::RuntimeStatus {
+fn runtime_status(context: &AppState) -> crate::mailbox::RuntimeStatus {
     context
         .shared
         .status

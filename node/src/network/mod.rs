@@ -8,7 +8,7 @@ mod forward;
 
 pub use forward::{ForwardHandler, ForwardRefusal, ForwardReply};
 
-use crate::runtime::{Command, RaftInbox};
+use crate::mailbox::{Command, RaftInbox};
 use codec::FrameCodec;
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
@@ -26,7 +26,7 @@ use tpw_consensus::raft_types::{Message, MessageType};
 use tpw_consensus::wire::{admit_raft_message, RaftAdmissionError};
 
 /// Bytes of one Raft message frame: the driver's append limit plus headroom.
-pub const RAFT_FRAME_SIZE_MAX: usize = 2 * tpw_consensus::driver::limits::MESSAGE_SIZE_MAX as usize;
+pub const RAFT_FRAME_SIZE_MAX: usize = 2 * tpw_consensus::limits::MESSAGE_SIZE_MAX as usize;
 /// Raft message batches waiting for the network task; more are dropped (Raft resends).
 pub const OUTBOUND_BATCHES_MAX: usize = 1024;
 /// Established connections per peer.

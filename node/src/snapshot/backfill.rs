@@ -4,15 +4,14 @@
 //! node already had, or the divergence alarm is raised.
 
 use super::{SnapshotRequest, SnapshotResponse, BLOCKS_PER_RESPONSE_MAX};
+use crate::mailbox::Shared;
 use crate::metrics::Metrics;
 use crate::network::NetworkHandle;
-use crate::runtime::Shared;
-use crate::storage::{
-    block_gaps, parse_block_record, store_backfill, Db, LedgerReader, StorageError,
-};
+use crate::storage::{block_gaps, store_backfill, Db, LedgerReader, StorageError};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tpw_consensus::replica::snapshot::check_chain;
 use tpw_contracts::model::Hash;
 
 /// How long backfill waits before trying the peers again after all of them failed.
@@ -99,7 +98,14 @@ impl Backfill {
                     continue;
                 }
             };
-            let checked = match self.check_chain(above.header.previous_hash, high, low, blocks) {
+            let checked = check_chain(
+                &self.network_id,
+                above.header.previous_hash,
+                high,
+                low,
+                blocks,
+            );
+            let checked = match checked {
                 Ok(checked) => checked,
                 Err(error) => {
                     tracing::error!(node_id = peer, %error, "a peer served blocks that fail their checks");
@@ -107,7 +113,19 @@ impl Backfill {
                     continue;
                 }
             };
-            let (stored, lowest_hash) = checked;
+            let (checked, lowest_hash) = checked;
+            let stored: Vec<(u64, Vec<u8>, Vec<Hash>)> = checked
+                .into_iter()
+                .map(|block| {
+                    let tx_ids = block
+                        .block
+                        .receipts
+                        .iter()
+                        .map(|receipt| receipt.tx_id)
+                        .collect();
+                    (block.height, block.record, tx_ids)
+                })
+                .collect();
             let lowest = high + 1 - stored.len() as u64;
             let count = stored.len() as u64;
             let db = self.db.clone();
@@ -120,50 +138,6 @@ impl Backfill {
             return Ok(());
         }
         Err(last_error)
-    }
-
-    /// Checks fetched blocks from `high` down: heights, hash links starting from `expected`,
-    /// and each block's own consistency. Returns them ready to store, and the previous-block
-    /// hash the lowest names.
-    #[allow(clippy::type_complexity)]
-    fn check_chain(
-        &self,
-        mut expected: Hash,
-        high: u64,
-        low: u64,
-        blocks: Vec<Vec<u8>>,
-    ) -> Result<(Vec<(u64, Vec<u8>, Vec<Hash>)>, Hash), String> {
-        let mut stored = Vec::with_capacity(blocks.len());
-        for (offset, record) in blocks.into_iter().enumerate() {
-            let height = high - offset as u64;
-            if height < low {
-                break;
-            }
-            let block = parse_block_record(&record).map_err(|error| error.to_string())?;
-            if block.header.height != height {
-                return Err(format!(
-                    "asked for block {height}, got {}",
-                    block.header.height
-                ));
-            }
-            if block.header.hash() != expected {
-                return Err(format!(
-                    "block {height} does not link to the block above it"
-                ));
-            }
-            tpw_contracts::check_block_record(
-                &self.network_id,
-                &block.header,
-                &block.proposal,
-                &block.receipts,
-                &block.effects,
-            )
-            .map_err(|error| error.to_string())?;
-            expected = block.header.previous_hash;
-            let tx_ids = block.receipts.iter().map(|receipt| receipt.tx_id).collect();
-            stored.push((height, record, tx_ids));
-        }
-        Ok((stored, expected))
     }
 
     /// The block below a filled gap was this node's own: it must be the one the fetched chain

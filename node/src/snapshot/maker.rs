@@ -6,8 +6,8 @@ use super::{
     SnapshotRequest, SnapshotResponse, BLOCKS_CHUNK_SIZE, BLOCKS_PER_RESPONSE_MAX,
     CHECKPOINTS_KEPT_MAX, RECORDS_CHUNK_SIZE, SERVES_IN_FLIGHT_MAX,
 };
+use crate::mailbox::Shared;
 use crate::metrics::Metrics;
-use crate::runtime::Shared;
 use crate::storage::{
     block_records_down, Checkpoint, Db, RaftLogStore, SnapshotOffer, StorageError,
 };
@@ -156,6 +156,15 @@ impl Snapshots {
                 checkpoint
                     .records(after.as_deref(), RECORDS_CHUNK_SIZE)
                     .map(|(records, done)| SnapshotResponse::Records { records, done })
+            }
+            SnapshotRequest::Nodes => {
+                let reader = crate::storage::LedgerReader::new(self.db.clone());
+                reader.head().and_then(|(head, _)| {
+                    Ok(SnapshotResponse::Nodes {
+                        height: head.height,
+                        records: reader.nodes()?,
+                    })
+                })
             }
             SnapshotRequest::Blocks { top, count_max } => block_records_down(
                 &self.db,

@@ -12,48 +12,17 @@
 
 pub mod backfill;
 pub mod maker;
+pub mod nodes;
 pub mod receiver;
 pub use tpw_consensus::wire::snapshot::{
     SnapshotRequest, SnapshotResponse, SNAPSHOT_FRAME_SIZE_MAX,
 };
 
-use std::sync::Mutex;
-
-/// The staged snapshot handed to Raft and not yet resolved. The receiver sets it just before
-/// it queues the snapshot message and starts no other fetch while it is set; the raft loop
-/// clears it once Raft installed the snapshot or refused it. So the staging area has one owner
-/// at a time and an install never races a fetch.
-#[derive(Debug, Default)]
-pub struct SnapshotGate {
-    stepped: Mutex<Option<u64>>,
-}
-
-impl SnapshotGate {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
-        self.stepped
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-    /// The Raft index of the snapshot handed to Raft, if unresolved.
-    pub fn stepped(&self) -> Option<u64> {
-        *self.lock()
-    }
-    /// Marks a staged snapshot as handed to Raft.
-    pub fn set(&self, index: u64) {
-        *self.lock() = Some(index);
-    }
-    /// Marks it resolved.
-    pub fn clear(&self) {
-        *self.lock() = None;
-    }
-}
+pub use crate::mailbox::SnapshotGate;
 
 /// How long the leader keeps its latest snapshot usable by holding log compaction at it, so a
 /// peer still fetching it is not overtaken by compaction.
 pub const OFFER_HOLD: std::time::Duration = std::time::Duration::from_secs(120);
-/// How long the leader waits for word on a snapshot message before it assumes it was lost and
-/// lets Raft try again.
-pub const SNAPSHOT_STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Tries of one snapshot request while the peer answers "unavailable" (busy).
 pub const REQUEST_TRIES_MAX: u32 = 5;
 

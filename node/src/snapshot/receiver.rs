@@ -2,18 +2,18 @@
 //! verified and staged; only then does Raft see them.
 
 use super::{SnapshotRequest, SnapshotResponse};
+use crate::mailbox::{Command, RaftInbox, Shared};
 use crate::metrics::Metrics;
 use crate::network::NetworkHandle;
-use crate::runtime::{Command, RaftInbox, Shared};
-use crate::storage::{
-    parse_block_record, RecordChunk, SnapshotDescriptor, StagedSnapshot, Staging,
-};
+use crate::storage::{RecordChunk, StagedSnapshot, Staging};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tpw_consensus::raft_types::Message;
+use tpw_consensus::replica::snapshot::{
+    check_descriptor, check_snapshot_head, snapshot_arrival, SnapshotArrival,
+};
 use tpw_contracts::model::Hash;
 use tpw_contracts::state::Commitment;
-use tpw_contracts::ChainHead;
 
 /// Snapshot messages waiting for the receiver; more are dropped (the leader resends).
 pub const SNAPSHOT_MESSAGES_MAX: usize = 16;
@@ -63,20 +63,14 @@ impl SnapshotReceiver {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .commit_index;
-        if index <= committed {
-            // Raft answers with its progress, which moves the leader on; nothing to fetch.
-            self.step(message);
-            return;
-        }
-        match self.shared.snapshot_gate.stepped() {
-            // Already staged and handed over; a repeat is harmless.
-            Some(stepped) if stepped == index => {
+        let staged = self.shared.snapshot_gate.stepped();
+        match snapshot_arrival(index, committed, staged) {
+            SnapshotArrival::Step => {
                 self.step(message);
                 return;
             }
-            // Another staged snapshot awaits Raft; staging is not ours to touch.
-            Some(_) => return,
-            None => {}
+            SnapshotArrival::Ignore => return,
+            SnapshotArrival::Fetch => {}
         }
         let started = Instant::now();
         match self.fetch(message.from, &message).await {
@@ -140,15 +134,7 @@ impl SnapshotReceiver {
     /// Fetches every record and the head block, checks them, and stages them. Returns the
     /// number of records.
     async fn fetch(&self, from: u64, message: &Message) -> Result<u64, String> {
-        let snapshot = message.get_snapshot();
-        let descriptor = SnapshotDescriptor::from_bytes(snapshot.get_data())
-            .map_err(|error| format!("malformed snapshot descriptor: {error}"))?;
-        if descriptor.network_id != self.network_id {
-            return Err("the snapshot belongs to another network".into());
-        }
-        if descriptor.applied_index != snapshot.get_metadata().index {
-            return Err("the descriptor and the Raft metadata name different indexes".into());
-        }
+        let descriptor = check_descriptor(&self.network_id, message.get_snapshot())?;
         let staging = self.staging.clone();
         blocking(move || staging.clear()).await?;
         let mut commitment = Commitment::default();
@@ -192,35 +178,9 @@ impl SnapshotReceiver {
         let Some(block) = blocks.into_iter().next() else {
             return Err("the peer does not have the snapshot's head block".into());
         };
-        let stored = parse_block_record(&block).map_err(|error| error.to_string())?;
-        let header = &stored.header;
-        if header.hash() != descriptor.head_hash || header.height != descriptor.height {
-            return Err("the head block is not the one the snapshot names".into());
-        }
-        tpw_contracts::check_block_record(
-            &self.network_id,
-            header,
-            &stored.proposal,
-            &stored.receipts,
-            &stored.effects,
-        )
-        .map_err(|error| error.to_string())?;
-        let root = commitment.root();
-        if root != header.state_root || root != descriptor.state_root {
-            return Err(format!(
-                "the records' state root {} differs from the head block's {}",
-                hex::encode(root),
-                hex::encode(header.state_root)
-            ));
-        }
+        let head = check_snapshot_head(&descriptor, &block, commitment)?;
         let staged = StagedSnapshot {
-            head: ChainHead {
-                network_id: self.network_id,
-                height: header.height,
-                hash: descriptor.head_hash,
-                time_ms: header.time_ms,
-                commitment,
-            },
+            head,
             descriptor,
             block,
         };

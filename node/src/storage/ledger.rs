@@ -49,33 +49,27 @@ fn conf_history_key(index: u64) -> Vec<u8> {
     key
 }
 
-/// A Raft log position: the index of an entry and its term.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogPosition {
-    /// Raft index.
-    pub index: u64,
-    /// Its term.
-    pub term: u64,
+pub use tpw_consensus::LogPosition;
+
+/// The stored form of a Raft position: index and term, big-endian.
+fn position_bytes(position: LogPosition) -> [u8; 16] {
+    let mut bytes = [0; 16];
+    bytes[..8].copy_from_slice(&position.index.to_be_bytes());
+    bytes[8..].copy_from_slice(&position.term.to_be_bytes());
+    bytes
 }
 
-impl LogPosition {
-    fn to_bytes(self) -> [u8; 16] {
-        let mut bytes = [0; 16];
-        bytes[..8].copy_from_slice(&self.index.to_be_bytes());
-        bytes[8..].copy_from_slice(&self.term.to_be_bytes());
-        bytes
-    }
-
-    fn from_record(sealed: &[u8]) -> Result<Self, StorageError> {
-        let payload = open_record(sealed, "block position")?;
-        let bytes = <[u8; 16]>::try_from(payload)
-            .map_err(|_| StorageError::Corrupt("a block position has the wrong size".into()))?;
-        Ok(Self {
-            index: u64::from_be_bytes(bytes[..8].try_into().unwrap_or_default()),
-            term: u64::from_be_bytes(bytes[8..].try_into().unwrap_or_default()),
-        })
-    }
+/// Reads a stored Raft position.
+fn position_from_record(sealed: &[u8]) -> Result<LogPosition, StorageError> {
+    let payload = open_record(sealed, "block position")?;
+    let bytes = <[u8; 16]>::try_from(payload)
+        .map_err(|_| StorageError::Corrupt("a block position has the wrong size".into()))?;
+    Ok(LogPosition {
+        index: u64::from_be_bytes(bytes[..8].try_into().unwrap_or_default()),
+        term: u64::from_be_bytes(bytes[8..].try_into().unwrap_or_default()),
+    })
 }
+
 /// Cached state records before the cache is reset.
 const CACHE_ENTRIES_MAX: usize = 1_000_000;
 
@@ -321,7 +315,7 @@ impl LedgerStore {
             batch.put_cf(
                 self.db.cf(CF_META),
                 block_position_key(height),
-                seal_record(&position.to_bytes()),
+                seal_record(&position_bytes(position)),
             );
         }
         batch.put_cf(
@@ -466,7 +460,7 @@ impl LedgerStore {
         batch.put_cf(
             self.db.cf(CF_META),
             block_position_key(height),
-            seal_record(&position.to_bytes()),
+            seal_record(&position_bytes(position)),
         );
         put_conf_history(
             &self.db,
@@ -612,6 +606,71 @@ impl LedgerStore {
         )?;
         self.applied_index = raft_index;
         Ok(())
+    }
+}
+
+fn ledger_error(error: StorageError) -> tpw_consensus::LedgerStoreError {
+    match error {
+        StorageError::Unusable(message) => tpw_consensus::LedgerStoreError::Unusable(message),
+        other => tpw_consensus::LedgerStoreError::Failed(other.to_string()),
+    }
+}
+
+/// The engine writes through the inherent methods above; each is one atomic RocksDB batch.
+impl tpw_consensus::ReplicaLedger<RaftLogStore> for LedgerStore {
+    fn head(&self) -> &ChainHead {
+        LedgerStore::head(self)
+    }
+
+    fn applied_index(&self) -> u64 {
+        LedgerStore::applied_index(self)
+    }
+
+    fn header_hash(&self, height: u64) -> Result<Option<Hash>, tpw_consensus::LedgerStoreError> {
+        LedgerStore::header_hash(self, height).map_err(ledger_error)
+    }
+
+    fn commit_block(
+        &mut self,
+        position: LogPosition,
+        proposal_bytes: &[u8],
+        outcome: &BlockOutcome,
+        webhooks: &[tpw_contracts::block::WebhookProgress],
+    ) -> Result<(), tpw_consensus::LedgerStoreError> {
+        LedgerStore::commit_block(self, Some(position), proposal_bytes, outcome, webhooks)
+            .map_err(ledger_error)
+    }
+
+    fn skip_entry(&mut self, index: u64) -> Result<(), tpw_consensus::LedgerStoreError> {
+        LedgerStore::skip_entry(self, index).map_err(ledger_error)
+    }
+
+    fn record_conf_change(
+        &mut self,
+        index: u64,
+        log: &RaftLogStore,
+        conf_state: &tpw_consensus::raft_types::ConfState,
+    ) -> Result<(), tpw_consensus::LedgerStoreError> {
+        LedgerStore::record_conf_change(self, index, log, conf_state.clone()).map_err(ledger_error)
+    }
+
+    fn install_snapshot(
+        &mut self,
+        log: &RaftLogStore,
+        snapshot: &Snapshot,
+    ) -> Result<(), tpw_consensus::LedgerStoreError> {
+        LedgerStore::install_snapshot(self, log, snapshot).map_err(ledger_error)
+    }
+
+    fn own_rekey_index(&self) -> Result<Option<u64>, tpw_consensus::LedgerStoreError> {
+        LedgerStore::own_rekey_index(self).map_err(ledger_error)
+    }
+
+    fn record_own_rekey(
+        &mut self,
+        index: Option<u64>,
+    ) -> Result<(), tpw_consensus::LedgerStoreError> {
+        LedgerStore::record_own_rekey(self, index).map_err(ledger_error)
     }
 }
 
@@ -1023,7 +1082,7 @@ impl LedgerReader {
         self.db
             .rocks()
             .get_cf(self.db.cf(CF_META), block_position_key(height))?
-            .map(|sealed| LogPosition::from_record(&sealed))
+            .map(|sealed| position_from_record(&sealed))
             .transpose()
     }
 

@@ -34,20 +34,8 @@ struct LogState {
     term_runs: BTreeMap<u64, u64>,
 }
 
-/// A point-in-time ledger snapshot this node can send: the Raft index and term it stands for
-/// and the descriptor that travels in the Raft message (the records follow on their own
-/// protocol).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SnapshotOffer {
-    /// The last Raft index the snapshot's state includes.
-    pub index: u64,
-    /// That entry's term.
-    pub term: u64,
-    /// Raft's configuration as of that entry (read from the same checkpoint).
-    pub conf_state: ConfState,
-    /// The encoded descriptor.
-    pub data: Vec<u8>,
-}
+/// A point-in-time ledger snapshot this node can send (the engine's rules say which may go).
+pub use tpw_consensus::replica::snapshot::SnapshotOffer;
 
 /// Where the snapshot maker publishes its latest snapshot and where Raft asks for a new one.
 #[derive(Default)]
@@ -529,23 +517,9 @@ impl Storage for RaftLogStore {
         // other answer than a snapshot or "temporarily unavailable" would stop raft.
         let compacted = self.read_state().snapshot_index;
         match self.snapshots.offer() {
-            // A node added after the offer's checkpoint is not in its configuration and would
-            // refuse it: a newer snapshot is wanted then.
-            Some(offer)
-                if offer.index > 0
-                    && offer.index >= request_index
-                    && offer.index >= compacted
-                    && (offer.conf_state.voters.contains(&to)
-                        || offer.conf_state.learners.contains(&to)) =>
-            {
-                let mut snapshot = Snapshot::default();
-                snapshot.set_data(offer.data.into());
-                let metadata = snapshot.mut_metadata();
-                metadata.index = offer.index;
-                metadata.term = offer.term;
-                metadata.set_conf_state(offer.conf_state);
+            Some(offer) if offer.serves(request_index, compacted, to) => {
                 tracing::info!(to, index = offer.index, "sending a snapshot");
-                Ok(snapshot)
+                Ok(offer.to_snapshot())
             }
             _ => {
                 self.snapshots.want();
@@ -671,5 +645,17 @@ impl LogStore for RaftLogStore {
         write_synced(&self.db, batch).map_err(store_error)?;
         self.conf_state_changed(conf_state);
         Ok(())
+    }
+
+    fn compacted_index(&self) -> u64 {
+        RaftLogStore::compacted_index(self)
+    }
+
+    fn compact(&self, to: u64) -> Result<(), LogStoreError> {
+        RaftLogStore::compact(self, to).map_err(|error| LogStoreError(error.to_string()))
+    }
+
+    fn snapshot_hold(&self) -> Option<u64> {
+        self.snapshots().held_offer(crate::snapshot::OFFER_HOLD)
     }
 }

@@ -113,7 +113,7 @@ fn net_posted(state: &MemStore, account: u128) -> Option<i128> {
 
 /// Runs the final checks over every node (all up, converged).
 pub fn after_heal(
-    nodes: &[SimNode],
+    nodes: &[&SimNode],
     acknowledged: &BTreeSet<TrackedTransfer>,
     rejected: &BTreeSet<TrackedTransfer>,
     tracked_accounts: &[u128],

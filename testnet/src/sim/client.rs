@@ -9,7 +9,9 @@
 
 use super::net::{Answer, Endpoint, Envelope, Payload};
 use super::rng::SimRng;
-use crate::network::{partner_key, partner_tracked_account, BANKS, OPERATOR, REGULATOR};
+use crate::network::{
+    partner_key, partner_tracked_account, BANKS, LOAD_ASSET, OPERATOR, REGULATOR, SECOND_ASSET,
+};
 use crate::workload::{checker_key, contract_step, Recent, Stream};
 use ed25519_dalek::SigningKey;
 use tpw_contracts::model::Hash;
@@ -34,6 +36,8 @@ struct Request {
     tracked: Vec<TrackedTransfer>,
     resend_at_ms: u64,
     target: Option<u64>,
+    /// A submission every node's admission must refuse (what kind, for the report).
+    bad: Option<&'static str>,
 }
 
 /// Keys of the named participants of the simulated genesis: fixed test keys.
@@ -66,6 +70,8 @@ pub struct Client {
     pub committed: u64,
     /// Transactions refused at admission.
     pub refused: u64,
+    /// Bad submissions a node did not refuse: (kind, answer).
+    pub admitted_bad: Vec<String>,
 }
 
 impl Client {
@@ -88,6 +94,7 @@ impl Client {
             sends: 0,
             committed: 0,
             refused: 0,
+            admitted_bad: Vec::new(),
         }
     }
 
@@ -132,6 +139,11 @@ impl Client {
         };
         if request.tx_id != tx_id {
             return;
+        }
+        if let Some(kind) = request.bad {
+            if matches!(answer, Answer::Committed { .. }) {
+                self.admitted_bad.push(format!("{kind}: {answer:?}"));
+            }
         }
         match answer {
             Answer::Committed { code, .. } => {
@@ -184,11 +196,14 @@ impl Client {
             id: transfer.id,
             debit_account: transfer.debit_account,
             credit_account: transfer.credit_account,
-            asset: crate::network::LOAD_ASSET,
+            asset: LOAD_ASSET,
             amount: transfer.amount,
             kind: TransferKind::Posted,
             reference: 0,
         };
+        if self.rng.below(25) == 0 {
+            return self.bad_request(now_ms, partner, other);
+        }
         let (key, body, tracked) = match self.rng.below(10) {
             0..=4 => {
                 let transfer = tracked_transfer(self, other);
@@ -225,6 +240,88 @@ impl Client {
             tracked,
             resend_at_ms: now_ms,
             target: None,
+            bad: None,
+        }
+    }
+
+    /// A submission that every node's admission refuses, of a kind drawn from the seed: a bad
+    /// signature, an unknown signer, another network, a debit from another partner's account,
+    /// an own account in the wrong asset, or a hold signed by a partner.
+    fn bad_request(&mut self, now_ms: u64, partner: usize, other: usize) -> Request {
+        self.sequence += 1;
+        let id = 3_000_000_000 + ((self.index as u128) << 32) + self.sequence as u128;
+        let transfer = |debit: u128, asset: u32| {
+            Body::single(Operation::Transfer {
+                id,
+                debit_account: debit,
+                credit_account: partner_tracked_account(other),
+                asset,
+                amount: 1,
+                kind: TransferKind::Posted,
+                reference: 0,
+            })
+        };
+        let own = partner_tracked_account(partner);
+        let key = partner_key(partner);
+        let (kind, envelope) = match self.rng.below(6) {
+            0 => {
+                let mut envelope =
+                    Transaction::sign(self.network_id, &key, transfer(own, LOAD_ASSET)).to_bytes();
+                if let Some(last) = envelope.last_mut() {
+                    *last ^= 1;
+                }
+                ("bad_signature", envelope)
+            }
+            1 => {
+                let stranger = named_key(900_000 + self.rng.below(1_000));
+                let body = transfer(own, LOAD_ASSET);
+                (
+                    "unknown_signer",
+                    Transaction::sign(self.network_id, &stranger, body).to_bytes(),
+                )
+            }
+            2 => {
+                let mut network = self.network_id;
+                network[0] ^= 1;
+                let body = transfer(own, LOAD_ASSET);
+                (
+                    "wrong_network",
+                    Transaction::sign(network, &key, body).to_bytes(),
+                )
+            }
+            3 => {
+                let body = transfer(partner_tracked_account(other), LOAD_ASSET);
+                (
+                    "unknown_account",
+                    Transaction::sign(self.network_id, &key, body).to_bytes(),
+                )
+            }
+            4 => {
+                let body = transfer(own, SECOND_ASSET);
+                (
+                    "asset_mismatch",
+                    Transaction::sign(self.network_id, &key, body).to_bytes(),
+                )
+            }
+            _ => {
+                let body = Body::single(Operation::SetHold {
+                    account: partner_tracked_account(other),
+                    frozen: true,
+                    reason: 1,
+                });
+                (
+                    "regulator_only",
+                    Transaction::sign(self.network_id, &key, body).to_bytes(),
+                )
+            }
+        };
+        Request {
+            tx_id: transaction_id(&envelope),
+            envelope,
+            tracked: Vec::new(),
+            resend_at_ms: now_ms,
+            target: None,
+            bad: Some(kind),
         }
     }
 }

@@ -5,6 +5,7 @@
 use super::rng::SimRng;
 use std::collections::BTreeMap;
 use tpw_consensus::raft_types::Message;
+use tpw_consensus::replica::StagedState;
 use tpw_contracts::model::Hash;
 use tpw_contracts::ResultCode;
 
@@ -35,6 +36,27 @@ pub enum Answer {
 pub enum Payload {
     /// A Raft message between nodes.
     Raft(Message),
+    /// A node asks the sender of a snapshot message for its records (`/tpw/snapshot/1`).
+    SnapshotFetch { index: u64 },
+    /// The records of the snapshot at `index`, or `None` when the peer no longer keeps it.
+    SnapshotData {
+        index: u64,
+        staged: Option<Box<StagedState>>,
+    },
+    /// The transport's word to a node on whether its snapshot message reached `peer` (a local
+    /// message: it never crosses the network).
+    SnapshotStatus { peer: u64, delivered: bool },
+    /// A node asks for block records from `top` down (backfill below a snapshot).
+    BlocksRequest { top: u64, count: u64 },
+    /// Block records from `top` down, as many as the peer holds in a row.
+    Blocks { top: u64, records: Vec<Vec<u8>> },
+    /// A node asks a peer for the node set its ledger records.
+    NodesRequest,
+    /// A peer's node records, from its ledger at `height`.
+    Nodes {
+        height: u64,
+        records: Vec<tpw_contracts::governance::NodeRecord>,
+    },
     /// A client submits a signed envelope.
     Submit { envelope: Vec<u8>, tx_id: Hash },
     /// A node answers a client about one transaction.
@@ -119,11 +141,17 @@ impl Network {
         self.groups.clear();
     }
 
-    /// Sends a message at `now_ms`, subject to the weather and partitions.
-    pub fn send(&mut self, rng: &mut SimRng, now_ms: u64, envelope: Envelope) {
+    /// Sends a message at `now_ms`, subject to the weather and partitions (a node's message
+    /// to itself is local and always arrives). Returns whether it is on its way.
+    pub fn send(&mut self, rng: &mut SimRng, now_ms: u64, envelope: Envelope) -> bool {
+        if envelope.from == envelope.to {
+            self.sequence += 1;
+            self.queue.insert((now_ms + 1, self.sequence), envelope);
+            return true;
+        }
         if !self.connected(envelope.from, envelope.to) || rng.chance_ppm(self.weather.drop_ppm) {
             self.dropped += 1;
-            return;
+            return false;
         }
         let copies = if rng.chance_ppm(self.weather.duplicate_ppm) {
             self.duplicated += 1;
@@ -137,6 +165,7 @@ impl Network {
             self.sequence += 1;
             self.queue.insert((due, self.sequence), envelope.clone());
         }
+        true
     }
 
     /// Takes the next message due at or before `now_ms`. A message whose path a partition
