@@ -3,22 +3,14 @@
 //! paths. Nothing may panic; an accepted body satisfies every check, and the request
 //! survives JSON.
 //!
-//! The body's type and checks are node/src/api_types.rs itself, compiled here with the limits
-//! it names, so the fuzzer runs the node's own code without building the node.
+//! The body's type and checks are the API crate's (tpw-api), the very code the node runs,
+//! linked without building the node.
 
 #![no_main]
 
-#[allow(dead_code)]
-#[path = "../../node/src/limits.rs"]
-mod limits;
-
-#[allow(dead_code)]
-#[path = "../../node/src/api_types.rs"]
-mod api_types;
-
-use api_types::SubmitRequest;
 use libfuzzer_sys::fuzz_target;
-use limits::{SUBMIT_TRANSACTIONS_MAX, WAIT_TIMEOUT_MS_MAX};
+use tpw_api::limits::{SUBMIT_TRANSACTIONS_MAX, WAIT_TIMEOUT_MS_MAX};
+use tpw_api::types::SubmitRequest;
 use tpw_contracts::sig::{verify_all, SignatureItem};
 use tpw_contracts::Transaction;
 

@@ -7,7 +7,7 @@
 
 pub mod admin;
 pub mod api;
-pub mod api_types;
+pub use tpw_api::types as api_types;
 pub mod archive;
 pub mod audit;
 pub mod client;

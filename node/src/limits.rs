@@ -1,18 +1,13 @@
 //! The node's bounds, kept together: request sizes, queues, waits.
 
-/// Bytes of one HTTP request body.
-pub const BODY_SIZE_MAX: usize = 16 * 1024 * 1024;
+pub use tpw_api::limits::{
+    BODY_SIZE_MAX, SUBMIT_TRANSACTIONS_MAX, WAIT_TIMEOUT_MS_DEFAULT, WAIT_TIMEOUT_MS_MAX,
+};
 /// How far a signed request's timestamp may be from the node's clock.
 pub const REQUEST_WINDOW_MS: u64 = 30_000;
 /// Signed requests remembered inside the window (replay protection) before new ones are told
 /// to retry.
 pub const REPLAY_GUARD_MAX: usize = 1_000_000;
-/// Transactions in one submission request.
-pub const SUBMIT_TRANSACTIONS_MAX: usize = 4096;
-/// Longest a submission may wait for commit.
-pub const WAIT_TIMEOUT_MS_MAX: u64 = 60_000;
-/// Default wait for commit when the client asks to wait without a timeout.
-pub const WAIT_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// Commands queued from the API to the raft loop.
 pub const COMMANDS_MAX: usize = 4096;
 /// Default for `blocks.proposals_in_flight_max`: the replica engine's (its reason is there).
@@ -44,9 +39,3 @@ pub const NODE_SET_ASK_INTERVAL: std::time::Duration = std::time::Duration::from
 pub const WAITERS_PER_TRANSACTION_MAX: usize = 16;
 /// Commit waiters registered at once.
 pub const WAITERS_MAX: usize = 1_000_000;
-
-const _: () = assert!(SUBMIT_TRANSACTIONS_MAX <= tpw_contracts::limits::BLOCK_TRANSACTIONS_MAX);
-const _: () = assert!(
-    SUBMIT_TRANSACTIONS_MAX * tpw_contracts::limits::ENVELOPE_SIZE_MAX / 4 <= BODY_SIZE_MAX
-);
-const _: () = assert!(WAIT_TIMEOUT_MS_DEFAULT <= WAIT_TIMEOUT_MS_MAX);

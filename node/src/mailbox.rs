@@ -391,3 +391,27 @@ impl Checkpoint {
         taken
     }
 }
+
+/// Webhook replays asked for by participants, per endpoint, on this node (the API asks, the
+/// delivery workers take).
+#[derive(Default)]
+pub struct Replays {
+    asked: Mutex<std::collections::HashSet<(u64, u16)>>,
+}
+
+impl Replays {
+    /// Asks for the endpoint's dead letters to be delivered again.
+    pub fn ask(&self, participant: u64, endpoint: u16) {
+        lock(&self.asked).insert((participant, endpoint));
+    }
+    /// Takes the endpoint's request, if there is one.
+    pub(crate) fn take(&self, participant: u64, endpoint: u16) -> bool {
+        lock(&self.asked).remove(&(participant, endpoint))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

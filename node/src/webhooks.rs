@@ -12,7 +12,7 @@ use crate::config::WebhookConfig;
 use crate::events::{Cursor, LedgerEvent};
 use crate::storage::webhooks as store;
 use ed25519_dalek::{Signer, SigningKey};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tpw_contracts::block::{DeadLetter, WebhookProgress};
@@ -81,21 +81,7 @@ pub fn verify_delivery(
 
 pub use crate::mailbox::Checkpoint;
 
-/// Replays asked for by participants, per endpoint, on this node.
-#[derive(Default)]
-pub struct Replays {
-    asked: Mutex<HashSet<(u64, u16)>>,
-}
-
-impl Replays {
-    /// Asks for the endpoint's dead letters to be delivered again.
-    pub fn ask(&self, participant: u64, endpoint: u16) {
-        lock(&self.asked).insert((participant, endpoint));
-    }
-    fn take(&self, participant: u64, endpoint: u16) -> bool {
-        lock(&self.asked).remove(&(participant, endpoint))
-    }
-}
+pub use crate::mailbox::Replays;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex

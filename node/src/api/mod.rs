@@ -58,7 +58,7 @@ pub struct ApiContext {
     /// Longest a request may take.
     pub request_timeout: std::time::Duration,
     /// Webhook replays asked for on this node.
-    pub webhook_replays: crate::webhooks::Replays,
+    pub webhook_replays: crate::mailbox::Replays,
     /// The node's audit log.
     pub audit: crate::audit::AuditLog,
 }

@@ -439,12 +439,9 @@ pub(super) async fn metrics(State(context): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The height of this node's chain head, which a read reflects at least.
+/// The height of this node's chain head, which a read reflects at least: the raft loop moves
+/// it as each block is written, before it wakes the clients waiting for that block (the
+/// published status follows only at the end of its turn).
 fn head_height(context: &AppState) -> u64 {
-    context
-        .shared
-        .status
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .height
+    *context.shared.head_height.borrow()
 }

@@ -1,7 +1,4 @@
 //! Request and response bodies of the HTTP API, shared by the server and the client library.
-//!
-//! This file depends only on serde, serde_json, tpw_contracts and `crate::limits`: the fuzz
-//! crate (fuzz/) compiles it, with node/src/limits.rs, apart from the node's RocksDB build.
 
 use crate::limits::{SUBMIT_TRANSACTIONS_MAX, WAIT_TIMEOUT_MS_MAX};
 use serde::{Deserialize, Serialize};
