@@ -1,10 +1,13 @@
-//! The consensus core: raft-rs driven sans-IO, the leader's block batching, and the log store
-//! boundary.
+//! The replica engine: raft-rs driven sans-IO ([`driver`]) and every decision a replica makes
+//! above it ([`replica`]): the leader's block batching and proposal window, membership moved
+//! toward the ledger's node set, key-rotation hand-over, compaction, snapshots and admission's
+//! ledger pre-checks. The node and the simulator run this same engine and only execute its
+//! effects.
 //!
-//! Nothing here does IO, reads a clock or spawns: time arrives as ticks and `now_ms`
-//! arguments, peer messages arrive as values, and every effect leaves as an [`Action`] that
-//! the node (or the simulator) carries out in order. [`wire`] holds the codecs of what nodes
-//! send each other, so that everything decoded from a peer is pure and fuzzed apart from IO.
+//! Nothing here does IO, reads a clock or spawns: time arrives as `now` arguments, peer
+//! messages arrive as values, stores are traits the executor implements, and every other
+//! effect leaves as a value carried out in order. [`wire`] holds the codecs of what nodes send
+//! each other, so that everything decoded from a peer is pure and fuzzed apart from IO.
 
 pub mod batcher;
 pub mod driver;

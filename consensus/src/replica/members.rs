@@ -39,9 +39,9 @@ pub struct AdmittedPeer {
 
 /// The peers a transport admits: every node the ledger records as active, every node still in
 /// Raft's configuration `raft` (a removed node stays reachable until Raft has removed it, so a
-/// leaving leader can hand over and the removal can commit), and the active nodes a peer
-/// vouched for (from a ledger ahead of this one: a node that was away, or starts from an older
-/// ledger, learns which keys the current members present). Where a vouched key differs from
+/// leaving leader can hand over and the removal can commit), and the same nodes as a peer
+/// vouched for them (from a ledger ahead of this one: a node that was away, or starts from an
+/// older ledger, learns which keys the current members present). Where a vouched key differs from
 /// the recorded one, both are admitted and the vouched one comes last, so a transport keeping
 /// one key per node to dial keeps the newer.
 pub fn admitted_peers(
@@ -55,14 +55,11 @@ pub fn admitted_peers(
         voter: node.role == NodeRole::Voter,
         address: node.address.clone(),
     };
-    let mut peers: Vec<AdmittedPeer> = records
-        .iter()
-        .filter(|node| {
-            node.active() || raft.voters.contains(&node.id) || raft.learners.contains(&node.id)
-        })
-        .map(peer)
-        .collect();
-    for node in vouched.iter().filter(|node| node.active()) {
+    let wanted = |node: &&NodeRecord| {
+        node.active() || raft.voters.contains(&node.id) || raft.learners.contains(&node.id)
+    };
+    let mut peers: Vec<AdmittedPeer> = records.iter().filter(wanted).map(peer).collect();
+    for node in vouched.iter().filter(wanted) {
         if !peers
             .iter()
             .any(|known| known.id == node.id && known.public_key == node.public_key)

@@ -342,7 +342,10 @@ impl Operators {
         // so a node away across changes never misses every member it knows.
         let done = match change.kind {
             ChangeKind::RemoveVoter
-                if change.decided && !observed.target_in_raft && observed.everywhere =>
+                if change.decided
+                    && !observed.target_in_raft
+                    && (observed.everywhere
+                        || now_ms.saturating_sub(change.started_ms) > CHANGE_TIMEOUT_MS) =>
             {
                 chores.push(Chore::Retire { node: change.node });
                 true
@@ -350,9 +353,14 @@ impl Operators {
             ChangeKind::RemoveVoter => false,
             _ => change.decided && observed.everywhere,
         };
+        // A change that never got decided, or whose decision some node takes long to show,
+        // is left after a while; a decided removal is not: its node must be stopped once Raft
+        // no longer counts it, or it would run on, removed, forever.
+        let decided_removal = change.decided && change.kind == ChangeKind::RemoveVoter;
         let gave_up = now_ms.saturating_sub(change.started_ms) > CHANGE_TIMEOUT_MS
             && change.request.is_none()
             && change.queue.is_empty()
+            && !decided_removal
             && (!change.decided || !observed.everywhere);
         if done || gave_up {
             let _ = change.proposal;
