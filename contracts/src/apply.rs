@@ -7,33 +7,16 @@
 
 use crate::block::{merkle_root, BlockEffect, BlockHeader, Proposal, Receipt};
 use crate::codec::DecodeError;
+use crate::context::{ApplyError, BlockContext};
 use crate::limits::EXPIRIES_PER_BLOCK_MAX;
-use crate::model::{Hash, Participant, ParticipantId, TransferId};
-use crate::operations::{apply_linked, apply_single, expire_pending};
+use crate::model::{Hash, ParticipantId, TransferId};
+use crate::operations::{apply_linked, apply_single};
 use crate::overlay::Overlay;
+use crate::pending::expire_pending;
 use crate::result::ResultCode;
 use crate::sig::{verify_all, SignatureItem};
 use crate::state::{expiry_key, parse_expiry_key, ChainHead, StateDiff, StateStore, StoreError};
 use crate::tx::{transaction_id, EnvelopeError, Transaction};
-
-/// A failure that must stop the node: the store failed or holds a corrupt record.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// The store could not be read.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A ledger invariant does not hold on the stored state.
-    #[error("ledger invariant broken: {0}")]
-    Invariant(String),
-    /// A stored record does not decode.
-    #[error("corrupt state record {key}: {source}")]
-    Corrupt {
-        /// The record key, hex.
-        key: String,
-        /// Why it does not decode.
-        source: DecodeError,
-    },
-}
 
 /// What one block does, for the node to persist.
 #[derive(Debug, Clone)]
@@ -52,13 +35,6 @@ pub struct BlockOutcome {
     pub expired: Vec<(ParticipantId, TransferId)>,
     /// What fell due at the start of this block (expiries, then cycles closed by time).
     pub effects: Vec<BlockEffect>,
-}
-
-/// The facts every operation of a block sees.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BlockContext {
-    pub(crate) height: u64,
-    pub(crate) time_ms: u64,
 }
 
 /// Effective time of the next block: never earlier than the previous block plus 1 ms.
@@ -324,12 +300,4 @@ fn apply_transaction(
             operations,
         },
     ))
-}
-
-/// Whether a participant may originate payments.
-pub(crate) fn may_pay(participant: &Participant) -> bool {
-    matches!(
-        participant.role,
-        crate::model::Role::BankMember | crate::model::Role::SettlementPartner
-    )
 }

@@ -5,13 +5,13 @@
 //! expires and the reservation returns. Participants get extra keys from the genesis or from
 //! their bank member (`add_key`).
 
-use crate::apply::ApplyError;
+use crate::context::{ApplyError, OperationContext, Outcome};
 use crate::limits::PARTICIPANT_KEYS_MAX;
 use crate::model::{
     to_bytes, AccountId, Participant, ParticipantId, PublicKey, TransferId, TransferState,
 };
-use crate::operations::{post_reserved, OperationContext, Outcome};
 use crate::overlay::Overlay;
+use crate::pending::post_reserved;
 use crate::result::ResultCode;
 use crate::state::{participant_key, prefix, signer_key};
 

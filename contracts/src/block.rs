@@ -459,7 +459,7 @@ impl BlockEffect {
 
 /// Effects one block may record: every expiry it may run and every cycle it may close by time.
 pub const EFFECTS_PER_BLOCK_MAX: usize =
-    crate::limits::EXPIRIES_PER_BLOCK_MAX + crate::netting::CYCLE_CLOSES_PER_BLOCK_MAX;
+    crate::limits::EXPIRIES_PER_BLOCK_MAX + crate::limits::CYCLE_CLOSES_PER_BLOCK_MAX;
 
 fn read_code(reader: &mut Reader<'_>) -> Result<ResultCode, DecodeError> {
     let number = reader.u16("receipt.code")?;

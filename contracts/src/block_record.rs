@@ -111,7 +111,7 @@ impl BlockRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ResultCode;
+    use crate::result::ResultCode;
 
     fn record() -> BlockRecord {
         BlockRecord {

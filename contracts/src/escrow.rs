@@ -4,15 +4,17 @@
 //! returns to the payer when its timeout passes (the pending-expiry path). Neither party can
 //! post or void it by hand.
 
-use crate::apply::ApplyError;
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::context::{ApplyError, OperationContext, Outcome};
 use crate::limits::{ESCROW_APPROVERS_MAX, PENDING_TIMEOUT_MS_MAX};
+use crate::model::TransferKind;
 use crate::model::{to_bytes, AccountId, AssetId, Hash, ParticipantId, TransferId, TransferState};
-use crate::operations::{settle_pending, transfer, OperationContext, Outcome, TransferRequest};
 use crate::overlay::Overlay;
+use crate::pending::settle_pending;
+use crate::posting::{transfer, TransferRequest};
 use crate::result::ResultCode;
 use crate::state::escrow_key;
-use crate::tx::{EscrowTerms, TransferKind};
+use crate::tx::EscrowTerms;
 
 /// An escrow's terms and the approvals given so far (ascending); its money and state are the
 /// pending transfer record with the same owner and id.

@@ -6,14 +6,15 @@
 //! withdraw the offer (void its reservation) until then, and an offer not accepted in time is
 //! refunded by the pending-expiry path.
 
-use crate::apply::ApplyError;
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::context::{ApplyError, OperationContext, Outcome};
+use crate::model::TransferKind;
 use crate::model::{to_bytes, AccountId, AssetId, Hash, ParticipantId, TransferId, TransferState};
-use crate::operations::{post_reserved, transfer, OperationContext, Outcome, TransferRequest};
 use crate::overlay::Overlay;
+use crate::pending::post_reserved;
+use crate::posting::{transfer, TransferRequest};
 use crate::result::ResultCode;
 use crate::state::exchange_key;
-use crate::tx::TransferKind;
 
 /// The counterparty's leg of an offered exchange; the offerer's leg is the pending transfer
 /// with the same owner and id.

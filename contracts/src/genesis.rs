@@ -9,6 +9,7 @@ use crate::codec::Writer;
 use crate::limits::{
     ASSET_SCALE_MAX, FORMAT_VERSION, GENESIS_ITEMS_MAX, NAME_SIZE_MAX, PARTICIPANT_KEYS_MAX,
 };
+pub use crate::model::NodeRole;
 use crate::model::{
     account_flags, to_bytes, Account, AccountId, Asset, AssetId, Hash, Participant, ParticipantId,
     Role,
@@ -79,16 +80,6 @@ pub struct GenesisFunding {
     /// Amount in minor units.
     #[serde(with = "crate::decimal")]
     pub amount: u128,
-}
-
-/// Whether a node votes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeRole {
-    /// A bank's voting node.
-    Voter,
-    /// A regulator's observer: a Raft learner that never votes.
-    Observer,
 }
 
 /// A node of the initial node set.

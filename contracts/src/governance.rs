@@ -6,12 +6,10 @@
 //! alone, so every node decides alike at the same height; the node crate then carries a node
 //! set change into Raft's configuration.
 
-use crate::apply::ApplyError;
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::genesis::NodeRole;
+use crate::context::{ApplyError, OperationContext, Outcome};
 use crate::limits::{NAME_SIZE_MAX, PARTICIPANT_KEYS_MAX};
-use crate::model::{to_bytes, AssetId, Participant, ParticipantId, PublicKey, Role};
-use crate::operations::{OperationContext, Outcome};
+use crate::model::{to_bytes, AssetId, NodeRole, Participant, ParticipantId, PublicKey, Role};
 use crate::overlay::Overlay;
 use crate::result::ResultCode;
 use crate::state::{

@@ -1,10 +1,8 @@
 //! JSON views of governance: proposed actions, proposals and the node set, shared by the API,
 //! the CLI and the clients (the encoding is in `governance.rs`).
 
-use crate::genesis::NodeRole;
 use crate::governance::{GovernanceAction, NodeRecord, ProposalRecord, ProposalStatus};
-use crate::model::{AssetId, ParticipantId, Role};
-use crate::view::parse_hash32;
+use crate::model::{parse_hash32, AssetId, NodeRole, ParticipantId, Role};
 use serde::{Deserialize, Serialize};
 
 /// A governance action, tagged by `action`. Keys are hex.

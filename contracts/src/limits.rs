@@ -33,6 +33,9 @@ pub const WEBHOOK_URL_SIZE_MAX: usize = 512;
 /// Members of one netting cycle.
 pub const CYCLE_MEMBERS_MAX: usize = 1024;
 
+/// Cycles closed by their close time at the start of one block; the rest close in the next.
+pub const CYCLE_CLOSES_PER_BLOCK_MAX: usize = 2;
+
 // The largest operation (an escrow with every condition: 184 bytes) encodes in under 192
 // bytes, so a full linked batch fits an envelope.
 const _: () = assert!(LINKED_OPERATIONS_MAX * 192 + 256 <= ENVELOPE_SIZE_MAX);

@@ -4,10 +4,9 @@
 //! apply to every debit a participant starts: transfers, pending reservations (counted when
 //! reserved), escrows and exchange legs.
 
-use crate::apply::ApplyError;
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::context::{may_pay, ApplyError, OperationContext, Outcome};
 use crate::model::{to_bytes, AssetId, ParticipantId};
-use crate::operations::{OperationContext, Outcome};
 use crate::overlay::Overlay;
 use crate::result::ResultCode;
 use crate::state::prefix;
@@ -61,11 +60,11 @@ pub(crate) fn set_credit_limit(
     asset: AssetId,
     limit: Option<u128>,
 ) -> Result<Outcome, ApplyError> {
-    if !crate::apply::may_pay(context.signer) || debtor == context.signer.id {
+    if !may_pay(context.signer) || debtor == context.signer.id {
         return Ok(Outcome::Rejected(ResultCode::InvalidCreditLimit));
     }
     match overlay.participant(debtor)? {
-        Some(found) if crate::apply::may_pay(&found) => {}
+        Some(found) if may_pay(&found) => {}
         Some(_) => return Ok(Outcome::Rejected(ResultCode::InvalidCreditLimit)),
         None => return Ok(Outcome::Rejected(ResultCode::UnknownParticipant)),
     }

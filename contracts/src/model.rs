@@ -17,6 +17,36 @@ pub type PublicKey = [u8; 32];
 /// A blake3 digest.
 pub type Hash = [u8; 32];
 
+/// How a transfer moves money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferKind {
+    /// Moves the amount at once.
+    Posted,
+    /// Reserves the amount until posted, voided, or `timeout_ms` of block time pass.
+    Pending {
+        /// Milliseconds of block time before the reservation expires.
+        timeout_ms: u64,
+    },
+}
+
+/// Whether a node votes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    /// A bank's voting node.
+    Voter,
+    /// A regulator's observer: a Raft learner that never votes.
+    Observer,
+}
+
+/// Parses 32 bytes of hex (a hashlock or its secret).
+pub fn parse_hash32(text: &str) -> Result<[u8; 32], String> {
+    hex::decode(text)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| format!("{text:?} is not 32 bytes of hex"))
+}
+
 /// What a participant may do on the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

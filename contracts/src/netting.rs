@@ -12,13 +12,12 @@
 //! balances equal those of settling the remaining obligations one by one (gross), because net
 //! positions are sums of the same amounts.
 
-use crate::apply::{may_pay, ApplyError, BlockContext};
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::context::{may_pay, ApplyError, BlockContext, OperationContext, Outcome};
 use crate::model::{
     account_flags as flags, from_bytes, to_bytes, Account, AccountId, AssetId, Hash, ParticipantId,
     Role, TransferId,
 };
-use crate::operations::{OperationContext, Outcome};
 use crate::overlay::Overlay;
 use crate::result::ResultCode;
 use crate::state::prefix;
@@ -28,8 +27,7 @@ use std::collections::BTreeMap;
 pub const OBLIGATIONS_PER_CYCLE_MAX: u32 = 131_072;
 /// Obligations settled by all cycle closes of one block.
 pub const OBLIGATIONS_PER_BLOCK_MAX: usize = 262_144;
-/// Cycles closed by their close time at the start of one block; the rest close in the next.
-pub const CYCLE_CLOSES_PER_BLOCK_MAX: usize = 2;
+pub use crate::limits::CYCLE_CLOSES_PER_BLOCK_MAX;
 /// Largest obligation amount (2^96): sums of a full cycle stay far inside i128.
 pub const OBLIGATION_AMOUNT_MAX: u128 = 1 << 96;
 

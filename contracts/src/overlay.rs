@@ -2,8 +2,8 @@
 //! nested layers (a linked batch, an exchange's two legs inside it) each kept or dropped as a
 //! whole.
 
-use crate::apply::ApplyError;
 use crate::codec::{DecodeError, Reader};
+use crate::context::ApplyError;
 use crate::model::{
     from_bytes, to_bytes, Account, AccountId, Asset, AssetId, HoldRecord, Participant,
     ParticipantId, PublicKey, TransferId, TransferRecord,

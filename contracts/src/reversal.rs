@@ -6,14 +6,14 @@
 //! original's reversal record lists its reversals and the total reversed, which never exceeds
 //! the original amount.
 
-use crate::apply::ApplyError;
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::context::{ApplyError, OperationContext, Outcome};
 use crate::model::{
     account_flags as flags, to_bytes, Hash, ParticipantId, Role, TransferId, TransferRecord,
     TransferState,
 };
-use crate::operations::{add_amount, OperationContext, Outcome};
 use crate::overlay::Overlay;
+use crate::posting::add_amount;
 use crate::result::ResultCode;
 use crate::state::prefix;
 

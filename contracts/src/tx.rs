@@ -11,20 +11,10 @@ use crate::limits::{ENVELOPE_SIZE_MAX, FORMAT_VERSION, LINKED_OPERATIONS_MAX};
 use crate::model::{AccountId, AssetId, Hash, ParticipantId, PublicKey, TransferId};
 use ed25519_dalek::{Signer, SigningKey};
 
+pub use crate::model::TransferKind;
+
 /// Prefix of every signed message, so a transaction signature is never valid for another use.
 pub const SIGNING_DOMAIN: &[u8] = b"tpwalletoec/transaction\0";
-
-/// How a transfer moves money.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransferKind {
-    /// Moves the amount at once.
-    Posted,
-    /// Reserves the amount until posted, voided, or `timeout_ms` of block time pass.
-    Pending {
-        /// Milliseconds of block time before the reservation expires.
-        timeout_ms: u64,
-    },
-}
 
 /// When an escrowed amount may be released to the payee: every condition present must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]

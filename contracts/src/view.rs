@@ -3,9 +3,11 @@
 
 use crate::block::{BlockHeader, Receipt};
 use crate::genesis::flag_names;
+pub use crate::model::parse_hash32;
+use crate::model::TransferKind;
 use crate::model::{Account, AssetId, ParticipantId, TransferRecord, TransferState};
 use crate::result::ResultCode;
-use crate::tx::{Operation, Transaction, TransferKind};
+use crate::tx::{Operation, Transaction};
 use serde::{Deserialize, Serialize};
 
 /// An account and its balances.
@@ -901,14 +903,6 @@ impl OperationView {
             },
         })
     }
-}
-
-/// Parses 32 bytes of hex (a hashlock or its secret).
-pub fn parse_hash32(text: &str) -> Result<[u8; 32], String> {
-    hex::decode(text)
-        .ok()
-        .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| format!("{text:?} is not 32 bytes of hex"))
 }
 
 /// JSON view of a netting cycle and, once settled, its report.

@@ -1,0 +1,163 @@
+//! Posting money between two accounts: the balance checks and the transfer primitive that
+//! plain transfers and every contract leg go through, with the maker-checker threshold and the
+//! payment limits checked in a fixed order.
+
+use crate::approval;
+use crate::context::{may_pay, ApplyError, OperationContext, Outcome};
+use crate::limits::PENDING_TIMEOUT_MS_MAX;
+use crate::model::{
+    account_flags as flags, Account, AccountId, AssetId, Hash, TransferId, TransferKind,
+    TransferRecord, TransferState,
+};
+use crate::overlay::Overlay;
+use crate::result::ResultCode;
+use crate::state::expiry_key;
+
+/// A request to move or reserve money, from a plain transfer or a contract leg.
+pub(crate) struct TransferRequest {
+    pub(crate) id: TransferId,
+    pub(crate) debit_account: AccountId,
+    pub(crate) credit_account: AccountId,
+    pub(crate) asset: AssetId,
+    pub(crate) amount: u128,
+    pub(crate) kind: TransferKind,
+    pub(crate) body_hash: Hash,
+    /// A plain transfer, subject to the debit account's maker-checker threshold (contract
+    /// legs are not: their own terms govern them).
+    pub(crate) checked: bool,
+}
+
+/// Checks the balance limits of both accounts after adding `amount` to the posted (or pending)
+/// side, returning the updated accounts or the rejection.
+pub(crate) fn add_amount(
+    mut debit: Account,
+    mut credit: Account,
+    amount: u128,
+    pending: bool,
+) -> Result<(Account, Account), ResultCode> {
+    let add = |value: u128| value.checked_add(amount).ok_or(ResultCode::Overflow);
+    if pending {
+        debit.debits_pending = add(debit.debits_pending)?;
+        credit.credits_pending = add(credit.credits_pending)?;
+    } else {
+        debit.debits_posted = add(debit.debits_posted)?;
+        credit.credits_posted = add(credit.credits_posted)?;
+    }
+    let debits_total = debit
+        .debits_posted
+        .checked_add(debit.debits_pending)
+        .ok_or(ResultCode::Overflow)?;
+    let credits_total = credit
+        .credits_posted
+        .checked_add(credit.credits_pending)
+        .ok_or(ResultCode::Overflow)?;
+    if debit.has(flags::DEBITS_MUST_NOT_EXCEED_CREDITS) && debits_total > debit.credits_posted {
+        return Err(ResultCode::ExceedsCredits);
+    }
+    if credit.has(flags::CREDITS_MUST_NOT_EXCEED_DEBITS) && credits_total > credit.debits_posted {
+        return Err(ResultCode::ExceedsDebits);
+    }
+    Ok((debit, credit))
+}
+
+pub(crate) fn transfer(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    request: &TransferRequest,
+) -> Result<Outcome, ApplyError> {
+    let reject = |code| Ok(Outcome::Rejected(code));
+    if !may_pay(context.signer) {
+        return reject(ResultCode::NotAuthorized);
+    }
+    if request.amount == 0 {
+        return reject(ResultCode::ZeroAmount);
+    }
+    if request.debit_account == request.credit_account {
+        return reject(ResultCode::SameAccount);
+    }
+    let timeout_ms = match request.kind {
+        TransferKind::Posted => None,
+        TransferKind::Pending { timeout_ms } => {
+            if timeout_ms == 0 || timeout_ms > PENDING_TIMEOUT_MS_MAX {
+                return reject(ResultCode::InvalidTimeout);
+            }
+            Some(timeout_ms)
+        }
+    };
+    let (Some(debit), Some(credit)) = (
+        overlay.account(request.debit_account)?,
+        overlay.account(request.credit_account)?,
+    ) else {
+        return reject(ResultCode::UnknownAccount);
+    };
+    if debit.owner != context.signer.id {
+        return reject(ResultCode::NotAuthorized);
+    }
+    if debit.asset != request.asset || credit.asset != request.asset {
+        return reject(ResultCode::AssetMismatch);
+    }
+    // Above the account's threshold a plain transfer is reserved and waits for a second key;
+    // a contract leg, which has no such wait, is refused.
+    let above = approval::above_threshold(overlay, request.debit_account, request.amount)?;
+    if above && !request.checked {
+        return reject(ResultCode::ApprovalRequired);
+    }
+    let needs_checker = above;
+    let timeout_ms = match timeout_ms {
+        None if needs_checker => Some(approval::APPROVAL_TIMEOUT_MS),
+        timeout_ms => timeout_ms,
+    };
+    if debit.has(flags::FROZEN) || credit.has(flags::FROZEN) {
+        return reject(ResultCode::AccountFrozen);
+    }
+    let (debit, credit) = match add_amount(debit, credit, request.amount, timeout_ms.is_some()) {
+        Ok(accounts) => accounts,
+        Err(code) => return reject(code),
+    };
+    // Limits last: the outflow counts only a debit that every other rule allows.
+    if let Some(code) = crate::limits_rules::check_and_count(
+        overlay,
+        context.block.time_ms,
+        context.signer.id,
+        request.asset,
+        request.amount,
+    )? {
+        return reject(code);
+    }
+    let expires_at_ms = match timeout_ms {
+        None => 0,
+        Some(timeout_ms) => context.block.time_ms.saturating_add(timeout_ms),
+    };
+    overlay.put_account(&debit);
+    overlay.put_account(&credit);
+    let state = if timeout_ms.is_some() {
+        TransferState::Pending
+    } else {
+        TransferState::Posted
+    };
+    if state == TransferState::Pending {
+        overlay.put(
+            expiry_key(expires_at_ms, context.signer.id, request.id),
+            Some(Vec::new()),
+        );
+    }
+    overlay.put_transfer(&TransferRecord {
+        owner: context.signer.id,
+        id: request.id,
+        body_hash: request.body_hash,
+        tx_id: context.tx_id,
+        height: context.block.height,
+        result: ResultCode::Ok.number(),
+        state,
+        debit_account: request.debit_account,
+        credit_account: request.credit_account,
+        asset: request.asset,
+        amount: request.amount,
+        expires_at_ms,
+        pending_id: 0,
+    });
+    if needs_checker {
+        approval::await_checker(overlay, context, request.id);
+    }
+    Ok(Outcome::Applied)
+}
