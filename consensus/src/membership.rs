@@ -93,7 +93,8 @@ pub fn plan(
         .voters
         .iter()
         .filter(|id| **id != me && wanted.voters.contains(id))
-        .max_by_key(|id| (matched(**id).unwrap_or(0), std::cmp::Reverse(**id)))
+        // The most caught-up voter; the id's complement breaks ties toward the lowest id.
+        .max_by_key(|id| (matched(**id).unwrap_or(0), u64::MAX - **id))
         .map(|id| MembershipChange::TransferLeadership(*id))
 }
 

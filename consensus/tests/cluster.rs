@@ -12,6 +12,7 @@ use tpw_contracts::genesis::{
     GenesisAccount, GenesisAsset, GenesisFunding, GenesisNode, GenesisParticipant, NodeRole,
 };
 use tpw_contracts::model::Role;
+use tpw_contracts::ops::Transfer;
 use tpw_contracts::{
     apply_block, BlockHeader, Body, ChainHead, Genesis, MemStore, Operation, Proposal, ResultCode,
     Transaction, TransferKind,
@@ -217,7 +218,7 @@ impl Cluster {
 }
 
 fn payment(network_id: [u8; 32], id: u128) -> Vec<u8> {
-    let operation = Operation::Transfer {
+    let operation = Operation::Transfer(Transfer {
         id,
         debit_account: 200,
         credit_account: 300,
@@ -225,7 +226,7 @@ fn payment(network_id: [u8; 32], id: u128) -> Vec<u8> {
         amount: 10,
         kind: TransferKind::Posted,
         reference: 0,
-    };
+    });
     Transaction::sign(network_id, &key(2), Body::single(operation)).to_bytes()
 }
 

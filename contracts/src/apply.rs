@@ -8,9 +8,9 @@
 use crate::block::{merkle_root, BlockEffect, BlockHeader, Proposal, Receipt};
 use crate::codec::DecodeError;
 use crate::context::{ApplyError, BlockContext};
+use crate::dispatch::{apply_linked, apply_single};
 use crate::limits::EXPIRIES_PER_BLOCK_MAX;
 use crate::model::{Hash, ParticipantId, TransferId};
-use crate::operations::{apply_linked, apply_single};
 use crate::overlay::Overlay;
 use crate::pending::expire_pending;
 use crate::result::ResultCode;

@@ -14,7 +14,75 @@ use crate::pending::settle_pending;
 use crate::posting::{transfer, TransferRequest};
 use crate::result::ResultCode;
 use crate::state::escrow_key;
-use crate::tx::EscrowTerms;
+
+/// When an escrowed amount may be released to the payee: every condition present must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscrowTerms {
+    /// blake3 of a 32-byte secret that the releaser must present.
+    pub hashlock: Option<Hash>,
+    /// Block time from which release is allowed (0: no time condition).
+    pub release_after_ms: u64,
+    /// Named parties whose approvals count, in ascending order, at most
+    /// [`ESCROW_APPROVERS_MAX`].
+    pub approvers: Vec<ParticipantId>,
+    /// Approvals needed (M of the N approvers); 0 when there are no approvers.
+    pub approvals_required: u8,
+}
+
+impl EscrowTerms {
+    /// Canonical encoding: has_hashlock u8 [hashlock [32]] | release_after_ms u64 |
+    /// approver count u8 | approvers u64* (strictly ascending) | approvals_required u8.
+    pub fn encode(&self, writer: &mut Writer) {
+        match &self.hashlock {
+            None => writer.u8(0),
+            Some(hash) => {
+                writer.u8(1);
+                writer.fixed(hash);
+            }
+        }
+        writer.u64(self.release_after_ms);
+        writer.u8(u8::try_from(self.approvers.len()).expect("bounded by ESCROW_APPROVERS_MAX"));
+        for approver in &self.approvers {
+            writer.u64(*approver);
+        }
+        writer.u8(self.approvals_required);
+    }
+
+    /// Reads terms written by [`EscrowTerms::encode`], refusing unsorted or repeated approvers.
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let hashlock = if reader.bool("escrow.has_hashlock")? {
+            Some(reader.array("escrow.hashlock")?)
+        } else {
+            None
+        };
+        let release_after_ms = reader.u64("escrow.release_after_ms")?;
+        let count = reader.u8("escrow.approver_count")? as usize;
+        if count > ESCROW_APPROVERS_MAX {
+            return Err(DecodeError::TooLong {
+                field: "escrow.approvers",
+                length: count,
+                limit: ESCROW_APPROVERS_MAX,
+            });
+        }
+        let mut approvers: Vec<ParticipantId> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let approver = reader.u64("escrow.approver")?;
+            if approvers.last().is_some_and(|last| *last >= approver) {
+                return Err(DecodeError::InvalidValue {
+                    field: "escrow.approvers",
+                    value: approver.into(),
+                });
+            }
+            approvers.push(approver);
+        }
+        Ok(Self {
+            hashlock,
+            release_after_ms,
+            approvers,
+            approvals_required: reader.u8("escrow.approvals_required")?,
+        })
+    }
+}
 
 /// An escrow's terms and the approvals given so far (ascending); its money and state are the
 /// pending transfer record with the same owner and id.

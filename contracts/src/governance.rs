@@ -231,6 +231,21 @@ const ACTION_SET_TRANSFER_MAX: u8 = 8;
 const ACTION_SET_APPROVALS_REQUIRED: u8 = 9;
 
 impl GovernanceAction {
+    /// The participant the change is about, if any: it hears of the proposal and its votes.
+    pub fn participant(&self) -> Option<ParticipantId> {
+        match self {
+            GovernanceAction::Onboard { participant, .. }
+            | GovernanceAction::Offboard { participant }
+            | GovernanceAction::RotateKey { participant, .. }
+            | GovernanceAction::RevokeKey { participant, .. } => Some(*participant),
+            GovernanceAction::AddNode { .. }
+            | GovernanceAction::RemoveNode { .. }
+            | GovernanceAction::RotateNodeKey { .. }
+            | GovernanceAction::SetTransferMax { .. }
+            | GovernanceAction::SetApprovalsRequired { .. } => None,
+        }
+    }
+
     /// Canonical encoding: a tag byte, then the fields in declaration order.
     pub fn encode(&self, writer: &mut Writer) {
         match self {

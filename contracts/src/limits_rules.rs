@@ -108,7 +108,7 @@ impl OutflowCap {
 }
 
 /// The direct operation is refused: per-transfer maximums are network parameters, set only by
-/// an approved governance proposal (`governance::GovernanceAction::SetTransferMax`).
+/// an approved governance proposal that changes the maximum.
 pub(crate) fn set_transfer_max(
     overlay: &mut Overlay<'_>,
     _context: &OperationContext<'_>,

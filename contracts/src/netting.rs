@@ -673,13 +673,15 @@ fn settle(
     // Accounts that cannot take their position, ordered so the last is the largest shortfall
     // (ties: the lowest id). Each round changes two accounts, so only they are re-ranked, and
     // set-aside obligations are skipped when popped (lazy deletion): O(n log n) for a cycle.
-    let rank = |id: AccountId, net: i128| (shortfall(&accounts[&id], net), std::cmp::Reverse(id));
-    let mut failing: std::collections::BTreeSet<(u128, std::cmp::Reverse<AccountId>)> = nets
+    // The second key is the id's complement, which orders ids downwards: ties go to the lowest.
+    let rank = |id: AccountId, net: i128| (shortfall(&accounts[&id], net), AccountId::MAX - id);
+    let mut failing: std::collections::BTreeSet<(u128, AccountId)> = nets
         .iter()
         .map(|(id, net)| rank(*id, *net))
         .filter(|(short, _)| *short > 0)
         .collect();
-    while let Some(&(_, std::cmp::Reverse(account))) = failing.last() {
+    while let Some(&(_, complement)) = failing.last() {
+        let account = AccountId::MAX - complement;
         let side = if nets[&account] < 0 {
             debits_of.get_mut(&account)
         } else {

@@ -161,3 +161,40 @@ pub(crate) fn transfer(
     }
     Ok(Outcome::Applied)
 }
+
+/// What the record of a rejected transfer names besides its id: the accounts, asset and amount
+/// the operation named, or the transfer it referred to (`pending_id`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RejectedTransfer {
+    pub(crate) debit_account: AccountId,
+    pub(crate) credit_account: AccountId,
+    pub(crate) asset: AssetId,
+    pub(crate) amount: u128,
+    pub(crate) pending_id: TransferId,
+}
+
+/// Records the signer's transfer `id` as rejected with `code`, so that a retry gets the same
+/// answer and the id cannot be used for another body.
+pub(crate) fn record_rejection(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    (id, body_hash): (TransferId, Hash),
+    rejected: RejectedTransfer,
+    code: ResultCode,
+) {
+    overlay.put_transfer(&TransferRecord {
+        owner: context.signer.id,
+        id,
+        body_hash,
+        tx_id: context.tx_id,
+        height: context.block.height,
+        result: code.number(),
+        state: TransferState::Rejected,
+        debit_account: rejected.debit_account,
+        credit_account: rejected.credit_account,
+        asset: rejected.asset,
+        amount: rejected.amount,
+        expires_at_ms: 0,
+        pending_id: rejected.pending_id,
+    });
+}

@@ -43,7 +43,7 @@ pub mod prefix {
     pub const ASSET: u8 = b'S';
     /// Account by id.
     pub const ACCOUNT: u8 = b'A';
-    /// Transfer record by (owner, id).
+    /// A transfer's record by (owner, id).
     pub const TRANSFER: u8 = b'T';
     /// Pending expiry index by (expires_at_ms, owner, id).
     pub const EXPIRY: u8 = b'E';

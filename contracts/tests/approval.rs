@@ -8,6 +8,9 @@ mod common;
 use common::*;
 use ed25519_dalek::SigningKey;
 use tpw_contracts::model::TransferState;
+use tpw_contracts::ops::{
+    AddKey, ApproveTransfer, CreateEscrow, PostPending, Reverse, SetApprovalPolicy,
+};
 use tpw_contracts::{Body, Operation, ResultCode, Transaction};
 
 fn one(ledger: &mut Ledger, signer: u64, operation: Operation) -> ResultCode {
@@ -27,15 +30,15 @@ fn checker() -> SigningKey {
 /// X gets a second key from its bank, and its EUR account requires a checker above 1,000.
 fn ledger_with_policy() -> Ledger {
     let mut ledger = Ledger::new();
-    let add = Operation::AddKey {
+    let add = Operation::AddKey(AddKey {
         participant: PARTNER_X,
         key: checker().verifying_key().to_bytes(),
-    };
+    });
     assert_eq!(one(&mut ledger, BANK_A, add), ResultCode::Ok);
-    let policy = Operation::SetApprovalPolicy {
+    let policy = Operation::SetApprovalPolicy(SetApprovalPolicy {
         account: X_EUR,
         threshold: 1_000,
-    };
+    });
     assert_eq!(one(&mut ledger, PARTNER_X, policy), ResultCode::Ok);
     ledger
 }
@@ -72,16 +75,16 @@ fn above_the_threshold_a_second_key_settles_the_transfer() {
         TransferState::Pending
     );
     assert_eq!(ledger.account(X_EUR).debits_pending, 5_000);
-    let post = Operation::PostPending {
+    let post = Operation::PostPending(PostPending {
         id: 3,
         pending_id: 2,
         amount: 5_000,
-    };
+    });
     assert_eq!(
         one(&mut ledger, PARTNER_X, post),
         ResultCode::ApprovalRequired
     );
-    let approve = Operation::ApproveTransfer { id: 2 };
+    let approve = Operation::ApproveTransfer(ApproveTransfer { id: 2 });
     assert_eq!(
         one(&mut ledger, PARTNER_X, approve.clone()),
         ResultCode::SameKey
@@ -125,16 +128,18 @@ fn an_unapproved_transfer_returns_at_expiry_and_keys_come_only_from_the_bank() {
         TransferState::PendingExpired
     );
     assert_eq!(ledger.account(X_EUR), x);
-    let approve = Operation::ApproveTransfer { id: 1 };
+    let approve = Operation::ApproveTransfer(ApproveTransfer { id: 1 });
     assert_eq!(
         with_key(&mut ledger, &checker(), approve),
         ResultCode::PendingExpired
     );
 
     let other = SigningKey::from_bytes(&[43; 32]).verifying_key().to_bytes();
-    let add = |participant| Operation::AddKey {
-        participant,
-        key: other,
+    let add = |participant| {
+        Operation::AddKey(AddKey {
+            participant,
+            key: other,
+        })
     };
     assert_eq!(
         one(&mut ledger, BANK_B, add(PARTNER_X)),
@@ -144,23 +149,23 @@ fn an_unapproved_transfer_returns_at_expiry_and_keys_come_only_from_the_bank() {
         one(&mut ledger, PARTNER_X, add(PARTNER_X)),
         ResultCode::NotSponsoringBank
     );
-    let taken = Operation::AddKey {
+    let taken = Operation::AddKey(AddKey {
         participant: PARTNER_X,
         key: key(PARTNER_Y).verifying_key().to_bytes(),
-    };
+    });
     assert_eq!(one(&mut ledger, BANK_A, taken), ResultCode::KeyInUse);
     // The y coordinate 2 is not on the curve: no point decompresses from these bytes.
     let mut not_a_point = [0u8; 32];
     not_a_point[0] = 2;
-    let invalid = Operation::AddKey {
+    let invalid = Operation::AddKey(AddKey {
         participant: PARTNER_X,
         key: not_a_point,
-    };
+    });
     assert_eq!(one(&mut ledger, BANK_A, invalid), ResultCode::InvalidKey);
-    let policy = Operation::SetApprovalPolicy {
+    let policy = Operation::SetApprovalPolicy(SetApprovalPolicy {
         account: X_EUR,
         threshold: 1,
-    };
+    });
     assert_eq!(
         one(&mut ledger, PARTNER_Y, policy),
         ResultCode::NotAuthorized
@@ -173,9 +178,11 @@ fn a_single_key_cannot_loosen_the_rule_or_route_around_it() {
     // contract legs above the threshold are refused rather than settled without a checker, and
     // that a checker-approved transfer can be reversed.
     let mut ledger = ledger_with_policy();
-    let policy = |threshold| Operation::SetApprovalPolicy {
-        account: X_EUR,
-        threshold,
+    let policy = |threshold| {
+        Operation::SetApprovalPolicy(SetApprovalPolicy {
+            account: X_EUR,
+            threshold,
+        })
     };
     assert_eq!(
         one(&mut ledger, PARTNER_X, policy(0)),
@@ -186,7 +193,7 @@ fn a_single_key_cannot_loosen_the_rule_or_route_around_it() {
         ResultCode::NotSponsoringBank
     );
     assert_eq!(one(&mut ledger, PARTNER_X, policy(900)), ResultCode::Ok);
-    let escrow = Operation::CreateEscrow {
+    let escrow = Operation::CreateEscrow(CreateEscrow {
         id: 1,
         debit_account: X_EUR,
         credit_account: Y_EUR,
@@ -199,7 +206,7 @@ fn a_single_key_cannot_loosen_the_rule_or_route_around_it() {
             approvers: Vec::new(),
             approvals_required: 0,
         },
-    };
+    });
     assert_eq!(
         one(&mut ledger, PARTNER_X, escrow),
         ResultCode::ApprovalRequired
@@ -212,14 +219,14 @@ fn a_single_key_cannot_loosen_the_rule_or_route_around_it() {
         ),
         ResultCode::Ok
     );
-    let approve = Operation::ApproveTransfer { id: 2 };
+    let approve = Operation::ApproveTransfer(ApproveTransfer { id: 2 });
     assert_eq!(with_key(&mut ledger, &checker(), approve), ResultCode::Ok);
-    let order = Operation::Reverse {
+    let order = Operation::Reverse(Reverse {
         id: 3,
         original_owner: PARTNER_X,
         original_id: 2,
         amount: 5_000,
-    };
+    });
     assert_eq!(one(&mut ledger, REGULATOR, order), ResultCode::Ok);
     assert_eq!(one(&mut ledger, BANK_A, policy(0)), ResultCode::Ok);
 }
@@ -231,10 +238,10 @@ fn a_retried_linked_batch_reports_what_it_did() {
     let mut ledger = Ledger::new();
     let batch = Body::linked(vec![
         Operation::posted(9, X_EUR, Y_EUR, EUR, 10),
-        Operation::SetApprovalPolicy {
+        Operation::SetApprovalPolicy(SetApprovalPolicy {
             account: X_EUR,
             threshold: 1_000_000,
-        },
+        }),
     ]);
     let bytes = ledger.sign(PARTNER_X, batch);
     let first = ledger.block(10, vec![bytes.clone()]).receipts[0].clone();

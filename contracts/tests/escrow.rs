@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use tpw_contracts::codec::{Reader, Writer};
 use tpw_contracts::model::TransferState;
+use tpw_contracts::ops::{ApproveEscrow, CreateEscrow, PostPending, ReleaseEscrow, VoidPending};
 use tpw_contracts::tx::EscrowTerms;
 use tpw_contracts::{Body, Operation, ResultCode};
 
@@ -22,7 +23,7 @@ fn terms(hashlock: bool, release_after_ms: u64, approvers: &[u64], required: u8)
 }
 
 fn create(id: u128, amount: u128, timeout_ms: u64, terms: EscrowTerms) -> Operation {
-    Operation::CreateEscrow {
+    Operation::CreateEscrow(CreateEscrow {
         id,
         debit_account: X_EUR,
         credit_account: Y_EUR,
@@ -30,23 +31,23 @@ fn create(id: u128, amount: u128, timeout_ms: u64, terms: EscrowTerms) -> Operat
         amount,
         timeout_ms,
         terms,
-    }
+    })
 }
 
 fn approve(escrow_id: u128) -> Operation {
-    Operation::ApproveEscrow {
+    Operation::ApproveEscrow(ApproveEscrow {
         owner: PARTNER_X,
         escrow_id,
-    }
+    })
 }
 
 fn release(id: u128, escrow_id: u128, preimage: Option<[u8; 32]>) -> Operation {
-    Operation::ReleaseEscrow {
+    Operation::ReleaseEscrow(ReleaseEscrow {
         id,
         owner: PARTNER_X,
         escrow_id,
         preimage,
-    }
+    })
 }
 
 fn one(ledger: &mut Ledger, signer: u64, operation: Operation) -> ResultCode {
@@ -151,16 +152,16 @@ fn an_escrow_is_refunded_at_expiry_and_never_posted_or_voided_by_hand() {
         ),
         ResultCode::Ok
     );
-    let void = Operation::VoidPending {
+    let void = Operation::VoidPending(VoidPending {
         id: 70,
         pending_id: 3,
-    };
+    });
     assert_eq!(one(&mut ledger, PARTNER_X, void), ResultCode::EscrowLocked);
-    let post = Operation::PostPending {
+    let post = Operation::PostPending(PostPending {
         id: 71,
         pending_id: 3,
         amount: 200,
-    };
+    });
     assert_eq!(one(&mut ledger, PARTNER_X, post), ResultCode::EscrowLocked);
     ledger.block(10_000, Vec::new());
     assert_eq!(
@@ -219,7 +220,7 @@ fn impossible_or_unknown_escrows_are_refused_with_their_codes() {
     ];
     let before = ledger.account(X_EUR).clone();
     for (operation, expected) in cases {
-        let signer = if matches!(operation, Operation::ApproveEscrow { .. }) {
+        let signer = if matches!(operation, Operation::ApproveEscrow(ApproveEscrow { .. })) {
             BANK_A
         } else {
             PARTNER_X

@@ -6,11 +6,12 @@ mod common;
 
 use common::*;
 use tpw_contracts::model::TransferState;
+use tpw_contracts::ops::{AcceptExchange, OfferExchange, PostPending, SetHold, VoidPending};
 use tpw_contracts::{Body, Operation, ResultCode};
 
 /// X offers `eur` EUR (X_EUR -> Y_EUR) against `usd` USD (Y_USD -> X_USD).
 fn offer(id: u128, eur: u128, usd: u128, timeout_ms: u64) -> Operation {
-    Operation::OfferExchange {
+    Operation::OfferExchange(OfferExchange {
         id,
         debit_account: X_EUR,
         credit_account: Y_EUR,
@@ -21,15 +22,15 @@ fn offer(id: u128, eur: u128, usd: u128, timeout_ms: u64) -> Operation {
         counter_asset: USD,
         counter_amount: usd,
         timeout_ms,
-    }
+    })
 }
 
 fn accept(id: u128, exchange_id: u128) -> Operation {
-    Operation::AcceptExchange {
+    Operation::AcceptExchange(AcceptExchange {
         id,
         owner: PARTNER_X,
         exchange_id,
-    }
+    })
 }
 
 fn one(ledger: &mut Ledger, signer: u64, operation: Operation) -> ResultCode {
@@ -107,11 +108,11 @@ fn when_one_leg_cannot_settle_neither_does() {
         one(&mut ledger, PARTNER_X, offer(2, 100, 10, 60_000)),
         ResultCode::Ok
     );
-    let hold = Operation::SetHold {
+    let hold = Operation::SetHold(SetHold {
         account: Y_EUR,
         frozen: true,
         reason: 3,
-    };
+    });
     assert_eq!(one(&mut ledger, REGULATOR, hold), ResultCode::Ok);
     let before = balances(&ledger);
     assert_eq!(
@@ -140,19 +141,19 @@ fn only_the_counterparty_accepts_and_the_offerer_can_only_withdraw() {
         one(&mut ledger, PARTNER_X, accept(2, 1)),
         ResultCode::NotCounterparty
     );
-    let post = Operation::PostPending {
+    let post = Operation::PostPending(PostPending {
         id: 3,
         pending_id: 1,
         amount: 50,
-    };
+    });
     assert_eq!(
         one(&mut ledger, PARTNER_X, post),
         ResultCode::ExchangeLegLocked
     );
-    let withdraw = Operation::VoidPending {
+    let withdraw = Operation::VoidPending(VoidPending {
         id: 4,
         pending_id: 1,
-    };
+    });
     assert_eq!(one(&mut ledger, PARTNER_X, withdraw), ResultCode::Ok);
     assert_eq!(
         one(&mut ledger, PARTNER_Y, accept(5, 1)),
@@ -187,11 +188,11 @@ fn offers_must_name_two_parties_and_matching_assets() {
     let mut ledger = Ledger::new();
     let before = balances(&ledger);
     let mut to_self = offer(1, 10, 1, 60_000);
-    if let Operation::OfferExchange {
+    if let Operation::OfferExchange(OfferExchange {
         credit_account,
         counter_debit_account,
         ..
-    } = &mut to_self
+    }) = &mut to_self
     {
         *credit_account = X_EUR;
         *counter_debit_account = X_USD;
@@ -201,7 +202,7 @@ fn offers_must_name_two_parties_and_matching_assets() {
         ResultCode::CounterpartyMismatch
     );
     let mut wrong_asset = offer(2, 10, 1, 60_000);
-    if let Operation::OfferExchange { counter_asset, .. } = &mut wrong_asset {
+    if let Operation::OfferExchange(OfferExchange { counter_asset, .. }) = &mut wrong_asset {
         *counter_asset = EUR;
     }
     assert_eq!(

@@ -12,6 +12,7 @@ use tpw_contracts::governance::{
     node_records, proposal_key, GovernanceAction, ProposalRecord, ProposalStatus,
 };
 use tpw_contracts::model::{from_bytes, Role};
+use tpw_contracts::ops::{AddKey, ApproveProposal, Propose, RevokeKey, SetTransferMax, SetWebhook};
 use tpw_contracts::{Body, Operation, ResultCode, StateStore, Transaction};
 
 const HOUR_MS: u64 = 3_600_000;
@@ -31,16 +32,20 @@ fn propose(ledger: &mut Ledger, signer: u64, id: u64, action: GovernanceAction) 
     one(
         ledger,
         signer,
-        Operation::Propose {
+        Operation::Propose(Propose {
             proposal: id,
             expires_at_ms,
             action,
-        },
+        }),
     )
 }
 
 fn approve(ledger: &mut Ledger, signer: u64, id: u64) -> ResultCode {
-    one(ledger, signer, Operation::ApproveProposal { proposal: id })
+    one(
+        ledger,
+        signer,
+        Operation::ApproveProposal(ApproveProposal { proposal: id }),
+    )
 }
 
 /// Proposed by bank A and approved by bank B: with two bank members, M is 2.
@@ -73,10 +78,10 @@ fn a_parameter_changes_only_when_m_of_n_bank_members_approve_in_time() {
         asset: EUR,
         amount_max,
     };
-    let direct = Operation::SetTransferMax {
+    let direct = Operation::SetTransferMax(SetTransferMax {
         asset: EUR,
         amount_max: 100,
-    };
+    });
     assert_eq!(
         one(&mut ledger, OPERATOR, direct),
         ResultCode::GovernanceRequired
@@ -119,28 +124,28 @@ fn a_parameter_changes_only_when_m_of_n_bank_members_approve_in_time() {
     );
 
     let soon = ledger.time_ms + 15;
-    let expiring = Operation::Propose {
+    let expiring = Operation::Propose(Propose {
         proposal: 2,
         expires_at_ms: soon,
         action: cap(0),
-    };
+    });
     assert_eq!(one(&mut ledger, BANK_A, expiring), ResultCode::Ok);
     ledger.block(10, Vec::new());
     assert_eq!(approve(&mut ledger, BANK_B, 2), ResultCode::ProposalExpired);
-    let too_late = Operation::Propose {
+    let too_late = Operation::Propose(Propose {
         proposal: 3,
         expires_at_ms: ledger.time_ms,
         action: cap(0),
-    };
+    });
     assert_eq!(
         one(&mut ledger, BANK_A, too_late),
         ResultCode::InvalidProposalExpiry
     );
-    let too_far = Operation::Propose {
+    let too_far = Operation::Propose(Propose {
         proposal: 3,
         expires_at_ms: ledger.time_ms + 31 * 24 * HOUR_MS,
         action: cap(0),
-    };
+    });
     assert_eq!(
         one(&mut ledger, BANK_A, too_far),
         ResultCode::InvalidProposalExpiry
@@ -167,9 +172,11 @@ fn onboarding_offboarding_and_the_electorate() {
     // participant's keys stop at once and its approvals stop counting, and a change the ledger
     // refuses at the deciding block fails without effect.
     let mut ledger = Ledger::new();
-    let webhook = || Operation::SetWebhook {
-        endpoint: 0,
-        url: "https://example.com/hook".into(),
+    let webhook = || {
+        Operation::SetWebhook(SetWebhook {
+            endpoint: 0,
+            url: "https://example.com/hook".into(),
+        })
     };
     assert_eq!(one(&mut ledger, 7, webhook()), ResultCode::UnknownSigner);
     let onboard_partner = GovernanceAction::Onboard {
@@ -232,10 +239,10 @@ fn onboarding_offboarding_and_the_electorate() {
         ProposalStatus::Executed { .. }
     ));
     assert_eq!(one(&mut ledger, 7, webhook()), ResultCode::UnknownSigner);
-    let add_key_back = Operation::AddKey {
+    let add_key_back = Operation::AddKey(AddKey {
         participant: 7,
         key: public(70),
-    };
+    });
     assert_eq!(
         one(&mut ledger, BANK_A, add_key_back),
         ResultCode::ParticipantOffboarded
@@ -313,9 +320,11 @@ fn a_key_rotates_with_an_overlap_and_a_leaked_key_is_revoked_at_once() {
         decide(&mut ledger, 2, spare),
         ProposalStatus::Executed { .. }
     ));
-    let revoke = |key_seed| Operation::RevokeKey {
-        participant: PARTNER_X,
-        key: public(key_seed),
+    let revoke = |key_seed| {
+        Operation::RevokeKey(RevokeKey {
+            participant: PARTNER_X,
+            key: public(key_seed),
+        })
     };
     assert_eq!(
         one(&mut ledger, BANK_B, revoke(30)),
@@ -333,9 +342,11 @@ fn a_key_rotates_with_an_overlap_and_a_leaked_key_is_revoked_at_once() {
     );
     // A key revokes itself; it may not revoke the participant's other keys (a leaked key
     // could otherwise lock its owner out), and a revoked key is never registered again.
-    let add = |seed| Operation::AddKey {
-        participant: PARTNER_X,
-        key: public(seed),
+    let add = |seed| {
+        Operation::AddKey(AddKey {
+            participant: PARTNER_X,
+            key: public(seed),
+        })
     };
     assert_eq!(one(&mut ledger, BANK_A, add(30)), ResultCode::KeyInUse);
     assert_eq!(one(&mut ledger, BANK_A, add(32)), ResultCode::Ok);

@@ -4,10 +4,11 @@ mod common;
 
 use common::*;
 use tpw_contracts::model::{account_flags, TransferState};
+use tpw_contracts::ops::{OpenAccount, PostPending, SetHold, SetWebhook, Transfer, VoidPending};
 use tpw_contracts::{Body, Operation, ResultCode, StateStore, TransferKind};
 
 fn transfer(id: u128, debit: u128, credit: u128, asset: u32, amount: u128) -> Operation {
-    Operation::Transfer {
+    Operation::Transfer(Transfer {
         id,
         debit_account: debit,
         credit_account: credit,
@@ -15,11 +16,11 @@ fn transfer(id: u128, debit: u128, credit: u128, asset: u32, amount: u128) -> Op
         amount,
         kind: TransferKind::Posted,
         reference: 0,
-    }
+    })
 }
 
 fn pending(id: u128, debit: u128, credit: u128, amount: u128, timeout_ms: u64) -> Operation {
-    Operation::Transfer {
+    Operation::Transfer(Transfer {
         id,
         debit_account: debit,
         credit_account: credit,
@@ -27,7 +28,7 @@ fn pending(id: u128, debit: u128, credit: u128, amount: u128, timeout_ms: u64) -
         amount,
         kind: TransferKind::Pending { timeout_ms },
         reference: 0,
-    }
+    })
 }
 
 fn one(ledger: &mut Ledger, signer: u64, operation: Operation) -> ResultCode {
@@ -113,19 +114,19 @@ fn each_rejection_has_its_code_and_changes_no_balance() {
         ),
         (
             PARTNER_X,
-            Operation::PostPending {
+            Operation::PostPending(PostPending {
                 id: 21,
                 pending_id: 999,
                 amount: 1,
-            },
+            }),
             ResultCode::PendingNotFound,
         ),
         (
             PARTNER_X,
-            Operation::VoidPending {
+            Operation::VoidPending(VoidPending {
                 id: 22,
                 pending_id: 999,
-            },
+            }),
             ResultCode::PendingNotFound,
         ),
     ];
@@ -152,12 +153,12 @@ fn each_rejection_has_its_code_and_changes_no_balance() {
 fn credits_limit_is_enforced() {
     // Proves an account flagged credits_must_not_exceed_debits refuses credits beyond its debits.
     let mut ledger = Ledger::new();
-    let open = Operation::OpenAccount {
+    let open = Operation::OpenAccount(OpenAccount {
         account: 3100,
         owner: PARTNER_X,
         asset: EUR,
         flags: account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS,
-    };
+    });
     assert_eq!(one(&mut ledger, PARTNER_X, open), ResultCode::Ok);
     assert_eq!(
         one(&mut ledger, PARTNER_X, transfer(1, X_EUR, 3100, EUR, 5)),
@@ -281,11 +282,11 @@ fn pending_transfers_post_void_and_expire() {
         one(
             &mut ledger,
             PARTNER_X,
-            Operation::PostPending {
+            Operation::PostPending(PostPending {
                 id: 3,
                 pending_id: 1,
                 amount: 600_001
-            }
+            })
         ),
         ResultCode::ExceedsPendingAmount
     );
@@ -293,11 +294,11 @@ fn pending_transfers_post_void_and_expire() {
         one(
             &mut ledger,
             PARTNER_X,
-            Operation::PostPending {
+            Operation::PostPending(PostPending {
                 id: 4,
                 pending_id: 1,
                 amount: 400_000
-            }
+            })
         ),
         ResultCode::Ok
     );
@@ -308,11 +309,11 @@ fn pending_transfers_post_void_and_expire() {
         one(
             &mut ledger,
             PARTNER_X,
-            Operation::PostPending {
+            Operation::PostPending(PostPending {
                 id: 5,
                 pending_id: 1,
                 amount: 1
-            }
+            })
         ),
         ResultCode::PendingAlreadyPosted
     );
@@ -320,10 +321,10 @@ fn pending_transfers_post_void_and_expire() {
         one(
             &mut ledger,
             PARTNER_X,
-            Operation::VoidPending {
+            Operation::VoidPending(VoidPending {
                 id: 6,
                 pending_id: 1
-            }
+            })
         ),
         ResultCode::PendingAlreadyPosted
     );
@@ -336,10 +337,10 @@ fn pending_transfers_post_void_and_expire() {
         one(
             &mut ledger,
             PARTNER_X,
-            Operation::VoidPending {
+            Operation::VoidPending(VoidPending {
                 id: 8,
                 pending_id: 7
-            }
+            })
         ),
         ResultCode::Ok
     );
@@ -348,11 +349,11 @@ fn pending_transfers_post_void_and_expire() {
         one(
             &mut ledger,
             PARTNER_X,
-            Operation::PostPending {
+            Operation::PostPending(PostPending {
                 id: 9,
                 pending_id: 7,
                 amount: 10
-            }
+            })
         ),
         ResultCode::PendingAlreadyVoided
     );
@@ -384,11 +385,11 @@ fn pending_transfers_post_void_and_expire() {
         one(
             &mut ledger,
             PARTNER_X,
-            Operation::PostPending {
+            Operation::PostPending(PostPending {
                 id: 11,
                 pending_id: 10,
                 amount: 10
-            }
+            })
         ),
         ResultCode::PendingExpired
     );
@@ -396,11 +397,11 @@ fn pending_transfers_post_void_and_expire() {
         one(
             &mut ledger,
             PARTNER_X,
-            Operation::PostPending {
+            Operation::PostPending(PostPending {
                 id: 12,
                 pending_id: 2,
                 amount: 1
-            }
+            })
         ),
         ResultCode::PendingNotFound
     );
@@ -412,10 +413,10 @@ fn pending_transfers_post_void_and_expire() {
         one(
             &mut ledger,
             PARTNER_X,
-            Operation::VoidPending {
+            Operation::VoidPending(VoidPending {
                 id: 14,
                 pending_id: 13
-            }
+            })
         ),
         ResultCode::NotPending
     );
@@ -480,18 +481,18 @@ fn linked_batches_apply_all_or_nothing() {
 
     // A batch may open an account and pay into it, and reserve then post within itself.
     let legs = vec![
-        Operation::OpenAccount {
+        Operation::OpenAccount(OpenAccount {
             account: 3200,
             owner: PARTNER_X,
             asset: EUR,
             flags: 0,
-        },
+        }),
         pending(7, X_EUR, 3200, 50, 1_000),
-        Operation::PostPending {
+        Operation::PostPending(PostPending {
             id: 8,
             pending_id: 7,
             amount: 50,
-        },
+        }),
     ];
     assert_eq!(
         ledger
@@ -507,11 +508,13 @@ fn linked_batches_apply_all_or_nothing() {
 fn accounts_open_by_owner_or_its_bank_only() {
     // Proves who may open accounts and that reopening is idempotent only with identical fields.
     let mut ledger = Ledger::new();
-    let open = |account, owner, flags| Operation::OpenAccount {
-        account,
-        owner,
-        asset: EUR,
-        flags,
+    let open = |account, owner, flags| {
+        Operation::OpenAccount(OpenAccount {
+            account,
+            owner,
+            asset: EUR,
+            flags,
+        })
     };
     assert_eq!(
         one(&mut ledger, PARTNER_X, open(1, PARTNER_X, 0)),
@@ -553,12 +556,12 @@ fn accounts_open_by_owner_or_its_bank_only() {
         ),
         ResultCode::InvalidFlags
     );
-    let unknown_asset = Operation::OpenAccount {
+    let unknown_asset = Operation::OpenAccount(OpenAccount {
         account: 7,
         owner: PARTNER_X,
         asset: 9,
         flags: 0,
-    };
+    });
     assert_eq!(
         one(&mut ledger, PARTNER_X, unknown_asset),
         ResultCode::UnknownAsset
@@ -625,21 +628,21 @@ fn a_retried_failed_batch_still_reports_failure() {
         "the member alone keeps its recorded outcome"
     );
 
-    let open_bad = Operation::OpenAccount {
+    let open_bad = Operation::OpenAccount(OpenAccount {
         account: 3300,
         owner: PARTNER_X,
         asset: 99,
         flags: 0,
-    };
+    });
     let legs = vec![open_bad, transfer(3, X_EUR, Y_EUR, EUR, 1)];
     let outcome = ledger.block(10, vec![ledger.sign(PARTNER_X, Body::linked(legs))]);
     assert_eq!(outcome.receipts[0].code, ResultCode::UnknownAsset);
-    let open_fixed = Operation::OpenAccount {
+    let open_fixed = Operation::OpenAccount(OpenAccount {
         account: 3300,
         owner: PARTNER_X,
         asset: EUR,
         flags: 0,
-    };
+    });
     let legs = vec![open_fixed, transfer(3, X_EUR, Y_EUR, EUR, 1)];
     let outcome = ledger.block(10, vec![ledger.sign(PARTNER_X, Body::linked(legs))]);
     assert_ne!(
@@ -666,11 +669,11 @@ fn an_overdue_pending_transfer_cannot_be_posted_while_expiries_queue() {
     let last = count - 1;
     let post = ledger.sign(
         PARTNER_X,
-        Body::single(Operation::PostPending {
+        Body::single(Operation::PostPending(PostPending {
             id: count,
             pending_id: last,
             amount: 1,
-        }),
+        })),
     );
     let outcome = ledger.block(200, vec![post]);
     assert_eq!(
@@ -791,10 +794,12 @@ fn a_regulator_holds_and_releases_an_account_and_nobody_else_can() {
     // held account can be neither debited nor credited while the hold record names who placed
     // it, why and when, and that lifting it restores payments.
     let mut ledger = Ledger::new();
-    let hold = |frozen: bool, reason: u16| Operation::SetHold {
-        account: X_EUR,
-        frozen,
-        reason,
+    let hold = |frozen: bool, reason: u16| {
+        Operation::SetHold(SetHold {
+            account: X_EUR,
+            frozen,
+            reason,
+        })
     };
     for signer in [PARTNER_X, BANK_A, OPERATOR] {
         assert_eq!(
@@ -810,11 +815,11 @@ fn a_regulator_holds_and_releases_an_account_and_nobody_else_can() {
         one(&mut ledger, REGULATOR, hold(false, 0)),
         ResultCode::NotHeld
     );
-    let unknown = Operation::SetHold {
+    let unknown = Operation::SetHold(SetHold {
         account: 999_999,
         frozen: true,
         reason: 7,
-    };
+    });
     assert_eq!(
         one(&mut ledger, REGULATOR, unknown),
         ResultCode::UnknownAccount
@@ -871,9 +876,11 @@ fn a_webhook_registration_checks_its_endpoint_and_url() {
     // Proves an endpoint is 0 to 3 with an http(s) URL of printable bytes, that the record
     // keeps the registering height and the URL, and that an empty URL removes it.
     let mut ledger = Ledger::new();
-    let set = |endpoint: u16, url: &str| Operation::SetWebhook {
-        endpoint,
-        url: url.into(),
+    let set = |endpoint: u16, url: &str| {
+        Operation::SetWebhook(SetWebhook {
+            endpoint,
+            url: url.into(),
+        })
     };
     for (endpoint, url, expected) in [
         (4, "https://x.example/hook", ResultCode::InvalidWebhook),

@@ -5,6 +5,9 @@
 mod common;
 
 use common::*;
+use tpw_contracts::ops::{
+    ApproveProposal, CreateEscrow, Propose, SetOutflowCap, SetTransferMax, Transfer,
+};
 use tpw_contracts::{Body, Operation, ResultCode, TransferKind};
 
 fn pay(id: u128, amount: u128) -> Operation {
@@ -19,16 +22,16 @@ fn one(ledger: &mut Ledger, signer: u64, operation: Operation) -> ResultCode {
 /// Sets a per-transfer maximum the only way there is: a proposal both bank members approve.
 fn set_transfer_max(ledger: &mut Ledger, proposal: u64, amount_max: u128) {
     let expires_at_ms = ledger.time_ms + 60_000;
-    let propose = Operation::Propose {
+    let propose = Operation::Propose(Propose {
         proposal,
         expires_at_ms,
         action: tpw_contracts::governance::GovernanceAction::SetTransferMax {
             asset: EUR,
             amount_max,
         },
-    };
+    });
     assert_eq!(one(ledger, BANK_A, propose), ResultCode::Ok);
-    let approve = Operation::ApproveProposal { proposal };
+    let approve = Operation::ApproveProposal(ApproveProposal { proposal });
     assert_eq!(one(ledger, BANK_B, approve), ResultCode::Ok);
 }
 
@@ -37,9 +40,11 @@ fn the_consortium_caps_one_transfer_per_asset() {
     // Proves no single key sets the maximum, that it refuses larger transfers in that asset
     // only, and that 0 removes it.
     let mut ledger = Ledger::new();
-    let set = |amount_max| Operation::SetTransferMax {
-        asset: EUR,
-        amount_max,
+    let set = |amount_max| {
+        Operation::SetTransferMax(SetTransferMax {
+            asset: EUR,
+            amount_max,
+        })
     };
     assert_eq!(
         one(&mut ledger, BANK_A, set(100)),
@@ -71,10 +76,12 @@ fn a_bank_caps_its_partners_daily_outflow_by_block_time() {
     // reservations and escrows all count toward it, that a refused debit counts nothing, and
     // that the next UTC day of block time starts from zero.
     let mut ledger = Ledger::new();
-    let cap = |cap| Operation::SetOutflowCap {
-        participant: PARTNER_X,
-        asset: EUR,
-        cap,
+    let cap = |cap| {
+        Operation::SetOutflowCap(SetOutflowCap {
+            participant: PARTNER_X,
+            asset: EUR,
+            cap,
+        })
     };
     assert_eq!(
         one(&mut ledger, BANK_B, cap(1_000)),
@@ -86,7 +93,7 @@ fn a_bank_caps_its_partners_daily_outflow_by_block_time() {
     );
     assert_eq!(one(&mut ledger, BANK_A, cap(1_000)), ResultCode::Ok);
     assert_eq!(one(&mut ledger, PARTNER_X, pay(1, 600)), ResultCode::Ok);
-    let reserve = Operation::Transfer {
+    let reserve = Operation::Transfer(Transfer {
         id: 2,
         debit_account: X_EUR,
         credit_account: Y_EUR,
@@ -94,13 +101,13 @@ fn a_bank_caps_its_partners_daily_outflow_by_block_time() {
         amount: 300,
         kind: TransferKind::Pending { timeout_ms: 60_000 },
         reference: 0,
-    };
+    });
     assert_eq!(one(&mut ledger, PARTNER_X, reserve), ResultCode::Ok);
     assert_eq!(
         one(&mut ledger, PARTNER_X, pay(3, 101)),
         ResultCode::ExceedsDailyCap
     );
-    let escrow = Operation::CreateEscrow {
+    let escrow = Operation::CreateEscrow(CreateEscrow {
         id: 4,
         debit_account: X_EUR,
         credit_account: Y_EUR,
@@ -113,7 +120,7 @@ fn a_bank_caps_its_partners_daily_outflow_by_block_time() {
             approvers: Vec::new(),
             approvals_required: 0,
         },
-    };
+    });
     assert_eq!(
         one(&mut ledger, PARTNER_X, escrow),
         ResultCode::Ok,

@@ -11,6 +11,7 @@ use common::*;
 use proptest::prelude::*;
 use tpw_contracts::model::{from_bytes, Account};
 use tpw_contracts::netting::{cycle_key, obligation_key, CycleRecord, ObligationPointer};
+use tpw_contracts::ops::{CloseCycle, OpenCycle, SetCreditLimit, SubmitObligation};
 use tpw_contracts::{Body, Operation, ResultCode, StateStore};
 
 fn open(cycle: u128, asset: u32, closes_at_ms: u64) -> Operation {
@@ -23,34 +24,34 @@ fn open(cycle: u128, asset: u32, closes_at_ms: u64) -> Operation {
 }
 
 fn open_among(cycle: u128, asset: u32, closes_at_ms: u64, members: &[u64]) -> Operation {
-    Operation::OpenCycle {
+    Operation::OpenCycle(OpenCycle {
         cycle,
         asset,
         closes_at_ms,
         members: members.to_vec(),
-    }
+    })
 }
 
 fn credit(debtor: u64, asset: u32, limit: Option<u128>) -> Operation {
-    Operation::SetCreditLimit {
+    Operation::SetCreditLimit(SetCreditLimit {
         debtor,
         asset,
         limit,
-    }
+    })
 }
 
 fn owe(id: u128, cycle: u128, debit: u128, credit: u128, amount: u128) -> Operation {
-    Operation::SubmitObligation {
+    Operation::SubmitObligation(SubmitObligation {
         id,
         cycle,
         debit_account: debit,
         credit_account: credit,
         amount,
-    }
+    })
 }
 
 fn close(cycle: u128, carry_to: u128) -> Operation {
-    Operation::CloseCycle { cycle, carry_to }
+    Operation::CloseCycle(CloseCycle { cycle, carry_to })
 }
 
 fn one(ledger: &mut Ledger, signer: u64, operation: Operation) -> ResultCode {

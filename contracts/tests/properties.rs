@@ -4,6 +4,12 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
+use tpw_contracts::ops::{
+    AcceptExchange, ApproveEscrow, ApproveProposal, ApproveTransfer, CloseCycle, CreateEscrow,
+    OfferExchange, OpenAccount, OpenCycle, PostPending, Propose, ReleaseEscrow, Reverse,
+    SetApprovalPolicy, SetCreditLimit, SetHold, SetOutflowCap, SetTransferMax, SubmitObligation,
+    Transfer, VoidPending,
+};
 use tpw_contracts::{Body, Operation, TransferKind};
 
 const ESCROW_SECRET: [u8; 32] = [9; 32];
@@ -215,8 +221,8 @@ fn asset_of(account: u128) -> u32 {
 }
 
 fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
-    let transfer =
-        |id, debit, credit, asset, amount, pending_ms: Option<u64>| Operation::Transfer {
+    let transfer = |id, debit, credit, asset, amount, pending_ms: Option<u64>| {
+        Operation::Transfer(Transfer {
             id,
             debit_account: debit,
             credit_account: credit,
@@ -226,7 +232,8 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
                 timeout_ms,
             }),
             reference: 0,
-        };
+        })
+    };
     match step {
         Step::Transfer {
             signer,
@@ -247,11 +254,11 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             amount,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::PostPending {
+            Body::single(Operation::PostPending(PostPending {
                 id: *id,
                 pending_id: *pending_id,
                 amount: *amount,
-            }),
+            })),
         ),
         Step::Void {
             signer,
@@ -259,10 +266,10 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             pending_id,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::VoidPending {
+            Body::single(Operation::VoidPending(VoidPending {
                 id: *id,
                 pending_id: *pending_id,
-            }),
+            })),
         ),
         Step::Linked { signer, legs } => ledger.sign(
             *signer,
@@ -280,12 +287,12 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             owner,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::OpenAccount {
+            Body::single(Operation::OpenAccount(OpenAccount {
                 account: *account,
                 owner: *owner,
                 asset: asset_of(*account),
                 flags: 0,
-            }),
+            })),
         ),
         Step::Hold {
             signer,
@@ -294,11 +301,11 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             reason,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::SetHold {
+            Body::single(Operation::SetHold(SetHold {
                 account: *account,
                 frozen: *frozen,
                 reason: *reason,
-            }),
+            })),
         ),
         Step::Escrow {
             signer,
@@ -311,7 +318,7 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             approvers,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::CreateEscrow {
+            Body::single(Operation::CreateEscrow(CreateEscrow {
                 id: *id,
                 debit_account: *debit,
                 credit_account: *credit,
@@ -324,7 +331,7 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
                     approvers: approvers.clone(),
                     approvals_required: u8::from(!approvers.is_empty()),
                 },
-            }),
+            })),
         ),
         Step::Approve {
             signer,
@@ -332,10 +339,10 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             escrow_id,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::ApproveEscrow {
+            Body::single(Operation::ApproveEscrow(ApproveEscrow {
                 owner: *owner,
                 escrow_id: *escrow_id,
-            }),
+            })),
         ),
         Step::Release {
             signer,
@@ -345,12 +352,12 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             secret,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::ReleaseEscrow {
+            Body::single(Operation::ReleaseEscrow(ReleaseEscrow {
                 id: *id,
                 owner: *owner,
                 escrow_id: *escrow_id,
                 preimage: secret.then_some(ESCROW_SECRET),
-            }),
+            })),
         ),
         Step::Offer {
             signer,
@@ -361,7 +368,7 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             timeout_ms,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::OfferExchange {
+            Body::single(Operation::OfferExchange(OfferExchange {
                 id: *id,
                 debit_account: legs[0],
                 credit_account: legs[1],
@@ -372,7 +379,7 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
                 counter_asset: asset_of(legs[2]),
                 counter_amount: *counter_amount,
                 timeout_ms: *timeout_ms,
-            }),
+            })),
         ),
         Step::Accept {
             signer,
@@ -381,11 +388,11 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             exchange_id,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::AcceptExchange {
+            Body::single(Operation::AcceptExchange(AcceptExchange {
                 id: *id,
                 owner: *owner,
                 exchange_id: *exchange_id,
-            }),
+            })),
         ),
         Step::OpenCycle {
             signer,
@@ -395,12 +402,12 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             members,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::OpenCycle {
+            Body::single(Operation::OpenCycle(OpenCycle {
                 cycle: *cycle,
                 asset: *asset,
                 closes_at_ms: ledger.time_ms + closes_in_ms,
                 members: members.clone(),
-            }),
+            })),
         ),
         Step::Credit {
             signer,
@@ -409,11 +416,11 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             limit,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::SetCreditLimit {
+            Body::single(Operation::SetCreditLimit(SetCreditLimit {
                 debtor: *debtor,
                 asset: *asset,
                 limit: *limit,
-            }),
+            })),
         ),
         Step::Owe {
             signer,
@@ -424,13 +431,13 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             amount,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::SubmitObligation {
+            Body::single(Operation::SubmitObligation(SubmitObligation {
                 id: *id,
                 cycle: *cycle,
                 debit_account: *debit,
                 credit_account: *credit,
                 amount: *amount,
-            }),
+            })),
         ),
         Step::CloseCycle {
             signer,
@@ -438,10 +445,10 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             carry_to,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::CloseCycle {
+            Body::single(Operation::CloseCycle(CloseCycle {
                 cycle: *cycle,
                 carry_to: *carry_to,
-            }),
+            })),
         ),
         Step::Reverse {
             signer,
@@ -451,12 +458,12 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             amount,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::Reverse {
+            Body::single(Operation::Reverse(Reverse {
                 id: *id,
                 original_owner: *original_owner,
                 original_id: *original_id,
                 amount: *amount,
-            }),
+            })),
         ),
         Step::Policy {
             signer,
@@ -464,14 +471,14 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             threshold,
         } => ledger.sign(
             *signer,
-            Body::single(Operation::SetApprovalPolicy {
+            Body::single(Operation::SetApprovalPolicy(SetApprovalPolicy {
                 account: *account,
                 threshold: *threshold,
-            }),
+            })),
         ),
         Step::ApproveTransfer { signer, id } => ledger.sign(
             *signer,
-            Body::single(Operation::ApproveTransfer { id: *id }),
+            Body::single(Operation::ApproveTransfer(ApproveTransfer { id: *id })),
         ),
         Step::Limit {
             signer,
@@ -482,32 +489,32 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
         } => ledger.sign(
             *signer,
             Body::single(if *cap {
-                Operation::SetOutflowCap {
+                Operation::SetOutflowCap(SetOutflowCap {
                     participant: *participant,
                     asset: *asset,
                     cap: *value,
-                }
+                })
             } else if *signer == BANK_A {
                 // Per-transfer maximums change only by proposal: bank A proposes (proposal id
                 // = asset, so each asset's maximum is set once per run), bank B's approval
                 // decides it.
-                Operation::Propose {
+                Operation::Propose(Propose {
                     proposal: u64::from(*asset),
                     expires_at_ms: ledger.time_ms + 3_600_000,
                     action: tpw_contracts::governance::GovernanceAction::SetTransferMax {
                         asset: *asset,
                         amount_max: *value,
                     },
-                }
+                })
             } else if *signer == BANK_B {
-                Operation::ApproveProposal {
+                Operation::ApproveProposal(ApproveProposal {
                     proposal: u64::from(*asset),
-                }
+                })
             } else {
-                Operation::SetTransferMax {
+                Operation::SetTransferMax(SetTransferMax {
                     asset: *asset,
                     amount_max: *value,
-                }
+                })
             }),
         ),
         Step::Garbage(bytes) => bytes.clone(),

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use tpw_contracts::model::{from_bytes, TransferState};
+use tpw_contracts::ops::{Reverse, SetHold, Transfer};
 use tpw_contracts::reversal::{reversal_key, ReversalRecord};
 use tpw_contracts::{Body, Operation, ResultCode, StateStore, TransferKind};
 
@@ -14,12 +15,12 @@ fn pay(id: u128, amount: u128) -> Operation {
 }
 
 fn reverse(id: u128, original_id: u128, amount: u128) -> Operation {
-    Operation::Reverse {
+    Operation::Reverse(Reverse {
         id,
         original_owner: PARTNER_X,
         original_id,
         amount,
-    }
+    })
 }
 
 fn one(ledger: &mut Ledger, signer: u64, operation: Operation) -> ResultCode {
@@ -93,11 +94,11 @@ fn a_regulator_orders_a_reversal_even_from_a_held_account_and_others_cannot() {
         one(&mut ledger, BANK_A, reverse(11, 1, 5)),
         ResultCode::NotBeneficiary
     );
-    let hold = Operation::SetHold {
+    let hold = Operation::SetHold(SetHold {
         account: Y_EUR,
         frozen: true,
         reason: 9,
-    };
+    });
     assert_eq!(one(&mut ledger, REGULATOR, hold), ResultCode::Ok);
     assert_eq!(
         one(&mut ledger, PARTNER_Y, reverse(12, 1, 5)),
@@ -109,13 +110,13 @@ fn a_regulator_orders_a_reversal_even_from_a_held_account_and_others_cannot() {
     );
     assert_eq!(reversals(&ledger, 1).reversals, vec![(REGULATOR, 13)]);
 
-    let release = Operation::SetHold {
+    let release = Operation::SetHold(SetHold {
         account: Y_EUR,
         frozen: false,
         reason: 0,
-    };
+    });
     assert_eq!(one(&mut ledger, REGULATOR, release), ResultCode::Ok);
-    let pending = Operation::Transfer {
+    let pending = Operation::Transfer(Transfer {
         id: 2,
         debit_account: X_EUR,
         credit_account: Y_EUR,
@@ -123,7 +124,7 @@ fn a_regulator_orders_a_reversal_even_from_a_held_account_and_others_cannot() {
         amount: 50,
         kind: TransferKind::Pending { timeout_ms: 60_000 },
         reference: 0,
-    };
+    });
     assert_eq!(one(&mut ledger, PARTNER_X, pending), ResultCode::Ok);
     assert_eq!(
         one(&mut ledger, REGULATOR, reverse(14, 2, 5)),

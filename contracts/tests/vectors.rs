@@ -5,6 +5,12 @@
 
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
+use tpw_contracts::ops::{
+    AcceptExchange, AddKey, ApproveEscrow, ApproveProposal, ApproveTransfer, CloseCycle,
+    CreateEscrow, OfferExchange, OpenAccount, OpenCycle, PostPending, Propose, ReleaseEscrow,
+    Reverse, RevokeKey, SetApprovalPolicy, SetCreditLimit, SetHold, SetOutflowCap, SetTransferMax,
+    SetWebhook, SubmitObligation, Transfer, VoidPending,
+};
 use tpw_contracts::view::TransactionView;
 use tpw_contracts::{transaction_id, Body, Operation, Transaction, TransferKind};
 
@@ -15,7 +21,7 @@ fn vectors() -> Value {
     let bodies = vec![
         (
             "posted transfer",
-            Body::single(Operation::Transfer {
+            Body::single(Operation::Transfer(Transfer {
                 id: 1,
                 debit_account: 301,
                 credit_account: 501,
@@ -23,11 +29,11 @@ fn vectors() -> Value {
                 amount: 1_250_000,
                 kind: TransferKind::Posted,
                 reference: 4711,
-            }),
+            })),
         ),
         (
             "pending transfer",
-            Body::single(Operation::Transfer {
+            Body::single(Operation::Transfer(Transfer {
                 id: 2,
                 debit_account: 301,
                 credit_account: 501,
@@ -35,43 +41,43 @@ fn vectors() -> Value {
                 amount: u128::MAX,
                 kind: TransferKind::Pending { timeout_ms: 60_000 },
                 reference: 0,
-            }),
+            })),
         ),
         (
             "post pending",
-            Body::single(Operation::PostPending {
+            Body::single(Operation::PostPending(PostPending {
                 id: 3,
                 pending_id: 2,
                 amount: 5,
-            }),
+            })),
         ),
         (
             "void pending",
-            Body::single(Operation::VoidPending {
+            Body::single(Operation::VoidPending(VoidPending {
                 id: 4,
                 pending_id: 2,
-            }),
+            })),
         ),
         (
             "open account",
-            Body::single(Operation::OpenAccount {
+            Body::single(Operation::OpenAccount(OpenAccount {
                 account: 9001,
                 owner: 3,
                 asset: 2,
                 flags: 1,
-            }),
+            })),
         ),
         (
             "regulator hold",
-            Body::single(Operation::SetHold {
+            Body::single(Operation::SetHold(SetHold {
                 account: 401,
                 frozen: true,
                 reason: 12,
-            }),
+            })),
         ),
         (
             "escrow with every condition",
-            Body::single(Operation::CreateEscrow {
+            Body::single(Operation::CreateEscrow(CreateEscrow {
                 id: 20,
                 debit_account: 301,
                 credit_account: 501,
@@ -84,27 +90,27 @@ fn vectors() -> Value {
                     approvers: vec![1, 7],
                     approvals_required: 2,
                 },
-            }),
+            })),
         ),
         (
             "escrow approval",
-            Body::single(Operation::ApproveEscrow {
+            Body::single(Operation::ApproveEscrow(ApproveEscrow {
                 owner: 3,
                 escrow_id: 20,
-            }),
+            })),
         ),
         (
             "escrow release",
-            Body::single(Operation::ReleaseEscrow {
+            Body::single(Operation::ReleaseEscrow(ReleaseEscrow {
                 id: 21,
                 owner: 3,
                 escrow_id: 20,
                 preimage: Some([7; 32]),
-            }),
+            })),
         ),
         (
             "delivery versus payment offer",
-            Body::single(Operation::OfferExchange {
+            Body::single(Operation::OfferExchange(OfferExchange {
                 id: 30,
                 debit_account: 301,
                 credit_account: 401,
@@ -115,76 +121,76 @@ fn vectors() -> Value {
                 counter_asset: 2,
                 counter_amount: 1_085_000,
                 timeout_ms: 3_600_000,
-            }),
+            })),
         ),
         (
             "exchange acceptance",
-            Body::single(Operation::AcceptExchange {
+            Body::single(Operation::AcceptExchange(AcceptExchange {
                 id: 31,
                 owner: 3,
                 exchange_id: 30,
-            }),
+            })),
         ),
         (
             "netting cycle opened",
-            Body::single(Operation::OpenCycle {
+            Body::single(Operation::OpenCycle(OpenCycle {
                 cycle: 40,
                 asset: 1,
                 closes_at_ms: 1_761_900_000_000,
                 members: vec![3, 5, 7],
-            }),
+            })),
         ),
         (
             "webhook endpoint",
-            Body::single(Operation::SetWebhook {
+            Body::single(Operation::SetWebhook(SetWebhook {
                 endpoint: 0,
                 url: "https://acme.example/tpw/events".into(),
-            }),
+            })),
         ),
         (
             "bilateral credit limit",
-            Body::single(Operation::SetCreditLimit {
+            Body::single(Operation::SetCreditLimit(SetCreditLimit {
                 debtor: 3,
                 asset: 1,
                 limit: Some(250_000),
-            }),
+            })),
         ),
         (
             "netting obligation",
-            Body::single(Operation::SubmitObligation {
+            Body::single(Operation::SubmitObligation(SubmitObligation {
                 id: 41,
                 cycle: 40,
                 debit_account: 301,
                 credit_account: 501,
                 amount: 75_000,
-            }),
+            })),
         ),
         (
             "netting cycle closed",
-            Body::single(Operation::CloseCycle {
+            Body::single(Operation::CloseCycle(CloseCycle {
                 cycle: 40,
                 carry_to: 42,
-            }),
+            })),
         ),
         (
             "reversal",
-            Body::single(Operation::Reverse {
+            Body::single(Operation::Reverse(Reverse {
                 id: 50,
                 original_owner: 3,
                 original_id: 1,
                 amount: 1_250,
-            }),
+            })),
         ),
         (
             "per-transfer maximum",
-            Body::single(Operation::SetTransferMax {
+            Body::single(Operation::SetTransferMax(SetTransferMax {
                 asset: 1,
                 amount_max: 10_000_000,
-            }),
+            })),
         ),
         (
             "governance proposal: add a voting node",
-            Body::single(Operation::Propose {
+            Body::single(Operation::Propose(Propose {
                 proposal: 7,
                 expires_at_ms: 1_700_003_600_000,
                 action: tpw_contracts::governance::GovernanceAction::AddNode {
@@ -194,11 +200,11 @@ fn vectors() -> Value {
                     role: tpw_contracts::genesis::NodeRole::Voter,
                     address: "10.0.0.4:7000".into(),
                 },
-            }),
+            })),
         ),
         (
             "governance proposal: rotate a participant key",
-            Body::single(Operation::Propose {
+            Body::single(Operation::Propose(Propose {
                 proposal: 8,
                 expires_at_ms: 1_700_003_600_000,
                 action: tpw_contracts::governance::GovernanceAction::RotateKey {
@@ -207,49 +213,49 @@ fn vectors() -> Value {
                     old_key: [0x31; 32],
                     overlap_ms: 86_400_000,
                 },
-            }),
+            })),
         ),
         (
             "governance approval",
-            Body::single(Operation::ApproveProposal { proposal: 7 }),
+            Body::single(Operation::ApproveProposal(ApproveProposal { proposal: 7 })),
         ),
         (
             "key revocation",
-            Body::single(Operation::RevokeKey {
+            Body::single(Operation::RevokeKey(RevokeKey {
                 participant: 3,
                 key: [0x31; 32],
-            }),
+            })),
         ),
         (
             "daily outflow cap",
-            Body::single(Operation::SetOutflowCap {
+            Body::single(Operation::SetOutflowCap(SetOutflowCap {
                 participant: 3,
                 asset: 1,
                 cap: 50_000_000,
-            }),
+            })),
         ),
         (
             "maker-checker threshold",
-            Body::single(Operation::SetApprovalPolicy {
+            Body::single(Operation::SetApprovalPolicy(SetApprovalPolicy {
                 account: 301,
                 threshold: 1_000_000,
-            }),
+            })),
         ),
         (
             "extra key",
-            Body::single(Operation::AddKey {
+            Body::single(Operation::AddKey(AddKey {
                 participant: 3,
                 key: [9; 32],
-            }),
+            })),
         ),
         (
             "checker approval",
-            Body::single(Operation::ApproveTransfer { id: 2 }),
+            Body::single(Operation::ApproveTransfer(ApproveTransfer { id: 2 })),
         ),
         (
             "linked batch",
             Body::linked(vec![
-                Operation::Transfer {
+                Operation::Transfer(Transfer {
                     id: 5,
                     debit_account: 301,
                     credit_account: 501,
@@ -257,8 +263,8 @@ fn vectors() -> Value {
                     amount: 10,
                     kind: TransferKind::Posted,
                     reference: 0,
-                },
-                Operation::Transfer {
+                }),
+                Operation::Transfer(Transfer {
                     id: 6,
                     debit_account: 302,
                     credit_account: 502,
@@ -266,7 +272,7 @@ fn vectors() -> Value {
                     amount: 20,
                     kind: TransferKind::Posted,
                     reference: 0,
-                },
+                }),
             ]),
         ),
     ];

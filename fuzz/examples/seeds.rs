@@ -11,6 +11,7 @@ use tpw_consensus::raft_types::{Entry, EntryType, Message, MessageType, Snapshot
 use tpw_consensus::wire::forward::{encode_reply, encode_request, ForwardRefusal};
 use tpw_consensus::wire::{SnapshotDescriptor, SnapshotRequest, SnapshotResponse};
 use tpw_contracts::block::{merkle_root, DeadLetter, WebhookProgress};
+use tpw_contracts::ops::{AcceptExchange, AddKey, ApproveEscrow, ApproveTransfer, CloseCycle, CreateEscrow, OfferExchange, OpenAccount, OpenCycle, PostPending, ReleaseEscrow, Reverse, SetApprovalPolicy, SetCreditLimit, SetHold, SetOutflowCap, SetTransferMax, SetWebhook, SubmitObligation, Transfer, VoidPending};
 use tpw_contracts::tx::EscrowTerms;
 use tpw_contracts::{
     transaction_id, BlockEffect, BlockHeader, BlockRecord, Body, Operation, Proposal, Receipt,
@@ -71,7 +72,7 @@ fn write(root: &Path, target: &str, seeds: &Seeds) -> std::io::Result<()> {
 
 /// One body per operation kind, and a linked batch.
 fn bodies() -> Vec<(&'static str, Body)> {
-    let transfer = |id| Operation::Transfer {
+    let transfer = |id| Operation::Transfer(Transfer {
         id,
         debit_account: 301,
         credit_account: 501,
@@ -79,21 +80,21 @@ fn bodies() -> Vec<(&'static str, Body)> {
         amount: 1_250_000,
         kind: TransferKind::Posted,
         reference: 4711,
-    };
+    });
     let operations = vec![
         (
             "open-account",
-            Operation::OpenAccount {
+            Operation::OpenAccount(OpenAccount {
                 account: 302,
                 owner: 3,
                 asset: 1,
                 flags: 1,
-            },
+            }),
         ),
         ("transfer", transfer(1)),
         (
             "pending",
-            Operation::Transfer {
+            Operation::Transfer(Transfer {
                 id: 2,
                 debit_account: 301,
                 credit_account: 501,
@@ -101,26 +102,26 @@ fn bodies() -> Vec<(&'static str, Body)> {
                 amount: 5,
                 kind: TransferKind::Pending { timeout_ms: 60_000 },
                 reference: 0,
-            },
+            }),
         ),
         (
             "post-pending",
-            Operation::PostPending {
+            Operation::PostPending(PostPending {
                 id: 3,
                 pending_id: 2,
                 amount: 5,
-            },
+            }),
         ),
         (
             "void-pending",
-            Operation::VoidPending {
+            Operation::VoidPending(VoidPending {
                 id: 4,
                 pending_id: 2,
-            },
+            }),
         ),
         (
             "escrow",
-            Operation::CreateEscrow {
+            Operation::CreateEscrow(CreateEscrow {
                 id: 5,
                 debit_account: 301,
                 credit_account: 501,
@@ -133,27 +134,27 @@ fn bodies() -> Vec<(&'static str, Body)> {
                     approvers: vec![7, 8, 9],
                     approvals_required: 2,
                 },
-            },
+            }),
         ),
         (
             "approve-escrow",
-            Operation::ApproveEscrow {
+            Operation::ApproveEscrow(ApproveEscrow {
                 owner: 3,
                 escrow_id: 5,
-            },
+            }),
         ),
         (
             "release-escrow",
-            Operation::ReleaseEscrow {
+            Operation::ReleaseEscrow(ReleaseEscrow {
                 id: 6,
                 owner: 3,
                 escrow_id: 5,
                 preimage: Some([1; 32]),
-            },
+            }),
         ),
         (
             "offer-exchange",
-            Operation::OfferExchange {
+            Operation::OfferExchange(OfferExchange {
                 id: 7,
                 debit_account: 301,
                 credit_account: 502,
@@ -164,103 +165,103 @@ fn bodies() -> Vec<(&'static str, Body)> {
                 counter_asset: 2,
                 counter_amount: 90,
                 timeout_ms: 60_000,
-            },
+            }),
         ),
         (
             "accept-exchange",
-            Operation::AcceptExchange {
+            Operation::AcceptExchange(AcceptExchange {
                 id: 8,
                 owner: 3,
                 exchange_id: 7,
-            },
+            }),
         ),
         (
             "open-cycle",
-            Operation::OpenCycle {
+            Operation::OpenCycle(OpenCycle {
                 cycle: 1,
                 asset: 1,
                 closes_at_ms: 1_700_000_000_000,
                 members: vec![3, 4, 5],
-            },
+            }),
         ),
         (
             "obligation",
-            Operation::SubmitObligation {
+            Operation::SubmitObligation(SubmitObligation {
                 id: 9,
                 cycle: 1,
                 debit_account: 301,
                 credit_account: 401,
                 amount: 50,
-            },
+            }),
         ),
         (
             "close-cycle",
-            Operation::CloseCycle {
+            Operation::CloseCycle(CloseCycle {
                 cycle: 1,
                 carry_to: 2,
-            },
+            }),
         ),
         (
             "reverse",
-            Operation::Reverse {
+            Operation::Reverse(Reverse {
                 id: 10,
                 original_owner: 3,
                 original_id: 1,
                 amount: 5,
-            },
+            }),
         ),
         (
             "transfer-max",
-            Operation::SetTransferMax {
+            Operation::SetTransferMax(SetTransferMax {
                 asset: 1,
                 amount_max: 1_000_000,
-            },
+            }),
         ),
         (
             "credit-limit",
-            Operation::SetCreditLimit {
+            Operation::SetCreditLimit(SetCreditLimit {
                 debtor: 4,
                 asset: 1,
                 limit: Some(500),
-            },
+            }),
         ),
         (
             "webhook",
-            Operation::SetWebhook {
+            Operation::SetWebhook(SetWebhook {
                 endpoint: 1,
                 url: "https://example.com/hook".into(),
-            },
+            }),
         ),
         (
             "outflow-cap",
-            Operation::SetOutflowCap {
+            Operation::SetOutflowCap(SetOutflowCap {
                 participant: 3,
                 asset: 1,
                 cap: 1000,
-            },
+            }),
         ),
         (
             "approval-policy",
-            Operation::SetApprovalPolicy {
+            Operation::SetApprovalPolicy(SetApprovalPolicy {
                 account: 301,
                 threshold: 100,
-            },
+            }),
         ),
         (
             "add-key",
-            Operation::AddKey {
+            Operation::AddKey(AddKey {
                 participant: 3,
                 key: [5; 32],
-            },
+            }),
         ),
-        ("approve-transfer", Operation::ApproveTransfer { id: 11 }),
+        ("approve-transfer", Operation::ApproveTransfer(ApproveTransfer { id: 11 })),
         (
             "hold",
-            Operation::SetHold {
+            Operation::SetHold(SetHold {
                 account: 301,
                 frozen: true,
                 reason: 7,
-            },
+            }),
         ),
     ];
     let mut bodies: Vec<(&'static str, Body)> = operations

@@ -7,6 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tpw_contracts::model::account_flags;
+use tpw_contracts::ops::OpenAccount;
 use tpw_contracts::sig::{verify_one, SignatureItem};
 use tpw_contracts::tx::SIGNING_DOMAIN;
 use tpw_contracts::view::TransactionView;
@@ -74,17 +75,17 @@ fn check_decoded(data: &[u8], transaction: &Transaction) {
 /// name, so the view leaves them out (apply refuses them).
 fn shown_as(operation: &Operation) -> Operation {
     match operation {
-        Operation::OpenAccount {
+        Operation::OpenAccount(OpenAccount {
             account,
             owner,
             asset,
             flags,
-        } => Operation::OpenAccount {
+        }) => Operation::OpenAccount(OpenAccount {
             account: *account,
             owner: *owner,
             asset: *asset,
             flags: flags & account_flags::ALL,
-        },
+        }),
         other => other.clone(),
     }
 }

@@ -3,6 +3,11 @@
 use crate::{print_json, submit, ClientArgs, SignArgs};
 use anyhow::bail;
 use clap::Subcommand;
+use tpw_contracts::ops::{
+    AcceptExchange, AddKey, ApproveEscrow, ApproveTransfer, CloseCycle, CreateEscrow,
+    OfferExchange, OpenCycle, ReleaseEscrow, RevokeKey, SetApprovalPolicy, SetCreditLimit,
+    SetOutflowCap, SetWebhook, SubmitObligation,
+};
 use tpw_contracts::{Body, Operation};
 
 #[derive(Subcommand)]
@@ -150,7 +155,7 @@ pub(crate) async fn exchange(command: ExchangeCommand) -> anyhow::Result<()> {
             timeout_ms,
         } => (
             sign,
-            Operation::OfferExchange {
+            Operation::OfferExchange(OfferExchange {
                 id,
                 debit_account: debit,
                 credit_account: credit,
@@ -161,7 +166,7 @@ pub(crate) async fn exchange(command: ExchangeCommand) -> anyhow::Result<()> {
                 counter_asset,
                 counter_amount,
                 timeout_ms,
-            },
+            }),
         ),
         ExchangeCommand::Accept {
             sign,
@@ -170,11 +175,11 @@ pub(crate) async fn exchange(command: ExchangeCommand) -> anyhow::Result<()> {
             exchange_id,
         } => (
             sign,
-            Operation::AcceptExchange {
+            Operation::AcceptExchange(AcceptExchange {
                 id,
                 owner,
                 exchange_id,
-            },
+            }),
         ),
     };
     submit(&sign, Body::single(operation)).await
@@ -204,7 +209,7 @@ pub(crate) async fn escrow(command: EscrowCommand) -> anyhow::Result<()> {
                 approvers,
                 approvals_required,
             };
-            let operation = Operation::CreateEscrow {
+            let operation = Operation::CreateEscrow(CreateEscrow {
                 id,
                 debit_account: debit,
                 credit_account: credit,
@@ -212,7 +217,7 @@ pub(crate) async fn escrow(command: EscrowCommand) -> anyhow::Result<()> {
                 amount,
                 timeout_ms,
                 terms,
-            };
+            });
             submit(&sign, Body::single(operation)).await
         }
         EscrowCommand::Approve {
@@ -222,7 +227,7 @@ pub(crate) async fn escrow(command: EscrowCommand) -> anyhow::Result<()> {
         } => {
             submit(
                 &sign,
-                Body::single(Operation::ApproveEscrow { owner, escrow_id }),
+                Body::single(Operation::ApproveEscrow(ApproveEscrow { owner, escrow_id })),
             )
             .await
         }
@@ -233,12 +238,12 @@ pub(crate) async fn escrow(command: EscrowCommand) -> anyhow::Result<()> {
             escrow_id,
             secret,
         } => {
-            let operation = Operation::ReleaseEscrow {
+            let operation = Operation::ReleaseEscrow(ReleaseEscrow {
                 id,
                 owner,
                 escrow_id,
                 preimage: secret.as_deref().map(parse).transpose()?,
-            };
+            });
             submit(&sign, Body::single(operation)).await
         }
         EscrowCommand::Hashlock { secret } => {
@@ -303,23 +308,28 @@ pub(crate) async fn approval(command: ApprovalCommand) -> anyhow::Result<()> {
             sign,
             account,
             threshold,
-        } => (sign, Operation::SetApprovalPolicy { account, threshold }),
+        } => (
+            sign,
+            Operation::SetApprovalPolicy(SetApprovalPolicy { account, threshold }),
+        ),
         ApprovalCommand::AddKey {
             sign,
             participant,
             public_key,
         } => {
             let key = tpw_contracts::view::parse_hash32(&public_key).map_err(anyhow::Error::msg)?;
-            (sign, Operation::AddKey { participant, key })
+            (sign, Operation::AddKey(AddKey { participant, key }))
         }
-        ApprovalCommand::Approve { sign, id } => (sign, Operation::ApproveTransfer { id }),
+        ApprovalCommand::Approve { sign, id } => {
+            (sign, Operation::ApproveTransfer(ApproveTransfer { id }))
+        }
         ApprovalCommand::RevokeKey {
             sign,
             participant,
             public_key,
         } => {
             let key = tpw_contracts::view::parse_hash32(&public_key).map_err(anyhow::Error::msg)?;
-            (sign, Operation::RevokeKey { participant, key })
+            (sign, Operation::RevokeKey(RevokeKey { participant, key }))
         }
     };
     submit(&sign, Body::single(operation)).await
@@ -420,11 +430,11 @@ pub(crate) async fn limits(command: LimitsCommand) -> anyhow::Result<()> {
             cap,
         } => (
             sign,
-            Operation::SetOutflowCap {
+            Operation::SetOutflowCap(SetOutflowCap {
                 participant,
                 asset,
                 cap,
-            },
+            }),
         ),
         LimitsCommand::Credit {
             sign,
@@ -434,11 +444,11 @@ pub(crate) async fn limits(command: LimitsCommand) -> anyhow::Result<()> {
             remove: _,
         } => (
             sign,
-            Operation::SetCreditLimit {
+            Operation::SetCreditLimit(SetCreditLimit {
                 debtor,
                 asset,
                 limit,
-            },
+            }),
         ),
     };
     submit(&sign, Body::single(operation)).await
@@ -534,12 +544,12 @@ pub(crate) async fn netting(command: NettingCommand) -> anyhow::Result<()> {
             }
             (
                 sign,
-                Operation::OpenCycle {
+                Operation::OpenCycle(OpenCycle {
                     cycle,
                     asset,
                     closes_at_ms,
                     members,
-                },
+                }),
             )
         }
         NettingCommand::Owe {
@@ -551,19 +561,19 @@ pub(crate) async fn netting(command: NettingCommand) -> anyhow::Result<()> {
             amount,
         } => (
             sign,
-            Operation::SubmitObligation {
+            Operation::SubmitObligation(SubmitObligation {
                 id,
                 cycle,
                 debit_account: debit,
                 credit_account: credit,
                 amount,
-            },
+            }),
         ),
         NettingCommand::Close {
             sign,
             cycle,
             carry_to,
-        } => (sign, Operation::CloseCycle { cycle, carry_to }),
+        } => (sign, Operation::CloseCycle(CloseCycle { cycle, carry_to })),
     };
     submit(&sign, Body::single(operation)).await
 }
@@ -619,14 +629,14 @@ pub(crate) async fn webhook(command: WebhookCommand) -> anyhow::Result<()> {
             if !tpw_contracts::webhook_url_valid(&url) {
                 bail!("--url must be an http:// or https:// URL of at most 512 printable bytes");
             }
-            (sign, Operation::SetWebhook { endpoint, url })
+            (sign, Operation::SetWebhook(SetWebhook { endpoint, url }))
         }
         WebhookCommand::Remove { sign, endpoint } => (
             sign,
-            Operation::SetWebhook {
+            Operation::SetWebhook(SetWebhook {
                 endpoint,
                 url: String::new(),
-            },
+            }),
         ),
     };
     submit(&sign, Body::single(operation)).await

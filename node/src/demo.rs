@@ -9,6 +9,7 @@ use tpw_contracts::genesis::{
     GenesisAccount, GenesisAsset, GenesisFunding, GenesisNode, GenesisParticipant, NodeRole,
 };
 use tpw_contracts::model::Role;
+use tpw_contracts::ops::{PostPending, Transfer, VoidPending};
 use tpw_contracts::{Body, Genesis, Operation, TransferKind};
 
 /// Participants of the demo: (id, key file stem, name, role, sponsoring bank).
@@ -204,7 +205,7 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
         (
             "Globex reserves EUR 5,000.00 for Umbrella (pending, 10 minutes)",
             &globex,
-            Body::single(Operation::Transfer {
+            Body::single(Operation::Transfer(Transfer {
                 id: 1,
                 debit_account: account_of(4, EUR),
                 credit_account: account_of(6, EUR),
@@ -214,21 +215,21 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
                     timeout_ms: 600_000,
                 },
                 reference: 4711,
-            }),
+            })),
         ),
         (
             "Globex posts EUR 4,200.00 of the reservation; the rest is released",
             &globex,
-            Body::single(Operation::PostPending {
+            Body::single(Operation::PostPending(PostPending {
                 id: 2,
                 pending_id: 1,
                 amount: 420_000,
-            }),
+            })),
         ),
         (
             "Initech reserves USD 900.00 for Acme (pending)",
             &initech,
-            Body::single(Operation::Transfer {
+            Body::single(Operation::Transfer(Transfer {
                 id: 1,
                 debit_account: account_of(5, USD),
                 credit_account: account_of(3, USD),
@@ -238,15 +239,15 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
                     timeout_ms: 600_000,
                 },
                 reference: 0,
-            }),
+            })),
         ),
         (
             "Initech voids the USD reservation",
             &initech,
-            Body::single(Operation::VoidPending {
+            Body::single(Operation::VoidPending(VoidPending {
                 id: 2,
                 pending_id: 1,
-            }),
+            })),
         ),
         (
             "Umbrella pays Acme EUR 100.00 and Globex USD 200.00 as one linked batch",

@@ -8,7 +8,9 @@ use crate::api_types::EventView;
 use crate::storage::{LedgerReader, StorageError, StoredBlock};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use tpw_contracts::governance::GovernanceAction;
 use tpw_contracts::model::Hash;
+use tpw_contracts::ops::{Parties, PartyLookup};
 use tpw_contracts::view::{OperationView, TransferRef};
 use tpw_contracts::{BlockEffect, Operation, ResultCode, Transaction};
 
@@ -94,161 +96,35 @@ impl EventCache {
     }
 }
 
-/// Collects the participants an event concerns.
-struct Parties<'a> {
-    reader: &'a LedgerReader,
-    found: Vec<u64>,
-}
+/// The ledger reads that name an event's parties, answered from this node's store.
+struct StoreLookup<'a>(&'a LedgerReader);
 
-impl Parties<'_> {
-    fn add(&mut self, participant: u64) {
-        self.found.push(participant);
+impl PartyLookup for StoreLookup<'_> {
+    type Error = StorageError;
+    fn account_owner(&self, account: u128) -> Result<Option<u64>, StorageError> {
+        self.0.account_owner(account)
     }
-    fn account(&mut self, account: u128) -> Result<(), StorageError> {
-        if let Some(owner) = self.reader.account_owner(account)? {
-            self.found.push(owner);
-        }
-        Ok(())
+    fn transfer_accounts(
+        &self,
+        owner: u64,
+        id: u128,
+    ) -> Result<Option<(u128, u128)>, StorageError> {
+        Ok(self
+            .0
+            .transfer_record(owner, id)?
+            .map(|record| (record.debit_account, record.credit_account)))
     }
-    /// The transfer's owner and the owners of its two accounts.
-    fn transfer(&mut self, owner: u64, id: u128) -> Result<(), StorageError> {
-        self.found.push(owner);
-        if let Some(record) = self.reader.transfer_record(owner, id)? {
-            self.account(record.debit_account)?;
-            self.account(record.credit_account)?;
-        }
-        Ok(())
+    fn cycle_parties(&self, cycle: u128) -> Result<Vec<u64>, StorageError> {
+        Ok(match self.0.cycle(cycle)? {
+            Some((record, members, _)) => std::iter::once(record.opener).chain(members).collect(),
+            None => Vec::new(),
+        })
     }
-    fn cycle(&mut self, cycle: u128) -> Result<(), StorageError> {
-        if let Some((record, members, _)) = self.reader.cycle(cycle)? {
-            self.found.push(record.opener);
-            self.found.extend(members);
-        }
-        Ok(())
+    fn bank_members(&self) -> Result<Vec<u64>, StorageError> {
+        self.0.bank_members()
     }
-    fn finish(mut self) -> Vec<u64> {
-        self.found.sort_unstable();
-        self.found.dedup();
-        self.found
-    }
-}
-
-fn operation_parties(parties: &mut Parties<'_>, operation: &Operation) -> Result<(), StorageError> {
-    match operation {
-        Operation::OpenAccount { owner, .. } => parties.add(*owner),
-        Operation::CreateEscrow {
-            debit_account,
-            credit_account,
-            terms,
-            ..
-        } => {
-            // The named approvers must act on it, so they hear of it too.
-            parties.found.extend(&terms.approvers);
-            parties.account(*debit_account)?;
-            parties.account(*credit_account)?;
-        }
-        Operation::Transfer {
-            debit_account,
-            credit_account,
-            ..
-        }
-        | Operation::SubmitObligation {
-            debit_account,
-            credit_account,
-            ..
-        } => {
-            parties.account(*debit_account)?;
-            parties.account(*credit_account)?;
-        }
-        Operation::OfferExchange {
-            debit_account,
-            credit_account,
-            counter_debit_account,
-            counter_credit_account,
-            ..
-        } => {
-            for account in [
-                debit_account,
-                credit_account,
-                counter_debit_account,
-                counter_credit_account,
-            ] {
-                parties.account(*account)?;
-            }
-        }
-        Operation::PostPending { pending_id, .. } | Operation::VoidPending { pending_id, .. } => {
-            // The pending transfer is the signer's own: its accounts name the counterparty.
-            let owner = parties.found.first().copied();
-            if let Some(owner) = owner {
-                parties.transfer(owner, *pending_id)?;
-            }
-        }
-        Operation::ApproveEscrow { owner, escrow_id }
-        | Operation::ReleaseEscrow {
-            owner, escrow_id, ..
-        } => parties.transfer(*owner, *escrow_id)?,
-        Operation::AcceptExchange {
-            owner, exchange_id, ..
-        } => parties.transfer(*owner, *exchange_id)?,
-        Operation::Reverse {
-            original_owner,
-            original_id,
-            ..
-        } => parties.transfer(*original_owner, *original_id)?,
-        Operation::OpenCycle { cycle, members, .. } => {
-            parties.found.extend(members);
-            parties.cycle(*cycle)?;
-        }
-        Operation::CloseCycle { cycle, .. } => parties.cycle(*cycle)?,
-        Operation::SetHold { account, .. } | Operation::SetApprovalPolicy { account, .. } => {
-            parties.account(*account)?
-        }
-        Operation::SetCreditLimit { debtor, .. } => parties.add(*debtor),
-        Operation::SetOutflowCap { participant, .. } | Operation::AddKey { participant, .. } => {
-            parties.add(*participant)
-        }
-        Operation::ApproveTransfer { id } => {
-            // The approval posts the signer's waiting transfer: its payee hears of it.
-            let owner = parties.found.first().copied();
-            if let Some(owner) = owner {
-                parties.transfer(owner, *id)?;
-            }
-        }
-        Operation::SetTransferMax { .. } | Operation::SetWebhook { .. } => {}
-        Operation::RevokeKey { participant, .. } => parties.add(*participant),
-        // Every bank member hears of proposals and approvals (they vote on them), and so does
-        // the participant a change names.
-        Operation::Propose { action, .. } => {
-            parties.found.extend(parties.reader.bank_members()?);
-            if let Some(participant) = action_participant(action) {
-                parties.add(participant);
-            }
-        }
-        Operation::ApproveProposal { proposal } => {
-            parties.found.extend(parties.reader.bank_members()?);
-            if let Some(record) = parties.reader.proposal(*proposal)? {
-                if let Some(participant) = action_participant(&record.action) {
-                    parties.add(participant);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The participant a governance change is about, if any.
-fn action_participant(action: &tpw_contracts::governance::GovernanceAction) -> Option<u64> {
-    use tpw_contracts::governance::GovernanceAction as A;
-    match action {
-        A::Onboard { participant, .. }
-        | A::Offboard { participant }
-        | A::RotateKey { participant, .. }
-        | A::RevokeKey { participant, .. } => Some(*participant),
-        A::AddNode { .. }
-        | A::RemoveNode { .. }
-        | A::RotateNodeKey { .. }
-        | A::SetTransferMax { .. }
-        | A::SetApprovalsRequired { .. } => None,
+    fn proposal_action(&self, proposal: u64) -> Result<Option<GovernanceAction>, StorageError> {
+        Ok(self.0.proposal(proposal)?.map(|record| record.action))
     }
 }
 
@@ -285,12 +161,10 @@ pub fn derive(
         cycle: None,
         operation: None,
     };
+    let lookup = StoreLookup(reader);
     let mut sequence = 0u32;
     for effect in &block.effects {
-        let mut parties = Parties {
-            reader,
-            found: Vec::new(),
-        };
+        let mut parties = Parties::new(&lookup, None);
         let view = match effect {
             BlockEffect::PendingExpired { owner, id } => {
                 parties.transfer(*owner, *id)?;
@@ -356,15 +230,12 @@ pub fn derive(
                 .get(index)
                 .copied()
                 .unwrap_or(receipt.code);
-            let mut parties = Parties {
-                reader,
-                found: signer.into_iter().collect(),
-            };
+            let mut parties = Parties::new(&lookup, signer);
             // A rejected operation concerns only its signer: it moved nothing, and the records
             // it names may not exist (or exist only later), so deriving others from them
             // would differ between nodes and let anyone write into others' streams.
             if code == ResultCode::Ok {
-                operation_parties(&mut parties, operation)?;
+                operation.parties(&mut parties)?;
             }
             let view = EventView {
                 tx_id: tx_id.clone(),

@@ -7,6 +7,7 @@ use clap::Subcommand;
 use tpw_contracts::genesis::NodeRole;
 use tpw_contracts::governance::GovernanceAction;
 use tpw_contracts::model::Role;
+use tpw_contracts::ops::{ApproveProposal, Propose};
 use tpw_contracts::view::parse_hash32;
 use tpw_contracts::{Body, Operation};
 
@@ -252,15 +253,19 @@ pub(crate) async fn governance(command: GovernanceCommand) -> anyhow::Result<()>
                 .filter(|ms| (1..=tpw_contracts::governance::PROPOSAL_LIFETIME_MS_MAX).contains(ms))
                 .context("--expires-in-hours is 1 to 720")?;
             let expires_at_ms = tpw_node::runtime::now_ms() + lifetime_ms;
-            let operation = Operation::Propose {
+            let operation = Operation::Propose(Propose {
                 proposal,
                 expires_at_ms,
                 action: change.action()?,
-            };
+            });
             submit(&sign, Body::single(operation)).await
         }
         GovernanceCommand::Approve { sign, proposal } => {
-            submit(&sign, Body::single(Operation::ApproveProposal { proposal })).await
+            submit(
+                &sign,
+                Body::single(Operation::ApproveProposal(ApproveProposal { proposal })),
+            )
+            .await
         }
         GovernanceCommand::Show {
             client,

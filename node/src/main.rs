@@ -8,6 +8,7 @@ mod status_cli;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
+use tpw_contracts::ops::{OpenAccount, PostPending, Reverse, SetHold, Transfer, VoidPending};
 use tpw_contracts::view::OperationView;
 use tpw_contracts::{Body, Genesis, Operation, TransferKind};
 use tpw_node::client::Client;
@@ -754,7 +755,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let kind = pending_timeout_ms.map_or(TransferKind::Posted, |timeout_ms| {
                 TransferKind::Pending { timeout_ms }
             });
-            let operation = Operation::Transfer {
+            let operation = Operation::Transfer(Transfer {
                 id,
                 debit_account: debit,
                 credit_account: credit,
@@ -762,7 +763,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 amount,
                 kind,
                 reference,
-            };
+            });
             submit(&sign, Body::single(operation)).await
         }
         Command::Post {
@@ -773,11 +774,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             submit(
                 &sign,
-                Body::single(Operation::PostPending {
+                Body::single(Operation::PostPending(PostPending {
                     id,
                     pending_id,
                     amount,
-                }),
+                })),
             )
             .await
         }
@@ -788,7 +789,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             submit(
                 &sign,
-                Body::single(Operation::VoidPending { id, pending_id }),
+                Body::single(Operation::VoidPending(VoidPending { id, pending_id })),
             )
             .await
         }
@@ -806,12 +807,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             original_id,
             amount,
         } => {
-            let operation = Operation::Reverse {
+            let operation = Operation::Reverse(Reverse {
                 id,
                 original_owner,
                 original_id,
                 amount,
-            };
+            });
             submit(&sign, Body::single(operation)).await
         }
         Command::Hold {
@@ -819,11 +820,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             account,
             reason,
         } => {
-            let operation = Operation::SetHold {
+            let operation = Operation::SetHold(SetHold {
                 account,
                 frozen: true,
                 reason,
-            };
+            });
             submit(&sign, Body::single(operation)).await
         }
         Command::ReleaseHold {
@@ -831,11 +832,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             account,
             reason,
         } => {
-            let operation = Operation::SetHold {
+            let operation = Operation::SetHold(SetHold {
                 account,
                 frozen: false,
                 reason,
-            };
+            });
             submit(&sign, Body::single(operation)).await
         }
         Command::OpenAccount {
@@ -848,12 +849,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let flags = tpw_contracts::genesis::parse_flags(&flags).map_err(anyhow::Error::msg)?;
             submit(
                 &sign,
-                Body::single(Operation::OpenAccount {
+                Body::single(Operation::OpenAccount(OpenAccount {
                     account,
                     owner,
                     asset,
                     flags,
-                }),
+                })),
             )
             .await
         }

@@ -7,6 +7,10 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
+use tpw_contracts::ops::{
+    CloseCycle, CreateEscrow, OpenAccount, OpenCycle, PostPending, ReleaseEscrow, SetCreditLimit,
+    SetWebhook, SubmitObligation, Transfer,
+};
 use tpw_contracts::{Body, Operation, Transaction, TransferKind};
 
 struct Api {
@@ -439,7 +443,7 @@ async fn pending_transfers_expire_on_an_idle_network() {
         Api::new(node.api_address).reading_as(key(folder.path(), "regulator"), network_id(&config));
     let network = network_id(&config);
     let globex = key(folder.path(), "globex");
-    let reserve = Operation::Transfer {
+    let reserve = Operation::Transfer(Transfer {
         id: 1,
         debit_account: account_of(4, EUR),
         credit_account: account_of(6, EUR),
@@ -447,7 +451,7 @@ async fn pending_transfers_expire_on_an_idle_network() {
         amount: 1_000,
         kind: TransferKind::Pending { timeout_ms: 300 },
         reference: 0,
-    };
+    });
     let envelope = Transaction::sign(network, &globex, Body::single(reserve)).to_bytes();
     let (status, _) = api.submit(&[envelope], true).await;
     assert_eq!(status, 200);
@@ -565,21 +569,21 @@ async fn random_requests_across_roles_leak_nothing() {
         ));
     }
     let bank_a = key(folder.path(), "bank-a");
-    let open = Operation::OpenCycle {
+    let open = Operation::OpenCycle(OpenCycle {
         cycle: 9,
         asset: EUR,
         closes_at_ms: tpw_node::runtime::now_ms() + 3_600_000,
         members: vec![3, 5],
-    };
+    });
     let (status, _) = regulator
         .submit(&[sign(network, &bank_a, open)], true)
         .await;
     assert_eq!(status, 200);
-    let limit = Operation::SetCreditLimit {
+    let limit = Operation::SetCreditLimit(SetCreditLimit {
         debtor: 3,
         asset: EUR,
         limit: Some(500),
-    };
+    });
     let initech = key(folder.path(), "initech");
     let (status, _) = regulator
         .submit(&[sign(network, &initech, limit)], true)
@@ -816,7 +820,7 @@ async fn the_event_stream_resumes_exactly_once_across_disconnects_and_a_restart(
     .await;
     submit(
         "acme",
-        Operation::Transfer {
+        Operation::Transfer(Transfer {
             id: 2,
             debit_account: account_of(3, EUR),
             credit_account: account_of(4, EUR),
@@ -824,7 +828,7 @@ async fn the_event_stream_resumes_exactly_once_across_disconnects_and_a_restart(
             amount: 5,
             kind: TransferKind::Pending { timeout_ms: 2_000 },
             reference: 0,
-        },
+        }),
     )
     .await;
     let outcome = submit(
@@ -1110,10 +1114,10 @@ async fn webhooks_are_signed_retried_dead_lettered_replayed_and_survive_a_restar
     let register = sign(
         network,
         &acme_key,
-        Operation::SetWebhook {
+        Operation::SetWebhook(SetWebhook {
             endpoint: 0,
             url: url.clone(),
-        },
+        }),
     );
     let (status, _) = Client::new(&base)
         .submit(&[register], true, None)
@@ -1251,7 +1255,7 @@ async fn an_account_statement_reconciles_to_the_balance_and_pages() {
     .await;
     submit(
         &acme_key,
-        Operation::Transfer {
+        Operation::Transfer(Transfer {
             id: 2,
             debit_account: acme_eur,
             credit_account: initech_eur,
@@ -1259,27 +1263,27 @@ async fn an_account_statement_reconciles_to_the_balance_and_pages() {
             amount: 90,
             kind: TransferKind::Pending { timeout_ms: 60_000 },
             reference: 0,
-        },
+        }),
     )
     .await;
     submit(
         &acme_key,
-        Operation::PostPending {
+        Operation::PostPending(PostPending {
             id: 3,
             pending_id: 2,
             amount: 60,
-        },
+        }),
     )
     .await;
     let bank_a = key(folder.path(), "bank-a");
     submit(
         &bank_a,
-        Operation::OpenCycle {
+        Operation::OpenCycle(OpenCycle {
             cycle: 1,
             asset: EUR,
             closes_at_ms: tpw_node::runtime::now_ms() + 3_600_000,
             members: vec![3, 5],
-        },
+        }),
     )
     .await;
     for (key, id, from, to, amount) in [
@@ -1288,22 +1292,22 @@ async fn an_account_statement_reconciles_to_the_balance_and_pages() {
     ] {
         submit(
             key,
-            Operation::SubmitObligation {
+            Operation::SubmitObligation(SubmitObligation {
                 id,
                 cycle: 1,
                 debit_account: from,
                 credit_account: to,
                 amount,
-            },
+            }),
         )
         .await;
     }
     submit(
         &bank_a,
-        Operation::CloseCycle {
+        Operation::CloseCycle(CloseCycle {
             cycle: 1,
             carry_to: 0,
-        },
+        }),
     )
     .await;
 
@@ -1396,7 +1400,7 @@ async fn an_account_statement_reconciles_to_the_balance_and_pages() {
     let secret = [7u8; 32];
     submit(
         &acme_key,
-        Operation::CreateEscrow {
+        Operation::CreateEscrow(CreateEscrow {
             id: 30,
             debit_account: acme_eur,
             credit_account: initech_eur,
@@ -1409,17 +1413,17 @@ async fn an_account_statement_reconciles_to_the_balance_and_pages() {
                 approvers: Vec::new(),
                 approvals_required: 0,
             },
-        },
+        }),
     )
     .await;
     submit(
         &initech_key,
-        Operation::ReleaseEscrow {
+        Operation::ReleaseEscrow(ReleaseEscrow {
             id: 31,
             owner: 3,
             escrow_id: 30,
             preimage: Some(secret),
-        },
+        }),
     )
     .await;
     let initech = Api::new(node.api_address).reading_as(initech_key.clone(), network);
@@ -1439,12 +1443,12 @@ async fn an_account_statement_reconciles_to_the_balance_and_pages() {
     for account in [390u128, 391] {
         submit(
             &acme_key,
-            Operation::OpenAccount {
+            Operation::OpenAccount(OpenAccount {
                 account,
                 owner: 3,
                 asset: EUR,
                 flags: 0,
-            },
+            }),
         )
         .await;
     }
@@ -1630,10 +1634,10 @@ async fn webhooks_to_private_addresses_are_refused_by_default() {
     let acme_key = key(folder.path(), "acme");
     let receiver = Receiver::start(free_port()).await;
     let operations = [
-        Operation::SetWebhook {
+        Operation::SetWebhook(SetWebhook {
             endpoint: 0,
             url: format!("http://127.0.0.1:{}/hook", receiver.port),
-        },
+        }),
         common::payment(1, account_of(3, EUR), account_of(5, EUR), EUR, 1),
     ];
     for operation in operations {

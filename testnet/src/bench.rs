@@ -8,6 +8,7 @@ use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tpw_contracts::ops::Transfer;
 use tpw_contracts::{Body, Operation, ResultCode, Transaction, TransferKind};
 use tpw_node::client::Client;
 
@@ -72,7 +73,7 @@ pub fn presign(network_id: [u8; 32], keys: &[SigningKey], transfers: usize) -> V
                         .map(|index| {
                             let from = index % partners;
                             let to = (from + 1 + (index / partners) % (partners - 1)) % partners;
-                            let operation = Operation::Transfer {
+                            let operation = Operation::Transfer(Transfer {
                                 id: index as u128,
                                 debit_account: partner_account(from),
                                 credit_account: partner_account(to),
@@ -80,7 +81,7 @@ pub fn presign(network_id: [u8; 32], keys: &[SigningKey], transfers: usize) -> V
                                 amount: 1,
                                 kind: TransferKind::Posted,
                                 reference: 0,
-                            };
+                            });
                             Transaction::sign(network_id, &keys[from], Body::single(operation))
                                 .to_bytes()
                         })

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tpw_contracts::ops::Transfer;
 use tpw_contracts::{Body, Operation, Transaction, TransferKind};
 use tpw_node::client::Client;
 
@@ -351,14 +352,16 @@ async fn client(
             .collect();
         let operations: Vec<Operation> = transfers
             .iter()
-            .map(|transfer| Operation::Transfer {
-                id: transfer.id,
-                debit_account: partner_tracked_account(partner),
-                credit_account: partner_tracked_account(transfer.to),
-                asset: LOAD_ASSET,
-                amount: transfer.amount,
-                kind: TransferKind::Posted,
-                reference: 0,
+            .map(|transfer| {
+                Operation::Transfer(Transfer {
+                    id: transfer.id,
+                    debit_account: partner_tracked_account(partner),
+                    credit_account: partner_tracked_account(transfer.to),
+                    asset: LOAD_ASSET,
+                    amount: transfer.amount,
+                    kind: TransferKind::Posted,
+                    reference: 0,
+                })
             })
             .collect();
         let body = if operations.len() == 1 {
@@ -424,7 +427,7 @@ async fn bad_input(
         .build()
         .unwrap_or_default();
     let valid = || {
-        let operation = Operation::Transfer {
+        let operation = Operation::Transfer(Transfer {
             id: 7,
             debit_account: partner_tracked_account(0),
             credit_account: partner_tracked_account(1),
@@ -432,7 +435,7 @@ async fn bad_input(
             amount: 1,
             kind: TransferKind::Posted,
             reference: 0,
-        };
+        });
         Transaction::sign(network_id, &partner_key(0), Body::single(operation)).to_bytes()
     };
     let submit_body = |envelope: &[u8]| {
@@ -459,7 +462,7 @@ async fn bad_input(
                 .body(submit_body(&envelope[..envelope.len() / 2]))
         }
         4 => {
-            let operation = Operation::Transfer {
+            let operation = Operation::Transfer(Transfer {
                 id: 8,
                 debit_account: partner_tracked_account(0),
                 credit_account: 999_999_999,
@@ -467,7 +470,7 @@ async fn bad_input(
                 amount: 1,
                 kind: TransferKind::Posted,
                 reference: 0,
-            };
+            });
             let envelope =
                 Transaction::sign(network_id, &partner_key(0), Body::single(operation)).to_bytes();
             http.post(format!("{api}/v1/transactions"))

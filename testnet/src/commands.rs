@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use tpw_contracts::ops::{CloseCycle, OpenCycle, SubmitObligation, Transfer};
 use tpw_contracts::{Body, Operation, Transaction, TransferKind};
 use tpw_node::client::{Client, ClientError};
 
@@ -189,31 +190,31 @@ async fn netting_cycle(
         Transaction::sign(network_id, key, Body::single(operation)).to_bytes()
     };
     let leader = Client::new(&voters[0].api).with_key(&bank);
-    let open = Operation::OpenCycle {
+    let open = Operation::OpenCycle(OpenCycle {
         cycle,
         asset: LOAD_ASSET,
         closes_at_ms: tpw_node::runtime::now_ms() + 3_600_000,
         members: (0..partners).map(crate::network::partner_id).collect(),
-    };
+    });
     submit_with_retries(&leader, sign(&bank, open)).await?;
     let mut obligations = 0;
     for from in 0..partners {
         for (step, invoice) in [(1usize, 12_000u128), (3, 7_500), (5, 4_200)] {
             let to = (from + step) % partners;
-            let operation = Operation::SubmitObligation {
+            let operation = Operation::SubmitObligation(SubmitObligation {
                 id: cycle * 100 + (from * 10 + step) as u128,
                 cycle,
                 debit_account: partner_account(from),
                 credit_account: partner_account(to),
                 amount: invoice + 100 * from as u128,
-            };
+            });
             let node = Client::new(&voters[obligations % voters.len()].api);
             if submit_with_retries(&node, sign(&partner_key(from), operation)).await? {
                 obligations += 1;
             }
         }
     }
-    let close = Operation::CloseCycle { cycle, carry_to: 0 };
+    let close = Operation::CloseCycle(CloseCycle { cycle, carry_to: 0 });
     submit_with_retries(&leader, sign(&bank, close)).await?;
     let report = leader
         .netting_cycle(cycle)
@@ -252,7 +253,7 @@ pub async fn demo(dir: &Path) -> anyhow::Result<DemoReport> {
         let Some(to) = to else {
             bail!("the network needs partners at two banks")
         };
-        let operation = Operation::Transfer {
+        let operation = Operation::Transfer(Transfer {
             id: started_ms * 1000 + index as u128,
             debit_account: partner_account(from),
             credit_account: partner_account(to),
@@ -260,7 +261,7 @@ pub async fn demo(dir: &Path) -> anyhow::Result<DemoReport> {
             amount: 1_000 + index as u128,
             kind: TransferKind::Posted,
             reference: index as u128,
-        };
+        });
         let envelope =
             Transaction::sign(network_id, &partner_key(from), Body::single(operation)).to_bytes();
         let node = Client::new(&voters[index % voters.len()].api);

@@ -11,6 +11,7 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tpw_contracts::ops::Transfer;
 use tpw_contracts::{Body, Operation, Transaction, TransferKind};
 use tpw_node::api_types::StatusResponse;
 use tpw_node::client::{Client, ClientError};
@@ -294,7 +295,7 @@ impl Load {
                 let mut id = id_base;
                 let mut attempts = 0usize;
                 while !stop.load(Ordering::Relaxed) {
-                    let operation = Operation::Transfer {
+                    let operation = Operation::Transfer(Transfer {
                         id,
                         debit_account: partner_account(from),
                         credit_account: partner_account(next),
@@ -302,7 +303,7 @@ impl Load {
                         amount: 1,
                         kind: TransferKind::Posted,
                         reference: 0,
-                    };
+                    });
                     let envelope =
                         Transaction::sign(network_id, &key, Body::single(operation)).to_bytes();
                     // Any voter: followers forward to the leader; retry elsewhere on failure.

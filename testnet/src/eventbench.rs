@@ -10,6 +10,7 @@ use crate::receiver::WebhookReceiver;
 use anyhow::{bail, Context};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tpw_contracts::ops::{SetWebhook, Transfer};
 use tpw_contracts::{Body, Operation, Transaction, TransferKind};
 use tpw_node::client::Client;
 
@@ -74,10 +75,10 @@ pub async fn run(
         .keys
         .iter()
         .map(|key| {
-            let operation = Operation::SetWebhook {
+            let operation = Operation::SetWebhook(SetWebhook {
                 endpoint: 0,
                 url: receiver.url(),
-            };
+            });
             Transaction::sign(network_id, key, Body::single(operation)).to_bytes()
         })
         .collect();
@@ -115,7 +116,7 @@ pub async fn run(
     let envelopes: Vec<Vec<u8>> = (0..transfers)
         .map(|index| {
             let from = index % partners;
-            let operation = Operation::Transfer {
+            let operation = Operation::Transfer(Transfer {
                 id: index as u128 + 1,
                 debit_account: partner_account(from),
                 credit_account: partner_account((from + 1) % partners),
@@ -123,7 +124,7 @@ pub async fn run(
                 amount: 1,
                 kind: TransferKind::Posted,
                 reference: 0,
-            };
+            });
             Transaction::sign(network_id, &parties.keys[from], Body::single(operation)).to_bytes()
         })
         .collect();

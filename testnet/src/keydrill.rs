@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tpw_contracts::governance::GovernanceAction;
+use tpw_contracts::ops::{AddKey, RevokeKey, Transfer};
 use tpw_contracts::{Body, Operation, ResultCode, Transaction, TransferKind};
 use tpw_node::client::Client;
 
@@ -62,7 +63,7 @@ async fn pays(
     let Ok(network_id) = network.genesis.compute_network_id() else {
         return false;
     };
-    let operation = Operation::Transfer {
+    let operation = Operation::Transfer(Transfer {
         id,
         debit_account: partner_account(partner),
         credit_account: partner_account(partner + 2),
@@ -70,7 +71,7 @@ async fn pays(
         amount: 1,
         kind: TransferKind::Posted,
         reference: 0,
-    };
+    });
     let envelope = Transaction::sign(network_id, key, Body::single(operation)).to_bytes();
     let apis = std::iter::once(first).chain(network.apis.iter().take(3).map(String::as_str));
     for api in apis {
@@ -200,20 +201,20 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
             .join("keys")
             .join(format!("bank-{}.json", bank_of(1))),
     )?;
-    let add = Operation::AddKey {
+    let add = Operation::AddKey(AddKey {
         participant: partner_id(1),
         key: spare.verifying_key().to_bytes(),
-    };
+    });
     let (status, response) = Client::new(&leader)
         .sign_and_submit(&bank, Body::single(add), true)
         .await?;
     if status != 200 || response.results[0].code != Some(ResultCode::Ok) {
         bail!("the spare key was not registered: {response:?}");
     }
-    let revoke = Operation::RevokeKey {
+    let revoke = Operation::RevokeKey(RevokeKey {
         participant: partner_id(1),
         key: leaked.verifying_key().to_bytes(),
-    };
+    });
     let (status, response) = Client::new(&leader)
         .sign_and_submit(&leaked, Body::single(revoke), true)
         .await?;

@@ -7,6 +7,7 @@ use crate::network::{partner_account, partner_key, LocalNetwork, LOAD_ASSET};
 use anyhow::{bail, Context};
 use serde::Serialize;
 use std::time::Instant;
+use tpw_contracts::ops::{CloseCycle, OpenCycle, SubmitObligation};
 use tpw_contracts::{Body, Operation, ResultCode, Transaction};
 use tpw_node::client::Client;
 
@@ -60,12 +61,12 @@ pub async fn run(obligations: usize, participants: usize) -> anyhow::Result<Nett
     let bank = tpw_node::keys::load(&dir.path().join("keys").join("bank-1.json"))?;
     let node = Client::new(&network.apis[0]).with_key(&bank);
     let cycle = 1u128;
-    let open = Operation::OpenCycle {
+    let open = Operation::OpenCycle(OpenCycle {
         cycle,
         asset: LOAD_ASSET,
         closes_at_ms: tpw_node::runtime::now_ms() + 3_600_000,
         members: (0..participants).map(crate::network::partner_id).collect(),
-    };
+    });
     let (_, opened) = node
         .sign_and_submit(&bank, Body::single(open), true)
         .await?;
@@ -81,13 +82,13 @@ pub async fn run(obligations: usize, participants: usize) -> anyhow::Result<Nett
             let offset = 1 + (stream.next() % (participants as u64 - 1)) as usize;
             let to = (from + offset) % participants;
             let amount = 1 + u128::from(stream.next() % 1_000_000);
-            let operation = Operation::SubmitObligation {
+            let operation = Operation::SubmitObligation(SubmitObligation {
                 id: index as u128,
                 cycle,
                 debit_account: partner_account(from),
                 credit_account: partner_account(to),
                 amount,
-            };
+            });
             Transaction::sign(network_id, &keys[from], Body::single(operation)).to_bytes()
         })
         .collect();
@@ -98,7 +99,7 @@ pub async fn run(obligations: usize, participants: usize) -> anyhow::Result<Nett
     }
     eprintln!("closing the cycle...");
     let started = Instant::now();
-    let close = Operation::CloseCycle { cycle, carry_to: 0 };
+    let close = Operation::CloseCycle(CloseCycle { cycle, carry_to: 0 });
     let (_, closed) = node
         .sign_and_submit(&bank, Body::single(close), true)
         .await?;

@@ -5,6 +5,12 @@ use crate::network::{
     bank_of, partner_account, partner_id, partner_second_account, BANKS, LOAD_ASSET, OPERATOR,
     REGULATOR, SECOND_ASSET,
 };
+use tpw_contracts::ops::{
+    AcceptExchange, AddKey, ApproveEscrow, ApproveProposal, ApproveTransfer, CloseCycle,
+    CreateEscrow, OfferExchange, OpenCycle, PostPending, Propose, ReleaseEscrow, Reverse,
+    SetApprovalPolicy, SetCreditLimit, SetHold, SetOutflowCap, SetTransferMax, SubmitObligation,
+    Transfer, VoidPending,
+};
 use tpw_contracts::{Body, Operation, TransferKind};
 
 /// A small seeded generator: the operation mix of one run is a function of its seed.
@@ -70,7 +76,7 @@ pub fn contract_step(
             "transfer",
             me,
             None,
-            Body::single(Operation::Transfer {
+            Body::single(Operation::Transfer(Transfer {
                 id,
                 debit_account: own,
                 credit_account: theirs,
@@ -84,23 +90,23 @@ pub fn contract_step(
                     }
                 },
                 reference: 0,
-            }),
+            })),
         ),
         3 => (
             "post_or_void",
             me,
             None,
             Body::single(if stream.below(2) == 0 {
-                Operation::PostPending {
+                Operation::PostPending(PostPending {
                     id: 100 + id,
                     pending_id: stream.below(10) as u128,
                     amount: stream.pick(&[1u128, 250, 10_000]),
-                }
+                })
             } else {
-                Operation::VoidPending {
+                Operation::VoidPending(VoidPending {
                     id: 100 + id,
                     pending_id: stream.below(10) as u128,
-                }
+                })
             }),
         ),
         4 => {
@@ -115,7 +121,7 @@ pub fn contract_step(
                 "escrow",
                 me,
                 None,
-                Body::single(Operation::CreateEscrow {
+                Body::single(Operation::CreateEscrow(CreateEscrow {
                     id: 200 + id,
                     debit_account: own,
                     credit_account: theirs,
@@ -128,7 +134,7 @@ pub fn contract_step(
                         approvers,
                         approvals_required,
                     },
-                }),
+                })),
             )
         }
         5 => {
@@ -150,14 +156,14 @@ pub fn contract_step(
                 },
                 None,
                 Body::single(if stream.below(2) == 0 {
-                    Operation::ApproveEscrow { owner, escrow_id }
+                    Operation::ApproveEscrow(ApproveEscrow { owner, escrow_id })
                 } else {
-                    Operation::ReleaseEscrow {
+                    Operation::ReleaseEscrow(ReleaseEscrow {
                         id: 300 + id,
                         owner,
                         escrow_id,
                         preimage: Some(secret),
-                    }
+                    })
                 }),
             )
         }
@@ -167,7 +173,7 @@ pub fn contract_step(
                 "exchange_offer",
                 me,
                 None,
-                Body::single(Operation::OfferExchange {
+                Body::single(Operation::OfferExchange(OfferExchange {
                     id: 400 + id,
                     debit_account: partner_account(partner),
                     credit_account: partner_account(other),
@@ -178,7 +184,7 @@ pub fn contract_step(
                     counter_asset: SECOND_ASSET,
                     counter_amount: amount * 11 / 10 + 1,
                     timeout_ms: 1 + stream.below(5_000),
-                }),
+                })),
             )
         }
         7 => {
@@ -188,11 +194,11 @@ pub fn contract_step(
                 "exchange_accept",
                 counterparty,
                 None,
-                Body::single(Operation::AcceptExchange {
+                Body::single(Operation::AcceptExchange(AcceptExchange {
                     id: 500 + id,
                     owner,
                     exchange_id,
-                }),
+                })),
             )
         }
         8 => {
@@ -204,40 +210,40 @@ pub fn contract_step(
                 "cycle_open",
                 stream.pick(&BANKS),
                 None,
-                Body::single(Operation::OpenCycle {
+                Body::single(Operation::OpenCycle(OpenCycle {
                     cycle: 1 + stream.below(4) as u128,
                     asset,
                     closes_at_ms: now_ms + 500 + stream.below(8_000),
                     members,
-                }),
+                })),
             )
         }
         9 | 10 => (
             "obligation",
             me,
             None,
-            Body::single(Operation::SubmitObligation {
+            Body::single(Operation::SubmitObligation(SubmitObligation {
                 id: 600 + id,
                 cycle: 1 + stream.below(4) as u128,
                 debit_account: own,
                 credit_account: theirs,
                 amount,
-            }),
+            })),
         ),
         11 => (
             "cycle_close",
             stream.pick(&BANKS),
             None,
-            Body::single(Operation::CloseCycle {
+            Body::single(Operation::CloseCycle(CloseCycle {
                 cycle: 1 + stream.below(4) as u128,
                 carry_to: stream.below(5) as u128,
-            }),
+            })),
         ),
         12 => (
             "credit_limit",
             me,
             None,
-            Body::single(Operation::SetCreditLimit {
+            Body::single(Operation::SetCreditLimit(SetCreditLimit {
                 debtor: partner_id(other),
                 asset,
                 limit: if stream.below(3) == 0 {
@@ -245,7 +251,7 @@ pub fn contract_step(
                 } else {
                     Some(stream.pick(&[0u128, 5_000, 1_000_000]))
                 },
-            }),
+            })),
         ),
         13 => (
             "reverse",
@@ -255,12 +261,12 @@ pub fn contract_step(
                 partner_id(other)
             },
             None,
-            Body::single(Operation::Reverse {
+            Body::single(Operation::Reverse(Reverse {
                 id: 700 + id,
                 original_owner: me,
                 original_id: stream.below(10) as u128,
                 amount: stream.pick(&[1u128, 100, 1_000_000]),
-            }),
+            })),
         ),
         14 => match stream.below(4) {
             // Per-transfer maximums are network parameters: a bank proposes, another approves
@@ -273,14 +279,14 @@ pub fn contract_step(
                     "governance_propose",
                     proposer,
                     None,
-                    Body::single(Operation::Propose {
+                    Body::single(Operation::Propose(Propose {
                         proposal,
                         expires_at_ms: now_ms + 60_000,
                         action: tpw_contracts::governance::GovernanceAction::SetTransferMax {
                             asset,
                             amount_max: stream.pick(&[0u128, 2_000_000, 1 << 60]),
                         },
-                    }),
+                    })),
                 )
             }
             1 => {
@@ -294,69 +300,69 @@ pub fn contract_step(
                     "governance_approve",
                     approver,
                     None,
-                    Body::single(Operation::ApproveProposal { proposal }),
+                    Body::single(Operation::ApproveProposal(ApproveProposal { proposal })),
                 )
             }
             2 => (
                 "limits",
                 OPERATOR,
                 None,
-                Body::single(Operation::SetTransferMax {
+                Body::single(Operation::SetTransferMax(SetTransferMax {
                     asset,
                     amount_max: 1 << 60,
-                }),
+                })),
             ),
             _ => (
                 "limits",
                 bank_of(partner),
                 None,
-                Body::single(Operation::SetOutflowCap {
+                Body::single(Operation::SetOutflowCap(SetOutflowCap {
                     participant: me,
                     asset,
                     cap: stream.pick(&[0u128, 4_000_000, 1 << 60]),
-                }),
+                })),
             ),
         },
         15 => (
             "approval_policy",
             me,
             None,
-            Body::single(Operation::SetApprovalPolicy {
+            Body::single(Operation::SetApprovalPolicy(SetApprovalPolicy {
                 account: own,
                 threshold: stream.pick(&[0u128, 5_000]),
-            }),
+            })),
         ),
         16 => (
             "add_key",
             bank_of(partner),
             None,
-            Body::single(Operation::AddKey {
+            Body::single(Operation::AddKey(AddKey {
                 participant: me,
                 key: checker_key(partner).verifying_key().to_bytes(),
-            }),
+            })),
         ),
         17 => (
             "approve_transfer",
             me,
             Some(partner),
-            Body::single(Operation::ApproveTransfer { id }),
+            Body::single(Operation::ApproveTransfer(ApproveTransfer { id })),
         ),
         18 => (
             "hold",
             REGULATOR,
             None,
-            Body::single(Operation::SetHold {
+            Body::single(Operation::SetHold(SetHold {
                 account: own,
                 frozen: stream.below(3) == 0,
                 reason: 1 + stream.below(9) as u16,
-            }),
+            })),
         ),
         _ => (
             "linked",
             me,
             None,
             Body::linked(vec![
-                Operation::Transfer {
+                Operation::Transfer(Transfer {
                     id: 800 + id,
                     debit_account: own,
                     credit_account: theirs,
@@ -364,14 +370,14 @@ pub fn contract_step(
                     amount,
                     kind: TransferKind::Posted,
                     reference: 0,
-                },
-                Operation::SubmitObligation {
+                }),
+                Operation::SubmitObligation(SubmitObligation {
                     id: 900 + id,
                     cycle: 1 + stream.below(4) as u128,
                     debit_account: own,
                     credit_account: theirs,
                     amount,
-                },
+                }),
             ]),
         ),
     }

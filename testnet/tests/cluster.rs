@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
+use tpw_contracts::ops::{SetWebhook, Transfer};
 use tpw_contracts::{Body, Operation, Transaction, TransferKind};
 use tpw_node::client::{Client, ClientError};
 use tpw_testnet::network::{partner_account, partner_id, LocalNetwork, LOAD_ASSET};
@@ -19,7 +20,7 @@ fn payment(
 ) -> Vec<u8> {
     let network_id = network.genesis.compute_network_id().unwrap();
     let to = (from + 1) % keys.len();
-    let operation = Operation::Transfer {
+    let operation = Operation::Transfer(Transfer {
         id,
         debit_account: partner_account(from),
         credit_account: partner_account(to),
@@ -27,7 +28,7 @@ fn payment(
         amount: 1,
         kind: TransferKind::Posted,
         reference: 0,
-    };
+    });
     Transaction::sign(network_id, &keys[from], Body::single(operation)).to_bytes()
 }
 
@@ -506,10 +507,10 @@ async fn webhook_deliveries_resume_on_a_new_leader() {
     let register = Transaction::sign(
         network_id,
         &parties.keys[0],
-        Body::single(Operation::SetWebhook {
+        Body::single(Operation::SetWebhook(SetWebhook {
             endpoint: 0,
             url: receiver.url(),
-        }),
+        })),
     )
     .to_bytes();
     submit_until_committed(&Client::new(&leader_api), register).await;
@@ -536,7 +537,7 @@ async fn webhook_deliveries_resume_on_a_new_leader() {
         }
         if matches!(
             event.operation,
-            Some(tpw_contracts::view::OperationView::SetWebhook { .. })
+            Some(tpw_contracts::view::OperationView::SetWebhook(_))
         ) {
             registered = true;
         }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tpw_contracts::genesis::NodeRole;
 use tpw_contracts::governance::GovernanceAction;
+use tpw_contracts::ops::Transfer;
 use tpw_contracts::{Body, Operation, Transaction, TransferKind};
 use tpw_node::client::Client;
 use tpw_testnet::drills::converge;
@@ -68,7 +69,7 @@ fn start_load(
         {
             id += 1;
             let from = (id % keys.len() as u128) as usize;
-            let operation = Operation::Transfer {
+            let operation = Operation::Transfer(Transfer {
                 id,
                 debit_account: partner_account(from),
                 credit_account: partner_account((from + 1) % keys.len()),
@@ -76,7 +77,7 @@ fn start_load(
                 amount: 1,
                 kind: TransferKind::Posted,
                 reference: 0,
-            };
+            });
             let envelope =
                 Transaction::sign(network_id, &keys[from], Body::single(operation)).to_bytes();
             for _ in 0..200 {

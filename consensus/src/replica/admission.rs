@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 use tpw_contracts::model::{
     from_bytes, Account, AccountId, AssetId, Participant, ParticipantId, Role,
 };
+use tpw_contracts::ops::Needs;
 use tpw_contracts::state::{account_key, participant_key, signer_key, SignerRecord, StoreError};
-use tpw_contracts::{Operation, ResultCode, StateStore, Transaction};
+use tpw_contracts::{ResultCode, StateStore, Transaction};
 
 /// The ledger facts admission reads. [`StateFacts`] reads them from state; the node reads them
 /// through its caches.
@@ -99,46 +100,6 @@ impl From<StoreError> for AdmissionError {
     }
 }
 
-/// What admission needs to know of one operation.
-enum Needs {
-    /// Opens an account for `owner`.
-    Opens(AccountId, ParticipantId, AssetId),
-    /// Debits an account the signer must own, in this asset.
-    OwnDebit(AccountId, AssetId),
-    /// Only a regulator may sign it.
-    RegulatorOnly,
-    /// Nothing admission can decide.
-    Nothing,
-}
-
-fn needs(operation: &Operation) -> Needs {
-    match operation {
-        Operation::OpenAccount {
-            account,
-            owner,
-            asset,
-            ..
-        } => Needs::Opens(*account, *owner, *asset),
-        Operation::Transfer {
-            debit_account,
-            asset,
-            ..
-        }
-        | Operation::CreateEscrow {
-            debit_account,
-            asset,
-            ..
-        }
-        | Operation::OfferExchange {
-            debit_account,
-            asset,
-            ..
-        } => Needs::OwnDebit(*debit_account, *asset),
-        Operation::SetHold { .. } => Needs::RegulatorOnly,
-        _ => Needs::Nothing,
-    }
-}
-
 /// Refuses what cannot succeed whatever happens first: a signer key that does not sign (not
 /// registered, or retired by the head's time), a debit account the signer does not own or
 /// that is in another asset, and a hold not signed by a regulator. Accounts the signer opens
@@ -172,7 +133,7 @@ pub fn precheck(
             Some(record) => record.participant,
         };
         for operation in &transaction.body.operations {
-            match needs(operation) {
+            match operation.needs() {
                 Needs::Opens(account, owner, asset) => {
                     opened.insert(account, (owner, asset));
                 }

@@ -4,6 +4,7 @@
 
 use super::{admin_token_path, free_port, LocalNetwork};
 use anyhow::Context;
+use tpw_contracts::ops::{ApproveProposal, Propose};
 
 /// A node prepared to join: governance still has to add it.
 pub struct PreparedNode {
@@ -34,13 +35,16 @@ impl LocalNetwork {
         for (bank, operation) in [
             (
                 "bank-1",
-                Operation::Propose {
+                Operation::Propose(Propose {
                     proposal,
                     expires_at_ms,
                     action: action.clone(),
-                },
+                }),
             ),
-            ("bank-2", Operation::ApproveProposal { proposal }),
+            (
+                "bank-2",
+                Operation::ApproveProposal(ApproveProposal { proposal }),
+            ),
         ] {
             let key = tpw_node::keys::load(&self.dir.join("keys").join(format!("{bank}.json")))?;
             let envelope = Transaction::sign(network_id, &key, Body::single(operation)).to_bytes();

@@ -15,6 +15,7 @@ use crate::network::{
 use crate::workload::{checker_key, contract_step, Recent, Stream};
 use ed25519_dalek::SigningKey;
 use tpw_contracts::model::Hash;
+use tpw_contracts::ops::{SetHold, Transfer};
 use tpw_contracts::{transaction_id, Body, Operation, ResultCode, Transaction, TransferKind};
 
 /// Silence after which a client submits the same envelope again, ms.
@@ -192,14 +193,16 @@ impl Client {
                 amount: u128::from(client.rng.between(1, 1_000)),
             }
         };
-        let as_operation = |transfer: &TrackedTransfer| Operation::Transfer {
-            id: transfer.id,
-            debit_account: transfer.debit_account,
-            credit_account: transfer.credit_account,
-            asset: LOAD_ASSET,
-            amount: transfer.amount,
-            kind: TransferKind::Posted,
-            reference: 0,
+        let as_operation = |transfer: &TrackedTransfer| {
+            Operation::Transfer(Transfer {
+                id: transfer.id,
+                debit_account: transfer.debit_account,
+                credit_account: transfer.credit_account,
+                asset: LOAD_ASSET,
+                amount: transfer.amount,
+                kind: TransferKind::Posted,
+                reference: 0,
+            })
         };
         if self.rng.below(25) == 0 {
             return self.bad_request(now_ms, partner, other);
@@ -251,7 +254,7 @@ impl Client {
         self.sequence += 1;
         let id = 3_000_000_000 + ((self.index as u128) << 32) + self.sequence as u128;
         let transfer = |debit: u128, asset: u32| {
-            Body::single(Operation::Transfer {
+            Body::single(Operation::Transfer(Transfer {
                 id,
                 debit_account: debit,
                 credit_account: partner_tracked_account(other),
@@ -259,7 +262,7 @@ impl Client {
                 amount: 1,
                 kind: TransferKind::Posted,
                 reference: 0,
-            })
+            }))
         };
         let own = partner_tracked_account(partner);
         let key = partner_key(partner);
@@ -304,11 +307,11 @@ impl Client {
                 )
             }
             _ => {
-                let body = Body::single(Operation::SetHold {
+                let body = Body::single(Operation::SetHold(SetHold {
                     account: partner_tracked_account(other),
                     frozen: true,
                     reason: 1,
-                });
+                }));
                 (
                     "regulator_only",
                     Transaction::sign(self.network_id, &key, body).to_bytes(),

@@ -13,6 +13,7 @@ use crate::network::BANKS;
 use tpw_contracts::genesis::NodeRole;
 use tpw_contracts::governance::GovernanceAction;
 use tpw_contracts::model::Hash;
+use tpw_contracts::ops::{ApproveProposal, Propose};
 use tpw_contracts::{transaction_id, Body, Operation, Transaction};
 
 /// Silence after which the operators submit the same envelope again, ms.
@@ -227,17 +228,17 @@ impl Operators {
         let propose = Transaction::sign(
             self.network_id,
             &named_key(BANKS[0]),
-            Body::single(Operation::Propose {
+            Body::single(Operation::Propose(Propose {
                 proposal,
                 expires_at_ms: now_ms + 3_600_000,
                 action,
-            }),
+            })),
         )
         .to_bytes();
         let approve = Transaction::sign(
             self.network_id,
             &named_key(BANKS[1]),
-            Body::single(Operation::ApproveProposal { proposal }),
+            Body::single(Operation::ApproveProposal(ApproveProposal { proposal })),
         )
         .to_bytes();
         self.current = Some(InProgress {

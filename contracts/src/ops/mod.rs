@@ -1,0 +1,106 @@
+//! The ledger operations, one module each (its fields, canonical encoding, JSON view, rule,
+//! admission needs and event parties), and the registry below that lists every operation once
+//! with its tag. Adding an operation is a module, a registry line, and its docs and vectors.
+
+mod accept_exchange;
+mod add_key;
+mod approve_escrow;
+mod approve_proposal;
+mod approve_transfer;
+mod close_cycle;
+mod create_escrow;
+mod interface;
+mod offer_exchange;
+mod open_account;
+mod open_cycle;
+mod post_pending;
+mod propose;
+mod registry;
+mod release_escrow;
+mod reverse;
+mod revoke_key;
+mod set_approval_policy;
+mod set_credit_limit;
+mod set_hold;
+mod set_outflow_cap;
+mod set_transfer_max;
+mod set_webhook;
+mod submit_obligation;
+mod transfer;
+mod void_pending;
+
+pub use accept_exchange::AcceptExchange;
+pub use add_key::{AddKey, AddKeyJson};
+pub use approve_escrow::ApproveEscrow;
+pub use approve_proposal::ApproveProposal;
+pub use approve_transfer::ApproveTransfer;
+pub use close_cycle::CloseCycle;
+pub use create_escrow::{CreateEscrow, CreateEscrowJson};
+pub use interface::{LedgerOperation, Needs, Parties, PartyLookup};
+pub use offer_exchange::OfferExchange;
+pub use open_account::{OpenAccount, OpenAccountJson};
+pub use open_cycle::OpenCycle;
+pub use post_pending::PostPending;
+pub use propose::{Propose, ProposeJson};
+pub use release_escrow::{ReleaseEscrow, ReleaseEscrowJson};
+pub use reverse::Reverse;
+pub use revoke_key::{RevokeKey, RevokeKeyJson};
+pub use set_approval_policy::SetApprovalPolicy;
+pub use set_credit_limit::SetCreditLimit;
+pub use set_hold::SetHold;
+pub use set_outflow_cap::SetOutflowCap;
+pub use set_transfer_max::SetTransferMax;
+pub use set_webhook::{webhook_key, webhook_url_valid, SetWebhook};
+pub use submit_obligation::SubmitObligation;
+pub use transfer::{Transfer, TransferJson};
+pub use void_pending::VoidPending;
+
+use crate::model::{AccountId, AssetId, TransferId};
+use interface::Rule;
+
+// The registry: every operation once, with its tag on the wire. Tags are never reused.
+registry::registry! {
+    1 => OpenAccount,
+    2 => Transfer,
+    3 => PostPending,
+    4 => VoidPending,
+    5 => SetHold,
+    6 => CreateEscrow,
+    7 => ApproveEscrow,
+    8 => ReleaseEscrow,
+    9 => OfferExchange,
+    10 => AcceptExchange,
+    11 => OpenCycle,
+    12 => SubmitObligation,
+    13 => CloseCycle,
+    14 => Reverse,
+    15 => SetTransferMax,
+    16 => SetOutflowCap,
+    17 => SetApprovalPolicy,
+    18 => AddKey,
+    19 => ApproveTransfer,
+    20 => SetCreditLimit,
+    21 => SetWebhook,
+    22 => Propose,
+    23 => ApproveProposal,
+    24 => RevokeKey,
+}
+
+impl Operation {
+    /// A posted transfer with no client reference: the most common operation.
+    pub fn posted(
+        id: TransferId,
+        debit_account: AccountId,
+        credit_account: AccountId,
+        asset: AssetId,
+        amount: u128,
+    ) -> Self {
+        Operation::Transfer(Transfer::posted(
+            id,
+            debit_account,
+            credit_account,
+            asset,
+            amount,
+        ))
+    }
+}
