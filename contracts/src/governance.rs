@@ -200,14 +200,14 @@ pub enum GovernanceAction {
         overlap_ms: u64,
     },
     /// Removes one of a participant's keys at once.
-    RevokeKey {
+    RevokeParticipantKey {
         /// The participant.
         participant: ParticipantId,
         /// The key.
         key: PublicKey,
     },
     /// Sets (or with 0 removes) an asset's per-transfer maximum.
-    SetTransferMax {
+    SetAssetTransferMax {
         /// The asset.
         asset: AssetId,
         /// Largest amount of one transfer.
@@ -237,11 +237,11 @@ impl GovernanceAction {
             GovernanceAction::Onboard { participant, .. }
             | GovernanceAction::Offboard { participant }
             | GovernanceAction::RotateKey { participant, .. }
-            | GovernanceAction::RevokeKey { participant, .. } => Some(*participant),
+            | GovernanceAction::RevokeParticipantKey { participant, .. } => Some(*participant),
             GovernanceAction::AddNode { .. }
             | GovernanceAction::RemoveNode { .. }
             | GovernanceAction::RotateNodeKey { .. }
-            | GovernanceAction::SetTransferMax { .. }
+            | GovernanceAction::SetAssetTransferMax { .. }
             | GovernanceAction::SetApprovalsRequired { .. } => None,
         }
     }
@@ -305,12 +305,12 @@ impl GovernanceAction {
                 writer.fixed(old_key);
                 writer.u64(*overlap_ms);
             }
-            GovernanceAction::RevokeKey { participant, key } => {
+            GovernanceAction::RevokeParticipantKey { participant, key } => {
                 writer.u8(ACTION_REVOKE_KEY);
                 writer.u64(*participant);
                 writer.fixed(key);
             }
-            GovernanceAction::SetTransferMax { asset, amount_max } => {
+            GovernanceAction::SetAssetTransferMax { asset, amount_max } => {
                 writer.u8(ACTION_SET_TRANSFER_MAX);
                 writer.u32(*asset);
                 writer.u128(*amount_max);
@@ -358,11 +358,11 @@ impl GovernanceAction {
                 old_key: reader.array("rotate_key.old_key")?,
                 overlap_ms: reader.u64("rotate_key.overlap_ms")?,
             },
-            ACTION_REVOKE_KEY => GovernanceAction::RevokeKey {
+            ACTION_REVOKE_KEY => GovernanceAction::RevokeParticipantKey {
                 participant: reader.u64("revoke_key.participant")?,
                 key: reader.array("revoke_key.key")?,
             },
-            ACTION_SET_TRANSFER_MAX => GovernanceAction::SetTransferMax {
+            ACTION_SET_TRANSFER_MAX => GovernanceAction::SetAssetTransferMax {
                 asset: reader.u32("set_transfer_max.asset")?,
                 amount_max: reader.u128("set_transfer_max.amount_max")?,
             },
@@ -858,10 +858,10 @@ fn check(
                 return refuse(ResultCode::TooManyKeys);
             }
         }
-        A::RevokeKey { participant, key } => {
+        A::RevokeParticipantKey { participant, key } => {
             return revoke_check(overlay, *participant, key, context.block.time_ms);
         }
-        A::SetTransferMax { asset, .. } => {
+        A::SetAssetTransferMax { asset, .. } => {
             if overlay.asset(*asset)?.is_none() {
                 return refuse(ResultCode::UnknownAsset);
             }
@@ -1071,7 +1071,7 @@ fn execute(
             }
             put_participant(overlay, &found);
         }
-        A::RevokeKey { participant, key } => {
+        A::RevokeParticipantKey { participant, key } => {
             let Some(mut found) = overlay.participant(*participant)? else {
                 return Err(ApplyError::Invariant(
                     "a checked participant is gone".into(),
@@ -1080,7 +1080,7 @@ fn execute(
             drop_key(overlay, &mut found, key);
             put_participant(overlay, &found);
         }
-        A::SetTransferMax { asset, amount_max } => {
+        A::SetAssetTransferMax { asset, amount_max } => {
             crate::limits_rules::put_transfer_max(overlay, *asset, *amount_max)
         }
         A::SetApprovalsRequired { approvals } => overlay.put(
@@ -1156,11 +1156,11 @@ mod tests {
                 old_key: [8; 32],
                 overlap_ms: 60_000,
             },
-            GovernanceAction::RevokeKey {
+            GovernanceAction::RevokeParticipantKey {
                 participant: 9,
                 key,
             },
-            GovernanceAction::SetTransferMax {
+            GovernanceAction::SetAssetTransferMax {
                 asset: 1,
                 amount_max: 10_000,
             },

@@ -65,14 +65,16 @@ pub enum GovernanceActionView {
         overlap_ms: u64,
     },
     /// Removes a key at once.
-    RevokeKey {
+    #[serde(rename = "revoke_key")]
+    RevokeParticipantKey {
         /// Participant id.
         participant: ParticipantId,
         /// Key, hex.
         key: String,
     },
     /// Sets an asset's per-transfer maximum ("0" removes it).
-    SetTransferMax {
+    #[serde(rename = "set_transfer_max")]
+    SetAssetTransferMax {
         /// Asset.
         asset: AssetId,
         /// Largest amount of one transfer.
@@ -135,11 +137,11 @@ impl From<&GovernanceAction> for GovernanceActionView {
                 old_key: hex::encode(old_key),
                 overlap_ms: *overlap_ms,
             },
-            A::RevokeKey { participant, key } => Self::RevokeKey {
+            A::RevokeParticipantKey { participant, key } => Self::RevokeParticipantKey {
                 participant: *participant,
                 key: hex::encode(key),
             },
-            A::SetTransferMax { asset, amount_max } => Self::SetTransferMax {
+            A::SetAssetTransferMax { asset, amount_max } => Self::SetAssetTransferMax {
                 asset: *asset,
                 amount_max: *amount_max,
             },
@@ -223,11 +225,11 @@ impl GovernanceActionView {
                 old_key: parse_hash32(old_key)?,
                 overlap_ms: *overlap_ms,
             },
-            Self::RevokeKey { participant, key } => A::RevokeKey {
+            Self::RevokeParticipantKey { participant, key } => A::RevokeParticipantKey {
                 participant: *participant,
                 key: parse_hash32(key)?,
             },
-            Self::SetTransferMax { asset, amount_max } => A::SetTransferMax {
+            Self::SetAssetTransferMax { asset, amount_max } => A::SetAssetTransferMax {
                 asset: *asset,
                 amount_max: *amount_max,
             },

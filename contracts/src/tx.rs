@@ -1,4 +1,5 @@
-//! Signed transactions: operations, the canonical body, and the envelope that carries a signature.
+//! Signed transactions: the canonical body of operations (`crate::ops`) and the envelope that
+//! carries a signature.
 //!
 //! Envelope layout (docs/encoding.md): version u8 | network_id [32] | signer key [32] |
 //! body (u32 length + bytes) | signature [64]. The signature covers [`SIGNING_DOMAIN`]

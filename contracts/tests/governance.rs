@@ -74,7 +74,7 @@ fn a_parameter_changes_only_when_m_of_n_bank_members_approve_in_time() {
     // the change applies in the block of the M-th approval (not before), retries are idempotent,
     // and an expired or decided proposal takes no more approvals.
     let mut ledger = Ledger::new();
-    let cap = |amount_max| GovernanceAction::SetTransferMax {
+    let cap = |amount_max| GovernanceAction::SetAssetTransferMax {
         asset: EUR,
         amount_max,
     };
@@ -155,7 +155,7 @@ fn a_parameter_changes_only_when_m_of_n_bank_members_approve_in_time() {
             &mut ledger,
             BANK_A,
             3,
-            GovernanceAction::SetTransferMax {
+            GovernanceAction::SetAssetTransferMax {
                 asset: 99,
                 amount_max: 1
             }

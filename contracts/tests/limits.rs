@@ -25,7 +25,7 @@ fn set_transfer_max(ledger: &mut Ledger, proposal: u64, amount_max: u128) {
     let propose = Operation::Propose(Propose {
         proposal,
         expires_at_ms,
-        action: tpw_contracts::governance::GovernanceAction::SetTransferMax {
+        action: tpw_contracts::governance::GovernanceAction::SetAssetTransferMax {
             asset: EUR,
             amount_max,
         },

@@ -501,7 +501,7 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
                 Operation::Propose(Propose {
                     proposal: u64::from(*asset),
                     expires_at_ms: ledger.time_ms + 3_600_000,
-                    action: tpw_contracts::governance::GovernanceAction::SetTransferMax {
+                    action: tpw_contracts::governance::GovernanceAction::SetAssetTransferMax {
                         asset: *asset,
                         amount_max: *value,
                     },

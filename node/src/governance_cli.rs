@@ -226,12 +226,12 @@ impl Change {
             Change::RevokeKey {
                 participant,
                 public_key,
-            } => GovernanceAction::RevokeKey {
+            } => GovernanceAction::RevokeParticipantKey {
                 participant,
                 key: key(&public_key, "--public-key")?,
             },
             Change::TransferMax { asset, amount_max } => {
-                GovernanceAction::SetTransferMax { asset, amount_max }
+                GovernanceAction::SetAssetTransferMax { asset, amount_max }
             }
             Change::ApprovalsRequired { approvals } => {
                 GovernanceAction::SetApprovalsRequired { approvals }

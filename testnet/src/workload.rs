@@ -282,7 +282,7 @@ pub fn contract_step(
                     Body::single(Operation::Propose(Propose {
                         proposal,
                         expires_at_ms: now_ms + 60_000,
-                        action: tpw_contracts::governance::GovernanceAction::SetTransferMax {
+                        action: tpw_contracts::governance::GovernanceAction::SetAssetTransferMax {
                             asset,
                             amount_max: stream.pick(&[0u128, 2_000_000, 1 << 60]),
                         },

@@ -104,3 +104,27 @@ impl Operation {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{DecodeError, Reader};
+
+    #[test]
+    fn an_unregistered_tag_is_malformed() {
+        // Proves decoding refuses every tag the registry does not list, naming the tag field.
+        let registered: Vec<u8> = (1..=24).collect();
+        for tag in 0..=u8::MAX {
+            let bytes = [tag];
+            let mut reader = Reader::new(&bytes);
+            let refused_for_tag = matches!(
+                Operation::decode(&mut reader),
+                Err(DecodeError::InvalidValue {
+                    field: "operation.tag",
+                    ..
+                })
+            );
+            assert_eq!(refused_for_tag, !registered.contains(&tag), "tag {tag}");
+        }
+    }
+}
