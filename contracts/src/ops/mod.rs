@@ -109,6 +109,52 @@ impl Operation {
 mod tests {
     use super::*;
     use crate::codec::{DecodeError, Reader};
+    use crate::governance::GovernanceAction;
+    use crate::model::ParticipantId;
+    use std::collections::BTreeMap;
+
+    /// A ledger of account owners and nothing else.
+    struct Owners(BTreeMap<AccountId, ParticipantId>);
+
+    impl PartyLookup for Owners {
+        type Error = ();
+        fn account_owner(&self, account: AccountId) -> Result<Option<ParticipantId>, ()> {
+            Ok(self.0.get(&account).copied())
+        }
+        fn transfer_accounts(
+            &self,
+            _owner: ParticipantId,
+            _id: TransferId,
+        ) -> Result<Option<(AccountId, AccountId)>, ()> {
+            Ok(None)
+        }
+        fn cycle_parties(&self, _cycle: u128) -> Result<Vec<ParticipantId>, ()> {
+            Ok(Vec::new())
+        }
+        fn bank_members(&self) -> Result<Vec<ParticipantId>, ()> {
+            Ok(Vec::new())
+        }
+        fn proposal_action(&self, _proposal: u64) -> Result<Option<GovernanceAction>, ()> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn a_payment_concerns_its_signer_and_both_account_owners_once() {
+        // Proves an operation's parties are the signer and the owners its accounts name, each
+        // once and ascending, and that an unknown account adds no one.
+        let lookup = Owners(BTreeMap::from([(301, 7), (501, 3)]));
+        let mut parties = Parties::new(&lookup, Some(7));
+        Operation::posted(1, 301, 501, 1, 10)
+            .parties(&mut parties)
+            .unwrap();
+        assert_eq!(parties.finish(), vec![3, 7]);
+        let mut parties = Parties::new(&lookup, Some(7));
+        Operation::posted(1, 301, 999, 1, 10)
+            .parties(&mut parties)
+            .unwrap();
+        assert_eq!(parties.finish(), vec![7]);
+    }
 
     #[test]
     fn an_unregistered_tag_is_malformed() {
