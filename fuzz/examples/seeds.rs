@@ -1,6 +1,6 @@
 //! Writes the seed corpora of the fuzz targets (fuzz/corpus/<target>/): valid inputs of every
 //! kind each target decodes, so the fuzzer starts deep inside the formats instead of guessing
-//! them. Run from fuzz/: `cargo +nightly run --release --example seeds`. The envelopes of
+//! them. Run `cargo run --release --locked -p tpw-fuzz --example seeds`. The envelopes of
 //! docs/encoding-vectors.json are included as they are; the rest is built with the crates'
 //! own encoders, so the seeds follow the formats as they change.
 
@@ -11,7 +11,12 @@ use tpw_consensus::raft_types::{Entry, EntryType, Message, MessageType, Snapshot
 use tpw_consensus::wire::forward::{encode_reply, encode_request, ForwardRefusal};
 use tpw_consensus::wire::{SnapshotDescriptor, SnapshotRequest, SnapshotResponse};
 use tpw_contracts::block::{merkle_root, DeadLetter, WebhookProgress};
-use tpw_contracts::ops::{AcceptExchange, AddKey, ApproveEscrow, ApproveTransfer, CloseCycle, CreateEscrow, OfferExchange, OpenAccount, OpenCycle, PostPending, ReleaseEscrow, Reverse, SetApprovalPolicy, SetCreditLimit, SetHold, SetOutflowCap, SetTransferMax, SetWebhook, SubmitObligation, Transfer, VoidPending};
+use tpw_contracts::ops::{
+    AcceptExchange, AddKey, ApproveEscrow, ApproveTransfer, CloseCycle, CreateEscrow,
+    OfferExchange, OpenAccount, OpenCycle, PostPending, ReleaseEscrow, Reverse, SetApprovalPolicy,
+    SetCreditLimit, SetHold, SetOutflowCap, SetTransferMax, SetWebhook, SubmitObligation, Transfer,
+    VoidPending,
+};
 use tpw_contracts::tx::EscrowTerms;
 use tpw_contracts::{
     transaction_id, BlockEffect, BlockHeader, BlockRecord, Body, Operation, Proposal, Receipt,
@@ -72,15 +77,17 @@ fn write(root: &Path, target: &str, seeds: &Seeds) -> std::io::Result<()> {
 
 /// One body per operation kind, and a linked batch.
 fn bodies() -> Vec<(&'static str, Body)> {
-    let transfer = |id| Operation::Transfer(Transfer {
-        id,
-        debit_account: 301,
-        credit_account: 501,
-        asset: 1,
-        amount: 1_250_000,
-        kind: TransferKind::Posted,
-        reference: 4711,
-    });
+    let transfer = |id| {
+        Operation::Transfer(Transfer {
+            id,
+            debit_account: 301,
+            credit_account: 501,
+            asset: 1,
+            amount: 1_250_000,
+            kind: TransferKind::Posted,
+            reference: 4711,
+        })
+    };
     let operations = vec![
         (
             "open-account",
@@ -254,7 +261,10 @@ fn bodies() -> Vec<(&'static str, Body)> {
                 key: [5; 32],
             }),
         ),
-        ("approve-transfer", Operation::ApproveTransfer(ApproveTransfer { id: 11 })),
+        (
+            "approve-transfer",
+            Operation::ApproveTransfer(ApproveTransfer { id: 11 }),
+        ),
         (
             "hold",
             Operation::SetHold(SetHold {
