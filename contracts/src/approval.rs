@@ -15,8 +15,7 @@ use crate::pending::post_reserved;
 use crate::result::ResultCode;
 use crate::state::{participant_key, prefix, signer_key};
 
-/// How long a transfer that asked to post at once waits for its checker: one day of block time.
-pub const APPROVAL_TIMEOUT_MS: u64 = 86_400_000;
+pub use crate::limits::APPROVAL_TIMEOUT_MS;
 
 /// Key of an account's approval threshold.
 pub fn policy_key(account: AccountId) -> Vec<u8> {

@@ -26,12 +26,9 @@ pub struct Proposal {
     pub webhooks: Vec<WebhookProgress>,
 }
 
-/// Progress entries one proposal may carry.
-pub const WEBHOOK_PROGRESS_MAX: usize = 4096;
-/// Dead-lettered or revived deliveries one progress entry may carry.
-pub const WEBHOOK_DEAD_MAX: usize = 256;
-/// Bytes of a dead letter's last error.
-pub const WEBHOOK_ERROR_SIZE_MAX: usize = 160;
+pub use crate::limits::WEBHOOK_DEAD_MAX;
+pub use crate::limits::WEBHOOK_ERROR_SIZE_MAX;
+pub use crate::limits::WEBHOOK_PROGRESS_MAX;
 
 /// A delivery that exhausted its attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -457,9 +454,7 @@ impl BlockEffect {
     }
 }
 
-/// Effects one block may record: every expiry it may run and every cycle it may close by time.
-pub const EFFECTS_PER_BLOCK_MAX: usize =
-    crate::limits::EXPIRIES_PER_BLOCK_MAX + crate::limits::CYCLE_CLOSES_PER_BLOCK_MAX;
+pub use crate::limits::EFFECTS_PER_BLOCK_MAX;
 
 fn read_code(reader: &mut Reader<'_>) -> Result<ResultCode, DecodeError> {
     let number = reader.u16("receipt.code")?;

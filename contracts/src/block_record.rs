@@ -10,8 +10,7 @@ use crate::block::{BlockEffect, BlockHeader, Proposal, Receipt, EFFECTS_PER_BLOC
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::limits::BLOCK_SIZE_MAX;
 
-/// Bytes of the header inside a block record (a header is 253 bytes).
-const HEADER_SIZE_MAX: usize = 1024;
+use crate::limits::HEADER_SIZE_MAX;
 
 /// A block as nodes store and exchange it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,22 +16,12 @@ use crate::state::{
     key_owner_key, participant_key, prefix, signer_key, SignerRecord, StateStore, StoreError,
 };
 
-/// Longest a proposal stays open, in block time.
-pub const PROPOSAL_LIFETIME_MS_MAX: u64 = 30 * 24 * 3600 * 1000;
-/// Longest a rotated-out key stays valid beside its successor, in block time.
-pub const KEY_OVERLAP_MS_MAX: u64 = 30 * 24 * 3600 * 1000;
-/// Node records ever made: removed nodes keep theirs, since Raft ids and node keys are never
-/// reused.
-pub const NODES_MAX: usize = 256;
-/// Voting nodes at once (Raft's quorum cost grows with each).
-pub const VOTERS_MAX: usize = 9;
-/// Active bank members: the electorate.
-pub const BANK_MEMBERS_MAX: usize = 64;
-/// Bytes of a node's peer address (`host:port`).
-pub const NODE_ADDRESS_SIZE_MAX: usize = 128;
-
-const _: () = assert!(VOTERS_MAX <= NODES_MAX);
-const _: () = assert!(BANK_MEMBERS_MAX <= u8::MAX as usize);
+pub use crate::limits::BANK_MEMBERS_MAX;
+pub use crate::limits::KEY_OVERLAP_MS_MAX;
+pub use crate::limits::NODES_MAX;
+pub use crate::limits::NODE_ADDRESS_SIZE_MAX;
+pub use crate::limits::PROPOSAL_LIFETIME_MS_MAX;
+pub use crate::limits::VOTERS_MAX;
 
 /// A record key of kind `kind` followed by a big-endian id.
 fn id_key(kind: u8, id: u64) -> Vec<u8> {

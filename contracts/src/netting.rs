@@ -23,17 +23,10 @@ use crate::result::ResultCode;
 use crate::state::prefix;
 use std::collections::BTreeMap;
 
-/// Obligations one cycle may hold: the work bound of closing it in one block.
-pub const OBLIGATIONS_PER_CYCLE_MAX: u32 = 131_072;
-/// Obligations settled by all cycle closes of one block.
-pub const OBLIGATIONS_PER_BLOCK_MAX: usize = 262_144;
 pub use crate::limits::CYCLE_CLOSES_PER_BLOCK_MAX;
-/// Largest obligation amount (2^96): sums of a full cycle stay far inside i128.
-pub const OBLIGATION_AMOUNT_MAX: u128 = 1 << 96;
-
-const _: () = assert!(
-    CYCLE_CLOSES_PER_BLOCK_MAX * OBLIGATIONS_PER_CYCLE_MAX as usize <= OBLIGATIONS_PER_BLOCK_MAX
-);
+pub use crate::limits::OBLIGATIONS_PER_BLOCK_MAX;
+pub use crate::limits::OBLIGATIONS_PER_CYCLE_MAX;
+pub use crate::limits::OBLIGATION_AMOUNT_MAX;
 
 /// Key of a cycle record.
 pub fn cycle_key(cycle: u128) -> Vec<u8> {

@@ -12,8 +12,7 @@ use crate::state::{
     account_key, asset_key, participant_key, signer_key, transfer_key, StateDiff, StateStore,
 };
 
-/// Layers open at once: a linked batch and one all-or-nothing operation inside it.
-const LAYERS_MAX: usize = 2;
+use crate::limits::LAYERS_MAX;
 
 pub(crate) struct Overlay<'s> {
     store: &'s dyn StateStore,

@@ -271,8 +271,7 @@ impl InclusionProof {
     }
 }
 
-/// Headers one proof may carry: a proof of an older block ends at an earlier head.
-pub const PROOF_HEADERS_MAX: usize = 10_000;
+pub use crate::limits::PROOF_HEADERS_MAX;
 
 fn read_path(reader: &mut Reader<'_>) -> Result<MerklePath, DecodeError> {
     let index = reader.u32("proof.path.index")?;

@@ -17,10 +17,8 @@ use crate::posting::add_amount;
 use crate::result::ResultCode;
 use crate::state::prefix;
 
-/// Reversals of one transfer.
-pub const REVERSALS_PER_TRANSFER_MAX: usize = 16;
-/// Of those, the beneficiary's own: the rest stay free for a regulator's orders.
-pub const BENEFICIARY_REVERSALS_MAX: usize = 8;
+pub use crate::limits::BENEFICIARY_REVERSALS_MAX;
+pub use crate::limits::REVERSALS_PER_TRANSFER_MAX;
 
 /// Key of a transfer's reversal record.
 pub fn reversal_key(owner: ParticipantId, id: TransferId) -> Vec<u8> {
