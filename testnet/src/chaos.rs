@@ -464,8 +464,10 @@ async fn bad_input(
         4 => {
             let operation = Operation::Transfer(Transfer {
                 id: 8,
-                debit_account: partner_tracked_account(0),
-                credit_account: 999_999_999,
+                // Admission refuses a debit account the signer does not own; the account
+                // credited is only looked at when the block applies.
+                debit_account: 999_999_999,
+                credit_account: partner_tracked_account(1),
                 asset: LOAD_ASSET,
                 amount: 1,
                 kind: TransferKind::Posted,
