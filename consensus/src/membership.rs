@@ -113,34 +113,40 @@ mod tests {
         }
     }
 
+    /// Every node's log is replicated up to 100.
+    fn caught_up(_: u64) -> Option<u64> {
+        Some(100)
+    }
+
+    /// Carries out one planned change on `current`, as Raft would once it is applied.
+    fn apply(current: &mut Membership, step: MembershipChange) {
+        match step {
+            MembershipChange::AddLearner(id) => {
+                current.learners.insert(id);
+            }
+            MembershipChange::Promote(id) => {
+                current.learners.remove(&id);
+                current.voters.insert(id);
+            }
+            MembershipChange::Remove(id) => {
+                current.voters.remove(&id);
+                current.learners.remove(&id);
+            }
+            MembershipChange::TransferLeadership(_) => unreachable!("the leader stays"),
+        }
+    }
+
     #[test]
-    fn each_step_changes_one_node_and_the_sequence_reaches_the_wanted_set() {
-        // Proves the planner's order (additions and promotions before voters leave), that a
-        // voter joins as a learner first, that a lagging learner holds back voter removals,
-        // that a leaving leader hands over to the most caught-up staying voter (also when the
-        // whole voter set is replaced), and that applying the steps one by one ends at the
-        // wanted membership.
-        let caught_up = |_: u64| Some(100);
-        let lagging = |_: u64| Some(10);
+    fn the_steps_add_and_promote_before_a_voter_leaves_and_end_at_the_wanted_set() {
+        // Proves that a voter joins as a learner first, that additions and promotions come
+        // before a voter leaves, and that applying the steps one by one ends at the wanted
+        // membership.
         let wanted = members(&[1, 2, 4], &[5]);
         let mut current = members(&[1, 2, 3], &[]);
         let mut steps = Vec::new();
         while let Some(step) = plan(&wanted, &current, 1, 100, &caught_up) {
             steps.push(step);
-            match step {
-                MembershipChange::AddLearner(id) => {
-                    current.learners.insert(id);
-                }
-                MembershipChange::Promote(id) => {
-                    current.learners.remove(&id);
-                    current.voters.insert(id);
-                }
-                MembershipChange::Remove(id) => {
-                    current.voters.remove(&id);
-                    current.learners.remove(&id);
-                }
-                MembershipChange::TransferLeadership(_) => unreachable!("1 stays"),
-            }
+            apply(&mut current, step);
             assert!(steps.len() < 10);
         }
         assert_eq!(
@@ -153,18 +159,35 @@ mod tests {
             ]
         );
         assert_eq!(current, wanted);
+    }
 
+    #[test]
+    fn a_learner_that_holds_nothing_is_not_promoted_on_a_short_log() {
+        // Proves a learner that has replicated nothing stays a learner even when the commit
+        // index is below the promotion lag.
         let joining = members(&[1, 2, 3], &[4]);
         assert_eq!(
             plan(&members(&[1, 2, 3, 4], &[]), &joining, 1, 10, &|_| Some(0)),
-            None,
-            "a learner that holds nothing is not promoted, however short the log"
+            None
         );
+    }
+
+    #[test]
+    fn a_lagging_learner_is_not_promoted_and_the_leaving_voter_waits_for_it() {
+        // Proves a learner far behind the commit index is not promoted yet, and that no voter
+        // leaves while it catches up.
+        let joining = members(&[1, 2, 3], &[4]);
+        let lagging = |_: u64| Some(10);
         assert_eq!(
             plan(&members(&[1, 2, 4], &[]), &joining, 1, 100, &lagging),
-            None,
-            "a lagging learner is not promoted yet, and node 3 waits for it"
+            None
         );
+    }
+
+    #[test]
+    fn a_leader_whose_voter_set_is_replaced_hands_over_to_the_new_voter() {
+        // Proves the last old voter, the leader, hands leadership to the new voter rather than
+        // removing itself.
         assert_eq!(
             plan(
                 &members(&[4], &[]),
@@ -173,9 +196,13 @@ mod tests {
                 100,
                 &caught_up
             ),
-            Some(MembershipChange::TransferLeadership(4)),
-            "the last old voter hands over to the new one"
+            Some(MembershipChange::TransferLeadership(4))
         );
+    }
+
+    #[test]
+    fn a_learner_no_longer_wanted_leaves_first() {
+        // Proves an unwanted learner is removed before anything else is planned.
         assert_eq!(
             plan(
                 &members(&[1, 2], &[]),
@@ -184,9 +211,14 @@ mod tests {
                 100,
                 &caught_up
             ),
-            Some(MembershipChange::Remove(7)),
-            "a learner no longer wanted leaves first"
+            Some(MembershipChange::Remove(7))
         );
+    }
+
+    #[test]
+    fn a_leaving_leader_hands_over_to_the_most_caught_up_staying_voter() {
+        // Proves a leader that must leave hands leadership to the staying voter with the
+        // highest replicated index.
         let matched = |id: u64| Some(if id == 3 { 99 } else { 50 });
         assert_eq!(
             plan(
@@ -198,6 +230,12 @@ mod tests {
             ),
             Some(MembershipChange::TransferLeadership(3))
         );
+    }
+
+    #[test]
+    fn nothing_is_planned_once_the_configuration_is_the_wanted_set() {
+        // Proves the planner stops when the current membership is the wanted one.
+        let wanted = members(&[1, 2, 4], &[5]);
         assert_eq!(plan(&wanted, &wanted, 1, 100, &caught_up), None);
     }
 }

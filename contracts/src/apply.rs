@@ -15,7 +15,9 @@ use crate::overlay::Overlay;
 use crate::pending::expire_pending;
 use crate::result::ResultCode;
 use crate::sig::{verify_all, SignatureItem};
-use crate::state::{expiry_key, parse_expiry_key, ChainHead, StateDiff, StateStore, StoreError};
+use crate::state::{
+    expiry_key, parse_expiry_key, ChainHead, Commitment, StateDiff, StateStore, StoreError,
+};
 use crate::tx::{transaction_id, EnvelopeError, Transaction};
 
 /// What one block does, for the node to persist.
@@ -54,72 +56,18 @@ pub fn apply_block(
         height: head.height + 1,
         time_ms: effective_time_ms(head, proposal.proposer_time_ms),
     };
-    let tx_ids: Vec<Hash> = proposal
-        .transactions
-        .iter()
-        .map(|bytes| transaction_id(bytes))
-        .collect();
-    let decoded: Vec<Result<Transaction, ResultCode>> = proposal
-        .transactions
-        .iter()
-        .map(|bytes| {
-            Transaction::from_bytes(bytes, &head.network_id).map_err(|error| envelope_code(&error))
-        })
-        .collect();
+    let (tx_ids, decoded) = decode_transactions(proposal, &head.network_id);
     let verdicts = check_signatures(&decoded, &tx_ids, preverified);
 
     let mut overlay = Overlay::new(store);
     let expired = expire_due(&mut overlay, store, context)?;
     let closed = crate::netting::close_due(&mut overlay, store, context)?;
-    let effects: Vec<BlockEffect> = expired
-        .iter()
-        .map(|(owner, id)| BlockEffect::PendingExpired {
-            owner: *owner,
-            id: *id,
-        })
-        .chain(
-            closed
-                .into_iter()
-                .map(|cycle| BlockEffect::CycleSettled { cycle }),
-        )
-        .collect();
-    let mut receipts = Vec::with_capacity(decoded.len());
-    let mut signers = Vec::with_capacity(decoded.len());
-    for (index, transaction) in decoded.iter().enumerate() {
-        let tx_id = tx_ids[index];
-        let (signer, receipt) = match transaction {
-            Err(code) => (
-                None,
-                Receipt {
-                    tx_id,
-                    code: *code,
-                    operations: Vec::new(),
-                },
-            ),
-            Ok(_) if !verdicts[index] => (
-                None,
-                Receipt {
-                    tx_id,
-                    code: ResultCode::BadSignature,
-                    operations: Vec::new(),
-                },
-            ),
-            Ok(transaction) => apply_transaction(&mut overlay, context, tx_id, transaction)?,
-        };
-        signers.push(signer);
-        receipts.push(receipt);
-    }
+    let effects = due_effects(&expired, closed);
+    let (signers, receipts) =
+        apply_transactions(&mut overlay, context, (&tx_ids, &decoded), &verdicts)?;
 
     let diff = overlay.into_diff();
-    let mut commitment = head.commitment.clone();
-    for (key, value) in &diff {
-        if let Some(old) = store.get(key)? {
-            commitment.remove(key, &old);
-        }
-        if let Some(new) = value {
-            commitment.insert(key, new);
-        }
-    }
+    let commitment = updated_commitment(store, &head.commitment, &diff)?;
     let header = BlockHeader {
         network_id: head.network_id,
         height: context.height,
@@ -149,6 +97,92 @@ pub fn apply_block(
         expired,
         effects,
     })
+}
+
+/// Each envelope's id, and its transaction or the code of why it does not decode for this
+/// network.
+fn decode_transactions(
+    proposal: &Proposal,
+    network_id: &Hash,
+) -> (Vec<Hash>, Vec<Result<Transaction, ResultCode>>) {
+    let tx_ids = proposal
+        .transactions
+        .iter()
+        .map(|bytes| transaction_id(bytes))
+        .collect();
+    let decoded = proposal
+        .transactions
+        .iter()
+        .map(|bytes| {
+            Transaction::from_bytes(bytes, network_id).map_err(|error| envelope_code(&error))
+        })
+        .collect();
+    (tx_ids, decoded)
+}
+
+/// The block's effects of what fell due at its start: the expired pending transfers, then the
+/// netting cycles closed by time.
+fn due_effects(expired: &[(ParticipantId, TransferId)], closed: Vec<u128>) -> Vec<BlockEffect> {
+    expired
+        .iter()
+        .map(|(owner, id)| BlockEffect::PendingExpired {
+            owner: *owner,
+            id: *id,
+        })
+        .chain(
+            closed
+                .into_iter()
+                .map(|cycle| BlockEffect::CycleSettled { cycle }),
+        )
+        .collect()
+}
+
+/// Applies the transactions in block order: an envelope that did not decode or whose signature
+/// fails gets its code and no signer; the others are applied. Returns each one's signer and
+/// receipt.
+fn apply_transactions(
+    overlay: &mut Overlay<'_>,
+    context: BlockContext,
+    (tx_ids, decoded): (&[Hash], &[Result<Transaction, ResultCode>]),
+    verdicts: &[bool],
+) -> Result<(Vec<Option<ParticipantId>>, Vec<Receipt>), ApplyError> {
+    let mut receipts = Vec::with_capacity(decoded.len());
+    let mut signers = Vec::with_capacity(decoded.len());
+    for (index, transaction) in decoded.iter().enumerate() {
+        let tx_id = tx_ids[index];
+        let refused = |code| Receipt {
+            tx_id,
+            code,
+            operations: Vec::new(),
+        };
+        let (signer, receipt) = match transaction {
+            Err(code) => (None, refused(*code)),
+            Ok(_) if !verdicts[index] => (None, refused(ResultCode::BadSignature)),
+            Ok(transaction) => apply_transaction(overlay, context, tx_id, transaction)?,
+        };
+        signers.push(signer);
+        receipts.push(receipt);
+    }
+    Ok((signers, receipts))
+}
+
+/// The state commitment after the block: `commitment` with each changed record's old value
+/// taken out and its new value put in.
+fn updated_commitment(
+    store: &dyn StateStore,
+    commitment: &Commitment,
+    diff: &StateDiff,
+) -> Result<Commitment, ApplyError> {
+    let mut commitment = commitment.clone();
+    for (key, value) in diff {
+        if let Some(old) = store.get(key)? {
+            commitment.remove(key, &old);
+        }
+        if let Some(new) = value {
+            commitment.insert(key, new);
+        }
+    }
+    Ok(commitment)
 }
 
 /// The earliest block time at which something falls due without a transaction (a pending

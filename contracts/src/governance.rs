@@ -236,8 +236,24 @@ impl GovernanceAction {
         }
     }
 
+    /// Its tag byte in the canonical encoding.
+    fn tag(&self) -> u8 {
+        match self {
+            GovernanceAction::AddNode { .. } => ACTION_ADD_NODE,
+            GovernanceAction::RemoveNode { .. } => ACTION_REMOVE_NODE,
+            GovernanceAction::RotateNodeKey { .. } => ACTION_ROTATE_NODE_KEY,
+            GovernanceAction::Onboard { .. } => ACTION_ONBOARD,
+            GovernanceAction::Offboard { .. } => ACTION_OFFBOARD,
+            GovernanceAction::RotateKey { .. } => ACTION_ROTATE_KEY,
+            GovernanceAction::RevokeParticipantKey { .. } => ACTION_REVOKE_KEY,
+            GovernanceAction::SetAssetTransferMax { .. } => ACTION_SET_TRANSFER_MAX,
+            GovernanceAction::SetApprovalsRequired { .. } => ACTION_SET_APPROVALS_REQUIRED,
+        }
+    }
+
     /// Canonical encoding: a tag byte, then the fields in declaration order.
     pub fn encode(&self, writer: &mut Writer) {
+        writer.u8(self.tag());
         match self {
             GovernanceAction::AddNode {
                 node,
@@ -246,19 +262,14 @@ impl GovernanceAction {
                 role,
                 address,
             } => {
-                writer.u8(ACTION_ADD_NODE);
                 writer.u64(*node);
                 writer.string(name);
                 writer.fixed(public_key);
                 writer.u8(role_code(*role));
                 writer.string(address);
             }
-            GovernanceAction::RemoveNode { node } => {
-                writer.u8(ACTION_REMOVE_NODE);
-                writer.u64(*node);
-            }
+            GovernanceAction::RemoveNode { node } => writer.u64(*node),
             GovernanceAction::RotateNodeKey { node, public_key } => {
-                writer.u8(ACTION_ROTATE_NODE_KEY);
                 writer.u64(*node);
                 writer.fixed(public_key);
             }
@@ -268,47 +279,35 @@ impl GovernanceAction {
                 role,
                 bank,
                 keys,
-            } => {
-                writer.u8(ACTION_ONBOARD);
-                Participant {
-                    id: *participant,
-                    name: name.clone(),
-                    role: *role,
-                    bank: *bank,
-                    keys: keys.clone(),
-                }
-                .encode(writer);
+            } => Participant {
+                id: *participant,
+                name: name.clone(),
+                role: *role,
+                bank: *bank,
+                keys: keys.clone(),
             }
-            GovernanceAction::Offboard { participant } => {
-                writer.u8(ACTION_OFFBOARD);
-                writer.u64(*participant);
-            }
+            .encode(writer),
+            GovernanceAction::Offboard { participant } => writer.u64(*participant),
             GovernanceAction::RotateKey {
                 participant,
                 new_key,
                 old_key,
                 overlap_ms,
             } => {
-                writer.u8(ACTION_ROTATE_KEY);
                 writer.u64(*participant);
                 writer.fixed(new_key);
                 writer.fixed(old_key);
                 writer.u64(*overlap_ms);
             }
             GovernanceAction::RevokeParticipantKey { participant, key } => {
-                writer.u8(ACTION_REVOKE_KEY);
                 writer.u64(*participant);
                 writer.fixed(key);
             }
             GovernanceAction::SetAssetTransferMax { asset, amount_max } => {
-                writer.u8(ACTION_SET_TRANSFER_MAX);
                 writer.u32(*asset);
                 writer.u128(*amount_max);
             }
-            GovernanceAction::SetApprovalsRequired { approvals } => {
-                writer.u8(ACTION_SET_APPROVALS_REQUIRED);
-                writer.u8(*approvals);
-            }
+            GovernanceAction::SetApprovalsRequired { approvals } => writer.u8(*approvals),
         }
     }
 
@@ -712,7 +711,7 @@ fn check(
     action: &GovernanceAction,
 ) -> Result<Option<ResultCode>, ApplyError> {
     use GovernanceAction as A;
-    let refuse = |code| Ok(Some(code));
+    let now_ms = context.block.time_ms;
     match action {
         A::AddNode {
             node,
@@ -720,148 +719,227 @@ fn check(
             public_key,
             role,
             address,
-        } => {
-            if *node == 0 || !valid_name(name) || !valid_address(address) {
-                return refuse(ResultCode::InvalidNode);
-            }
-            if !valid_key(public_key) {
-                return refuse(ResultCode::InvalidKey);
-            }
-            let nodes = nodes(overlay)?;
-            if nodes.iter().any(|record| record.id == *node) {
-                return refuse(ResultCode::NodeExists);
-            }
-            if nodes.iter().any(|record| record.public_key == *public_key) {
-                return refuse(ResultCode::KeyInUse);
-            }
-            let voters = nodes
-                .iter()
-                .filter(|record| record.active() && record.role == NodeRole::Voter)
-                .count();
-            if nodes.len() >= NODES_MAX || (*role == NodeRole::Voter && voters >= VOTERS_MAX) {
-                return refuse(ResultCode::TooManyNodes);
-            }
-        }
-        A::RemoveNode { node } => {
-            let nodes = nodes(overlay)?;
-            let Some(record) = nodes
-                .iter()
-                .find(|record| record.id == *node && record.active())
-            else {
-                return refuse(ResultCode::UnknownNode);
-            };
-            let voters = nodes
-                .iter()
-                .filter(|record| record.active() && record.role == NodeRole::Voter)
-                .count();
-            if record.role == NodeRole::Voter && voters <= 1 {
-                return refuse(ResultCode::LastVoter);
-            }
-        }
-        A::RotateNodeKey { node, public_key } => {
-            if !valid_key(public_key) {
-                return refuse(ResultCode::InvalidKey);
-            }
-            let nodes = nodes(overlay)?;
-            if !nodes
-                .iter()
-                .any(|record| record.id == *node && record.active())
-            {
-                return refuse(ResultCode::UnknownNode);
-            }
-            if nodes.iter().any(|record| record.public_key == *public_key) {
-                return refuse(ResultCode::KeyInUse);
-            }
-        }
+        } => check_add_node(overlay, *node, name, public_key, *role, address),
+        A::RemoveNode { node } => check_remove_node(overlay, *node),
+        A::RotateNodeKey { node, public_key } => check_rotate_node_key(overlay, *node, public_key),
         A::Onboard {
             participant,
             name,
             role,
             bank,
             keys,
-        } => {
-            if overlay.get(&participant_key(*participant))?.is_some() {
-                return refuse(ResultCode::ParticipantExists);
-            }
-            let mut unique = keys.clone();
-            unique.sort_unstable();
-            unique.dedup();
-            let shape = valid_name(name)
-                && !keys.is_empty()
-                && keys.len() <= PARTICIPANT_KEYS_MAX
-                && unique.len() == keys.len()
-                && (*role == Role::SettlementPartner) == bank.is_some();
-            if !shape {
-                return refuse(ResultCode::InvalidParticipant);
-            }
-            if let Some(bank) = bank {
-                let members = electorate(overlay)?;
-                if !members.contains(bank) {
-                    return refuse(ResultCode::InvalidParticipant);
-                }
-            }
-            if *role == Role::BankMember && electorate(overlay)?.len() >= BANK_MEMBERS_MAX {
-                return refuse(ResultCode::TooManyBankMembers);
-            }
-            for key in keys {
-                if !valid_key(key) {
-                    return refuse(ResultCode::InvalidKey);
-                }
-                if overlay.get(&key_owner_key(key))?.is_some() {
-                    return refuse(ResultCode::KeyInUse);
-                }
-            }
-        }
-        A::Offboard { participant } => {
-            let found = match active_participant(overlay, *participant)? {
-                Ok(found) => found,
-                Err(code) => return refuse(code),
-            };
-            if found.role == Role::BankMember && electorate(overlay)?.len() <= 1 {
-                return refuse(ResultCode::LastBankMember);
-            }
-        }
+        } => check_onboard(overlay, *participant, name, *role, *bank, keys),
+        A::Offboard { participant } => check_offboard(overlay, *participant),
         A::RotateKey {
             participant,
             new_key,
             old_key,
             overlap_ms,
-        } => {
-            let found = match active_participant(overlay, *participant)? {
-                Ok(found) => found,
-                Err(code) => return refuse(code),
-            };
-            if !found.keys.contains(old_key) {
-                return refuse(ResultCode::KeyNotRegistered);
-            }
-            if *overlap_ms > KEY_OVERLAP_MS_MAX {
-                return refuse(ResultCode::InvalidOverlap);
-            }
-            if !valid_key(new_key) {
-                return refuse(ResultCode::InvalidKey);
-            }
-            if overlay.get(&key_owner_key(new_key))?.is_some() {
-                return refuse(ResultCode::KeyInUse);
-            }
-            let live = live_keys(overlay, &found, context.block.time_ms)?;
-            if live.len() >= PARTICIPANT_KEYS_MAX {
-                return refuse(ResultCode::TooManyKeys);
-            }
-        }
+        } => check_rotate_key(
+            overlay,
+            *participant,
+            (new_key, old_key),
+            *overlap_ms,
+            now_ms,
+        ),
         A::RevokeParticipantKey { participant, key } => {
-            return revoke_check(overlay, *participant, key, context.block.time_ms);
+            revoke_check(overlay, *participant, key, now_ms)
         }
-        A::SetAssetTransferMax { asset, .. } => {
-            if overlay.asset(*asset)?.is_none() {
-                return refuse(ResultCode::UnknownAsset);
-            }
+        A::SetAssetTransferMax { asset, .. } => check_asset_transfer_max(overlay, *asset),
+        A::SetApprovalsRequired { approvals } => check_approvals_required(overlay, *approvals),
+    }
+}
+
+/// The active voters among the node records.
+fn active_voters(nodes: &[NodeRecord]) -> usize {
+    nodes
+        .iter()
+        .filter(|record| record.active() && record.role == NodeRole::Voter)
+        .count()
+}
+
+/// Why a node may not join: a malformed record or key, an id or key already used, or a full
+/// node set (or voter set, for a voter).
+fn check_add_node(
+    overlay: &Overlay<'_>,
+    node: u64,
+    name: &str,
+    public_key: &PublicKey,
+    role: NodeRole,
+    address: &str,
+) -> Result<Option<ResultCode>, ApplyError> {
+    let refuse = |code| Ok(Some(code));
+    if node == 0 || !valid_name(name) || !valid_address(address) {
+        return refuse(ResultCode::InvalidNode);
+    }
+    if !valid_key(public_key) {
+        return refuse(ResultCode::InvalidKey);
+    }
+    let nodes = nodes(overlay)?;
+    if nodes.iter().any(|record| record.id == node) {
+        return refuse(ResultCode::NodeExists);
+    }
+    if nodes.iter().any(|record| record.public_key == *public_key) {
+        return refuse(ResultCode::KeyInUse);
+    }
+    let voters = active_voters(&nodes);
+    if nodes.len() >= NODES_MAX || (role == NodeRole::Voter && voters >= VOTERS_MAX) {
+        return refuse(ResultCode::TooManyNodes);
+    }
+    Ok(None)
+}
+
+/// Why a node may not leave: it is not an active node, or it is the last voter.
+fn check_remove_node(overlay: &Overlay<'_>, node: u64) -> Result<Option<ResultCode>, ApplyError> {
+    let nodes = nodes(overlay)?;
+    let Some(record) = nodes
+        .iter()
+        .find(|record| record.id == node && record.active())
+    else {
+        return Ok(Some(ResultCode::UnknownNode));
+    };
+    if record.role == NodeRole::Voter && active_voters(&nodes) <= 1 {
+        return Ok(Some(ResultCode::LastVoter));
+    }
+    Ok(None)
+}
+
+/// Why a node's key may not be replaced: a malformed key, no such active node, or a key in use.
+fn check_rotate_node_key(
+    overlay: &Overlay<'_>,
+    node: u64,
+    public_key: &PublicKey,
+) -> Result<Option<ResultCode>, ApplyError> {
+    if !valid_key(public_key) {
+        return Ok(Some(ResultCode::InvalidKey));
+    }
+    let nodes = nodes(overlay)?;
+    if !nodes
+        .iter()
+        .any(|record| record.id == node && record.active())
+    {
+        return Ok(Some(ResultCode::UnknownNode));
+    }
+    if nodes.iter().any(|record| record.public_key == *public_key) {
+        return Ok(Some(ResultCode::KeyInUse));
+    }
+    Ok(None)
+}
+
+/// Why a participant may not be registered: its id is taken, its record is malformed (a
+/// partner without an active sponsoring bank member counts), the electorate is full, or one of
+/// its keys is malformed or in use.
+fn check_onboard(
+    overlay: &Overlay<'_>,
+    participant: ParticipantId,
+    name: &str,
+    role: Role,
+    bank: Option<ParticipantId>,
+    keys: &[PublicKey],
+) -> Result<Option<ResultCode>, ApplyError> {
+    let refuse = |code| Ok(Some(code));
+    if overlay.get(&participant_key(participant))?.is_some() {
+        return refuse(ResultCode::ParticipantExists);
+    }
+    let mut unique = keys.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    let shape = valid_name(name)
+        && !keys.is_empty()
+        && keys.len() <= PARTICIPANT_KEYS_MAX
+        && unique.len() == keys.len()
+        && (role == Role::SettlementPartner) == bank.is_some();
+    if !shape {
+        return refuse(ResultCode::InvalidParticipant);
+    }
+    if let Some(bank) = bank {
+        let members = electorate(overlay)?;
+        if !members.contains(&bank) {
+            return refuse(ResultCode::InvalidParticipant);
         }
-        A::SetApprovalsRequired { approvals } => {
-            let members = electorate(overlay)?.len();
-            if *approvals == 0 || usize::from(*approvals) > members {
-                return refuse(ResultCode::InvalidApprovalsRequired);
-            }
+    }
+    if role == Role::BankMember && electorate(overlay)?.len() >= BANK_MEMBERS_MAX {
+        return refuse(ResultCode::TooManyBankMembers);
+    }
+    for key in keys {
+        if !valid_key(key) {
+            return refuse(ResultCode::InvalidKey);
         }
+        if overlay.get(&key_owner_key(key))?.is_some() {
+            return refuse(ResultCode::KeyInUse);
+        }
+    }
+    Ok(None)
+}
+
+/// Why a participant may not be offboarded: it is not active, or it is the last bank member.
+fn check_offboard(
+    overlay: &Overlay<'_>,
+    participant: ParticipantId,
+) -> Result<Option<ResultCode>, ApplyError> {
+    let found = match active_participant(overlay, participant)? {
+        Ok(found) => found,
+        Err(code) => return Ok(Some(code)),
+    };
+    if found.role == Role::BankMember && electorate(overlay)?.len() <= 1 {
+        return Ok(Some(ResultCode::LastBankMember));
+    }
+    Ok(None)
+}
+
+/// Why a participant's key may not be rotated: the participant is not active, the old key is
+/// not its own, the overlap is too long, the new key is malformed or in use, or the
+/// participant already has as many live keys as allowed.
+fn check_rotate_key(
+    overlay: &Overlay<'_>,
+    participant: ParticipantId,
+    (new_key, old_key): (&PublicKey, &PublicKey),
+    overlap_ms: u64,
+    now_ms: u64,
+) -> Result<Option<ResultCode>, ApplyError> {
+    let refuse = |code| Ok(Some(code));
+    let found = match active_participant(overlay, participant)? {
+        Ok(found) => found,
+        Err(code) => return refuse(code),
+    };
+    if !found.keys.contains(old_key) {
+        return refuse(ResultCode::KeyNotRegistered);
+    }
+    if overlap_ms > KEY_OVERLAP_MS_MAX {
+        return refuse(ResultCode::InvalidOverlap);
+    }
+    if !valid_key(new_key) {
+        return refuse(ResultCode::InvalidKey);
+    }
+    if overlay.get(&key_owner_key(new_key))?.is_some() {
+        return refuse(ResultCode::KeyInUse);
+    }
+    let live = live_keys(overlay, &found, now_ms)?;
+    if live.len() >= PARTICIPANT_KEYS_MAX {
+        return refuse(ResultCode::TooManyKeys);
+    }
+    Ok(None)
+}
+
+/// Why an asset's per-transfer maximum may not be set: the asset is unknown.
+fn check_asset_transfer_max(
+    overlay: &Overlay<'_>,
+    asset: AssetId,
+) -> Result<Option<ResultCode>, ApplyError> {
+    if overlay.asset(asset)?.is_none() {
+        return Ok(Some(ResultCode::UnknownAsset));
+    }
+    Ok(None)
+}
+
+/// Why M may not be set: it is 0 or more than the active bank members.
+fn check_approvals_required(
+    overlay: &Overlay<'_>,
+    approvals: u8,
+) -> Result<Option<ResultCode>, ApplyError> {
+    let members = electorate(overlay)?.len();
+    if approvals == 0 || usize::from(approvals) > members {
+        return Ok(Some(ResultCode::InvalidApprovalsRequired));
     }
     Ok(None)
 }
@@ -942,11 +1020,21 @@ fn execute(
     context: &OperationContext<'_>,
     action: &GovernanceAction,
 ) -> Result<Option<ResultCode>, ApplyError> {
-    use GovernanceAction as A;
     if let Some(code) = check(overlay, context, action)? {
         return Ok(Some(code));
     }
-    let now_ms = context.block.time_ms;
+    carry_out(overlay, context, action)?;
+    Ok(None)
+}
+
+/// Writes the change of a checked action.
+fn carry_out(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    action: &GovernanceAction,
+) -> Result<(), ApplyError> {
+    use GovernanceAction as A;
+    let height = context.block.height;
     match action {
         A::AddNode {
             node,
@@ -954,121 +1042,31 @@ fn execute(
             public_key,
             role,
             address,
-        } => put_node(
-            overlay,
-            &NodeRecord {
-                id: *node,
-                name: name.clone(),
-                public_key: *public_key,
-                role: *role,
-                address: address.clone(),
-                removed_at_height: None,
-            },
-        ),
-        A::RemoveNode { node } | A::RotateNodeKey { node, .. } => {
-            let Some(mut record) = overlay.typed(&node_key(*node), NodeRecord::decode)? else {
-                return Err(ApplyError::Invariant("a checked node has no record".into()));
-            };
-            match action {
-                A::RotateNodeKey { public_key, .. } => record.public_key = *public_key,
-                _ => record.removed_at_height = Some(context.block.height),
-            }
-            put_node(overlay, &record);
-        }
+        } => add_node(overlay, *node, name, public_key, *role, address),
+        A::RemoveNode { node } => remove_node(overlay, *node, height)?,
+        A::RotateNodeKey { node, public_key } => rotate_node_key(overlay, *node, public_key)?,
         A::Onboard {
             participant,
             name,
             role,
             bank,
             keys,
-        } => {
-            let record = Participant {
-                id: *participant,
-                name: name.clone(),
-                role: *role,
-                bank: *bank,
-                keys: keys.clone(),
-            };
-            for key in keys {
-                put_signer(
-                    overlay,
-                    key,
-                    SignerRecord {
-                        participant: *participant,
-                        retire_at_ms: None,
-                    },
-                );
-            }
-            if *role == Role::BankMember {
-                overlay.put(member_key(*participant), Some(Vec::new()));
-            }
-            put_participant(overlay, &record);
-        }
-        A::Offboard { participant } => {
-            let Some(mut found) = overlay.participant(*participant)? else {
-                return Err(ApplyError::Invariant(
-                    "a checked participant is gone".into(),
-                ));
-            };
-            for key in found.keys.clone() {
-                drop_key(overlay, &mut found, &key);
-            }
-            put_participant(overlay, &found);
-            overlay.put(member_key(*participant), None);
-            overlay.put(
-                offboarded_key(*participant),
-                Some(context.block.height.to_le_bytes().to_vec()),
-            );
-        }
+        } => onboard(overlay, *participant, name, *role, *bank, keys),
+        A::Offboard { participant } => offboard(overlay, *participant, height)?,
         A::RotateKey {
             participant,
             new_key,
             old_key,
             overlap_ms,
-        } => {
-            let Some(mut found) = overlay.participant(*participant)? else {
-                return Err(ApplyError::Invariant(
-                    "a checked participant is gone".into(),
-                ));
-            };
-            // Keys whose overlap already ended leave the record now.
-            let live = live_keys(overlay, &found, now_ms)?;
-            for key in found.keys.clone() {
-                if !live.contains(&key) {
-                    drop_key(overlay, &mut found, &key);
-                }
-            }
-            found.keys.push(*new_key);
-            put_signer(
-                overlay,
-                new_key,
-                SignerRecord {
-                    participant: *participant,
-                    retire_at_ms: None,
-                },
-            );
-            if *overlap_ms == 0 {
-                drop_key(overlay, &mut found, old_key);
-            } else if found.keys.contains(old_key) {
-                put_signer(
-                    overlay,
-                    old_key,
-                    SignerRecord {
-                        participant: *participant,
-                        retire_at_ms: Some(now_ms.saturating_add(*overlap_ms)),
-                    },
-                );
-            }
-            put_participant(overlay, &found);
-        }
+        } => rotate_key(
+            overlay,
+            *participant,
+            (new_key, old_key),
+            *overlap_ms,
+            context.block.time_ms,
+        )?,
         A::RevokeParticipantKey { participant, key } => {
-            let Some(mut found) = overlay.participant(*participant)? else {
-                return Err(ApplyError::Invariant(
-                    "a checked participant is gone".into(),
-                ));
-            };
-            drop_key(overlay, &mut found, key);
-            put_participant(overlay, &found);
+            revoke_participant_key(overlay, *participant, key)?
         }
         A::SetAssetTransferMax { asset, amount_max } => {
             crate::limits_rules::put_transfer_max(overlay, *asset, *amount_max)
@@ -1078,7 +1076,173 @@ fn execute(
             Some(to_bytes(|writer| writer.u8(*approvals))),
         ),
     }
-    Ok(None)
+    Ok(())
+}
+
+/// Records a new active node.
+fn add_node(
+    overlay: &mut Overlay<'_>,
+    node: u64,
+    name: &str,
+    public_key: &PublicKey,
+    role: NodeRole,
+    address: &str,
+) {
+    put_node(
+        overlay,
+        &NodeRecord {
+            id: node,
+            name: name.to_string(),
+            public_key: *public_key,
+            role,
+            address: address.to_string(),
+            removed_at_height: None,
+        },
+    );
+}
+
+/// Marks a node removed at `height`; its record stays.
+fn remove_node(overlay: &mut Overlay<'_>, node: u64, height: u64) -> Result<(), ApplyError> {
+    let mut record = checked_node(overlay, node)?;
+    record.removed_at_height = Some(height);
+    put_node(overlay, &record);
+    Ok(())
+}
+
+/// Replaces a node's key.
+fn rotate_node_key(
+    overlay: &mut Overlay<'_>,
+    node: u64,
+    public_key: &PublicKey,
+) -> Result<(), ApplyError> {
+    let mut record = checked_node(overlay, node)?;
+    record.public_key = *public_key;
+    put_node(overlay, &record);
+    Ok(())
+}
+
+/// The record of a node the action's check found active.
+fn checked_node(overlay: &Overlay<'_>, node: u64) -> Result<NodeRecord, ApplyError> {
+    overlay
+        .typed(&node_key(node), NodeRecord::decode)?
+        .ok_or_else(|| ApplyError::Invariant("a checked node has no record".into()))
+}
+
+/// The record of a participant the action's check found active.
+fn checked_participant(
+    overlay: &Overlay<'_>,
+    participant: ParticipantId,
+) -> Result<Participant, ApplyError> {
+    overlay
+        .participant(participant)?
+        .ok_or_else(|| ApplyError::Invariant("a checked participant is gone".into()))
+}
+
+/// Registers a participant: its keys in the signer index, a bank member in the electorate,
+/// then its record.
+fn onboard(
+    overlay: &mut Overlay<'_>,
+    participant: ParticipantId,
+    name: &str,
+    role: Role,
+    bank: Option<ParticipantId>,
+    keys: &[PublicKey],
+) {
+    for key in keys {
+        put_signer(
+            overlay,
+            key,
+            SignerRecord {
+                participant,
+                retire_at_ms: None,
+            },
+        );
+    }
+    if role == Role::BankMember {
+        overlay.put(member_key(participant), Some(Vec::new()));
+    }
+    let record = Participant {
+        id: participant,
+        name: name.to_string(),
+        role,
+        bank,
+        keys: keys.to_vec(),
+    };
+    put_participant(overlay, &record);
+}
+
+/// Ends a participant's membership: drops every key, leaves the electorate, and marks it
+/// offboarded at `height`.
+fn offboard(
+    overlay: &mut Overlay<'_>,
+    participant: ParticipantId,
+    height: u64,
+) -> Result<(), ApplyError> {
+    let mut found = checked_participant(overlay, participant)?;
+    for key in found.keys.clone() {
+        drop_key(overlay, &mut found, &key);
+    }
+    put_participant(overlay, &found);
+    overlay.put(member_key(participant), None);
+    overlay.put(
+        offboarded_key(participant),
+        Some(height.to_le_bytes().to_vec()),
+    );
+    Ok(())
+}
+
+/// Removes one of a participant's keys at once.
+fn revoke_participant_key(
+    overlay: &mut Overlay<'_>,
+    participant: ParticipantId,
+    key: &PublicKey,
+) -> Result<(), ApplyError> {
+    let mut found = checked_participant(overlay, participant)?;
+    drop_key(overlay, &mut found, key);
+    put_participant(overlay, &found);
+    Ok(())
+}
+
+/// Adds `new_key` and retires `old_key` after the overlap (at once when it is 0), first
+/// dropping the keys whose overlap already ended.
+fn rotate_key(
+    overlay: &mut Overlay<'_>,
+    participant: ParticipantId,
+    (new_key, old_key): (&PublicKey, &PublicKey),
+    overlap_ms: u64,
+    now_ms: u64,
+) -> Result<(), ApplyError> {
+    let mut found = checked_participant(overlay, participant)?;
+    // Keys whose overlap already ended leave the record now.
+    let live = live_keys(overlay, &found, now_ms)?;
+    for key in found.keys.clone() {
+        if !live.contains(&key) {
+            drop_key(overlay, &mut found, &key);
+        }
+    }
+    found.keys.push(*new_key);
+    put_signer(
+        overlay,
+        new_key,
+        SignerRecord {
+            participant,
+            retire_at_ms: None,
+        },
+    );
+    if overlap_ms == 0 {
+        drop_key(overlay, &mut found, old_key);
+    } else if found.keys.contains(old_key) {
+        put_signer(
+            overlay,
+            old_key,
+            SignerRecord {
+                participant,
+                retire_at_ms: Some(now_ms.saturating_add(overlap_ms)),
+            },
+        );
+    }
+    put_participant(overlay, &found);
+    Ok(())
 }
 
 /// A key revokes itself, or a sponsoring bank member revokes any key of its partner, at once,

@@ -156,13 +156,6 @@ impl GovernanceActionView {
     /// The action it describes; the error says which field is wrong.
     pub fn to_action(&self) -> Result<GovernanceAction, String> {
         use GovernanceAction as A;
-        let text_limit = |field: &str, text: &str, limit: usize| {
-            if text.len() > limit {
-                Err(format!("{field} has {} bytes, over {limit}", text.len()))
-            } else {
-                Ok(())
-            }
-        };
         Ok(match self {
             Self::AddNode {
                 node,
@@ -170,17 +163,7 @@ impl GovernanceActionView {
                 public_key,
                 role,
                 address,
-            } => {
-                text_limit("name", name, crate::limits::NAME_SIZE_MAX)?;
-                text_limit("address", address, crate::governance::NODE_ADDRESS_SIZE_MAX)?;
-                A::AddNode {
-                    node: *node,
-                    name: name.clone(),
-                    public_key: parse_hash32(public_key)?,
-                    role: *role,
-                    address: address.clone(),
-                }
-            }
+            } => add_node_action(*node, name, public_key, *role, address)?,
             Self::RemoveNode { node } => A::RemoveNode { node: *node },
             Self::RotateNodeKey { node, public_key } => A::RotateNodeKey {
                 node: *node,
@@ -192,25 +175,7 @@ impl GovernanceActionView {
                 role,
                 bank,
                 keys,
-            } => {
-                text_limit("name", name, crate::limits::NAME_SIZE_MAX)?;
-                if keys.len() > crate::limits::PARTICIPANT_KEYS_MAX {
-                    return Err(format!(
-                        "at most {} keys",
-                        crate::limits::PARTICIPANT_KEYS_MAX
-                    ));
-                }
-                A::Onboard {
-                    participant: *participant,
-                    name: name.clone(),
-                    role: *role,
-                    bank: *bank,
-                    keys: keys
-                        .iter()
-                        .map(|key| parse_hash32(key))
-                        .collect::<Result<_, _>>()?,
-                }
-            }
+            } => onboard_action(*participant, name, *role, *bank, keys)?,
             Self::Offboard { participant } => A::Offboard {
                 participant: *participant,
             },
@@ -238,6 +203,62 @@ impl GovernanceActionView {
             },
         })
     }
+}
+
+/// Refuses a text over `limit` bytes, naming the field: the encoding could not hold it.
+fn check_text_size(field: &str, text: &str, limit: usize) -> Result<(), String> {
+    if text.len() > limit {
+        Err(format!("{field} has {} bytes, over {limit}", text.len()))
+    } else {
+        Ok(())
+    }
+}
+
+/// An `add_node` action: its name and address within their sizes, then its key parsed.
+fn add_node_action(
+    node: u64,
+    name: &str,
+    public_key: &str,
+    role: NodeRole,
+    address: &str,
+) -> Result<GovernanceAction, String> {
+    check_text_size("name", name, crate::limits::NAME_SIZE_MAX)?;
+    check_text_size("address", address, crate::governance::NODE_ADDRESS_SIZE_MAX)?;
+    Ok(GovernanceAction::AddNode {
+        node,
+        name: name.to_string(),
+        public_key: parse_hash32(public_key)?,
+        role,
+        address: address.to_string(),
+    })
+}
+
+/// An `onboard` action: its name within its size and at most the keys a participant holds,
+/// then its keys parsed.
+fn onboard_action(
+    participant: ParticipantId,
+    name: &str,
+    role: Role,
+    bank: Option<ParticipantId>,
+    keys: &[String],
+) -> Result<GovernanceAction, String> {
+    check_text_size("name", name, crate::limits::NAME_SIZE_MAX)?;
+    if keys.len() > crate::limits::PARTICIPANT_KEYS_MAX {
+        return Err(format!(
+            "at most {} keys",
+            crate::limits::PARTICIPANT_KEYS_MAX
+        ));
+    }
+    Ok(GovernanceAction::Onboard {
+        participant,
+        name: name.to_string(),
+        role,
+        bank,
+        keys: keys
+            .iter()
+            .map(|key| parse_hash32(key))
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 /// A proposal as the API shows it.

@@ -315,7 +315,6 @@ pub(crate) fn submit(
     context: &OperationContext<'_>,
     request: &ObligationRequest,
 ) -> Result<Outcome, ApplyError> {
-    let reject = |code| Ok(Outcome::Rejected(code));
     let debtor = context.signer.id;
     if let Some(found) = overlay.typed(
         &obligation_key(debtor, request.id),
@@ -327,6 +326,34 @@ pub(crate) fn submit(
             ResultCode::IdExistsWithDifferentBody
         }));
     }
+    let (mut cycle, creditor) = match check_obligation(overlay, context, request)? {
+        Ok(checked) => checked,
+        Err(code) => return Ok(Outcome::Rejected(code)),
+    };
+    if let Some(code) = take_credit(overlay, &cycle, debtor, creditor, request.amount)? {
+        return Ok(Outcome::Rejected(code));
+    }
+    let obligation = QueuedObligation {
+        debtor,
+        id: request.id,
+        debit_account: request.debit_account,
+        credit_account: request.credit_account,
+        amount: request.amount,
+    };
+    enqueue(overlay, &mut cycle, &obligation, request.body_hash);
+    put_cycle(overlay, &cycle);
+    Ok(Outcome::Applied)
+}
+
+/// The checks of a new obligation, in the protocol's order and before anything is written:
+/// the open cycle and the creditor, or the first rejection.
+fn check_obligation(
+    overlay: &Overlay<'_>,
+    context: &OperationContext<'_>,
+    request: &ObligationRequest,
+) -> Result<Result<(CycleRecord, ParticipantId), ResultCode>, ApplyError> {
+    let reject = |code| Ok(Err(code));
+    let debtor = context.signer.id;
     if !may_pay(context.signer) {
         return reject(ResultCode::NotAuthorized);
     }
@@ -339,7 +366,7 @@ pub(crate) fn submit(
     if request.debit_account == request.credit_account {
         return reject(ResultCode::SameAccount);
     }
-    let Some(mut cycle) = overlay.typed(&cycle_key(request.cycle), CycleRecord::decode)? else {
+    let Some(cycle) = overlay.typed(&cycle_key(request.cycle), CycleRecord::decode)? else {
         return reject(ResultCode::NotCycle);
     };
     if cycle.report.is_some() {
@@ -369,19 +396,7 @@ pub(crate) fn submit(
     if crate::approval::above_threshold(overlay, request.debit_account, request.amount)? {
         return reject(ResultCode::ApprovalRequired);
     }
-    if let Some(code) = take_credit(overlay, &cycle, debtor, credit.owner, request.amount)? {
-        return reject(code);
-    }
-    let obligation = QueuedObligation {
-        debtor,
-        id: request.id,
-        debit_account: request.debit_account,
-        credit_account: request.credit_account,
-        amount: request.amount,
-    };
-    enqueue(overlay, &mut cycle, &obligation, request.body_hash);
-    put_cycle(overlay, &cycle);
-    Ok(Outcome::Applied)
+    Ok(Ok((cycle, credit.owner)))
 }
 
 fn is_member(
@@ -606,6 +621,32 @@ fn settle(
     mut cycle: CycleRecord,
     mut carry: Option<CycleRecord>,
 ) -> Result<(), ApplyError> {
+    let obligations = queued_obligations(overlay, &cycle)?;
+    let accounts = named_accounts(overlay, &obligations)?;
+    let mut positions = Positions::of(&obligations, &accounts);
+    positions.set_aside_unfunded(&obligations, &accounts)?;
+    let mut report = CycleReport {
+        height: block.height,
+        ..CycleReport::default()
+    };
+    post_nets(overlay, &positions.nets, &accounts, &mut report)?;
+    dispose(
+        overlay,
+        &obligations,
+        &positions.included,
+        &accounts,
+        carry.as_mut(),
+        &mut report,
+    )?;
+    finish(overlay, &mut cycle, report, carry)
+}
+
+/// The cycle's queued obligations in submission order, counted against the block's netting
+/// work; a queue that disagrees with the cycle's count is a broken invariant.
+fn queued_obligations(
+    overlay: &mut Overlay<'_>,
+    cycle: &CycleRecord,
+) -> Result<Vec<QueuedObligation>, ApplyError> {
     let start = queue_key(cycle.id, 0);
     let mut end = queue_key(cycle.id, u32::MAX);
     end.push(0);
@@ -628,8 +669,16 @@ fn settle(
             })?,
         );
     }
+    Ok(obligations)
+}
+
+/// Every account the obligations name, read once each, by id.
+fn named_accounts(
+    overlay: &Overlay<'_>,
+    obligations: &[QueuedObligation],
+) -> Result<BTreeMap<AccountId, Account>, ApplyError> {
     let mut accounts: BTreeMap<AccountId, Account> = BTreeMap::new();
-    for obligation in &obligations {
+    for obligation in obligations {
         for id in [obligation.debit_account, obligation.credit_account] {
             if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(id) {
                 let account = overlay.account(id)?.ok_or_else(|| {
@@ -639,76 +688,119 @@ fn settle(
             }
         }
     }
-    let mut included = vec![true; obligations.len()];
-    let mut nets: BTreeMap<AccountId, i128> = accounts.keys().map(|id| (*id, 0)).collect();
-    let mut debits_of: BTreeMap<AccountId, Vec<usize>> = BTreeMap::new();
-    let mut credits_of: BTreeMap<AccountId, Vec<usize>> = BTreeMap::new();
-    for (index, obligation) in obligations.iter().enumerate() {
-        // Money through a held account must not move, so its obligations are set aside first.
-        let held = accounts[&obligation.debit_account].has(flags::FROZEN)
-            || accounts[&obligation.credit_account].has(flags::FROZEN);
-        if held {
-            included[index] = false;
-            continue;
+    Ok(accounts)
+}
+
+/// The net positions of a cycle's accounts and which obligations still settle.
+struct Positions {
+    /// Per obligation (by index): whether it still settles.
+    included: Vec<bool>,
+    /// Per account: credits minus debits of the included obligations.
+    nets: BTreeMap<AccountId, i128>,
+    /// Per account: the indexes of its included obligations as debtor, in submission order.
+    debits_of: BTreeMap<AccountId, Vec<usize>>,
+    /// Per account: the indexes of its included obligations as creditor, in submission order.
+    credits_of: BTreeMap<AccountId, Vec<usize>>,
+}
+
+impl Positions {
+    /// The positions with every obligation included except those through a held account.
+    fn of(obligations: &[QueuedObligation], accounts: &BTreeMap<AccountId, Account>) -> Self {
+        let mut positions = Positions {
+            included: vec![true; obligations.len()],
+            nets: accounts.keys().map(|id| (*id, 0)).collect(),
+            debits_of: BTreeMap::new(),
+            credits_of: BTreeMap::new(),
+        };
+        for (index, obligation) in obligations.iter().enumerate() {
+            // Money through a held account must not move, so its obligations are set aside
+            // first.
+            let held = accounts[&obligation.debit_account].has(flags::FROZEN)
+                || accounts[&obligation.credit_account].has(flags::FROZEN);
+            if held {
+                positions.included[index] = false;
+                continue;
+            }
+            let amount = obligation.amount as i128;
+            *positions.nets.entry(obligation.debit_account).or_default() -= amount;
+            *positions.nets.entry(obligation.credit_account).or_default() += amount;
+            positions
+                .debits_of
+                .entry(obligation.debit_account)
+                .or_default()
+                .push(index);
+            positions
+                .credits_of
+                .entry(obligation.credit_account)
+                .or_default()
+                .push(index);
         }
-        let amount = obligation.amount as i128;
-        *nets.entry(obligation.debit_account).or_default() -= amount;
-        *nets.entry(obligation.credit_account).or_default() += amount;
-        debits_of
-            .entry(obligation.debit_account)
-            .or_default()
-            .push(index);
-        credits_of
-            .entry(obligation.credit_account)
-            .or_default()
-            .push(index);
+        positions
     }
-    // Accounts that cannot take their position, ordered so the last is the largest shortfall
-    // (ties: the lowest id). Each round changes two accounts, so only they are re-ranked, and
-    // set-aside obligations are skipped when popped (lazy deletion): O(n log n) for a cycle.
-    // The second key is the id's complement, which orders ids downwards: ties go to the lowest.
-    let rank = |id: AccountId, net: i128| (shortfall(&accounts[&id], net), AccountId::MAX - id);
-    let mut failing: std::collections::BTreeSet<(u128, AccountId)> = nets
-        .iter()
-        .map(|(id, net)| rank(*id, *net))
-        .filter(|(short, _)| *short > 0)
-        .collect();
-    while let Some(&(_, complement)) = failing.last() {
-        let account = AccountId::MAX - complement;
-        let side = if nets[&account] < 0 {
-            debits_of.get_mut(&account)
-        } else {
-            credits_of.get_mut(&account)
-        };
-        let Some(index) = side.and_then(|list| list.pop()) else {
-            return Err(ApplyError::Invariant(format!(
-                "account {account} fails its net position with no obligation left to set aside"
-            )));
-        };
-        if !included[index] {
-            continue;
-        }
-        included[index] = false;
-        let obligation = &obligations[index];
-        let amount = obligation.amount as i128;
-        for (id, change) in [
-            (obligation.debit_account, amount),
-            (obligation.credit_account, -amount),
-        ] {
-            let net = nets.entry(id).or_default();
-            failing.remove(&rank(id, *net));
-            *net += change;
-            let entry = rank(id, *net);
-            if entry.0 > 0 {
-                failing.insert(entry);
+
+    /// The gridlock rule: while an account cannot take its position, sets aside its latest
+    /// obligation on the failing side, largest shortfall first.
+    fn set_aside_unfunded(
+        &mut self,
+        obligations: &[QueuedObligation],
+        accounts: &BTreeMap<AccountId, Account>,
+    ) -> Result<(), ApplyError> {
+        // Accounts that cannot take their position, ordered so the last is the largest
+        // shortfall (ties: the lowest id). Each round changes two accounts, so only they are
+        // re-ranked, and set-aside obligations are skipped when popped (lazy deletion):
+        // O(n log n) for a cycle. The second key is the id's complement, which orders ids
+        // downwards: ties go to the lowest.
+        let rank = |id: AccountId, net: i128| (shortfall(&accounts[&id], net), AccountId::MAX - id);
+        let mut failing: std::collections::BTreeSet<(u128, AccountId)> = self
+            .nets
+            .iter()
+            .map(|(id, net)| rank(*id, *net))
+            .filter(|(short, _)| *short > 0)
+            .collect();
+        while let Some(&(_, complement)) = failing.last() {
+            let account = AccountId::MAX - complement;
+            let side = if self.nets[&account] < 0 {
+                self.debits_of.get_mut(&account)
+            } else {
+                self.credits_of.get_mut(&account)
+            };
+            let Some(index) = side.and_then(|list| list.pop()) else {
+                return Err(ApplyError::Invariant(format!(
+                    "account {account} fails its net position with no obligation left to set aside"
+                )));
+            };
+            if !self.included[index] {
+                continue;
+            }
+            self.included[index] = false;
+            let obligation = &obligations[index];
+            let amount = obligation.amount as i128;
+            for (id, change) in [
+                (obligation.debit_account, amount),
+                (obligation.credit_account, -amount),
+            ] {
+                let net = self.nets.entry(id).or_default();
+                failing.remove(&rank(id, *net));
+                *net += change;
+                let entry = rank(id, *net);
+                if entry.0 > 0 {
+                    failing.insert(entry);
+                }
             }
         }
+        Ok(())
     }
-    let mut report = CycleReport {
-        height: block.height,
-        ..CycleReport::default()
-    };
-    for (id, net) in &nets {
+}
+
+/// Posts each account's net amount (in account id order) and sums the net debits into the
+/// report.
+fn post_nets(
+    overlay: &mut Overlay<'_>,
+    nets: &BTreeMap<AccountId, i128>,
+    accounts: &BTreeMap<AccountId, Account>,
+    report: &mut CycleReport,
+) -> Result<(), ApplyError> {
+    for (id, net) in nets {
         if *net == 0 {
             continue;
         }
@@ -736,6 +828,19 @@ fn settle(
         }
         overlay.put_account(&account);
     }
+    Ok(())
+}
+
+/// Counts the settled obligations into the report, and carries each set-aside one over to
+/// `carry` or marks it rejected, in submission order.
+fn dispose(
+    overlay: &mut Overlay<'_>,
+    obligations: &[QueuedObligation],
+    included: &[bool],
+    accounts: &BTreeMap<AccountId, Account>,
+    mut carry: Option<&mut CycleRecord>,
+    report: &mut CycleReport,
+) -> Result<(), ApplyError> {
     for (index, obligation) in obligations.iter().enumerate() {
         if included[index] {
             report.settled += 1;
@@ -751,27 +856,10 @@ fn settle(
                 "a queued obligation without its pointer".into(),
             ));
         };
-        // A carried obligation meets the target cycle's rules as if submitted there: both
-        // parties members, within the creditor's bilateral limit, and room in the cycle.
-        let carried = match carry.as_mut() {
-            Some(target) if target.count < OBLIGATIONS_PER_CYCLE_MAX => {
-                let creditor = accounts[&obligation.credit_account].owner;
-                let admitted = is_member(overlay, target.id, obligation.debtor)?
-                    && is_member(overlay, target.id, creditor)?
-                    && take_credit(
-                        overlay,
-                        target,
-                        obligation.debtor,
-                        creditor,
-                        obligation.amount,
-                    )?
-                    .is_none();
-                if admitted {
-                    enqueue(overlay, target, obligation, pointer.body_hash);
-                }
-                admitted
-            }
-            _ => false,
+        let creditor = accounts[&obligation.credit_account].owner;
+        let carried = match carry.as_deref_mut() {
+            Some(target) => carry_over(overlay, target, obligation, creditor, pointer.body_hash)?,
+            None => false,
         };
         if carried {
             report.carried_over += 1;
@@ -781,6 +869,46 @@ fn settle(
             report.rejected += 1;
         }
     }
+    Ok(())
+}
+
+/// Queues a set-aside obligation in the target cycle if it meets that cycle's rules as if
+/// submitted there: room in the cycle, both parties members, and within the creditor's
+/// bilateral limit. Returns whether it was carried.
+fn carry_over(
+    overlay: &mut Overlay<'_>,
+    target: &mut CycleRecord,
+    obligation: &QueuedObligation,
+    creditor: ParticipantId,
+    body_hash: Hash,
+) -> Result<bool, ApplyError> {
+    if target.count >= OBLIGATIONS_PER_CYCLE_MAX {
+        return Ok(false);
+    }
+    let admitted = is_member(overlay, target.id, obligation.debtor)?
+        && is_member(overlay, target.id, creditor)?
+        && take_credit(
+            overlay,
+            target,
+            obligation.debtor,
+            creditor,
+            obligation.amount,
+        )?
+        .is_none();
+    if admitted {
+        enqueue(overlay, target, obligation, body_hash);
+    }
+    Ok(admitted)
+}
+
+/// Closes the settled cycle: drops its bilateral positions and close-time entry, records its
+/// report, and writes the cycle that took the carried obligations.
+fn finish(
+    overlay: &mut Overlay<'_>,
+    cycle: &mut CycleRecord,
+    report: CycleReport,
+    carry: Option<CycleRecord>,
+) -> Result<(), ApplyError> {
     // Bilateral positions exist only while a cycle is open.
     let start = position_key(cycle.id, 0, 0);
     let mut end = position_key(cycle.id, u64::MAX, u64::MAX);
@@ -790,7 +918,7 @@ fn settle(
     }
     overlay.put(cycle_due_key(cycle.closes_at_ms, cycle.id), None);
     cycle.report = Some(report);
-    put_cycle(overlay, &cycle);
+    put_cycle(overlay, cycle);
     if let Some(target) = carry {
         put_cycle(overlay, &target);
     }

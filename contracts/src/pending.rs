@@ -61,26 +61,8 @@ pub(crate) fn settle_pending(
     let Some(mut pending) = overlay.transfer(owner, pending_id)? else {
         return reject(ResultCode::PendingNotFound);
     };
-    match pending.state {
-        // Expiries are bounded per block, so a pending transfer can be past its deadline for a
-        // block or two before its expiry is processed: it is expired all the same.
-        TransferState::Pending if pending.expires_at_ms <= context.block.time_ms => {
-            return reject(ResultCode::PendingExpired)
-        }
-        TransferState::Pending => {}
-        TransferState::PendingPosted => return reject(ResultCode::PendingAlreadyPosted),
-        TransferState::PendingVoided => return reject(ResultCode::PendingAlreadyVoided),
-        TransferState::PendingExpired => return reject(ResultCode::PendingExpired),
-        TransferState::Rejected => return reject(ResultCode::PendingNotFound),
-        TransferState::Posted | TransferState::Voided => return reject(ResultCode::NotPending),
-    }
-    if let Some(amount) = post_amount {
-        if amount == 0 {
-            return reject(ResultCode::ZeroAmount);
-        }
-        if amount > pending.amount {
-            return reject(ResultCode::ExceedsPendingAmount);
-        }
+    if let Err(code) = check_settleable(&pending, post_amount, context.block.time_ms) {
+        return reject(code);
     }
     if let Some(code) = release(
         overlay,
@@ -120,6 +102,38 @@ pub(crate) fn settle_pending(
         pending_id,
     });
     Ok(Outcome::Applied)
+}
+
+/// Whether the pending transfer can still be posted (`post_amount`) or voided (`None`) at
+/// block time `now_ms`: still pending and not past its deadline, and a posted amount from 1 to
+/// the reserved amount.
+fn check_settleable(
+    pending: &TransferRecord,
+    post_amount: Option<u128>,
+    now_ms: u64,
+) -> Result<(), ResultCode> {
+    match pending.state {
+        // Expiries are bounded per block, so a pending transfer can be past its deadline for a
+        // block or two before its expiry is processed: it is expired all the same.
+        TransferState::Pending if pending.expires_at_ms <= now_ms => {
+            return Err(ResultCode::PendingExpired)
+        }
+        TransferState::Pending => {}
+        TransferState::PendingPosted => return Err(ResultCode::PendingAlreadyPosted),
+        TransferState::PendingVoided => return Err(ResultCode::PendingAlreadyVoided),
+        TransferState::PendingExpired => return Err(ResultCode::PendingExpired),
+        TransferState::Rejected => return Err(ResultCode::PendingNotFound),
+        TransferState::Posted | TransferState::Voided => return Err(ResultCode::NotPending),
+    }
+    if let Some(amount) = post_amount {
+        if amount == 0 {
+            return Err(ResultCode::ZeroAmount);
+        }
+        if amount > pending.amount {
+            return Err(ResultCode::ExceedsPendingAmount);
+        }
+    }
+    Ok(())
 }
 
 /// Posts the whole of a pending transfer (checked to be pending and not expired) on behalf of a

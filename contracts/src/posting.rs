@@ -60,42 +60,22 @@ pub(crate) fn add_amount(
     Ok((debit, credit))
 }
 
+/// Moves (or reserves) money between two accounts of an asset, signed by the debit account's
+/// owner: the checks in the protocol's order, then the writes.
 pub(crate) fn transfer(
     overlay: &mut Overlay<'_>,
     context: &OperationContext<'_>,
     request: &TransferRequest,
 ) -> Result<Outcome, ApplyError> {
     let reject = |code| Ok(Outcome::Rejected(code));
-    if !may_pay(context.signer) {
-        return reject(ResultCode::NotAuthorized);
-    }
-    if request.amount == 0 {
-        return reject(ResultCode::ZeroAmount);
-    }
-    if request.debit_account == request.credit_account {
-        return reject(ResultCode::SameAccount);
-    }
-    let timeout_ms = match request.kind {
-        TransferKind::Posted => None,
-        TransferKind::Pending { timeout_ms } => {
-            if timeout_ms == 0 || timeout_ms > PENDING_TIMEOUT_MS_MAX {
-                return reject(ResultCode::InvalidTimeout);
-            }
-            Some(timeout_ms)
-        }
+    let timeout_ms = match check_request(context, request) {
+        Ok(timeout_ms) => timeout_ms,
+        Err(code) => return reject(code),
     };
-    let (Some(debit), Some(credit)) = (
-        overlay.account(request.debit_account)?,
-        overlay.account(request.credit_account)?,
-    ) else {
-        return reject(ResultCode::UnknownAccount);
+    let (debit, credit) = match own_accounts(overlay, context, request)? {
+        Ok(accounts) => accounts,
+        Err(code) => return reject(code),
     };
-    if debit.owner != context.signer.id {
-        return reject(ResultCode::NotAuthorized);
-    }
-    if debit.asset != request.asset || credit.asset != request.asset {
-        return reject(ResultCode::AssetMismatch);
-    }
     // Above the account's threshold a plain transfer is reserved and waits for a second key;
     // a contract leg, which has no such wait, is refused.
     let above = approval::above_threshold(overlay, request.debit_account, request.amount)?;
@@ -124,12 +104,76 @@ pub(crate) fn transfer(
     )? {
         return reject(code);
     }
+    record_transfer(overlay, context, request, (&debit, &credit), timeout_ms);
+    if needs_checker {
+        approval::await_checker(overlay, context, request.id);
+    }
+    Ok(Outcome::Applied)
+}
+
+/// The checks that need no ledger record: the signer may pay, and the request is well formed.
+/// Returns the reservation's timeout, if the request reserves.
+fn check_request(
+    context: &OperationContext<'_>,
+    request: &TransferRequest,
+) -> Result<Option<u64>, ResultCode> {
+    if !may_pay(context.signer) {
+        return Err(ResultCode::NotAuthorized);
+    }
+    if request.amount == 0 {
+        return Err(ResultCode::ZeroAmount);
+    }
+    if request.debit_account == request.credit_account {
+        return Err(ResultCode::SameAccount);
+    }
+    match request.kind {
+        TransferKind::Posted => Ok(None),
+        TransferKind::Pending { timeout_ms } => {
+            if timeout_ms == 0 || timeout_ms > PENDING_TIMEOUT_MS_MAX {
+                return Err(ResultCode::InvalidTimeout);
+            }
+            Ok(Some(timeout_ms))
+        }
+    }
+}
+
+/// The debit and credit accounts, if both exist, the signer owns the debit account, and both
+/// are in the request's asset.
+fn own_accounts(
+    overlay: &Overlay<'_>,
+    context: &OperationContext<'_>,
+    request: &TransferRequest,
+) -> Result<Result<(Account, Account), ResultCode>, ApplyError> {
+    let (Some(debit), Some(credit)) = (
+        overlay.account(request.debit_account)?,
+        overlay.account(request.credit_account)?,
+    ) else {
+        return Ok(Err(ResultCode::UnknownAccount));
+    };
+    if debit.owner != context.signer.id {
+        return Ok(Err(ResultCode::NotAuthorized));
+    }
+    if debit.asset != request.asset || credit.asset != request.asset {
+        return Ok(Err(ResultCode::AssetMismatch));
+    }
+    Ok(Ok((debit, credit)))
+}
+
+/// Writes an accepted transfer: both accounts, the expiry entry of a reservation, and the
+/// signer's transfer record (pending until `timeout_ms` of block time, or posted).
+fn record_transfer(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    request: &TransferRequest,
+    (debit, credit): (&Account, &Account),
+    timeout_ms: Option<u64>,
+) {
     let expires_at_ms = match timeout_ms {
         None => 0,
         Some(timeout_ms) => context.block.time_ms.saturating_add(timeout_ms),
     };
-    overlay.put_account(&debit);
-    overlay.put_account(&credit);
+    overlay.put_account(debit);
+    overlay.put_account(credit);
     let state = if timeout_ms.is_some() {
         TransferState::Pending
     } else {
@@ -156,10 +200,6 @@ pub(crate) fn transfer(
         expires_at_ms,
         pending_id: 0,
     });
-    if needs_checker {
-        approval::await_checker(overlay, context, request.id);
-    }
-    Ok(Outcome::Applied)
 }
 
 /// What the record of a rejected transfer names besides its id: the accounts, asset and amount

@@ -9,8 +9,8 @@
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::context::{ApplyError, OperationContext, Outcome};
 use crate::model::{
-    account_flags as flags, to_bytes, Hash, ParticipantId, Role, TransferId, TransferRecord,
-    TransferState,
+    account_flags as flags, to_bytes, Account, Hash, ParticipantId, Role, TransferId,
+    TransferRecord, TransferState,
 };
 use crate::overlay::Overlay;
 use crate::posting::add_amount;
@@ -87,12 +87,50 @@ pub(crate) fn reverse(
     request: &ReversalRequest,
 ) -> Result<Outcome, ApplyError> {
     let reject = |code| Ok(Outcome::Rejected(code));
-    let Some(original) = overlay.transfer(request.original_owner, request.original_id)? else {
-        return reject(ResultCode::NotReversible);
+    let original = match settled_original(overlay, request)? {
+        Ok(original) => original,
+        Err(code) => return reject(code),
     };
-    // Settled: posted at once or by a post operation, or a reservation a contract posted whole
-    // (an exchange leg on acceptance, a transfer on its checker's approval). A reservation
-    // posted by its owner is reversed through the post operation's own record instead.
+    let order = context.signer.role == Role::Regulator;
+    let checked = match check_reversal(overlay, context, request, &original, order)? {
+        Ok(checked) => checked,
+        Err(code) => return reject(code),
+    };
+    let (beneficiary, payer) =
+        match add_amount(checked.beneficiary, checked.payer, request.amount, false) {
+            Ok(accounts) => accounts,
+            Err(code) => return reject(code),
+        };
+    // The beneficiary's own reversal is a payment of its own, under its limits; a
+    // regulator's order is not.
+    if !order {
+        if let Some(code) = crate::limits_rules::check_and_count(
+            overlay,
+            context.block.time_ms,
+            context.signer.id,
+            original.asset,
+            request.amount,
+        )? {
+            return reject(code);
+        }
+    }
+    overlay.put_account(&beneficiary);
+    overlay.put_account(&payer);
+    record_reversal(overlay, context, request, &original, checked.record);
+    Ok(Outcome::Applied)
+}
+
+/// The transfer to reverse, if it is settled and moved money. Settled: posted at once or by a
+/// post operation, or a reservation a contract posted whole (an exchange leg on acceptance, a
+/// transfer on its checker's approval). A reservation posted by its owner is reversed through
+/// the post operation's own record instead.
+fn settled_original(
+    overlay: &Overlay<'_>,
+    request: &ReversalRequest,
+) -> Result<Result<TransferRecord, ResultCode>, ApplyError> {
+    let Some(original) = overlay.transfer(request.original_owner, request.original_id)? else {
+        return Ok(Err(ResultCode::NotReversible));
+    };
     let settled = match original.state {
         TransferState::Posted => true,
         TransferState::PendingPosted => {
@@ -106,8 +144,30 @@ pub(crate) fn reverse(
         _ => false,
     };
     if !settled || original.amount == 0 {
-        return reject(ResultCode::NotReversible);
+        return Ok(Err(ResultCode::NotReversible));
     }
+    Ok(Ok(original))
+}
+
+/// What a reversal that passed its checks moves money between, and the original's reversal
+/// record so far.
+struct CheckedReversal {
+    beneficiary: Account,
+    payer: Account,
+    record: ReversalRecord,
+}
+
+/// The checks of a reversal of a settled transfer, in the protocol's order: who may reverse,
+/// the amount, the reversal counts and the amount left, held accounts and the maker-checker
+/// threshold (these two only for the beneficiary's own reversal).
+fn check_reversal(
+    overlay: &Overlay<'_>,
+    context: &OperationContext<'_>,
+    request: &ReversalRequest,
+    original: &TransferRecord,
+    order: bool,
+) -> Result<Result<CheckedReversal, ResultCode>, ApplyError> {
+    let reject = |code| Ok(Err(code));
     let (Some(beneficiary), Some(payer)) = (
         overlay.account(original.credit_account)?,
         overlay.account(original.debit_account)?,
@@ -116,7 +176,6 @@ pub(crate) fn reverse(
             "a settled transfer names a missing account".into(),
         ));
     };
-    let order = context.signer.role == Role::Regulator;
     if !order && beneficiary.owner != context.signer.id {
         return reject(ResultCode::NotBeneficiary);
     }
@@ -124,7 +183,7 @@ pub(crate) fn reverse(
         return reject(ResultCode::ZeroAmount);
     }
     let key = reversal_key(request.original_owner, request.original_id);
-    let mut record = overlay
+    let record = overlay
         .typed(&key, ReversalRecord::decode)?
         .unwrap_or_default();
     let by_beneficiary = record
@@ -148,28 +207,28 @@ pub(crate) fn reverse(
     {
         return reject(ResultCode::ApprovalRequired);
     }
-    let (beneficiary, payer) = match add_amount(beneficiary, payer, request.amount, false) {
-        Ok(accounts) => accounts,
-        Err(code) => return reject(code),
-    };
-    // The beneficiary's own reversal is a payment of its own, under its limits; a
-    // regulator's order is not.
-    if !order {
-        if let Some(code) = crate::limits_rules::check_and_count(
-            overlay,
-            context.block.time_ms,
-            context.signer.id,
-            original.asset,
-            request.amount,
-        )? {
-            return reject(code);
-        }
-    }
-    overlay.put_account(&beneficiary);
-    overlay.put_account(&payer);
+    Ok(Ok(CheckedReversal {
+        beneficiary,
+        payer,
+        record,
+    }))
+}
+
+/// Adds the reversal to the original's reversal record and records it as the signer's posted
+/// transfer back from the original's credit account to its debit account.
+fn record_reversal(
+    overlay: &mut Overlay<'_>,
+    context: &OperationContext<'_>,
+    request: &ReversalRequest,
+    original: &TransferRecord,
+    mut record: ReversalRecord,
+) {
     record.reversed += request.amount;
     record.reversals.push((context.signer.id, request.id));
-    overlay.put(key, Some(to_bytes(|writer| record.encode(writer))));
+    overlay.put(
+        reversal_key(request.original_owner, request.original_id),
+        Some(to_bytes(|writer| record.encode(writer))),
+    );
     overlay.put_transfer(&TransferRecord {
         owner: context.signer.id,
         id: request.id,
@@ -187,5 +246,4 @@ pub(crate) fn reverse(
         // reversal record lists this reversal.
         pending_id: request.original_id,
     });
-    Ok(Outcome::Applied)
 }

@@ -110,68 +110,92 @@ pub fn precheck(
 ) -> Result<(), AdmissionError> {
     let mut opened: BTreeMap<AccountId, (ParticipantId, AssetId)> = BTreeMap::new();
     for (index, transaction) in transactions.iter().enumerate() {
-        let refuse = |code: ResultCode, message: String| {
+        let refuse = |(code, message): Refused| {
             Err(AdmissionError::Refused(Refusal {
                 index,
                 code,
                 message,
             }))
         };
-        let signer = match facts.signer(&transaction.signer)? {
-            None => {
-                return refuse(
-                    ResultCode::UnknownSigner,
-                    "the signer key is not registered to any participant of this network".into(),
-                )
-            }
-            Some(record) if !record.signs_at(facts.head_time_ms()) => {
-                return refuse(
-                    ResultCode::KeyRetired,
-                    "the signer key was rotated out and its overlap window has ended".into(),
-                )
-            }
-            Some(record) => record.participant,
+        let signer = match signing_participant(facts, transaction)? {
+            Ok(signer) => signer,
+            Err(refused) => return refuse(refused),
         };
         for operation in &transaction.body.operations {
-            match operation.needs() {
-                Needs::Opens(account, owner, asset) => {
-                    opened.insert(account, (owner, asset));
-                }
-                Needs::OwnDebit(account, asset) => {
-                    let found = match opened.get(&account) {
-                        Some(found) => Some(*found),
-                        None => facts.account(account)?,
-                    };
-                    match found {
-                        Some((owner, found)) if owner == signer => {
-                            if found != asset {
-                                return refuse(
-                                    ResultCode::AssetMismatch,
-                                    format!("your account {account} is in asset {found}, the operation names asset {asset}"),
-                                );
-                            }
-                        }
-                        // Absent and owned by another answer alike.
-                        _ => {
-                            return refuse(
-                                ResultCode::UnknownAccount,
-                                format!("you own no account {account}; debit one of your own accounts, or open it first"),
-                            )
-                        }
-                    }
-                }
-                Needs::RegulatorOnly => {
-                    let role = facts.role(signer)?;
-                    if role != Some(Role::Regulator) {
-                        return refuse(
-                            ResultCode::RegulatorOnly,
-                            "only a regulator may place or lift a hold".into(),
-                        );
-                    }
-                }
-                Needs::Nothing => {}
+            if let Err(refused) = check_needs(facts, signer, operation.needs(), &mut opened)? {
+                return refuse(refused);
             }
         }
     }
     Ok(())
+}
+
+/// A refusal's code and message, before it is tied to its transaction's index.
+type Refused = (ResultCode, String);
+
+/// The participant whose key signed the transaction, if the key signs at the head's time.
+fn signing_participant(
+    facts: &dyn AdmissionFacts,
+    transaction: &Transaction,
+) -> Result<Result<ParticipantId, Refused>, StoreError> {
+    Ok(match facts.signer(&transaction.signer)? {
+        None => Err((
+            ResultCode::UnknownSigner,
+            "the signer key is not registered to any participant of this network".into(),
+        )),
+        Some(record) if !record.signs_at(facts.head_time_ms()) => Err((
+            ResultCode::KeyRetired,
+            "the signer key was rotated out and its overlap window has ended".into(),
+        )),
+        Some(record) => Ok(record.participant),
+    })
+}
+
+/// Checks what one operation needs of its signer, and notes the accounts it opens (they count
+/// as the signer's own for the operations after it).
+fn check_needs(
+    facts: &dyn AdmissionFacts,
+    signer: ParticipantId,
+    needs: Needs,
+    opened: &mut BTreeMap<AccountId, (ParticipantId, AssetId)>,
+) -> Result<Result<(), Refused>, StoreError> {
+    match needs {
+        Needs::Opens(account, owner, asset) => {
+            opened.insert(account, (owner, asset));
+        }
+        Needs::OwnDebit(account, asset) => {
+            let found = match opened.get(&account) {
+                Some(found) => Some(*found),
+                None => facts.account(account)?,
+            };
+            match found {
+                Some((owner, found)) if owner == signer => {
+                    if found != asset {
+                        return Ok(Err((
+                            ResultCode::AssetMismatch,
+                            format!("your account {account} is in asset {found}, the operation names asset {asset}"),
+                        )));
+                    }
+                }
+                // Absent and owned by another answer alike.
+                _ => {
+                    return Ok(Err((
+                        ResultCode::UnknownAccount,
+                        format!("you own no account {account}; debit one of your own accounts, or open it first"),
+                    )))
+                }
+            }
+        }
+        Needs::RegulatorOnly => {
+            let role = facts.role(signer)?;
+            if role != Some(Role::Regulator) {
+                return Ok(Err((
+                    ResultCode::RegulatorOnly,
+                    "only a regulator may place or lift a hold".into(),
+                )));
+            }
+        }
+        Needs::Nothing => {}
+    }
+    Ok(Ok(()))
 }
