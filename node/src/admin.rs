@@ -4,6 +4,7 @@
 //! (`Authorization: Bearer <token>`, from `admin_token_file`), and every request, refused or
 //! not, is recorded in the audit log.
 
+use crate::limits::{ADMIN_BODY_SIZE_MAX, AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX, STEP_DOWN_WAIT};
 use crate::network::NetworkHandle;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -68,12 +69,6 @@ pub struct RaftControl {
     /// Its published status.
     pub shared: std::sync::Arc<crate::mailbox::Shared>,
 }
-
-/// How long a step-down waits for the leadership to move.
-const STEP_DOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Most audit records one request reads.
-pub const AUDIT_PAGE_MAX: usize = 1000;
 
 /// Query of GET /admin/v1/audit.
 #[derive(Debug, Deserialize)]
@@ -156,9 +151,6 @@ async fn audited(
     response
 }
 
-/// Bytes of an admin request body.
-const ADMIN_BODY_SIZE_MAX: usize = 64 * 1024;
-
 /// The audit log from a sequence: `{"records": [...], "written": N}`.
 async fn audit_records(
     State(state): State<AdminState>,
@@ -170,7 +162,10 @@ async fn audit_records(
             return admin_error(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
         }
     };
-    let limit = query.limit.unwrap_or(100).clamp(1, AUDIT_PAGE_MAX);
+    let limit = query
+        .limit
+        .unwrap_or(AUDIT_PAGE_DEFAULT)
+        .clamp(1, AUDIT_PAGE_MAX);
     let db = state.db.clone();
     let from = query.from.unwrap_or(1);
     match tokio::task::spawn_blocking(move || crate::audit::read(&db, from, limit)).await {

@@ -10,6 +10,7 @@
 //! file are kept (checked against the source's blocks), a torn last record is cut off, and
 //! the export goes on from the next block.
 
+use crate::limits::ARCHIVE_RECORD_SIZE_MAX;
 use crate::storage::{Db, LedgerReader, LogPosition, StorageError, StoredBlock, CF_BLOCKS};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -18,8 +19,6 @@ use tpw_contracts::model::Hash;
 
 /// The first eight bytes of every archive (format version 1).
 pub const MAGIC: &[u8; 8] = b"TPWARC01";
-/// The largest record an archive may hold (a block record is far smaller).
-pub const RECORD_BYTES_MAX: u32 = 256 << 20;
 const HEADER_BYTES: u64 = 8 + 32;
 const KIND_BLOCK: u8 = 1;
 const KIND_CONF: u8 = 2;
@@ -231,7 +230,10 @@ impl ArchiveReader {
             return Err(self.malformed(start, "bytes after the end record"));
         }
         let length = u32::from_be_bytes(length);
-        if length == 0 || length > RECORD_BYTES_MAX || start + 4 + u64::from(length) > self.size {
+        if length == 0
+            || length > ARCHIVE_RECORD_SIZE_MAX
+            || start + 4 + u64::from(length) > self.size
+        {
             return Err(self.malformed(
                 start,
                 format!("a record of {length} bytes that the file does not hold"),

@@ -1,6 +1,7 @@
 //! A Rust client for the node's HTTP API, used by the CLI and the testnet tools.
 
 use crate::api_types::*;
+use crate::limits::CLIENT_RATE_LIMIT_RETRIES_MAX;
 use tpw_contracts::model::Hash;
 use tpw_contracts::{Body, Transaction};
 
@@ -26,9 +27,6 @@ pub enum ClientError {
         message: String,
     },
 }
-
-/// Times a rate-limited read is retried before the 429 is returned.
-const RATE_LIMIT_RETRIES: usize = 20;
 
 /// A connection to one node; with a key, reads are signed as that key's participant (see
 /// [`crate::request_auth`]).
@@ -145,7 +143,7 @@ impl Client {
     ) -> Result<Option<T>, ClientError> {
         let url = format!("{}{path}", self.base);
         // A rate-limited read is signed anew and retried after the node's Retry-After.
-        for _ in 0..RATE_LIMIT_RETRIES {
+        for _ in 0..CLIENT_RATE_LIMIT_RETRIES_MAX {
             let request = self.get_request(path, &url).await?;
             match self.decode_get(request, &url).await {
                 Err(ClientError::Api { status: 429, .. }) => {

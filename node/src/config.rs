@@ -1,16 +1,11 @@
 //! Node configuration: defaults < TOML file < environment (TPW_*) < command-line flags,
 //! validated before the node starts and logged once.
 
+use crate::limits::{LOG_RETENTION_ENTRIES_MAX, LOG_RETENTION_ENTRIES_MIN};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tpw_consensus::BlockLimits;
-
-/// Fewest Raft entries kept behind the applied index (a follower a few blocks behind should
-/// not need a snapshot).
-pub const LOG_RETENTION_ENTRIES_MIN: u64 = 16;
-/// Most Raft entries kept behind the applied index.
-pub const LOG_RETENTION_ENTRIES_MAX: u64 = 100_000_000;
 
 /// Raft timing and log retention.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -315,8 +315,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         None
     };
     if let Some(network) = &network {
-        let (messages, incoming) =
-            tokio::sync::mpsc::channel(crate::snapshot::receiver::SNAPSHOT_MESSAGES_MAX);
+        let (messages, incoming) = tokio::sync::mpsc::channel(crate::limits::SNAPSHOT_MESSAGES_MAX);
         network.wire_snapshots(SnapshotWiring {
             server: Arc::clone(&snapshots),
             messages,

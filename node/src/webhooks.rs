@@ -10,6 +10,7 @@
 use crate::api::{ApiContext, Principal};
 use crate::config::WebhookConfig;
 use crate::events::{Cursor, LedgerEvent};
+use crate::limits::{WEBHOOK_POLL_INTERVAL, WEBHOOK_REPLAY_BATCH_MAX};
 use crate::storage::webhooks as store;
 use ed25519_dalek::{Signer, SigningKey};
 use std::collections::HashMap;
@@ -28,11 +29,6 @@ pub const HEADER_TIMESTAMP: &str = "tpw-timestamp";
 pub const HEADER_SIGNATURE: &str = "tpw-signature";
 /// Domain tag of a delivery signature.
 pub const DOMAIN: &[u8] = b"tpwalletoec/webhook";
-/// Dead letters one replay request delivers (ask again for more); live deliveries wait
-/// meanwhile.
-const REPLAY_BATCH: usize = 100;
-/// How often the deliverer looks for new endpoints and leadership changes.
-const POLL: Duration = Duration::from_millis(200);
 
 /// The bytes a delivery signature covers: `"tpwalletoec/webhook" 0x00 || network_id ||
 /// delivery_id || 0x0a || timestamp (decimal) || 0x0a || blake3(body)`.
@@ -148,7 +144,7 @@ pub async fn run(context: Arc<ApiContext>, node_key: SigningKey, config: Webhook
                 Err(error) => tracing::error!(%error, "webhook endpoints unreadable"),
             }
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(WEBHOOK_POLL_INTERVAL).await;
     }
 }
 
@@ -240,10 +236,10 @@ impl Worker {
         let mut known = HashMap::new();
         let mut scanned = 0u64;
         let mut watch = self.context.shared.head_height.subscribe();
-        // Leadership and registration are re-checked at most every POLL between deliveries
+        // Leadership and registration are re-checked at most every WEBHOOK_POLL_INTERVAL between deliveries
         // (a state scan each time would cost more than the delivery).
         let mut checked = Instant::now();
-        while checked.elapsed() < POLL || {
+        while checked.elapsed() < WEBHOOK_POLL_INTERVAL || {
             checked = Instant::now();
             self.current()
         } {
@@ -261,7 +257,7 @@ impl Worker {
             let head = *self.context.shared.head_height.borrow();
             self.note_backlog(head.saturating_sub(cursor.height.max(scanned)));
             let Some(event) = next else {
-                let _ = tokio::time::timeout(POLL * 5, watch.changed()).await;
+                let _ = tokio::time::timeout(WEBHOOK_POLL_INTERVAL * 5, watch.changed()).await;
                 continue;
             };
             let position = (event.view.height, event.view.sequence);
@@ -488,7 +484,12 @@ impl Worker {
 
     /// Delivers each dead letter once more; the delivered leave the list.
     async fn replay(&self, db: &crate::storage::Db) {
-        let letters = match store::dead_letters(db, self.participant, self.endpoint, REPLAY_BATCH) {
+        let letters = match store::dead_letters(
+            db,
+            self.participant,
+            self.endpoint,
+            WEBHOOK_REPLAY_BATCH_MAX,
+        ) {
             Ok(letters) => letters,
             Err(error) => {
                 tracing::error!(%error, "dead letters unreadable");

@@ -11,6 +11,7 @@
 //! conserved, every node at the same head. It prints the evidence as one JSON record and tears
 //! the network down.
 
+use crate::limits::CHAOS_FINISH_TIMEOUT;
 use crate::network::{
     partner_id, partner_key, partner_tracked_account, LocalNetwork, LOAD_ASSET, PARTNER_FUNDING,
 };
@@ -26,8 +27,6 @@ use tpw_node::client::Client;
 
 /// Partners submitting, one client task each.
 const PARTNERS: usize = 8;
-/// How long clients may go on retrying their last submission after the faults end.
-const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One tracked transfer a client submitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -372,7 +371,7 @@ async fn client(
         loop {
             if stop.load(Ordering::Relaxed) {
                 let since = *stopped_at.get_or_insert_with(Instant::now);
-                if since.elapsed() > FINISH_TIMEOUT {
+                if since.elapsed() > CHAOS_FINISH_TIMEOUT {
                     break;
                 }
             }

@@ -9,6 +9,7 @@
 
 use crate::bench::{drive, presign};
 use crate::drills::{converge, count_lost_on, Load};
+use crate::limits::DR_STEP_TIMEOUT;
 use crate::network::{LocalNetwork, NetworkOptions};
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -16,9 +17,6 @@ use std::time::{Duration, Instant};
 use tpw_contracts::genesis::NodeRole;
 use tpw_contracts::governance::GovernanceAction;
 use tpw_node::client::Client;
-
-/// Longest any one step may take.
-const STEP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What `tpw-testnet dr` prints.
 #[derive(Debug, Serialize)]
@@ -172,7 +170,7 @@ async fn leader_of(network: &LocalNetwork, nodes: &[usize]) -> anyhow::Result<St
         if let Some(api) = network.leader_among(nodes).await {
             return Ok(api);
         }
-        if started.elapsed() > STEP_TIMEOUT {
+        if started.elapsed() > DR_STEP_TIMEOUT {
             bail!("nodes {nodes:?} agree on no leader");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -187,7 +185,7 @@ async fn height_of(api: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits until `check` holds, polling; fails after [`STEP_TIMEOUT`].
+/// Waits until `check` holds, polling; fails after [`DR_STEP_TIMEOUT`].
 async fn wait_for<F, Fut>(what: &str, mut check: F) -> anyhow::Result<Duration>
 where
     F: FnMut() -> Fut,
@@ -195,8 +193,8 @@ where
 {
     let started = Instant::now();
     while !check().await {
-        if started.elapsed() > STEP_TIMEOUT {
-            bail!("{what}: not within {STEP_TIMEOUT:?}");
+        if started.elapsed() > DR_STEP_TIMEOUT {
+            bail!("{what}: not within {DR_STEP_TIMEOUT:?}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

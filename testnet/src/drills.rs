@@ -5,6 +5,7 @@
 //! acknowledged transfer is lost.
 
 use crate::bench::{drive, presign};
+use crate::limits::{DRILL_CONVERGE_TIMEOUT, DRILL_FAILOVER_TIMEOUT};
 use crate::network::{partner_account, partner_id, LocalNetwork, NetworkOptions, LOAD_ASSET};
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -14,11 +15,6 @@ use std::time::{Duration, Instant};
 use tpw_contracts::{Body, Operation, Transaction, TransferKind};
 use tpw_node::api_types::StatusResponse;
 use tpw_node::client::{Client, ClientError};
-
-/// Longest a drill waits for nodes to agree or catch up.
-const CONVERGE_TIMEOUT: Duration = Duration::from_secs(300);
-/// Longest a drill waits for a new commit after a kill.
-const FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn statuses(network: &LocalNetwork, nodes: &[usize]) -> Vec<Option<StatusResponse>> {
     let mut all = Vec::with_capacity(nodes.len());
@@ -35,7 +31,7 @@ pub async fn converge(
     nodes: &[usize],
     height_min: u64,
 ) -> anyhow::Result<StatusResponse> {
-    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    let deadline = Instant::now() + DRILL_CONVERGE_TIMEOUT;
     loop {
         let all = statuses(network, nodes).await;
         if let Some(alarmed) = all
@@ -63,7 +59,7 @@ pub async fn converge(
             return all.into_iter().flatten().next().context("no node answered");
         }
         if Instant::now() > deadline {
-            bail!("nodes {nodes:?} did not reach one head within {CONVERGE_TIMEOUT:?}: {heads:?}");
+            bail!("nodes {nodes:?} did not reach one head within {DRILL_CONVERGE_TIMEOUT:?}: {heads:?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -90,7 +86,7 @@ async fn converge_while(
     height: u64,
     load: Load,
 ) -> anyhow::Result<CaughtUp> {
-    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    let deadline = Instant::now() + DRILL_CONVERGE_TIMEOUT;
     let observer = Client::new(&network.apis[3]);
     loop {
         if observer
@@ -101,7 +97,7 @@ async fn converge_while(
             break;
         }
         if Instant::now() > deadline {
-            bail!("the observer did not reach height {height} within {CONVERGE_TIMEOUT:?}");
+            bail!("the observer did not reach height {height} within {DRILL_CONVERGE_TIMEOUT:?}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -172,10 +168,10 @@ pub async fn catch_up(
     let leader_client = Client::new(&leader).with_key(&regulator);
     if leader_client.status().await?.log_compacted_index == 0 {
         let load = Load::start(&network, &parties.keys[..16], 16, 1 << 64)?;
-        let deadline = Instant::now() + CONVERGE_TIMEOUT;
+        let deadline = Instant::now() + DRILL_CONVERGE_TIMEOUT;
         while leader_client.status().await?.log_compacted_index == 0 {
             if Instant::now() > deadline {
-                bail!("the voters did not compact their logs within {CONVERGE_TIMEOUT:?}");
+                bail!("the voters did not compact their logs within {DRILL_CONVERGE_TIMEOUT:?}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -204,7 +200,7 @@ pub async fn catch_up(
     };
     let catch_up_ms = started.elapsed().as_millis() as u64;
     let observer_client = Client::new(&network.apis[observer]).with_key(&regulator);
-    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    let deadline = Instant::now() + DRILL_CONVERGE_TIMEOUT;
     loop {
         let status = observer_client.status().await?;
         if status.blocks_missing == 0 && observer_client.block(1).await?.is_some() {
@@ -431,8 +427,8 @@ pub async fn failover(rounds: usize) -> anyhow::Result<FailoverReport> {
             {
                 break;
             }
-            if killed.elapsed() > FAILOVER_TIMEOUT {
-                bail!("round {round}: no commit within {FAILOVER_TIMEOUT:?} of the kill");
+            if killed.elapsed() > DRILL_FAILOVER_TIMEOUT {
+                bail!("round {round}: no commit within {DRILL_FAILOVER_TIMEOUT:?} of the kill");
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -5,6 +5,7 @@
 //! webhook delivery (p50/p99: an upper bound of commit-to-event, since it includes the commit
 //! itself), and the webhook deliveries per second.
 
+use crate::limits::EVENTBENCH_DRAIN_TIMEOUT;
 use crate::network::{partner_account, LocalNetwork, LOAD_ASSET};
 use crate::receiver::WebhookReceiver;
 use anyhow::{bail, Context};
@@ -12,9 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tpw_contracts::{Body, Operation, Transaction, TransferKind};
 use tpw_node::client::Client;
-
-/// Longest wait for every event and delivery once the load is in.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The benchmark's JSON line.
 #[derive(Debug, serde::Serialize)]
@@ -165,7 +163,7 @@ pub async fn run(
     }
     let load_seconds = started.elapsed().as_secs_f64();
     eprintln!("load committed in {load_seconds:.1} s; waiting for every event and delivery...");
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    let deadline = Instant::now() + EVENTBENCH_DRAIN_TIMEOUT;
     while !follower.is_finished() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

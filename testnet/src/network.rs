@@ -1,6 +1,7 @@
 //! A throwaway local network: keys, genesis and configs in a folder, `tpw run` processes on
 //! loopback, and their clean shutdown.
 
+use crate::limits::{NODE_START_TIMEOUT, PORT_RANGE_LOW, PORT_RANGE_SIZE};
 use anyhow::{bail, Context};
 use ed25519_dalek::SigningKey;
 use std::path::{Path, PathBuf};
@@ -15,9 +16,6 @@ use tpw_node::client::Client;
 
 mod growth;
 pub use growth::PreparedNode;
-
-/// Longest wait for a node to serve after start.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Participants and accounts for load: one bank and `partners` settlement partners, each with
 /// one funded EUR account.
@@ -227,11 +225,6 @@ pub struct NetworkFile {
     pub admins: Vec<String>,
 }
 
-/// Lowest port handed to local networks.
-const PORT_RANGE_LOW: u16 = 20_000;
-/// Ports available above the low end: 20000..32000 lies below Linux's default ephemeral range
-/// (32768-60999), from which the kernel picks the source ports of outgoing connections.
-const PORT_RANGE_SIZE: u16 = 12_000;
 static NEXT_PORT_OFFSET: std::sync::OnceLock<std::sync::atomic::AtomicU32> =
     std::sync::OnceLock::new();
 
@@ -538,9 +531,9 @@ impl LocalNetwork {
     async fn wait_leader(&self) -> anyhow::Result<()> {
         let started = Instant::now();
         while self.leader().await.is_none() {
-            if started.elapsed() > START_TIMEOUT {
+            if started.elapsed() > NODE_START_TIMEOUT {
                 bail!(
-                    "no leader was elected within {START_TIMEOUT:?}; see the logs in {}",
+                    "no leader was elected within {NODE_START_TIMEOUT:?}; see the logs in {}",
                     self.dir.display()
                 );
             }
@@ -577,9 +570,9 @@ impl LocalNetwork {
         let client = Client::new(&self.apis[index]);
         let started = Instant::now();
         while !client.healthy().await {
-            if started.elapsed() > START_TIMEOUT {
+            if started.elapsed() > NODE_START_TIMEOUT {
                 bail!(
-                    "node {} did not serve within {START_TIMEOUT:?}; see its log in {}",
+                    "node {} did not serve within {NODE_START_TIMEOUT:?}; see its log in {}",
                     index + 1,
                     self.dir.display()
                 );
@@ -647,7 +640,7 @@ impl LocalNetwork {
                     return Ok((status, log));
                 }
             }
-            if started.elapsed() > START_TIMEOUT {
+            if started.elapsed() > NODE_START_TIMEOUT {
                 bail!("node {} kept running on a wiped data folder", index + 1);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

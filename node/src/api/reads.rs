@@ -2,7 +2,7 @@
 
 use super::{parse_hash, parse_participant, parse_u128, ApiError, AppState, Principal};
 use crate::api_types::*;
-use crate::limits::RECENT_BLOCKS_MAX;
+use crate::limits::{READY_APPLY_LAG_MAX, RECENT_BLOCKS_MAX};
 use crate::storage::StorageError;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -365,9 +365,6 @@ pub(super) async fn health(State(context): State<AppState>) -> Response {
     )
         .into_response()
 }
-
-/// Committed entries a node may have left to apply and still count as ready.
-const READY_APPLY_LAG_MAX: u64 = 1_000;
 
 /// GET /v1/ready: whether this node should take traffic. 200 when it knows a leader, has
 /// applied nearly everything committed, and is not stopping; 503 with the reasons otherwise.

@@ -4,17 +4,12 @@
 
 use super::{parse_u128, ApiError, AppState, Principal};
 use crate::events::Cursor;
+use crate::limits::{STATEMENT_CHUNK_ENTRIES, STATEMENT_PAGE_DEFAULT, STATEMENT_PAGE_MAX};
 use crate::storage::statement::{self, StatementEntry};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-
-/// Entries per page by default, and at most.
-const PAGE_DEFAULT: usize = 100;
-const PAGE_MAX: usize = 1000;
-/// Entries read per chunk while filtering by time.
-const CHUNK: usize = 1000;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,8 +87,8 @@ pub(super) async fn statement(
         Some("csv") => true,
         Some(_) => return Err(bad("format is json or csv")),
     };
-    let limit = query.limit.unwrap_or(PAGE_DEFAULT);
-    if !(1..=PAGE_MAX).contains(&limit) {
+    let limit = query.limit.unwrap_or(STATEMENT_PAGE_DEFAULT);
+    if !(1..=STATEMENT_PAGE_MAX).contains(&limit) {
         return Err(bad("limit is 1 to 1000"));
     }
     let owner = match context.reader.account(id).map_err(ApiError::storage)? {
@@ -122,8 +117,9 @@ pub(super) async fn statement(
     let mut lines = Vec::new();
     let mut more = false;
     'read: loop {
-        let chunk = statement::read(db, id, start, to_height, CHUNK).map_err(ApiError::storage)?;
-        let exhausted = chunk.len() < CHUNK;
+        let chunk = statement::read(db, id, start, to_height, STATEMENT_CHUNK_ENTRIES)
+            .map_err(ApiError::storage)?;
+        let exhausted = chunk.len() < STATEMENT_CHUNK_ENTRIES;
         for entry in &chunk {
             start = (entry.height, Some(entry.sequence));
             if entry.time_ms < from_time {

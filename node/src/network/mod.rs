@@ -8,6 +8,11 @@ mod forward;
 
 pub use forward::{ForwardHandler, ForwardRefusal, ForwardReply};
 
+use crate::limits::{
+    CONNECTIONS_PER_PEER_MAX, FORWARDS_IN_FLIGHT_MAX, FORWARD_FRAME_SIZE_MAX,
+    FORWARD_RESPONSES_MAX, OUTBOUND_BATCHES_MAX, PEER_REQUEST_TIMEOUT, PENDING_CONNECTIONS_MAX,
+    RAFT_FRAME_SIZE_MAX, SNAPSHOT_REQUEST_TIMEOUT,
+};
 use crate::mailbox::{Command, RaftInbox};
 use codec::FrameCodec;
 use ed25519_dalek::SigningKey;
@@ -25,28 +30,9 @@ use tokio::sync::mpsc::error::TrySendError;
 use tpw_consensus::raft_types::{Message, MessageType};
 use tpw_consensus::wire::{admit_raft_message, RaftAdmissionError};
 
-/// Bytes of one Raft message frame: the driver's append limit plus headroom.
-pub const RAFT_FRAME_SIZE_MAX: usize = 2 * tpw_consensus::limits::MESSAGE_SIZE_MAX as usize;
-/// Raft message batches waiting for the network task; more are dropped (Raft resends).
-pub const OUTBOUND_BATCHES_MAX: usize = 1024;
-/// Established connections per peer.
-pub const CONNECTIONS_PER_PEER_MAX: u32 = 2;
-/// Connections being negotiated at once, each way.
-pub const PENDING_CONNECTIONS_MAX: u32 = 16;
-/// How long a Raft message may wait for its acknowledgement.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
 const RAFT_PROTOCOL: StreamProtocol = StreamProtocol::new("/tpw/raft/1");
 const FORWARD_PROTOCOL: StreamProtocol = StreamProtocol::new("/tpw/forward/1");
 const SNAPSHOT_PROTOCOL: StreamProtocol = StreamProtocol::new("/tpw/snapshot/1");
-/// How long a snapshot chunk may take.
-pub const SNAPSHOT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// Bytes of one forwarded submission: as much as one API request.
-pub const FORWARD_FRAME_SIZE_MAX: usize = crate::limits::BODY_SIZE_MAX;
-/// Forwarded submissions answered but not yet written back.
-const FORWARD_RESPONSES_MAX: usize = 1024;
-/// Forwarded submissions being admitted at once; more are answered "overloaded".
-pub const FORWARDS_IN_FLIGHT_MAX: usize = 64;
 
 /// Why the network could not start.
 #[derive(Debug, thiserror::Error)]
@@ -263,12 +249,12 @@ pub async fn start(
             raft: request_response::Behaviour::with_codec(
                 FrameCodec::new(RAFT_FRAME_SIZE_MAX),
                 [(RAFT_PROTOCOL, ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
+                request_response::Config::default().with_request_timeout(PEER_REQUEST_TIMEOUT),
             ),
             forward: request_response::Behaviour::with_codec(
                 FrameCodec::new(FORWARD_FRAME_SIZE_MAX),
                 [(FORWARD_PROTOCOL, ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
+                request_response::Config::default().with_request_timeout(PEER_REQUEST_TIMEOUT),
             ),
             snapshot: request_response::Behaviour::with_codec(
                 FrameCodec::new(crate::snapshot::SNAPSHOT_FRAME_SIZE_MAX),

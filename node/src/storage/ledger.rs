@@ -13,6 +13,7 @@ use super::snapshot::{
     block_gaps, put_block_gaps, read_staged, staged_block, StagedSnapshot, KEY_INSTALLING,
     KEY_STAGED,
 };
+use crate::limits::STATE_CACHE_ENTRIES_MAX;
 use protobuf::Message as _;
 use rocksdb::{ReadOptions, WriteBatch};
 use std::cell::RefCell;
@@ -69,9 +70,6 @@ fn position_from_record(sealed: &[u8]) -> Result<LogPosition, StorageError> {
         term: u64::from_be_bytes(bytes[8..].try_into().unwrap_or_default()),
     })
 }
-
-/// Cached state records before the cache is reset.
-const CACHE_ENTRIES_MAX: usize = 1_000_000;
 
 fn cached_kind(key: &[u8]) -> bool {
     matches!(
@@ -328,7 +326,7 @@ impl LedgerStore {
         self.db.rocks().write(batch)?;
         drop(webhook_guard);
         let mut cache = self.cache.borrow_mut();
-        if cache.len() > CACHE_ENTRIES_MAX {
+        if cache.len() > STATE_CACHE_ENTRIES_MAX {
             cache.clear();
         }
         for (key, value) in &outcome.diff {

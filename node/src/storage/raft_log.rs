@@ -656,6 +656,7 @@ impl LogStore for RaftLogStore {
     }
 
     fn snapshot_hold(&self) -> Option<u64> {
-        self.snapshots().held_offer(crate::snapshot::OFFER_HOLD)
+        self.snapshots()
+            .held_offer(crate::limits::SNAPSHOT_OFFER_HOLD)
     }
 }

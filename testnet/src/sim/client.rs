@@ -9,6 +9,7 @@
 
 use super::net::{Answer, Endpoint, Envelope, Payload};
 use super::rng::SimRng;
+use crate::limits::SIM_CLIENT_RETRY_AFTER_MS;
 use crate::network::{
     partner_key, partner_tracked_account, BANKS, LOAD_ASSET, OPERATOR, REGULATOR, SECOND_ASSET,
 };
@@ -16,9 +17,6 @@ use crate::workload::{checker_key, contract_step, Recent, Stream};
 use ed25519_dalek::SigningKey;
 use tpw_contracts::model::Hash;
 use tpw_contracts::{transaction_id, Body, Operation, ResultCode, Transaction, TransferKind};
-
-/// Silence after which a client submits the same envelope again, ms.
-const RETRY_AFTER_MS: u64 = 1_500;
 
 /// A transfer whose settlement a client was told of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -120,7 +118,7 @@ impl Client {
             _ => voters[self.rng.below(voters.len() as u64) as usize],
         };
         request.target = None;
-        request.resend_at_ms = now_ms + RETRY_AFTER_MS;
+        request.resend_at_ms = now_ms + SIM_CLIENT_RETRY_AFTER_MS;
         self.sends += 1;
         out.push(Envelope {
             from: Endpoint::Client(self.index),

@@ -8,6 +8,7 @@
 
 use super::rng::SimRng;
 use super::Sabotage;
+use crate::limits::SIM_OFFER_HOLD_MS;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -136,10 +137,6 @@ fn account(bytes: &[u8]) -> Result<Account, String> {
     from_bytes(bytes, Account::decode).map_err(|error| format!("account record: {error}"))
 }
 
-/// How long an offered snapshot holds log compaction back, so a peer fetching it is not
-/// overtaken (the node holds its offers longer; a simulated fetch is one round trip).
-const OFFER_HOLD_MS: u64 = 5_000;
-
 /// The snapshot a live node offers, and whether raft asked for a newer one (the node's
 /// snapshot maker thread, in simulation: the node makes the offer after its poll).
 #[derive(Default)]
@@ -259,7 +256,7 @@ impl LogStore for SimLog {
     fn snapshot_hold(&self) -> Option<u64> {
         let slot = self.offers.borrow();
         let (offer, _, made_ms) = slot.offer.as_ref()?;
-        (slot.now_ms.saturating_sub(*made_ms) < OFFER_HOLD_MS).then_some(offer.index)
+        (slot.now_ms.saturating_sub(*made_ms) < SIM_OFFER_HOLD_MS).then_some(offer.index)
     }
 }
 

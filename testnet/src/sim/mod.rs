@@ -22,19 +22,12 @@ mod world;
 
 pub use node::Sabotage;
 
+use crate::limits::{SIM_CALM_MS, SIM_CHAOS_MS, SIM_DRAIN_MS_MAX, SIM_RECOVERY_MS_MAX};
 use client::TrackedTransfer;
 use std::collections::BTreeSet;
 use tpw_contracts::MemStore;
 use world::World;
 
-/// Simulated ms of the chaos phase.
-const CHAOS_MS: u64 = 20_000;
-/// Simulated ms clients go on submitting after the heal.
-const CALM_MS: u64 = 5_000;
-/// A new block must commit within this long after the heal.
-const RECOVERY_MAX_MS: u64 = 10_000;
-/// The drain must converge within this long.
-const DRAIN_MAX_MS: u64 = 30_000;
 /// Settlement partners in the simulated genesis.
 const PARTNERS: usize = 4;
 /// Clients submitting.
@@ -157,7 +150,7 @@ fn run_world(seed: u64, sabotage: Sabotage) -> SeedReport {
     };
     let start = world.now_ms;
     let mut next_fault = start + world.rng.between(500, 2_000);
-    while world.now_ms < start + CHAOS_MS && !world.failed() {
+    while world.now_ms < start + SIM_CHAOS_MS && !world.failed() {
         if world.now_ms >= next_fault {
             world.inject();
             next_fault = world.now_ms + world.rng.between(200, 1_500);
@@ -168,18 +161,18 @@ fn run_world(seed: u64, sabotage: Sabotage) -> SeedReport {
     let heal_ms = world.now_ms;
     let height_at_heal = world.online.height();
     let mut recovery_ms = None;
-    while world.now_ms < heal_ms + CALM_MS.max(RECOVERY_MAX_MS) && !world.failed() {
-        world.step(world.now_ms < heal_ms + CALM_MS);
+    while world.now_ms < heal_ms + SIM_CALM_MS.max(SIM_RECOVERY_MS_MAX) && !world.failed() {
+        world.step(world.now_ms < heal_ms + SIM_CALM_MS);
         if recovery_ms.is_none() && world.online.height() > height_at_heal {
             recovery_ms = Some(world.now_ms - heal_ms);
         }
-        if recovery_ms.is_some() && world.now_ms >= heal_ms + CALM_MS {
+        if recovery_ms.is_some() && world.now_ms >= heal_ms + SIM_CALM_MS {
             break;
         }
     }
     if recovery_ms.is_none() {
         world.fail(format!(
-            "no new block within {RECOVERY_MAX_MS} ms after the heal (height {height_at_heal})"
+            "no new block within {SIM_RECOVERY_MS_MAX} ms after the heal (height {height_at_heal})"
         ));
     }
     let drain_start = world.now_ms;
@@ -188,7 +181,7 @@ fn run_world(seed: u64, sabotage: Sabotage) -> SeedReport {
         if world.now_ms % 50 == 0 && world.converged() {
             break;
         }
-        if world.now_ms > drain_start + DRAIN_MAX_MS {
+        if world.now_ms > drain_start + SIM_DRAIN_MS_MAX {
             let heights: Vec<_> = world
                 .nodes
                 .iter()
@@ -196,7 +189,7 @@ fn run_world(seed: u64, sabotage: Sabotage) -> SeedReport {
                 .collect();
             let states: Vec<String> = world.nodes.iter().map(node::SimNode::describe).collect();
             world.fail(format!(
-                "no convergence {DRAIN_MAX_MS} ms into the drain: (node, blocks, (commit, last, applied)) {heights:?}; operators busy: {:?}; {}",
+                "no convergence {SIM_DRAIN_MS_MAX} ms into the drain: (node, blocks, (commit, last, applied)) {heights:?}; operators busy: {:?}; {}",
                 world.operators.change_in_progress(),
                 states.join("; ")
             ));

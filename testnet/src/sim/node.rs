@@ -9,6 +9,10 @@
 use super::disk::{reopen, Disk, OfferSlot, SharedDisk, SharedOffers, SimLedger, SimLog};
 use super::net::{Answer, Endpoint, Envelope, Payload};
 use super::rng::SimRng;
+use crate::limits::{
+    SIM_BACKFILL_BLOCKS_MAX, SIM_BLOCK_TRANSACTIONS_MAX, SIM_LOG_RETENTION_ENTRIES,
+    SIM_NODE_SET_ASK_INTERVAL_MS, SIM_PEER_REQUEST_TIMEOUT_MS,
+};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -32,16 +36,6 @@ use tpw_contracts::state::{prefix, Commitment};
 use tpw_contracts::{
     BlockRecord, ChainHead, GenesisState, MemStore, ResultCode, StateDiff, StateStore, Transaction,
 };
-
-/// Transactions per simulated block: small, so runs cut many blocks.
-const BLOCK_TRANSACTIONS: usize = 16;
-/// Raft entries a simulated node keeps behind its applied index: small, so lagging and new
-/// nodes catch up through snapshots.
-pub const LOG_RETENTION_ENTRIES: u64 = 48;
-/// Blocks asked for in one backfill request.
-const BACKFILL_BLOCKS_MAX: u64 = 32;
-/// Silence after which a backfill request or a snapshot fetch is given up.
-const PEER_REQUEST_TIMEOUT_MS: u64 = 1_000;
 
 /// A deliberate bug, to show the checkers catch what they are for. Runs use `None`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,9 +125,6 @@ pub struct SimNode {
 pub fn node_key(id: u64, generation: u64) -> ed25519_dalek::SigningKey {
     super::client::named_key(1_000 + id + 100_000 * generation)
 }
-
-/// How often a node asks a peer for its node set (as the node does).
-const NODES_ASK_MS: u64 = 5_000;
 
 /// The (id, key) pairs a node's transport admits, from the engine's admitted peers.
 fn admitted_set(peers: &[AdmittedPeer]) -> BTreeSet<(u64, PublicKey)> {
@@ -310,12 +301,12 @@ impl SimNode {
         };
         let driver = Driver::new(&config, log).map_err(|error| who(format!("driver: {error}")))?;
         let batcher = Batcher::new(BlockLimits {
-            transactions_max: BLOCK_TRANSACTIONS,
+            transactions_max: SIM_BLOCK_TRANSACTIONS_MAX,
             ..BlockLimits::default()
         });
         let replica_config = ReplicaConfig {
             report_entries: true,
-            log_retention_entries: LOG_RETENTION_ENTRIES,
+            log_retention_entries: SIM_LOG_RETENTION_ENTRIES,
             joining,
             ..ReplicaConfig::default()
         };
@@ -342,7 +333,7 @@ impl SimNode {
             fetching: None,
             backfill_asked_ms: None,
             backfill_turn: rng.next_u64() % 16,
-            next_nodes_ask_ms: now_ms + rng.below(NODES_ASK_MS),
+            next_nodes_ask_ms: now_ms + rng.below(SIM_NODE_SET_ASK_INTERVAL_MS),
         });
         self.paused = false;
         Ok(())
@@ -657,11 +648,9 @@ impl SimNode {
         make_offer(live, now_ms)?;
         ask_for_blocks(live, id, now_ms, out);
         ask_for_nodes(live, id, now_ms, out);
-        if live
-            .fetching
-            .as_ref()
-            .is_some_and(|fetch| now_ms.saturating_sub(fetch.asked_ms) > PEER_REQUEST_TIMEOUT_MS)
-        {
+        if live.fetching.as_ref().is_some_and(|fetch| {
+            now_ms.saturating_sub(fetch.asked_ms) > SIM_PEER_REQUEST_TIMEOUT_MS
+        }) {
             // The fetch went unanswered: wait for the leader to send the snapshot again.
             live.fetching = None;
         }
@@ -786,7 +775,7 @@ fn ask_for_blocks(live: &mut Live, id: u64, now_ms: u64, out: &mut Vec<Envelope>
     };
     if live
         .backfill_asked_ms
-        .is_some_and(|asked| now_ms.saturating_sub(asked) < PEER_REQUEST_TIMEOUT_MS)
+        .is_some_and(|asked| now_ms.saturating_sub(asked) < SIM_PEER_REQUEST_TIMEOUT_MS)
     {
         return;
     }
@@ -804,7 +793,7 @@ fn ask_for_blocks(live: &mut Live, id: u64, now_ms: u64, out: &mut Vec<Envelope>
         to: Endpoint::Node(peer),
         payload: Payload::BlocksRequest {
             top: high,
-            count: (high - low + 1).min(BACKFILL_BLOCKS_MAX),
+            count: (high - low + 1).min(SIM_BACKFILL_BLOCKS_MAX),
         },
     });
 }
@@ -815,7 +804,7 @@ fn ask_for_nodes(live: &mut Live, id: u64, now_ms: u64, out: &mut Vec<Envelope>)
     if now_ms < live.next_nodes_ask_ms {
         return;
     }
-    live.next_nodes_ask_ms = now_ms + NODES_ASK_MS;
+    live.next_nodes_ask_ms = now_ms + SIM_NODE_SET_ASK_INTERVAL_MS;
     let membership = live.replica.driver().membership();
     let peers: Vec<u64> = membership
         .voters

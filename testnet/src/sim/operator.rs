@@ -9,18 +9,15 @@
 use super::client::named_key;
 use super::net::{Answer, Endpoint, Envelope, Payload};
 use super::rng::SimRng;
+use crate::limits::{SIM_CHANGE_TIMEOUT_MS, SIM_OPERATOR_RETRY_AFTER_MS};
 use crate::network::BANKS;
 use tpw_contracts::genesis::NodeRole;
 use tpw_contracts::governance::GovernanceAction;
 use tpw_contracts::model::Hash;
 use tpw_contracts::{transaction_id, Body, Operation, Transaction};
 
-/// Silence after which the operators submit the same envelope again, ms.
-const RETRY_AFTER_MS: u64 = 1_000;
 /// Proposal ids from here on, apart from the workload's.
 const PROPOSAL_BASE: u64 = 1 << 50;
-/// How long a change may take before the operators give up on it.
-const CHANGE_TIMEOUT_MS: u64 = 20_000;
 
 /// A change to the node set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,7 +276,7 @@ impl Operators {
             _ => voters[self.rng.below(voters.len() as u64) as usize],
         };
         request.target = None;
-        request.resend_at_ms = now_ms + RETRY_AFTER_MS;
+        request.resend_at_ms = now_ms + SIM_OPERATOR_RETRY_AFTER_MS;
         out.push(Envelope {
             from: Endpoint::Client(self.endpoint),
             to: Endpoint::Node(target),
@@ -350,7 +347,7 @@ impl Operators {
             ChangeKind::RemoveVoter => false,
             _ => change.decided && observed.everywhere,
         };
-        let gave_up = now_ms.saturating_sub(change.started_ms) > CHANGE_TIMEOUT_MS
+        let gave_up = now_ms.saturating_sub(change.started_ms) > SIM_CHANGE_TIMEOUT_MS
             && change.request.is_none()
             && change.queue.is_empty()
             && (!change.decided || !observed.everywhere);

@@ -10,14 +10,10 @@ use super::node::{node_key, NodeEvent, NodeSetup, Sabotage, SimNode};
 use super::operator::{Chore, Observed, Operators};
 use super::rng::SimRng;
 use super::{CLIENTS, GENESIS_TIME_MS, PARTNERS};
+use crate::limits::{SIM_OPERATORS_CHECK_INTERVAL_MS, SIM_OPERATOR_RESTART_MS};
 use std::collections::{BTreeMap, BTreeSet};
 use tpw_consensus::raft_types::MessageType;
 use tpw_contracts::genesis::{GenesisNode, NodeRole};
-
-/// How often the operators look at the node set, ms.
-const OPERATORS_CHECK_MS: u64 = 100;
-/// How long a node restarted by its operator (after a key rotation) stays down, ms.
-const OPERATOR_RESTART_MS: u64 = 300;
 
 /// The simulated world of one run.
 pub(super) struct World {
@@ -429,7 +425,7 @@ impl World {
         }
         self.operators.act(self.now_ms, &voters, &mut out);
         self.send_all(out);
-        if self.now_ms % OPERATORS_CHECK_MS == 0 {
+        if self.now_ms % SIM_OPERATORS_CHECK_INTERVAL_MS == 0 {
             self.operate(generate);
         }
         self.restarts_and_resumes();
@@ -531,7 +527,7 @@ impl World {
                 self.held.remove(&position);
                 self.resume_at.remove(&position);
                 self.restart_at
-                    .insert(position, now_ms + OPERATOR_RESTART_MS);
+                    .insert(position, now_ms + SIM_OPERATOR_RESTART_MS);
             }
             Chore::Retire { node } => {
                 let Some(position) = self.position(node) else {
