@@ -200,38 +200,54 @@ async fn step_down(State(state): State<AdminState>) -> (StatusCode, Json<serde_j
             "this node runs no raft loop".into(),
         );
     };
+    match request_step_down(&raft).await {
+        Ok(target) => wait_for_new_leader(&raft, state.node_id, target).await,
+        Err(refused) => refused,
+    }
+}
+
+/// Asks the raft loop to hand its leadership over; the voter it hands it to.
+async fn request_step_down(
+    raft: &RaftControl,
+) -> Result<u64, (StatusCode, Json<serde_json::Value>)> {
     let (reply, answer) = tokio::sync::oneshot::channel();
     if raft
         .commands
         .try_send(crate::mailbox::Command::StepDown { reply })
         .is_err()
     {
-        return admin_error(
+        return Err(admin_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             "the raft loop's queue is full; try again".into(),
-        );
+        ));
     }
-    let target = match answer.await {
-        Ok(Ok(target)) => target,
-        Ok(Err(error @ crate::mailbox::StepDownError::NotLeader(_))) => {
-            return admin_error(StatusCode::CONFLICT, "not_leader", error.to_string())
-        }
-        Ok(Err(error)) => {
-            return admin_error(
-                StatusCode::CONFLICT,
-                "no_transfer_target",
-                error.to_string(),
-            )
-        }
-        Err(_) => {
-            return admin_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "stopping",
-                "the node is stopping".into(),
-            )
-        }
-    };
+    match answer.await {
+        Ok(Ok(target)) => Ok(target),
+        Ok(Err(error @ crate::mailbox::StepDownError::NotLeader(_))) => Err(admin_error(
+            StatusCode::CONFLICT,
+            "not_leader",
+            error.to_string(),
+        )),
+        Ok(Err(error)) => Err(admin_error(
+            StatusCode::CONFLICT,
+            "no_transfer_target",
+            error.to_string(),
+        )),
+        Err(_) => Err(admin_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping",
+            "the node is stopping".into(),
+        )),
+    }
+}
+
+/// Waits (up to [`STEP_DOWN_WAIT`]) until a node other than this one leads.
+async fn wait_for_new_leader(
+    raft: &RaftControl,
+    node_id: u64,
+    target: u64,
+) -> (StatusCode, Json<serde_json::Value>) {
     let deadline = tokio::time::Instant::now() + STEP_DOWN_WAIT;
     loop {
         let (leader, term) = {
@@ -242,11 +258,11 @@ async fn step_down(State(state): State<AdminState>) -> (StatusCode, Json<serde_j
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             (status.leader_id, status.term)
         };
-        if leader.is_some_and(|leader| leader != state.node_id) {
+        if leader.is_some_and(|leader| leader != node_id) {
             return (
                 StatusCode::OK,
                 Json(serde_json::json!({
-                    "from": state.node_id,
+                    "from": node_id,
                     "to": target,
                     "leader": leader,
                     "term": term,

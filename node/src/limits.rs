@@ -23,6 +23,10 @@ pub const ADMISSION_CACHE_MAX: usize = 1_000_000;
 pub const ADMIT_INLINE_TRANSACTIONS_MAX: usize = 4;
 /// Rate-limit buckets kept before idle ones (full again) are dropped.
 pub const RATE_BUCKETS_MAX: usize = 100_000;
+/// Shortest `api.request_timeout_ms`.
+pub const API_REQUEST_TIMEOUT_MS_MIN: u64 = 1_000;
+/// Longest `api.request_timeout_ms`.
+pub const API_REQUEST_TIMEOUT_MS_MAX: u64 = 3_600_000;
 /// Committed entries a node may have left to apply and still count as ready.
 pub const READY_APPLY_LAG_MAX: u64 = 1_000;
 /// Statement entries per page when the request names no limit.
@@ -47,6 +51,7 @@ pub const WAITERS_PER_TRANSACTION_MAX: usize = 16;
 pub const WAITERS_MAX: usize = 1_000_000;
 
 const _: () = assert!(STATEMENT_PAGE_DEFAULT <= STATEMENT_PAGE_MAX);
+const _: () = assert!(API_REQUEST_TIMEOUT_MS_MIN <= API_REQUEST_TIMEOUT_MS_MAX);
 const _: () = assert!(WAITERS_PER_TRANSACTION_MAX <= WAITERS_MAX);
 // A submission admitted inline is one the API accepts at all.
 const _: () = assert!(ADMIT_INLINE_TRANSACTIONS_MAX <= SUBMIT_TRANSACTIONS_MAX);
@@ -94,6 +99,8 @@ pub const NODE_SET_ASK_INTERVAL: Duration = Duration::from_secs(5);
 pub const LOG_RETENTION_ENTRIES_MIN: u64 = 16;
 /// Most Raft entries kept behind the applied index.
 pub const LOG_RETENTION_ENTRIES_MAX: u64 = 100_000_000;
+/// Longest `raft.tick_ms`.
+pub const TICK_MS_MAX: u64 = 10_000;
 
 const _: () = assert!(COMMANDS_PER_ITERATION_MAX <= COMMANDS_MAX);
 const _: () = assert!(PEER_INPUTS_PER_ITERATION_MAX <= PEER_INPUTS_MAX);
@@ -196,6 +203,7 @@ pub const AUDIT_HEAD_LOG_INTERVAL_RECORDS: u64 = 10_000;
 const _: () =
     assert!(ARCHIVE_RECORD_SIZE_MAX as usize >= 2 * tpw_contracts::limits::BLOCK_SIZE_MAX);
 const _: () = assert!(AUDIT_BATCH_MAX <= AUDIT_QUEUE_MAX);
+const _: () = assert!(WEBHOOK_TIMEOUT_MS_MIN <= WEBHOOK_TIMEOUT_MS_MAX);
 
 // Webhook delivery and the client.
 
@@ -204,6 +212,12 @@ const _: () = assert!(AUDIT_BATCH_MAX <= AUDIT_QUEUE_MAX);
 pub const WEBHOOK_REPLAY_BATCH_MAX: usize = 100;
 /// How often the webhook deliverer looks for new endpoints and leadership changes.
 pub const WEBHOOK_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Most `webhooks.max_attempts` of one delivery.
+pub const WEBHOOK_ATTEMPTS_MAX: u32 = 100;
+/// Shortest `webhooks.timeout_ms` of one delivery attempt.
+pub const WEBHOOK_TIMEOUT_MS_MIN: u64 = 100;
+/// Longest `webhooks.timeout_ms` of one delivery attempt.
+pub const WEBHOOK_TIMEOUT_MS_MAX: u64 = 600_000;
 /// Times the client retries a rate-limited read before the 429 is returned.
 pub const CLIENT_RATE_LIMIT_RETRIES_MAX: usize = 20;
 

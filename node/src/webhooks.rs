@@ -219,25 +219,14 @@ impl Worker {
             },
             _ => return,
         };
-        let mut cursor = match store::delivered(&db, self.participant, self.endpoint) {
-            Ok(Some((height, sequence))) if height >= registered => Cursor {
-                height,
-                sequence: Some(sequence),
-            },
-            Ok(_) => Cursor {
-                height: registered,
-                sequence: None,
-            },
-            Err(error) => {
-                tracing::error!(%error, "webhook progress unreadable");
-                return;
-            }
+        let Some(mut cursor) = self.start_cursor(&db, registered) else {
+            return;
         };
         let mut known = HashMap::new();
         let mut scanned = 0u64;
         let mut watch = self.context.shared.head_height.subscribe();
-        // Leadership and registration are re-checked at most every WEBHOOK_POLL_INTERVAL between deliveries
-        // (a state scan each time would cost more than the delivery).
+        // Leadership and registration are re-checked at most every WEBHOOK_POLL_INTERVAL
+        // between deliveries (a state scan each time would cost more than the delivery).
         let mut checked = Instant::now();
         while checked.elapsed() < WEBHOOK_POLL_INTERVAL || {
             checked = Instant::now();
@@ -261,41 +250,66 @@ impl Worker {
                 continue;
             };
             let position = (event.view.height, event.view.sequence);
-            let mut attempts = 0u32;
-            loop {
-                attempts += 1;
-                match self.deliver(&event).await {
-                    Attempt::Delivered => {
-                        self.progress(&db, position, None, None);
-                        break;
-                    }
-                    Attempt::Failed(error) if attempts >= self.config.max_attempts => {
-                        tracing::warn!(participant = self.participant, endpoint = self.endpoint, cursor = %event.view.cursor, %error, "webhook delivery dead-lettered");
-                        let dead = DeadLetter {
-                            height: position.0,
-                            sequence: position.1,
-                            attempts,
-                            error,
-                        };
-                        self.progress(&db, position, Some(dead), None);
-                        break;
-                    }
-                    Attempt::Failed(_) => {
-                        crate::metrics::Metrics::add(
-                            &self.context.shared.metrics.webhook_retries,
-                            1,
-                        );
-                        tokio::time::sleep(self.backoff(attempts)).await;
-                        if !self.current() {
-                            return;
-                        }
-                    }
-                }
+            if !self.deliver_with_retries(&db, &event).await {
+                return;
             }
             cursor = Cursor {
                 height: position.0,
                 sequence: Some(position.1),
             };
+        }
+    }
+
+    /// Where delivery resumes: after the last delivered event, or at the block the endpoint
+    /// was registered at; `None` when the progress cannot be read.
+    fn start_cursor(&self, db: &crate::storage::Db, registered: u64) -> Option<Cursor> {
+        match store::delivered(db, self.participant, self.endpoint) {
+            Ok(Some((height, sequence))) if height >= registered => Some(Cursor {
+                height,
+                sequence: Some(sequence),
+            }),
+            Ok(_) => Some(Cursor {
+                height: registered,
+                sequence: None,
+            }),
+            Err(error) => {
+                tracing::error!(%error, "webhook progress unreadable");
+                None
+            }
+        }
+    }
+
+    /// Delivers one event, retrying with backoff up to the configured attempts, then
+    /// dead-letters it; false when this node stopped serving the endpoint meanwhile.
+    async fn deliver_with_retries(&self, db: &crate::storage::Db, event: &LedgerEvent) -> bool {
+        let position = (event.view.height, event.view.sequence);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match self.deliver(event).await {
+                Attempt::Delivered => {
+                    self.progress(db, position, None, None);
+                    return true;
+                }
+                Attempt::Failed(error) if attempts >= self.config.max_attempts => {
+                    tracing::warn!(participant = self.participant, endpoint = self.endpoint, cursor = %event.view.cursor, %error, "webhook delivery dead-lettered");
+                    let dead = DeadLetter {
+                        height: position.0,
+                        sequence: position.1,
+                        attempts,
+                        error,
+                    };
+                    self.progress(db, position, Some(dead), None);
+                    return true;
+                }
+                Attempt::Failed(_) => {
+                    crate::metrics::Metrics::add(&self.context.shared.metrics.webhook_retries, 1);
+                    tokio::time::sleep(self.backoff(attempts)).await;
+                    if !self.current() {
+                        return false;
+                    }
+                }
+            }
         }
     }
 
