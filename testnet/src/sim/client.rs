@@ -262,31 +262,7 @@ impl Client {
         let own = partner_tracked_account(partner);
         let key = partner_key(partner);
         let (kind, envelope) = match self.rng.below(6) {
-            0 => {
-                let mut envelope =
-                    Transaction::sign(self.network_id, &key, transfer(own, LOAD_ASSET)).to_bytes();
-                if let Some(last) = envelope.last_mut() {
-                    *last ^= 1;
-                }
-                ("bad_signature", envelope)
-            }
-            1 => {
-                let stranger = named_key(900_000 + self.rng.below(1_000));
-                let body = transfer(own, LOAD_ASSET);
-                (
-                    "unknown_signer",
-                    Transaction::sign(self.network_id, &stranger, body).to_bytes(),
-                )
-            }
-            2 => {
-                let mut network = self.network_id;
-                network[0] ^= 1;
-                let body = transfer(own, LOAD_ASSET);
-                (
-                    "wrong_network",
-                    Transaction::sign(network, &key, body).to_bytes(),
-                )
-            }
+            choice @ 0..=2 => self.bad_envelope(choice, &key, transfer(own, LOAD_ASSET)),
             3 => {
                 let body = transfer(partner_tracked_account(other), LOAD_ASSET);
                 (
@@ -320,6 +296,40 @@ impl Client {
             resend_at_ms: now_ms,
             target: None,
             bad: Some(kind),
+        }
+    }
+
+    /// A transfer whose envelope itself is bad: its signature broken, its signer unknown, or
+    /// signed for another network.
+    fn bad_envelope(
+        &mut self,
+        choice: u64,
+        key: &ed25519_dalek::SigningKey,
+        body: Body,
+    ) -> (&'static str, Vec<u8>) {
+        match choice {
+            0 => {
+                let mut envelope = Transaction::sign(self.network_id, key, body).to_bytes();
+                if let Some(last) = envelope.last_mut() {
+                    *last ^= 1;
+                }
+                ("bad_signature", envelope)
+            }
+            1 => {
+                let stranger = named_key(900_000 + self.rng.below(1_000));
+                (
+                    "unknown_signer",
+                    Transaction::sign(self.network_id, &stranger, body).to_bytes(),
+                )
+            }
+            _ => {
+                let mut network = self.network_id;
+                network[0] ^= 1;
+                (
+                    "wrong_network",
+                    Transaction::sign(network, key, body).to_bytes(),
+                )
+            }
         }
     }
 }

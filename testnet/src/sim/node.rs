@@ -270,7 +270,8 @@ impl SimNode {
         rng: &mut SimRng,
         now_ms: u64,
     ) -> Result<(), String> {
-        let who = |error: String| format!("node {}: {error}", self.id);
+        let id = self.id;
+        let who = |error: String| format!("node {id}: {error}");
         let offers: SharedOffers = Rc::new(RefCell::new(OfferSlot::default()));
         let conf = (
             self.genesis_conf.0.as_slice(),
@@ -281,15 +282,50 @@ impl SimNode {
         if self.sabotage == Sabotage::RestartAppliesATransferTwice {
             count_a_transfer_twice(&mut ledger);
         }
-        let applied_index = ReplicaLedger::<SimLog>::applied_index(&ledger);
-        // As the node decides at start: joining when its folder was empty and its ledger does
-        // not record it.
-        let recorded = tpw_contracts::governance::node_records(&ledger)
-            .map_err(|error| who(error.to_string()))?
+        let joining = self.joining(&ledger).map_err(who)?;
+        let replica = self.new_replica(log, ledger, joining, rng, now_ms)?;
+        let admitted = admitted_set(&admitted_peers(
+            replica.nodes(),
+            &[],
+            &replica.driver().membership(),
+        ));
+        self.live = Some(Live {
+            replica,
+            waiters: BTreeMap::new(),
+            offers,
+            admitted,
+            fetching: None,
+            backfill_asked_ms: None,
+            backfill_turn: rng.next_u64() % 16,
+            next_nodes_ask_ms: now_ms + rng.below(SIM_NODE_SET_ASK_INTERVAL_MS),
+        });
+        self.paused = false;
+        Ok(())
+    }
+
+    /// As the node decides at start: joining when its folder was empty and its ledger does
+    /// not record it.
+    fn joining(&mut self, ledger: &SimLedger) -> Result<bool, String> {
+        let recorded = tpw_contracts::governance::node_records(ledger)
+            .map_err(|error| error.to_string())?
             .iter()
             .any(|node| node.id == self.id);
         let fresh = !std::mem::replace(&mut self.disk.borrow_mut().started, true);
-        let joining = fresh && !recorded;
+        Ok(fresh && !recorded)
+    }
+
+    /// The replica engine on the reopened log and ledger, with the simulator's small blocks
+    /// and log retention, its election timeout and tick phase drawn from `rng`.
+    fn new_replica(
+        &self,
+        log: SimLog,
+        ledger: SimLedger,
+        joining: bool,
+        rng: &mut SimRng,
+        now_ms: u64,
+    ) -> Result<SimReplica, String> {
+        let who = |error: String| format!("node {}: {error}", self.id);
+        let applied_index = ReplicaLedger::<SimLog>::applied_index(&ledger);
         let config = DriverConfig {
             id: self.id,
             election_ticks: ELECTION_TICKS_DEFAULT,
@@ -312,31 +348,14 @@ impl SimNode {
         };
         // Each node's ticks fall at its own phase, so nodes do not tick in lockstep.
         let phase = rng.below(TICK_MS_DEFAULT);
-        let replica = Replica::new(
+        Replica::new(
             replica_config,
             driver,
             ledger,
             batcher,
             now_ms.saturating_sub(phase),
         )
-        .map_err(|error| who(error.to_string()))?;
-        let admitted = admitted_set(&admitted_peers(
-            replica.nodes(),
-            &[],
-            &replica.driver().membership(),
-        ));
-        self.live = Some(Live {
-            replica,
-            waiters: BTreeMap::new(),
-            offers,
-            admitted,
-            fetching: None,
-            backfill_asked_ms: None,
-            backfill_turn: rng.next_u64() % 16,
-            next_nodes_ask_ms: now_ms + rng.below(SIM_NODE_SET_ASK_INTERVAL_MS),
-        });
-        self.paused = false;
-        Ok(())
+        .map_err(|error| who(error.to_string()))
     }
 
     /// Kills the process: memory is gone, and unsynced writes may be lost. Returns how many
@@ -551,15 +570,7 @@ impl SimNode {
                 }
             }
             Payload::SnapshotFetch { index } => {
-                let staged = live
-                    .offers
-                    .borrow()
-                    .offer
-                    .as_ref()
-                    .and_then(|(offer, staged, _)| {
-                        (offer.index == index).then(|| Box::new(staged.clone()))
-                    });
-                out.push(reply(from, Payload::SnapshotData { index, staged }));
+                out.push(reply(from, offered_snapshot(live, index)))
             }
             Payload::SnapshotData { index, staged } => {
                 if let Err(error) = snapshot_data(live, index, staged) {
@@ -572,14 +583,7 @@ impl SimNode {
                 live.replica.handle_snapshot_status(peer, delivered)
             }
             Payload::BlocksRequest { top, count } => {
-                let ledger = live.replica.ledger().inner();
-                let records = (0..count)
-                    .map_while(|offset| {
-                        let height = top.checked_sub(offset)?;
-                        ledger.block(height).map(<[u8]>::to_vec)
-                    })
-                    .collect();
-                out.push(reply(from, Payload::Blocks { top, records }));
+                out.push(reply(from, blocks_below(live, top, count)))
             }
             Payload::Blocks { top, records } => {
                 live.backfill_asked_ms = None;
@@ -587,12 +591,7 @@ impl SimNode {
                     events.push(NodeEvent::Violation(format!("node {id}: {error}")));
                 }
             }
-            Payload::NodesRequest => {
-                let head = ReplicaLedger::<SimLog>::head(live.replica.ledger());
-                let records = live.replica.nodes().to_vec();
-                let height = head.height;
-                out.push(reply(from, Payload::Nodes { height, records }));
-            }
+            Payload::NodesRequest => out.push(reply(from, node_set(live))),
             Payload::Nodes { height, records } => {
                 live.replica.handle_vouched_nodes(height, records);
             }
@@ -656,6 +655,37 @@ impl SimNode {
         }
         Ok(())
     }
+}
+
+/// The snapshot this node offers, if it is the one at `index` a peer asks for.
+fn offered_snapshot(live: &Live, index: u64) -> Payload {
+    let staged = live
+        .offers
+        .borrow()
+        .offer
+        .as_ref()
+        .and_then(|(offer, staged, _)| (offer.index == index).then(|| Box::new(staged.clone())));
+    Payload::SnapshotData { index, staged }
+}
+
+/// Up to `count` block records from `top` down, for a peer's backfill.
+fn blocks_below(live: &Live, top: u64, count: u64) -> Payload {
+    let ledger = live.replica.ledger().inner();
+    let records = (0..count)
+        .map_while(|offset| {
+            let height = top.checked_sub(offset)?;
+            ledger.block(height).map(<[u8]>::to_vec)
+        })
+        .collect();
+    Payload::Blocks { top, records }
+}
+
+/// The node set as this node's ledger records it, with the height it holds.
+fn node_set(live: &Live) -> Payload {
+    let head = ReplicaLedger::<SimLog>::head(live.replica.ledger());
+    let records = live.replica.nodes().to_vec();
+    let height = head.height;
+    Payload::Nodes { height, records }
 }
 
 /// A snapshot message from a peer: step it, drop it, or fetch its records first (returns the

@@ -174,6 +174,31 @@ impl Operators {
         let Some(kind) = self.plan.pop() else {
             return;
         };
+        let Some((node, generation, action)) = self.choose(kind, voters, leader, chores) else {
+            return;
+        };
+        let (proposal, queue) = self.sign_change(now_ms, action);
+        self.current = Some(InProgress {
+            kind,
+            node,
+            generation,
+            proposal,
+            queue,
+            request: None,
+            started_ms: now_ms,
+            decided: false,
+        });
+    }
+
+    /// The change of `kind` to make now: its node, the key generation it proposes, and the
+    /// governance action; `None` when no node fits (too few voters to remove one).
+    fn choose(
+        &mut self,
+        kind: ChangeKind,
+        voters: &[(u64, u64)],
+        leader: Option<u64>,
+        chores: &mut Vec<Chore>,
+    ) -> Option<(u64, u64, GovernanceAction)> {
         let pick = |rng: &mut SimRng| -> Option<(u64, u64)> {
             // Half the time the leader itself: the hard case for removal and re-keying.
             match leader.and_then(|leader| voters.iter().find(|(id, _)| *id == leader)) {
@@ -201,17 +226,13 @@ impl Operators {
                 };
                 (id, 0, action)
             }
-            ChangeKind::RemoveVoter if voters.len() < 3 => return,
+            ChangeKind::RemoveVoter if voters.len() < 3 => return None,
             ChangeKind::RemoveVoter => {
-                let Some((node, _)) = pick(&mut self.rng) else {
-                    return;
-                };
+                let (node, _) = pick(&mut self.rng)?;
                 (node, 0, GovernanceAction::RemoveNode { node })
             }
             ChangeKind::RotateKey => {
-                let Some((node, generation)) = pick(&mut self.rng) else {
-                    return;
-                };
+                let (node, generation) = pick(&mut self.rng)?;
                 let public_key = super::node::node_key(node, generation + 1)
                     .verifying_key()
                     .to_bytes();
@@ -219,6 +240,12 @@ impl Operators {
                 (node, generation + 1, action)
             }
         };
+        Some((node, generation, action))
+    }
+
+    /// The change's proposal id and its two envelopes, signed: the first bank proposes, the
+    /// second approves (queued so that the proposal goes first).
+    fn sign_change(&mut self, now_ms: u64, action: GovernanceAction) -> (u64, Vec<Vec<u8>>) {
         let proposal = self.next_proposal;
         self.next_proposal += 1;
         let propose = Transaction::sign(
@@ -237,16 +264,7 @@ impl Operators {
             Body::single(Operation::ApproveProposal { proposal }),
         )
         .to_bytes();
-        self.current = Some(InProgress {
-            kind,
-            node,
-            generation,
-            proposal,
-            queue: vec![approve, propose],
-            request: None,
-            started_ms: now_ms,
-            decided: false,
-        });
+        (proposal, vec![approve, propose])
     }
 
     /// Sends the change's next transaction, or the outstanding one again after silence.

@@ -15,6 +15,50 @@ use std::collections::{BTreeMap, BTreeSet};
 use tpw_consensus::raft_types::MessageType;
 use tpw_contracts::genesis::{GenesisNode, NodeRole};
 
+/// The simulated network's genesis: the load genesis of the local networks, over these
+/// voters and learners, with every key derived from its id.
+fn simulated_genesis(
+    voters: &[u64],
+    learners: &[u64],
+) -> Result<tpw_contracts::GenesisState, String> {
+    let nodes_genesis: Vec<GenesisNode> = voters
+        .iter()
+        .chain(learners)
+        .map(|id| GenesisNode {
+            id: *id,
+            name: format!("node-{id}"),
+            public_key: hex::encode(node_key(*id, 0).verifying_key().to_bytes()),
+            role: if voters.contains(id) {
+                NodeRole::Voter
+            } else {
+                NodeRole::Observer
+            },
+        })
+        .collect();
+    let keys = crate::network::ParticipantKeys {
+        named: [
+            crate::network::BANKS[0],
+            crate::network::BANKS[1],
+            crate::network::REGULATOR,
+            crate::network::OPERATOR,
+        ]
+        .iter()
+        .map(|id| (*id, named_key(*id).verifying_key().to_bytes()))
+        .collect(),
+        partners: (0..PARTNERS)
+            .map(|index| {
+                crate::network::partner_key(index)
+                    .verifying_key()
+                    .to_bytes()
+            })
+            .collect(),
+    };
+    crate::network::load_genesis(&keys, nodes_genesis, GENESIS_TIME_MS)
+        .map_err(|error| error.to_string())?
+        .build()
+        .map_err(|error| error.to_string())
+}
+
 /// The simulated world of one run.
 pub(super) struct World {
     pub now_ms: u64,
@@ -55,42 +99,7 @@ impl World {
         let observer_count = rng.below(2);
         let voters: Vec<u64> = (1..=voter_count).collect();
         let learners: Vec<u64> = (voter_count + 1..=voter_count + observer_count).collect();
-        let nodes_genesis: Vec<GenesisNode> = voters
-            .iter()
-            .chain(&learners)
-            .map(|id| GenesisNode {
-                id: *id,
-                name: format!("node-{id}"),
-                public_key: hex::encode(node_key(*id, 0).verifying_key().to_bytes()),
-                role: if voters.contains(id) {
-                    NodeRole::Voter
-                } else {
-                    NodeRole::Observer
-                },
-            })
-            .collect();
-        let keys = crate::network::ParticipantKeys {
-            named: [
-                crate::network::BANKS[0],
-                crate::network::BANKS[1],
-                crate::network::REGULATOR,
-                crate::network::OPERATOR,
-            ]
-            .iter()
-            .map(|id| (*id, named_key(*id).verifying_key().to_bytes()))
-            .collect(),
-            partners: (0..PARTNERS)
-                .map(|index| {
-                    crate::network::partner_key(index)
-                        .verifying_key()
-                        .to_bytes()
-                })
-                .collect(),
-        };
-        let genesis = crate::network::load_genesis(&keys, nodes_genesis, GENESIS_TIME_MS)
-            .map_err(|error| error.to_string())?
-            .build()
-            .map_err(|error| error.to_string())?;
+        let genesis = simulated_genesis(&voters, &learners)?;
         let start_ms = GENESIS_TIME_MS + 1_000;
         let mut nodes = Vec::new();
         for id in voters.iter().chain(&learners) {
