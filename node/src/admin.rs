@@ -4,7 +4,10 @@
 //! (`Authorization: Bearer <token>`, from `admin_token_file`), and every request, refused or
 //! not, is recorded in the audit log.
 
-use crate::limits::{ADMIN_BODY_SIZE_MAX, AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX, STEP_DOWN_WAIT};
+use crate::limits::{
+    ADMIN_BODY_SIZE_MAX, AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX, STEP_DOWN_POLL_INTERVAL,
+    STEP_DOWN_WAIT,
+};
 use crate::network::NetworkHandle;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -278,7 +281,7 @@ async fn wait_for_new_leader(
                 ),
             );
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(STEP_DOWN_POLL_INTERVAL).await;
     }
 }
 

@@ -1,7 +1,10 @@
 //! A Rust client for the node's HTTP API, used by the CLI and the testnet tools.
 
 use crate::api_types::*;
-use crate::limits::CLIENT_RATE_LIMIT_RETRIES_MAX;
+use crate::limits::{
+    CLIENT_EVENT_STREAM_TIMEOUT, CLIENT_IDLE_CONNECTIONS_MAX, CLIENT_RATE_LIMIT_PAUSE,
+    CLIENT_RATE_LIMIT_RETRIES_MAX, CLIENT_REQUEST_TIMEOUT,
+};
 use tpw_contracts::model::Hash;
 use tpw_contracts::{Body, Transaction};
 
@@ -42,8 +45,8 @@ impl Client {
     /// A client for the node at `base` (such as http://127.0.0.1:7100).
     pub fn new(base: &str) -> Self {
         let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .timeout(std::time::Duration::from_secs(90))
+            .pool_max_idle_per_host(CLIENT_IDLE_CONNECTIONS_MAX)
+            .timeout(CLIENT_REQUEST_TIMEOUT)
             .build()
             .expect("a plain HTTP client always builds");
         Self {
@@ -147,7 +150,7 @@ impl Client {
             let request = self.get_request(path, &url).await?;
             match self.decode_get(request, &url).await {
                 Err(ClientError::Api { status: 429, .. }) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    tokio::time::sleep(CLIENT_RATE_LIMIT_PAUSE).await;
                 }
                 other => return other,
             }
@@ -303,7 +306,7 @@ impl Client {
         let request = self
             .get_request(&path, &url)
             .await?
-            .timeout(std::time::Duration::from_secs(365 * 24 * 3600));
+            .timeout(CLIENT_EVENT_STREAM_TIMEOUT);
         let http = |source| ClientError::Http {
             url: url.clone(),
             source,

@@ -56,6 +56,21 @@ const _: () = assert!(WAITERS_PER_TRANSACTION_MAX <= WAITERS_MAX);
 // A submission admitted inline is one the API accepts at all.
 const _: () = assert!(ADMIT_INLINE_TRANSACTIONS_MAX <= SUBMIT_TRANSACTIONS_MAX);
 
+// Starting and stopping.
+
+/// How long a stopping node waits for each of its servers and tasks, and for requests to let
+/// go of the database.
+pub const NODE_STOP_WAIT: Duration = Duration::from_secs(5);
+/// How often a stopping node looks whether requests let go of the database.
+pub const NODE_STOP_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How often a serving node looks whether its raft loop stopped or data corruption was found.
+pub const NODE_STOP_CHECK: Duration = Duration::from_millis(200);
+/// How often `tpw` commands that take long (restore, verify, export) report their progress
+/// off a terminal.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+const _: () = assert!(NODE_STOP_POLL_INTERVAL.as_millis() < NODE_STOP_WAIT.as_millis());
+
 // The admin interface.
 
 /// Bytes of an admin request body.
@@ -66,9 +81,12 @@ pub const AUDIT_PAGE_DEFAULT: usize = 100;
 pub const AUDIT_PAGE_MAX: usize = 1000;
 /// How long a step-down waits for the leadership to move.
 pub const STEP_DOWN_WAIT: Duration = Duration::from_secs(5);
+/// How often a step-down looks whether another node leads.
+pub const STEP_DOWN_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 const _: () = assert!(ADMIN_BODY_SIZE_MAX <= BODY_SIZE_MAX);
 const _: () = assert!(AUDIT_PAGE_DEFAULT <= AUDIT_PAGE_MAX);
+const _: () = assert!(STEP_DOWN_POLL_INTERVAL.as_millis() < STEP_DOWN_WAIT.as_millis());
 
 // The raft loop.
 
@@ -128,6 +146,8 @@ pub const FORWARD_FRAME_SIZE_MAX: usize = BODY_SIZE_MAX;
 pub const FORWARD_RESPONSES_MAX: usize = 1024;
 /// Forwarded submissions being admitted at once; more are answered "overloaded".
 pub const FORWARDS_IN_FLIGHT_MAX: usize = 64;
+/// How long an idle peer connection stays open (Raft's heartbeats keep a live one busy).
+pub const PEER_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 
 const _: () = assert!(RAFT_FRAME_SIZE_MAX > tpw_consensus::limits::MESSAGE_SIZE_MAX as usize);
 const _: () = assert!(FORWARD_FRAME_SIZE_MAX >= BODY_SIZE_MAX);
@@ -160,6 +180,12 @@ pub const SNAPSHOT_SERVES_IN_FLIGHT_MAX: usize = 4;
 pub const SNAPSHOT_MESSAGES_MAX: usize = 16;
 /// How often an idle snapshot receiver checks whether the node is stopping.
 pub const SNAPSHOT_RECEIVER_STOP_CHECK: Duration = Duration::from_millis(500);
+/// How often the snapshot maker, waiting for Raft to want a snapshot, checks whether the
+/// node is stopping.
+pub const SNAPSHOT_MAKER_STOP_CHECK: Duration = Duration::from_millis(500);
+/// The pause before asking a busy peer for a snapshot chunk again grows by this much with
+/// each try.
+pub const SNAPSHOT_RETRY_PAUSE_STEP: Duration = Duration::from_millis(200);
 /// Shortest time between two checkpoints, so a peer that keeps failing cannot make the node
 /// checkpoint continuously.
 pub const CHECKPOINT_INTERVAL_MIN: Duration = Duration::from_secs(1);
@@ -218,8 +244,22 @@ pub const WEBHOOK_ATTEMPTS_MAX: u32 = 100;
 pub const WEBHOOK_TIMEOUT_MS_MIN: u64 = 100;
 /// Longest `webhooks.timeout_ms` of one delivery attempt.
 pub const WEBHOOK_TIMEOUT_MS_MAX: u64 = 600_000;
+/// Idle connections the webhook deliverer keeps open per receiver.
+pub const WEBHOOK_IDLE_CONNECTIONS_MAX: usize = 4;
 /// Times the client retries a rate-limited read before the 429 is returned.
 pub const CLIENT_RATE_LIMIT_RETRIES_MAX: usize = 20;
+/// The client's pause before retrying a rate-limited read.
+pub const CLIENT_RATE_LIMIT_PAUSE: Duration = Duration::from_millis(500);
+/// Longest the client waits for one request's answer.
+pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
+/// Longest an event stream the client reads may stay open: a stream lives as long as its
+/// reader reads it.
+pub const CLIENT_EVENT_STREAM_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Idle connections the client keeps open per node.
+pub const CLIENT_IDLE_CONNECTIONS_MAX: usize = 256;
+
+// A submission waiting for its commit gets the node's answer before the client gives up.
+const _: () = assert!(CLIENT_REQUEST_TIMEOUT.as_millis() > WAIT_TIMEOUT_MS_MAX as u128);
 
 // Key files.
 

@@ -6,7 +6,7 @@ mod servers;
 
 use crate::api::ApiContext;
 use crate::config::NodeConfig;
-use crate::limits::COMMANDS_MAX;
+use crate::limits::{COMMANDS_MAX, NODE_STOP_CHECK, NODE_STOP_POLL_INTERVAL, NODE_STOP_WAIT};
 use crate::mailbox::Shared;
 use crate::network::{NetworkHandle, SnapshotWiring};
 use crate::runtime::{Runtime, RuntimeError};
@@ -20,7 +20,6 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tpw_consensus::{Batcher, Driver, DriverConfig, LogStore};
 use tpw_contracts::genesis::NodeRole;
 use tpw_contracts::governance::NodeRecord;
@@ -405,17 +404,17 @@ impl RunningNode {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop_server.send(());
         self.shared.stopping.store(true, Ordering::Relaxed);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        let _ = tokio::time::timeout(NODE_STOP_WAIT, self.server).await;
         if let Some((task, stop)) = self.admin {
             let _ = stop.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+            let _ = tokio::time::timeout(NODE_STOP_WAIT, task).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.webhooks).await;
+        let _ = tokio::time::timeout(NODE_STOP_WAIT, self.webhooks).await;
         // Event streams and deliveries hold the API context (and so the database): let them
         // notice the stop and let go, so a restart in this process can open the database.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + NODE_STOP_WAIT;
         while Arc::strong_count(&self.context) > 1 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(NODE_STOP_POLL_INTERVAL).await;
         }
         drop(self.context);
         // Requests that still hold the log (waiting on a commit as the node stops) must not
@@ -450,7 +449,7 @@ impl RunningNode {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = terminate.recv() => break,
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                _ = tokio::time::sleep(NODE_STOP_CHECK) => {
                     if self.runtime_finished() || crate::storage::corruption_detected().is_some() {
                         break;
                     }

@@ -15,6 +15,7 @@
 //! could vote twice; a marker refuses them at start.
 
 use crate::admin::BackupManifest;
+use crate::limits::PROGRESS_INTERVAL;
 use crate::storage::{Db, LedgerReader, LedgerStore, RaftLogStore, StorageError, CF_META};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -514,7 +515,7 @@ pub fn terminal_progress(what: &'static str, unit: &'static str) -> impl FnMut(u
     let terminal = std::io::stderr().is_terminal();
     let mut last = std::time::Instant::now();
     move |done: u64, all: u64| {
-        if done == all || last.elapsed() >= std::time::Duration::from_secs(1) {
+        if done == all || last.elapsed() >= PROGRESS_INTERVAL {
             last = std::time::Instant::now();
             let line = if unit == "MiB" {
                 format!("{what} {} of {} MiB", done >> 20, all >> 20)

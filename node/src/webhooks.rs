@@ -10,7 +10,9 @@
 use crate::api::{ApiContext, Principal};
 use crate::config::WebhookConfig;
 use crate::events::{Cursor, LedgerEvent};
-use crate::limits::{WEBHOOK_POLL_INTERVAL, WEBHOOK_REPLAY_BATCH_MAX};
+use crate::limits::{
+    WEBHOOK_IDLE_CONNECTIONS_MAX, WEBHOOK_POLL_INTERVAL, WEBHOOK_REPLAY_BATCH_MAX,
+};
 use crate::storage::webhooks as store;
 use ed25519_dalek::{Signer, SigningKey};
 use std::collections::HashMap;
@@ -90,7 +92,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub async fn run(context: Arc<ApiContext>, node_key: SigningKey, config: WebhookConfig) {
     let http = match reqwest::Client::builder()
         .timeout(Duration::from_millis(config.timeout_ms))
-        .pool_max_idle_per_host(4)
+        .pool_max_idle_per_host(WEBHOOK_IDLE_CONNECTIONS_MAX)
         // A receiver cannot bounce deliveries elsewhere (into the node's own network).
         .redirect(reqwest::redirect::Policy::none())
         .build()

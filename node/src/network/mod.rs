@@ -11,7 +11,8 @@ pub use forward::{ForwardHandler, ForwardRefusal, ForwardReply};
 
 use crate::limits::{
     CONNECTIONS_PER_PEER_MAX, FORWARDS_IN_FLIGHT_MAX, FORWARD_FRAME_SIZE_MAX, OUTBOUND_BATCHES_MAX,
-    PEER_REQUEST_TIMEOUT, PENDING_CONNECTIONS_MAX, RAFT_FRAME_SIZE_MAX, SNAPSHOT_REQUEST_TIMEOUT,
+    PEER_IDLE_CONNECTION_TIMEOUT, PEER_REQUEST_TIMEOUT, PENDING_CONNECTIONS_MAX,
+    RAFT_FRAME_SIZE_MAX, SNAPSHOT_REQUEST_TIMEOUT,
 };
 use crate::mailbox::RaftInbox;
 use codec::FrameCodec;
@@ -22,7 +23,6 @@ use libp2p::{allow_block_list, connection_limits, identity, Multiaddr, PeerId, S
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 use task::NetworkTask;
 use tokio::sync::mpsc::error::TrySendError;
 use tpw_consensus::raft_types::{Message, MessageType};
@@ -294,7 +294,9 @@ fn build_swarm(key: &SigningKey) -> Result<libp2p::Swarm<Behaviour>, NetworkErro
             ),
         })
         .map_err(|error| NetworkError::Transport(error.to_string()))?
-        .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .with_swarm_config(|config| {
+            config.with_idle_connection_timeout(PEER_IDLE_CONNECTION_TIMEOUT)
+        })
         .build();
     Ok(swarm)
 }

@@ -5,7 +5,8 @@
 use super::{SnapshotRequest, SnapshotResponse};
 use crate::limits::{
     BACKFILL_BLOCKS_CHUNK_SIZE, BACKFILL_BLOCKS_PER_RESPONSE_MAX, CHECKPOINTS_KEPT_MAX,
-    CHECKPOINT_INTERVAL_MIN, SNAPSHOT_RECORDS_CHUNK_SIZE, SNAPSHOT_SERVES_IN_FLIGHT_MAX,
+    CHECKPOINT_INTERVAL_MIN, SNAPSHOT_MAKER_STOP_CHECK, SNAPSHOT_RECORDS_CHUNK_SIZE,
+    SNAPSHOT_SERVES_IN_FLIGHT_MAX,
 };
 use crate::mailbox::Shared;
 use crate::metrics::Metrics;
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tpw_consensus::Storage as _;
 
 /// The node's snapshots: made on request, kept for serving.
@@ -64,7 +65,7 @@ impl Snapshots {
                     if !snapshots
                         .log
                         .snapshots()
-                        .wait_wanted(Duration::from_millis(500))
+                        .wait_wanted(SNAPSHOT_MAKER_STOP_CHECK)
                     {
                         continue;
                     }

@@ -2,13 +2,15 @@
 //! verified and staged; only then does Raft see them.
 
 use super::{SnapshotRequest, SnapshotResponse};
-use crate::limits::{SNAPSHOT_RECEIVER_STOP_CHECK, SNAPSHOT_REQUEST_TRIES_MAX};
+use crate::limits::{
+    SNAPSHOT_RECEIVER_STOP_CHECK, SNAPSHOT_REQUEST_TRIES_MAX, SNAPSHOT_RETRY_PAUSE_STEP,
+};
 use crate::mailbox::{Command, RaftInbox, Shared};
 use crate::metrics::Metrics;
 use crate::network::NetworkHandle;
 use crate::storage::{RecordChunk, StagedSnapshot, Staging};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tpw_consensus::raft_types::Message;
 use tpw_consensus::replica::snapshot::{
     check_descriptor, check_snapshot_head, snapshot_arrival, SnapshotArrival,
@@ -119,7 +121,7 @@ impl SnapshotReceiver {
                     return Err(format!("the peer cannot serve: {message}"))
                 }
                 SnapshotResponse::Unavailable(_) => {
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(tries))).await;
+                    tokio::time::sleep(SNAPSHOT_RETRY_PAUSE_STEP * tries).await;
                 }
                 response => return Ok(response),
             }
