@@ -4,6 +4,10 @@
 //! (`Authorization: Bearer <token>`, from `admin_token_file`), and every request, refused or
 //! not, is recorded in the audit log.
 
+use crate::limits::{
+    ADMIN_BODY_SIZE_MAX, AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX, STEP_DOWN_POLL_INTERVAL,
+    STEP_DOWN_WAIT,
+};
 use crate::network::NetworkHandle;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -68,12 +72,6 @@ pub struct RaftControl {
     /// Its published status.
     pub shared: std::sync::Arc<crate::mailbox::Shared>,
 }
-
-/// How long a step-down waits for the leadership to move.
-const STEP_DOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Most audit records one request reads.
-pub const AUDIT_PAGE_MAX: usize = 1000;
 
 /// Query of GET /admin/v1/audit.
 #[derive(Debug, Deserialize)]
@@ -156,9 +154,6 @@ async fn audited(
     response
 }
 
-/// Bytes of an admin request body.
-const ADMIN_BODY_SIZE_MAX: usize = 64 * 1024;
-
 /// The audit log from a sequence: `{"records": [...], "written": N}`.
 async fn audit_records(
     State(state): State<AdminState>,
@@ -170,7 +165,10 @@ async fn audit_records(
             return admin_error(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
         }
     };
-    let limit = query.limit.unwrap_or(100).clamp(1, AUDIT_PAGE_MAX);
+    let limit = query
+        .limit
+        .unwrap_or(AUDIT_PAGE_DEFAULT)
+        .clamp(1, AUDIT_PAGE_MAX);
     let db = state.db.clone();
     let from = query.from.unwrap_or(1);
     match tokio::task::spawn_blocking(move || crate::audit::read(&db, from, limit)).await {
@@ -205,38 +203,54 @@ async fn step_down(State(state): State<AdminState>) -> (StatusCode, Json<serde_j
             "this node runs no raft loop".into(),
         );
     };
+    match request_step_down(&raft).await {
+        Ok(target) => wait_for_new_leader(&raft, state.node_id, target).await,
+        Err(refused) => refused,
+    }
+}
+
+/// Asks the raft loop to hand its leadership over; the voter it hands it to.
+async fn request_step_down(
+    raft: &RaftControl,
+) -> Result<u64, (StatusCode, Json<serde_json::Value>)> {
     let (reply, answer) = tokio::sync::oneshot::channel();
     if raft
         .commands
         .try_send(crate::mailbox::Command::StepDown { reply })
         .is_err()
     {
-        return admin_error(
+        return Err(admin_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             "the raft loop's queue is full; try again".into(),
-        );
+        ));
     }
-    let target = match answer.await {
-        Ok(Ok(target)) => target,
-        Ok(Err(error @ crate::mailbox::StepDownError::NotLeader(_))) => {
-            return admin_error(StatusCode::CONFLICT, "not_leader", error.to_string())
-        }
-        Ok(Err(error)) => {
-            return admin_error(
-                StatusCode::CONFLICT,
-                "no_transfer_target",
-                error.to_string(),
-            )
-        }
-        Err(_) => {
-            return admin_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "stopping",
-                "the node is stopping".into(),
-            )
-        }
-    };
+    match answer.await {
+        Ok(Ok(target)) => Ok(target),
+        Ok(Err(error @ crate::mailbox::StepDownError::NotLeader(_))) => Err(admin_error(
+            StatusCode::CONFLICT,
+            "not_leader",
+            error.to_string(),
+        )),
+        Ok(Err(error)) => Err(admin_error(
+            StatusCode::CONFLICT,
+            "no_transfer_target",
+            error.to_string(),
+        )),
+        Err(_) => Err(admin_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping",
+            "the node is stopping".into(),
+        )),
+    }
+}
+
+/// Waits (up to [`STEP_DOWN_WAIT`]) until a node other than this one leads.
+async fn wait_for_new_leader(
+    raft: &RaftControl,
+    node_id: u64,
+    target: u64,
+) -> (StatusCode, Json<serde_json::Value>) {
     let deadline = tokio::time::Instant::now() + STEP_DOWN_WAIT;
     loop {
         let (leader, term) = {
@@ -247,11 +261,11 @@ async fn step_down(State(state): State<AdminState>) -> (StatusCode, Json<serde_j
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             (status.leader_id, status.term)
         };
-        if leader.is_some_and(|leader| leader != state.node_id) {
+        if leader.is_some_and(|leader| leader != node_id) {
             return (
                 StatusCode::OK,
                 Json(serde_json::json!({
-                    "from": state.node_id,
+                    "from": node_id,
                     "to": target,
                     "leader": leader,
                     "term": term,
@@ -267,7 +281,7 @@ async fn step_down(State(state): State<AdminState>) -> (StatusCode, Json<serde_j
                 ),
             );
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(STEP_DOWN_POLL_INTERVAL).await;
     }
 }
 

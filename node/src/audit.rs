@@ -9,19 +9,13 @@
 //! status:u16 | detail:[32] | previous:[32] | hash:[32]`, strings as u32 length + UTF-8;
 //! `hash = blake3("tpwalletoec/audit\0" || every byte before it)`.
 
+use crate::limits::{
+    AUDIT_BATCH_MAX, AUDIT_HEAD_LOG_INTERVAL_RECORDS, AUDIT_QUEUE_MAX, AUDIT_TEXT_SIZE_MAX,
+};
 use crate::storage::{open_record, seal_record, Db, StorageError, CF_AUDIT};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tpw_contracts::codec::{Reader, Writer};
-
-/// Entries queued for the writer before requests wait for it.
-pub const AUDIT_QUEUE_MAX: usize = 4096;
-/// Entries written in one batch.
-const AUDIT_BATCH_MAX: usize = 512;
-/// Bytes kept of an actor, action or target (longer text is cut at a character boundary).
-pub const AUDIT_TEXT_SIZE_MAX: usize = 512;
-/// The head is logged every this many records.
-const HEAD_LOG_EVERY: u64 = 10_000;
 
 const DOMAIN: &[u8] = b"tpwalletoec/audit\0";
 
@@ -235,7 +229,7 @@ impl AuditLog {
                         let bytes = encode(sequence, &entry, &previous);
                         previous.copy_from_slice(&bytes[bytes.len() - 32..]);
                         batch.put_cf(db.cf(CF_AUDIT), sequence.to_be_bytes(), seal_record(&bytes));
-                        if sequence % HEAD_LOG_EVERY == 0 {
+                        if sequence % AUDIT_HEAD_LOG_INTERVAL_RECORDS == 0 {
                             tracing::info!(sequence, head = %hex::encode(previous), "audit head");
                         }
                     }

@@ -1,6 +1,10 @@
 //! A Rust client for the node's HTTP API, used by the CLI and the testnet tools.
 
 use crate::api_types::*;
+use crate::limits::{
+    CLIENT_EVENT_STREAM_TIMEOUT, CLIENT_IDLE_CONNECTIONS_MAX, CLIENT_RATE_LIMIT_PAUSE,
+    CLIENT_RATE_LIMIT_RETRIES_MAX, CLIENT_REQUEST_TIMEOUT,
+};
 use tpw_contracts::model::Hash;
 use tpw_contracts::{Body, Transaction};
 
@@ -27,9 +31,6 @@ pub enum ClientError {
     },
 }
 
-/// Times a rate-limited read is retried before the 429 is returned.
-const RATE_LIMIT_RETRIES: usize = 20;
-
 /// A connection to one node; with a key, reads are signed as that key's participant (see
 /// [`crate::request_auth`]).
 #[derive(Clone)]
@@ -44,8 +45,8 @@ impl Client {
     /// A client for the node at `base` (such as http://127.0.0.1:7100).
     pub fn new(base: &str) -> Self {
         let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .timeout(std::time::Duration::from_secs(90))
+            .pool_max_idle_per_host(CLIENT_IDLE_CONNECTIONS_MAX)
+            .timeout(CLIENT_REQUEST_TIMEOUT)
             .build()
             .expect("a plain HTTP client always builds");
         Self {
@@ -145,11 +146,11 @@ impl Client {
     ) -> Result<Option<T>, ClientError> {
         let url = format!("{}{path}", self.base);
         // A rate-limited read is signed anew and retried after the node's Retry-After.
-        for _ in 0..RATE_LIMIT_RETRIES {
+        for _ in 0..CLIENT_RATE_LIMIT_RETRIES_MAX {
             let request = self.get_request(path, &url).await?;
             match self.decode_get(request, &url).await {
                 Err(ClientError::Api { status: 429, .. }) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    tokio::time::sleep(CLIENT_RATE_LIMIT_PAUSE).await;
                 }
                 other => return other,
             }
@@ -305,7 +306,7 @@ impl Client {
         let request = self
             .get_request(&path, &url)
             .await?
-            .timeout(std::time::Duration::from_secs(365 * 24 * 3600));
+            .timeout(CLIENT_EVENT_STREAM_TIMEOUT);
         let http = |source| ClientError::Http {
             url: url.clone(),
             source,

@@ -1,16 +1,15 @@
 //! Node configuration: defaults < TOML file < environment (TPW_*) < command-line flags,
 //! validated before the node starts and logged once.
 
+use crate::limits::{
+    API_REQUEST_TIMEOUT_MS_MAX, API_REQUEST_TIMEOUT_MS_MIN, LOG_RETENTION_ENTRIES_MAX,
+    LOG_RETENTION_ENTRIES_MIN, TICK_MS_MAX, WEBHOOK_ATTEMPTS_MAX, WEBHOOK_TIMEOUT_MS_MAX,
+    WEBHOOK_TIMEOUT_MS_MIN,
+};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tpw_consensus::BlockLimits;
-
-/// Fewest Raft entries kept behind the applied index (a follower a few blocks behind should
-/// not need a snapshot).
-pub const LOG_RETENTION_ENTRIES_MIN: u64 = 16;
-/// Most Raft entries kept behind the applied index.
-pub const LOG_RETENTION_ENTRIES_MAX: u64 = 100_000_000;
 
 /// Raft timing and log retention.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -284,8 +283,26 @@ impl NodeConfig {
         Ok(config)
     }
 
-    /// Checks every field and the relations between them.
+    /// Checks every field and the relations between them, section by section (the first
+    /// error found is the one reported).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_addresses()?;
+        self.validate_api_rates()?;
+        self.validate_webhooks()?;
+        if !(API_REQUEST_TIMEOUT_MS_MIN..=API_REQUEST_TIMEOUT_MS_MAX)
+            .contains(&self.api.request_timeout_ms)
+        {
+            return Err(ConfigError(format!(
+                "api.request_timeout_ms must be {API_REQUEST_TIMEOUT_MS_MIN}..={API_REQUEST_TIMEOUT_MS_MAX}"
+            )));
+        }
+        self.validate_raft()?;
+        self.validate_blocks()?;
+        self.validate_log_and_paths()
+    }
+
+    /// Every listen and peer address parses; an admin interface has its token file.
+    fn validate_addresses(&self) -> Result<(), ConfigError> {
         let fail = |message: String| Err(ConfigError(message));
         if self.api_listen.parse::<SocketAddr>().is_err() {
             return fail(format!(
@@ -320,6 +337,11 @@ impl NodeConfig {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Every rate limit lets at least one request through.
+    fn validate_api_rates(&self) -> Result<(), ConfigError> {
         for (name, value) in [
             ("api.requests_per_second", self.api.requests_per_second),
             ("api.request_burst", self.api.request_burst),
@@ -330,11 +352,19 @@ impl NodeConfig {
             ("api.transaction_burst", self.api.transaction_burst),
         ] {
             if value == 0 {
-                return fail(format!("{name} must be at least 1"));
+                return Err(ConfigError(format!("{name} must be at least 1")));
             }
         }
-        if !(1..=100).contains(&self.webhooks.max_attempts) {
-            return fail("webhooks.max_attempts must be 1..=100".into());
+        Ok(())
+    }
+
+    /// Webhook attempts, backoff and timeout within their bounds.
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        let fail = |message: String| Err(ConfigError(message));
+        if !(1..=WEBHOOK_ATTEMPTS_MAX).contains(&self.webhooks.max_attempts) {
+            return fail(format!(
+                "webhooks.max_attempts must be 1..={WEBHOOK_ATTEMPTS_MAX}"
+            ));
         }
         if self.webhooks.backoff_initial_ms == 0
             || self.webhooks.backoff_max_ms < self.webhooks.backoff_initial_ms
@@ -344,14 +374,19 @@ impl NodeConfig {
                     .into(),
             );
         }
-        if !(100..=600_000).contains(&self.webhooks.timeout_ms) {
-            return fail("webhooks.timeout_ms must be 100..=600000".into());
+        if !(WEBHOOK_TIMEOUT_MS_MIN..=WEBHOOK_TIMEOUT_MS_MAX).contains(&self.webhooks.timeout_ms) {
+            return fail(format!(
+                "webhooks.timeout_ms must be {WEBHOOK_TIMEOUT_MS_MIN}..={WEBHOOK_TIMEOUT_MS_MAX}"
+            ));
         }
-        if !(1_000..=3_600_000).contains(&self.api.request_timeout_ms) {
-            return fail("api.request_timeout_ms must be 1000..=3600000".into());
-        }
-        if !(1..=10_000).contains(&self.raft.tick_ms) {
-            return fail("raft.tick_ms must be 1..=10000".into());
+        Ok(())
+    }
+
+    /// Raft's tick, log retention, and election ticks above heartbeat ticks.
+    fn validate_raft(&self) -> Result<(), ConfigError> {
+        let fail = |message: String| Err(ConfigError(message));
+        if !(1..=TICK_MS_MAX).contains(&self.raft.tick_ms) {
+            return fail(format!("raft.tick_ms must be 1..={TICK_MS_MAX}"));
         }
         if !(LOG_RETENTION_ENTRIES_MIN..=LOG_RETENTION_ENTRIES_MAX)
             .contains(&self.raft.log_retention_entries)
@@ -366,20 +401,30 @@ impl NodeConfig {
                     .into(),
             );
         }
+        Ok(())
+    }
+
+    /// The block limits, and the proposals in flight.
+    fn validate_blocks(&self) -> Result<(), ConfigError> {
         self.block_limits().validate().map_err(ConfigError)?;
         if !(1..=crate::limits::PROPOSALS_IN_FLIGHT_MAX)
             .contains(&self.blocks.proposals_in_flight_max)
         {
-            return fail(format!(
+            return Err(ConfigError(format!(
                 "blocks.proposals_in_flight_max must be 1..={}",
                 crate::limits::PROPOSALS_IN_FLIGHT_MAX
-            ));
+            )));
         }
+        Ok(())
+    }
+
+    /// The log format is known, and every required path is set.
+    fn validate_log_and_paths(&self) -> Result<(), ConfigError> {
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            return fail(format!(
+            return Err(ConfigError(format!(
                 "log.format {:?} must be \"text\" or \"json\"",
                 self.log.format
-            ));
+            )));
         }
         for (name, path) in [
             ("data_dir", &self.data_dir),
@@ -387,7 +432,7 @@ impl NodeConfig {
             ("node_key_file", &self.node_key_file),
         ] {
             if path.as_os_str().is_empty() {
-                return fail(format!("{name} must be set"));
+                return Err(ConfigError(format!("{name} must be set")));
             }
         }
         Ok(())
@@ -447,6 +492,38 @@ mod tests {
             std::fs::write(&path, bad).unwrap();
             let error = NodeConfig::load(Some(&path), &Overrides::default()).unwrap_err();
             assert!(!error.to_string().is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_bounds() {
+        // Proves that each range a value is checked against is named in the refusal, as
+        // operators and docs/operating.md read it.
+        // Each case spoils one value of a valid configuration.
+        type Spoil = fn(&mut NodeConfig);
+        let cases: [(Spoil, &str); 4] = [
+            (
+                |config| config.webhooks.max_attempts = 0,
+                "webhooks.max_attempts must be 1..=100",
+            ),
+            (
+                |config| config.webhooks.timeout_ms = 99,
+                "webhooks.timeout_ms must be 100..=600000",
+            ),
+            (
+                |config| config.api.request_timeout_ms = 3_600_001,
+                "api.request_timeout_ms must be 1000..=3600000",
+            ),
+            (
+                |config| config.raft.tick_ms = 10_001,
+                "raft.tick_ms must be 1..=10000",
+            ),
+        ];
+        for (spoil, message) in cases {
+            let mut config = NodeConfig::default();
+            config.validate().unwrap();
+            spoil(&mut config);
+            assert_eq!(config.validate().unwrap_err().0, message);
         }
     }
 }

@@ -75,6 +75,30 @@ pub fn prepare(dir: &Path, api_listen: &str) -> anyhow::Result<std::path::PathBu
     }
     std::fs::create_dir_all(dir.join("keys"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
+    let participants = participant_keys(dir)?;
+    let node_key = crate::keys::generate()?;
+    crate::keys::write(&key_path(dir, "node-1"), &node_key)?;
+    let genesis = demo_genesis(participants, &node_key);
+    let genesis = Genesis {
+        network_id: Some(hex::encode(genesis.compute_network_id()?)),
+        ..genesis
+    };
+    std::fs::write(
+        &genesis_path,
+        serde_json::to_string_pretty(&genesis)? + "\n",
+    )?;
+    let config = format!(
+        "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"{api_listen}\"\n",
+        dir.join("data").display(),
+        genesis_path.display(),
+        key_path(dir, "node-1").display()
+    );
+    std::fs::write(&config_path, config)?;
+    Ok(config_path)
+}
+
+/// Generates and writes each participant's key, and returns the participants with them.
+fn participant_keys(dir: &Path) -> anyhow::Result<Vec<GenesisParticipant>> {
     let mut participants = Vec::new();
     for (id, stem, name, role, bank) in PARTICIPANTS {
         let key = crate::keys::generate()?;
@@ -87,8 +111,12 @@ pub fn prepare(dir: &Path, api_listen: &str) -> anyhow::Result<std::path::PathBu
             keys: vec![hex::encode(key.verifying_key().to_bytes())],
         });
     }
-    let node_key = crate::keys::generate()?;
-    crate::keys::write(&key_path(dir, "node-1"), &node_key)?;
+    Ok(participants)
+}
+
+/// The demo's genesis (without its network id): two assets, each partner with a funded
+/// account in each, and one voting node.
+fn demo_genesis(participants: Vec<GenesisParticipant>, node_key: &SigningKey) -> Genesis {
     let no_overdraft = vec!["debits_must_not_exceed_credits".to_string()];
     let mut accounts = Vec::new();
     let mut funding = Vec::new();
@@ -106,7 +134,7 @@ pub fn prepare(dir: &Path, api_listen: &str) -> anyhow::Result<std::path::PathBu
             });
         }
     }
-    let genesis = Genesis {
+    Genesis {
         network_name: "tpw-demo".into(),
         genesis_time_ms: crate::clock::now_ms(),
         participants,
@@ -135,23 +163,7 @@ pub fn prepare(dir: &Path, api_listen: &str) -> anyhow::Result<std::path::PathBu
             role: NodeRole::Voter,
         }],
         network_id: None,
-    };
-    let genesis = Genesis {
-        network_id: Some(hex::encode(genesis.compute_network_id()?)),
-        ..genesis
-    };
-    std::fs::write(
-        &genesis_path,
-        serde_json::to_string_pretty(&genesis)? + "\n",
-    )?;
-    let config = format!(
-        "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"{api_listen}\"\n",
-        dir.join("data").display(),
-        genesis_path.display(),
-        key_path(dir, "node-1").display()
-    );
-    std::fs::write(&config_path, config)?;
-    Ok(config_path)
+    }
 }
 
 fn load_key(dir: &Path, stem: &str) -> anyhow::Result<SigningKey> {
@@ -171,18 +183,50 @@ pub struct StepReport {
     pub height: Option<u64>,
 }
 
+/// The keys of the participants that sign the scenario's steps.
+struct DemoKeys {
+    acme: SigningKey,
+    globex: SigningKey,
+    initech: SigningKey,
+    umbrella: SigningKey,
+    bank_a: SigningKey,
+}
+
+impl DemoKeys {
+    fn load(dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            acme: load_key(dir, "acme")?,
+            globex: load_key(dir, "globex")?,
+            initech: load_key(dir, "initech")?,
+            umbrella: load_key(dir, "umbrella")?,
+            bank_a: load_key(dir, "bank-a")?,
+        })
+    }
+}
+
+/// One step of the scenario: what it does, who signs it, and the transaction's body.
+type Step<'a> = (&'static str, &'a SigningKey, Body);
+
 /// Runs the example settlements and returns one report per step. Idempotent: a second run
 /// returns the same outcomes and moves no money.
 pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<StepReport>> {
-    let acme = load_key(dir, "acme")?;
-    let globex = load_key(dir, "globex")?;
-    let initech = load_key(dir, "initech")?;
-    let umbrella = load_key(dir, "umbrella")?;
-    let bank_a = load_key(dir, "bank-a")?;
-    let steps: Vec<(&str, &SigningKey, Body)> = vec![
+    let keys = DemoKeys::load(dir)?;
+    let mut steps = payment_steps(&keys);
+    steps.extend(pending_steps(&keys));
+    steps.extend(batch_steps(&keys));
+    let mut reports = Vec::new();
+    for (step, key, body) in steps {
+        reports.push(run_step(client, step, key, body).await?);
+    }
+    Ok(reports)
+}
+
+/// Posted payments between partners, and a bank's deposit.
+fn payment_steps(keys: &DemoKeys) -> Vec<Step<'_>> {
+    vec![
         (
             "Acme pays Initech EUR 12,500.00 for software licences",
-            &acme,
+            &keys.acme,
             Body::single(Operation::posted(
                 1,
                 account_of(3, EUR),
@@ -193,7 +237,7 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
         ),
         (
             "Alpine Bank deposits EUR 50,000.00 into Acme's account",
-            &bank_a,
+            &keys.bank_a,
             Body::single(Operation::posted(
                 1,
                 issuance_of(EUR),
@@ -202,9 +246,15 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
                 5_000_000,
             )),
         ),
+    ]
+}
+
+/// Reservations (pending transfers): one posted in part, one voided.
+fn pending_steps(keys: &DemoKeys) -> Vec<Step<'_>> {
+    vec![
         (
             "Globex reserves EUR 5,000.00 for Umbrella (pending, 10 minutes)",
-            &globex,
+            &keys.globex,
             Body::single(Operation::Transfer(Transfer {
                 id: 1,
                 debit_account: account_of(4, EUR),
@@ -219,7 +269,7 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
         ),
         (
             "Globex posts EUR 4,200.00 of the reservation; the rest is released",
-            &globex,
+            &keys.globex,
             Body::single(Operation::PostPending(PostPending {
                 id: 2,
                 pending_id: 1,
@@ -228,7 +278,7 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
         ),
         (
             "Initech reserves USD 900.00 for Acme (pending)",
-            &initech,
+            &keys.initech,
             Body::single(Operation::Transfer(Transfer {
                 id: 1,
                 debit_account: account_of(5, USD),
@@ -243,15 +293,22 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
         ),
         (
             "Initech voids the USD reservation",
-            &initech,
+            &keys.initech,
             Body::single(Operation::VoidPending(VoidPending {
                 id: 2,
                 pending_id: 1,
             })),
         ),
+    ]
+}
+
+/// Linked batches (one settles, one moves nothing), an idempotent retry and a refused reuse
+/// of an id.
+fn batch_steps(keys: &DemoKeys) -> Vec<Step<'_>> {
+    vec![
         (
             "Umbrella pays Acme EUR 100.00 and Globex USD 200.00 as one linked batch",
-            &umbrella,
+            &keys.umbrella,
             Body::linked(vec![
                 Operation::posted(1, account_of(6, EUR), account_of(3, EUR), EUR, 10_000),
                 Operation::posted(2, account_of(6, USD), account_of(4, USD), USD, 20_000),
@@ -259,7 +316,7 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
         ),
         (
             "Umbrella tries a linked batch whose second leg exceeds its funds: nothing moves",
-            &umbrella,
+            &keys.umbrella,
             Body::linked(vec![
                 Operation::posted(3, account_of(6, EUR), account_of(3, EUR), EUR, 10_000),
                 Operation::posted(4, account_of(6, USD), account_of(4, USD), USD, 999_000_000),
@@ -267,7 +324,7 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
         ),
         (
             "Acme retries its first payment: idempotent, same outcome, no second debit",
-            &acme,
+            &keys.acme,
             Body::single(Operation::posted(
                 1,
                 account_of(3, EUR),
@@ -278,7 +335,7 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
         ),
         (
             "Acme reuses id 1 with another amount: refused",
-            &acme,
+            &keys.acme,
             Body::single(Operation::posted(
                 1,
                 account_of(3, EUR),
@@ -287,29 +344,34 @@ pub async fn run_scenario(dir: &Path, client: &Client) -> anyhow::Result<Vec<Ste
                 1,
             )),
         ),
-    ];
-    let mut reports = Vec::new();
-    for (step, key, body) in steps {
-        let (_, response) = client.sign_and_submit(key, body, true).await?;
-        let Some(result) = response.results.first() else {
-            bail!("the node returned no result for: {step}");
-        };
-        reports.push(StepReport {
-            step: step.into(),
-            code: result
-                .code
-                .map(|code| code.name().to_string())
-                .unwrap_or_else(|| result.status.clone()),
-            operations: result
-                .operations
-                .iter()
-                .flatten()
-                .map(|code| code.name().to_string())
-                .collect(),
-            height: result.height,
-        });
-    }
-    Ok(reports)
+    ]
+}
+
+/// Signs and submits one step, waiting for its commit, and reports its outcome.
+async fn run_step(
+    client: &Client,
+    step: &str,
+    key: &SigningKey,
+    body: Body,
+) -> anyhow::Result<StepReport> {
+    let (_, response) = client.sign_and_submit(key, body, true).await?;
+    let Some(result) = response.results.first() else {
+        bail!("the node returned no result for: {step}");
+    };
+    Ok(StepReport {
+        step: step.into(),
+        code: result
+            .code
+            .map(|code| code.name().to_string())
+            .unwrap_or_else(|| result.status.clone()),
+        operations: result
+            .operations
+            .iter()
+            .flatten()
+            .map(|code| code.name().to_string())
+            .collect(),
+        height: result.height,
+    })
 }
 
 /// Every demo account id with its asset, issuance accounts included.

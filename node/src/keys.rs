@@ -3,6 +3,10 @@
 //! then XChaCha20-Poly1305 bound to the public key). No function here puts key bytes in an
 //! error, a log line or a `Debug` output.
 
+use crate::limits::{
+    KDF_ITERATIONS, KDF_ITERATIONS_MAX, KDF_MEMORY_KIB, KDF_MEMORY_KIB_MAX, KDF_PARALLELISM,
+    KDF_PARALLELISM_MAX, PASSPHRASE_LENGTH_MIN,
+};
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
@@ -74,16 +78,6 @@ struct Encryption {
 pub const PASSPHRASE_VARIABLE: &str = "TPW_KEY_PASSPHRASE";
 /// The environment variable naming a file (mode 0600) holding that passphrase.
 pub const PASSPHRASE_FILE_VARIABLE: &str = "TPW_KEY_PASSPHRASE_FILE";
-
-/// Argon2id cost: 64 MiB, 3 passes (OWASP's recommended minimum is 19 MiB, 2 passes).
-const KDF_MEMORY_KIB: u32 = 64 * 1024;
-const KDF_ITERATIONS: u32 = 3;
-const KDF_PARALLELISM: u32 = 1;
-/// Bounds accepted on load, so a crafted file cannot demand unbounded memory or time.
-const KDF_MEMORY_KIB_MAX: u32 = 1024 * 1024;
-const KDF_ITERATIONS_MAX: u32 = 64;
-/// Shortest passphrase accepted for a new encrypted file.
-pub const PASSPHRASE_LENGTH_MIN: usize = 12;
 
 /// A passphrase, kept out of `Debug` output.
 pub struct Passphrase(String);
@@ -198,7 +192,7 @@ fn decrypt(contents: &KeyFile, passphrase: &Passphrase) -> Result<[u8; 32], Stri
     if encryption.memory_kib > KDF_MEMORY_KIB_MAX
         || encryption.iterations > KDF_ITERATIONS_MAX
         || encryption.parallelism == 0
-        || encryption.parallelism > 16
+        || encryption.parallelism > KDF_PARALLELISM_MAX
     {
         return Err("key derivation parameters out of bounds".into());
     }

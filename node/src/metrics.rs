@@ -81,202 +81,221 @@ impl Metrics {
         gauge.store(value, Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition.
+    /// Prometheus text exposition: every metric family, in a fixed order.
     pub fn render(&self) -> String {
-        let read = |value: &AtomicU64| value.load(Ordering::Relaxed);
         let mut text = String::with_capacity(2048);
-        let mut emit = |name: &str, kind: &str, help: &str, value: u64| {
+        for family in &FAMILIES {
+            let Family {
+                name,
+                kind,
+                help,
+                value,
+            } = family;
+            let value = value(self).load(Ordering::Relaxed);
             let _ = writeln!(
                 text,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
-        };
-        emit(
-            "tpw_transactions_submitted_total",
-            "counter",
-            "Transactions accepted for ordering.",
-            read(&self.transactions_submitted),
-        );
-        emit(
-            "tpw_transactions_applied_ok_total",
-            "counter",
-            "Transactions applied with code ok.",
-            read(&self.transactions_applied_ok),
-        );
-        emit(
-            "tpw_transactions_applied_rejected_total",
-            "counter",
-            "Transactions applied with a rejection code.",
-            read(&self.transactions_applied_rejected),
-        );
-        emit(
-            "tpw_submissions_refused_total",
-            "counter",
-            "Submission requests refused (4xx and 5xx).",
-            read(&self.submissions_refused),
-        );
-        emit(
-            "tpw_blocks_applied_total",
-            "counter",
-            "Blocks applied.",
-            read(&self.blocks_applied),
-        );
-        emit(
-            "tpw_apply_microseconds_total",
-            "counter",
-            "Time spent applying blocks.",
-            read(&self.apply_micros),
-        );
-        emit(
-            "tpw_raft_persists_total",
-            "counter",
-            "Synced Raft log writes.",
-            read(&self.persists),
-        );
-        emit(
-            "tpw_raft_persist_microseconds_total",
-            "counter",
-            "Time spent in synced Raft log writes.",
-            read(&self.persist_micros),
-        );
-        emit(
-            "tpw_block_height",
-            "gauge",
-            "Height of the last applied block.",
-            read(&self.height),
-        );
-        emit(
-            "tpw_raft_term",
-            "gauge",
-            "Current Raft term.",
-            read(&self.term),
-        );
-        emit(
-            "tpw_raft_is_leader",
-            "gauge",
-            "1 when this node is the Raft leader.",
-            read(&self.is_leader),
-        );
-        emit(
-            "tpw_raft_commit_index",
-            "gauge",
-            "Raft commit index.",
-            read(&self.commit_index),
-        );
-        emit(
-            "tpw_raft_applied_index",
-            "gauge",
-            "Raft applied index.",
-            read(&self.applied_index),
-        );
-        emit(
-            "tpw_block_queue_depth",
-            "gauge",
-            "Transactions waiting for a block.",
-            read(&self.queue_depth),
-        );
-        emit(
-            "tpw_divergence_alarms_total",
-            "counter",
-            "Blocks whose leader-attested head differed from this node's own chain.",
-            read(&self.divergence_alarms),
-        );
-        emit(
-            "tpw_commit_waiters",
-            "gauge",
-            "Transaction ids with clients waiting for their commit.",
-            read(&self.waiters),
-        );
-        emit(
-            "tpw_snapshots_made_total",
-            "counter",
-            "Snapshot checkpoints made for peers that need compacted entries.",
-            read(&self.snapshots_made),
-        );
-        emit(
-            "tpw_webhook_deliveries_total",
-            "counter",
-            "Webhook deliveries acknowledged by their receivers (this node as leader).",
-            read(&self.webhook_deliveries),
-        );
-        emit(
-            "tpw_webhook_retries_total",
-            "counter",
-            "Webhook delivery attempts that failed and were retried after a backoff.",
-            read(&self.webhook_retries),
-        );
-        emit(
-            "tpw_snapshots_installed_total",
-            "counter",
-            "Snapshots installed on this node.",
-            read(&self.snapshots_installed),
-        );
-        emit(
-            "tpw_snapshot_fetch_failures_total",
-            "counter",
-            "Snapshot fetches that failed and wait for the leader to resend.",
-            read(&self.snapshot_fetch_failures),
-        );
-        emit(
-            "tpw_blocks_backfilled_total",
-            "counter",
-            "Blocks below an installed snapshot fetched from peers and checked.",
-            read(&self.blocks_backfilled),
-        );
-        emit(
-            "tpw_blocks_missing",
-            "gauge",
-            "Blocks below an installed snapshot not yet fetched.",
-            read(&self.blocks_missing),
-        );
-        emit(
-            "tpw_apply_lag_entries",
-            "gauge",
-            "Committed Raft entries this node has not applied yet (commit index - applied index).",
-            read(&self.apply_lag),
-        );
-        emit(
-            "tpw_webhook_backlog_blocks",
-            "gauge",
-            "The most blocks any webhook endpoint is behind the head (leader only; 0 elsewhere).",
-            read(&self.webhook_backlog_blocks),
-        );
-        emit(
-            "tpw_webhook_endpoints_behind",
-            "gauge",
-            "Webhook endpoints with blocks still to deliver (leader only).",
-            read(&self.webhook_endpoints_behind),
-        );
-        emit(
-            "tpw_audit_records_total",
-            "counter",
-            "Records written to this node's hash-chained audit log.",
-            read(&self.audit_records),
-        );
-        emit(
-            "tpw_raft_conf_changes_total",
-            "counter",
-            "Raft configuration changes applied on this node (governance's node set changes).",
-            read(&self.conf_changes_applied),
-        );
-        emit(
-            "tpw_raft_voters",
-            "gauge",
-            "Voting nodes in Raft's configuration as this node applied it.",
-            read(&self.raft_voters),
-        );
-        emit(
-            "tpw_raft_learners",
-            "gauge",
-            "Learners (observers, and voters still catching up) in Raft's configuration.",
-            read(&self.raft_learners),
-        );
-        emit(
-            "tpw_raft_log_compacted_index",
-            "gauge",
-            "Raft log entries up to this index are compacted away.",
-            read(&self.log_compacted_index),
-        );
+        }
         text
     }
 }
+
+/// One metric family of the exposition: its name, type and help, and the atomic it reads.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    value: fn(&Metrics) -> &AtomicU64,
+}
+
+/// Every metric family, in the order /metrics lists them.
+const FAMILIES: [Family; 31] = [
+    Family {
+        name: "tpw_transactions_submitted_total",
+        kind: "counter",
+        help: "Transactions accepted for ordering.",
+        value: |metrics| &metrics.transactions_submitted,
+    },
+    Family {
+        name: "tpw_transactions_applied_ok_total",
+        kind: "counter",
+        help: "Transactions applied with code ok.",
+        value: |metrics| &metrics.transactions_applied_ok,
+    },
+    Family {
+        name: "tpw_transactions_applied_rejected_total",
+        kind: "counter",
+        help: "Transactions applied with a rejection code.",
+        value: |metrics| &metrics.transactions_applied_rejected,
+    },
+    Family {
+        name: "tpw_submissions_refused_total",
+        kind: "counter",
+        help: "Submission requests refused (4xx and 5xx).",
+        value: |metrics| &metrics.submissions_refused,
+    },
+    Family {
+        name: "tpw_blocks_applied_total",
+        kind: "counter",
+        help: "Blocks applied.",
+        value: |metrics| &metrics.blocks_applied,
+    },
+    Family {
+        name: "tpw_apply_microseconds_total",
+        kind: "counter",
+        help: "Time spent applying blocks.",
+        value: |metrics| &metrics.apply_micros,
+    },
+    Family {
+        name: "tpw_raft_persists_total",
+        kind: "counter",
+        help: "Synced Raft log writes.",
+        value: |metrics| &metrics.persists,
+    },
+    Family {
+        name: "tpw_raft_persist_microseconds_total",
+        kind: "counter",
+        help: "Time spent in synced Raft log writes.",
+        value: |metrics| &metrics.persist_micros,
+    },
+    Family {
+        name: "tpw_block_height",
+        kind: "gauge",
+        help: "Height of the last applied block.",
+        value: |metrics| &metrics.height,
+    },
+    Family {
+        name: "tpw_raft_term",
+        kind: "gauge",
+        help: "Current Raft term.",
+        value: |metrics| &metrics.term,
+    },
+    Family {
+        name: "tpw_raft_is_leader",
+        kind: "gauge",
+        help: "1 when this node is the Raft leader.",
+        value: |metrics| &metrics.is_leader,
+    },
+    Family {
+        name: "tpw_raft_commit_index",
+        kind: "gauge",
+        help: "Raft commit index.",
+        value: |metrics| &metrics.commit_index,
+    },
+    Family {
+        name: "tpw_raft_applied_index",
+        kind: "gauge",
+        help: "Raft applied index.",
+        value: |metrics| &metrics.applied_index,
+    },
+    Family {
+        name: "tpw_block_queue_depth",
+        kind: "gauge",
+        help: "Transactions waiting for a block.",
+        value: |metrics| &metrics.queue_depth,
+    },
+    Family {
+        name: "tpw_divergence_alarms_total",
+        kind: "counter",
+        help: "Blocks whose leader-attested head differed from this node's own chain.",
+        value: |metrics| &metrics.divergence_alarms,
+    },
+    Family {
+        name: "tpw_commit_waiters",
+        kind: "gauge",
+        help: "Transaction ids with clients waiting for their commit.",
+        value: |metrics| &metrics.waiters,
+    },
+    Family {
+        name: "tpw_snapshots_made_total",
+        kind: "counter",
+        help: "Snapshot checkpoints made for peers that need compacted entries.",
+        value: |metrics| &metrics.snapshots_made,
+    },
+    Family {
+        name: "tpw_webhook_deliveries_total",
+        kind: "counter",
+        help: "Webhook deliveries acknowledged by their receivers (this node as leader).",
+        value: |metrics| &metrics.webhook_deliveries,
+    },
+    Family {
+        name: "tpw_webhook_retries_total",
+        kind: "counter",
+        help: "Webhook delivery attempts that failed and were retried after a backoff.",
+        value: |metrics| &metrics.webhook_retries,
+    },
+    Family {
+        name: "tpw_snapshots_installed_total",
+        kind: "counter",
+        help: "Snapshots installed on this node.",
+        value: |metrics| &metrics.snapshots_installed,
+    },
+    Family {
+        name: "tpw_snapshot_fetch_failures_total",
+        kind: "counter",
+        help: "Snapshot fetches that failed and wait for the leader to resend.",
+        value: |metrics| &metrics.snapshot_fetch_failures,
+    },
+    Family {
+        name: "tpw_blocks_backfilled_total",
+        kind: "counter",
+        help: "Blocks below an installed snapshot fetched from peers and checked.",
+        value: |metrics| &metrics.blocks_backfilled,
+    },
+    Family {
+        name: "tpw_blocks_missing",
+        kind: "gauge",
+        help: "Blocks below an installed snapshot not yet fetched.",
+        value: |metrics| &metrics.blocks_missing,
+    },
+    Family {
+        name: "tpw_apply_lag_entries",
+        kind: "gauge",
+        help:
+            "Committed Raft entries this node has not applied yet (commit index - applied index).",
+        value: |metrics| &metrics.apply_lag,
+    },
+    Family {
+        name: "tpw_webhook_backlog_blocks",
+        kind: "gauge",
+        help: "The most blocks any webhook endpoint is behind the head (leader only; 0 elsewhere).",
+        value: |metrics| &metrics.webhook_backlog_blocks,
+    },
+    Family {
+        name: "tpw_webhook_endpoints_behind",
+        kind: "gauge",
+        help: "Webhook endpoints with blocks still to deliver (leader only).",
+        value: |metrics| &metrics.webhook_endpoints_behind,
+    },
+    Family {
+        name: "tpw_audit_records_total",
+        kind: "counter",
+        help: "Records written to this node's hash-chained audit log.",
+        value: |metrics| &metrics.audit_records,
+    },
+    Family {
+        name: "tpw_raft_conf_changes_total",
+        kind: "counter",
+        help: "Raft configuration changes applied on this node (governance's node set changes).",
+        value: |metrics| &metrics.conf_changes_applied,
+    },
+    Family {
+        name: "tpw_raft_voters",
+        kind: "gauge",
+        help: "Voting nodes in Raft's configuration as this node applied it.",
+        value: |metrics| &metrics.raft_voters,
+    },
+    Family {
+        name: "tpw_raft_learners",
+        kind: "gauge",
+        help: "Learners (observers, and voters still catching up) in Raft's configuration.",
+        value: |metrics| &metrics.raft_learners,
+    },
+    Family {
+        name: "tpw_raft_log_compacted_index",
+        kind: "gauge",
+        help: "Raft log entries up to this index are compacted away.",
+        value: |metrics| &metrics.log_compacted_index,
+    },
+];

@@ -1,11 +1,14 @@
 //! Starting and stopping a node: genesis and key checks, storage, the raft loop thread and the
 //! HTTP server.
 
-use crate::api::{router, ApiContext};
+mod identity;
+mod servers;
+
+use crate::api::ApiContext;
 use crate::config::NodeConfig;
-use crate::limits::COMMANDS_MAX;
+use crate::limits::{COMMANDS_MAX, NODE_STOP_CHECK, NODE_STOP_POLL_INTERVAL, NODE_STOP_WAIT};
 use crate::mailbox::Shared;
-use crate::network::SnapshotWiring;
+use crate::network::{NetworkHandle, SnapshotWiring};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::snapshot::backfill::Backfill;
 use crate::snapshot::maker::Snapshots;
@@ -17,7 +20,6 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tpw_consensus::{Batcher, Driver, DriverConfig, LogStore};
 use tpw_contracts::genesis::NodeRole;
 use tpw_contracts::governance::NodeRecord;
@@ -35,94 +37,6 @@ pub fn load_genesis(path: &Path) -> anyhow::Result<Genesis> {
     Ok(genesis)
 }
 
-/// Who this node is in the node set the ledger records: the active node with its key, or the
-/// id the configuration names (a node added by governance that has not yet replicated its own
-/// record, or one restarted with a rotated key before it applied the rotation).
-fn identify(
-    node_set: &[NodeRecord],
-    public_key: &[u8; 32],
-    config: &NodeConfig,
-    fresh: bool,
-) -> anyhow::Result<Identity> {
-    if let Some(node) = node_set
-        .iter()
-        .find(|node| node.active() && node.public_key == *public_key)
-    {
-        if config.node_id.is_some_and(|id| id != node.id) {
-            bail!(
-                "node_id {:?} is configured, but the ledger records this key as node {}",
-                config.node_id,
-                node.id
-            );
-        }
-        return Ok(Identity { id: node.id });
-    }
-    let Some(id) = config.node_id else {
-        bail!(
-            "the node key {} (public key {}) belongs to no active node of the node set this ledger \
-             records; a node added by governance starts with --node-id <its id> --new-node",
-            config.node_key_file.display(),
-            hex::encode(public_key)
-        );
-    };
-    match node_set.iter().find(|node| node.id == id) {
-        Some(_) if fresh => bail!(
-            "node {id} is already in this ledger's node set, and the data folder is empty: a node \
-             that lost its data must never start again under its old id (it could vote twice in \
-             one term). Add it as a new node with a new id and key (docs/operating.md)."
-        ),
-        Some(node) if !node.active() => bail!(
-            "node {id} was removed from the node set at height {:?}; a removed node never returns \
-             (add a new node with a new id and key)",
-            node.removed_at_height
-        ),
-        Some(_) => {
-            tracing::warn!(
-                node_id = id,
-                "this key is not the one the local ledger records for this node: a key rotation \
-                 this node has not applied yet; peers admit the new key once they have"
-            );
-            Ok(Identity { id })
-        }
-        None => {
-            tracing::info!(
-                node_id = id,
-                "joining: the local ledger does not record this node yet; it replicates the \
-                 ledger from the leader once governance added it"
-            );
-            Ok(Identity { id })
-        }
-    }
-}
-
-/// This node's id in the node set (its role is read from the ledger as it changes).
-struct Identity {
-    id: u64,
-}
-
-/// The configured peer addresses; a peer the ledger does not record yet is allowed (it may be
-/// added by governance later) but named in the log.
-fn configured_peers(
-    config: &NodeConfig,
-    node_set: &[NodeRecord],
-) -> anyhow::Result<std::collections::BTreeMap<u64, SocketAddr>> {
-    let mut configured = std::collections::BTreeMap::new();
-    for peer in &config.peers {
-        let address: SocketAddr = peer
-            .address
-            .parse()
-            .with_context(|| format!("peer {} address", peer.id))?;
-        if !node_set.iter().any(|node| node.id == peer.id) {
-            tracing::warn!(
-                node_id = peer.id,
-                "configured peer is not in the node set the ledger records (yet)"
-            );
-        }
-        configured.insert(peer.id, address);
-    }
-    Ok(configured)
-}
-
 /// A node that is running.
 pub struct RunningNode {
     /// Where the API listens.
@@ -136,10 +50,7 @@ pub struct RunningNode {
     webhooks: tokio::task::JoinHandle<()>,
     context: Arc<ApiContext>,
     /// The admin server and its stop signal, when configured.
-    admin: Option<(
-        tokio::task::JoinHandle<()>,
-        tokio::sync::oneshot::Sender<()>,
-    )>,
+    admin: Option<servers::AdminServer>,
     /// The audit log writer, which ends once every request holding the log is gone or the
     /// log is closed.
     audit_writer: std::thread::JoinHandle<()>,
@@ -153,10 +64,55 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let network_id = genesis.compute_network_id()?;
     let node_key = crate::keys::load(&config.node_key_file)?;
     let public_key = node_key.verifying_key().to_bytes();
-    let genesis_me = genesis
-        .nodes
-        .iter()
-        .find(|node| node.public_key == hex::encode(public_key));
+    let storage = open_storage(config, &genesis, &public_key)?;
+    let node_set = tpw_contracts::governance::node_records(&storage.ledger)?;
+    let me = identity::identify(&node_set, &public_key, config, storage.fresh)?;
+    identity::check_restored(&storage.db, &me)?;
+    let db = storage.db.clone();
+    let (engine, raft_loop) = build_engine(config, storage, &node_set, &me, network_id)?;
+    let network = start_network(config, &node_key, &db, &engine, &raft_loop).await?;
+    let (runtime, snapshot_maker) = raft_loop.spawn(network.as_ref())?;
+    let (audit, audit_writer) = crate::audit::AuditLog::start(db.clone())?;
+    let context = api_context(config, &engine, &db, &network, &audit);
+    crate::api::serve_forwarded(&context);
+    let webhooks = tokio::spawn(crate::webhooks::run(
+        Arc::clone(&context),
+        node_key.clone(),
+        config.webhooks.clone(),
+    ));
+    let admin = servers::start_admin(config, &context, network, db, me.id, &audit).await?;
+    let api = servers::start_api(config, &context).await?;
+    Ok(RunningNode {
+        api_address: api.address,
+        shared: engine.shared,
+        runtime,
+        snapshot_maker,
+        server: api.server,
+        stop_server: api.stop,
+        webhooks,
+        context,
+        admin,
+        audit_writer,
+        audit,
+    })
+}
+
+/// The data folder's database, opened and checked, with the Raft log and the ledger on it.
+struct Storage {
+    db: Db,
+    log: RaftLogStore,
+    ledger: LedgerStore,
+    /// Whether the folder held no database before (a node's first start).
+    fresh: bool,
+}
+
+/// Opens the data folder (creating it on a first start), checks every stored record, and opens
+/// the Raft log and the ledger, finishing a snapshot install that was interrupted.
+fn open_storage(
+    config: &NodeConfig,
+    genesis: &Genesis,
+    public_key: &[u8; 32],
+) -> anyhow::Result<Storage> {
     let voters: Vec<u64> = genesis
         .nodes
         .iter()
@@ -172,23 +128,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let database = config.data_dir.join("db");
     let fresh = !database.join("CURRENT").exists();
     if fresh && !config.new_node {
-        match genesis_me {
-            Some(node) if node.role == NodeRole::Voter => bail!(
-                "the data folder {} holds no ledger. A voter that lost its data must never vote again under \
-                 its old identity: it could vote twice in one term. If this is the first start of node {}, \
-                 start it with --new-node; to replace a lost node, give it a new key and add it through a \
-                 governance add_node change (docs/operating.md, Rebuild a lost node).",
-                config.data_dir.display(),
-                node.name
-            ),
-            Some(_) => {}
-            None => bail!(
-                "the data folder {} holds no ledger and the node key {} is not in the genesis node set: \
-                 a node added by governance starts with --node-id <its id> --new-node",
-                config.data_dir.display(),
-                config.node_key_file.display()
-            ),
-        }
+        identity::check_empty_folder(config, genesis, public_key)?;
     }
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -205,28 +145,76 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         "every stored record passed its checksum"
     );
     let log = RaftLogStore::open(db.clone(), voters, learners)?;
-    let mut ledger = LedgerStore::open(db.clone(), &genesis)?;
+    let mut ledger = LedgerStore::open(db.clone(), genesis)?;
     ledger.resume_install(&log)?;
     ledger.ensure_conf_history(&log)?;
-    let node_set = tpw_contracts::governance::node_records(&ledger)?;
-    let me = identify(&node_set, &public_key, config, fresh)?;
-    if crate::restore::restored_from(&db)? == Some(me.id) {
-        bail!(
-            "this data folder was restored from a backup of node {} itself: that node may have voted \
-             and acknowledged entries after the backup, so it never runs again on it. Run the folder \
-             as a new node (a new key and id added by governance, docs/operating.md).",
-            me.id
-        );
+    Ok(Storage {
+        db,
+        log,
+        ledger,
+        fresh,
+    })
+}
+
+/// What the network and the API reach the raft loop through.
+struct Engine {
+    node_id: u64,
+    network_id: [u8; 32],
+    shared: Arc<Shared>,
+    commands: std::sync::mpsc::SyncSender<crate::mailbox::Command>,
+    peer_sender: std::sync::mpsc::SyncSender<crate::mailbox::Command>,
+    members: Vec<crate::network::Member>,
+}
+
+/// The raft loop (the replica engine it runs) and the snapshot maker, before their threads
+/// start.
+struct RaftLoop {
+    runtime: Runtime,
+    snapshots: Arc<Snapshots>,
+    configured: std::collections::BTreeMap<u64, SocketAddr>,
+}
+
+impl RaftLoop {
+    /// Starts the snapshot maker's thread and the raft loop's, connected to the network if
+    /// there is one.
+    fn spawn(self, network: Option<&NetworkHandle>) -> anyhow::Result<RaftThreads> {
+        let snapshot_maker = self
+            .snapshots
+            .spawn_maker()
+            .context("cannot start the snapshot thread")?;
+        drop(self.snapshots);
+        let runtime = match network {
+            Some(network) => self.runtime.with_network(network.clone(), self.configured),
+            None => self.runtime,
+        };
+        let runtime = std::thread::Builder::new()
+            .name("tpw-raft".into())
+            .spawn(move || runtime.run())?;
+        Ok((runtime, snapshot_maker))
     }
-    if crate::restore::restored_refused(&db)?.contains(&me.id) {
-        bail!(
-            "this data folder was restored (tpw restore), and its ledger records node {} at the \
-             restored height: that node may have voted and acknowledged entries after it, so it \
-             never runs on the folder. Run it as a new node (a new key and id added by \
-             governance, docs/operating.md).",
-            me.id
-        );
-    }
+}
+
+/// The raft loop's thread and the snapshot maker's.
+type RaftThreads = (
+    std::thread::JoinHandle<Result<(), RuntimeError>>,
+    std::thread::JoinHandle<()>,
+);
+
+/// Builds the Raft driver on the stored log, the replica engine on the ledger, and the raft
+/// loop around them; a node alone in its configuration campaigns at once.
+fn build_engine(
+    config: &NodeConfig,
+    storage: Storage,
+    node_set: &[NodeRecord],
+    me: &identity::Identity,
+    network_id: [u8; 32],
+) -> anyhow::Result<(Engine, RaftLoop)> {
+    let Storage {
+        db,
+        log,
+        ledger,
+        fresh,
+    } = storage;
     // A node joining on an empty folder under an id its ledger does not know yet.
     let joining = fresh && !node_set.iter().any(|node| node.id == me.id);
     let applied_index = ledger.applied_index();
@@ -259,10 +247,10 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     if alone {
         driver.campaign()?;
     }
-    let configured = configured_peers(config, &node_set)?;
+    let configured = identity::configured_peers(config, node_set)?;
     let members = crate::runtime::members_of(
         tpw_consensus::replica::admitted_peers(
-            &node_set,
+            node_set,
             &[],
             &tpw_consensus::Membership::of(&log_conf_state),
         ),
@@ -299,74 +287,95 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         Arc::clone(&shared),
         started,
     );
-    let network = if members.len() > 1 || !config.peers.is_empty() {
-        Some(
-            crate::network::start(
-                &node_key,
-                config.p2p_address(),
-                me.id,
-                &members,
-                crate::mailbox::RaftInbox::new(peer_sender.clone(), commands.clone()),
-            )
-            .await
-            .context("cannot start the peer transport")?,
-        )
-    } else {
-        None
-    };
-    if let Some(network) = &network {
-        let (messages, incoming) =
-            tokio::sync::mpsc::channel(crate::snapshot::receiver::SNAPSHOT_MESSAGES_MAX);
-        network.wire_snapshots(SnapshotWiring {
-            server: Arc::clone(&snapshots),
-            messages,
-        });
-        let receiver = SnapshotReceiver {
-            network: network.clone(),
-            staging: Staging::new(db.clone()),
-            inbox: crate::mailbox::RaftInbox::new(peer_sender.clone(), commands.clone()),
-            network_id,
-            shared: Arc::clone(&shared),
-        };
-        tokio::spawn(receiver.run(incoming));
-        let backfill = Backfill {
-            db: db.clone(),
-            network: network.clone(),
-            network_id,
-            shared: Arc::clone(&shared),
-            peers: members
-                .iter()
-                .map(|member| member.id)
-                .filter(|id| *id != me.id)
-                .collect(),
-        };
-        tokio::spawn(backfill.run());
-        let node_set = crate::snapshot::nodes::NodeSetSync {
-            network: network.clone(),
-            inbox: crate::mailbox::RaftInbox::new(peer_sender.clone(), commands.clone()),
-            shared: Arc::clone(&shared),
-            me: me.id,
-        };
-        tokio::spawn(node_set.run());
-    }
-    let snapshot_maker = snapshots
-        .spawn_maker()
-        .context("cannot start the snapshot thread")?;
-    drop(snapshots);
-    let runtime = match &network {
-        Some(network) => runtime.with_network(network.clone(), configured),
-        None => runtime,
-    };
-    let runtime = std::thread::Builder::new()
-        .name("tpw-raft".into())
-        .spawn(move || runtime.run())?;
-    let (audit, audit_writer) = crate::audit::AuditLog::start(db.clone())?;
-    let context = Arc::new(ApiContext {
-        shared: Arc::clone(&shared),
-        reader: LedgerReader::new(db.clone()),
-        commands,
-        network_id,
+    let engine = Engine {
         node_id: me.id,
+        network_id,
+        shared,
+        commands,
+        peer_sender,
+        members,
+    };
+    let raft_loop = RaftLoop {
+        runtime,
+        snapshots,
+        configured,
+    };
+    Ok((engine, raft_loop))
+}
+
+/// Starts the peer transport when the node has peers, with the tasks that use it: the snapshot
+/// receiver, backfill below an installed snapshot, and the node set's sync from peers.
+async fn start_network(
+    config: &NodeConfig,
+    node_key: &ed25519_dalek::SigningKey,
+    db: &Db,
+    engine: &Engine,
+    raft_loop: &RaftLoop,
+) -> anyhow::Result<Option<NetworkHandle>> {
+    if engine.members.len() <= 1 && config.peers.is_empty() {
+        return Ok(None);
+    }
+    let inbox =
+        || crate::mailbox::RaftInbox::new(engine.peer_sender.clone(), engine.commands.clone());
+    let network = crate::network::start(
+        node_key,
+        config.p2p_address(),
+        engine.node_id,
+        &engine.members,
+        inbox(),
+    )
+    .await
+    .context("cannot start the peer transport")?;
+    let (messages, incoming) = tokio::sync::mpsc::channel(crate::limits::SNAPSHOT_MESSAGES_MAX);
+    network.wire_snapshots(SnapshotWiring {
+        server: Arc::clone(&raft_loop.snapshots),
+        messages,
+    });
+    let receiver = SnapshotReceiver {
+        network: network.clone(),
+        staging: Staging::new(db.clone()),
+        inbox: inbox(),
+        network_id: engine.network_id,
+        shared: Arc::clone(&engine.shared),
+    };
+    tokio::spawn(receiver.run(incoming));
+    let backfill = Backfill {
+        db: db.clone(),
+        network: network.clone(),
+        network_id: engine.network_id,
+        shared: Arc::clone(&engine.shared),
+        peers: engine
+            .members
+            .iter()
+            .map(|member| member.id)
+            .filter(|id| *id != engine.node_id)
+            .collect(),
+    };
+    tokio::spawn(backfill.run());
+    let node_set = crate::snapshot::nodes::NodeSetSync {
+        network: network.clone(),
+        inbox: inbox(),
+        shared: Arc::clone(&engine.shared),
+        me: engine.node_id,
+    };
+    tokio::spawn(node_set.run());
+    Ok(Some(network))
+}
+
+/// What the API's handlers share.
+fn api_context(
+    config: &NodeConfig,
+    engine: &Engine,
+    db: &Db,
+    network: &Option<NetworkHandle>,
+    audit: &crate::audit::AuditLog,
+) -> Arc<ApiContext> {
+    Arc::new(ApiContext {
+        shared: Arc::clone(&engine.shared),
+        reader: LedgerReader::new(db.clone()),
+        commands: engine.commands.clone(),
+        network_id: engine.network_id,
+        node_id: engine.node_id,
         network: network.clone(),
         admission_cache: Default::default(),
         replay: Default::default(),
@@ -382,75 +391,6 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         request_timeout: std::time::Duration::from_millis(config.api.request_timeout_ms),
         webhook_replays: Default::default(),
         audit: audit.clone(),
-    });
-    crate::api::serve_forwarded(&context);
-    let webhooks = tokio::spawn(crate::webhooks::run(
-        Arc::clone(&context),
-        node_key.clone(),
-        config.webhooks.clone(),
-    ));
-    let mut admin_server = None;
-    if let Some(admin) = &config.admin_listen {
-        let token_file = config
-            .admin_token_file
-            .as_ref()
-            .context("admin_listen needs admin_token_file")?;
-        let token = crate::keys::load_admin_token(token_file)?;
-        let listener = tokio::net::TcpListener::bind(admin)
-            .await
-            .with_context(|| format!("cannot listen on admin_listen {admin}"))?;
-        tracing::info!(admin = %admin, "admin interface serving");
-        let control = crate::admin::RaftControl {
-            commands: context.commands.clone(),
-            shared: Arc::clone(&shared),
-        };
-        let routes = crate::admin::router(
-            network,
-            db.clone(),
-            me.id,
-            &token,
-            audit.clone(),
-            Some(control),
-        );
-        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, routes)
-                .with_graceful_shutdown(async move {
-                    let _ = admin_stopped.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "admin interface stopped");
-            }
-        });
-        admin_server = Some((task, stop_admin));
-    }
-    let listener = tokio::net::TcpListener::bind(config.api_address())
-        .await
-        .with_context(|| format!("cannot listen on {}", config.api_listen))?;
-    let api_address = listener.local_addr()?;
-    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = router(Arc::clone(&context));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    tracing::info!(api = %api_address, "serving");
-    Ok(RunningNode {
-        api_address,
-        shared,
-        runtime,
-        snapshot_maker,
-        server,
-        stop_server,
-        webhooks,
-        context,
-        admin: admin_server,
-        audit_writer,
-        audit,
     })
 }
 
@@ -464,17 +404,17 @@ impl RunningNode {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop_server.send(());
         self.shared.stopping.store(true, Ordering::Relaxed);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        let _ = tokio::time::timeout(NODE_STOP_WAIT, self.server).await;
         if let Some((task, stop)) = self.admin {
             let _ = stop.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+            let _ = tokio::time::timeout(NODE_STOP_WAIT, task).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.webhooks).await;
+        let _ = tokio::time::timeout(NODE_STOP_WAIT, self.webhooks).await;
         // Event streams and deliveries hold the API context (and so the database): let them
         // notice the stop and let go, so a restart in this process can open the database.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + NODE_STOP_WAIT;
         while Arc::strong_count(&self.context) > 1 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(NODE_STOP_POLL_INTERVAL).await;
         }
         drop(self.context);
         // Requests that still hold the log (waiting on a commit as the node stops) must not
@@ -509,7 +449,7 @@ impl RunningNode {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = terminate.recv() => break,
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                _ = tokio::time::sleep(NODE_STOP_CHECK) => {
                     if self.runtime_finished() || crate::storage::corruption_detected().is_some() {
                         break;
                     }

@@ -15,6 +15,7 @@
 //! could vote twice; a marker refuses them at start.
 
 use crate::admin::BackupManifest;
+use crate::limits::PROGRESS_INTERVAL;
 use crate::storage::{Db, LedgerReader, LedgerStore, RaftLogStore, StorageError, CF_META};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -304,43 +305,7 @@ pub fn restore_replay(
         .compute_network_id()
         .map_err(|error| RestoreError::Mismatch(error.to_string()))?;
     let (mut blocks, from_node) = match source {
-        ReplaySource::Backup(backup) => {
-            let manifest = read_manifest(backup)?;
-            if manifest.network_id != hex::encode(network_id) {
-                return Err(RestoreError::Mismatch(format!(
-                    "the backup belongs to network {}, the genesis to {}",
-                    manifest.network_id,
-                    hex::encode(network_id)
-                )));
-            }
-            let database = backup.join("db");
-            if !database.join("CURRENT").exists() {
-                return Err(RestoreError::NotABackup(format!(
-                    "{} holds no database",
-                    database.display()
-                )));
-            }
-            let reader = LedgerReader::new(Db::open_read_only(&database)?);
-            let (head, _) = reader.head()?;
-            if to_height.is_some_and(|height| height > head.height) {
-                return Err(RestoreError::Height(format!(
-                    "the backup ends at height {}, below the chosen height",
-                    head.height
-                )));
-            }
-            let last = to_height.unwrap_or(head.height);
-            if reader.block_position(last)?.is_none() && last > 0 {
-                return Err(no_position(last));
-            }
-            (
-                BlockSource::Folder {
-                    reader,
-                    next: 1,
-                    head: last,
-                },
-                Some(manifest.node_id),
-            )
-        }
+        ReplaySource::Backup(backup) => backup_source(backup, &network_id, to_height)?,
         ReplaySource::Archive(archive) => {
             let blocks = BlockSource::archive(archive, &network_id)?;
             (blocks, None)
@@ -367,6 +332,48 @@ pub fn restore_replay(
     Ok(report)
 }
 
+/// A backup folder as a block source up to `to_height` (its head if none), with the node it
+/// was taken from; the backup must be of this network and hold that height's Raft position.
+fn backup_source(
+    backup: &Path,
+    network_id: &[u8; 32],
+    to_height: Option<u64>,
+) -> Result<(crate::archive::BlockSource, Option<u64>), RestoreError> {
+    let manifest = read_manifest(backup)?;
+    if manifest.network_id != hex::encode(network_id) {
+        return Err(RestoreError::Mismatch(format!(
+            "the backup belongs to network {}, the genesis to {}",
+            manifest.network_id,
+            hex::encode(network_id)
+        )));
+    }
+    let database = backup.join("db");
+    if !database.join("CURRENT").exists() {
+        return Err(RestoreError::NotABackup(format!(
+            "{} holds no database",
+            database.display()
+        )));
+    }
+    let reader = LedgerReader::new(Db::open_read_only(&database)?);
+    let (head, _) = reader.head()?;
+    if to_height.is_some_and(|height| height > head.height) {
+        return Err(RestoreError::Height(format!(
+            "the backup ends at height {}, below the chosen height",
+            head.height
+        )));
+    }
+    let last = to_height.unwrap_or(head.height);
+    if reader.block_position(last)?.is_none() && last > 0 {
+        return Err(no_position(last));
+    }
+    let blocks = crate::archive::BlockSource::Folder {
+        reader,
+        next: 1,
+        head: last,
+    };
+    Ok((blocks, Some(manifest.node_id)))
+}
+
 /// Replays `blocks` into a new database at `staging` (see [`restore_replay`]).
 fn replay_into(
     staging: &Path,
@@ -376,83 +383,97 @@ fn replay_into(
     from_node: Option<u64>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<RestoreReport, RestoreError> {
-    {
-        let db = Db::open(staging)?;
-        let mut ledger = LedgerStore::open(db.clone(), genesis)?;
-        let log = open_log(&db, genesis)?;
-        let mut replayed = 0u64;
-        let mut position = None;
-        while let Some(block) = blocks
-            .next_block()
-            .map_err(crate::verify::ReplayError::from)?
-        {
-            if to_height.is_some_and(|height| block.height > height) {
-                break;
-            }
-            let height = block.height;
-            let outcome =
-                crate::verify::replay_block(&ledger, ledger.head(), height, &block.block)?;
-            let webhooks =
-                tpw_consensus::replica::plausible_webhooks(&block.block.proposal, height);
-            ledger.commit_block(
-                block.position,
-                &block.block.proposal.to_bytes(),
-                &outcome,
-                &webhooks,
-            )?;
-            position = block.position;
-            replayed += 1;
-            let (done, all) = blocks.progress();
-            progress(done, all);
-        }
-        let height = ledger.head().height;
-        if let Some(chosen) = to_height.filter(|chosen| *chosen != height) {
-            return Err(RestoreError::Height(format!(
-                "the archive ends at height {height}, below the chosen height {chosen}"
-            )));
-        }
-        let position = match position {
-            Some(position) => position,
-            None if height == 0 => crate::storage::LogPosition { index: 0, term: 0 },
-            None => return Err(no_position(height)),
-        };
-        let history = blocks.conf_history_upto(position.index)?;
-        if history.is_empty() && position.index > 0 {
-            return Err(RestoreError::Height(format!(
-                "the source does not record the Raft configuration in force at index {} (height \
-                 {height}): its node kept no configuration history then; choose a later height",
-                position.index
-            )));
-        }
-        // Nodes added after the restored height may have voted too: the source's head names
-        // them (an archive is read to its end record, which also checks its checksum).
-        let at_source_head = match blocks {
-            crate::archive::BlockSource::Folder { reader, .. } => {
-                reader.nodes()?.iter().map(|node| node.id).collect()
-            }
-            crate::archive::BlockSource::Archive { .. } => blocks
-                .finish()
-                .map_err(crate::verify::ReplayError::from)?
-                .map(|(_, _, node_ids)| node_ids)
-                .unwrap_or_default(),
-        };
-        let mut batch = rocksdb::WriteBatch::default();
-        ledger.reset_raft_after_replay(&log, position, &history, &mut batch)?;
-        let refused_nodes = refuse_recorded_nodes(&ledger, from_node, &at_source_head, &mut batch)?;
-        write_synced(&db, batch)?;
-        let head = ledger.head();
-        Ok(RestoreReport {
-            from_node,
-            refused_nodes,
-            replayed_blocks: Some(replayed),
-            height,
-            head_hash: hex::encode(head.hash),
-            state_root: hex::encode(head.commitment.root()),
-            applied_index: position.index,
-            files: 0,
-            bytes: 0,
-        })
+    let db = Db::open(staging)?;
+    let mut ledger = LedgerStore::open(db.clone(), genesis)?;
+    let log = open_log(&db, genesis)?;
+    let (replayed, position) = replay_blocks(&mut ledger, blocks, to_height, progress)?;
+    let height = ledger.head().height;
+    if let Some(chosen) = to_height.filter(|chosen| *chosen != height) {
+        return Err(RestoreError::Height(format!(
+            "the archive ends at height {height}, below the chosen height {chosen}"
+        )));
     }
+    let position = match position {
+        Some(position) => position,
+        None if height == 0 => crate::storage::LogPosition { index: 0, term: 0 },
+        None => return Err(no_position(height)),
+    };
+    let history = blocks.conf_history_upto(position.index)?;
+    if history.is_empty() && position.index > 0 {
+        return Err(RestoreError::Height(format!(
+            "the source does not record the Raft configuration in force at index {} (height \
+             {height}): its node kept no configuration history then; choose a later height",
+            position.index
+        )));
+    }
+    let at_source_head = nodes_at_source_head(blocks)?;
+    let mut batch = rocksdb::WriteBatch::default();
+    ledger.reset_raft_after_replay(&log, position, &history, &mut batch)?;
+    let refused_nodes = refuse_recorded_nodes(&ledger, from_node, &at_source_head, &mut batch)?;
+    write_synced(&db, batch)?;
+    let head = ledger.head();
+    Ok(RestoreReport {
+        from_node,
+        refused_nodes,
+        replayed_blocks: Some(replayed),
+        height,
+        head_hash: hex::encode(head.hash),
+        state_root: hex::encode(head.commitment.root()),
+        applied_index: position.index,
+        files: 0,
+        bytes: 0,
+    })
+}
+
+/// Applies the source's blocks up to `to_height` again and commits each; returns how many it
+/// replayed and the Raft position of the last one that has one.
+fn replay_blocks(
+    ledger: &mut LedgerStore,
+    blocks: &mut crate::archive::BlockSource,
+    to_height: Option<u64>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(u64, Option<crate::storage::LogPosition>), RestoreError> {
+    let mut replayed = 0u64;
+    let mut position = None;
+    while let Some(block) = blocks
+        .next_block()
+        .map_err(crate::verify::ReplayError::from)?
+    {
+        if to_height.is_some_and(|height| block.height > height) {
+            break;
+        }
+        let height = block.height;
+        let outcome = crate::verify::replay_block(ledger, ledger.head(), height, &block.block)?;
+        let webhooks = tpw_consensus::replica::plausible_webhooks(&block.block.proposal, height);
+        ledger.commit_block(
+            block.position,
+            &block.block.proposal.to_bytes(),
+            &outcome,
+            &webhooks,
+        )?;
+        position = block.position;
+        replayed += 1;
+        let (done, all) = blocks.progress();
+        progress(done, all);
+    }
+    Ok((replayed, position))
+}
+
+/// Nodes added after the restored height may have voted too: the source's head names them (an
+/// archive is read to its end record, which also checks its checksum).
+fn nodes_at_source_head(
+    blocks: &mut crate::archive::BlockSource,
+) -> Result<Vec<u64>, RestoreError> {
+    Ok(match blocks {
+        crate::archive::BlockSource::Folder { reader, .. } => {
+            reader.nodes()?.iter().map(|node| node.id).collect()
+        }
+        crate::archive::BlockSource::Archive { .. } => blocks
+            .finish()
+            .map_err(crate::verify::ReplayError::from)?
+            .map(|(_, _, node_ids)| node_ids)
+            .unwrap_or_default(),
+    })
 }
 
 fn no_position(height: u64) -> RestoreError {
@@ -494,7 +515,7 @@ pub fn terminal_progress(what: &'static str, unit: &'static str) -> impl FnMut(u
     let terminal = std::io::stderr().is_terminal();
     let mut last = std::time::Instant::now();
     move |done: u64, all: u64| {
-        if done == all || last.elapsed() >= std::time::Duration::from_secs(1) {
+        if done == all || last.elapsed() >= PROGRESS_INTERVAL {
             last = std::time::Instant::now();
             let line = if unit == "MiB" {
                 format!("{what} {} of {} MiB", done >> 20, all >> 20)

@@ -101,40 +101,8 @@ fn first_difference(
     stored: &tpw_contracts::BlockRecord,
     replayed: &tpw_contracts::BlockOutcome,
 ) -> Option<String> {
-    let (a, b) = (&stored.header, &replayed.header);
+    let fields = header_fields(&stored.header, &replayed.header);
     let hex = |hash: &[u8; 32]| hex::encode(hash);
-    let fields: [(&str, String, String); 10] = [
-        ("network id", hex(&a.network_id), hex(&b.network_id)),
-        ("height", a.height.to_string(), b.height.to_string()),
-        (
-            "previous hash (hash link)",
-            hex(&a.previous_hash),
-            hex(&b.previous_hash),
-        ),
-        ("block time", a.time_ms.to_string(), b.time_ms.to_string()),
-        (
-            "proposer time",
-            a.proposer_time_ms.to_string(),
-            b.proposer_time_ms.to_string(),
-        ),
-        (
-            "transaction count",
-            a.transaction_count.to_string(),
-            b.transaction_count.to_string(),
-        ),
-        (
-            "transactions root",
-            hex(&a.transactions_root),
-            hex(&b.transactions_root),
-        ),
-        (
-            "receipts root",
-            hex(&a.receipts_root),
-            hex(&b.receipts_root),
-        ),
-        ("effects root", hex(&a.effects_root), hex(&b.effects_root)),
-        ("state root", hex(&a.state_root), hex(&b.state_root)),
-    ];
     for (position, (stored, replayed)) in stored.receipts.iter().zip(&replayed.receipts).enumerate()
     {
         if stored != replayed {
@@ -167,6 +135,47 @@ fn first_difference(
         .map(|(field, stored, replayed)| {
             format!("header {field}: stored {stored}, replayed {replayed}")
         })
+}
+
+/// Each header field of the stored block and of its replay, named, in the order they are
+/// compared.
+fn header_fields(
+    a: &tpw_contracts::BlockHeader,
+    b: &tpw_contracts::BlockHeader,
+) -> [(&'static str, String, String); 10] {
+    let hex = |hash: &[u8; 32]| hex::encode(hash);
+    [
+        ("network id", hex(&a.network_id), hex(&b.network_id)),
+        ("height", a.height.to_string(), b.height.to_string()),
+        (
+            "previous hash (hash link)",
+            hex(&a.previous_hash),
+            hex(&b.previous_hash),
+        ),
+        ("block time", a.time_ms.to_string(), b.time_ms.to_string()),
+        (
+            "proposer time",
+            a.proposer_time_ms.to_string(),
+            b.proposer_time_ms.to_string(),
+        ),
+        (
+            "transaction count",
+            a.transaction_count.to_string(),
+            b.transaction_count.to_string(),
+        ),
+        (
+            "transactions root",
+            hex(&a.transactions_root),
+            hex(&b.transactions_root),
+        ),
+        (
+            "receipts root",
+            hex(&a.receipts_root),
+            hex(&b.receipts_root),
+        ),
+        ("effects root", hex(&a.effects_root), hex(&b.effects_root)),
+        ("state root", hex(&a.state_root), hex(&b.state_root)),
+    ]
 }
 
 /// Applies stored block `block` (at `height`) again on `state` after `head`, every signature
@@ -266,7 +275,18 @@ pub fn replay_with_progress(
             stored_height: stored_head.height,
         });
     }
-    // Record by record: everything stored is replayed, and nothing replayed is missing.
+    let compared = compare_state(&db, &state)?;
+    Ok(ReplayReport {
+        height: head.height,
+        head_hash: hex::encode(head.hash),
+        state_root: hex::encode(head.commitment.root()),
+        state_records: compared,
+    })
+}
+
+/// Compares the stored state with the replayed one record by record: everything stored is
+/// replayed, and nothing replayed is missing. Returns the records compared.
+fn compare_state(db: &Db, state: &MemStore) -> Result<u64, ReplayError> {
     let mut replayed = state.records().peekable();
     let mut compared = 0u64;
     let iterator = db.rocks().iterator_cf(
@@ -312,10 +332,5 @@ pub fn replay_with_progress(
             replayed: "present",
         });
     }
-    Ok(ReplayReport {
-        height: head.height,
-        head_hash: hex::encode(head.hash),
-        state_root: hex::encode(head.commitment.root()),
-        state_records: compared,
-    })
+    Ok(compared)
 }

@@ -10,6 +10,9 @@
 use crate::api::{ApiContext, Principal};
 use crate::config::WebhookConfig;
 use crate::events::{Cursor, LedgerEvent};
+use crate::limits::{
+    WEBHOOK_IDLE_CONNECTIONS_MAX, WEBHOOK_POLL_INTERVAL, WEBHOOK_REPLAY_BATCH_MAX,
+};
 use crate::storage::webhooks as store;
 use ed25519_dalek::{Signer, SigningKey};
 use std::collections::HashMap;
@@ -28,11 +31,6 @@ pub const HEADER_TIMESTAMP: &str = "tpw-timestamp";
 pub const HEADER_SIGNATURE: &str = "tpw-signature";
 /// Domain tag of a delivery signature.
 pub const DOMAIN: &[u8] = b"tpwalletoec/webhook";
-/// Dead letters one replay request delivers (ask again for more); live deliveries wait
-/// meanwhile.
-const REPLAY_BATCH: usize = 100;
-/// How often the deliverer looks for new endpoints and leadership changes.
-const POLL: Duration = Duration::from_millis(200);
 
 /// The bytes a delivery signature covers: `"tpwalletoec/webhook" 0x00 || network_id ||
 /// delivery_id || 0x0a || timestamp (decimal) || 0x0a || blake3(body)`.
@@ -94,7 +92,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub async fn run(context: Arc<ApiContext>, node_key: SigningKey, config: WebhookConfig) {
     let http = match reqwest::Client::builder()
         .timeout(Duration::from_millis(config.timeout_ms))
-        .pool_max_idle_per_host(4)
+        .pool_max_idle_per_host(WEBHOOK_IDLE_CONNECTIONS_MAX)
         // A receiver cannot bounce deliveries elsewhere (into the node's own network).
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -148,7 +146,7 @@ pub async fn run(context: Arc<ApiContext>, node_key: SigningKey, config: Webhook
                 Err(error) => tracing::error!(%error, "webhook endpoints unreadable"),
             }
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(WEBHOOK_POLL_INTERVAL).await;
     }
 }
 
@@ -223,27 +221,16 @@ impl Worker {
             },
             _ => return,
         };
-        let mut cursor = match store::delivered(&db, self.participant, self.endpoint) {
-            Ok(Some((height, sequence))) if height >= registered => Cursor {
-                height,
-                sequence: Some(sequence),
-            },
-            Ok(_) => Cursor {
-                height: registered,
-                sequence: None,
-            },
-            Err(error) => {
-                tracing::error!(%error, "webhook progress unreadable");
-                return;
-            }
+        let Some(mut cursor) = self.start_cursor(&db, registered) else {
+            return;
         };
         let mut known = HashMap::new();
         let mut scanned = 0u64;
         let mut watch = self.context.shared.head_height.subscribe();
-        // Leadership and registration are re-checked at most every POLL between deliveries
-        // (a state scan each time would cost more than the delivery).
+        // Leadership and registration are re-checked at most every WEBHOOK_POLL_INTERVAL
+        // between deliveries (a state scan each time would cost more than the delivery).
         let mut checked = Instant::now();
-        while checked.elapsed() < POLL || {
+        while checked.elapsed() < WEBHOOK_POLL_INTERVAL || {
             checked = Instant::now();
             self.current()
         } {
@@ -261,45 +248,70 @@ impl Worker {
             let head = *self.context.shared.head_height.borrow();
             self.note_backlog(head.saturating_sub(cursor.height.max(scanned)));
             let Some(event) = next else {
-                let _ = tokio::time::timeout(POLL * 5, watch.changed()).await;
+                let _ = tokio::time::timeout(WEBHOOK_POLL_INTERVAL * 5, watch.changed()).await;
                 continue;
             };
             let position = (event.view.height, event.view.sequence);
-            let mut attempts = 0u32;
-            loop {
-                attempts += 1;
-                match self.deliver(&event).await {
-                    Attempt::Delivered => {
-                        self.progress(&db, position, None, None);
-                        break;
-                    }
-                    Attempt::Failed(error) if attempts >= self.config.max_attempts => {
-                        tracing::warn!(participant = self.participant, endpoint = self.endpoint, cursor = %event.view.cursor, %error, "webhook delivery dead-lettered");
-                        let dead = DeadLetter {
-                            height: position.0,
-                            sequence: position.1,
-                            attempts,
-                            error,
-                        };
-                        self.progress(&db, position, Some(dead), None);
-                        break;
-                    }
-                    Attempt::Failed(_) => {
-                        crate::metrics::Metrics::add(
-                            &self.context.shared.metrics.webhook_retries,
-                            1,
-                        );
-                        tokio::time::sleep(self.backoff(attempts)).await;
-                        if !self.current() {
-                            return;
-                        }
-                    }
-                }
+            if !self.deliver_with_retries(&db, &event).await {
+                return;
             }
             cursor = Cursor {
                 height: position.0,
                 sequence: Some(position.1),
             };
+        }
+    }
+
+    /// Where delivery resumes: after the last delivered event, or at the block the endpoint
+    /// was registered at; `None` when the progress cannot be read.
+    fn start_cursor(&self, db: &crate::storage::Db, registered: u64) -> Option<Cursor> {
+        match store::delivered(db, self.participant, self.endpoint) {
+            Ok(Some((height, sequence))) if height >= registered => Some(Cursor {
+                height,
+                sequence: Some(sequence),
+            }),
+            Ok(_) => Some(Cursor {
+                height: registered,
+                sequence: None,
+            }),
+            Err(error) => {
+                tracing::error!(%error, "webhook progress unreadable");
+                None
+            }
+        }
+    }
+
+    /// Delivers one event, retrying with backoff up to the configured attempts, then
+    /// dead-letters it; false when this node stopped serving the endpoint meanwhile.
+    async fn deliver_with_retries(&self, db: &crate::storage::Db, event: &LedgerEvent) -> bool {
+        let position = (event.view.height, event.view.sequence);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match self.deliver(event).await {
+                Attempt::Delivered => {
+                    self.progress(db, position, None, None);
+                    return true;
+                }
+                Attempt::Failed(error) if attempts >= self.config.max_attempts => {
+                    tracing::warn!(participant = self.participant, endpoint = self.endpoint, cursor = %event.view.cursor, %error, "webhook delivery dead-lettered");
+                    let dead = DeadLetter {
+                        height: position.0,
+                        sequence: position.1,
+                        attempts,
+                        error,
+                    };
+                    self.progress(db, position, Some(dead), None);
+                    return true;
+                }
+                Attempt::Failed(_) => {
+                    crate::metrics::Metrics::add(&self.context.shared.metrics.webhook_retries, 1);
+                    tokio::time::sleep(self.backoff(attempts)).await;
+                    if !self.current() {
+                        return false;
+                    }
+                }
+            }
         }
     }
 
@@ -488,7 +500,12 @@ impl Worker {
 
     /// Delivers each dead letter once more; the delivered leave the list.
     async fn replay(&self, db: &crate::storage::Db) {
-        let letters = match store::dead_letters(db, self.participant, self.endpoint, REPLAY_BATCH) {
+        let letters = match store::dead_letters(
+            db,
+            self.participant,
+            self.endpoint,
+            WEBHOOK_REPLAY_BATCH_MAX,
+        ) {
             Ok(letters) => letters,
             Err(error) => {
                 tracing::error!(%error, "dead letters unreadable");

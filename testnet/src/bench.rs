@@ -130,21 +130,41 @@ fn percentile_ms(sorted_micros: &[u64], fraction: f64) -> f64 {
     (sorted_micros[rank - 1] as f64 / 1000.0 * 100.0).round() / 100.0
 }
 
+impl BenchSettings {
+    /// Refuses settings that cannot make a run.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.clients == 0 || self.batch == 0 || self.transfers == 0 || self.partners < 2 {
+            bail!("--clients, --batch and --transfers must be positive and --partners at least 2");
+        }
+        if self.batch > tpw_node::limits::SUBMIT_TRANSACTIONS_MAX {
+            bail!(
+                "--batch must be at most {}",
+                tpw_node::limits::SUBMIT_TRANSACTIONS_MAX
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Every transfer's latency (its request's), sorted, and the transfers not committed with
+/// code ok.
+fn latencies_of(outcomes: &[RequestOutcome], transfers: usize) -> (Vec<u64>, usize) {
+    let mut latencies: Vec<u64> = Vec::with_capacity(transfers);
+    let mut rejected = 0;
+    for outcome in outcomes {
+        rejected += outcome.rejected;
+        latencies.extend(std::iter::repeat_n(
+            outcome.latency.as_micros() as u64,
+            outcome.transfers,
+        ));
+    }
+    latencies.sort_unstable();
+    (latencies, rejected)
+}
+
 /// Builds a throwaway network, runs the load, tears the network down, and reports.
 pub async fn run(settings: &BenchSettings) -> anyhow::Result<BenchReport> {
-    if settings.clients == 0
-        || settings.batch == 0
-        || settings.transfers == 0
-        || settings.partners < 2
-    {
-        bail!("--clients, --batch and --transfers must be positive and --partners at least 2");
-    }
-    if settings.batch > tpw_node::limits::SUBMIT_TRANSACTIONS_MAX {
-        bail!(
-            "--batch must be at most {}",
-            tpw_node::limits::SUBMIT_TRANSACTIONS_MAX
-        );
-    }
+    settings.check()?;
     let dir = tempfile::Builder::new().prefix("tpw-bench-").tempdir()?;
     let (mut network, parties) = LocalNetwork::create(
         dir.path(),
@@ -182,16 +202,7 @@ pub async fn run(settings: &BenchSettings) -> anyhow::Result<BenchReport> {
         .map(crate::network::rss_mib)
         .sum();
     network.stop();
-    let mut latencies: Vec<u64> = Vec::with_capacity(settings.transfers);
-    let mut rejected = 0;
-    for outcome in &outcomes {
-        rejected += outcome.rejected;
-        latencies.extend(std::iter::repeat_n(
-            outcome.latency.as_micros() as u64,
-            outcome.transfers,
-        ));
-    }
-    latencies.sort_unstable();
+    let (latencies, rejected) = latencies_of(&outcomes, settings.transfers);
     let committed = settings.transfers - rejected;
     Ok(BenchReport {
         nodes: settings.nodes,

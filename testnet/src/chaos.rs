@@ -11,6 +11,7 @@
 //! conserved, every node at the same head. It prints the evidence as one JSON record and tears
 //! the network down.
 
+use crate::limits::CHAOS_FINISH_TIMEOUT;
 use crate::network::{
     partner_id, partner_key, partner_tracked_account, LocalNetwork, LOAD_ASSET, PARTNER_FUNDING,
 };
@@ -27,8 +28,6 @@ use tpw_node::client::Client;
 
 /// Partners submitting, one client task each.
 const PARTNERS: usize = 8;
-/// How long clients may go on retrying their last submission after the faults end.
-const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One tracked transfer a client submitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -154,114 +153,37 @@ pub async fn run(
     network.start().await?;
     let nodes = voters + observers;
     let network_id = network.genesis.compute_network_id()?;
-    let voter_apis = network.apis[..voters].to_vec();
     let mut rng = SimRng::new(seed);
-
     let stop = Arc::new(AtomicBool::new(false));
     let history = Arc::new(Mutex::new(History::default()));
     let retries = Arc::new(AtomicU64::new(0));
-    let mut clients = Vec::new();
-    for partner in 0..PARTNERS {
-        let (stop, history, retries) = (
-            Arc::clone(&stop),
-            Arc::clone(&history),
-            Arc::clone(&retries),
-        );
-        let apis = voter_apis.clone();
-        let mut rng = rng.fork();
-        clients.push(tokio::spawn(async move {
-            client(partner, network_id, apis, &mut rng, stop, history, retries).await
-        }));
-    }
-
-    // Faults: at most a minority of voters faulted at once (observers count apart), each
-    // undone after 1-4 s.
-    let mut faults = Faults::default();
-    let mut bad = BadInputs::default();
-    let mut active: BTreeMap<usize, (FaultKind, Instant)> = BTreeMap::new();
-    let end = Instant::now() + Duration::from_secs(seconds);
-    let mut next_fault = Instant::now() + Duration::from_millis(rng.between(500, 1_500));
-    let mut next_bad = Instant::now();
-    while Instant::now() < end {
-        let now = Instant::now();
-        let due: Vec<usize> = active
-            .iter()
-            .filter(|(_, (_, until))| *until <= now)
-            .map(|(index, _)| *index)
-            .collect();
-        for index in due {
-            if let Some((kind, _)) = active.remove(&index) {
-                undo(&mut network, index, kind).await?;
-            }
-        }
-        if now >= next_fault {
-            let faulted_voters = active.keys().filter(|index| **index < voters).count();
-            let candidates: Vec<usize> = (0..nodes)
-                .filter(|index| !active.contains_key(index))
-                .filter(|index| *index >= voters || faulted_voters < (voters - 1) / 2)
-                .collect();
-            if !candidates.is_empty() {
-                let index = candidates[rng.below(candidates.len() as u64) as usize];
-                let kind = match rng.below(3) {
-                    0 => FaultKind::Kill,
-                    1 => FaultKind::Pause,
-                    _ => FaultKind::Partition,
-                };
-                inject(&mut network, index, kind).await?;
-                match kind {
-                    FaultKind::Kill => faults.kill += 1,
-                    FaultKind::Pause => faults.pause += 1,
-                    FaultKind::Partition => faults.partition += 1,
-                }
-                let until = now + Duration::from_millis(rng.between(1_000, 4_000));
-                active.insert(index, (kind, until));
-            }
-            next_fault = now + Duration::from_millis(rng.between(700, 2_500));
-        }
-        if now >= next_bad {
-            let index = rng.below(nodes as u64) as usize;
-            bad_input(&network, index, network_id, &mut rng, &mut bad).await;
-            next_bad = now + Duration::from_millis(rng.between(100, 400));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for (index, (kind, _)) in std::mem::take(&mut active) {
-        undo(&mut network, index, kind).await?;
-    }
+    let clients = spawn_clients(
+        &network.apis[..voters],
+        network_id,
+        &mut rng,
+        &stop,
+        &history,
+        &retries,
+    );
+    let schedule = FaultSchedule {
+        seconds,
+        voters,
+        nodes,
+        network_id,
+    };
+    let (faults, bad) = schedule.run(&mut network, &mut rng).await?;
     eprintln!("chaos: faults ended after {seconds} s; letting every client finish");
     stop.store(true, Ordering::Relaxed);
     for task in clients {
         task.await.context("a client task failed")?;
     }
-    let status = crate::drills::converge(&network, &(0..nodes).collect::<Vec<_>>(), 1).await;
-    let (nodes_agree, height, head_hash) = match &status {
-        Ok(status) => (true, status.height, status.head_hash.clone()),
-        Err(error) => {
-            eprintln!("chaos: {error:#}");
-            (false, 0, String::new())
-        }
-    };
+    let (nodes_agree, height, head_hash) = agreement(&network, nodes).await;
     let history = std::mem::take(
         &mut *history
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()),
     );
-    let mut operations = Operations {
-        submitted: history.entries.len() as u64,
-        retries: retries.load(Ordering::Relaxed),
-        ..Operations::default()
-    };
-    for (transfers, outcome) in &history.entries {
-        let count = transfers.len() as u64;
-        if transfers.len() > 1 {
-            operations.linked += 1;
-        }
-        match outcome {
-            Outcome::Settled => operations.acknowledged += count,
-            Outcome::Rejected => operations.rejected += count,
-            Outcome::Unknown => operations.unknown += count,
-        }
-    }
+    let operations = count_operations(&history, retries.load(Ordering::Relaxed));
     let (lost, duplicated, conserved) = check_history(&network, &history).await?;
     network.stop();
     Ok(ChaosReport {
@@ -281,6 +203,150 @@ pub async fn run(
         head_hash,
         elapsed_s: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
     })
+}
+
+/// Starts one client task per partner, each with its own fork of `rng`, submitting to the
+/// voters until `stop` and recording into `history`.
+fn spawn_clients(
+    voter_apis: &[String],
+    network_id: [u8; 32],
+    rng: &mut SimRng,
+    stop: &Arc<AtomicBool>,
+    history: &Arc<Mutex<History>>,
+    retries: &Arc<AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut clients = Vec::new();
+    for partner in 0..PARTNERS {
+        let (stop, history, retries) = (Arc::clone(stop), Arc::clone(history), Arc::clone(retries));
+        let apis = voter_apis.to_vec();
+        let mut rng = rng.fork();
+        clients.push(tokio::spawn(async move {
+            client(partner, network_id, apis, &mut rng, stop, history, retries).await
+        }));
+    }
+    clients
+}
+
+/// Whether every node reaches one head and state root, with that head's height and hash.
+async fn agreement(network: &LocalNetwork, nodes: usize) -> (bool, u64, String) {
+    let status = crate::drills::converge(network, &(0..nodes).collect::<Vec<_>>(), 1).await;
+    match &status {
+        Ok(status) => (true, status.height, status.head_hash.clone()),
+        Err(error) => {
+            eprintln!("chaos: {error:#}");
+            (false, 0, String::new())
+        }
+    }
+}
+
+/// The clients' submissions by outcome, from their history.
+fn count_operations(history: &History, retries: u64) -> Operations {
+    let mut operations = Operations {
+        submitted: history.entries.len() as u64,
+        retries,
+        ..Operations::default()
+    };
+    for (transfers, outcome) in &history.entries {
+        let count = transfers.len() as u64;
+        if transfers.len() > 1 {
+            operations.linked += 1;
+        }
+        match outcome {
+            Outcome::Settled => operations.acknowledged += count,
+            Outcome::Rejected => operations.rejected += count,
+            Outcome::Unknown => operations.unknown += count,
+        }
+    }
+    operations
+}
+
+/// The faults' schedule: for `seconds`, at most a minority of voters faulted at once
+/// (observers count apart), each undone after 1-4 s, and bad input sent to random nodes.
+struct FaultSchedule {
+    seconds: u64,
+    voters: usize,
+    nodes: usize,
+    network_id: [u8; 32],
+}
+
+impl FaultSchedule {
+    /// Runs the schedule, then undoes every fault still active; the faults and bad input sent.
+    async fn run(
+        &self,
+        network: &mut LocalNetwork,
+        rng: &mut SimRng,
+    ) -> anyhow::Result<(Faults, BadInputs)> {
+        let mut faults = Faults::default();
+        let mut bad = BadInputs::default();
+        let mut active: BTreeMap<usize, (FaultKind, Instant)> = BTreeMap::new();
+        let end = Instant::now() + Duration::from_secs(self.seconds);
+        let mut next_fault = Instant::now() + Duration::from_millis(rng.between(500, 1_500));
+        let mut next_bad = Instant::now();
+        while Instant::now() < end {
+            let now = Instant::now();
+            let due: Vec<usize> = active
+                .iter()
+                .filter(|(_, (_, until))| *until <= now)
+                .map(|(index, _)| *index)
+                .collect();
+            for index in due {
+                if let Some((kind, _)) = active.remove(&index) {
+                    undo(network, index, kind).await?;
+                }
+            }
+            if now >= next_fault {
+                self.inject_one(network, rng, &mut active, &mut faults, now)
+                    .await?;
+                next_fault = now + Duration::from_millis(rng.between(700, 2_500));
+            }
+            if now >= next_bad {
+                let index = rng.below(self.nodes as u64) as usize;
+                bad_input(network, index, self.network_id, rng, &mut bad).await;
+                next_bad = now + Duration::from_millis(rng.between(100, 400));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for (index, (kind, _)) in std::mem::take(&mut active) {
+            undo(network, index, kind).await?;
+        }
+        Ok((faults, bad))
+    }
+
+    /// Faults one node that may be faulted now (none when every candidate is), until 1-4 s
+    /// from `now`.
+    async fn inject_one(
+        &self,
+        network: &mut LocalNetwork,
+        rng: &mut SimRng,
+        active: &mut BTreeMap<usize, (FaultKind, Instant)>,
+        faults: &mut Faults,
+        now: Instant,
+    ) -> anyhow::Result<()> {
+        let voters = self.voters;
+        let faulted_voters = active.keys().filter(|index| **index < voters).count();
+        let candidates: Vec<usize> = (0..self.nodes)
+            .filter(|index| !active.contains_key(index))
+            .filter(|index| *index >= voters || faulted_voters < (voters - 1) / 2)
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let index = candidates[rng.below(candidates.len() as u64) as usize];
+        let kind = match rng.below(3) {
+            0 => FaultKind::Kill,
+            1 => FaultKind::Pause,
+            _ => FaultKind::Partition,
+        };
+        inject(network, index, kind).await?;
+        match kind {
+            FaultKind::Kill => faults.kill += 1,
+            FaultKind::Pause => faults.pause += 1,
+            FaultKind::Partition => faults.partition += 1,
+        }
+        let until = now + Duration::from_millis(rng.between(1_000, 4_000));
+        active.insert(index, (kind, until));
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,7 +441,7 @@ async fn client(
         loop {
             if stop.load(Ordering::Relaxed) {
                 let since = *stopped_at.get_or_insert_with(Instant::now);
-                if since.elapsed() > FINISH_TIMEOUT {
+                if since.elapsed() > CHAOS_FINISH_TIMEOUT {
                     break;
                 }
             }

@@ -2,6 +2,7 @@
 //! leaves it running, `status` reports every node, `down` stops it, and `demo` runs B2B payments
 //! among partners of the different banks and checks that every node agrees.
 
+use crate::limits::{DEMO_CONVERGE_TIMEOUT, DEMO_NETTING_PARTICIPANTS_MIN, UP_PARTNERS};
 use crate::network::{bank_of, partner_account, partner_key, LocalNetwork, NodeEntry, LOAD_ASSET};
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -11,12 +12,8 @@ use tpw_contracts::ops::{CloseCycle, OpenCycle, SubmitObligation, Transfer};
 use tpw_contracts::{Body, Operation, Transaction, TransferKind};
 use tpw_node::client::{Client, ClientError};
 
-/// Partners of a network made by `up`.
-pub const UP_PARTNERS: usize = 12;
 /// Payments the demo makes.
 const DEMO_PAYMENTS: usize = 60;
-/// Longest the demo waits for every node to reach the same head.
-const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The line `up` prints.
 #[derive(Debug, Serialize)]
@@ -173,9 +170,6 @@ pub struct NettingSummary {
     pub liquidity_saved_minor: String,
 }
 
-/// Partners needed for the demo's netting cycle.
-const NETTING_PARTICIPANTS_MIN: usize = 10;
-
 /// Every partner owes three others an invoice amount in one cycle opened by the first bank;
 /// the bank closes it and the cycle's report says gross and net.
 async fn netting_cycle(
@@ -269,7 +263,7 @@ pub async fn demo(dir: &Path) -> anyhow::Result<DemoReport> {
             payments += 1;
         }
     }
-    let netting = if file.partners >= NETTING_PARTICIPANTS_MIN {
+    let netting = if file.partners >= DEMO_NETTING_PARTICIPANTS_MIN {
         Some(netting_cycle(dir, network_id, file.partners, &voters, started_ms).await?)
     } else {
         None
@@ -319,7 +313,7 @@ async fn submit_with_retries(node: &Client, envelope: Vec<u8>) -> anyhow::Result
 /// Waits until every node reports the same height, head and state root; returns the height and
 /// how many nodes agree with the most common head.
 async fn converge(network: &LocalNetwork) -> (u64, usize) {
-    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    let deadline = Instant::now() + DEMO_CONVERGE_TIMEOUT;
     loop {
         let mut heads = Vec::new();
         for api in &network.apis {

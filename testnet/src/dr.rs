@@ -9,6 +9,7 @@
 
 use crate::bench::{drive, presign};
 use crate::drills::{converge, count_lost_on, Load};
+use crate::limits::DR_STEP_TIMEOUT;
 use crate::network::{LocalNetwork, NetworkOptions};
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -16,9 +17,6 @@ use std::time::{Duration, Instant};
 use tpw_contracts::genesis::NodeRole;
 use tpw_contracts::governance::GovernanceAction;
 use tpw_node::client::Client;
-
-/// Longest any one step may take.
-const STEP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What `tpw-testnet dr` prints.
 #[derive(Debug, Serialize)]
@@ -172,7 +170,7 @@ async fn leader_of(network: &LocalNetwork, nodes: &[usize]) -> anyhow::Result<St
         if let Some(api) = network.leader_among(nodes).await {
             return Ok(api);
         }
-        if started.elapsed() > STEP_TIMEOUT {
+        if started.elapsed() > DR_STEP_TIMEOUT {
             bail!("nodes {nodes:?} agree on no leader");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -187,7 +185,7 @@ async fn height_of(api: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits until `check` holds, polling; fails after [`STEP_TIMEOUT`].
+/// Waits until `check` holds, polling; fails after [`DR_STEP_TIMEOUT`].
 async fn wait_for<F, Fut>(what: &str, mut check: F) -> anyhow::Result<Duration>
 where
     F: FnMut() -> Fut,
@@ -195,8 +193,8 @@ where
 {
     let started = Instant::now();
     while !check().await {
-        if started.elapsed() > STEP_TIMEOUT {
-            bail!("{what}: not within {STEP_TIMEOUT:?}");
+        if started.elapsed() > DR_STEP_TIMEOUT {
+            bail!("{what}: not within {DR_STEP_TIMEOUT:?}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -211,10 +209,55 @@ pub async fn dr(transfers: usize, log_retention_entries: u64) -> anyhow::Result<
     };
     let (mut network, parties) = LocalNetwork::create_with(dir.path(), 3, 1, 64, &options)?;
     network.start().await?;
+    let ledger_seconds = commit_ledger(&network, &parties.keys, transfers).await?;
+    let load = Load::start(&network, &parties.keys[..16], 16, 1 << 64)?;
+    let (leader, leader_loss) = lose_leader(&mut network).await?;
+    let rebuild = rebuild_lost_voter(&mut network).await?;
+    let acknowledged = load.stop().await;
+    let surviving: Vec<usize> = (0..network.apis.len())
+        .filter(|index| *index != rebuild.lost_voter)
+        .collect();
+    let height = height_of(&network.apis[rebuild.replacement]).await;
+    let head = converge(&network, &surviving, height).await?;
+    let lost = count_lost_on(&network, &surviving, &acknowledged).await?;
+    network.stop();
+    let undisturbed = (0..3)
+        .find(|index| *index != rebuild.lost_voter && *index != leader)
+        .context("an undisturbed voter")?;
+    eprintln!("exporting node {}'s ledger", undisturbed + 1);
+    let archive = archive_figures(
+        dir.path(),
+        &dir.path().join(format!("node-{}", undisturbed + 1)),
+        &dir.path().join("genesis.json"),
+    )?;
+    Ok(DrReport {
+        ledger_transfers: transfers,
+        ledger_seconds: (ledger_seconds * 10.0).round() / 10.0,
+        log_retention_entries,
+        leader_loss_to_commit_ms: leader_loss.as_millis() as u64,
+        rebuild_height: rebuild.height,
+        rebuild_catch_up_ms: rebuild.catch_up.as_millis() as u64,
+        rebuild_blocks_complete_ms: rebuild.blocks_complete_ms,
+        disk_loss_to_replaced_ms: rebuild.disk_loss_to_replaced_ms,
+        snapshots_installed: rebuild.snapshots_installed,
+        acknowledged: acknowledged.len(),
+        lost,
+        height: head.height,
+        nodes_agree: true,
+        archive,
+    })
+}
+
+/// Signs and commits the ledger's `transfers`; the seconds the commit took.
+async fn commit_ledger(
+    network: &LocalNetwork,
+    keys: &[ed25519_dalek::SigningKey],
+    transfers: usize,
+) -> anyhow::Result<f64> {
     let network_id = network.genesis.compute_network_id()?;
     eprintln!("signing {transfers} transfers...");
-    let envelopes = presign(network_id, &parties.keys, transfers);
-    let leader = leader_of(&network, &[0, 1, 2]).await?;
+    let envelopes = presign(network_id, keys, transfers);
+    let leader = leader_of(network, &[0, 1, 2]).await?;
     eprintln!("committing them...");
     let started = Instant::now();
     let rejected = drive(&Client::new(&leader), &envelopes, 100, 32).await;
@@ -222,12 +265,14 @@ pub async fn dr(transfers: usize, log_retention_entries: u64) -> anyhow::Result<
     if rejected > 0 {
         bail!("{rejected} transfers were not committed");
     }
-    drop(envelopes);
-    let load = Load::start(&network, &parties.keys[..16], 16, 1 << 64)?;
+    Ok(ledger_seconds)
+}
 
-    // Disaster 1: the leader's process dies.
+/// Disaster 1: the leader's process dies. Returns its index and the time from the kill to the
+/// survivors' first commit; the leader is started again afterwards.
+async fn lose_leader(network: &mut LocalNetwork) -> anyhow::Result<(usize, Duration)> {
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let leader_api = leader_of(&network, &[0, 1, 2]).await?;
+    let leader_api = leader_of(network, &[0, 1, 2]).await?;
     let leader = network
         .apis
         .iter()
@@ -256,10 +301,31 @@ pub async fn dr(transfers: usize, log_retention_entries: u64) -> anyhow::Result<
         leader_loss.as_millis()
     );
     network.restart(leader).await?;
+    Ok((leader, leader_loss))
+}
 
-    // Disaster 2: a voter's disk is destroyed. It must not vote again under its id: the
-    // consortium adds a new node (new key, new id) and removes the lost one.
-    let leader_api = leader_of(&network, &[0, 1, 2]).await?;
+/// What rebuilding the voter that lost its disk took.
+struct Rebuild {
+    /// The index of the voter whose disk was destroyed.
+    lost_voter: usize,
+    /// The index of the new node that replaced it.
+    replacement: usize,
+    /// The height when the new node started.
+    height: u64,
+    /// Its start to the head it was started at.
+    catch_up: Duration,
+    /// The disk loss to the new voter counted and the lost one removed.
+    disk_loss_to_replaced_ms: u64,
+    /// Its start to every block from genesis present.
+    blocks_complete_ms: u64,
+    /// Snapshots it installed.
+    snapshots_installed: u64,
+}
+
+/// Disaster 2: a voter's disk is destroyed. It must not vote again under its id: the
+/// consortium adds a new node (new key, new id) and removes the lost one.
+async fn rebuild_lost_voter(network: &mut LocalNetwork) -> anyhow::Result<Rebuild> {
+    let leader_api = leader_of(network, &[0, 1, 2]).await?;
     let lost_voter = (0..3)
         .find(|index| network.apis[*index] != leader_api)
         .context("a follower")?;
@@ -289,19 +355,41 @@ pub async fn dr(transfers: usize, log_retention_entries: u64) -> anyhow::Result<
             },
         )
         .await?;
-    let rebuild_height = height_of(&leader_api).await;
+    let height = height_of(&leader_api).await;
     let rebuild_started = Instant::now();
     network.start_node(replacement.index).await?;
     let new_api = network.apis[replacement.index].clone();
     let catch_up = wait_for("the rebuilt voter catching up", || {
         let api = new_api.clone();
-        async move { height_of(&api).await >= rebuild_height }
+        async move { height_of(&api).await >= height }
     })
     .await?;
     eprintln!(
-        "rebuilt voter at height {rebuild_height} after {} ms",
+        "rebuilt voter at height {height} after {} ms",
         catch_up.as_millis()
     );
+    wait_for_replaced(network, lost_voter, &replacement).await?;
+    let disk_loss_to_replaced_ms = disk_lost.elapsed().as_millis() as u64;
+    let rebuilt = wait_for_backfill(network, &new_api).await?;
+    let blocks_complete_ms = rebuild_started.elapsed().as_millis() as u64;
+    let snapshots_installed = rebuilt.status().await?.snapshots_installed;
+    Ok(Rebuild {
+        lost_voter,
+        replacement: replacement.index,
+        height,
+        catch_up,
+        disk_loss_to_replaced_ms,
+        blocks_complete_ms,
+        snapshots_installed,
+    })
+}
+
+/// Waits until the leader counts the new voter in Raft's configuration and the lost one out.
+async fn wait_for_replaced(
+    network: &LocalNetwork,
+    lost_voter: usize,
+    replacement: &crate::network::PreparedNode,
+) -> anyhow::Result<()> {
     let mut wanted: Vec<u64> = (0..3)
         .filter(|index| *index != lost_voter)
         .map(|index| index as u64 + 1)
@@ -312,7 +400,7 @@ pub async fn dr(transfers: usize, log_retention_entries: u64) -> anyhow::Result<
         .filter(|index| *index != lost_voter)
         .chain([replacement.index])
         .collect();
-    let leader_api = leader_of(&network, &staying).await?;
+    let leader_api = leader_of(network, &staying).await?;
     wait_for("the new voter counted and the lost one removed", || {
         let (api, wanted) = (leader_api.clone(), wanted.clone());
         async move {
@@ -323,9 +411,14 @@ pub async fn dr(transfers: usize, log_retention_entries: u64) -> anyhow::Result<
         }
     })
     .await?;
-    let disk_loss_to_replaced_ms = disk_lost.elapsed().as_millis() as u64;
+    Ok(())
+}
+
+/// Waits until the rebuilt voter holds every block below its snapshot; a client of it that
+/// reads as the regulator.
+async fn wait_for_backfill(network: &LocalNetwork, new_api: &str) -> anyhow::Result<Client> {
     let regulator = crate::network::regulator_key(&network.dir)?;
-    let rebuilt = Client::new(&new_api).with_key(&regulator);
+    let rebuilt = Client::new(new_api).with_key(&regulator);
     wait_for("every block below the rebuilt voter's snapshot", || {
         let rebuilt = &rebuilt;
         async move {
@@ -338,40 +431,5 @@ pub async fn dr(transfers: usize, log_retention_entries: u64) -> anyhow::Result<
         }
     })
     .await?;
-    let rebuild_blocks_complete_ms = rebuild_started.elapsed().as_millis() as u64;
-    let snapshots_installed = rebuilt.status().await?.snapshots_installed;
-
-    let acknowledged = load.stop().await;
-    let surviving: Vec<usize> = (0..network.apis.len())
-        .filter(|index| *index != lost_voter)
-        .collect();
-    let height = height_of(&network.apis[replacement.index]).await;
-    let head = converge(&network, &surviving, height).await?;
-    let lost = count_lost_on(&network, &surviving, &acknowledged).await?;
-    network.stop();
-    let undisturbed = (0..3)
-        .find(|index| *index != lost_voter && *index != leader)
-        .context("an undisturbed voter")?;
-    eprintln!("exporting node {}'s ledger", undisturbed + 1);
-    let archive = archive_figures(
-        dir.path(),
-        &dir.path().join(format!("node-{}", undisturbed + 1)),
-        &dir.path().join("genesis.json"),
-    )?;
-    Ok(DrReport {
-        ledger_transfers: transfers,
-        ledger_seconds: (ledger_seconds * 10.0).round() / 10.0,
-        log_retention_entries,
-        leader_loss_to_commit_ms: leader_loss.as_millis() as u64,
-        rebuild_height,
-        rebuild_catch_up_ms: catch_up.as_millis() as u64,
-        rebuild_blocks_complete_ms,
-        disk_loss_to_replaced_ms,
-        snapshots_installed,
-        acknowledged: acknowledged.len(),
-        lost,
-        height: head.height,
-        nodes_agree: true,
-        archive,
-    })
+    Ok(rebuilt)
 }

@@ -5,6 +5,7 @@
 //! acknowledged transfer is lost.
 
 use crate::bench::{drive, presign};
+use crate::limits::{DRILL_CONVERGE_TIMEOUT, DRILL_FAILOVER_TIMEOUT};
 use crate::network::{partner_account, partner_id, LocalNetwork, NetworkOptions, LOAD_ASSET};
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -15,11 +16,6 @@ use tpw_contracts::ops::Transfer;
 use tpw_contracts::{Body, Operation, Transaction, TransferKind};
 use tpw_node::api_types::StatusResponse;
 use tpw_node::client::{Client, ClientError};
-
-/// Longest a drill waits for nodes to agree or catch up.
-const CONVERGE_TIMEOUT: Duration = Duration::from_secs(300);
-/// Longest a drill waits for a new commit after a kill.
-const FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn statuses(network: &LocalNetwork, nodes: &[usize]) -> Vec<Option<StatusResponse>> {
     let mut all = Vec::with_capacity(nodes.len());
@@ -36,7 +32,7 @@ pub async fn converge(
     nodes: &[usize],
     height_min: u64,
 ) -> anyhow::Result<StatusResponse> {
-    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    let deadline = Instant::now() + DRILL_CONVERGE_TIMEOUT;
     loop {
         let all = statuses(network, nodes).await;
         if let Some(alarmed) = all
@@ -64,7 +60,7 @@ pub async fn converge(
             return all.into_iter().flatten().next().context("no node answered");
         }
         if Instant::now() > deadline {
-            bail!("nodes {nodes:?} did not reach one head within {CONVERGE_TIMEOUT:?}: {heads:?}");
+            bail!("nodes {nodes:?} did not reach one head within {DRILL_CONVERGE_TIMEOUT:?}: {heads:?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -91,7 +87,7 @@ async fn converge_while(
     height: u64,
     load: Load,
 ) -> anyhow::Result<CaughtUp> {
-    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    let deadline = Instant::now() + DRILL_CONVERGE_TIMEOUT;
     let observer = Client::new(&network.apis[3]);
     loop {
         if observer
@@ -102,7 +98,7 @@ async fn converge_while(
             break;
         }
         if Instant::now() > deadline {
-            bail!("the observer did not reach height {height} within {CONVERGE_TIMEOUT:?}");
+            bail!("the observer did not reach height {height} within {DRILL_CONVERGE_TIMEOUT:?}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -159,29 +155,10 @@ pub async fn catch_up(
         .leader_among(&[0, 1, 2])
         .await
         .context("no leader")?;
-    let network_id = network.genesis.compute_network_id()?;
-    eprintln!("signing {transfers} transfers...");
-    let envelopes = presign(network_id, &parties.keys, transfers);
-    eprintln!("committing them while the observer is down...");
-    let rejected = drive(&Client::new(&leader), &envelopes, 100, 32).await;
-    if rejected > 0 {
-        bail!("{rejected} transfers were not committed");
-    }
-    // Blocks grow with the load, so a fast machine may cut fewer blocks than the retention:
-    // then single transfers follow until the voters have compacted.
+    commit_without_observer(&network, &parties.keys, &leader, transfers).await?;
     let regulator = crate::network::regulator_key(&network.dir)?;
     let leader_client = Client::new(&leader).with_key(&regulator);
-    if leader_client.status().await?.log_compacted_index == 0 {
-        let load = Load::start(&network, &parties.keys[..16], 16, 1 << 64)?;
-        let deadline = Instant::now() + CONVERGE_TIMEOUT;
-        while leader_client.status().await?.log_compacted_index == 0 {
-            if Instant::now() > deadline {
-                bail!("the voters did not compact their logs within {CONVERGE_TIMEOUT:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        load.stop().await;
-    }
+    ensure_compacted(&network, &parties.keys, &leader_client).await?;
     let voters = converge(&network, &[0, 1, 2], 1).await?;
     eprintln!(
         "ledger at height {}; starting the wiped observer...",
@@ -205,28 +182,9 @@ pub async fn catch_up(
     };
     let catch_up_ms = started.elapsed().as_millis() as u64;
     let observer_client = Client::new(&network.apis[observer]).with_key(&regulator);
-    let deadline = Instant::now() + CONVERGE_TIMEOUT;
-    loop {
-        let status = observer_client.status().await?;
-        if status.blocks_missing == 0 && observer_client.block(1).await?.is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("the observer did not fetch the blocks below its snapshot in time");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_backfill(&observer_client).await?;
     let blocks_complete_ms = started.elapsed().as_millis() as u64;
-    for height in [1, voters.height / 2, voters.height] {
-        let theirs = leader_client.block(height).await?.context("leader block")?;
-        let mine = observer_client
-            .block(height)
-            .await?
-            .context("observer block")?;
-        if theirs.header.hash != mine.header.hash {
-            bail!("block {height} differs between the observer and the leader");
-        }
-    }
+    compare_blocks(&leader_client, &observer_client, voters.height).await?;
     let status = observer_client.status().await?;
     let final_head = converge(&network, &[0, 1, 2, 3], head.height).await?;
     if head.lost > 0 {
@@ -248,6 +206,80 @@ pub async fn catch_up(
         state_root: final_head.state_root,
         nodes_agree: true,
     })
+}
+
+/// Signs `transfers` transfers and commits them through the leader while the observer is
+/// down.
+async fn commit_without_observer(
+    network: &LocalNetwork,
+    keys: &[ed25519_dalek::SigningKey],
+    leader: &str,
+    transfers: usize,
+) -> anyhow::Result<()> {
+    let network_id = network.genesis.compute_network_id()?;
+    eprintln!("signing {transfers} transfers...");
+    let envelopes = presign(network_id, keys, transfers);
+    eprintln!("committing them while the observer is down...");
+    let rejected = drive(&Client::new(leader), &envelopes, 100, 32).await;
+    if rejected > 0 {
+        bail!("{rejected} transfers were not committed");
+    }
+    Ok(())
+}
+
+/// Blocks grow with the load, so a fast machine may cut fewer blocks than the retention:
+/// then single transfers follow until the voters have compacted.
+async fn ensure_compacted(
+    network: &LocalNetwork,
+    keys: &[ed25519_dalek::SigningKey],
+    leader_client: &Client,
+) -> anyhow::Result<()> {
+    if leader_client.status().await?.log_compacted_index == 0 {
+        let load = Load::start(network, &keys[..16], 16, 1 << 64)?;
+        let deadline = Instant::now() + DRILL_CONVERGE_TIMEOUT;
+        while leader_client.status().await?.log_compacted_index == 0 {
+            if Instant::now() > deadline {
+                bail!("the voters did not compact their logs within {DRILL_CONVERGE_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        load.stop().await;
+    }
+    Ok(())
+}
+
+/// Waits until the observer fetched every block below its snapshot.
+async fn wait_for_backfill(observer_client: &Client) -> anyhow::Result<()> {
+    let deadline = Instant::now() + DRILL_CONVERGE_TIMEOUT;
+    loop {
+        let status = observer_client.status().await?;
+        if status.blocks_missing == 0 && observer_client.block(1).await?.is_some() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the observer did not fetch the blocks below its snapshot in time");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The first, middle and last block of the voters' ledger are the same on the observer.
+async fn compare_blocks(
+    leader_client: &Client,
+    observer_client: &Client,
+    height: u64,
+) -> anyhow::Result<()> {
+    for height in [1, height / 2, height] {
+        let theirs = leader_client.block(height).await?.context("leader block")?;
+        let mine = observer_client
+            .block(height)
+            .await?
+            .context("observer block")?;
+        if theirs.header.hash != mine.header.hash {
+            bail!("block {height} differs between the observer and the leader");
+        }
+    }
+    Ok(())
 }
 
 /// Single transfers from every partner to the voters in turn, each waiting for commit and
@@ -432,8 +464,8 @@ pub async fn failover(rounds: usize) -> anyhow::Result<FailoverReport> {
             {
                 break;
             }
-            if killed.elapsed() > FAILOVER_TIMEOUT {
-                bail!("round {round}: no commit within {FAILOVER_TIMEOUT:?} of the kill");
+            if killed.elapsed() > DRILL_FAILOVER_TIMEOUT {
+                bail!("round {round}: no commit within {DRILL_FAILOVER_TIMEOUT:?} of the kill");
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -159,13 +159,59 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
         .leader_among(&[0, 1, 2])
         .await
         .context("no leader")?;
+    let rotation = rotate_partner_key(&network, &leader, &parties.keys[0]).await?;
+    let (leaked_key_refused, spare_key_signed) =
+        revoke_leaked_key(&network, &leader, &parties.keys[1]).await?;
+    let (step_down_ms, node_rotation_ms) = rotate_leader_node_key(&mut network).await?;
 
-    // A planned rotation of partner 0's key, with a 3 s overlap of block time.
-    let old_key = parties.keys[0].clone();
+    // The watcher stops first: stopping the load waits for submissions in flight, a quiet
+    // time that is not downtime.
+    stop_watch.store(true, Ordering::Relaxed);
+    let _ = watcher.await;
+    let acknowledged = load.stop().await;
+    let lost = count_lost_on(&network, &[0, 1, 2, 3], &acknowledged).await?;
+    network.stop();
+    let rekey_handovers = (1..=4)
+        .filter_map(|node| {
+            std::fs::read_to_string(dir.path().join(format!("node-{node}.log"))).ok()
+        })
+        .map(|log| {
+            log.matches("leadership handed over so that it can catch up")
+                .count()
+        })
+        .sum();
+    Ok(KeyDrillReport {
+        old_key_signed_during_overlap: rotation.old_key_signed_during_overlap,
+        old_key_refused_after_overlap: rotation.old_key_refused_after_overlap,
+        new_key_signed: rotation.new_key_signed,
+        leaked_key_refused,
+        spare_key_signed,
+        node_rotation_ms,
+        step_down_ms,
+        rekey_handovers,
+        longest_commit_gap_ms: longest_gap.load(Ordering::Relaxed),
+        acknowledged: acknowledged.len(),
+        lost,
+    })
+}
+
+/// Which keys of the rotated partner signed when.
+struct PartnerRotation {
+    new_key_signed: bool,
+    old_key_signed_during_overlap: bool,
+    old_key_refused_after_overlap: bool,
+}
+
+/// A planned rotation of partner 0's key (`old_key`), with a 3 s overlap of block time.
+async fn rotate_partner_key(
+    network: &LocalNetwork,
+    leader: &str,
+    old_key: &SigningKey,
+) -> anyhow::Result<PartnerRotation> {
     let new_key = tpw_node::keys::generate()?;
     network
         .decide(
-            &leader,
+            leader,
             1,
             GovernanceAction::RotateKey {
                 participant: partner_id(0),
@@ -177,23 +223,35 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
         .await?;
     let rotated_at = Instant::now();
     eprintln!("partner key rotated");
-    let new_key_signed = pays(&network, &leader, &new_key, 0, 1).await;
-    let old_key_signed_during_overlap = pays(&network, &leader, &old_key, 0, 2).await;
+    let new_key_signed = pays(network, leader, &new_key, 0, 1).await;
+    let old_key_signed_during_overlap = pays(network, leader, old_key, 0, 2).await;
     tokio::time::sleep(Duration::from_millis(3_000).saturating_sub(rotated_at.elapsed())).await;
     // Block time moves with blocks; the load keeps cutting them. Allow a few for the head's
     // time to pass the overlap's end.
     let mut old_key_refused_after_overlap = false;
     for attempt in 0..50u128 {
-        if !pays(&network, &leader, &old_key, 0, 10 + attempt).await {
+        if !pays(network, leader, old_key, 0, 10 + attempt).await {
             old_key_refused_after_overlap = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Partner 1's key leaks: its bank registers a spare key, then the leaked key revokes
-    // itself (its owner still holds it); from that block it signs nothing.
-    let leaked = parties.keys[1].clone();
+    Ok(PartnerRotation {
+        new_key_signed,
+        old_key_signed_during_overlap,
+        old_key_refused_after_overlap,
+    })
+}
+
+/// Partner 1's key (`leaked`) leaks: its bank registers a spare key, then the leaked key
+/// revokes itself (its owner still holds it); from that block it signs nothing. Whether the
+/// leaked key was refused, and whether the spare key paid.
+async fn revoke_leaked_key(
+    network: &LocalNetwork,
+    leader: &str,
+    leaked: &SigningKey,
+) -> anyhow::Result<(bool, bool)> {
     let spare = tpw_node::keys::generate()?;
     let bank = tpw_node::keys::load(
         &network
@@ -205,7 +263,7 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
         participant: partner_id(1),
         key: spare.verifying_key().to_bytes(),
     });
-    let (status, response) = Client::new(&leader)
+    let (status, response) = Client::new(leader)
         .sign_and_submit(&bank, Body::single(add), true)
         .await?;
     if status != 200 || response.results[0].code != Some(ResultCode::Ok) {
@@ -215,18 +273,23 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
         participant: partner_id(1),
         key: leaked.verifying_key().to_bytes(),
     });
-    let (status, response) = Client::new(&leader)
-        .sign_and_submit(&leaked, Body::single(revoke), true)
+    let (status, response) = Client::new(leader)
+        .sign_and_submit(leaked, Body::single(revoke), true)
         .await?;
     if status != 200 || response.results[0].code != Some(ResultCode::Ok) {
         bail!("the leaked key was not revoked: {response:?}");
     }
     eprintln!("leaked key revoked");
-    let leaked_key_refused = !pays(&network, &leader, &leaked, 1, 1).await;
-    let spare_key_signed = pays(&network, &leader, &spare, 1, 2).await;
+    let leaked_key_refused = !pays(network, leader, leaked, 1, 1).await;
+    let spare_key_signed = pays(network, leader, &spare, 1, 2).await;
 
-    // The leader's own key is rotated; it restarts on its data with the new key. The observer
-    // is down meanwhile and comes back knowing only the old key.
+    Ok((leaked_key_refused, spare_key_signed))
+}
+
+/// The leader's own key is rotated; it restarts on its data with the new key. The observer
+/// is down meanwhile and comes back knowing only the old key. Returns the step-down's time
+/// and the rotation's, from the decision to every node at one head again.
+async fn rotate_leader_node_key(network: &mut LocalNetwork) -> anyhow::Result<(u64, u64)> {
     network.kill(3);
     let leader = network
         .leader_among(&[0, 1, 2])
@@ -273,36 +336,8 @@ pub async fn key_drill() -> anyhow::Result<KeyDrillReport> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let height = Client::new(&leader).status().await?.height;
-    converge(&network, &[0, 1, 2, 3], height).await?;
+    converge(network, &[0, 1, 2, 3], height).await?;
     let node_rotation_ms = decided.elapsed().as_millis() as u64;
 
-    // The watcher stops first: stopping the load waits for submissions in flight, a quiet
-    // time that is not downtime.
-    stop_watch.store(true, Ordering::Relaxed);
-    let _ = watcher.await;
-    let acknowledged = load.stop().await;
-    let lost = count_lost_on(&network, &[0, 1, 2, 3], &acknowledged).await?;
-    network.stop();
-    let rekey_handovers = (1..=4)
-        .filter_map(|node| {
-            std::fs::read_to_string(dir.path().join(format!("node-{node}.log"))).ok()
-        })
-        .map(|log| {
-            log.matches("leadership handed over so that it can catch up")
-                .count()
-        })
-        .sum();
-    Ok(KeyDrillReport {
-        old_key_signed_during_overlap,
-        old_key_refused_after_overlap,
-        new_key_signed,
-        leaked_key_refused,
-        spare_key_signed,
-        node_rotation_ms,
-        step_down_ms,
-        rekey_handovers,
-        longest_commit_gap_ms: longest_gap.load(Ordering::Relaxed),
-        acknowledged: acknowledged.len(),
-        lost,
-    })
+    Ok((step_down_ms, node_rotation_ms))
 }

@@ -8,6 +8,7 @@ pub mod dr;
 pub mod drills;
 pub mod eventbench;
 pub mod keydrill;
+pub mod limits;
 pub mod netbench;
 pub mod network;
 pub mod receiver;

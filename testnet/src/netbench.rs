@@ -74,24 +74,7 @@ pub async fn run(obligations: usize, participants: usize) -> anyhow::Result<Nett
         bail!("the cycle did not open: {:?}", opened.results[0]);
     }
     eprintln!("signing {obligations} obligations among {participants} participants...");
-    let keys: Vec<_> = (0..participants).map(partner_key).collect();
-    let mut stream = Stream(42);
-    let envelopes: Vec<Vec<u8>> = (0..obligations)
-        .map(|index| {
-            let from = (stream.next() % participants as u64) as usize;
-            let offset = 1 + (stream.next() % (participants as u64 - 1)) as usize;
-            let to = (from + offset) % participants;
-            let amount = 1 + u128::from(stream.next() % 1_000_000);
-            let operation = Operation::SubmitObligation(SubmitObligation {
-                id: index as u128,
-                cycle,
-                debit_account: partner_account(from),
-                credit_account: partner_account(to),
-                amount,
-            });
-            Transaction::sign(network_id, &keys[from], Body::single(operation)).to_bytes()
-        })
-        .collect();
+    let envelopes = sign_obligations(network_id, cycle, obligations, participants);
     eprintln!("queueing them...");
     let rejected = drive(&node, &envelopes, 500, 16).await;
     if rejected > 0 {
@@ -122,4 +105,32 @@ pub async fn run(obligations: usize, participants: usize) -> anyhow::Result<Nett
         carried_over: report.carried_over.unwrap_or(0) + report.rejected.unwrap_or(0),
         settle_ms,
     })
+}
+
+/// The obligations, each from a random participant to another, signed by the debtor; the
+/// same stream every run.
+fn sign_obligations(
+    network_id: [u8; 32],
+    cycle: u128,
+    obligations: usize,
+    participants: usize,
+) -> Vec<Vec<u8>> {
+    let keys: Vec<_> = (0..participants).map(partner_key).collect();
+    let mut stream = Stream(42);
+    (0..obligations)
+        .map(|index| {
+            let from = (stream.next() % participants as u64) as usize;
+            let offset = 1 + (stream.next() % (participants as u64 - 1)) as usize;
+            let to = (from + offset) % participants;
+            let amount = 1 + u128::from(stream.next() % 1_000_000);
+            let operation = Operation::SubmitObligation(SubmitObligation {
+                id: index as u128,
+                cycle,
+                debit_account: partner_account(from),
+                credit_account: partner_account(to),
+                amount,
+            });
+            Transaction::sign(network_id, &keys[from], Body::single(operation)).to_bytes()
+        })
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! A throwaway local network: keys, genesis and configs in a folder, `tpw run` processes on
 //! loopback, and their clean shutdown.
 
+use crate::limits::{NODE_START_TIMEOUT, PORT_RANGE_LOW, PORT_RANGE_SIZE};
 use anyhow::{bail, Context};
 use ed25519_dalek::SigningKey;
 use std::path::{Path, PathBuf};
@@ -15,9 +16,6 @@ use tpw_node::client::Client;
 
 mod growth;
 pub use growth::PreparedNode;
-
-/// Longest wait for a node to serve after start.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Participants and accounts for load: one bank and `partners` settlement partners, each with
 /// one funded EUR account.
@@ -96,16 +94,111 @@ pub struct ParticipantKeys {
     pub partners: Vec<[u8; 32]>,
 }
 
-/// The genesis of a local network (and of the simulator): two banks issuing EUR and USD, a
-/// regulator, an operator, and partners alternating between the banks, each with a funded
-/// account in both assets and a funded tracked account.
-pub fn load_genesis(
-    keys: &ParticipantKeys,
+/// Writes the key files of the banks, the regulator and the operator; their ids and public
+/// keys.
+fn write_named_keys(dir: &Path) -> anyhow::Result<Vec<(u64, [u8; 32])>> {
+    let mut named = Vec::new();
+    for (name, id) in [
+        ("bank-1", BANKS[0]),
+        ("bank-2", BANKS[1]),
+        ("regulator", REGULATOR),
+        ("operator", OPERATOR),
+    ] {
+        let key = tpw_node::keys::generate()?;
+        tpw_node::keys::write(&dir.join("keys").join(format!("{name}.json")), &key)?;
+        named.push((id, key.verifying_key().to_bytes()));
+    }
+    Ok(named)
+}
+
+/// A new network's nodes: their genesis records, APIs, admin interfaces, and (node, key
+/// file, API port, peer port) for their configurations.
+struct NodePlan {
     nodes: Vec<GenesisNode>,
-    genesis_time_ms: u64,
-) -> anyhow::Result<Genesis> {
+    apis: Vec<String>,
+    admins: Vec<String>,
+    configs: Vec<(usize, PathBuf, u16, u16)>,
+}
+
+impl NodePlan {
+    /// Writes each node's key (voters first, then observers) and picks its ports.
+    fn write_keys(dir: &Path, voters: usize, observers: usize) -> anyhow::Result<Self> {
+        let mut nodes = Vec::new();
+        let mut apis = Vec::new();
+        let mut configs = Vec::new();
+        let mut admins = Vec::new();
+        for node in 1..=voters + observers {
+            let key = tpw_node::keys::generate()?;
+            let key_path = dir.join("keys").join(format!("node-{node}.json"));
+            tpw_node::keys::write(&key_path, &key)?;
+            let (name, role) = if node <= voters {
+                (format!("bank-{node}"), NodeRole::Voter)
+            } else {
+                (format!("regulator-{}", node - voters), NodeRole::Observer)
+            };
+            nodes.push(GenesisNode {
+                id: node as u64,
+                name,
+                public_key: hex::encode(key.verifying_key().to_bytes()),
+                role,
+            });
+            let port = free_port()?;
+            apis.push(format!("http://127.0.0.1:{port}"));
+            let admin = free_port()?;
+            admins.push(format!("http://127.0.0.1:{admin}"));
+            configs.push((node, key_path, port, free_port()?));
+        }
+        Ok(Self {
+            nodes,
+            apis,
+            admins,
+            configs,
+        })
+    }
+}
+
+/// Writes each node's configuration (every other node as a peer) and admin token.
+fn write_node_configs(
+    dir: &Path,
+    genesis_path: &Path,
+    configs: &[(usize, PathBuf, u16, u16)],
+    admins: &[String],
+    options: &NetworkOptions,
+) -> anyhow::Result<()> {
+    let peer_list: Vec<(usize, u16)> = configs
+        .iter()
+        .map(|(node, _, _, p2p)| (*node, *p2p))
+        .collect();
+    for (node, key_path, port, p2p) in configs {
+        let mut config = format!(
+            "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\np2p_listen = \"127.0.0.1:{p2p}\"\nadmin_listen = \"{}\"\nadmin_token_file = \"{}\"\n",
+            dir.join(format!("node-{node}")).display(),
+            genesis_path.display(),
+            key_path.display(),
+            admins[node - 1].trim_start_matches("http://"),
+            admin_token_path(dir, *node).display()
+        );
+        tpw_node::keys::write_admin_token(&admin_token_path(dir, *node))?;
+        for (peer, peer_port) in peer_list.iter().filter(|(peer, _)| peer != node) {
+            config.push_str(&format!(
+                "[[peers]]\nid = {peer}\naddress = \"127.0.0.1:{peer_port}\"\n"
+            ));
+        }
+        if let Some(entries) = options.log_retention_entries {
+            config.push_str(&format!("[raft]\nlog_retention_entries = {entries}\n"));
+        }
+        // The drills' webhook receivers listen on loopback.
+        config.push_str("[webhooks]\nallow_private_networks = true\n");
+        config.push_str("[log]\nlevel = \"warn\"\n");
+        std::fs::write(dir.join(format!("node-{node}.toml")), config)?;
+    }
+    Ok(())
+}
+
+/// The banks, the regulator and the operator as genesis participants.
+fn named_participants(named: &[(u64, [u8; 32])]) -> anyhow::Result<Vec<GenesisParticipant>> {
     let mut participants = Vec::new();
-    for (id, key) in &keys.named {
+    for (id, key) in named {
         let (name, role) = match *id {
             REGULATOR => ("regulator".to_string(), Role::Regulator),
             OPERATOR => ("operator".to_string(), Role::Operator),
@@ -120,9 +213,18 @@ pub fn load_genesis(
             keys: vec![hex::encode(key)],
         });
     }
+    Ok(participants)
+}
+
+/// Each partner as a participant of its bank, with a funded account in both assets and a
+/// funded tracked account; the accounts and their funding.
+fn add_partners(
+    partners: &[[u8; 32]],
+    participants: &mut Vec<GenesisParticipant>,
+) -> (Vec<GenesisAccount>, Vec<GenesisFunding>) {
     let mut accounts = Vec::new();
     let mut funding = Vec::new();
-    for (index, key) in keys.partners.iter().enumerate() {
+    for (index, key) in partners.iter().enumerate() {
         participants.push(GenesisParticipant {
             id: partner_id(index),
             name: format!("Partner {index}"),
@@ -147,6 +249,19 @@ pub fn load_genesis(
             });
         }
     }
+    (accounts, funding)
+}
+
+/// The genesis of a local network (and of the simulator): two banks issuing EUR and USD, a
+/// regulator, an operator, and partners alternating between the banks, each with a funded
+/// account in both assets and a funded tracked account.
+pub fn load_genesis(
+    keys: &ParticipantKeys,
+    nodes: Vec<GenesisNode>,
+    genesis_time_ms: u64,
+) -> anyhow::Result<Genesis> {
+    let mut participants = named_participants(&keys.named)?;
+    let (accounts, funding) = add_partners(&keys.partners, &mut participants);
     let genesis = Genesis {
         network_name: "tpw-local".into(),
         genesis_time_ms,
@@ -227,11 +342,6 @@ pub struct NetworkFile {
     pub admins: Vec<String>,
 }
 
-/// Lowest port handed to local networks.
-const PORT_RANGE_LOW: u16 = 20_000;
-/// Ports available above the low end: 20000..32000 lies below Linux's default ephemeral range
-/// (32768-60999), from which the kernel picks the source ports of outgoing connections.
-const PORT_RANGE_SIZE: u16 = 12_000;
 static NEXT_PORT_OFFSET: std::sync::OnceLock<std::sync::atomic::AtomicU32> =
     std::sync::OnceLock::new();
 
@@ -311,17 +421,7 @@ impl LocalNetwork {
             bail!("a network needs at least one voting node");
         }
         std::fs::create_dir_all(dir.join("keys"))?;
-        let mut named = Vec::new();
-        for (name, id) in [
-            ("bank-1", BANKS[0]),
-            ("bank-2", BANKS[1]),
-            ("regulator", REGULATOR),
-            ("operator", OPERATOR),
-        ] {
-            let key = tpw_node::keys::generate()?;
-            tpw_node::keys::write(&dir.join("keys").join(format!("{name}.json")), &key)?;
-            named.push((id, key.verifying_key().to_bytes()));
-        }
+        let named = write_named_keys(dir)?;
         let keys: Vec<SigningKey> = (0..partners).map(partner_key).collect();
         let participant_keys = ParticipantKeys {
             named,
@@ -330,67 +430,17 @@ impl LocalNetwork {
                 .map(|key| key.verifying_key().to_bytes())
                 .collect(),
         };
-        let mut nodes = Vec::new();
-        let mut apis = Vec::new();
-        let mut configs = Vec::new();
-        let mut admins = Vec::new();
-        for node in 1..=voters + observers {
-            let key = tpw_node::keys::generate()?;
-            let key_path = dir.join("keys").join(format!("node-{node}.json"));
-            tpw_node::keys::write(&key_path, &key)?;
-            let (name, role) = if node <= voters {
-                (format!("bank-{node}"), NodeRole::Voter)
-            } else {
-                (format!("regulator-{}", node - voters), NodeRole::Observer)
-            };
-            nodes.push(GenesisNode {
-                id: node as u64,
-                name,
-                public_key: hex::encode(key.verifying_key().to_bytes()),
-                role,
-            });
-            let port = free_port()?;
-            apis.push(format!("http://127.0.0.1:{port}"));
-            let admin = free_port()?;
-            admins.push(format!("http://127.0.0.1:{admin}"));
-            configs.push((node, key_path, port, free_port()?));
-        }
-        let genesis = load_genesis(&participant_keys, nodes, tpw_node::runtime::now_ms())?;
-        let apis_count = apis.len();
+        let plan = NodePlan::write_keys(dir, voters, observers)?;
+        let genesis = load_genesis(&participant_keys, plan.nodes, tpw_node::runtime::now_ms())?;
+        let apis_count = plan.apis.len();
         let genesis_path = dir.join("genesis.json");
         std::fs::write(&genesis_path, serde_json::to_string_pretty(&genesis)?)?;
-        let peer_list: Vec<(usize, u16)> = configs
-            .iter()
-            .map(|(node, _, _, p2p)| (*node, *p2p))
-            .collect();
-        for (node, key_path, port, p2p) in &configs {
-            let mut config = format!(
-                "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\np2p_listen = \"127.0.0.1:{p2p}\"\nadmin_listen = \"{}\"\nadmin_token_file = \"{}\"\n",
-                dir.join(format!("node-{node}")).display(),
-                genesis_path.display(),
-                key_path.display(),
-                admins[node - 1].trim_start_matches("http://"),
-                admin_token_path(dir, *node).display()
-            );
-            tpw_node::keys::write_admin_token(&admin_token_path(dir, *node))?;
-            for (peer, peer_port) in peer_list.iter().filter(|(peer, _)| peer != node) {
-                config.push_str(&format!(
-                    "[[peers]]\nid = {peer}\naddress = \"127.0.0.1:{peer_port}\"\n"
-                ));
-            }
-            if let Some(entries) = options.log_retention_entries {
-                config.push_str(&format!("[raft]\nlog_retention_entries = {entries}\n"));
-            }
-            // The drills' webhook receivers listen on loopback.
-            config.push_str("[webhooks]\nallow_private_networks = true\n");
-            config.push_str("[log]\nlevel = \"warn\"\n");
-            std::fs::write(dir.join(format!("node-{node}.toml")), config)?;
-        }
+        write_node_configs(dir, &genesis_path, &plan.configs, &plan.admins, options)?;
         Ok((
             Self {
                 dir: dir.to_path_buf(),
-                apis,
-                admins,
+                apis: plan.apis,
+                admins: plan.admins,
                 new_nodes: vec![true; apis_count],
                 children: (0..apis_count).map(|_| None).collect(),
                 genesis,
@@ -538,9 +588,9 @@ impl LocalNetwork {
     async fn wait_leader(&self) -> anyhow::Result<()> {
         let started = Instant::now();
         while self.leader().await.is_none() {
-            if started.elapsed() > START_TIMEOUT {
+            if started.elapsed() > NODE_START_TIMEOUT {
                 bail!(
-                    "no leader was elected within {START_TIMEOUT:?}; see the logs in {}",
+                    "no leader was elected within {NODE_START_TIMEOUT:?}; see the logs in {}",
                     self.dir.display()
                 );
             }
@@ -577,9 +627,9 @@ impl LocalNetwork {
         let client = Client::new(&self.apis[index]);
         let started = Instant::now();
         while !client.healthy().await {
-            if started.elapsed() > START_TIMEOUT {
+            if started.elapsed() > NODE_START_TIMEOUT {
                 bail!(
-                    "node {} did not serve within {START_TIMEOUT:?}; see its log in {}",
+                    "node {} did not serve within {NODE_START_TIMEOUT:?}; see its log in {}",
                     index + 1,
                     self.dir.display()
                 );
@@ -647,7 +697,7 @@ impl LocalNetwork {
                     return Ok((status, log));
                 }
             }
-            if started.elapsed() > START_TIMEOUT {
+            if started.elapsed() > NODE_START_TIMEOUT {
                 bail!("node {} kept running on a wiped data folder", index + 1);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

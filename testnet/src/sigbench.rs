@@ -11,29 +11,7 @@ pub fn run(count: usize, key_count: usize) -> anyhow::Result<Vec<serde_json::Val
         count > 0 && key_count > 0,
         "--signatures and --keys must be positive"
     );
-    let keys: Vec<SigningKey> = (0..key_count as u64)
-        .map(|index| {
-            let mut seed = [7u8; 32];
-            seed[..8].copy_from_slice(&index.to_le_bytes());
-            SigningKey::from_bytes(&seed)
-        })
-        .collect();
-    let messages: Vec<Vec<u8>> = (0..count)
-        .map(|index| format!("transfer {index} of the signature bench").into_bytes())
-        .collect();
-    let signatures: Vec<ed25519_dalek::Signature> = messages
-        .iter()
-        .enumerate()
-        .map(|(index, message)| keys[index % keys.len()].sign(message))
-        .collect();
-    let publics: Vec<[u8; 32]> = keys
-        .iter()
-        .map(|key| key.verifying_key().to_bytes())
-        .collect();
-    let signature_bytes: Vec<[u8; 64]> = signatures
-        .iter()
-        .map(ed25519_dalek::Signature::to_bytes)
-        .collect();
+    let corpus = Corpus::new(count, key_count);
     let mut reports = Vec::new();
     let mut report = |method: &str, batch: usize, started: Instant| {
         let per_second = count as f64 / started.elapsed().as_secs_f64();
@@ -47,15 +25,76 @@ pub fn run(count: usize, key_count: usize) -> anyhow::Result<Vec<serde_json::Val
     };
     for batch in [64usize, 256, 1024] {
         let started = Instant::now();
-        for (chunk_index, chunk) in messages.chunks(batch).enumerate() {
+        corpus.zip215_batches(batch)?;
+        report("zip215_batch", batch, started);
+        let started = Instant::now();
+        corpus.dalek_batches(batch)?;
+        report("dalek_batch", batch, started);
+    }
+    let started = Instant::now();
+    corpus.zip215_singles()?;
+    report("zip215_single", 1, started);
+    let started = Instant::now();
+    corpus.dalek_singles()?;
+    report("dalek_single", 1, started);
+    Ok(reports)
+}
+
+/// The signed messages every method verifies: message `index` is signed by key
+/// `index % keys`.
+struct Corpus {
+    keys: Vec<SigningKey>,
+    messages: Vec<Vec<u8>>,
+    signatures: Vec<ed25519_dalek::Signature>,
+    publics: Vec<[u8; 32]>,
+    signature_bytes: Vec<[u8; 64]>,
+}
+
+impl Corpus {
+    fn new(count: usize, key_count: usize) -> Self {
+        let keys: Vec<SigningKey> = (0..key_count as u64)
+            .map(|index| {
+                let mut seed = [7u8; 32];
+                seed[..8].copy_from_slice(&index.to_le_bytes());
+                SigningKey::from_bytes(&seed)
+            })
+            .collect();
+        let messages: Vec<Vec<u8>> = (0..count)
+            .map(|index| format!("transfer {index} of the signature bench").into_bytes())
+            .collect();
+        let signatures: Vec<ed25519_dalek::Signature> = messages
+            .iter()
+            .enumerate()
+            .map(|(index, message)| keys[index % keys.len()].sign(message))
+            .collect();
+        let publics: Vec<[u8; 32]> = keys
+            .iter()
+            .map(|key| key.verifying_key().to_bytes())
+            .collect();
+        let signature_bytes: Vec<[u8; 64]> = signatures
+            .iter()
+            .map(ed25519_dalek::Signature::to_bytes)
+            .collect();
+        Self {
+            keys,
+            messages,
+            signatures,
+            publics,
+            signature_bytes,
+        }
+    }
+
+    /// ZIP-215 batch verification (the ledger's), `batch` signatures at a time.
+    fn zip215_batches(&self, batch: usize) -> anyhow::Result<()> {
+        for (chunk_index, chunk) in self.messages.chunks(batch).enumerate() {
             let items: Vec<SignatureItem<'_>> = chunk
                 .iter()
                 .enumerate()
                 .map(|(offset, message)| {
                     let index = chunk_index * batch + offset;
                     SignatureItem {
-                        key: &publics[index % publics.len()],
-                        signature: &signature_bytes[index],
+                        key: &self.publics[index % self.publics.len()],
+                        signature: &self.signature_bytes[index],
                         message,
                     }
                 })
@@ -65,42 +104,50 @@ pub fn run(count: usize, key_count: usize) -> anyhow::Result<Vec<serde_json::Val
                 "a valid signature was refused"
             );
         }
-        report("zip215_batch", batch, started);
-        let started = Instant::now();
-        for (chunk_index, chunk) in messages.chunks(batch).enumerate() {
+        Ok(())
+    }
+
+    /// ed25519-dalek's batch verification, `batch` signatures at a time.
+    fn dalek_batches(&self, batch: usize) -> anyhow::Result<()> {
+        for (chunk_index, chunk) in self.messages.chunks(batch).enumerate() {
             let start = chunk_index * batch;
             let verifying: Vec<ed25519_dalek::VerifyingKey> = (start..start + chunk.len())
-                .map(|index| keys[index % keys.len()].verifying_key())
+                .map(|index| self.keys[index % self.keys.len()].verifying_key())
                 .collect();
             let chunk_messages: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
             ed25519_dalek::verify_batch(
                 &chunk_messages,
-                &signatures[start..start + chunk.len()],
+                &self.signatures[start..start + chunk.len()],
                 &verifying,
             )
             .map_err(|error| anyhow::anyhow!("dalek batch refused valid signatures: {error}"))?;
         }
-        report("dalek_batch", batch, started);
+        Ok(())
     }
-    let started = Instant::now();
-    for (index, message) in messages.iter().enumerate() {
-        let item = SignatureItem {
-            key: &publics[index % publics.len()],
-            signature: &signature_bytes[index],
-            message,
-        };
-        anyhow::ensure!(
-            tpw_contracts::sig::verify_one(&item),
-            "a valid signature was refused"
-        );
+
+    /// ZIP-215 verification one signature at a time.
+    fn zip215_singles(&self) -> anyhow::Result<()> {
+        for (index, message) in self.messages.iter().enumerate() {
+            let item = SignatureItem {
+                key: &self.publics[index % self.publics.len()],
+                signature: &self.signature_bytes[index],
+                message,
+            };
+            anyhow::ensure!(
+                tpw_contracts::sig::verify_one(&item),
+                "a valid signature was refused"
+            );
+        }
+        Ok(())
     }
-    report("zip215_single", 1, started);
-    let started = Instant::now();
-    for (index, message) in messages.iter().enumerate() {
-        keys[index % keys.len()]
-            .verifying_key()
-            .verify(message, &signatures[index])?;
+
+    /// ed25519-dalek's strict verification one signature at a time.
+    fn dalek_singles(&self) -> anyhow::Result<()> {
+        for (index, message) in self.messages.iter().enumerate() {
+            self.keys[index % self.keys.len()]
+                .verifying_key()
+                .verify(message, &self.signatures[index])?;
+        }
+        Ok(())
     }
-    report("dalek_single", 1, started);
-    Ok(reports)
 }

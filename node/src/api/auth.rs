@@ -151,25 +151,9 @@ pub(super) async fn authenticate(
 }
 
 async fn verify(context: &AppState, request: Request) -> Result<Request, ApiError> {
-    let key: [u8; 32] = hex_array(header(&request, HEADER_KEY)?, HEADER_KEY)?;
-    let timestamp_ms = header(&request, HEADER_TIMESTAMP)?
-        .parse::<u64>()
-        .map_err(|_| {
-            unauthorized(
-                "bad_auth_header",
-                format!("{HEADER_TIMESTAMP} is decimal milliseconds since the Unix epoch"),
-            )
-        })?;
-    let nonce = header(&request, HEADER_NONCE)?.to_string();
-    if !(16..=64).contains(&nonce.len()) || !nonce.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        return Err(unauthorized(
-            "bad_auth_header",
-            format!("{HEADER_NONCE} is 16 to 64 hex digits"),
-        ));
-    }
-    let signature: [u8; 64] = hex_array(header(&request, HEADER_SIGNATURE)?, HEADER_SIGNATURE)?;
+    let signed = SignedHeaders::parse(&request)?;
     let now_ms = crate::clock::now_ms();
-    if timestamp_ms.abs_diff(now_ms) > REQUEST_WINDOW_MS {
+    if signed.timestamp_ms.abs_diff(now_ms) > REQUEST_WINDOW_MS {
         return Err(unauthorized(
             "stale_request",
             format!(
@@ -188,32 +172,92 @@ async fn verify(context: &AppState, request: Request) -> Result<Request, ApiErro
                 format!("request bodies are at most {BODY_SIZE_MAX} bytes"),
             )
         })?;
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.path(), |path| path.as_str());
-    let message = crate::request_auth::message(
-        &context.network_id,
-        parts.method.as_str(),
-        path,
-        timestamp_ms,
-        &nonce,
-        &bytes,
-    );
-    let verified = ed25519_dalek::VerifyingKey::from_bytes(&key)
-        .and_then(|public| {
-            public.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature))
+    signed.check_signature(context, &parts, &bytes)?;
+    let participant = admit(context, &signed, now_ms)?;
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.extensions_mut().insert(principal_of(&participant));
+    Ok(request)
+}
+
+/// The authentication headers of a signed request, parsed.
+struct SignedHeaders {
+    key: [u8; 32],
+    timestamp_ms: u64,
+    nonce: String,
+    signature: [u8; 64],
+}
+
+impl SignedHeaders {
+    fn parse(request: &Request) -> Result<Self, ApiError> {
+        let key: [u8; 32] = hex_array(header(request, HEADER_KEY)?, HEADER_KEY)?;
+        let timestamp_ms = header(request, HEADER_TIMESTAMP)?
+            .parse::<u64>()
+            .map_err(|_| {
+                unauthorized(
+                    "bad_auth_header",
+                    format!("{HEADER_TIMESTAMP} is decimal milliseconds since the Unix epoch"),
+                )
+            })?;
+        let nonce = header(request, HEADER_NONCE)?.to_string();
+        if !(16..=64).contains(&nonce.len()) || !nonce.bytes().all(|byte| byte.is_ascii_hexdigit())
+        {
+            return Err(unauthorized(
+                "bad_auth_header",
+                format!("{HEADER_NONCE} is 16 to 64 hex digits"),
+            ));
+        }
+        let signature: [u8; 64] = hex_array(header(request, HEADER_SIGNATURE)?, HEADER_SIGNATURE)?;
+        Ok(Self {
+            key,
+            timestamp_ms,
+            nonce,
+            signature,
         })
-        .is_ok();
-    if !verified {
-        return Err(unauthorized(
-            "bad_signature",
-            "the signature does not verify for this method, path, timestamp, nonce, body and network",
-        ));
     }
+
+    /// Checks the signature over this network, the method, path, timestamp, nonce and body.
+    fn check_signature(
+        &self,
+        context: &AppState,
+        parts: &axum::http::request::Parts,
+        body: &[u8],
+    ) -> Result<(), ApiError> {
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path(), |path| path.as_str());
+        let message = crate::request_auth::message(
+            &context.network_id,
+            parts.method.as_str(),
+            path,
+            self.timestamp_ms,
+            &self.nonce,
+            body,
+        );
+        let verified = ed25519_dalek::VerifyingKey::from_bytes(&self.key)
+            .and_then(|public| {
+                public.verify_strict(
+                    &message,
+                    &ed25519_dalek::Signature::from_bytes(&self.signature),
+                )
+            })
+            .is_ok();
+        if !verified {
+            return Err(unauthorized(
+                "bad_signature",
+                "the signature does not verify for this method, path, timestamp, nonce, body and network",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The participant the key is registered to, once its read budget and the replay guard let
+/// the request through.
+fn admit(context: &AppState, signed: &SignedHeaders, now_ms: u64) -> Result<Participant, ApiError> {
     let Some(participant) = context
         .reader
-        .participant_by_key(&key)
+        .participant_by_key(&signed.key)
         .map_err(ApiError::storage)?
     else {
         return Err(unauthorized(
@@ -226,24 +270,20 @@ async fn verify(context: &AppState, request: Request) -> Result<Request, ApiErro
         .read_limits
         .take(&[(participant.id, 1)], std::time::Instant::now())
         .map_err(ApiError::rate_limited)?;
-    match context.replay.first_use(signature, timestamp_ms, now_ms) {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(unauthorized(
-                "replayed_request",
-                "this signed request was already used; sign each request with a fresh nonce",
-            ))
-        }
-        Err(()) => {
-            return Err(ApiError::retryable(
-                "overloaded",
-                "too many signed requests in the replay window",
-            ))
-        }
+    match context
+        .replay
+        .first_use(signed.signature, signed.timestamp_ms, now_ms)
+    {
+        Ok(true) => Ok(participant),
+        Ok(false) => Err(unauthorized(
+            "replayed_request",
+            "this signed request was already used; sign each request with a fresh nonce",
+        )),
+        Err(()) => Err(ApiError::retryable(
+            "overloaded",
+            "too many signed requests in the replay window",
+        )),
     }
-    let mut request = Request::from_parts(parts, Body::from(bytes));
-    request.extensions_mut().insert(principal_of(&participant));
-    Ok(request)
 }
 
 fn principal_of(participant: &Participant) -> Principal {

@@ -5,19 +5,14 @@
 
 use super::{ApiContext, ApiError, AppState, Principal};
 use crate::events::{Cursor, LedgerEvent};
+use crate::limits::{
+    EVENT_STREAM_BUFFER_MAX, EVENT_STREAM_MISSING_BLOCK_RETRY, EVENT_STREAM_STOP_CHECK,
+};
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use std::time::Duration;
-
-/// Events buffered per stream before the producer waits for the client.
-const STREAM_BUFFER: usize = 256;
-/// How often an idle stream checks whether the node is stopping.
-const STOP_CHECK: Duration = Duration::from_millis(250);
-/// How long a stream waits for a block this node does not hold yet (below a snapshot).
-const MISSING_BLOCK_RETRY: Duration = Duration::from_millis(500);
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +48,7 @@ pub(super) async fn stream(
             sequence: None,
         },
     };
-    let (sender, receiver) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+    let (sender, receiver) = tokio::sync::mpsc::channel(EVENT_STREAM_BUFFER_MAX);
     tokio::spawn(produce(context, principal, cursor, sender));
     let events = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver
@@ -116,7 +111,7 @@ async fn produce(
                     Ok(Some(events)) => events,
                     Ok(None) => {
                         tokio::select! {
-                            _ = tokio::time::sleep(MISSING_BLOCK_RETRY) => continue,
+                            _ = tokio::time::sleep(EVENT_STREAM_MISSING_BLOCK_RETRY) => continue,
                             _ = sender.closed() => return,
                         }
                     }
@@ -151,7 +146,7 @@ async fn produce(
             changed = watch.changed() => if changed.is_err() { return },
             _ = sender.closed() => return,
             // A stopping node ends its streams; clients resume elsewhere with their cursor.
-            _ = tokio::time::sleep(STOP_CHECK) => {
+            _ = tokio::time::sleep(EVENT_STREAM_STOP_CHECK) => {
                 if context.shared.stopping.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }

@@ -34,9 +34,7 @@ pub(super) async fn proposals(
         ApiError::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
     })?;
     let (head, _) = context.reader.head().map_err(ApiError::storage)?;
-    let limit = query
-        .limit
-        .unwrap_or(crate::storage::governance::PROPOSALS_PAGE_MAX);
+    let limit = query.limit.unwrap_or(crate::limits::PROPOSALS_PAGE_MAX);
     let records = context
         .reader
         .proposals(query.from.unwrap_or(0), limit.max(1))

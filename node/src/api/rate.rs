@@ -2,13 +2,11 @@
 //! key for submitted transactions). A request that finds too few tokens is refused with 429 and
 //! a Retry-After saying when enough will be back.
 
+use crate::limits::RATE_BUCKETS_MAX;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// Buckets kept before idle ones (full again) are dropped.
-const BUCKETS_MAX: usize = 100_000;
 
 struct Bucket {
     tokens: f64,
@@ -40,7 +38,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             .buckets
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if buckets.len() > BUCKETS_MAX {
+        if buckets.len() > RATE_BUCKETS_MAX {
             let (rate, burst) = (self.rate, self.burst);
             buckets.retain(|_, bucket| {
                 bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() * rate < burst

@@ -2,7 +2,7 @@
 
 use super::{parse_hash, parse_participant, parse_u128, ApiError, AppState, Principal};
 use crate::api_types::*;
-use crate::limits::RECENT_BLOCKS_MAX;
+use crate::limits::{READY_APPLY_LAG_MAX, RECENT_BLOCKS_MAX};
 use crate::storage::StorageError;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -19,44 +19,7 @@ pub(super) async fn transaction(
     let tx_id = parse_hash(&tx_id, "bad_tx_id")?;
     let reader = &context.reader;
     if let Some(location) = reader.tx_location(&tx_id).map_err(ApiError::storage)? {
-        let block = reader
-            .block(location.height)
-            .map_err(ApiError::storage)?
-            .ok_or_else(|| {
-                ApiError::storage(StorageError::Corrupt(
-                    "tx index names a missing block".into(),
-                ))
-            })?;
-        let position = location.position as usize;
-        let envelope = block.proposal.transactions.get(position);
-        let decoded =
-            envelope.and_then(|bytes| Transaction::from_bytes(bytes, &context.network_id).ok());
-        // Visible to its signer (and whoever may read the signer's records).
-        let signer = match &decoded {
-            Some(transaction) => reader
-                .key_owner(&transaction.signer)
-                .map_err(ApiError::storage)?
-                .map(|participant| participant.id),
-            None => None,
-        };
-        let visible = match signer {
-            Some(signer) => principal.sees(reader, signer)?,
-            None => principal.sees_all(),
-        };
-        if !visible {
-            return Err(ApiError::not_found("transaction"));
-        }
-        let transaction = decoded.map(|transaction| TransactionView::from(&transaction));
-        return Ok(Json(TransactionResponse {
-            head_height: head_height(&context),
-            tx_id: hex::encode(tx_id),
-            status: "committed".into(),
-            height: Some(location.height),
-            position: Some(location.position),
-            block_time_ms: Some(block.header.time_ms),
-            receipt: block.receipts.get(position).map(ReceiptView::from),
-            transaction,
-        }));
+        return committed_transaction(&context, &principal, tx_id, location).map(Json);
     }
     let received_signer = context
         .shared
@@ -85,6 +48,54 @@ pub(super) async fn transaction(
         }));
     }
     Err(ApiError::not_found("transaction"))
+}
+
+/// A committed transaction with its receipt, visible to its signer (and whoever may read the
+/// signer's records).
+fn committed_transaction(
+    context: &AppState,
+    principal: &Principal,
+    tx_id: [u8; 32],
+    location: crate::storage::TxLocation,
+) -> Result<TransactionResponse, ApiError> {
+    let reader = &context.reader;
+    let block = reader
+        .block(location.height)
+        .map_err(ApiError::storage)?
+        .ok_or_else(|| {
+            ApiError::storage(StorageError::Corrupt(
+                "tx index names a missing block".into(),
+            ))
+        })?;
+    let position = location.position as usize;
+    let envelope = block.proposal.transactions.get(position);
+    let decoded =
+        envelope.and_then(|bytes| Transaction::from_bytes(bytes, &context.network_id).ok());
+    let signer = match &decoded {
+        Some(transaction) => reader
+            .key_owner(&transaction.signer)
+            .map_err(ApiError::storage)?
+            .map(|participant| participant.id),
+        None => None,
+    };
+    let visible = match signer {
+        Some(signer) => principal.sees(reader, signer)?,
+        None => principal.sees_all(),
+    };
+    if !visible {
+        return Err(ApiError::not_found("transaction"));
+    }
+    let transaction = decoded.map(|transaction| TransactionView::from(&transaction));
+    Ok(TransactionResponse {
+        head_height: head_height(context),
+        tx_id: hex::encode(tx_id),
+        status: "committed".into(),
+        height: Some(location.height),
+        position: Some(location.position),
+        block_time_ms: Some(block.header.time_ms),
+        receipt: block.receipts.get(position).map(ReceiptView::from),
+        transaction,
+    })
 }
 
 pub(super) async fn account(
@@ -365,9 +376,6 @@ pub(super) async fn health(State(context): State<AppState>) -> Response {
     )
         .into_response()
 }
-
-/// Committed entries a node may have left to apply and still count as ready.
-const READY_APPLY_LAG_MAX: u64 = 1_000;
 
 /// GET /v1/ready: whether this node should take traffic. 200 when it knows a leader, has
 /// applied nearly everything committed, and is not stopping; 503 with the reasons otherwise.

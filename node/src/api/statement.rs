@@ -4,17 +4,12 @@
 
 use super::{parse_u128, ApiError, AppState, Principal};
 use crate::events::Cursor;
+use crate::limits::{STATEMENT_CHUNK_ENTRIES, STATEMENT_PAGE_DEFAULT, STATEMENT_PAGE_MAX};
 use crate::storage::statement::{self, StatementEntry};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-
-/// Entries per page by default, and at most.
-const PAGE_DEFAULT: usize = 100;
-const PAGE_MAX: usize = 1000;
-/// Entries read per chunk while filtering by time.
-const CHUNK: usize = 1000;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,15 +81,14 @@ pub(super) async fn statement(
     let Query(query) = query.map_err(|rejection| {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
     })?;
-    let bad = |message: &str| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message);
     let csv = match query.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
-        Some(_) => return Err(bad("format is json or csv")),
+        Some(_) => return Err(bad_query("format is json or csv")),
     };
-    let limit = query.limit.unwrap_or(PAGE_DEFAULT);
-    if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(bad("limit is 1 to 1000"));
+    let limit = query.limit.unwrap_or(STATEMENT_PAGE_DEFAULT);
+    if !(1..=STATEMENT_PAGE_MAX).contains(&limit) {
+        return Err(bad_query("limit is 1 to 1000"));
     }
     let owner = match context.reader.account(id).map_err(ApiError::storage)? {
         Some((account, _, _)) => account.owner,
@@ -104,80 +98,18 @@ pub(super) async fn statement(
         return Err(ApiError::not_found("account"));
     }
     let (head, _) = context.reader.head().map_err(ApiError::storage)?;
-    let to_height = query.to_height.unwrap_or(head.height).min(head.height);
-    let mut start = (query.from_height.unwrap_or(1), None);
-    if let Some(after) = &query.after {
-        let cursor = Cursor::parse(after)
-            .ok_or_else(|| bad("after is a cursor from a previous page: height.sequence"))?;
-        start = match cursor.sequence {
-            Some(sequence) => (cursor.height, Some(sequence)),
-            None => (cursor.height.saturating_add(1), None),
-        };
-    }
-    let (from_time, to_time) = (
-        query.from_time_ms.unwrap_or(0),
-        query.to_time_ms.unwrap_or(u64::MAX),
-    );
-    let db = context.reader.db();
-    let mut lines = Vec::new();
-    let mut more = false;
-    'read: loop {
-        let chunk = statement::read(db, id, start, to_height, CHUNK).map_err(ApiError::storage)?;
-        let exhausted = chunk.len() < CHUNK;
-        for entry in &chunk {
-            start = (entry.height, Some(entry.sequence));
-            if entry.time_ms < from_time {
-                continue;
-            }
-            if entry.time_ms > to_time {
-                break 'read;
-            }
-            if lines.len() == limit {
-                more = true;
-                break 'read;
-            }
-            lines.push(line(entry));
-        }
-        if exhausted {
-            break;
-        }
-    }
+    let range = PageRange {
+        start: page_start(&query)?,
+        to_height: query.to_height.unwrap_or(head.height).min(head.height),
+        from_time: query.from_time_ms.unwrap_or(0),
+        to_time: query.to_time_ms.unwrap_or(u64::MAX),
+    };
+    let (lines, more) = read_page(context.reader.db(), id, range, limit)?;
     let next = more
         .then(|| lines.last().map(|last| last.cursor.clone()))
         .flatten();
     if csv {
-        let mut text = String::from(
-            "height,cursor,block_time_ms,kind,transfer_owner,transfer_id,counterparty_account,direction,amount,balance\n",
-        );
-        for line in &lines {
-            let (owner, transfer) = line
-                .transfer
-                .as_ref()
-                .map_or((String::new(), String::new()), |transfer| {
-                    (transfer.owner.to_string(), transfer.id.to_string())
-                });
-            text.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{}\n",
-                line.height,
-                line.cursor,
-                line.block_time_ms,
-                line.kind,
-                owner,
-                transfer,
-                line.counterparty_account.clone().unwrap_or_default(),
-                line.direction,
-                line.amount,
-                line.balance
-            ));
-        }
-        let mut response =
-            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response();
-        if let Some(next) = next {
-            if let Ok(value) = next.parse() {
-                response.headers_mut().insert("tpw-next-page", value);
-            }
-        }
-        return Ok(response);
+        return Ok(csv_response(&lines, next));
     }
     Ok(Json(serde_json::json!({
         "account": id.to_string(),
@@ -186,4 +118,102 @@ pub(super) async fn statement(
         "next": next,
     }))
     .into_response())
+}
+
+fn bad_query(message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
+}
+
+/// Where a page starts: after the `after` cursor, or at `from_height` (default 1).
+fn page_start(query: &StatementQuery) -> Result<(u64, Option<u32>), ApiError> {
+    let Some(after) = &query.after else {
+        return Ok((query.from_height.unwrap_or(1), None));
+    };
+    let cursor = Cursor::parse(after)
+        .ok_or_else(|| bad_query("after is a cursor from a previous page: height.sequence"))?;
+    Ok(match cursor.sequence {
+        Some(sequence) => (cursor.height, Some(sequence)),
+        None => (cursor.height.saturating_add(1), None),
+    })
+}
+
+/// The heights and block times a page reads within.
+struct PageRange {
+    /// (height, sequence exclusive) to read from.
+    start: (u64, Option<u32>),
+    to_height: u64,
+    from_time: u64,
+    to_time: u64,
+}
+
+/// Reads up to `limit` lines in the range, chunk by chunk; true with them when more follow.
+fn read_page(
+    db: &crate::storage::Db,
+    id: u128,
+    range: PageRange,
+    limit: usize,
+) -> Result<(Vec<StatementLine>, bool), ApiError> {
+    let PageRange {
+        mut start,
+        to_height,
+        from_time,
+        to_time,
+    } = range;
+    let mut lines = Vec::new();
+    loop {
+        let chunk = statement::read(db, id, start, to_height, STATEMENT_CHUNK_ENTRIES)
+            .map_err(ApiError::storage)?;
+        let exhausted = chunk.len() < STATEMENT_CHUNK_ENTRIES;
+        for entry in &chunk {
+            start = (entry.height, Some(entry.sequence));
+            if entry.time_ms < from_time {
+                continue;
+            }
+            if entry.time_ms > to_time {
+                return Ok((lines, false));
+            }
+            if lines.len() == limit {
+                return Ok((lines, true));
+            }
+            lines.push(line(entry));
+        }
+        if exhausted {
+            return Ok((lines, false));
+        }
+    }
+}
+
+/// The page as CSV with a header row; the next page's cursor goes in `tpw-next-page`.
+fn csv_response(lines: &[StatementLine], next: Option<String>) -> Response {
+    let mut text = String::from(
+        "height,cursor,block_time_ms,kind,transfer_owner,transfer_id,counterparty_account,direction,amount,balance\n",
+    );
+    for line in lines {
+        let (owner, transfer) = line
+            .transfer
+            .as_ref()
+            .map_or((String::new(), String::new()), |transfer| {
+                (transfer.owner.to_string(), transfer.id.to_string())
+            });
+        text.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            line.height,
+            line.cursor,
+            line.block_time_ms,
+            line.kind,
+            owner,
+            transfer,
+            line.counterparty_account.clone().unwrap_or_default(),
+            line.direction,
+            line.amount,
+            line.balance
+        ));
+    }
+    let mut response = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response();
+    if let Some(next) = next {
+        if let Ok(value) = next.parse() {
+            response.headers_mut().insert("tpw-next-page", value);
+        }
+    }
+    response
 }

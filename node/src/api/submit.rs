@@ -4,7 +4,9 @@
 use super::admission::{admit, admit_envelopes, Admitted};
 use super::{ApiError, AppState};
 use crate::api_types::*;
-use crate::limits::{BODY_SIZE_MAX, WAITERS_MAX, WAIT_TIMEOUT_MS_DEFAULT};
+use crate::limits::{
+    ADMIT_INLINE_TRANSACTIONS_MAX, BODY_SIZE_MAX, WAITERS_MAX, WAIT_TIMEOUT_MS_DEFAULT,
+};
 use crate::mailbox::{Command, Committed, SubmitError};
 use crate::metrics::Metrics;
 use crate::network::{ForwardRefusal, ForwardReply};
@@ -20,10 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tpw_contracts::model::Hash;
 use tpw_contracts::ResultCode;
-
-/// Submissions of at most this many transactions are admitted on the async worker itself
-/// (about 40 microseconds of signature checking each); larger ones go to the blocking pool.
-const ADMIT_INLINE_TRANSACTIONS_MAX: usize = 4;
 
 fn committed_result(tx_id: &Hash, committed: &Committed) -> SubmitResult {
     SubmitResult {

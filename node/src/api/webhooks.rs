@@ -4,14 +4,12 @@
 
 use super::{ApiError, AppState, Principal};
 use crate::api_types::{DeadLetterView, WebhookView, WebhooksResponse};
+use crate::limits::DEAD_LETTERS_LISTED_MAX;
 use crate::storage::webhooks as store;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-
-/// Dead letters listed per endpoint.
-const DEAD_LETTERS_LISTED_MAX: usize = 1000;
 
 pub(super) async fn list(
     State(context): State<AppState>,

@@ -5,48 +5,31 @@
 
 mod codec;
 mod forward;
+mod task;
 
 pub use forward::{ForwardHandler, ForwardRefusal, ForwardReply};
 
-use crate::mailbox::{Command, RaftInbox};
+use crate::limits::{
+    CONNECTIONS_PER_PEER_MAX, FORWARDS_IN_FLIGHT_MAX, FORWARD_FRAME_SIZE_MAX, OUTBOUND_BATCHES_MAX,
+    PEER_IDLE_CONNECTION_TIMEOUT, PEER_REQUEST_TIMEOUT, PENDING_CONNECTIONS_MAX,
+    RAFT_FRAME_SIZE_MAX, SNAPSHOT_REQUEST_TIMEOUT,
+};
+use crate::mailbox::RaftInbox;
 use codec::FrameCodec;
 use ed25519_dalek::SigningKey;
-use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::NetworkBehaviour;
 use libp2p::{allow_block_list, connection_limits, identity, Multiaddr, PeerId, StreamProtocol};
-use protobuf::Message as _;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::mpsc::TrySendError as StdTrySendError;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use task::NetworkTask;
 use tokio::sync::mpsc::error::TrySendError;
 use tpw_consensus::raft_types::{Message, MessageType};
-use tpw_consensus::wire::{admit_raft_message, RaftAdmissionError};
-
-/// Bytes of one Raft message frame: the driver's append limit plus headroom.
-pub const RAFT_FRAME_SIZE_MAX: usize = 2 * tpw_consensus::limits::MESSAGE_SIZE_MAX as usize;
-/// Raft message batches waiting for the network task; more are dropped (Raft resends).
-pub const OUTBOUND_BATCHES_MAX: usize = 1024;
-/// Established connections per peer.
-pub const CONNECTIONS_PER_PEER_MAX: u32 = 2;
-/// Connections being negotiated at once, each way.
-pub const PENDING_CONNECTIONS_MAX: u32 = 16;
-/// How long a Raft message may wait for its acknowledgement.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 const RAFT_PROTOCOL: StreamProtocol = StreamProtocol::new("/tpw/raft/1");
 const FORWARD_PROTOCOL: StreamProtocol = StreamProtocol::new("/tpw/forward/1");
 const SNAPSHOT_PROTOCOL: StreamProtocol = StreamProtocol::new("/tpw/snapshot/1");
-/// How long a snapshot chunk may take.
-pub const SNAPSHOT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// Bytes of one forwarded submission: as much as one API request.
-pub const FORWARD_FRAME_SIZE_MAX: usize = crate::limits::BODY_SIZE_MAX;
-/// Forwarded submissions answered but not yet written back.
-const FORWARD_RESPONSES_MAX: usize = 1024;
-/// Forwarded submissions being admitted at once; more are answered "overloaded".
-pub const FORWARDS_IN_FLIGHT_MAX: usize = 64;
 
 /// Why the network could not start.
 #[derive(Debug, thiserror::Error)]
@@ -239,46 +222,7 @@ pub async fn start(
     members: &[Member],
     commands: RaftInbox,
 ) -> Result<NetworkHandle, NetworkError> {
-    let mut secret = key.to_bytes();
-    let keypair = identity::Keypair::ed25519_from_bytes(&mut secret)
-        .map_err(|error| NetworkError::Config(format!("node key: {error}")))?;
-    let limits = connection_limits::ConnectionLimits::default()
-        .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX))
-        .with_max_pending_incoming(Some(PENDING_CONNECTIONS_MAX))
-        .with_max_pending_outgoing(Some(PENDING_CONNECTIONS_MAX))
-        .with_max_established(Some(
-            CONNECTIONS_PER_PEER_MAX * tpw_contracts::governance::NODES_MAX as u32,
-        ));
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default().nodelay(true),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .map_err(|error| NetworkError::Transport(error.to_string()))?
-        .with_behaviour(|_| Behaviour {
-            allowed: allow_block_list::Behaviour::default(),
-            limits: connection_limits::Behaviour::new(limits),
-            raft: request_response::Behaviour::with_codec(
-                FrameCodec::new(RAFT_FRAME_SIZE_MAX),
-                [(RAFT_PROTOCOL, ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
-            ),
-            forward: request_response::Behaviour::with_codec(
-                FrameCodec::new(FORWARD_FRAME_SIZE_MAX),
-                [(FORWARD_PROTOCOL, ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
-            ),
-            snapshot: request_response::Behaviour::with_codec(
-                FrameCodec::new(crate::snapshot::SNAPSHOT_FRAME_SIZE_MAX),
-                [(SNAPSHOT_PROTOCOL, ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(SNAPSHOT_REQUEST_TIMEOUT),
-            ),
-        })
-        .map_err(|error| NetworkError::Transport(error.to_string()))?
-        .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
+    let mut swarm = build_swarm(key)?;
     let peers = PeerDirectory::of(members, me)?;
     for peer in peers.by_peer.keys() {
         swarm.behaviour_mut().allowed.allow_peer(*peer);
@@ -307,6 +251,54 @@ pub async fn start(
         handler,
         snapshots,
     })
+}
+
+/// The libp2p swarm: TCP with Noise and Yamux under the node key, the connection limits, and
+/// the three request-response protocols (Raft, forwarded submissions, snapshots).
+fn build_swarm(key: &SigningKey) -> Result<libp2p::Swarm<Behaviour>, NetworkError> {
+    let mut secret = key.to_bytes();
+    let keypair = identity::Keypair::ed25519_from_bytes(&mut secret)
+        .map_err(|error| NetworkError::Config(format!("node key: {error}")))?;
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX))
+        .with_max_pending_incoming(Some(PENDING_CONNECTIONS_MAX))
+        .with_max_pending_outgoing(Some(PENDING_CONNECTIONS_MAX))
+        .with_max_established(Some(
+            CONNECTIONS_PER_PEER_MAX * tpw_contracts::governance::NODES_MAX as u32,
+        ));
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .map_err(|error| NetworkError::Transport(error.to_string()))?
+        .with_behaviour(|_| Behaviour {
+            allowed: allow_block_list::Behaviour::default(),
+            limits: connection_limits::Behaviour::new(limits),
+            raft: request_response::Behaviour::with_codec(
+                FrameCodec::new(RAFT_FRAME_SIZE_MAX),
+                [(RAFT_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(PEER_REQUEST_TIMEOUT),
+            ),
+            forward: request_response::Behaviour::with_codec(
+                FrameCodec::new(FORWARD_FRAME_SIZE_MAX),
+                [(FORWARD_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(PEER_REQUEST_TIMEOUT),
+            ),
+            snapshot: request_response::Behaviour::with_codec(
+                FrameCodec::new(crate::snapshot::SNAPSHOT_FRAME_SIZE_MAX),
+                [(SNAPSHOT_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(SNAPSHOT_REQUEST_TIMEOUT),
+            ),
+        })
+        .map_err(|error| NetworkError::Transport(error.to_string()))?
+        .with_swarm_config(|config| {
+            config.with_idle_connection_timeout(PEER_IDLE_CONNECTION_TIMEOUT)
+        })
+        .build();
+    Ok(swarm)
 }
 
 #[derive(Default)]
@@ -339,434 +331,5 @@ impl PeerDirectory {
             );
         }
         Ok(peers)
-    }
-}
-
-struct NetworkTask {
-    swarm: libp2p::Swarm<Behaviour>,
-    peers: PeerDirectory,
-    commands: RaftInbox,
-    handler: Arc<OnceLock<ForwardHandler>>,
-    snapshots: Arc<OnceLock<SnapshotWiring>>,
-    forward_permits: Arc<tokio::sync::Semaphore>,
-    pending_forwards:
-        HashMap<request_response::OutboundRequestId, tokio::sync::oneshot::Sender<ForwardReply>>,
-    pending_snapshots: HashMap<
-        request_response::OutboundRequestId,
-        tokio::sync::oneshot::Sender<Result<Vec<u8>, String>>,
-    >,
-    /// Raft snapshot messages on their way, by request, with the node they go to.
-    snapshot_sends: HashMap<request_response::OutboundRequestId, u64>,
-    /// Nodes the operator cut this node off from (admin partition).
-    partitioned: std::collections::BTreeSet<u64>,
-}
-
-/// A response computed off the network task, for the protocol it answers.
-enum Answer {
-    Forward(request_response::ResponseChannel<Vec<u8>>, Vec<u8>),
-    Snapshot(request_response::ResponseChannel<Vec<u8>>, Vec<u8>),
-}
-
-impl NetworkTask {
-    async fn run(mut self, mut outbound: tokio::sync::mpsc::Receiver<Outbound>) {
-        let (answers, mut answered) = tokio::sync::mpsc::channel::<Answer>(FORWARD_RESPONSES_MAX);
-        loop {
-            tokio::select! {
-                work = outbound.recv() => match work {
-                    Some(work) => self.send(work),
-                    None => return,
-                },
-                Some(answer) = answered.recv() => {
-                    let behaviour = self.swarm.behaviour_mut();
-                    let _ = match answer {
-                        Answer::Forward(channel, bytes) => behaviour.forward.send_response(channel, bytes),
-                        Answer::Snapshot(channel, bytes) => behaviour.snapshot.send_response(channel, bytes),
-                    };
-                }
-                event = self.swarm.select_next_some() => self.handle_event(event, &answers),
-            }
-        }
-    }
-
-    fn send(&mut self, work: Outbound) {
-        match work {
-            Outbound::Raft(batch) => {
-                for message in batch {
-                    let snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
-                    let Some((peer, addresses)) = self.peers.by_node.get(&message.to) else {
-                        tracing::warn!(
-                            to = message.to,
-                            "raft message for a node outside the node set dropped"
-                        );
-                        continue;
-                    };
-                    match message.write_to_bytes() {
-                        Ok(bytes) => {
-                            let id = self.swarm.behaviour_mut().raft.send_request_with_addresses(
-                                peer,
-                                bytes,
-                                addresses.clone(),
-                            );
-                            if snapshot {
-                                self.snapshot_sends.insert(id, message.to);
-                            }
-                        }
-                        Err(error) => tracing::error!(%error, "raft message could not be encoded"),
-                    }
-                }
-            }
-            Outbound::Partition(isolate_from) => {
-                self.partitioned = isolate_from.iter().copied().collect();
-                let members: Vec<(u64, PeerId)> = self
-                    .peers
-                    .by_node
-                    .iter()
-                    .map(|(node, (peer, _))| (*node, *peer))
-                    .collect();
-                for (node, peer) in members {
-                    if isolate_from.contains(&node) {
-                        self.swarm.behaviour_mut().allowed.disallow_peer(peer);
-                        tracing::warn!(node_id = node, "partitioned from peer by the operator");
-                    } else {
-                        self.swarm.behaviour_mut().allowed.allow_peer(peer);
-                    }
-                }
-            }
-            Outbound::Members(members) => self.set_members(&members),
-            Outbound::Snapshot { to, request, reply } => match self.peers.by_node.get(&to) {
-                Some((peer, addresses)) => {
-                    let id = self
-                        .swarm
-                        .behaviour_mut()
-                        .snapshot
-                        .send_request_with_addresses(peer, request, addresses.clone());
-                    self.pending_snapshots.insert(id, reply);
-                }
-                None => {
-                    let _ = reply.send(Err(format!("node {to} is not in the node set")));
-                }
-            },
-            Outbound::Forward {
-                to,
-                envelopes,
-                reply,
-            } => match self.peers.by_node.get(&to) {
-                Some((peer, addresses)) => {
-                    let request = forward::encode_request(&envelopes);
-                    let id = self
-                        .swarm
-                        .behaviour_mut()
-                        .forward
-                        .send_request_with_addresses(peer, request, addresses.clone());
-                    self.pending_forwards.insert(id, reply);
-                }
-                None => {
-                    let _ = reply.send(Err(ForwardRefusal::Unreachable));
-                }
-            },
-        }
-    }
-
-    /// Admits the new node set's peer ids, and refuses and disconnects those no longer in it.
-    fn set_members(&mut self, members: &[Member]) {
-        let directory = match PeerDirectory::of(members, self.peers.me) {
-            Ok(directory) => directory,
-            Err(error) => {
-                tracing::error!(%error, "node set update refused: a key is not a peer identity");
-                return;
-            }
-        };
-        let gone: Vec<PeerId> = self
-            .peers
-            .by_peer
-            .keys()
-            .filter(|peer| !directory.by_peer.contains_key(peer))
-            .copied()
-            .collect();
-        for peer in gone {
-            self.swarm.behaviour_mut().allowed.disallow_peer(peer);
-            let _ = self.swarm.disconnect_peer_id(peer);
-            tracing::warn!(%peer, "peer left the node set (removed, or its key rotated): disconnected");
-        }
-        for (peer, node) in &directory.by_peer {
-            if !self.peers.by_peer.contains_key(peer) {
-                tracing::info!(%peer, node_id = node, "peer joined the node set");
-            }
-            // An operator's partition outlives node set changes.
-            if self.partitioned.contains(node) {
-                self.swarm.behaviour_mut().allowed.disallow_peer(*peer);
-            } else {
-                self.swarm.behaviour_mut().allowed.allow_peer(*peer);
-            }
-        }
-        self.peers = directory;
-    }
-
-    fn handle_event(
-        &mut self,
-        event: SwarmEvent<BehaviourEvent>,
-        answers: &tokio::sync::mpsc::Sender<Answer>,
-    ) {
-        use request_response::{Event, Message as Wire};
-        match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Raft(Event::Message {
-                peer,
-                message: Wire::Request {
-                    request, channel, ..
-                },
-                ..
-            })) => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .raft
-                    .send_response(channel, Vec::new());
-                deliver(
-                    &self.peers,
-                    &self.commands,
-                    self.snapshots.get(),
-                    &peer,
-                    &request,
-                );
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Raft(Event::Message {
-                message: Wire::Response { request_id, .. },
-                ..
-            })) => {
-                if let Some(node) = self.snapshot_sends.remove(&request_id) {
-                    let _ = self.commands.try_send(Command::SnapshotStatus {
-                        node,
-                        delivered: true,
-                    });
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Raft(Event::OutboundFailure {
-                peer,
-                error,
-                request_id,
-                ..
-            })) => {
-                tracing::debug!(%peer, %error, "raft message not delivered");
-                if let Some(node) = self.snapshot_sends.remove(&request_id) {
-                    let _ = self.commands.try_send(Command::SnapshotStatus {
-                        node,
-                        delivered: false,
-                    });
-                }
-                if let Some(node) = self.peers.by_peer.get(&peer) {
-                    let _ = self.commands.try_send(Command::Unreachable(*node));
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Snapshot(Event::Message {
-                peer,
-                message: Wire::Request {
-                    request, channel, ..
-                },
-                ..
-            })) => self.serve_snapshot(peer, request, channel, answers),
-            SwarmEvent::Behaviour(BehaviourEvent::Snapshot(Event::Message {
-                message:
-                    Wire::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            })) => {
-                if let Some(reply) = self.pending_snapshots.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Snapshot(Event::OutboundFailure {
-                request_id,
-                error,
-                ..
-            })) => {
-                if let Some(reply) = self.pending_snapshots.remove(&request_id) {
-                    let _ = reply.send(Err(format!("snapshot request failed: {error}")));
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Forward(Event::Message {
-                peer,
-                message: Wire::Request {
-                    request, channel, ..
-                },
-                ..
-            })) => self.serve_forward(peer, request, channel, answers),
-            SwarmEvent::Behaviour(BehaviourEvent::Forward(Event::Message {
-                message:
-                    Wire::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            })) => {
-                if let Some(reply) = self.pending_forwards.remove(&request_id) {
-                    let _ = reply.send(forward::decode_reply(&response));
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Forward(Event::OutboundFailure {
-                request_id,
-                error,
-                ..
-            })) => {
-                tracing::warn!(%error, "forwarding to the leader failed");
-                if let Some(reply) = self.pending_forwards.remove(&request_id) {
-                    let _ = reply.send(Err(ForwardRefusal::Unreachable));
-                }
-            }
-            SwarmEvent::IncomingConnectionError {
-                send_back_addr,
-                error,
-                ..
-            } => {
-                tracing::warn!(address = %send_back_addr, %error, "incoming connection refused");
-            }
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                tracing::info!(peer = %peer_id, node_id = ?self.peers.by_peer.get(&peer_id), "peer connected");
-            }
-            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
-                tracing::info!(peer = %peer_id, cause = ?cause.map(|cause| cause.to_string()), "peer disconnected");
-            }
-            SwarmEvent::NewListenAddr { address, .. } => {
-                tracing::info!(%address, "peer transport listening")
-            }
-            _ => {}
-        }
-    }
-
-    /// Answers a forwarded submission through the handler the API installed.
-    fn serve_forward(
-        &mut self,
-        peer: PeerId,
-        request: Vec<u8>,
-        channel: request_response::ResponseChannel<Vec<u8>>,
-        answers: &tokio::sync::mpsc::Sender<Answer>,
-    ) {
-        let envelopes = match forward::decode_request(&request) {
-            Ok(envelopes) => envelopes,
-            Err(error) => {
-                tracing::warn!(%peer, %error, "malformed forwarded submission");
-                let refusal = ForwardRefusal::Refused {
-                    code: "malformed_forward".into(),
-                    message: error,
-                };
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .forward
-                    .send_response(channel, forward::encode_reply(&Err(refusal)));
-                return;
-            }
-        };
-        let Some(handler) = self.handler.get().cloned() else {
-            let _ = self.swarm.behaviour_mut().forward.send_response(
-                channel,
-                forward::encode_reply(&Err(ForwardRefusal::Stopping)),
-            );
-            return;
-        };
-        let Ok(permit) = Arc::clone(&self.forward_permits).try_acquire_owned() else {
-            let busy = forward::encode_reply(&Err(ForwardRefusal::Overloaded));
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .forward
-                .send_response(channel, busy);
-            return;
-        };
-        let answers = answers.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let reply = handler(envelopes).await;
-            let _ = answers
-                .send(Answer::Forward(channel, forward::encode_reply(&reply)))
-                .await;
-        });
-    }
-
-    /// Answers a snapshot request off the network task (it reads RocksDB).
-    fn serve_snapshot(
-        &mut self,
-        peer: PeerId,
-        request: Vec<u8>,
-        channel: request_response::ResponseChannel<Vec<u8>>,
-        answers: &tokio::sync::mpsc::Sender<Answer>,
-    ) {
-        let Some(wiring) = self.snapshots.get().cloned() else {
-            let refusal = crate::snapshot::SnapshotResponse::Unavailable("starting".into());
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .snapshot
-                .send_response(channel, refusal.to_bytes());
-            return;
-        };
-        tracing::debug!(%peer, "serving a snapshot request");
-        let answers = answers.clone();
-        tokio::spawn(async move {
-            let response = tokio::task::spawn_blocking(move || wiring.server.serve(&request))
-                .await
-                .unwrap_or_else(|_| {
-                    crate::snapshot::SnapshotResponse::Unavailable("serving failed".into())
-                        .to_bytes()
-                });
-            let _ = answers.send(Answer::Snapshot(channel, response)).await;
-        });
-    }
-}
-
-/// Hands a peer's Raft message to the raft loop, after [`admit_raft_message`]: it decodes, it
-/// claims to come from the node that sent it, and that node's role may send its kind.
-fn deliver(
-    peers: &PeerDirectory,
-    commands: &RaftInbox,
-    snapshots: Option<&SnapshotWiring>,
-    peer: &PeerId,
-    bytes: &[u8],
-) {
-    let Some(node) = peers.by_peer.get(peer) else {
-        tracing::warn!(%peer, "raft message from a peer outside the node set dropped");
-        return;
-    };
-    let message = match admit_raft_message(bytes, *node, peers.observers.contains(node)) {
-        Ok(message) => message,
-        Err(RaftAdmissionError::Malformed(error)) => {
-            tracing::warn!(node_id = node, %error, "malformed raft message dropped");
-            return;
-        }
-        Err(RaftAdmissionError::WrongSender { claimed }) => {
-            tracing::warn!(
-                node_id = node,
-                claimed,
-                "raft message claiming another sender dropped"
-            );
-            return;
-        }
-        Err(RaftAdmissionError::KindNotAllowed(kind)) => {
-            tracing::warn!(node_id = node, kind = ?kind, "raft message of a kind this peer may not send dropped");
-            return;
-        }
-    };
-    if message.get_msg_type() == MessageType::MsgSnapshot {
-        // Raft sees a snapshot message only once its records are fetched and verified.
-        match snapshots {
-            Some(wiring) => {
-                if wiring.messages.try_send(message).is_err() {
-                    tracing::debug!(node_id = node, "snapshot receiver busy: message dropped");
-                }
-            }
-            None => tracing::warn!(
-                node_id = node,
-                "snapshot message before snapshots are wired: dropped"
-            ),
-        }
-        return;
-    }
-    match commands.try_send(Command::Step(Box::new(message))) {
-        Ok(()) => {}
-        Err(StdTrySendError::Full(_)) => {
-            tracing::warn!(node_id = node, "raft loop busy: message dropped")
-        }
-        Err(StdTrySendError::Disconnected(_)) => {}
     }
 }

@@ -3,21 +3,16 @@
 //! and by its hash link to the block above; the lowest fetched block must link to the block this
 //! node already had, or the divergence alarm is raised.
 
-use super::{SnapshotRequest, SnapshotResponse, BLOCKS_PER_RESPONSE_MAX};
+use super::{SnapshotRequest, SnapshotResponse};
+use crate::limits::{BACKFILL_BLOCKS_PER_RESPONSE_MAX, BACKFILL_IDLE_CHECK, BACKFILL_RETRY_PAUSE};
 use crate::mailbox::Shared;
 use crate::metrics::Metrics;
 use crate::network::NetworkHandle;
 use crate::storage::{block_gaps, store_backfill, Db, LedgerReader, StorageError};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tpw_consensus::replica::snapshot::check_chain;
 use tpw_contracts::model::Hash;
-
-/// How long backfill waits before trying the peers again after all of them failed.
-const RETRY_PAUSE: Duration = Duration::from_secs(2);
-/// How often an idle backfill looks for gaps (and whether the node stops) without being woken.
-const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// The backfill task's inputs.
 pub struct Backfill {
@@ -48,13 +43,16 @@ impl Backfill {
             let missing: u64 = gaps.iter().map(|(low, high)| high - low + 1).sum();
             Metrics::set(&self.shared.metrics.blocks_missing, missing);
             let Some(&(low, high)) = gaps.last() else {
-                let _ = tokio::time::timeout(IDLE_CHECK, self.shared.snapshot_installed.notified())
-                    .await;
+                let _ = tokio::time::timeout(
+                    BACKFILL_IDLE_CHECK,
+                    self.shared.snapshot_installed.notified(),
+                )
+                .await;
                 continue;
             };
             if let Err(error) = self.fill(low, high).await {
                 tracing::warn!(low, high, %error, "block backfill paused");
-                tokio::time::sleep(RETRY_PAUSE).await;
+                tokio::time::sleep(BACKFILL_RETRY_PAUSE).await;
             }
         }
     }
@@ -85,7 +83,7 @@ impl Backfill {
         for peer in self.peers_in_order() {
             let request = SnapshotRequest::Blocks {
                 top: high,
-                count_max: (high - low + 1).min(u64::from(BLOCKS_PER_RESPONSE_MAX)) as u32,
+                count_max: (high - low + 1).min(u64::from(BACKFILL_BLOCKS_PER_RESPONSE_MAX)) as u32,
             };
             let blocks = match self.network.snapshot_request(peer, request).await {
                 Ok(SnapshotResponse::Blocks(blocks)) if !blocks.is_empty() => blocks,

@@ -2,9 +2,11 @@
 //! snapshot, offers it to the log store, and keeps the latest few open so peers can fetch
 //! their records; the network serves `/tpw/snapshot/1` requests through [`Snapshots::serve`].
 
-use super::{
-    SnapshotRequest, SnapshotResponse, BLOCKS_CHUNK_SIZE, BLOCKS_PER_RESPONSE_MAX,
-    CHECKPOINTS_KEPT_MAX, RECORDS_CHUNK_SIZE, SERVES_IN_FLIGHT_MAX,
+use super::{SnapshotRequest, SnapshotResponse};
+use crate::limits::{
+    BACKFILL_BLOCKS_CHUNK_SIZE, BACKFILL_BLOCKS_PER_RESPONSE_MAX, CHECKPOINTS_KEPT_MAX,
+    CHECKPOINT_INTERVAL_MIN, SNAPSHOT_MAKER_STOP_CHECK, SNAPSHOT_RECORDS_CHUNK_SIZE,
+    SNAPSHOT_SERVES_IN_FLIGHT_MAX,
 };
 use crate::mailbox::Shared;
 use crate::metrics::Metrics;
@@ -15,12 +17,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tpw_consensus::Storage as _;
-
-/// Shortest time between two checkpoints, so a peer that keeps failing cannot make the node
-/// checkpoint continuously.
-const CHECKPOINT_INTERVAL_MIN: Duration = Duration::from_secs(1);
 
 /// The node's snapshots: made on request, kept for serving.
 pub struct Snapshots {
@@ -67,7 +65,7 @@ impl Snapshots {
                     if !snapshots
                         .log
                         .snapshots()
-                        .wait_wanted(Duration::from_millis(500))
+                        .wait_wanted(SNAPSHOT_MAKER_STOP_CHECK)
                     {
                         continue;
                     }
@@ -128,7 +126,7 @@ impl Snapshots {
 
     /// Answers one `/tpw/snapshot/1` request (blocking: run it off the async runtime).
     pub fn serve(&self, request: &[u8]) -> Vec<u8> {
-        if self.serving.fetch_add(1, Ordering::AcqRel) >= SERVES_IN_FLIGHT_MAX {
+        if self.serving.fetch_add(1, Ordering::AcqRel) >= SNAPSHOT_SERVES_IN_FLIGHT_MAX {
             self.serving.fetch_sub(1, Ordering::AcqRel);
             return SnapshotResponse::Unavailable("busy serving other snapshot requests".into())
                 .to_bytes();
@@ -154,7 +152,7 @@ impl Snapshots {
                     return SnapshotResponse::Gone;
                 };
                 checkpoint
-                    .records(after.as_deref(), RECORDS_CHUNK_SIZE)
+                    .records(after.as_deref(), SNAPSHOT_RECORDS_CHUNK_SIZE)
                     .map(|(records, done)| SnapshotResponse::Records { records, done })
             }
             SnapshotRequest::Nodes => {
@@ -169,8 +167,8 @@ impl Snapshots {
             SnapshotRequest::Blocks { top, count_max } => block_records_down(
                 &self.db,
                 top,
-                u64::from(count_max.min(BLOCKS_PER_RESPONSE_MAX)),
-                BLOCKS_CHUNK_SIZE,
+                u64::from(count_max.min(BACKFILL_BLOCKS_PER_RESPONSE_MAX)),
+                BACKFILL_BLOCKS_CHUNK_SIZE,
             )
             .map(SnapshotResponse::Blocks),
         };

@@ -2,24 +2,21 @@
 //! verified and staged; only then does Raft see them.
 
 use super::{SnapshotRequest, SnapshotResponse};
+use crate::limits::{
+    SNAPSHOT_RECEIVER_STOP_CHECK, SNAPSHOT_REQUEST_TRIES_MAX, SNAPSHOT_RETRY_PAUSE_STEP,
+};
 use crate::mailbox::{Command, RaftInbox, Shared};
 use crate::metrics::Metrics;
 use crate::network::NetworkHandle;
 use crate::storage::{RecordChunk, StagedSnapshot, Staging};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tpw_consensus::raft_types::Message;
 use tpw_consensus::replica::snapshot::{
     check_descriptor, check_snapshot_head, snapshot_arrival, SnapshotArrival,
 };
 use tpw_contracts::model::Hash;
 use tpw_contracts::state::Commitment;
-
-/// Snapshot messages waiting for the receiver; more are dropped (the leader resends).
-pub const SNAPSHOT_MESSAGES_MAX: usize = 16;
-
-/// How often an idle receiver checks whether the node is stopping.
-const STOP_CHECK: Duration = Duration::from_millis(500);
 
 /// Fetches, verifies and stages snapshots, then steps their messages into Raft.
 pub struct SnapshotReceiver {
@@ -44,7 +41,7 @@ impl SnapshotReceiver {
                     Some(message) => message,
                     None => return,
                 },
-                _ = tokio::time::sleep(STOP_CHECK) => {
+                _ = tokio::time::sleep(SNAPSHOT_RECEIVER_STOP_CHECK) => {
                     if self.shared.stopping.load(std::sync::atomic::Ordering::Relaxed) {
                         return;
                     }
@@ -120,11 +117,11 @@ impl SnapshotReceiver {
                 SnapshotResponse::Gone => {
                     return Err("the peer no longer keeps this snapshot".into())
                 }
-                SnapshotResponse::Unavailable(message) if tries >= super::REQUEST_TRIES_MAX => {
+                SnapshotResponse::Unavailable(message) if tries >= SNAPSHOT_REQUEST_TRIES_MAX => {
                     return Err(format!("the peer cannot serve: {message}"))
                 }
                 SnapshotResponse::Unavailable(_) => {
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(tries))).await;
+                    tokio::time::sleep(SNAPSHOT_RETRY_PAUSE_STEP * tries).await;
                 }
                 response => return Ok(response),
             }

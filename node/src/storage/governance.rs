@@ -2,14 +2,12 @@
 //! the electorate, decoded from the committed state.
 
 use super::{LedgerReader, StorageError};
+use crate::limits::PROPOSALS_PAGE_MAX;
 use tpw_contracts::governance::{
     proposal_key, NodeRecord, ProposalRecord, BANK_MEMBERS_MAX, NODES_MAX,
 };
 use tpw_contracts::model::from_bytes;
 use tpw_contracts::state::prefix;
-
-/// Most proposals one listing returns.
-pub const PROPOSALS_PAGE_MAX: usize = 100;
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{what} record: {error}"))

@@ -13,6 +13,7 @@ use super::snapshot::{
     block_gaps, put_block_gaps, read_staged, staged_block, StagedSnapshot, KEY_INSTALLING,
     KEY_STAGED,
 };
+use crate::limits::STATE_CACHE_ENTRIES_MAX;
 use protobuf::Message as _;
 use rocksdb::{ReadOptions, WriteBatch};
 use std::cell::RefCell;
@@ -69,9 +70,6 @@ fn position_from_record(sealed: &[u8]) -> Result<LogPosition, StorageError> {
         term: u64::from_be_bytes(bytes[8..].try_into().unwrap_or_default()),
     })
 }
-
-/// Cached state records before the cache is reset.
-const CACHE_ENTRIES_MAX: usize = 1_000_000;
 
 fn cached_kind(key: &[u8]) -> bool {
     matches!(
@@ -300,16 +298,7 @@ impl LedgerStore {
         for (key, value) in super::statement::block_entries(self, outcome)? {
             batch.put_cf(self.db.cf(CF_META), key, value);
         }
-        let index_cf = self.db.cf(CF_INDEX);
-        let mut seen = std::collections::HashSet::with_capacity(outcome.receipts.len());
-        for (position, receipt) in outcome.receipts.iter().enumerate() {
-            if !seen.insert(receipt.tx_id) || self.contains_tx(&receipt.tx_id)? {
-                continue;
-            }
-            let mut location = height.to_le_bytes().to_vec();
-            location.extend_from_slice(&(position as u32).to_le_bytes());
-            batch.put_cf(index_cf, receipt.tx_id, seal_record(&location));
-        }
+        self.index_new_transactions(&mut batch, height, &outcome.receipts)?;
         let raft_index = position.map_or(self.applied_index, |position| position.index);
         if let Some(position) = position {
             batch.put_cf(
@@ -327,18 +316,45 @@ impl LedgerStore {
         super::webhooks::stage(&self.db, &mut batch, webhooks)?;
         self.db.rocks().write(batch)?;
         drop(webhook_guard);
+        self.cache_changes(&outcome.diff);
+        self.head = outcome.head.clone();
+        self.applied_index = raft_index;
+        Ok(())
+    }
+
+    /// Indexes each transaction of the block by id (its first receipt, unless an earlier block
+    /// holds it already: a duplicate's receipt keeps the original's place).
+    fn index_new_transactions(
+        &self,
+        batch: &mut WriteBatch,
+        height: u64,
+        receipts: &[tpw_contracts::Receipt],
+    ) -> Result<(), StorageError> {
+        let index_cf = self.db.cf(CF_INDEX);
+        let mut seen = std::collections::HashSet::with_capacity(receipts.len());
+        for (position, receipt) in receipts.iter().enumerate() {
+            if !seen.insert(receipt.tx_id) || self.contains_tx(&receipt.tx_id)? {
+                continue;
+            }
+            let mut location = height.to_le_bytes().to_vec();
+            location.extend_from_slice(&(position as u32).to_le_bytes());
+            batch.put_cf(index_cf, receipt.tx_id, seal_record(&location));
+        }
+        Ok(())
+    }
+
+    /// Keeps the cached kinds of state records up to date with a committed diff (the cache is
+    /// reset when it grows past its bound).
+    fn cache_changes(&self, diff: &tpw_contracts::StateDiff) {
         let mut cache = self.cache.borrow_mut();
-        if cache.len() > CACHE_ENTRIES_MAX {
+        if cache.len() > STATE_CACHE_ENTRIES_MAX {
             cache.clear();
         }
-        for (key, value) in &outcome.diff {
+        for (key, value) in diff {
             if cached_kind(key) {
                 cache.insert(key.clone(), value.clone());
             }
         }
-        self.head = outcome.head.clone();
-        self.applied_index = raft_index;
-        Ok(())
     }
 
     /// Installs the staged snapshot that Raft accepted: the ledger state, head block and head
@@ -414,8 +430,54 @@ impl LedgerStore {
         let block = staged_block(staged)?;
         // One batch, so readers see the old state or the new one, never a mix; the staged
         // records are checked once more against the commitment they were verified with.
-        let state_cf = self.db.cf(CF_STATE);
         let mut batch = WriteBatch::default();
+        self.replace_state_with_staged(&mut batch, staged)?;
+        let index_cf = self.db.cf(CF_INDEX);
+        for (position, receipt) in block.receipts.iter().enumerate().rev() {
+            if !self.contains_tx(&receipt.tx_id)? {
+                let mut location = staged.head.height.to_le_bytes().to_vec();
+                location.extend_from_slice(&(position as u32).to_le_bytes());
+                batch.put_cf(index_cf, receipt.tx_id, seal_record(&location));
+            }
+        }
+        let metadata = snapshot.get_metadata();
+        let height = staged.head.height;
+        self.put_snapshot_head(&mut batch, staged, metadata)?;
+        let old_height = self.head.height;
+        let gaps_guard = self.db.lock_gaps();
+        let mut gaps = block_gaps(&self.db)?;
+        if old_height + 1 < height {
+            gaps.push((old_height + 1, height - 1));
+        }
+        put_block_gaps(&self.db, &mut batch, &gaps);
+        batch.delete_cf(self.db.cf(CF_META), KEY_INSTALLING);
+        batch.delete_cf(self.db.cf(CF_META), KEY_STAGED);
+        batch.delete_range_cf(
+            self.db.cf(CF_STAGING),
+            [0u8].as_slice(),
+            [0xffu8; 64].as_slice(),
+        );
+        let hard_state = log.snapshot_changes(metadata, &mut batch)?;
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(true);
+        self.db.rocks().write_opt(batch, &options)?;
+        drop(gaps_guard);
+        log.snapshot_installed(metadata, hard_state);
+        self.cache.borrow_mut().clear();
+        self.head = staged.head.clone();
+        self.applied_index = metadata.index;
+        tracing::info!(height, index = metadata.index, "snapshot installed");
+        Ok(())
+    }
+
+    /// Replaces the whole state with the staged records, checking them once more against the
+    /// commitment they were verified with.
+    fn replace_state_with_staged(
+        &self,
+        batch: &mut WriteBatch,
+        staged: &StagedSnapshot,
+    ) -> Result<(), StorageError> {
+        let state_cf = self.db.cf(CF_STATE);
         batch.delete_range_cf(state_cf, [0u8].as_slice(), [0xffu8; 64].as_slice());
         let staging_cf = self.db.cf(CF_STAGING);
         let mut commitment = tpw_contracts::state::Commitment::default();
@@ -433,15 +495,17 @@ impl LedgerStore {
                 "the staged records no longer match the snapshot's state root".into(),
             ));
         }
-        let index_cf = self.db.cf(CF_INDEX);
-        for (position, receipt) in block.receipts.iter().enumerate().rev() {
-            if !self.contains_tx(&receipt.tx_id)? {
-                let mut location = staged.head.height.to_le_bytes().to_vec();
-                location.extend_from_slice(&(position as u32).to_le_bytes());
-                batch.put_cf(index_cf, receipt.tx_id, seal_record(&location));
-            }
-        }
-        let metadata = snapshot.get_metadata();
+        Ok(())
+    }
+
+    /// The snapshot's head block, the head with the snapshot's Raft index, that block's Raft
+    /// position, and the configuration in force there.
+    fn put_snapshot_head(
+        &self,
+        batch: &mut WriteBatch,
+        staged: &StagedSnapshot,
+        metadata: &tpw_consensus::raft_types::SnapshotMetadata,
+    ) -> Result<(), StorageError> {
         let height = staged.head.height;
         batch.put_cf(
             self.db.cf(CF_BLOCKS),
@@ -462,33 +526,7 @@ impl LedgerStore {
             block_position_key(height),
             seal_record(&position_bytes(position)),
         );
-        put_conf_history(
-            &self.db,
-            &mut batch,
-            metadata.index,
-            metadata.get_conf_state(),
-        )?;
-        let old_height = self.head.height;
-        let gaps_guard = self.db.lock_gaps();
-        let mut gaps = block_gaps(&self.db)?;
-        if old_height + 1 < height {
-            gaps.push((old_height + 1, height - 1));
-        }
-        put_block_gaps(&self.db, &mut batch, &gaps);
-        batch.delete_cf(self.db.cf(CF_META), KEY_INSTALLING);
-        batch.delete_cf(self.db.cf(CF_META), KEY_STAGED);
-        batch.delete_range_cf(staging_cf, [0u8].as_slice(), [0xffu8; 64].as_slice());
-        let hard_state = log.snapshot_changes(metadata, &mut batch)?;
-        let mut options = rocksdb::WriteOptions::default();
-        options.set_sync(true);
-        self.db.rocks().write_opt(batch, &options)?;
-        drop(gaps_guard);
-        log.snapshot_installed(metadata, hard_state);
-        self.cache.borrow_mut().clear();
-        self.head = staged.head.clone();
-        self.applied_index = metadata.index;
-        tracing::info!(height, index = metadata.index, "snapshot installed");
-        Ok(())
+        put_conf_history(&self.db, batch, metadata.index, metadata.get_conf_state())
     }
 
     /// Records an applied configuration change: the new configuration and the applied index

@@ -119,87 +119,10 @@ fn decode_entry(bytes: &[u8]) -> Result<Entry, StorageError> {
 impl RaftLogStore {
     /// Opens the log, initialising it with the genesis membership on first start.
     pub fn open(db: Db, voters: Vec<u64>, learners: Vec<u64>) -> Result<Self, StorageError> {
-        let rocks = db.rocks();
-        let raft_cf = db.cf(CF_RAFT_STATE);
-        let read = |key: &[u8]| -> Result<Option<Vec<u8>>, StorageError> {
-            match rocks.get_cf(raft_cf, key)? {
-                None => Ok(None),
-                Some(bytes) => Ok(Some(open_record(&bytes, "raft state")?.to_vec())),
-            }
-        };
-        let conf_state = match read(KEY_CONF_STATE)? {
-            Some(bytes) => ConfState::parse_from_bytes(&bytes)
-                .map_err(|error| StorageError::Corrupt(format!("conf state: {error}")))?,
-            None => {
-                let conf_state = ConfState::from((voters, learners));
-                let mut batch = WriteBatch::default();
-                batch.put_cf(raft_cf, KEY_CONF_STATE, seal_record(&encode(&conf_state)?));
-                batch.put_cf(
-                    raft_cf,
-                    KEY_HARD_STATE,
-                    seal_record(&encode(&HardState::default())?),
-                );
-                write_synced(&db, batch)?;
-                conf_state
-            }
-        };
-        let hard_state = match read(KEY_HARD_STATE)? {
-            Some(bytes) => HardState::parse_from_bytes(&bytes)
-                .map_err(|error| StorageError::Corrupt(format!("hard state: {error}")))?,
-            None => {
-                return Err(StorageError::Corrupt(
-                    "conf state without hard state".into(),
-                ))
-            }
-        };
-        let (snapshot_index, snapshot_term) = match read(KEY_SNAPSHOT)? {
-            Some(bytes) if bytes.len() == 16 => (
-                u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
-                u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")),
-            ),
-            Some(_) => {
-                return Err(StorageError::Corrupt(
-                    "snapshot marker has the wrong size".into(),
-                ))
-            }
-            None => (0, 0),
-        };
-        let mut term_runs = BTreeMap::new();
-        for item in rocks.prefix_iterator_cf(raft_cf, [TERM_RUN_PREFIX]) {
-            let (key, value) = item?;
-            if key.first() != Some(&TERM_RUN_PREFIX) {
-                break;
-            }
-            let payload = open_record(&value, "term run")?;
-            let (Ok(start), Ok(term)) =
-                (<[u8; 8]>::try_from(&key[1..]), <[u8; 8]>::try_from(payload))
-            else {
-                return Err(StorageError::Corrupt(
-                    "term run record has the wrong size".into(),
-                ));
-            };
-            term_runs.insert(u64::from_be_bytes(start), u64::from_be_bytes(term));
-        }
-        let last_index = match rocks
-            .iterator_cf(db.cf(CF_RAFT_LOG), IteratorMode::End)
-            .next()
-        {
-            Some(item) => {
-                let (key, value) = item?;
-                let entry = decode_entry(&value)?;
-                let index = <[u8; 8]>::try_from(&key[..])
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
-                if index != entry.index {
-                    return Err(StorageError::Corrupt(format!(
-                        "raft log key {index} holds entry {}",
-                        entry.index
-                    )));
-                }
-                index
-            }
-            None => snapshot_index,
-        };
+        let (conf_state, hard_state) = read_raft_states(&db, voters, learners)?;
+        let (snapshot_index, snapshot_term) = read_snapshot_marker(&db)?;
+        let term_runs = read_term_runs(&db)?;
+        let last_index = read_last_index(&db, snapshot_index)?;
         let state = LogState {
             hard_state,
             conf_state,
@@ -656,6 +579,114 @@ impl LogStore for RaftLogStore {
     }
 
     fn snapshot_hold(&self) -> Option<u64> {
-        self.snapshots().held_offer(crate::snapshot::OFFER_HOLD)
+        self.snapshots()
+            .held_offer(crate::limits::SNAPSHOT_OFFER_HOLD)
+    }
+}
+
+/// A record of the Raft state column family, opened and checked.
+fn read_raft_state(db: &Db, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    match db.rocks().get_cf(db.cf(CF_RAFT_STATE), key)? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(open_record(&bytes, "raft state")?.to_vec())),
+    }
+}
+
+/// The stored configuration and hard state; on a new log, the genesis configuration (`voters`
+/// and `learners`) and an empty hard state, written first.
+fn read_raft_states(
+    db: &Db,
+    voters: Vec<u64>,
+    learners: Vec<u64>,
+) -> Result<(ConfState, HardState), StorageError> {
+    let raft_cf = db.cf(CF_RAFT_STATE);
+    let conf_state = match read_raft_state(db, KEY_CONF_STATE)? {
+        Some(bytes) => ConfState::parse_from_bytes(&bytes)
+            .map_err(|error| StorageError::Corrupt(format!("conf state: {error}")))?,
+        None => {
+            let conf_state = ConfState::from((voters, learners));
+            let mut batch = WriteBatch::default();
+            batch.put_cf(raft_cf, KEY_CONF_STATE, seal_record(&encode(&conf_state)?));
+            batch.put_cf(
+                raft_cf,
+                KEY_HARD_STATE,
+                seal_record(&encode(&HardState::default())?),
+            );
+            write_synced(db, batch)?;
+            conf_state
+        }
+    };
+    let hard_state = match read_raft_state(db, KEY_HARD_STATE)? {
+        Some(bytes) => HardState::parse_from_bytes(&bytes)
+            .map_err(|error| StorageError::Corrupt(format!("hard state: {error}")))?,
+        None => {
+            return Err(StorageError::Corrupt(
+                "conf state without hard state".into(),
+            ))
+        }
+    };
+    Ok((conf_state, hard_state))
+}
+
+/// The index and term of the last snapshot installed or compacted to, (0, 0) for none.
+fn read_snapshot_marker(db: &Db) -> Result<(u64, u64), StorageError> {
+    match read_raft_state(db, KEY_SNAPSHOT)? {
+        Some(bytes) if bytes.len() == 16 => Ok((
+            u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+            u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")),
+        )),
+        Some(_) => Err(StorageError::Corrupt(
+            "snapshot marker has the wrong size".into(),
+        )),
+        None => Ok((0, 0)),
+    }
+}
+
+/// The term runs: the first index of each term in the log, by index.
+fn read_term_runs(db: &Db) -> Result<BTreeMap<u64, u64>, StorageError> {
+    let mut term_runs = BTreeMap::new();
+    for item in db
+        .rocks()
+        .prefix_iterator_cf(db.cf(CF_RAFT_STATE), [TERM_RUN_PREFIX])
+    {
+        let (key, value) = item?;
+        if key.first() != Some(&TERM_RUN_PREFIX) {
+            break;
+        }
+        let payload = open_record(&value, "term run")?;
+        let (Ok(start), Ok(term)) = (<[u8; 8]>::try_from(&key[1..]), <[u8; 8]>::try_from(payload))
+        else {
+            return Err(StorageError::Corrupt(
+                "term run record has the wrong size".into(),
+            ));
+        };
+        term_runs.insert(u64::from_be_bytes(start), u64::from_be_bytes(term));
+    }
+    Ok(term_runs)
+}
+
+/// The index of the log's last entry (the snapshot's index when the log holds none), checked
+/// against the entry's own index.
+fn read_last_index(db: &Db, snapshot_index: u64) -> Result<u64, StorageError> {
+    match db
+        .rocks()
+        .iterator_cf(db.cf(CF_RAFT_LOG), IteratorMode::End)
+        .next()
+    {
+        Some(item) => {
+            let (key, value) = item?;
+            let entry = decode_entry(&value)?;
+            let index = <[u8; 8]>::try_from(&key[..])
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if index != entry.index {
+                return Err(StorageError::Corrupt(format!(
+                    "raft log key {index} holds entry {}",
+                    entry.index
+                )));
+            }
+            Ok(index)
+        }
+        None => Ok(snapshot_index),
     }
 }

@@ -10,6 +10,7 @@
 use super::db::{Db, StorageError, CF_BLOCKS, CF_INDEX, CF_META, CF_STAGING, CF_STATE};
 use super::ledger::{decode_head, parse_block_record, StoredBlock, KEY_HEAD};
 use super::record::{open_record, seal_record};
+use crate::limits::BLOCK_GAPS_MAX;
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use std::path::{Path, PathBuf};
 use tpw_contracts::codec::{DecodeError, Reader, Writer};
@@ -19,9 +20,6 @@ use tpw_contracts::ChainHead;
 pub(super) const KEY_STAGED: &[u8] = b"staged_snapshot";
 pub(super) const KEY_INSTALLING: &[u8] = b"installing_snapshot";
 pub(super) const KEY_BLOCK_GAPS: &[u8] = b"block_gaps";
-/// Block gaps recorded at once (one per snapshot installed before backfill finished); beyond
-/// it the lowest two merge, and backfill fetches the blocks between them again (harmless).
-const BLOCK_GAPS_MAX: usize = 1024;
 
 /// The descriptor a Raft snapshot message carries, and the record chunks of the snapshot
 /// protocol: peer wire formats, defined with the other codecs in `tpw_consensus::wire`.

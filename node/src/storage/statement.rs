@@ -6,7 +6,7 @@
 
 use super::db::{Db, StorageError, CF_META};
 use super::record::{open_record, seal_record};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tpw_contracts::codec::{Reader, Writer};
 use tpw_contracts::model::{from_bytes, Account, TransferRecord, TransferState};
 use tpw_contracts::state::prefix;
@@ -97,28 +97,80 @@ fn balance(account: &Account) -> Option<i128> {
         .checked_sub(i128::try_from(account.debits_posted).ok()?)
 }
 
+/// A transfer's place in its block (receipt position, owner, id), which orders its lines.
+type Order = (usize, u64, u128);
+
+/// A transfer that moved posted balances, with the amount it moved.
+type Move = (Order, TransferRecord, u128);
+
+fn corrupt(what: &str) -> StorageError {
+    StorageError::Corrupt(format!("{what} in a block's changes"))
+}
+
+fn read_before(before: &dyn StateStore, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    before
+        .get(key)
+        .map_err(|error| StorageError::Corrupt(error.0))
+}
+
 /// The statement entries of one block, as (key, sealed value) pairs to write with it.
 /// `before` reads the committed state (before the block).
 pub fn block_entries(
     before: &dyn StateStore,
     outcome: &BlockOutcome,
 ) -> Result<Vec<Record>, StorageError> {
-    let corrupt = |what: &str| StorageError::Corrupt(format!("{what} in a block's changes"));
-    let read_before = |key: &[u8]| {
-        before
-            .get(key)
-            .map_err(|error| StorageError::Corrupt(error.0))
+    let mut unrepresentable = BTreeSet::new();
+    let accounts = balance_changes(before, outcome, &mut unrepresentable)?;
+    if accounts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let moves = transfer_moves(before, outcome)?;
+    let mut lines = Lines {
+        height: outcome.header.height,
+        time_ms: outcome.header.time_ms,
+        running: accounts.iter().map(|(id, (old, _))| (*id, *old)).collect(),
+        lines: BTreeMap::new(),
+        unrepresentable,
     };
-    // Balances before and after, for every account the block changed.
+    for (_, record, amount) in &moves {
+        lines.transfer(record, *amount);
+    }
+    // What the transfers do not explain (a netting cycle's net posting) closes the block.
+    for (account, (_, after)) in &accounts {
+        lines.residual(*account, *after);
+    }
+    for account in &lines.unrepresentable {
+        lines.lines.remove(account);
+    }
+    Ok(lines
+        .lines
+        .into_iter()
+        .flat_map(|(account, entries)| {
+            entries.into_iter().map(move |entry| {
+                (
+                    key(account, entry.height, entry.sequence),
+                    seal_record(&encode(&entry)),
+                )
+            })
+        })
+        .collect())
+}
+
+/// Balances before and after the block, for every account the block changed; accounts whose
+/// balance an i128 cannot hold go to `unrepresentable` instead.
+fn balance_changes(
+    before: &dyn StateStore,
+    outcome: &BlockOutcome,
+    unrepresentable: &mut BTreeSet<u128>,
+) -> Result<BTreeMap<u128, (i128, i128)>, StorageError> {
     let mut accounts: BTreeMap<u128, (i128, i128)> = BTreeMap::new();
-    let mut unrepresentable = std::collections::BTreeSet::new();
     for (key, value) in outcome
         .diff
         .range(vec![prefix::ACCOUNT]..vec![prefix::ACCOUNT + 1])
     {
         let Some(value) = value else { continue };
         let after = from_bytes(value, Account::decode).map_err(|_| corrupt("account"))?;
-        let old = match read_before(key)? {
+        let old = match read_before(before, key)? {
             Some(bytes) => {
                 balance(&from_bytes(&bytes, Account::decode).map_err(|_| corrupt("account"))?)
             }
@@ -137,18 +189,29 @@ pub fn block_entries(
             }
         }
     }
-    if accounts.is_empty() {
-        return Ok(Vec::new());
-    }
+    Ok(accounts)
+}
+
+/// Transfers that moved posted balances in this block, in block order: new posted records, and
+/// pending transfers posted without a post record of their own (a checker's approval).
+fn transfer_moves(
+    before: &dyn StateStore,
+    outcome: &BlockOutcome,
+) -> Result<Vec<Move>, StorageError> {
     let positions: HashMap<[u8; 32], usize> = outcome
         .receipts
         .iter()
         .enumerate()
         .map(|(position, receipt)| (receipt.tx_id, position))
         .collect();
-    // Transfers that moved posted balances in this block: new posted records, and pending
-    // transfers posted without a post record of their own (a checker's approval).
-    let mut moves: Vec<((usize, u64, u128), TransferRecord, u128)> = Vec::new();
+    let order_of = |record: &TransferRecord| -> Order {
+        (
+            positions.get(&record.tx_id).copied().unwrap_or(usize::MAX),
+            record.owner,
+            record.id,
+        )
+    };
+    let mut moves: Vec<Move> = Vec::new();
     let mut posted_pendings = std::collections::HashSet::new();
     let mut transitions = Vec::new();
     for (key, value) in outcome
@@ -164,11 +227,7 @@ pub fn block_entries(
                 && record.result == 0
                 && record.height == outcome.header.height
             {
-                let order = (
-                    positions.get(&record.tx_id).copied().unwrap_or(usize::MAX),
-                    record.owner,
-                    record.id,
-                );
+                let order = order_of(&record);
                 if record.pending_id != 0 {
                     posted_pendings.insert((
                         record.pending_id,
@@ -181,7 +240,7 @@ pub fn block_entries(
             }
             continue;
         }
-        let old_state = match read_before(key)? {
+        let old_state = match read_before(before, key)? {
             Some(bytes) => Some(
                 from_bytes(&bytes, TransferRecord::decode)
                     .map_err(|_| corrupt("transfer"))?
@@ -189,11 +248,7 @@ pub fn block_entries(
             ),
             None => None,
         };
-        let order = (
-            positions.get(&record.tx_id).copied().unwrap_or(usize::MAX),
-            record.owner,
-            record.id,
-        );
+        let order = order_of(&record);
         // A post record (above) names its pending transfer by id and carries its accounts;
         // its owner may differ (a payee releasing an escrow signs the post).
         if matches!(old_state, None | Some(TransferState::Pending)) {
@@ -207,35 +262,45 @@ pub fn block_entries(
         }
     }
     moves.sort_by_key(|(order, _, _)| *order);
-    let mut lines: BTreeMap<u128, Vec<StatementEntry>> = BTreeMap::new();
-    let mut running: BTreeMap<u128, i128> =
-        accounts.iter().map(|(id, (old, _))| (*id, *old)).collect();
-    let height = outcome.header.height;
-    let time_ms = outcome.header.time_ms;
-    for (_, record, amount) in &moves {
+    Ok(moves)
+}
+
+/// The statement lines of one block as they are written, with each account's running balance.
+struct Lines {
+    height: u64,
+    time_ms: u64,
+    running: BTreeMap<u128, i128>,
+    lines: BTreeMap<u128, Vec<StatementEntry>>,
+    /// Accounts that get no lines: an amount or balance beyond what an i128 holds.
+    unrepresentable: BTreeSet<u128>,
+}
+
+impl Lines {
+    /// One line on each side of a transfer, for the accounts whose balances moved.
+    fn transfer(&mut self, record: &TransferRecord, amount: u128) {
         // Amounts beyond 2^127 cannot move an i128 balance; their accounts get no lines.
-        let Ok(signed_amount) = i128::try_from(*amount) else {
-            unrepresentable.insert(record.debit_account);
-            unrepresentable.insert(record.credit_account);
-            continue;
+        let Ok(signed_amount) = i128::try_from(amount) else {
+            self.unrepresentable.insert(record.debit_account);
+            self.unrepresentable.insert(record.credit_account);
+            return;
         };
         for (account, counterparty, signed) in [
             (record.debit_account, record.credit_account, -signed_amount),
             (record.credit_account, record.debit_account, signed_amount),
         ] {
-            let Some(balance) = running.get_mut(&account) else {
+            let Some(balance) = self.running.get_mut(&account) else {
                 continue;
             };
             let Some(updated) = balance.checked_add(signed) else {
-                unrepresentable.insert(account);
+                self.unrepresentable.insert(account);
                 continue;
             };
             *balance = updated;
-            let entries = lines.entry(account).or_default();
+            let entries = self.lines.entry(account).or_default();
             entries.push(StatementEntry {
-                height,
+                height: self.height,
                 sequence: entries.len() as u32,
-                time_ms,
+                time_ms: self.time_ms,
                 transfer: Some((record.owner, record.id)),
                 counterparty_account: Some(counterparty),
                 amount: signed,
@@ -243,40 +308,27 @@ pub fn block_entries(
             });
         }
     }
-    // What the transfers do not explain (a netting cycle's net posting) closes the block.
-    for (account, (_, after)) in &accounts {
-        let reached = running[account];
+
+    /// The closing line of an account whose balance the transfers do not fully explain.
+    fn residual(&mut self, account: u128, after: i128) {
+        let reached = self.running[&account];
         let Some(residual) = after.checked_sub(reached) else {
-            unrepresentable.insert(*account);
-            continue;
+            self.unrepresentable.insert(account);
+            return;
         };
         if residual != 0 {
-            let entries = lines.entry(*account).or_default();
+            let entries = self.lines.entry(account).or_default();
             entries.push(StatementEntry {
-                height,
+                height: self.height,
                 sequence: entries.len() as u32,
-                time_ms,
+                time_ms: self.time_ms,
                 transfer: None,
                 counterparty_account: None,
                 amount: residual,
-                balance: *after,
+                balance: after,
             });
         }
     }
-    for account in &unrepresentable {
-        lines.remove(account);
-    }
-    Ok(lines
-        .into_iter()
-        .flat_map(|(account, entries)| {
-            entries.into_iter().map(move |entry| {
-                (
-                    key(account, entry.height, entry.sequence),
-                    seal_record(&encode(&entry)),
-                )
-            })
-        })
-        .collect())
 }
 
 /// Statement entries of `account` from (`from_height`, `after_sequence` exclusive) up to

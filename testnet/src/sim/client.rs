@@ -9,6 +9,7 @@
 
 use super::net::{Answer, Endpoint, Envelope, Payload};
 use super::rng::SimRng;
+use crate::limits::SIM_CLIENT_RETRY_AFTER_MS;
 use crate::network::{
     partner_key, partner_tracked_account, BANKS, LOAD_ASSET, OPERATOR, REGULATOR, SECOND_ASSET,
 };
@@ -17,9 +18,6 @@ use ed25519_dalek::SigningKey;
 use tpw_contracts::model::Hash;
 use tpw_contracts::ops::{SetHold, Transfer};
 use tpw_contracts::{transaction_id, Body, Operation, ResultCode, Transaction, TransferKind};
-
-/// Silence after which a client submits the same envelope again, ms.
-const RETRY_AFTER_MS: u64 = 1_500;
 
 /// A transfer whose settlement a client was told of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -121,7 +119,7 @@ impl Client {
             _ => voters[self.rng.below(voters.len() as u64) as usize],
         };
         request.target = None;
-        request.resend_at_ms = now_ms + RETRY_AFTER_MS;
+        request.resend_at_ms = now_ms + SIM_CLIENT_RETRY_AFTER_MS;
         self.sends += 1;
         out.push(Envelope {
             from: Endpoint::Client(self.index),
@@ -267,31 +265,7 @@ impl Client {
         let own = partner_tracked_account(partner);
         let key = partner_key(partner);
         let (kind, envelope) = match self.rng.below(6) {
-            0 => {
-                let mut envelope =
-                    Transaction::sign(self.network_id, &key, transfer(own, LOAD_ASSET)).to_bytes();
-                if let Some(last) = envelope.last_mut() {
-                    *last ^= 1;
-                }
-                ("bad_signature", envelope)
-            }
-            1 => {
-                let stranger = named_key(900_000 + self.rng.below(1_000));
-                let body = transfer(own, LOAD_ASSET);
-                (
-                    "unknown_signer",
-                    Transaction::sign(self.network_id, &stranger, body).to_bytes(),
-                )
-            }
-            2 => {
-                let mut network = self.network_id;
-                network[0] ^= 1;
-                let body = transfer(own, LOAD_ASSET);
-                (
-                    "wrong_network",
-                    Transaction::sign(network, &key, body).to_bytes(),
-                )
-            }
+            choice @ 0..=2 => self.bad_envelope(choice, &key, transfer(own, LOAD_ASSET)),
             3 => {
                 let body = transfer(partner_tracked_account(other), LOAD_ASSET);
                 (
@@ -325,6 +299,40 @@ impl Client {
             resend_at_ms: now_ms,
             target: None,
             bad: Some(kind),
+        }
+    }
+
+    /// A transfer whose envelope itself is bad: its signature broken, its signer unknown, or
+    /// signed for another network.
+    fn bad_envelope(
+        &mut self,
+        choice: u64,
+        key: &ed25519_dalek::SigningKey,
+        body: Body,
+    ) -> (&'static str, Vec<u8>) {
+        match choice {
+            0 => {
+                let mut envelope = Transaction::sign(self.network_id, key, body).to_bytes();
+                if let Some(last) = envelope.last_mut() {
+                    *last ^= 1;
+                }
+                ("bad_signature", envelope)
+            }
+            1 => {
+                let stranger = named_key(900_000 + self.rng.below(1_000));
+                (
+                    "unknown_signer",
+                    Transaction::sign(self.network_id, &stranger, body).to_bytes(),
+                )
+            }
+            _ => {
+                let mut network = self.network_id;
+                network[0] ^= 1;
+                (
+                    "wrong_network",
+                    Transaction::sign(network, key, body).to_bytes(),
+                )
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use super::rng::SimRng;
 use super::Sabotage;
+use crate::limits::SIM_OFFER_HOLD_MS;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -136,10 +137,6 @@ fn account(bytes: &[u8]) -> Result<Account, String> {
     from_bytes(bytes, Account::decode).map_err(|error| format!("account record: {error}"))
 }
 
-/// How long an offered snapshot holds log compaction back, so a peer fetching it is not
-/// overtaken (the node holds its offers longer; a simulated fetch is one round trip).
-const OFFER_HOLD_MS: u64 = 5_000;
-
 /// The snapshot a live node offers, and whether raft asked for a newer one (the node's
 /// snapshot maker thread, in simulation: the node makes the offer after its poll).
 #[derive(Default)]
@@ -259,7 +256,7 @@ impl LogStore for SimLog {
     fn snapshot_hold(&self) -> Option<u64> {
         let slot = self.offers.borrow();
         let (offer, _, made_ms) = slot.offer.as_ref()?;
-        (slot.now_ms.saturating_sub(*made_ms) < OFFER_HOLD_MS).then_some(offer.index)
+        (slot.now_ms.saturating_sub(*made_ms) < SIM_OFFER_HOLD_MS).then_some(offer.index)
     }
 }
 
@@ -460,6 +457,64 @@ impl ReplicaLedger<SimLog> for SimLedger {
     }
 }
 
+/// Applies one write the disk kept to the reopened log store and ledger.
+fn replay_write(
+    inner: &MemLogStore,
+    ledger: &mut MemLedger,
+    write: Write,
+    forget_conf: bool,
+) -> Result<(), String> {
+    let replay = |error: &dyn std::fmt::Display| format!("replay: {error}");
+    match write {
+        Write::Log {
+            entries,
+            hard_state,
+        } => inner
+            .persist(&entries, hard_state.as_ref())
+            .map_err(|error| replay(&error))?,
+        Write::Commit(commit) => inner
+            .persist_commit(commit)
+            .map_err(|error| replay(&error))?,
+        Write::Compact(to) => inner.compact(to).map_err(|error| replay(&error))?,
+        Write::Block {
+            position,
+            proposal,
+            outcome,
+            webhooks,
+        } => ReplicaLedger::<MemLogStore>::commit_block(
+            ledger, position, &proposal, &outcome, &webhooks,
+        )
+        .map_err(|error| replay(&error))?,
+        Write::Skip(index) => ReplicaLedger::<MemLogStore>::skip_entry(ledger, index)
+            .map_err(|error| replay(&error))?,
+        Write::Conf { index, conf_state } => {
+            // The planted bug: the ledger records the change, raft restarts without it.
+            let raft = if forget_conf {
+                &MemLogStore::default()
+            } else {
+                inner
+            };
+            ledger
+                .record_conf_change(index, raft, &conf_state)
+                .map_err(|error| replay(&error))?
+        }
+        Write::Snapshot { snapshot, staged } => {
+            ledger.stage(*staged);
+            ledger
+                .install_snapshot(inner, &snapshot)
+                .map_err(|error| replay(&error))?;
+        }
+        Write::Rekey(index) => ReplicaLedger::<MemLogStore>::record_own_rekey(ledger, index)
+            .map_err(|error| replay(&error))?,
+        Write::Backfill { height, record } => {
+            ledger
+                .backfill(height, record)
+                .map_err(|error| replay(&error))?;
+        }
+    }
+    Ok(())
+}
+
 /// Rebuilds a node's stores from what its disk kept, as the node reopens its database: the
 /// ledger at its applied index, the Raft log and hard state as persisted, the commit raised to
 /// the applied index if it was lost.
@@ -473,62 +528,8 @@ pub fn reopen(
     let mut ledger = MemLedger::genesis(genesis);
     let writes = disk.borrow().writes.clone();
     let forget_conf = disk.borrow().forget_conf;
-    let replay = |error: &dyn std::fmt::Display| format!("replay: {error}");
     for write in writes {
-        let inner = &log.inner;
-        match write {
-            Write::Log {
-                entries,
-                hard_state,
-            } => inner
-                .persist(&entries, hard_state.as_ref())
-                .map_err(|error| replay(&error))?,
-            Write::Commit(commit) => inner
-                .persist_commit(commit)
-                .map_err(|error| replay(&error))?,
-            Write::Compact(to) => inner.compact(to).map_err(|error| replay(&error))?,
-            Write::Block {
-                position,
-                proposal,
-                outcome,
-                webhooks,
-            } => ReplicaLedger::<MemLogStore>::commit_block(
-                &mut ledger,
-                position,
-                &proposal,
-                &outcome,
-                &webhooks,
-            )
-            .map_err(|error| replay(&error))?,
-            Write::Skip(index) => ReplicaLedger::<MemLogStore>::skip_entry(&mut ledger, index)
-                .map_err(|error| replay(&error))?,
-            Write::Conf { index, conf_state } => {
-                // The planted bug: the ledger records the change, raft restarts without it.
-                let raft = if forget_conf {
-                    &MemLogStore::default()
-                } else {
-                    inner
-                };
-                ledger
-                    .record_conf_change(index, raft, &conf_state)
-                    .map_err(|error| replay(&error))?
-            }
-            Write::Snapshot { snapshot, staged } => {
-                ledger.stage(*staged);
-                ledger
-                    .install_snapshot(inner, &snapshot)
-                    .map_err(|error| replay(&error))?;
-            }
-            Write::Rekey(index) => {
-                ReplicaLedger::<MemLogStore>::record_own_rekey(&mut ledger, index)
-                    .map_err(|error| replay(&error))?
-            }
-            Write::Backfill { height, record } => {
-                ledger
-                    .backfill(height, record)
-                    .map_err(|error| replay(&error))?;
-            }
-        }
+        replay_write(&log.inner, &mut ledger, write, forget_conf)?;
     }
     let ledger = SimLedger::new(ledger, Rc::clone(disk))?;
     let applied = ReplicaLedger::<MemLogStore>::applied_index(&ledger.inner);

@@ -22,19 +22,12 @@ mod world;
 
 pub use node::Sabotage;
 
+use crate::limits::{SIM_CALM_MS, SIM_CHAOS_MS, SIM_DRAIN_MS_MAX, SIM_RECOVERY_MS_MAX};
 use client::TrackedTransfer;
 use std::collections::BTreeSet;
 use tpw_contracts::MemStore;
 use world::World;
 
-/// Simulated ms of the chaos phase.
-const CHAOS_MS: u64 = 20_000;
-/// Simulated ms clients go on submitting after the heal.
-const CALM_MS: u64 = 5_000;
-/// A new block must commit within this long after the heal.
-const RECOVERY_MAX_MS: u64 = 10_000;
-/// The drain must converge within this long.
-const DRAIN_MAX_MS: u64 = 30_000;
 /// Settlement partners in the simulated genesis.
 const PARTNERS: usize = 4;
 /// Clients submitting.
@@ -150,93 +143,27 @@ pub fn run_sabotaged(seed: u64, sabotage: Sabotage) -> SeedReport {
     }
 }
 
+/// Runs one world by phase: chaos, the heal and recovery, the drain, then the final checks.
 fn run_world(seed: u64, sabotage: Sabotage) -> SeedReport {
     let mut world = match World::new(seed, sabotage) {
         Ok(world) => world,
         Err(error) => return stopped_report(seed, format!("setup: {error}")),
     };
-    let start = world.now_ms;
-    let mut next_fault = start + world.rng.between(500, 2_000);
-    while world.now_ms < start + CHAOS_MS && !world.failed() {
-        if world.now_ms >= next_fault {
-            world.inject();
-            next_fault = world.now_ms + world.rng.between(200, 1_500);
-        }
-        world.step(true);
-    }
-    world.heal();
-    let heal_ms = world.now_ms;
-    let height_at_heal = world.online.height();
-    let mut recovery_ms = None;
-    while world.now_ms < heal_ms + CALM_MS.max(RECOVERY_MAX_MS) && !world.failed() {
-        world.step(world.now_ms < heal_ms + CALM_MS);
-        if recovery_ms.is_none() && world.online.height() > height_at_heal {
-            recovery_ms = Some(world.now_ms - heal_ms);
-        }
-        if recovery_ms.is_some() && world.now_ms >= heal_ms + CALM_MS {
-            break;
-        }
-    }
-    if recovery_ms.is_none() {
-        world.fail(format!(
-            "no new block within {RECOVERY_MAX_MS} ms after the heal (height {height_at_heal})"
-        ));
-    }
-    let drain_start = world.now_ms;
-    while !world.failed() {
-        world.step(false);
-        if world.now_ms % 50 == 0 && world.converged() {
-            break;
-        }
-        if world.now_ms > drain_start + DRAIN_MAX_MS {
-            let heights: Vec<_> = world
-                .nodes
-                .iter()
-                .map(|node| (node.id, node.chain().len(), node.raft_indexes()))
-                .collect();
-            let states: Vec<String> = world.nodes.iter().map(node::SimNode::describe).collect();
-            world.fail(format!(
-                "no convergence {DRAIN_MAX_MS} ms into the drain: (node, blocks, (commit, last, applied)) {heights:?}; operators busy: {:?}; {}",
-                world.operators.change_in_progress(),
-                states.join("; ")
-            ));
-        }
-    }
+    run_chaos(&mut world);
+    let recovery_ms = heal_and_recover(&mut world);
+    drain(&mut world);
     let acknowledged: BTreeSet<TrackedTransfer> = world
         .clients
         .iter()
         .flat_map(|client| client.acknowledged.iter().copied())
         .collect();
-    let rejected: BTreeSet<TrackedTransfer> = world
-        .clients
-        .iter()
-        .flat_map(|client| client.rejected.iter().copied())
-        .collect();
-    let tracked: Vec<u128> = (0..PARTNERS)
-        .map(crate::network::partner_tracked_account)
-        .collect();
-    let mut genesis_state = MemStore::default();
-    genesis_state.apply_diff(&world.genesis.diff);
     let running: Vec<&node::SimNode> = world.nodes.iter().filter(|node| !node.retired).collect();
     let found = if !world.failed() {
-        check::after_heal(&running, &acknowledged, &rejected, &tracked, &genesis_state)
+        final_checks(&world, &running, &acknowledged)
     } else {
         check::Final::default()
     };
-    // What went wrong first: a violation seen as the run went (which ends it), an error.
-    let mut failure = world.online.violations.first().cloned();
-    if failure.is_none() {
-        failure = world.failure.clone();
-    }
-    if failure.is_none() {
-        if let Some(bad) = world.admitted_bad() {
-            failure = Some(format!(
-                "a node admitted a submission admission must refuse: {bad}"
-            ));
-        } else if let Some(problem) = found.problems.first() {
-            failure = Some(problem.clone());
-        }
-    }
+    let failure = first_failure(&world, &found);
     let client_retries = world
         .clients
         .iter()
@@ -267,6 +194,105 @@ fn run_world(seed: u64, sabotage: Sabotage) -> SeedReport {
         admission_refusals,
         digest,
     }
+}
+
+/// The chaos phase: faults injected at random intervals while the world steps.
+fn run_chaos(world: &mut World) {
+    let start = world.now_ms;
+    let mut next_fault = start + world.rng.between(500, 2_000);
+    while world.now_ms < start + SIM_CHAOS_MS && !world.failed() {
+        if world.now_ms >= next_fault {
+            world.inject();
+            next_fault = world.now_ms + world.rng.between(200, 1_500);
+        }
+        world.step(true);
+    }
+}
+
+/// Heals every fault and lets clients submit a while longer; a new block must commit within
+/// [`SIM_RECOVERY_MS_MAX`]. The time from the heal to that block.
+fn heal_and_recover(world: &mut World) -> Option<u64> {
+    world.heal();
+    let heal_ms = world.now_ms;
+    let height_at_heal = world.online.height();
+    let mut recovery_ms = None;
+    while world.now_ms < heal_ms + SIM_CALM_MS.max(SIM_RECOVERY_MS_MAX) && !world.failed() {
+        world.step(world.now_ms < heal_ms + SIM_CALM_MS);
+        if recovery_ms.is_none() && world.online.height() > height_at_heal {
+            recovery_ms = Some(world.now_ms - heal_ms);
+        }
+        if recovery_ms.is_some() && world.now_ms >= heal_ms + SIM_CALM_MS {
+            break;
+        }
+    }
+    if recovery_ms.is_none() {
+        world.fail(format!(
+            "no new block within {SIM_RECOVERY_MS_MAX} ms after the heal (height {height_at_heal})"
+        ));
+    }
+    recovery_ms
+}
+
+/// The drain: no new submissions; the world must converge within [`SIM_DRAIN_MS_MAX`].
+fn drain(world: &mut World) {
+    let drain_start = world.now_ms;
+    while !world.failed() {
+        world.step(false);
+        if world.now_ms % 50 == 0 && world.converged() {
+            break;
+        }
+        if world.now_ms > drain_start + SIM_DRAIN_MS_MAX {
+            let heights: Vec<_> = world
+                .nodes
+                .iter()
+                .map(|node| (node.id, node.chain().len(), node.raft_indexes()))
+                .collect();
+            let states: Vec<String> = world.nodes.iter().map(node::SimNode::describe).collect();
+            world.fail(format!(
+                "no convergence {SIM_DRAIN_MS_MAX} ms into the drain: (node, blocks, (commit, last, applied)) {heights:?}; operators busy: {:?}; {}",
+                world.operators.change_in_progress(),
+                states.join("; ")
+            ));
+        }
+    }
+}
+
+/// The final checks over the running nodes, against what the clients were told.
+fn final_checks(
+    world: &World,
+    running: &[&node::SimNode],
+    acknowledged: &BTreeSet<TrackedTransfer>,
+) -> check::Final {
+    let rejected: BTreeSet<TrackedTransfer> = world
+        .clients
+        .iter()
+        .flat_map(|client| client.rejected.iter().copied())
+        .collect();
+    let tracked: Vec<u128> = (0..PARTNERS)
+        .map(crate::network::partner_tracked_account)
+        .collect();
+    let mut genesis_state = MemStore::default();
+    genesis_state.apply_diff(&world.genesis.diff);
+    check::after_heal(running, acknowledged, &rejected, &tracked, &genesis_state)
+}
+
+/// What went wrong first: a violation seen as the run went (which ends it), an error, a bad
+/// submission admitted, then the final checks' first problem.
+fn first_failure(world: &World, found: &check::Final) -> Option<String> {
+    let mut failure = world.online.violations.first().cloned();
+    if failure.is_none() {
+        failure = world.failure.clone();
+    }
+    if failure.is_none() {
+        if let Some(bad) = world.admitted_bad() {
+            failure = Some(format!(
+                "a node admitted a submission admission must refuse: {bad}"
+            ));
+        } else if let Some(problem) = found.problems.first() {
+            failure = Some(problem.clone());
+        }
+    }
+    failure
 }
 
 /// The summary line of `tpw-testnet sim`.
@@ -337,6 +363,13 @@ pub fn run_seeds(
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     results.sort_by_key(|(position, _, _)| *position);
+    let mut summary = summarize(&results);
+    summary.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    summary
+}
+
+/// The totals over every seed's report (in seed order), with the seeds that failed.
+fn summarize(results: &[(usize, SeedReport, Option<bool>)]) -> SimSummary {
     let mut summary = SimSummary {
         seeds: results.len(),
         failed_seeds: Vec::new(),
@@ -353,7 +386,7 @@ pub fn run_seeds(
         replay_mismatches: 0,
         seconds: 0.0,
     };
-    for (_, report, replay) in &results {
+    for (_, report, replay) in results {
         let replay_failed = replay == &Some(false);
         if report.failure.is_some() || replay_failed {
             summary.failed_seeds.push(report.seed);
@@ -374,6 +407,5 @@ pub fn run_seeds(
             summary.replay_mismatches += 1;
         }
     }
-    summary.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
     summary
 }

@@ -9,6 +9,10 @@
 use super::disk::{reopen, Disk, OfferSlot, SharedDisk, SharedOffers, SimLedger, SimLog};
 use super::net::{Answer, Endpoint, Envelope, Payload};
 use super::rng::SimRng;
+use crate::limits::{
+    SIM_BACKFILL_BLOCKS_MAX, SIM_BLOCK_TRANSACTIONS_MAX, SIM_LOG_RETENTION_ENTRIES,
+    SIM_NODE_SET_ASK_INTERVAL_MS, SIM_PEER_REQUEST_TIMEOUT_MS,
+};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -32,16 +36,6 @@ use tpw_contracts::state::{prefix, Commitment};
 use tpw_contracts::{
     BlockRecord, ChainHead, GenesisState, MemStore, ResultCode, StateDiff, StateStore, Transaction,
 };
-
-/// Transactions per simulated block: small, so runs cut many blocks.
-const BLOCK_TRANSACTIONS: usize = 16;
-/// Raft entries a simulated node keeps behind its applied index: small, so lagging and new
-/// nodes catch up through snapshots.
-pub const LOG_RETENTION_ENTRIES: u64 = 48;
-/// Blocks asked for in one backfill request.
-const BACKFILL_BLOCKS_MAX: u64 = 32;
-/// Silence after which a backfill request or a snapshot fetch is given up.
-const PEER_REQUEST_TIMEOUT_MS: u64 = 1_000;
 
 /// A deliberate bug, to show the checkers catch what they are for. Runs use `None`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,9 +125,6 @@ pub struct SimNode {
 pub fn node_key(id: u64, generation: u64) -> ed25519_dalek::SigningKey {
     super::client::named_key(1_000 + id + 100_000 * generation)
 }
-
-/// How often a node asks a peer for its node set (as the node does).
-const NODES_ASK_MS: u64 = 5_000;
 
 /// The (id, key) pairs a node's transport admits, from the engine's admitted peers.
 fn admitted_set(peers: &[AdmittedPeer]) -> BTreeSet<(u64, PublicKey)> {
@@ -279,7 +270,8 @@ impl SimNode {
         rng: &mut SimRng,
         now_ms: u64,
     ) -> Result<(), String> {
-        let who = |error: String| format!("node {}: {error}", self.id);
+        let id = self.id;
+        let who = |error: String| format!("node {id}: {error}");
         let offers: SharedOffers = Rc::new(RefCell::new(OfferSlot::default()));
         let conf = (
             self.genesis_conf.0.as_slice(),
@@ -290,45 +282,8 @@ impl SimNode {
         if self.sabotage == Sabotage::RestartAppliesATransferTwice {
             count_a_transfer_twice(&mut ledger);
         }
-        let applied_index = ReplicaLedger::<SimLog>::applied_index(&ledger);
-        // As the node decides at start: joining when its folder was empty and its ledger does
-        // not record it.
-        let recorded = tpw_contracts::governance::node_records(&ledger)
-            .map_err(|error| who(error.to_string()))?
-            .iter()
-            .any(|node| node.id == self.id);
-        let fresh = !std::mem::replace(&mut self.disk.borrow_mut().started, true);
-        let joining = fresh && !recorded;
-        let config = DriverConfig {
-            id: self.id,
-            election_ticks: ELECTION_TICKS_DEFAULT,
-            heartbeat_ticks: HEARTBEAT_TICKS_DEFAULT,
-            applied_index,
-            fixed_election_ticks: Some(
-                ELECTION_TICKS_DEFAULT + rng.below(ELECTION_TICKS_DEFAULT as u64) as usize,
-            ),
-        };
-        let driver = Driver::new(&config, log).map_err(|error| who(format!("driver: {error}")))?;
-        let batcher = Batcher::new(BlockLimits {
-            transactions_max: BLOCK_TRANSACTIONS,
-            ..BlockLimits::default()
-        });
-        let replica_config = ReplicaConfig {
-            report_entries: true,
-            log_retention_entries: LOG_RETENTION_ENTRIES,
-            joining,
-            ..ReplicaConfig::default()
-        };
-        // Each node's ticks fall at its own phase, so nodes do not tick in lockstep.
-        let phase = rng.below(TICK_MS_DEFAULT);
-        let replica = Replica::new(
-            replica_config,
-            driver,
-            ledger,
-            batcher,
-            now_ms.saturating_sub(phase),
-        )
-        .map_err(|error| who(error.to_string()))?;
+        let joining = self.joining(&ledger).map_err(who)?;
+        let replica = self.new_replica(log, ledger, joining, rng, now_ms)?;
         let admitted = admitted_set(&admitted_peers(
             replica.nodes(),
             &[],
@@ -342,10 +297,65 @@ impl SimNode {
             fetching: None,
             backfill_asked_ms: None,
             backfill_turn: rng.next_u64() % 16,
-            next_nodes_ask_ms: now_ms + rng.below(NODES_ASK_MS),
+            next_nodes_ask_ms: now_ms + rng.below(SIM_NODE_SET_ASK_INTERVAL_MS),
         });
         self.paused = false;
         Ok(())
+    }
+
+    /// As the node decides at start: joining when its folder was empty and its ledger does
+    /// not record it.
+    fn joining(&mut self, ledger: &SimLedger) -> Result<bool, String> {
+        let recorded = tpw_contracts::governance::node_records(ledger)
+            .map_err(|error| error.to_string())?
+            .iter()
+            .any(|node| node.id == self.id);
+        let fresh = !std::mem::replace(&mut self.disk.borrow_mut().started, true);
+        Ok(fresh && !recorded)
+    }
+
+    /// The replica engine on the reopened log and ledger, with the simulator's small blocks
+    /// and log retention, its election timeout and tick phase drawn from `rng`.
+    fn new_replica(
+        &self,
+        log: SimLog,
+        ledger: SimLedger,
+        joining: bool,
+        rng: &mut SimRng,
+        now_ms: u64,
+    ) -> Result<SimReplica, String> {
+        let who = |error: String| format!("node {}: {error}", self.id);
+        let applied_index = ReplicaLedger::<SimLog>::applied_index(&ledger);
+        let config = DriverConfig {
+            id: self.id,
+            election_ticks: ELECTION_TICKS_DEFAULT,
+            heartbeat_ticks: HEARTBEAT_TICKS_DEFAULT,
+            applied_index,
+            fixed_election_ticks: Some(
+                ELECTION_TICKS_DEFAULT + rng.below(ELECTION_TICKS_DEFAULT as u64) as usize,
+            ),
+        };
+        let driver = Driver::new(&config, log).map_err(|error| who(format!("driver: {error}")))?;
+        let batcher = Batcher::new(BlockLimits {
+            transactions_max: SIM_BLOCK_TRANSACTIONS_MAX,
+            ..BlockLimits::default()
+        });
+        let replica_config = ReplicaConfig {
+            report_entries: true,
+            log_retention_entries: SIM_LOG_RETENTION_ENTRIES,
+            joining,
+            ..ReplicaConfig::default()
+        };
+        // Each node's ticks fall at its own phase, so nodes do not tick in lockstep.
+        let phase = rng.below(TICK_MS_DEFAULT);
+        Replica::new(
+            replica_config,
+            driver,
+            ledger,
+            batcher,
+            now_ms.saturating_sub(phase),
+        )
+        .map_err(|error| who(error.to_string()))
     }
 
     /// Kills the process: memory is gone, and unsynced writes may be lost. Returns how many
@@ -560,15 +570,7 @@ impl SimNode {
                 }
             }
             Payload::SnapshotFetch { index } => {
-                let staged = live
-                    .offers
-                    .borrow()
-                    .offer
-                    .as_ref()
-                    .and_then(|(offer, staged, _)| {
-                        (offer.index == index).then(|| Box::new(staged.clone()))
-                    });
-                out.push(reply(from, Payload::SnapshotData { index, staged }));
+                out.push(reply(from, offered_snapshot(live, index)))
             }
             Payload::SnapshotData { index, staged } => {
                 if let Err(error) = snapshot_data(live, index, staged) {
@@ -581,14 +583,7 @@ impl SimNode {
                 live.replica.handle_snapshot_status(peer, delivered)
             }
             Payload::BlocksRequest { top, count } => {
-                let ledger = live.replica.ledger().inner();
-                let records = (0..count)
-                    .map_while(|offset| {
-                        let height = top.checked_sub(offset)?;
-                        ledger.block(height).map(<[u8]>::to_vec)
-                    })
-                    .collect();
-                out.push(reply(from, Payload::Blocks { top, records }));
+                out.push(reply(from, blocks_below(live, top, count)))
             }
             Payload::Blocks { top, records } => {
                 live.backfill_asked_ms = None;
@@ -596,12 +591,7 @@ impl SimNode {
                     events.push(NodeEvent::Violation(format!("node {id}: {error}")));
                 }
             }
-            Payload::NodesRequest => {
-                let head = ReplicaLedger::<SimLog>::head(live.replica.ledger());
-                let records = live.replica.nodes().to_vec();
-                let height = head.height;
-                out.push(reply(from, Payload::Nodes { height, records }));
-            }
+            Payload::NodesRequest => out.push(reply(from, node_set(live))),
             Payload::Nodes { height, records } => {
                 live.replica.handle_vouched_nodes(height, records);
             }
@@ -657,16 +647,45 @@ impl SimNode {
         make_offer(live, now_ms)?;
         ask_for_blocks(live, id, now_ms, out);
         ask_for_nodes(live, id, now_ms, out);
-        if live
-            .fetching
-            .as_ref()
-            .is_some_and(|fetch| now_ms.saturating_sub(fetch.asked_ms) > PEER_REQUEST_TIMEOUT_MS)
-        {
+        if live.fetching.as_ref().is_some_and(|fetch| {
+            now_ms.saturating_sub(fetch.asked_ms) > SIM_PEER_REQUEST_TIMEOUT_MS
+        }) {
             // The fetch went unanswered: wait for the leader to send the snapshot again.
             live.fetching = None;
         }
         Ok(())
     }
+}
+
+/// The snapshot this node offers, if it is the one at `index` a peer asks for.
+fn offered_snapshot(live: &Live, index: u64) -> Payload {
+    let staged = live
+        .offers
+        .borrow()
+        .offer
+        .as_ref()
+        .and_then(|(offer, staged, _)| (offer.index == index).then(|| Box::new(staged.clone())));
+    Payload::SnapshotData { index, staged }
+}
+
+/// Up to `count` block records from `top` down, for a peer's backfill.
+fn blocks_below(live: &Live, top: u64, count: u64) -> Payload {
+    let ledger = live.replica.ledger().inner();
+    let records = (0..count)
+        .map_while(|offset| {
+            let height = top.checked_sub(offset)?;
+            ledger.block(height).map(<[u8]>::to_vec)
+        })
+        .collect();
+    Payload::Blocks { top, records }
+}
+
+/// The node set as this node's ledger records it, with the height it holds.
+fn node_set(live: &Live) -> Payload {
+    let head = ReplicaLedger::<SimLog>::head(live.replica.ledger());
+    let records = live.replica.nodes().to_vec();
+    let height = head.height;
+    Payload::Nodes { height, records }
 }
 
 /// A snapshot message from a peer: step it, drop it, or fetch its records first (returns the
@@ -786,7 +805,7 @@ fn ask_for_blocks(live: &mut Live, id: u64, now_ms: u64, out: &mut Vec<Envelope>
     };
     if live
         .backfill_asked_ms
-        .is_some_and(|asked| now_ms.saturating_sub(asked) < PEER_REQUEST_TIMEOUT_MS)
+        .is_some_and(|asked| now_ms.saturating_sub(asked) < SIM_PEER_REQUEST_TIMEOUT_MS)
     {
         return;
     }
@@ -804,7 +823,7 @@ fn ask_for_blocks(live: &mut Live, id: u64, now_ms: u64, out: &mut Vec<Envelope>
         to: Endpoint::Node(peer),
         payload: Payload::BlocksRequest {
             top: high,
-            count: (high - low + 1).min(BACKFILL_BLOCKS_MAX),
+            count: (high - low + 1).min(SIM_BACKFILL_BLOCKS_MAX),
         },
     });
 }
@@ -815,7 +834,7 @@ fn ask_for_nodes(live: &mut Live, id: u64, now_ms: u64, out: &mut Vec<Envelope>)
     if now_ms < live.next_nodes_ask_ms {
         return;
     }
-    live.next_nodes_ask_ms = now_ms + NODES_ASK_MS;
+    live.next_nodes_ask_ms = now_ms + SIM_NODE_SET_ASK_INTERVAL_MS;
     let membership = live.replica.driver().membership();
     let peers: Vec<u64> = membership
         .voters

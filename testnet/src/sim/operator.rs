@@ -9,6 +9,7 @@
 use super::client::named_key;
 use super::net::{Answer, Endpoint, Envelope, Payload};
 use super::rng::SimRng;
+use crate::limits::{SIM_CHANGE_TIMEOUT_MS, SIM_OPERATOR_RETRY_AFTER_MS};
 use crate::network::BANKS;
 use tpw_contracts::genesis::NodeRole;
 use tpw_contracts::governance::GovernanceAction;
@@ -16,12 +17,8 @@ use tpw_contracts::model::Hash;
 use tpw_contracts::ops::{ApproveProposal, Propose};
 use tpw_contracts::{transaction_id, Body, Operation, Transaction};
 
-/// Silence after which the operators submit the same envelope again, ms.
-const RETRY_AFTER_MS: u64 = 1_000;
 /// Proposal ids from here on, apart from the workload's.
 const PROPOSAL_BASE: u64 = 1 << 50;
-/// How long a change may take before the operators give up on it.
-const CHANGE_TIMEOUT_MS: u64 = 20_000;
 
 /// A change to the node set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +175,31 @@ impl Operators {
         let Some(kind) = self.plan.pop() else {
             return;
         };
+        let Some((node, generation, action)) = self.choose(kind, voters, leader, chores) else {
+            return;
+        };
+        let (proposal, queue) = self.sign_change(now_ms, action);
+        self.current = Some(InProgress {
+            kind,
+            node,
+            generation,
+            proposal,
+            queue,
+            request: None,
+            started_ms: now_ms,
+            decided: false,
+        });
+    }
+
+    /// The change of `kind` to make now: its node, the key generation it proposes, and the
+    /// governance action; `None` when no node fits (too few voters to remove one).
+    fn choose(
+        &mut self,
+        kind: ChangeKind,
+        voters: &[(u64, u64)],
+        leader: Option<u64>,
+        chores: &mut Vec<Chore>,
+    ) -> Option<(u64, u64, GovernanceAction)> {
         let pick = |rng: &mut SimRng| -> Option<(u64, u64)> {
             // Half the time the leader itself: the hard case for removal and re-keying.
             match leader.and_then(|leader| voters.iter().find(|(id, _)| *id == leader)) {
@@ -205,17 +227,13 @@ impl Operators {
                 };
                 (id, 0, action)
             }
-            ChangeKind::RemoveVoter if voters.len() < 3 => return,
+            ChangeKind::RemoveVoter if voters.len() < 3 => return None,
             ChangeKind::RemoveVoter => {
-                let Some((node, _)) = pick(&mut self.rng) else {
-                    return;
-                };
+                let (node, _) = pick(&mut self.rng)?;
                 (node, 0, GovernanceAction::RemoveNode { node })
             }
             ChangeKind::RotateKey => {
-                let Some((node, generation)) = pick(&mut self.rng) else {
-                    return;
-                };
+                let (node, generation) = pick(&mut self.rng)?;
                 let public_key = super::node::node_key(node, generation + 1)
                     .verifying_key()
                     .to_bytes();
@@ -223,6 +241,12 @@ impl Operators {
                 (node, generation + 1, action)
             }
         };
+        Some((node, generation, action))
+    }
+
+    /// The change's proposal id and its two envelopes, signed: the first bank proposes, the
+    /// second approves (queued so that the proposal goes first).
+    fn sign_change(&mut self, now_ms: u64, action: GovernanceAction) -> (u64, Vec<Vec<u8>>) {
         let proposal = self.next_proposal;
         self.next_proposal += 1;
         let propose = Transaction::sign(
@@ -241,16 +265,7 @@ impl Operators {
             Body::single(Operation::ApproveProposal(ApproveProposal { proposal })),
         )
         .to_bytes();
-        self.current = Some(InProgress {
-            kind,
-            node,
-            generation,
-            proposal,
-            queue: vec![approve, propose],
-            request: None,
-            started_ms: now_ms,
-            decided: false,
-        });
+        (proposal, vec![approve, propose])
     }
 
     /// Sends the change's next transaction, or the outstanding one again after silence.
@@ -280,7 +295,7 @@ impl Operators {
             _ => voters[self.rng.below(voters.len() as u64) as usize],
         };
         request.target = None;
-        request.resend_at_ms = now_ms + RETRY_AFTER_MS;
+        request.resend_at_ms = now_ms + SIM_OPERATOR_RETRY_AFTER_MS;
         out.push(Envelope {
             from: Endpoint::Client(self.endpoint),
             to: Endpoint::Node(target),
@@ -346,7 +361,7 @@ impl Operators {
                 if change.decided
                     && !observed.target_in_raft
                     && (observed.everywhere
-                        || now_ms.saturating_sub(change.started_ms) > CHANGE_TIMEOUT_MS) =>
+                        || now_ms.saturating_sub(change.started_ms) > SIM_CHANGE_TIMEOUT_MS) =>
             {
                 chores.push(Chore::Retire { node: change.node });
                 true
@@ -358,7 +373,7 @@ impl Operators {
         // is left after a while; a decided removal is not: its node must be stopped once Raft
         // no longer counts it, or it would run on, removed, forever.
         let decided_removal = change.decided && change.kind == ChangeKind::RemoveVoter;
-        let gave_up = now_ms.saturating_sub(change.started_ms) > CHANGE_TIMEOUT_MS
+        let gave_up = now_ms.saturating_sub(change.started_ms) > SIM_CHANGE_TIMEOUT_MS
             && change.request.is_none()
             && change.queue.is_empty()
             && !decided_removal

@@ -10,14 +10,54 @@ use super::node::{node_key, NodeEvent, NodeSetup, Sabotage, SimNode};
 use super::operator::{Chore, Observed, Operators};
 use super::rng::SimRng;
 use super::{CLIENTS, GENESIS_TIME_MS, PARTNERS};
+use crate::limits::{SIM_OPERATORS_CHECK_INTERVAL_MS, SIM_OPERATOR_RESTART_MS};
 use std::collections::{BTreeMap, BTreeSet};
 use tpw_consensus::raft_types::MessageType;
 use tpw_contracts::genesis::{GenesisNode, NodeRole};
 
-/// How often the operators look at the node set, ms.
-const OPERATORS_CHECK_MS: u64 = 100;
-/// How long a node restarted by its operator (after a key rotation) stays down, ms.
-const OPERATOR_RESTART_MS: u64 = 300;
+/// The simulated network's genesis: the load genesis of the local networks, over these
+/// voters and learners, with every key derived from its id.
+fn simulated_genesis(
+    voters: &[u64],
+    learners: &[u64],
+) -> Result<tpw_contracts::GenesisState, String> {
+    let nodes_genesis: Vec<GenesisNode> = voters
+        .iter()
+        .chain(learners)
+        .map(|id| GenesisNode {
+            id: *id,
+            name: format!("node-{id}"),
+            public_key: hex::encode(node_key(*id, 0).verifying_key().to_bytes()),
+            role: if voters.contains(id) {
+                NodeRole::Voter
+            } else {
+                NodeRole::Observer
+            },
+        })
+        .collect();
+    let keys = crate::network::ParticipantKeys {
+        named: [
+            crate::network::BANKS[0],
+            crate::network::BANKS[1],
+            crate::network::REGULATOR,
+            crate::network::OPERATOR,
+        ]
+        .iter()
+        .map(|id| (*id, named_key(*id).verifying_key().to_bytes()))
+        .collect(),
+        partners: (0..PARTNERS)
+            .map(|index| {
+                crate::network::partner_key(index)
+                    .verifying_key()
+                    .to_bytes()
+            })
+            .collect(),
+    };
+    crate::network::load_genesis(&keys, nodes_genesis, GENESIS_TIME_MS)
+        .map_err(|error| error.to_string())?
+        .build()
+        .map_err(|error| error.to_string())
+}
 
 /// The simulated world of one run.
 pub(super) struct World {
@@ -59,42 +99,7 @@ impl World {
         let observer_count = rng.below(2);
         let voters: Vec<u64> = (1..=voter_count).collect();
         let learners: Vec<u64> = (voter_count + 1..=voter_count + observer_count).collect();
-        let nodes_genesis: Vec<GenesisNode> = voters
-            .iter()
-            .chain(&learners)
-            .map(|id| GenesisNode {
-                id: *id,
-                name: format!("node-{id}"),
-                public_key: hex::encode(node_key(*id, 0).verifying_key().to_bytes()),
-                role: if voters.contains(id) {
-                    NodeRole::Voter
-                } else {
-                    NodeRole::Observer
-                },
-            })
-            .collect();
-        let keys = crate::network::ParticipantKeys {
-            named: [
-                crate::network::BANKS[0],
-                crate::network::BANKS[1],
-                crate::network::REGULATOR,
-                crate::network::OPERATOR,
-            ]
-            .iter()
-            .map(|id| (*id, named_key(*id).verifying_key().to_bytes()))
-            .collect(),
-            partners: (0..PARTNERS)
-                .map(|index| {
-                    crate::network::partner_key(index)
-                        .verifying_key()
-                        .to_bytes()
-                })
-                .collect(),
-        };
-        let genesis = crate::network::load_genesis(&keys, nodes_genesis, GENESIS_TIME_MS)
-            .map_err(|error| error.to_string())?
-            .build()
-            .map_err(|error| error.to_string())?;
+        let genesis = simulated_genesis(&voters, &learners)?;
         let start_ms = GENESIS_TIME_MS + 1_000;
         let mut nodes = Vec::new();
         for id in voters.iter().chain(&learners) {
@@ -429,7 +434,7 @@ impl World {
         }
         self.operators.act(self.now_ms, &voters, &mut out);
         self.send_all(out);
-        if self.now_ms % OPERATORS_CHECK_MS == 0 {
+        if self.now_ms % SIM_OPERATORS_CHECK_INTERVAL_MS == 0 {
             self.operate(generate);
         }
         self.restarts_and_resumes();
@@ -531,7 +536,7 @@ impl World {
                 self.held.remove(&position);
                 self.resume_at.remove(&position);
                 self.restart_at
-                    .insert(position, now_ms + OPERATOR_RESTART_MS);
+                    .insert(position, now_ms + SIM_OPERATOR_RESTART_MS);
             }
             Chore::Retire { node } => {
                 let Some(position) = self.position(node) else {

@@ -1,7 +1,7 @@
 //! `tpw status`: a node's status once, or followed on the terminal while it catches up or is
 //! rebuilt (height against a reference node, rate, time left, blocks still to backfill).
 
-use crate::{print_json, ClientArgs};
+use super::common::{print_json, ClientArgs};
 use anyhow::bail;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -9,12 +9,23 @@ use tpw_node::api_types::StatusResponse;
 use tpw_node::client::Client;
 
 /// What `tpw status` was asked.
+#[derive(clap::Args)]
 pub(crate) struct StatusArgs {
-    pub(crate) client: ClientArgs,
-    pub(crate) watch: bool,
-    pub(crate) reference: Option<String>,
-    pub(crate) until_caught_up: bool,
-    pub(crate) timeout_s: u64,
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Follow the node, a line a second on stderr.
+    #[arg(long)]
+    watch: bool,
+    /// An up-to-date node's API to measure against (the leader, say).
+    #[arg(long)]
+    reference: Option<String>,
+    /// Follow until the node reaches the reference's height with every block backfilled,
+    /// then print its status and exit 0.
+    #[arg(long)]
+    until_caught_up: bool,
+    /// Give up (exit 1) after this many seconds of following.
+    #[arg(long, default_value_t = 3600)]
+    timeout_s: u64,
 }
 
 /// One progress line.
