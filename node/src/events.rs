@@ -12,7 +12,7 @@ use tpw_contracts::governance::GovernanceAction;
 use tpw_contracts::model::Hash;
 use tpw_contracts::ops::{Parties, PartyLookup};
 use tpw_contracts::view::{OperationView, TransferRef};
-use tpw_contracts::{BlockEffect, Operation, ResultCode, Transaction};
+use tpw_contracts::{BlockEffect, Operation, Receipt, ResultCode, Transaction};
 
 /// Blocks whose derived events are kept for the streams that read them.
 const CACHED_BLOCKS_MAX: usize = 4096;
@@ -142,53 +142,14 @@ pub fn derive(
     network_id: &Hash,
     block: &StoredBlock,
 ) -> Result<Vec<LedgerEvent>, StorageError> {
-    let height = block.header.height;
-    let time_ms = block.header.time_ms;
-    let mut events = Vec::new();
-    let base = |sequence: u32, kind: &str, code: ResultCode| EventView {
-        cursor: format!("{height}.{sequence}"),
-        height,
-        sequence,
-        block_time_ms: time_ms,
-        kind: kind.into(),
-        status: status_of(code).into(),
-        code,
-        tx_id: None,
-        position: None,
-        operation_index: None,
-        signer: None,
-        transfer: None,
-        cycle: None,
-        operation: None,
+    let mut events = BlockEvents {
+        height: block.header.height,
+        time_ms: block.header.time_ms,
+        lookup: StoreLookup(reader),
+        events: Vec::new(),
     };
-    let lookup = StoreLookup(reader);
-    let mut sequence = 0u32;
     for effect in &block.effects {
-        let mut parties = Parties::new(&lookup, None);
-        let view = match effect {
-            BlockEffect::PendingExpired { owner, id } => {
-                parties.transfer(*owner, *id)?;
-                EventView {
-                    transfer: Some(TransferRef {
-                        owner: *owner,
-                        id: *id,
-                    }),
-                    ..base(sequence, "pending_expired", ResultCode::Ok)
-                }
-            }
-            BlockEffect::CycleSettled { cycle } => {
-                parties.cycle(*cycle)?;
-                EventView {
-                    cycle: Some(cycle.to_string()),
-                    ..base(sequence, "cycle_settled", ResultCode::Ok)
-                }
-            }
-        };
-        events.push(LedgerEvent {
-            view,
-            parties: parties.finish(),
-        });
-        sequence += 1;
+        events.effect(effect)?;
     }
     for (position, (bytes, receipt)) in block
         .proposal
@@ -197,40 +158,107 @@ pub fn derive(
         .zip(&block.receipts)
         .enumerate()
     {
-        let tx_id = Some(hex::encode(receipt.tx_id));
         let transaction = Transaction::from_bytes(bytes, network_id).ok();
-        let signer = match &transaction {
+        events.transaction(reader, position as u32, transaction.as_ref(), receipt)?;
+    }
+    Ok(events.events)
+}
+
+/// The events of one block as they are derived, numbered in order.
+struct BlockEvents<'a> {
+    height: u64,
+    time_ms: u64,
+    lookup: StoreLookup<'a>,
+    events: Vec<LedgerEvent>,
+}
+
+impl BlockEvents<'_> {
+    /// The next event's fields common to every kind.
+    fn base(&self, kind: &str, code: ResultCode) -> EventView {
+        let sequence = self.events.len() as u32;
+        EventView {
+            cursor: format!("{}.{sequence}", self.height),
+            height: self.height,
+            sequence,
+            block_time_ms: self.time_ms,
+            kind: kind.into(),
+            status: status_of(code).into(),
+            code,
+            tx_id: None,
+            position: None,
+            operation_index: None,
+            signer: None,
+            transfer: None,
+            cycle: None,
+            operation: None,
+        }
+    }
+
+    /// A block effect's event: a pending transfer that expired, or a netting cycle settled.
+    fn effect(&mut self, effect: &BlockEffect) -> Result<(), StorageError> {
+        let mut parties = Parties::new(&self.lookup, None);
+        let view = match effect {
+            BlockEffect::PendingExpired { owner, id } => {
+                parties.transfer(*owner, *id)?;
+                EventView {
+                    transfer: Some(TransferRef {
+                        owner: *owner,
+                        id: *id,
+                    }),
+                    ..self.base("pending_expired", ResultCode::Ok)
+                }
+            }
+            BlockEffect::CycleSettled { cycle } => {
+                parties.cycle(*cycle)?;
+                EventView {
+                    cycle: Some(cycle.to_string()),
+                    ..self.base("cycle_settled", ResultCode::Ok)
+                }
+            }
+        };
+        let parties = parties.finish();
+        self.events.push(LedgerEvent { view, parties });
+        Ok(())
+    }
+
+    /// A transaction's events: one per operation, or one for a transaction refused before any
+    /// operation ran.
+    fn transaction(
+        &mut self,
+        reader: &LedgerReader,
+        position: u32,
+        transaction: Option<&Transaction>,
+        receipt: &Receipt,
+    ) -> Result<(), StorageError> {
+        let tx_id = Some(hex::encode(receipt.tx_id));
+        let signer = match transaction {
             Some(transaction) => reader
                 .key_owner(&transaction.signer)?
                 .map(|participant| participant.id),
             None => None,
         };
-        let operations: &[Operation] = transaction
-            .as_ref()
-            .map_or(&[], |transaction| transaction.body.operations.as_slice());
-        if operations.is_empty() || signer.is_none() {
+        let operations: &[Operation] =
+            transaction.map_or(&[], |transaction| transaction.body.operations.as_slice());
+        let Some(signer) = signer.filter(|_| !operations.is_empty()) else {
             // Refused before any operation ran (malformed, bad signature, unknown signer):
             // only regulators see it.
             let view = EventView {
                 tx_id,
-                position: Some(position as u32),
+                position: Some(position),
                 signer,
-                ..base(sequence, "transaction", receipt.code)
+                ..self.base("transaction", receipt.code)
             };
-            events.push(LedgerEvent {
-                view,
-                parties: signer.into_iter().collect(),
-            });
-            sequence += 1;
-            continue;
-        }
+            let parties = signer.into_iter().collect();
+            self.events.push(LedgerEvent { view, parties });
+            return Ok(());
+        };
         for (index, operation) in operations.iter().enumerate() {
             let code = receipt
                 .operations
                 .get(index)
                 .copied()
                 .unwrap_or(receipt.code);
-            let mut parties = Parties::new(&lookup, signer);
+            let mut parties = Parties::new(&self.lookup, Some(signer));
             // A rejected operation concerns only its signer: it moved nothing, and the records
             // it names may not exist (or exist only later), so deriving others from them
             // would differ between nodes and let anyone write into others' streams.
@@ -239,22 +267,18 @@ pub fn derive(
             }
             let view = EventView {
                 tx_id: tx_id.clone(),
-                position: Some(position as u32),
+                position: Some(position),
                 operation_index: Some(index as u32),
-                signer,
+                signer: Some(signer),
                 transfer: operation
                     .transfer_id()
-                    .zip(signer)
-                    .map(|(id, owner)| TransferRef { owner, id }),
+                    .map(|id| TransferRef { owner: signer, id }),
                 operation: Some(OperationView::from(operation)),
-                ..base(sequence, "operation", code)
+                ..self.base("operation", code)
             };
-            events.push(LedgerEvent {
-                view,
-                parties: parties.finish(),
-            });
-            sequence += 1;
+            let parties = parties.finish();
+            self.events.push(LedgerEvent { view, parties });
         }
+        Ok(())
     }
-    Ok(events)
 }
