@@ -5,6 +5,7 @@
 //! chain alone, so it is the same on every node.
 
 use crate::api_types::EventView;
+use crate::limits::EVENT_CACHED_BLOCKS_MAX;
 use crate::storage::{LedgerReader, StorageError, StoredBlock};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -13,9 +14,6 @@ use tpw_contracts::model::Hash;
 use tpw_contracts::ops::{Parties, PartyLookup};
 use tpw_contracts::view::{OperationView, TransferRef};
 use tpw_contracts::{BlockEffect, Operation, Receipt, ResultCode, Transaction};
-
-/// Blocks whose derived events are kept for the streams that read them.
-const CACHED_BLOCKS_MAX: usize = 4096;
 
 /// One event and the participants it concerns.
 #[derive(Debug, Clone)]
@@ -89,7 +87,7 @@ impl EventCache {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         blocks.insert(height, Arc::clone(&events));
-        while blocks.len() > CACHED_BLOCKS_MAX {
+        while blocks.len() > EVENT_CACHED_BLOCKS_MAX {
             blocks.pop_first();
         }
         Ok(Some(events))

@@ -41,6 +41,8 @@ pub const DEAD_LETTERS_LISTED_MAX: usize = 1000;
 pub const PROPOSALS_PAGE_MAX: usize = 100;
 /// Events buffered per event stream before the producer waits for the client.
 pub const EVENT_STREAM_BUFFER_MAX: usize = 256;
+/// Blocks whose derived events are kept for the streams that read them.
+pub const EVENT_CACHED_BLOCKS_MAX: usize = 4096;
 /// How often an idle event stream checks whether the node is stopping.
 pub const EVENT_STREAM_STOP_CHECK: Duration = Duration::from_millis(250);
 /// How long an event stream waits for a block this node does not hold yet (below a snapshot).

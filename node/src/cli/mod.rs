@@ -72,12 +72,8 @@ enum Command {
     },
     /// Runs a node.
     Run(run::RunArgs),
-    /// Signs and submits a transfer (posted, or pending with --pending-timeout-ms).
-    Transfer(transactions::TransferArgs),
-    /// Posts (completes) a pending transfer of the signer.
-    Post(transactions::PostArgs),
-    /// Voids a pending transfer of the signer.
-    Void(transactions::VoidArgs),
+    #[command(flatten)]
+    Payment(transactions::PaymentCommand),
     /// Escrow and conditional payment.
     Escrow {
         #[command(subcommand)]
@@ -114,17 +110,8 @@ enum Command {
         #[command(subcommand)]
         command: contracts_cli::WebhookCommand,
     },
-    /// Moves money back along a settled transfer (signed by its beneficiary, or a regulator's
-    /// reversal order).
-    Reverse(transactions::ReverseArgs),
-    /// Places a regulator's hold on an account (signed by a regulator key).
-    Hold(transactions::HoldArgs),
-    /// Lifts a regulator's hold on an account (signed by a regulator key).
-    ReleaseHold(transactions::ReleaseHoldArgs),
-    /// Opens an account (signed by the owner or its bank member).
-    OpenAccount(transactions::OpenAccountArgs),
-    /// Signs and submits a linked (all-or-nothing) batch read from a JSON file of operations.
-    Linked(transactions::LinkedArgs),
+    #[command(flatten)]
+    Adjustment(transactions::AdjustmentCommand),
     /// Shows a node's status (one JSON line), or with --watch follows it on the terminal: its
     /// height against a reference node's, the rate, the time left, the blocks still to
     /// backfill. For a node catching up or being rebuilt; read-only, interrupt it at any time.
@@ -161,9 +148,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => backup::restore(args),
         Command::Audit { command } => verify::audit(command),
         Command::Run(args) => run::run(args).await,
-        Command::Transfer(args) => transactions::transfer(args).await,
-        Command::Post(args) => transactions::post(args).await,
-        Command::Void(args) => transactions::void(args).await,
+        Command::Payment(command) => transactions::payment(command).await,
         Command::Escrow { command } => contracts_cli::escrow(command).await,
         Command::Exchange { command } => contracts_cli::exchange(command).await,
         Command::Netting { command } => contracts_cli::netting(command).await,
@@ -171,11 +156,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Governance { command } => governance::governance(command).await,
         Command::Webhook { command } => contracts_cli::webhook(command).await,
         Command::Approval { command } => contracts_cli::approval(command).await,
-        Command::Reverse(args) => transactions::reverse(args).await,
-        Command::Hold(args) => transactions::hold(args).await,
-        Command::ReleaseHold(args) => transactions::release_hold(args).await,
-        Command::OpenAccount(args) => transactions::open_account(args).await,
-        Command::Linked(args) => transactions::linked(args).await,
+        Command::Adjustment(command) => transactions::adjustment(command).await,
         Command::Status(args) => status::status(args).await,
         Command::Account(args) => reads::account(args).await,
         Command::Tx(args) => reads::tx(args).await,

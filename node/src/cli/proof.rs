@@ -15,7 +15,7 @@ pub(crate) enum ProofCommand {
         /// Submitting participant.
         #[arg(long)]
         participant: u64,
-        /// Transfer id.
+        /// The transfer's id, as its submitter chose it.
         #[arg(long)]
         id: u128,
         /// Height the proof's headers end at (default: the node's head).

@@ -31,7 +31,7 @@ pub(crate) struct TransferStatusArgs {
     /// Submitting participant.
     #[arg(long)]
     participant: u64,
-    /// Transfer id.
+    /// The transfer's id, as its submitter chose it.
     #[arg(long)]
     id: u128,
 }

@@ -9,6 +9,53 @@ use tpw_contracts::view::OperationView;
 use tpw_contracts::{Body, Operation, TransferKind};
 
 /// What `tpw transfer` was asked.
+/// The commands that move money: a transfer, and posting or voiding a pending one.
+#[derive(clap::Subcommand)]
+pub(crate) enum PaymentCommand {
+    /// Signs and submits a transfer (posted, or pending with --pending-timeout-ms).
+    Transfer(TransferArgs),
+    /// Posts (completes) a pending transfer of the signer.
+    Post(PostArgs),
+    /// Voids a pending transfer of the signer.
+    Void(VoidArgs),
+}
+
+/// The commands on settled transfers and accounts, and linked batches of any operations.
+#[derive(clap::Subcommand)]
+pub(crate) enum AdjustmentCommand {
+    /// Moves money back along a settled transfer (signed by its beneficiary, or a regulator's
+    /// reversal order).
+    Reverse(ReverseArgs),
+    /// Places a regulator's hold on an account (signed by a regulator key).
+    Hold(HoldArgs),
+    /// Lifts a regulator's hold on an account (signed by a regulator key).
+    ReleaseHold(ReleaseHoldArgs),
+    /// Opens an account (signed by the owner or its bank member).
+    OpenAccount(OpenAccountArgs),
+    /// Signs and submits a linked (all-or-nothing) batch read from a JSON file of operations.
+    Linked(LinkedArgs),
+}
+
+/// Runs a payment command.
+pub(crate) async fn payment(command: PaymentCommand) -> anyhow::Result<()> {
+    match command {
+        PaymentCommand::Transfer(args) => transfer(args).await,
+        PaymentCommand::Post(args) => post(args).await,
+        PaymentCommand::Void(args) => void(args).await,
+    }
+}
+
+/// Runs a command on a settled transfer or an account, or a linked batch.
+pub(crate) async fn adjustment(command: AdjustmentCommand) -> anyhow::Result<()> {
+    match command {
+        AdjustmentCommand::Reverse(args) => reverse(args).await,
+        AdjustmentCommand::Hold(args) => hold(args).await,
+        AdjustmentCommand::ReleaseHold(args) => release_hold(args).await,
+        AdjustmentCommand::OpenAccount(args) => open_account(args).await,
+        AdjustmentCommand::Linked(args) => linked(args).await,
+    }
+}
+
 #[derive(clap::Args)]
 pub(crate) struct TransferArgs {
     #[command(flatten)]
@@ -140,7 +187,7 @@ pub(crate) struct LinkedArgs {
 }
 
 /// Runs `tpw transfer`.
-pub(crate) async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
+async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
     let TransferArgs {
         sign,
         id,
@@ -167,7 +214,7 @@ pub(crate) async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `tpw post`.
-pub(crate) async fn post(args: PostArgs) -> anyhow::Result<()> {
+async fn post(args: PostArgs) -> anyhow::Result<()> {
     let PostArgs {
         sign,
         id,
@@ -186,7 +233,7 @@ pub(crate) async fn post(args: PostArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `tpw void`.
-pub(crate) async fn void(args: VoidArgs) -> anyhow::Result<()> {
+async fn void(args: VoidArgs) -> anyhow::Result<()> {
     let VoidArgs {
         sign,
         id,
@@ -200,7 +247,7 @@ pub(crate) async fn void(args: VoidArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `tpw reverse`.
-pub(crate) async fn reverse(args: ReverseArgs) -> anyhow::Result<()> {
+async fn reverse(args: ReverseArgs) -> anyhow::Result<()> {
     let ReverseArgs {
         sign,
         id,
@@ -218,7 +265,7 @@ pub(crate) async fn reverse(args: ReverseArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `tpw hold`.
-pub(crate) async fn hold(args: HoldArgs) -> anyhow::Result<()> {
+async fn hold(args: HoldArgs) -> anyhow::Result<()> {
     let HoldArgs {
         sign,
         account,
@@ -233,7 +280,7 @@ pub(crate) async fn hold(args: HoldArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `tpw release-hold`.
-pub(crate) async fn release_hold(args: ReleaseHoldArgs) -> anyhow::Result<()> {
+async fn release_hold(args: ReleaseHoldArgs) -> anyhow::Result<()> {
     let ReleaseHoldArgs {
         sign,
         account,
@@ -248,7 +295,7 @@ pub(crate) async fn release_hold(args: ReleaseHoldArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `tpw open-account`.
-pub(crate) async fn open_account(args: OpenAccountArgs) -> anyhow::Result<()> {
+async fn open_account(args: OpenAccountArgs) -> anyhow::Result<()> {
     let OpenAccountArgs {
         sign,
         account,
@@ -270,7 +317,7 @@ pub(crate) async fn open_account(args: OpenAccountArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `tpw linked`: the file's operations as one all-or-nothing batch.
-pub(crate) async fn linked(args: LinkedArgs) -> anyhow::Result<()> {
+async fn linked(args: LinkedArgs) -> anyhow::Result<()> {
     let LinkedArgs { sign, file } = args;
     let text = std::fs::read_to_string(&file)
         .with_context(|| format!("cannot read {}", file.display()))?;
