@@ -48,7 +48,24 @@ impl Api {
         self.post_raw(serde_json::to_vec(&body).unwrap()).await
     }
     async fn get(&self, path: &str) -> (u16, Value) {
+        self.get_with(path, None).await
+    }
+    /// A GET with one extra header; the status is checked before the body is read, so a
+    /// stream that should have been refused fails the test instead of hanging it.
+    async fn get_refused_with(&self, path: &str, header: (&str, &[u8])) -> (u16, Value) {
+        let value = reqwest::header::HeaderValue::from_bytes(header.1).unwrap();
+        self.get_with(path, Some((header.0, value))).await
+    }
+    async fn get_with(
+        &self,
+        path: &str,
+        header: Option<(&str, reqwest::header::HeaderValue)>,
+    ) -> (u16, Value) {
         let mut request = self.http.get(format!("{}{path}", self.base));
+        let refusal_expected = header.is_some();
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
         if let Some((key, network)) = &self.reader {
             let now_ms = tpw_node::runtime::now_ms();
             for (name, value) in
@@ -59,6 +76,10 @@ impl Api {
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
+        assert!(
+            !refusal_expected || status >= 400,
+            "{path}: answered {status} where a refusal was expected"
+        );
         let text = response.text().await.unwrap();
         (
             status,
@@ -270,6 +291,13 @@ async fn bad_input_gets_a_stable_code_and_changes_nothing() {
         ("/v1/blocks?limit=x", 400, "bad_query"),
         ("/v1/transfers/x/1", 400, "bad_participant_id"),
         ("/v1/nowhere", 404, "not_found"),
+        // Refusals before the handler runs are JSON errors with a code too.
+        ("/v1/accounts/%FF", 400, "bad_path"),
+        ("/v1/transfers/%C3%28/1", 400, "bad_path"),
+        ("/v1/governance/proposals/%FF", 400, "bad_path"),
+        ("/v1/proofs/3/1?bogus=1", 400, "bad_query"),
+        ("/v1/proofs/3/1?up_to=x", 400, "bad_query"),
+        ("/v1/accounts/301/statement?limit=x", 400, "bad_query"),
     ] {
         let (got, body) = api.get(path).await;
         assert_eq!((got, code(&body)), (status, expected), "{path}");
@@ -940,6 +968,13 @@ async fn the_event_stream_resumes_exactly_once_across_disconnects_and_a_restart(
         .get("/v1/events?after=x.y")
         .await;
     assert_eq!((status, code(&body)), (400, "bad_cursor"));
+    // A resume header that is not ASCII is refused too, not ignored (which would start the
+    // stream at the head and skip the events in between).
+    let (status, body) = Api::new(node.api_address)
+        .reading_as(acme_key.clone(), network)
+        .get_refused_with("/v1/events", ("last-event-id", "14.\u{e9}".as_bytes()))
+        .await;
+    assert_eq!((status, code(&body)), (400, "bad_cursor"), "{body}");
     node.stop().await.unwrap();
 }
 

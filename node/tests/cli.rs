@@ -656,3 +656,54 @@ fn every_cli_command_works_against_a_running_node() {
     node.kill().unwrap();
     node.wait().unwrap();
 }
+
+#[test]
+fn the_demo_hint_works_as_printed() {
+    // Proves the command `tpw demo` prints for the user to try next succeeds, as printed,
+    // against the demo node while it serves (account reads are signed: the hint names a key).
+    use std::io::BufRead;
+    let folder = tempfile::tempdir().unwrap();
+    let net = path(folder.path(), "net");
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_tpw"))
+        .args(["demo", "--dir", &net, "--api-listen", "127.0.0.1:0"])
+        .env_remove("TPW_KEY")
+        .env_remove("TPW_NODE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(demo.stdout.take().unwrap());
+    let mut hint = None;
+    for line in stdout.lines().take(500) {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("Try: ") {
+            hint = Some(rest.to_string());
+            break;
+        }
+    }
+    let hint = hint.expect("the demo prints a hint");
+    let args = hint
+        .strip_prefix("cargo run --release --locked --bin tpw -- ")
+        .unwrap_or_else(|| panic!("the hint runs tpw: {hint}"));
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let output = Command::new(env!("CARGO_BIN_EXE_tpw"))
+        .args(&args)
+        .env_remove("TPW_KEY")
+        .env_remove("TPW_NODE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    demo.kill().unwrap();
+    demo.wait().unwrap();
+    assert!(
+        output.status.success(),
+        "{hint}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        json(&output)["account"]["id"].as_str(),
+        Some("301"),
+        "{hint}"
+    );
+}

@@ -3,12 +3,13 @@
 //! then live as blocks are applied. Every event carries its cursor as the SSE id, so a client
 //! that reconnects, to this node or another, gets each later event exactly once.
 
+use super::extract::ApiQuery;
 use super::{ApiContext, ApiError, AppState, Principal};
 use crate::events::{Cursor, LedgerEvent};
 use crate::limits::{
     EVENT_STREAM_BUFFER_MAX, EVENT_STREAM_MISSING_BLOCK_RETRY, EVENT_STREAM_STOP_CHECK,
 };
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -24,17 +25,24 @@ pub(super) async fn stream(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
-    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|rejection| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
-    })?;
-    let resume = query.after.or_else(|| {
-        headers
-            .get("last-event-id")
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string)
-    });
+    let resume = match (query.after, headers.get("last-event-id")) {
+        (Some(after), _) => Some(after),
+        (None, Some(value)) => Some(
+            value
+                .to_str()
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_cursor",
+                        "the Last-Event-ID header is not ASCII, so it is no cursor: height or height.sequence",
+                    )
+                })?
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
     let cursor = match resume {
         Some(text) => Cursor::parse(&text).ok_or_else(|| {
             ApiError::new(

@@ -1,9 +1,10 @@
 //! Governance reads: proposals (for bank members, who vote, regulators and operators) and the
 //! node set as the ledger records it (public: webhook receivers check signatures with it).
 
+use super::extract::{ApiPath, ApiQuery};
 use super::{ApiError, AppState, Principal};
 use crate::api_types::{NodesResponse, ProposalsResponse};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::Json;
 use tpw_contracts::governance_view::{NodeView, ProposalView};
@@ -25,14 +26,11 @@ pub(super) struct ProposalsQuery {
 pub(super) async fn proposals(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
-    query: Result<Query<ProposalsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<ProposalsQuery>,
 ) -> Result<Json<ProposalsResponse>, ApiError> {
     if !reads_governance(&principal) {
         return Err(ApiError::not_found("proposals"));
     }
-    let Query(query) = query.map_err(|rejection| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
-    })?;
     let (head, _) = context.reader.head().map_err(ApiError::storage)?;
     let limit = query.limit.unwrap_or(crate::limits::PROPOSALS_PAGE_MAX);
     let records = context
@@ -51,7 +49,7 @@ pub(super) async fn proposals(
 pub(super) async fn proposal(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ProposalView>, ApiError> {
     let id = id.parse::<u64>().map_err(|_| {
         ApiError::new(

@@ -4,6 +4,7 @@
 mod admission;
 mod auth;
 mod events;
+mod extract;
 mod governance;
 mod proofs;
 mod rate;

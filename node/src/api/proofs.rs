@@ -2,11 +2,12 @@
 //! (`tpw proof verify`): the transaction that carried it, its receipt, their Merkle paths to the
 //! block's roots, and the headers from that block up to this node's head (or `up_to`).
 
+use super::extract::{ApiPath, ApiQuery};
 use super::reads::transfer_visible;
 use super::{parse_participant, parse_u128, ApiError, AppState, Principal};
 use crate::api_types::ProofResponse;
 use crate::storage::StorageError;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::Json;
 use tpw_contracts::proof::{merkle_path, InclusionProof, PROOF_HEADERS_MAX};
@@ -21,8 +22,8 @@ pub(super) struct ProofQuery {
 pub(super) async fn proof(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path((participant, id)): Path<(String, String)>,
-    Query(query): Query<ProofQuery>,
+    ApiPath((participant, id)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<ProofQuery>,
 ) -> Result<Json<ProofResponse>, ApiError> {
     let participant = parse_participant(&participant)?;
     let id = parse_u128(&id, "bad_transfer_id")?;

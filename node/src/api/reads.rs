@@ -1,10 +1,11 @@
 //! The read endpoints: transactions, accounts, transfers, blocks, status, health, metrics.
 
+use super::extract::{ApiPath, ApiQuery};
 use super::{parse_hash, parse_participant, parse_u128, ApiError, AppState, Principal};
 use crate::api_types::*;
 use crate::limits::{READY_APPLY_LAG_MAX, RECENT_BLOCKS_MAX};
 use crate::storage::StorageError;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,7 +15,7 @@ use tpw_contracts::{transaction_id, Transaction};
 pub(super) async fn transaction(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(tx_id): Path<String>,
+    ApiPath(tx_id): ApiPath<String>,
 ) -> Result<Json<TransactionResponse>, ApiError> {
     let tx_id = parse_hash(&tx_id, "bad_tx_id")?;
     let reader = &context.reader;
@@ -101,7 +102,7 @@ fn committed_transaction(
 pub(super) async fn account(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AccountResponse>, ApiError> {
     let id = parse_u128(&id, "bad_account_id")?;
     match context.reader.account(id).map_err(ApiError::storage)? {
@@ -119,7 +120,7 @@ pub(super) async fn account(
 pub(super) async fn netting_cycle(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(cycle): Path<String>,
+    ApiPath(cycle): ApiPath<String>,
 ) -> Result<Json<CycleResponse>, ApiError> {
     let cycle = parse_u128(&cycle, "bad_cycle_id")?;
     let found = context.reader.cycle(cycle).map_err(ApiError::storage)?;
@@ -146,7 +147,7 @@ pub(super) async fn netting_cycle(
 pub(super) async fn limits(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path((participant, asset)): Path<(String, String)>,
+    ApiPath((participant, asset)): ApiPath<(String, String)>,
 ) -> Result<Json<LimitsResponse>, ApiError> {
     let participant = parse_participant(&participant)?;
     let asset = parse_asset(&asset)?;
@@ -186,7 +187,7 @@ fn parse_asset(text: &str) -> Result<u32, ApiError> {
 pub(super) async fn credit_limit(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path((creditor, debtor, asset)): Path<(String, String, String)>,
+    ApiPath((creditor, debtor, asset)): ApiPath<(String, String, String)>,
 ) -> Result<Json<CreditLimitResponse>, ApiError> {
     let (creditor, debtor) = (parse_participant(&creditor)?, parse_participant(&debtor)?);
     let asset = parse_asset(&asset)?;
@@ -209,7 +210,7 @@ pub(super) async fn credit_limit(
 pub(super) async fn transfer(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path((participant, id)): Path<(String, String)>,
+    ApiPath((participant, id)): ApiPath<(String, String)>,
 ) -> Result<Json<TransferResponse>, ApiError> {
     let participant = parse_participant(&participant)?;
     let id = parse_u128(&id, "bad_transfer_id")?;
@@ -264,7 +265,7 @@ pub(super) fn transfer_visible(
 pub(super) async fn block(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(height): Path<String>,
+    ApiPath(height): ApiPath<String>,
 ) -> Result<Json<BlockResponse>, ApiError> {
     if !principal.reads_blocks() {
         return Err(ApiError::not_found("block"));
@@ -303,14 +304,11 @@ pub(super) struct RecentQuery {
 pub(super) async fn recent_blocks(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
-    query: Result<Query<RecentQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<RecentQuery>,
 ) -> Result<Json<RecentBlocksResponse>, ApiError> {
     if !principal.reads_blocks() {
         return Err(ApiError::not_found("blocks"));
     }
-    let Query(query) = query.map_err(|rejection| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
-    })?;
     let limit = query.limit.unwrap_or(10).clamp(1, RECENT_BLOCKS_MAX);
     let (head, _) = context.reader.head().map_err(ApiError::storage)?;
     let mut blocks = Vec::new();

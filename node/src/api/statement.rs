@@ -2,11 +2,12 @@
 //! each entry with its transfer id, counterparty account, signed amount, running balance and
 //! block; JSON, or CSV with `format=csv`.
 
+use super::extract::{ApiPath, ApiQuery};
 use super::{parse_u128, ApiError, AppState, Principal};
 use crate::events::Cursor;
 use crate::limits::{STATEMENT_CHUNK_ENTRIES, STATEMENT_PAGE_DEFAULT, STATEMENT_PAGE_MAX};
 use crate::storage::statement::{self, StatementEntry};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -74,13 +75,10 @@ fn line(entry: &StatementEntry) -> StatementLine {
 pub(super) async fn statement(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
-    query: Result<Query<StatementQuery>, axum::extract::rejection::QueryRejection>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<StatementQuery>,
 ) -> Result<Response, ApiError> {
     let id = parse_u128(&id, "bad_account_id")?;
-    let Query(query) = query.map_err(|rejection| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
-    })?;
     let csv = match query.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,

@@ -2,11 +2,12 @@
 //! (POST /v1/webhooks/{endpoint}/replay, on the leader), and the node keys that sign
 //! deliveries (GET /v1/nodes).
 
+use super::extract::ApiPath;
 use super::{ApiError, AppState, Principal};
 use crate::api_types::{DeadLetterView, WebhookView, WebhooksResponse};
 use crate::limits::DEAD_LETTERS_LISTED_MAX;
 use crate::storage::webhooks as store;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -52,7 +53,7 @@ pub(super) async fn list(
 pub(super) async fn replay(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(endpoint): Path<String>,
+    ApiPath(endpoint): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let endpoint = endpoint.parse::<u16>().map_err(|_| {
         ApiError::new(

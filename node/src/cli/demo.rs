@@ -48,9 +48,11 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     print_balances(&client).await?;
+    // Account reads are signed: the hint signs as the account's owner.
     println!(
-        "\nTry: cargo run --release --locked --bin tpw -- account --node http://{} 301",
-        node.api_address
+        "\nTry: cargo run --release --locked --bin tpw -- account --node http://{} --key {} 301",
+        node.api_address,
+        dir.join("keys").join("acme.json").display()
     );
     if once {
         return node.stop().await;
