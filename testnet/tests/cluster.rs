@@ -569,3 +569,106 @@ async fn webhook_deliveries_resume_on_a_new_leader() {
     eprintln!("{total} deliveries for 20 events ({} repeated)", total - 20);
     network.stop();
 }
+
+/// Sends a signal (`-STOP`, `-CONT`) to a node process.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_forwards_a_resubmission_again_after_its_client_gave_up_on_a_frozen_leader() {
+    // Proves, with a real frozen leader (SIGSTOP): a follower's forward ends within the
+    // request's timeout_ms; a client that gives up during the forward leaves nothing behind, so
+    // resubmitting the same envelope to the same follower gets it committed under the next
+    // leader while the old one is still frozen; and it is ordered once.
+    let folder = tempfile::tempdir().unwrap();
+    let (mut network, parties) = LocalNetwork::create(folder.path(), 3, 0, 4).unwrap();
+    let (leader, _) = start_with_one_commit(&mut network, &parties.keys).await;
+    let follower_api = network.apis[(leader + 1) % 3].clone();
+    let abandoned = payment(&network, &parties.keys, 1, 2);
+    let bounded = payment(&network, &parties.keys, 2, 3);
+    let body = |envelope: &[u8], timeout_ms: u64| {
+        serde_json::json!({
+            "transactions": [hex::encode(envelope)],
+            "wait": true,
+            "timeout_ms": timeout_ms,
+        })
+        .to_string()
+    };
+    let url = format!("{follower_api}/v1/transactions");
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let patient = reqwest::Client::new();
+    let pid = network.pid(leader).unwrap();
+    signal(pid, "-STOP");
+    let started = Instant::now();
+    let give_up = impatient
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body(&abandoned, 30_000))
+        .send();
+    let wait_bounded = async {
+        let answer = patient
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body(&bounded, 2_000))
+            .send()
+            .await
+            .unwrap();
+        (answer.status().as_u16(), started.elapsed())
+    };
+    let (gave_up, (status, took)) = tokio::join!(give_up, wait_bounded);
+    assert!(
+        gave_up.is_err(),
+        "the impatient client gave up: {gave_up:?}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "a request with timeout_ms 2000 took {took:?} (answered {status})"
+    );
+
+    // The old leader stays frozen: the resubmission must go to the next one.
+    let follower = Client::new(&follower_api);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let committed = loop {
+        match follower
+            .submit(std::slice::from_ref(&abandoned), true, Some(3_000))
+            .await
+        {
+            Ok((200, response)) if response.results[0].status == "committed" => {
+                break response.results[0].clone();
+            }
+            other => eprintln!("resubmitted: {other:?}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the resubmitted transfer never committed through the follower"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    submit_until_committed(&follower, bounded).await;
+    signal(pid, "-CONT");
+    let (height, _) = converge(&network, &[0, 1, 2], 3).await;
+    // The transfer settled at the height the resubmission was told.
+    let regulator = tpw_testnet::network::regulator_key(&network.dir).unwrap();
+    let record = Client::new(&follower_api)
+        .with_key(&regulator)
+        .transfer(partner_id(1), 2)
+        .await
+        .unwrap()
+        .expect("the transfer is recorded");
+    assert_eq!(
+        (record.transfer.height, record.transfer.result),
+        (committed.height.unwrap(), tpw_contracts::ResultCode::Ok),
+        "{record:?}"
+    );
+    assert!(height >= record.transfer.height);
+    network.stop();
+}

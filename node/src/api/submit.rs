@@ -96,6 +96,8 @@ async fn submit_inner(
         request.wait,
         request.timeout_ms.unwrap_or(WAIT_TIMEOUT_MS_DEFAULT),
     );
+    // The whole request, a forward to the leader included, ends within timeout_ms.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
     let admitted = if request.transactions.len() <= ADMIT_INLINE_TRANSACTIONS_MAX {
         // A few signature checks cost less than the two thread hand-offs of the blocking pool.
         admit(context, &request)?
@@ -114,8 +116,7 @@ async fn submit_inner(
     let mut results: Vec<Option<SubmitResult>> = vec![None; admitted.len()];
     let (fresh, receivers) = mark_in_flight(context, admitted, wait, &mut results)?;
     let to_queue = answer_committed(context, fresh, &mut results)?;
-    queue(context, to_queue).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    queue(context, to_queue, deadline).await?;
     for (index, tx_id, receiver) in receivers {
         if results[index].is_some() {
             continue;
@@ -225,8 +226,13 @@ fn answer_committed(
     Ok(to_queue)
 }
 
-/// Hands the envelopes to the raft loop; on refusal, their waiters are released.
-async fn queue(context: &AppState, to_queue: Vec<(Hash, Vec<u8>)>) -> Result<(), ApiError> {
+/// Hands the envelopes to the raft loop, or forwards them to the leader by `deadline`; on
+/// refusal, their waiters are released.
+async fn queue(
+    context: &AppState,
+    to_queue: Vec<(Hash, Vec<u8>)>,
+    deadline: tokio::time::Instant,
+) -> Result<(), ApiError> {
     if to_queue.is_empty() {
         return Ok(());
     }
@@ -244,10 +250,22 @@ async fn queue(context: &AppState, to_queue: Vec<(Hash, Vec<u8>)>) -> Result<(),
         // woken when it applies the leader's block, like everyone else's.
         (Some(network), Some(leader)) if !leads && leader != context.node_id => {
             let envelopes = to_queue.into_iter().map(|(_, envelope)| envelope).collect();
-            network
-                .forward(leader, envelopes)
-                .await
-                .map_err(refusal_error)
+            let marks = ForwardMarks {
+                context,
+                tx_ids: &queued_ids,
+                leader,
+                armed: true,
+            };
+            let forwarded =
+                tokio::time::timeout_at(deadline, network.forward(leader, envelopes)).await;
+            marks.disarm();
+            match forwarded {
+                Ok(sent) => sent.map_err(refusal_error),
+                Err(_) => Err(ApiError::retryable(
+                    "leader_unreachable",
+                    "the leader did not take the transactions within timeout_ms; retry, or submit to another node",
+                )),
+            }
         }
         _ => queue_here(context, to_queue)
             .await
@@ -270,6 +288,44 @@ async fn queue(context: &AppState, to_queue: Vec<(Hash, Vec<u8>)>) -> Result<(),
         in_flight.handed_off(&queued_ids);
     }
     Ok(())
+}
+
+/// The in-flight marks of transactions being forwarded. If the request ends before the
+/// forward does (its client gave up and the request was dropped), they are cleared, so a
+/// resubmission here is forwarded again instead of finding them taken until they expire. The
+/// forward may still reach the leader: it orders a transaction once however often it arrives.
+struct ForwardMarks<'a> {
+    context: &'a AppState,
+    tx_ids: &'a [Hash],
+    leader: u64,
+    armed: bool,
+}
+
+impl ForwardMarks<'_> {
+    /// The forward ended: the request itself settles the marks.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ForwardMarks<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut in_flight = self
+            .context
+            .shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let reason = SubmitError::NotLeader {
+            leader: Some(self.leader),
+        };
+        for tx_id in self.tx_ids {
+            in_flight.forget(tx_id, &reason);
+        }
+    }
 }
 
 /// Hands envelopes to this node's raft loop.
