@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 pub mod events;
 pub mod failpoint;
+pub mod http;
 pub mod keys;
 pub mod limits;
 pub mod mailbox;

@@ -41,6 +41,10 @@ pub const DEAD_LETTERS_LISTED_MAX: usize = 1000;
 pub const PROPOSALS_PAGE_MAX: usize = 100;
 /// Events buffered per event stream before the producer waits for the client.
 pub const EVENT_STREAM_BUFFER_MAX: usize = 256;
+/// Longest a client may take to send a request's headers; the connection is closed after.
+pub const HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept that is not the peer's doing (out of file descriptors, say).
+pub const HTTP_ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// Blocks whose derived events are kept for the streams that read them.
 pub const EVENT_CACHED_BLOCKS_MAX: usize = 4096;
 /// How often an idle event stream checks whether the node is stopping.

@@ -1923,3 +1923,144 @@ async fn a_node_with_a_leader_and_nothing_to_apply_is_ready() {
     assert_eq!(body["apply_lag"], 0);
     node.stop().await.unwrap();
 }
+
+/// Writes `bytes` to a raw connection, then reads until the server answers or closes;
+/// returns what it sent back and how long after `started` the answer was complete.
+async fn raw_exchange(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    started: std::time::Instant,
+) -> (String, Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(read)) => {
+                answer.extend_from_slice(&buffer[..read]);
+                // One whole answer is enough: its headers, and a body of its stated length.
+                let text = String::from_utf8_lossy(&answer);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|line| line.strip_prefix("content-length: "))
+                        .and_then(|value| value.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+            }
+            Err(_) => panic!("no answer and no close within 30 s"),
+        }
+    }
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_oversized_requests_are_cut_off() {
+    // Proves that no client holds a connection or a request past the configured bounds: a
+    // client trickling header lines is disconnected after the header read timeout; a body
+    // trickled, or announced by a chunk size it never sends, is answered 408 body_timeout
+    // within api.request_timeout_ms; and a body announced larger than the limit is refused
+    // with 413 before it is read, even when the client asks for "100 Continue" first.
+    use tokio::io::AsyncWriteExt;
+    let folder = tempfile::tempdir().unwrap();
+    let mut config = prepare(folder.path());
+    config.api.request_timeout_ms = 2_000;
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let address = node.api_address;
+    let connect = || async move { tokio::net::TcpStream::connect(address).await.unwrap() };
+
+    // Headers a line every 2 s: the connection is closed about 10 s after it opened.
+    let mut trickle = connect().await;
+    let started = std::time::Instant::now();
+    trickle
+        .write_all(b"GET /v1/status HTTP/1.1\r\nhost: node\r\n")
+        .await
+        .unwrap();
+    let mut closed_after = None;
+    for line in 0..20 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let header = format!("x-trickle-{line}: 1\r\n");
+        if trickle.write_all(header.as_bytes()).await.is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        let mut probe = [0u8; 1];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(10), trickle.peek(&mut probe)).await
+        {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed_after = closed_after.expect("a header trickle is cut off");
+    assert!(
+        closed_after < Duration::from_secs(15),
+        "closed after {closed_after:?}"
+    );
+
+    // A body a byte every 400 ms: 408 within the 2 s request timeout.
+    let (mut slow_reader, mut slow_body) = connect().await.into_split();
+    let started = std::time::Instant::now();
+    slow_body
+        .write_all(
+            b"POST /v1/transactions HTTP/1.1\r\nhost: node\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let writer = tokio::spawn(async move {
+        for _ in 0..20 {
+            if slow_body.write_all(b" ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        slow_body
+    });
+    let (answer, took) = raw_exchange(&mut slow_reader, started).await;
+    drop(writer.await.unwrap());
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"body_timeout\""), "{answer}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    // A chunk size no body can have, then silence: refused, never a hang.
+    let mut huge_chunk = connect().await;
+    let started = std::time::Instant::now();
+    huge_chunk
+        .write_all(
+            b"POST /v1/transactions HTTP/1.1\r\nhost: node\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n7FFFFFFFFFFFFFFF\r\n",
+        )
+        .await
+        .unwrap();
+    let (answer, took) = raw_exchange(&mut huge_chunk, started).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 4"),
+        "a refusal or a close with a 4xx: {answer:?}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    // 100 GB announced, "100 Continue" asked for: 413 at once, no body read.
+    let mut expect = connect().await;
+    let started = std::time::Instant::now();
+    expect
+        .write_all(
+            b"POST /v1/transactions HTTP/1.1\r\nhost: node\r\ncontent-type: application/json\r\ncontent-length: 100000000000\r\nexpect: 100-continue\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let (answer, took) = raw_exchange(&mut expect, started).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(answer.contains("\"body_too_large\""), "{answer}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+
+    // The node still serves.
+    let (status, _) = Api::new(address).get("/v1/status").await;
+    assert_eq!(status, 200);
+    node.stop().await.unwrap();
+}

@@ -262,6 +262,9 @@ async fn audited(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let mut request = request;
+    let deadline = tokio::time::Instant::now() + context.request_timeout;
+    request.extensions_mut().insert(RequestDeadline(deadline));
     if UNAUDITED_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
@@ -279,9 +282,23 @@ async fn audited(
         detail = [0u8; 32];
         next.run(axum::extract::Request::from_parts(parts, body))
             .await
+    } else if declared_length(&parts.headers).is_some_and(|length| length > BODY_SIZE_MAX as u64) {
+        // Refused before any byte of the body is read, so a client that asked to be told
+        // (`Expect: 100-continue`) gets 413, never "100 Continue".
+        detail = [0u8; 32];
+        body_too_large().into_response()
     } else {
-        match axum::body::to_bytes(body, BODY_SIZE_MAX).await {
-            Ok(bytes) => {
+        match tokio::time::timeout_at(deadline, axum::body::to_bytes(body, BODY_SIZE_MAX)).await {
+            Err(_) => {
+                detail = [0u8; 32];
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "the request body did not arrive within api.request_timeout_ms",
+                )
+                .into_response()
+            }
+            Ok(Ok(bytes)) => {
                 detail = *blake3::hash(&bytes).as_bytes();
                 next.run(axum::extract::Request::from_parts(
                     parts,
@@ -289,14 +306,9 @@ async fn audited(
                 ))
                 .await
             }
-            Err(_) => {
+            Ok(Err(_)) => {
                 detail = [0u8; 32];
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("request bodies are at most {BODY_SIZE_MAX} bytes"),
-                )
-                .into_response()
+                body_too_large().into_response()
             }
         }
     };
@@ -319,6 +331,29 @@ async fn audited(
     response
 }
 
+/// When a request must be answered by: reading its body and handling it share one
+/// `api.request_timeout_ms`.
+#[derive(Clone, Copy)]
+struct RequestDeadline(tokio::time::Instant);
+
+/// The body size a request declares (`Content-Length`), if it declares one that parses.
+fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("request bodies are at most {BODY_SIZE_MAX} bytes"),
+    )
+}
+
 /// The OpenAPI document of this API (kept in docs/openapi.json).
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
@@ -333,7 +368,11 @@ async fn bounded_time(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match tokio::time::timeout(context.request_timeout, next.run(request)).await {
+    let deadline = request.extensions().get::<RequestDeadline>().map_or_else(
+        || tokio::time::Instant::now() + context.request_timeout,
+        |deadline| deadline.0,
+    );
+    match tokio::time::timeout_at(deadline, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::retryable(
             "timeout",

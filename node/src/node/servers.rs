@@ -53,11 +53,10 @@ pub(super) async fn start_admin(
     let routes = crate::admin::router(network, db, me, &token, audit.clone(), Some(control));
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, routes)
-            .with_graceful_shutdown(async move {
-                let _ = admin_stopped.await;
-            })
-            .await;
+        let served = crate::http::serve(listener, routes, async move {
+            let _ = admin_stopped.await;
+        })
+        .await;
         if let Err(error) = served {
             tracing::error!(%error, "admin interface stopped");
         }
@@ -77,11 +76,10 @@ pub(super) async fn start_api(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(Arc::clone(context));
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
+        crate::http::serve(listener, app, async move {
+            let _ = stopped.await;
+        })
+        .await
     });
     tracing::info!(api = %address, "serving");
     Ok(ApiServer {
