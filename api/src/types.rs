@@ -9,7 +9,9 @@ use tpw_contracts::ResultCode;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
-    /// Envelopes, hex.
+    /// Envelopes, hex. Parsing stops at the first one past [`SUBMIT_TRANSACTIONS_MAX`], so a
+    /// body of millions of tiny strings is refused before they are all held in memory.
+    #[serde(deserialize_with = "bounded_transactions")]
     pub transactions: Vec<String>,
     /// Wait until every transaction is committed (or the timeout passes).
     #[serde(default)]
@@ -26,11 +28,9 @@ pub enum SubmitRequestError {
     MalformedJson(String),
     /// No transaction.
     EmptyBatch,
-    /// More than [`SUBMIT_TRANSACTIONS_MAX`] transactions.
-    BatchTooLarge {
-        /// How many the request holds.
-        count: usize,
-    },
+    /// More than [`SUBMIT_TRANSACTIONS_MAX`] transactions (parsing stopped at the first one
+    /// past the limit).
+    BatchTooLarge,
     /// A wait longer than [`WAIT_TIMEOUT_MS_MAX`].
     BadTimeout,
 }
@@ -41,7 +41,7 @@ impl SubmitRequestError {
         match self {
             Self::MalformedJson(_) => "malformed_json",
             Self::EmptyBatch => "empty_batch",
-            Self::BatchTooLarge { .. } => "batch_too_large",
+            Self::BatchTooLarge => "batch_too_large",
             Self::BadTimeout => "bad_timeout",
         }
     }
@@ -53,16 +53,16 @@ impl SubmitRequestError {
                 format!("{error}; expected {{\"transactions\": [hex, ...], \"wait\": bool}}")
             }
             Self::EmptyBatch => "send at least one transaction".into(),
-            Self::BatchTooLarge { count } => format!(
-                "{count} transactions in one request; the limit is {SUBMIT_TRANSACTIONS_MAX}"
-            ),
+            Self::BatchTooLarge => {
+                format!("more than {SUBMIT_TRANSACTIONS_MAX} transactions in one request; split it")
+            }
             Self::BadTimeout => format!("timeout_ms must be at most {WAIT_TIMEOUT_MS_MAX}"),
         }
     }
 
     /// Whether the request is refused for its size (HTTP 413) rather than its form (400).
     pub fn too_large(&self) -> bool {
-        matches!(self, Self::BatchTooLarge { .. })
+        matches!(self, Self::BatchTooLarge)
     }
 }
 
@@ -71,21 +71,54 @@ impl SubmitRequest {
     /// [`SUBMIT_TRANSACTIONS_MAX`] transactions, and a wait of at most [`WAIT_TIMEOUT_MS_MAX`].
     /// The envelopes themselves are admission's to check.
     pub fn from_json(body: &[u8]) -> Result<Self, SubmitRequestError> {
-        let request: Self = serde_json::from_slice(body)
-            .map_err(|error| SubmitRequestError::MalformedJson(error.to_string()))?;
+        let request: Self = serde_json::from_slice(body).map_err(|error| {
+            if error.to_string().starts_with(TOO_MANY_TRANSACTIONS) {
+                SubmitRequestError::BatchTooLarge
+            } else {
+                SubmitRequestError::MalformedJson(error.to_string())
+            }
+        })?;
         if request.transactions.is_empty() {
             return Err(SubmitRequestError::EmptyBatch);
-        }
-        if request.transactions.len() > SUBMIT_TRANSACTIONS_MAX {
-            return Err(SubmitRequestError::BatchTooLarge {
-                count: request.transactions.len(),
-            });
         }
         if request.timeout_ms.unwrap_or(0) > WAIT_TIMEOUT_MS_MAX {
             return Err(SubmitRequestError::BadTimeout);
         }
         Ok(request)
     }
+}
+
+/// The message of the parser error that stops a too long transaction list.
+const TOO_MANY_TRANSACTIONS: &str = "too many transactions";
+
+/// Reads the transaction list, stopping with an error at the first one past the limit.
+fn bounded_transactions<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = Vec<String>;
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(
+                formatter,
+                "a list of at most {SUBMIT_TRANSACTIONS_MAX} hex strings"
+            )
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut transactions = Vec::new();
+            while let Some(transaction) = seq.next_element::<String>()? {
+                if transactions.len() == SUBMIT_TRANSACTIONS_MAX {
+                    return Err(serde::de::Error::custom(TOO_MANY_TRANSACTIONS));
+                }
+                transactions.push(transaction);
+            }
+            Ok(transactions)
+        }
+    }
+    deserializer.deserialize_seq(Bounded)
 }
 
 /// Where one submitted transaction stands.
