@@ -1042,6 +1042,62 @@ async fn each_principal_has_its_own_rate_limit() {
         (429, "rate_limited"),
         "the bucket is in debt"
     );
+
+    // A refused batch costs its signer like an admitted one: a key no participant holds
+    // gets its refusal once, then waits its turn like anyone.
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let strangers: Vec<Vec<u8>> = (1..=8)
+        .map(|id| {
+            sign(
+                network,
+                &stranger,
+                common::payment(id, account_of(3, EUR), account_of(5, EUR), EUR, 1),
+            )
+        })
+        .collect();
+    let (status, body) = acme.submit(&strangers[..4], false).await;
+    assert_eq!((status, code(&body)), (403, "unknown_signer"), "{body}");
+    let (status, body) = acme.submit(&strangers[4..], false).await;
+    assert_eq!(
+        (status, code(&body)),
+        (429, "rate_limited"),
+        "refusals are charged: {body}"
+    );
+
+    // A captured signed read sent again is refused as a replay without spending the
+    // victim's read budget.
+    let globex_key = key(folder.path(), "globex");
+    let globex_path = format!("/v1/accounts/{}", account_of(4, EUR));
+    let captured = tpw_node::request_auth::headers(
+        &globex_key,
+        &network,
+        "GET",
+        &globex_path,
+        tpw_node::runtime::now_ms(),
+        b"",
+    );
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    for attempt in 0..10 {
+        let mut request =
+            reqwest::Client::new().get(format!("http://{}{globex_path}", node.api_address));
+        for (name, value) in &captured {
+            request = request.header(*name, value.as_str());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        let expected = if attempt == 0 {
+            (200, "<none>")
+        } else {
+            (401, "replayed_request")
+        };
+        assert_eq!((status, code(&body)), expected, "attempt {attempt}: {body}");
+    }
+    assert_eq!(
+        globex.get(&globex_path).await.0,
+        200,
+        "replays spent none of Globex's reads"
+    );
     node.stop().await.unwrap();
 }
 

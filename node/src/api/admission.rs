@@ -112,14 +112,16 @@ pub(super) fn admit(
         }
     }
     let costs: Vec<([u8; 32], u64)> = costs.into_iter().collect();
-    // Charged only once every signature verified, so nobody can spend another key's tokens
-    // with envelopes that merely name it.
-    let admitted = admit_envelopes(context, envelopes)?;
+    let transactions = verify_envelopes(context, &envelopes)?;
+    // Charged once every signature verified, so nobody can spend another key's tokens with
+    // envelopes that merely name it; and before the pre-checks, so a refused batch (from a key
+    // no participant holds, say) costs its signer as much as an admitted one.
     context
         .submit_limits
         .take(&costs, std::time::Instant::now())
         .map_err(ApiError::rate_limited)?;
-    Ok(admitted)
+    precheck(context, &transactions)?;
+    Ok(admitted_of(envelopes, &transactions))
 }
 
 /// Decodes, verifies and pre-checks envelopes.
@@ -127,6 +129,16 @@ pub(super) fn admit_envelopes(
     context: &ApiContext,
     envelopes: Vec<Vec<u8>>,
 ) -> Result<Vec<Admitted>, ApiError> {
+    let transactions = verify_envelopes(context, &envelopes)?;
+    precheck(context, &transactions)?;
+    Ok(admitted_of(envelopes, &transactions))
+}
+
+/// Decodes envelopes and batch-verifies their signatures.
+fn verify_envelopes(
+    context: &ApiContext,
+    envelopes: &[Vec<u8>],
+) -> Result<Vec<Transaction>, ApiError> {
     let mut transactions = Vec::with_capacity(envelopes.len());
     for (index, bytes) in envelopes.iter().enumerate() {
         let transaction = Transaction::from_bytes(bytes, &context.network_id)
@@ -154,16 +166,20 @@ pub(super) fn admit_envelopes(
         )
         .at(index));
     }
-    precheck(context, &transactions)?;
-    Ok(envelopes
+    Ok(transactions)
+}
+
+/// The admitted envelopes with their ids and signers.
+fn admitted_of(envelopes: Vec<Vec<u8>>, transactions: &[Transaction]) -> Vec<Admitted> {
+    envelopes
         .into_iter()
-        .zip(&transactions)
+        .zip(transactions)
         .map(|(envelope, transaction)| Admitted {
             tx_id: transaction_id(&envelope),
             signer: transaction.signer,
             envelope,
         })
-        .collect())
+        .collect()
 }
 
 /// The node's own rule first (an observer accepts only regulators' transactions), then the

@@ -68,6 +68,15 @@ struct ReplayEntries {
 }
 
 impl ReplayGuard {
+    /// Whether `signature` was already used (within the window: older ones are refused by
+    /// their timestamp).
+    fn seen(&self, signature: &[u8; 64]) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .seen
+            .contains(signature)
+    }
     /// Records `signature` taken at `timestamp_ms`; false when it was seen before.
     fn first_use(&self, signature: [u8; 64], timestamp_ms: u64, now_ms: u64) -> Result<bool, ()> {
         let mut entries = self
@@ -94,6 +103,13 @@ impl ReplayGuard {
         entries.by_time.insert((timestamp_ms, signature));
         Ok(true)
     }
+}
+
+fn replayed() -> ApiError {
+    unauthorized(
+        "replayed_request",
+        "this signed request was already used; sign each request with a fresh nonce",
+    )
 }
 
 fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -265,7 +281,12 @@ fn admit(context: &AppState, signed: &SignedHeaders, now_ms: u64) -> Result<Part
             "the key is not registered to any participant",
         ));
     };
-    // Each participant's own budget is spent before the shared replay guard's.
+    // A replay of a request already served is refused first, so a captured request sent
+    // again costs its signer nothing; a fresh one spends the participant's own budget before
+    // it takes a place in the shared replay guard.
+    if context.replay.seen(&signed.signature) {
+        return Err(replayed());
+    }
     context
         .read_limits
         .take(&[(participant.id, 1)], std::time::Instant::now())
@@ -275,10 +296,7 @@ fn admit(context: &AppState, signed: &SignedHeaders, now_ms: u64) -> Result<Part
         .first_use(signed.signature, signed.timestamp_ms, now_ms)
     {
         Ok(true) => Ok(participant),
-        Ok(false) => Err(unauthorized(
-            "replayed_request",
-            "this signed request was already used; sign each request with a fresh nonce",
-        )),
+        Ok(false) => Err(replayed()),
         Err(()) => Err(ApiError::retryable(
             "overloaded",
             "too many signed requests in the replay window",
