@@ -76,6 +76,13 @@ pub struct ApiConfig {
     /// Longest a request may take before the node answers 503 `timeout` (waits for commit are
     /// bounded separately by the request's own `timeout_ms`; event streams are not bounded).
     pub request_timeout_ms: u64,
+    /// Requests one source address may have in flight at once (partners behind one bank's
+    /// address translation share it).
+    pub requests_in_flight_per_address: u64,
+    /// Requests one signing key may have in flight at once (signed reads, submissions).
+    pub requests_in_flight_per_key: u64,
+    /// Event streams one participant may hold open at once.
+    pub event_streams_per_participant: u64,
 }
 
 impl Default for ApiConfig {
@@ -86,6 +93,9 @@ impl Default for ApiConfig {
             transactions_per_second: 20_000,
             transaction_burst: 40_000,
             request_timeout_ms: 75_000,
+            requests_in_flight_per_address: 1_024,
+            requests_in_flight_per_key: 256,
+            event_streams_per_participant: 16,
         }
     }
 }
@@ -350,6 +360,18 @@ impl NodeConfig {
                 self.api.transactions_per_second,
             ),
             ("api.transaction_burst", self.api.transaction_burst),
+            (
+                "api.requests_in_flight_per_address",
+                self.api.requests_in_flight_per_address,
+            ),
+            (
+                "api.requests_in_flight_per_key",
+                self.api.requests_in_flight_per_key,
+            ),
+            (
+                "api.event_streams_per_participant",
+                self.api.event_streams_per_participant,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError(format!("{name} must be at least 1")));

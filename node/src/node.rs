@@ -391,6 +391,15 @@ fn api_context(
         request_timeout: std::time::Duration::from_millis(config.api.request_timeout_ms),
         webhook_replays: Default::default(),
         audit: audit.clone(),
+        address_requests: crate::api::Concurrency::new(
+            usize::try_from(config.api.requests_in_flight_per_address).unwrap_or(usize::MAX),
+        ),
+        key_requests: crate::api::Concurrency::new(
+            usize::try_from(config.api.requests_in_flight_per_key).unwrap_or(usize::MAX),
+        ),
+        participant_streams: crate::api::Concurrency::new(
+            usize::try_from(config.api.event_streams_per_participant).unwrap_or(usize::MAX),
+        ),
     })
 }
 

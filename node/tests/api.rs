@@ -2120,3 +2120,148 @@ async fn slow_and_oversized_requests_are_cut_off() {
     assert_eq!(status, 200);
     node.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_are_capped_per_source_address() {
+    // Proves api.requests_in_flight_per_address: while one request from an address waits for
+    // its body, a second from that address is refused with 429 too_many_in_flight; once the
+    // first ends, the address is served again.
+    use tokio::io::AsyncWriteExt;
+    let folder = tempfile::tempdir().unwrap();
+    let mut config = prepare(folder.path());
+    config.api.request_timeout_ms = 2_000;
+    config.api.requests_in_flight_per_address = 1;
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let mut holding = tokio::net::TcpStream::connect(node.api_address)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    holding
+        .write_all(
+            b"POST /v1/transactions HTTP/1.1\r\nhost: node\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = Api::new(node.api_address).get("/v1/status").await;
+    assert_eq!((status, code(&body)), (429, "too_many_in_flight"), "{body}");
+    let (answer, _) = raw_exchange(&mut holding, started).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let (status, _) = Api::new(node.api_address).get("/v1/status").await;
+    assert_eq!(status, 200, "the place came back");
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_capped_per_participant_and_end_when_their_key_goes() {
+    // Proves a participant holds at most api.event_streams_per_participant streams (a place
+    // comes back when one closes), and that a stream opened with a key ends at the block that
+    // revokes it: nothing from that block or later reaches it.
+    use tpw_contracts::ops::{AddKey, RevokeKey};
+    use tpw_node::client::Client;
+    let folder = tempfile::tempdir().unwrap();
+    let mut config = prepare(folder.path());
+    config.api.event_streams_per_participant = 2;
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let network = network_id(&config);
+    let base = format!("http://{}", node.api_address);
+    let acme_key = key(folder.path(), "acme");
+    let acme = Client::new(&base).with_key(&acme_key);
+    let first = acme.events(None).await.unwrap();
+    let second = acme.events(None).await.unwrap();
+    match acme.events(None).await {
+        Err(tpw_node::client::ClientError::Api {
+            status: 429, code, ..
+        }) => {
+            assert_eq!(code, "too_many_streams")
+        }
+        Err(other) => panic!("expected too_many_streams, got {other}"),
+        Ok(_) => panic!("a third stream opened"),
+    }
+    let globex = Client::new(&base).with_key(&key(folder.path(), "globex"));
+    let _globex_stream = globex
+        .events(None)
+        .await
+        .expect("Globex has its own places");
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let third = loop {
+        if let Ok(stream) = acme.events(None).await {
+            break stream;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a closed stream gave its place back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // A second key for Acme, registered by its bank, opens a stream; the bank revokes it.
+    let bank_a = key(folder.path(), "bank-a");
+    let second_key = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    let commit = |signer: &ed25519_dalek::SigningKey, operation: Operation| {
+        let envelope = Transaction::sign(network, signer, Body::single(operation)).to_bytes();
+        let client = Client::new(&base);
+        async move {
+            let (_, response) = client.submit(&[envelope], true, None).await.unwrap();
+            assert_eq!(
+                response.results[0].code,
+                Some(tpw_contracts::ResultCode::Ok)
+            );
+            response.results[0].height.unwrap()
+        }
+    };
+    commit(
+        &bank_a,
+        Operation::AddKey(AddKey {
+            participant: 3,
+            key: second_key.verifying_key().to_bytes(),
+        }),
+    )
+    .await;
+    drop((second, third));
+    let by_second_key = Client::new(&base).with_key(&second_key);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        if let Ok(stream) = by_second_key.events(None).await {
+            break stream;
+        }
+        assert!(std::time::Instant::now() < deadline, "places came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let paid = commit(
+        &acme_key,
+        common::payment(1, account_of(3, EUR), account_of(5, EUR), EUR, 1),
+    )
+    .await;
+    let before = read_events(&mut stream, 1).await;
+    assert_eq!(
+        before[0].height, paid,
+        "the stream serves while its key signs"
+    );
+    let revoked = commit(
+        &bank_a,
+        Operation::RevokeKey(RevokeKey {
+            participant: 3,
+            key: second_key.verifying_key().to_bytes(),
+        }),
+    )
+    .await;
+    commit(
+        &acme_key,
+        common::payment(2, account_of(3, EUR), account_of(5, EUR), EUR, 1),
+    )
+    .await;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), stream.next()).await {
+            Err(_) => panic!("the stream of a revoked key is still open"),
+            Ok(Ok(Some(event))) => assert!(
+                event.height < revoked,
+                "an event at {} after the revocation at {revoked}",
+                event.height
+            ),
+            Ok(Ok(None)) | Ok(Err(_)) => break,
+        }
+    }
+    node.stop().await.unwrap();
+}

@@ -91,7 +91,7 @@ pub(super) struct Admitted {
 pub(super) fn admit(
     context: &ApiContext,
     request: &SubmitRequest,
-) -> Result<Vec<Admitted>, ApiError> {
+) -> Result<(Vec<Admitted>, SignerPlaces), ApiError> {
     let mut envelopes = Vec::with_capacity(request.transactions.len());
     for (index, text) in request.transactions.iter().enumerate() {
         let bytes = hex::decode(text).map_err(|error| {
@@ -113,6 +113,14 @@ pub(super) fn admit(
     }
     let costs: Vec<([u8; 32], u64)> = costs.into_iter().collect();
     let transactions = verify_envelopes(context, &envelopes)?;
+    // Each signer holds a place while the request runs, taken once its signatures verified.
+    let mut places = Vec::with_capacity(costs.len());
+    for (signer, _) in &costs {
+        match context.key_requests.try_hold(*signer) {
+            Some(place) => places.push(place),
+            None => return Err(super::too_many_in_flight("signing key")),
+        }
+    }
     // Charged once every signature verified, so nobody can spend another key's tokens with
     // envelopes that merely name it; and before the pre-checks, so a refused batch (from a key
     // no participant holds, say) costs its signer as much as an admitted one.
@@ -121,8 +129,11 @@ pub(super) fn admit(
         .take(&costs, std::time::Instant::now())
         .map_err(ApiError::rate_limited)?;
     precheck(context, &transactions)?;
-    Ok(admitted_of(envelopes, &transactions))
+    Ok((admitted_of(envelopes, &transactions), places))
 }
+
+/// The places a submission's signers hold while it runs.
+pub(super) type SignerPlaces = Vec<super::concurrency::Held<[u8; 32]>>;
 
 /// Decodes, verifies and pre-checks envelopes.
 pub(super) fn admit_envelopes(

@@ -105,6 +105,11 @@ impl ReplayGuard {
     }
 }
 
+/// The key that signed an authenticated request (a rotated-out key signs until its overlap
+/// ends, so one participant may read with several).
+#[derive(Clone, Copy)]
+pub struct ReadKey(pub [u8; 32]);
+
 fn replayed() -> ApiError {
     unauthorized(
         "replayed_request",
@@ -156,6 +161,18 @@ pub(super) async fn authenticate(
         Ok(request) => {
             // The audit log (outside this layer) names who asked.
             let principal = request.extensions().get::<Principal>().cloned();
+            let Some(ReadKey(key)) = request.extensions().get::<ReadKey>().copied() else {
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "an authenticated request lost its key",
+                )
+                .into_response();
+            };
+            // Counted once the signature verified, so nobody can fill another key's places.
+            let Some(_key_place) = context.key_requests.try_hold(key) else {
+                return super::too_many_in_flight("signing key").into_response();
+            };
             let mut response = next.run(request).await;
             if let Some(principal) = principal {
                 response.extensions_mut().insert(principal);
@@ -192,6 +209,7 @@ async fn verify(context: &AppState, request: Request) -> Result<Request, ApiErro
     let participant = admit(context, &signed, now_ms)?;
     let mut request = Request::from_parts(parts, Body::from(bytes));
     request.extensions_mut().insert(principal_of(&participant));
+    request.extensions_mut().insert(ReadKey(signed.key));
     Ok(request)
 }
 

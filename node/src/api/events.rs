@@ -3,8 +3,9 @@
 //! then live as blocks are applied. Every event carries its cursor as the SSE id, so a client
 //! that reconnects, to this node or another, gets each later event exactly once.
 
+use super::concurrency::Held;
 use super::extract::ApiQuery;
-use super::{ApiContext, ApiError, AppState, Principal};
+use super::{ApiContext, ApiError, AppState, Principal, ReadKey};
 use crate::events::{Cursor, LedgerEvent};
 use crate::limits::{
     EVENT_STREAM_BUFFER_MAX, EVENT_STREAM_MISSING_BLOCK_RETRY, EVENT_STREAM_STOP_CHECK,
@@ -24,6 +25,7 @@ pub(super) struct EventsQuery {
 pub(super) async fn stream(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(ReadKey(key)): Extension<ReadKey>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
@@ -56,8 +58,20 @@ pub(super) async fn stream(
             sequence: None,
         },
     };
+    let Some(place) = context.participant_streams.try_hold(principal.id) else {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            "this participant holds as many event streams open as api.event_streams_per_participant allows; close one first",
+        ));
+    };
     let (sender, receiver) = tokio::sync::mpsc::channel(EVENT_STREAM_BUFFER_MAX);
-    tokio::spawn(produce(context, principal, cursor, sender));
+    let reader = StreamReader {
+        principal,
+        key,
+        _place: place,
+    };
+    tokio::spawn(produce(context, reader, cursor, sender));
     let events = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver
             .recv()
@@ -96,12 +110,33 @@ pub fn event_visible(
     Ok(false)
 }
 
+/// Who reads a stream: the participant, the key that opened it, and its place among the
+/// participant's open streams (given back when the stream ends).
+struct StreamReader {
+    principal: Principal,
+    key: [u8; 32],
+    _place: Held<u64>,
+}
+
+impl StreamReader {
+    /// Whether the key that opened the stream still signs for its participant at the head:
+    /// a stream ends once its key is revoked, or rotated out and past its overlap, or its
+    /// participant is gone.
+    fn key_signs(&self, context: &AppState) -> bool {
+        matches!(
+            context.reader.participant_by_key(&self.key),
+            Ok(Some(participant)) if participant.id == self.principal.id
+        )
+    }
+}
+
 async fn produce(
     context: AppState,
-    principal: Principal,
+    reader: StreamReader,
     cursor: Cursor,
     sender: tokio::sync::mpsc::Sender<Event>,
 ) {
+    let principal = &reader.principal;
     let mut watch = context.shared.head_height.subscribe();
     let mut height = match cursor.sequence {
         Some(_) => cursor.height.max(1),
@@ -111,6 +146,11 @@ async fn produce(
     loop {
         let head = *watch.borrow_and_update();
         while height <= head {
+            // Checked against the head before each block, so no block at or after the one
+            // that took the key away reaches the stream.
+            if !reader.key_signs(&context) {
+                return;
+            }
             let events =
                 match context
                     .events
@@ -132,7 +172,7 @@ async fn produce(
                 if !cursor.before(event.view.height, event.view.sequence) {
                     continue;
                 }
-                match event_visible(&context, &principal, &mut known, event) {
+                match event_visible(&context, principal, &mut known, event) {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(_) => return,

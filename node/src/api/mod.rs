@@ -3,6 +3,7 @@
 
 mod admission;
 mod auth;
+pub mod concurrency;
 mod events;
 mod extract;
 mod governance;
@@ -14,7 +15,8 @@ mod submit;
 mod webhooks;
 
 pub use admission::AdmissionCache;
-pub use auth::{Principal, ReplayGuard};
+pub use auth::{Principal, ReadKey, ReplayGuard};
+pub use concurrency::Concurrency;
 pub use events::event_visible;
 pub use rate::RateLimiter;
 
@@ -62,6 +64,12 @@ pub struct ApiContext {
     pub webhook_replays: crate::mailbox::Replays,
     /// The node's audit log.
     pub audit: crate::audit::AuditLog,
+    /// Requests in flight per source address.
+    pub address_requests: Concurrency<std::net::IpAddr>,
+    /// Requests in flight per signing key (signed reads, and submissions by their signers).
+    pub key_requests: Concurrency<[u8; 32]>,
+    /// Open event streams per participant.
+    pub participant_streams: Concurrency<u64>,
 }
 
 type AppState = Arc<ApiContext>;
@@ -262,6 +270,19 @@ async fn audited(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    // Requests from one address at once are capped, a body still arriving included
+    // (partners behind one bank's address translation share an address: this cap is wide).
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    let _address_place = match peer {
+        Some(address) => match context.address_requests.try_hold(address) {
+            Some(place) => Some(place),
+            None => return too_many_in_flight("address").into_response(),
+        },
+        None => None,
+    };
     let mut request = request;
     let deadline = tokio::time::Instant::now() + context.request_timeout;
     request.extensions_mut().insert(RequestDeadline(deadline));
@@ -344,6 +365,17 @@ fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
+}
+
+/// 429 for a client holding as many requests in flight as its cap allows.
+pub(super) fn too_many_in_flight(per: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_in_flight",
+        format!(
+            "too many requests in flight from this {per}; wait for an answer before sending more"
+        ),
+    )
 }
 
 fn body_too_large() -> ApiError {

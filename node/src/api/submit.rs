@@ -98,7 +98,8 @@ async fn submit_inner(
     );
     // The whole request, a forward to the leader included, ends within timeout_ms.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
-    let admitted = if request.transactions.len() <= ADMIT_INLINE_TRANSACTIONS_MAX {
+    let (admitted, _signer_places) = if request.transactions.len() <= ADMIT_INLINE_TRANSACTIONS_MAX
+    {
         // A few signature checks cost less than the two thread hand-offs of the blocking pool.
         admit(context, &request)?
     } else {
