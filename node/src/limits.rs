@@ -142,6 +142,13 @@ pub const OUTBOUND_BATCHES_MAX: usize = 1024;
 pub const CONNECTIONS_PER_PEER_MAX: u32 = 2;
 /// Connections being negotiated at once, each way.
 pub const PENDING_CONNECTIONS_MAX: u32 = 16;
+/// Handshakes in progress from one remote IP address: silent connections from one address
+/// cannot hold every pending slot.
+pub const PENDING_CONNECTIONS_PER_ADDRESS_MAX: u32 = 4;
+/// Longest a peer connection's TCP, Noise and Yamux set-up may take.
+pub const PEER_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most one log line per this interval about refused incoming peer connections.
+pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a Raft message (or a forwarded submission) may wait for its acknowledgement.
 pub const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a snapshot chunk may take.
@@ -156,6 +163,9 @@ pub const FORWARDS_IN_FLIGHT_MAX: usize = 64;
 pub const PEER_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 
 const _: () = assert!(RAFT_FRAME_SIZE_MAX > tpw_consensus::limits::MESSAGE_SIZE_MAX as usize);
+// One address leaves most pending slots to the others.
+const _: () = assert!(PENDING_CONNECTIONS_PER_ADDRESS_MAX * 2 < PENDING_CONNECTIONS_MAX);
+const _: () = assert!(PEER_HANDSHAKE_TIMEOUT.as_millis() < PEER_REQUEST_TIMEOUT.as_millis());
 const _: () = assert!(FORWARD_FRAME_SIZE_MAX >= BODY_SIZE_MAX);
 // Established connections in all fit libp2p's u32 limit for the largest node set.
 const _: () = assert!(

@@ -5,14 +5,15 @@
 
 mod codec;
 mod forward;
+mod pending;
 mod task;
 
 pub use forward::{ForwardHandler, ForwardRefusal, ForwardReply};
 
 use crate::limits::{
     CONNECTIONS_PER_PEER_MAX, FORWARDS_IN_FLIGHT_MAX, FORWARD_FRAME_SIZE_MAX, OUTBOUND_BATCHES_MAX,
-    PEER_IDLE_CONNECTION_TIMEOUT, PEER_REQUEST_TIMEOUT, PENDING_CONNECTIONS_MAX,
-    RAFT_FRAME_SIZE_MAX, SNAPSHOT_REQUEST_TIMEOUT,
+    PEER_HANDSHAKE_TIMEOUT, PEER_IDLE_CONNECTION_TIMEOUT, PEER_REQUEST_TIMEOUT,
+    PENDING_CONNECTIONS_MAX, RAFT_FRAME_SIZE_MAX, SNAPSHOT_REQUEST_TIMEOUT,
 };
 use crate::mailbox::RaftInbox;
 use codec::FrameCodec;
@@ -58,6 +59,7 @@ pub struct Member {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     allowed: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    pending: pending::PendingPerAddress,
     limits: connection_limits::Behaviour,
     raft: request_response::Behaviour<FrameCodec>,
     forward: request_response::Behaviour<FrameCodec>,
@@ -244,6 +246,7 @@ pub async fn start(
         pending_snapshots: HashMap::new(),
         snapshot_sends: HashMap::new(),
         partitioned: std::collections::BTreeSet::new(),
+        refusals_logged: Default::default(),
     };
     tokio::spawn(task.run(receiver));
     Ok(NetworkHandle {
@@ -276,6 +279,7 @@ fn build_swarm(key: &SigningKey) -> Result<libp2p::Swarm<Behaviour>, NetworkErro
         .map_err(|error| NetworkError::Transport(error.to_string()))?
         .with_behaviour(|_| Behaviour {
             allowed: allow_block_list::Behaviour::default(),
+            pending: pending::PendingPerAddress::default(),
             limits: connection_limits::Behaviour::new(limits),
             raft: request_response::Behaviour::with_codec(
                 FrameCodec::new(RAFT_FRAME_SIZE_MAX),
@@ -297,6 +301,7 @@ fn build_swarm(key: &SigningKey) -> Result<libp2p::Swarm<Behaviour>, NetworkErro
         .with_swarm_config(|config| {
             config.with_idle_connection_timeout(PEER_IDLE_CONNECTION_TIMEOUT)
         })
+        .with_connection_timeout(PEER_HANDSHAKE_TIMEOUT)
         .build();
     Ok(swarm)
 }

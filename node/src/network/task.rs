@@ -6,7 +6,7 @@ use super::{
     forward, Behaviour, BehaviourEvent, ForwardHandler, ForwardRefusal, ForwardReply, Member,
     Outbound, PeerDirectory, SnapshotWiring,
 };
-use crate::limits::FORWARD_RESPONSES_MAX;
+use crate::limits::{FORWARD_RESPONSES_MAX, REFUSAL_LOG_INTERVAL};
 use crate::mailbox::{Command, RaftInbox};
 use futures::StreamExt;
 use libp2p::request_response;
@@ -39,6 +39,31 @@ pub(super) struct NetworkTask {
     pub(super) snapshot_sends: HashMap<request_response::OutboundRequestId, u64>,
     /// Nodes the operator cut this node off from (admin partition).
     pub(super) partitioned: std::collections::BTreeSet<u64>,
+    /// The refused incoming connections' log lines, at most one per interval.
+    pub(super) refusals_logged: LogThrottle,
+}
+
+/// Lets one log line through per interval and counts the ones held back, so a flood of
+/// refused connections cannot flood the log.
+#[derive(Default)]
+pub(super) struct LogThrottle {
+    last: Option<std::time::Instant>,
+    held_back: u64,
+}
+
+impl LogThrottle {
+    /// `Some(lines held back since the last one)` when a line may go out now.
+    fn allow(&mut self, now: std::time::Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < REFUSAL_LOG_INTERVAL)
+        {
+            self.held_back += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held_back))
+    }
 }
 
 /// A response computed off the network task, for the protocol it answers.
@@ -227,7 +252,9 @@ impl NetworkTask {
                 error,
                 ..
             } => {
-                tracing::warn!(address = %send_back_addr, %error, "incoming connection refused");
+                if let Some(held_back) = self.refusals_logged.allow(std::time::Instant::now()) {
+                    tracing::warn!(address = %send_back_addr, %error, held_back, "incoming connection refused (held_back: refusals not logged since the last line)");
+                }
             }
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                 tracing::info!(peer = %peer_id, node_id = ?self.peers.by_peer.get(&peer_id), "peer connected");
@@ -512,5 +539,21 @@ fn deliver(
             tracing::warn!(node_id = node, "raft loop busy: message dropped")
         }
         Err(StdTrySendError::Disconnected(_)) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_refusal_line_per_interval_and_the_rest_counted() {
+        let mut throttle = LogThrottle::default();
+        let start = std::time::Instant::now();
+        assert_eq!(throttle.allow(start), Some(0));
+        for _ in 0..1000 {
+            assert_eq!(throttle.allow(start), None);
+        }
+        assert_eq!(throttle.allow(start + REFUSAL_LOG_INTERVAL), Some(1000));
     }
 }
