@@ -2,8 +2,8 @@
 
 use crate::api_types::*;
 use crate::limits::{
-    CLIENT_EVENT_STREAM_TIMEOUT, CLIENT_IDLE_CONNECTIONS_MAX, CLIENT_RATE_LIMIT_PAUSE,
-    CLIENT_RATE_LIMIT_RETRIES_MAX, CLIENT_REQUEST_TIMEOUT,
+    CLIENT_EVENT_STREAM_TIMEOUT, CLIENT_IDLE_CONNECTIONS_MAX, CLIENT_IDLE_CONNECTION_TIMEOUT,
+    CLIENT_RATE_LIMIT_PAUSE, CLIENT_RATE_LIMIT_RETRIES_MAX, CLIENT_REQUEST_TIMEOUT,
 };
 use tpw_contracts::model::Hash;
 use tpw_contracts::{Body, Transaction};
@@ -46,6 +46,8 @@ impl Client {
     pub fn new(base: &str) -> Self {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(CLIENT_IDLE_CONNECTIONS_MAX)
+            // A node closes a connection idle for its header read timeout: let it go first.
+            .pool_idle_timeout(CLIENT_IDLE_CONNECTION_TIMEOUT)
             .timeout(CLIENT_REQUEST_TIMEOUT)
             .build()
             .expect("a plain HTTP client always builds");

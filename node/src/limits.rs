@@ -42,6 +42,8 @@ pub const PROPOSALS_PAGE_MAX: usize = 100;
 /// Events buffered per event stream before the producer waits for the client.
 pub const EVENT_STREAM_BUFFER_MAX: usize = 256;
 /// Longest a client may take to send a request's headers; the connection is closed after.
+/// The wait for the next request on a kept-alive connection counts too, so it is also the
+/// longest an idle connection stays open.
 pub const HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed accept that is not the peer's doing (out of file descriptors, say).
 pub const HTTP_ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
@@ -273,6 +275,9 @@ pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
 pub const CLIENT_EVENT_STREAM_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Idle connections the client keeps open per node.
 pub const CLIENT_IDLE_CONNECTIONS_MAX: usize = 256;
+/// How long the client keeps an idle connection for reuse: less than a node keeps it open, so
+/// a request never goes out on a connection the node is closing.
+pub const CLIENT_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 // A submission waiting for its commit gets the node's answer before the client gives up.
 const _: () = assert!(CLIENT_REQUEST_TIMEOUT.as_millis() > WAIT_TIMEOUT_MS_MAX as u128);
@@ -300,3 +305,7 @@ pub const PASSPHRASE_LENGTH_MIN: usize = 12;
 const _: () = assert!(KDF_MEMORY_KIB <= KDF_MEMORY_KIB_MAX);
 const _: () = assert!(KDF_ITERATIONS <= KDF_ITERATIONS_MAX);
 const _: () = assert!(KDF_PARALLELISM <= KDF_PARALLELISM_MAX);
+
+// The client lets an idle connection go before the node closes it.
+const _: () =
+    assert!(CLIENT_IDLE_CONNECTION_TIMEOUT.as_millis() < HTTP_HEADER_READ_TIMEOUT.as_millis());
