@@ -8,6 +8,7 @@ It shows that another language can integrate from the documents alone. It needs 
     python3 tpw_client.py --node http://127.0.0.1:7100 --key keys/acme.json \\
         pay --id 7 --debit 301 --credit 501 --asset 1 --amount 1250
     python3 tpw_client.py --node http://127.0.0.1:7100 --key keys/acme.json account 301
+    python3 tpw_client.py vectors docs/encoding-vectors.json
 """
 
 import argparse
@@ -22,7 +23,9 @@ import urllib.request
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives import serialization
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# How long an envelope may apply; a retry of the same bytes within it applies once.
+VALIDITY_MS = 10 * 60 * 1000
 TRANSACTION_DOMAIN = b"tpwalletoec/transaction\x00"
 REQUEST_DOMAIN = b"tpwalletoec/api-request\x00"
 TAG_TRANSFER = 2
@@ -73,8 +76,56 @@ def body(operations, linked=False):
     return u8(1 if linked else 0) + u16(len(operations)) + b"".join(operations)
 
 
+def check_vectors(path):
+    """Re-encodes and re-signs every transfer-only case of docs/encoding-vectors.json from its
+    JSON view with the published seed, and compares the bytes: returns the cases checked."""
+    with open(path, encoding="utf-8") as file:
+        vectors = json.load(file)
+    if vectors["format_version"] != FORMAT_VERSION:
+        raise ValueError(f"vectors are format {vectors['format_version']}, this client {FORMAT_VERSION}")
+    key = Key.from_seed(bytes.fromhex(vectors["signer_seed_hex"]))
+    network_id = bytes.fromhex(vectors["network_id_hex"])
+    checked = []
+    for case in vectors["cases"]:
+        view = case["transaction"]
+        if any(operation["type"] != "transfer" for operation in view["operations"]):
+            continue
+        operations = [
+            transfer(
+                int(operation["id"]),
+                int(operation["debit_account"]),
+                int(operation["credit_account"]),
+                operation["asset"],
+                int(operation["amount"]),
+                operation.get("pending_timeout_ms"),
+                int(operation["reference"]),
+            )
+            for operation in view["operations"]
+        ]
+        signed = envelope(
+            network_id,
+            key,
+            body(operations, view["linked"]),
+            int(view["nonce"]),
+            view["valid_until_ms"],
+        )
+        if signed.hex() != case["envelope_hex"]:
+            raise ValueError(f"vector {case['name']!r}: the envelope differs")
+        checked.append(case["name"])
+    return checked
+
+
 class Key:
     """A key file written by `tpw keygen`."""
+
+    @classmethod
+    def from_seed(cls, seed):
+        key = cls.__new__(cls)
+        key.private = Ed25519PrivateKey.from_private_bytes(seed)
+        key.public = key.private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return key
 
     def __init__(self, path):
         with open(path, encoding="utf-8") as file:
@@ -90,10 +141,25 @@ class Key:
         return self.private.sign(message)
 
 
-def envelope(network_id, key, body_bytes):
-    """version | network_id | signer | body (u32 length + bytes) | signature over the domain and
-    everything before it."""
-    unsigned = u8(FORMAT_VERSION) + network_id + key.public + u32(len(body_bytes)) + body_bytes
+def envelope(network_id, key, body_bytes, nonce=None, valid_until_ms=None):
+    """version | network_id | signer | nonce | valid_until_ms | body (u32 length + bytes) |
+    signature over the domain and everything before it.
+
+    A new random nonce makes each call a new submission; keep the returned bytes to retry one
+    (the same bytes apply at most once)."""
+    if nonce is None:
+        nonce = struct.unpack("<Q", os.urandom(8))[0]
+    if valid_until_ms is None:
+        valid_until_ms = int(time.time() * 1000) + VALIDITY_MS
+    unsigned = (
+        u8(FORMAT_VERSION)
+        + network_id
+        + key.public
+        + u64(nonce)
+        + u64(valid_until_ms)
+        + u32(len(body_bytes))
+        + body_bytes
+    )
     return unsigned + key.sign(TRANSACTION_DOMAIN + unsigned)
 
 
@@ -162,7 +228,7 @@ class Client:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--node", default=os.environ.get("TPW_NODE", "http://127.0.0.1:7100"))
-    parser.add_argument("--key", required=True, help="key file (tpw keygen)")
+    parser.add_argument("--key", help="key file (tpw keygen); every command but vectors needs it")
     commands = parser.add_subparsers(dest="command", required=True)
     pay = commands.add_parser("pay", help="submit a posted transfer and wait for its commit")
     for name in ("id", "debit", "credit", "amount"):
@@ -171,7 +237,14 @@ def main():
     pay.add_argument("--pending-timeout-ms", type=int)
     account = commands.add_parser("account", help="read one of the key's own accounts")
     account.add_argument("id", type=int)
+    vectors = commands.add_parser("vectors", help="check the encoder against the published vectors")
+    vectors.add_argument("path", help="docs/encoding-vectors.json")
     arguments = parser.parse_args()
+    if arguments.command == "vectors":
+        print(json.dumps({"checked": check_vectors(arguments.path)}))
+        return 0
+    if arguments.key is None:
+        parser.error("--key is required for this command")
     client = Client(arguments.node, Key(arguments.key))
     if arguments.command == "pay":
         result = client.submit(

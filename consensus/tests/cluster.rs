@@ -227,7 +227,13 @@ fn payment(network_id: [u8; 32], id: u128) -> Vec<u8> {
         kind: TransferKind::Posted,
         reference: 0,
     });
-    Transaction::sign(network_id, &key(2), Body::single(operation)).to_bytes()
+    Transaction::sign(
+        network_id,
+        &key(2),
+        tpw_contracts::Validity::new(id as u64, 3_600_000),
+        Body::single(operation),
+    )
+    .to_bytes()
 }
 
 #[test]

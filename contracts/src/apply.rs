@@ -60,6 +60,7 @@ pub fn apply_block(
     let verdicts = check_signatures(&decoded, &tx_ids, preverified);
 
     let mut overlay = Overlay::new(store);
+    crate::replay::prune_expired(&mut overlay, store, context)?;
     let expired = expire_due(&mut overlay, store, context)?;
     let closed = crate::netting::close_due(&mut overlay, store, context)?;
     let effects = due_effects(&expired, closed);
@@ -284,6 +285,9 @@ fn apply_transaction(
         code,
         operations: Vec::new(),
     };
+    if let Some(code) = crate::replay::window_refusal(transaction.validity, context.time_ms) {
+        return Ok((None, refused(code)));
+    }
     let Some(signer_record) = overlay.signer(&transaction.signer)? else {
         return Ok((None, refused(ResultCode::UnknownSigner)));
     };
@@ -300,6 +304,10 @@ fn apply_transaction(
             },
         });
     };
+    if crate::replay::was_applied(overlay, transaction.validity, &tx_id)? {
+        return Ok((Some(signer.id), refused(ResultCode::Replayed)));
+    }
+    crate::replay::record_applied(overlay, transaction.validity, &tx_id);
     let operations = if transaction.body.linked {
         apply_linked(
             overlay,

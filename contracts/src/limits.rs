@@ -3,7 +3,13 @@
 //! A limit keeps a malicious or buggy client (or leader) from making any node do unbounded work.
 
 /// Format version carried by every envelope, proposal, header and state record.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
+/// Longest validity window of an envelope: its `valid_until_ms` is at most this far after the
+/// time of the block that applies it. Bounds how long the ledger keeps an applied envelope's id.
+pub const VALIDITY_WINDOW_MAX_MS: u64 = 3600 * 1000;
+/// Replay records (ids of applied envelopes whose window has passed) removed by one block; at
+/// least twice what a block adds, so the record never grows past what the window holds.
+pub const REPLAYS_PRUNED_PER_BLOCK_MAX: usize = 2 * BLOCK_TRANSACTIONS_MAX;
 /// Operations in one linked batch.
 pub const LINKED_OPERATIONS_MAX: usize = 64;
 /// Bytes of one transaction envelope.

@@ -136,6 +136,9 @@ result_codes! {
     InvalidApprovalsRequired = 92, "invalid_approvals_required", "the approvals required are 1 to the number of active bank members";
     LastBankMember = 93, "last_bank_member", "the network keeps at least one bank member";
     TooManyBankMembers = 94, "too_many_bank_members", "the consortium has the most bank members allowed (64)";
+    Expired = 95, "expired", "the envelope's validity window has passed (its valid_until_ms is before the block time); sign it again with a new nonce";
+    ValidityTooLong = 96, "validity_too_long", "the envelope's valid_until_ms is more than one hour after the block time";
+    Replayed = 97, "replayed", "these exact envelope bytes were applied already: a retry never applies twice (sign with a new nonce to apply again)";
 }
 
 impl std::fmt::Display for ResultCode {

@@ -94,6 +94,9 @@ pub mod prefix {
     /// past transaction's signer is known after its key was rotated out or revoked, and a key
     /// is never registered twice.
     pub const KEY_OWNER: u8 = b'k';
+    /// An applied envelope within its validity window: valid_until_ms u64 (big-endian) |
+    /// transaction id [32] -> empty. Removed once the block time passes valid_until_ms.
+    pub const REPLAY: u8 = b'r';
 }
 
 /// Key of the never-deleted key-owner record.
@@ -222,6 +225,15 @@ pub fn parse_expiry_key(key: &[u8]) -> Option<(u64, ParticipantId, TransferId)> 
     let owner = u64::from_be_bytes(key[9..17].try_into().ok()?);
     let id = u128::from_be_bytes(key[17..33].try_into().ok()?);
     Some((at, owner, id))
+}
+
+/// Key of an applied envelope's replay record, ordered by the end of its validity window.
+pub fn replay_key(valid_until_ms: u64, tx_id: &Hash) -> Vec<u8> {
+    let mut key = Vec::with_capacity(41);
+    key.push(prefix::REPLAY);
+    key.extend_from_slice(&valid_until_ms.to_be_bytes());
+    key.extend_from_slice(tx_id);
+    key
 }
 
 /// Number of 16-bit lanes of the state commitment.

@@ -2,9 +2,11 @@
 //! carries a signature.
 //!
 //! Envelope layout (docs/encoding.md): version u8 | network_id [32] | signer key [32] |
-//! body (u32 length + bytes) | signature [64]. The signature covers [`SIGNING_DOMAIN`]
-//! followed by every envelope byte before the signature, so it binds the network, the format
-//! version and the signer. The transaction id is blake3 of the whole envelope.
+//! nonce u64 | valid_until_ms u64 | body (u32 length + bytes) | signature [64]. The signature
+//! covers [`SIGNING_DOMAIN`] followed by every envelope byte before the signature, so it binds
+//! the network, the format version, the signer and the validity. The transaction id is blake3
+//! of the whole envelope: a retry sends the same bytes (one id, applied once); a submission
+//! meant to apply again takes a new nonce (a new id).
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::limits::{ENVELOPE_SIZE_MAX, FORMAT_VERSION, LINKED_OPERATIONS_MAX};
@@ -119,6 +121,30 @@ pub enum EnvelopeError {
     },
 }
 
+/// What makes one intended submission unique and how long its retries count as the same one.
+///
+/// The ledger applies an envelope at most once while its window is open (it keeps the ids of
+/// applied envelopes until `valid_until_ms`) and refuses it as `expired` once the block time
+/// has passed `valid_until_ms`, so the record of applied envelopes stays bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// Chosen by the signer, different for every submission it means to apply (a random u64).
+    pub nonce: u64,
+    /// The last block time (ms since the Unix epoch) at which the envelope may apply; at most
+    /// [`crate::limits::VALIDITY_WINDOW_MAX_MS`] after the block that applies it.
+    pub valid_until_ms: u64,
+}
+
+impl Validity {
+    /// A validity with this nonce, open until `valid_until_ms`.
+    pub fn new(nonce: u64, valid_until_ms: u64) -> Self {
+        Self {
+            nonce,
+            valid_until_ms,
+        }
+    }
+}
+
 /// A decoded, canonical, not yet verified transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
@@ -126,6 +152,8 @@ pub struct Transaction {
     pub network_id: Hash,
     /// The signer's public key.
     pub signer: PublicKey,
+    /// Its nonce and the end of its validity window.
+    pub validity: Validity,
     /// What it does.
     pub body: Body,
     /// ed25519 signature over [`SIGNING_DOMAIN`] and the envelope bytes before it.
@@ -134,10 +162,11 @@ pub struct Transaction {
 
 impl Transaction {
     /// Builds and signs a transaction.
-    pub fn sign(network_id: Hash, key: &SigningKey, body: Body) -> Self {
+    pub fn sign(network_id: Hash, key: &SigningKey, validity: Validity, body: Body) -> Self {
         let mut transaction = Self {
             network_id,
             signer: key.verifying_key().to_bytes(),
+            validity,
             body,
             signature: [0; 64],
         };
@@ -150,10 +179,12 @@ impl Transaction {
         let mut body = Writer::with_capacity(128);
         self.body.encode(&mut body);
         let body = body.finish();
-        let mut writer = Writer::with_capacity(body.len() + 140);
+        let mut writer = Writer::with_capacity(body.len() + 160);
         writer.u8(FORMAT_VERSION);
         writer.fixed(&self.network_id);
         writer.fixed(&self.signer);
+        writer.u64(self.validity.nonce);
+        writer.u64(self.validity.valid_until_ms);
         writer.bytes(&body);
         writer.finish()
     }
@@ -186,6 +217,10 @@ impl Transaction {
             });
         }
         let signer = reader.array("envelope.signer")?;
+        let validity = Validity {
+            nonce: reader.u64("envelope.nonce")?,
+            valid_until_ms: reader.u64("envelope.valid_until_ms")?,
+        };
         let body_bytes = reader.bytes("envelope.body", ENVELOPE_SIZE_MAX)?;
         let signature = reader.array("envelope.signature")?;
         reader.finish()?;
@@ -195,6 +230,7 @@ impl Transaction {
         let transaction = Self {
             network_id: found,
             signer,
+            validity,
             body,
             signature,
         };
@@ -230,6 +266,11 @@ pub fn transaction_id(envelope: &[u8]) -> Hash {
 mod tests {
     use super::*;
 
+    const VALIDITY: Validity = Validity {
+        nonce: 7,
+        valid_until_ms: 1_000_000,
+    };
+
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
     }
@@ -246,7 +287,7 @@ mod tests {
             Body::single(transfer(1)),
             Body::linked(vec![transfer(1), transfer(2)]),
         ] {
-            let transaction = Transaction::sign(network, &key(1), body);
+            let transaction = Transaction::sign(network, &key(1), VALIDITY, body);
             let bytes = transaction.to_bytes();
             let decoded = Transaction::from_bytes(&bytes, &network).unwrap();
             assert_eq!(decoded, transaction);
@@ -255,19 +296,35 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_is_the_same_bytes_and_a_new_nonce_a_new_transaction() {
+        // Proves that signing the same body with the same validity reproduces the envelope
+        // (deterministic signatures: a retry has the retried one's id) while another nonce or
+        // window gives another transaction id, so a repeat meant to apply again is not a retry.
+        let network = [7u8; 32];
+        let body = || Body::single(transfer(1));
+        let id = |validity| {
+            transaction_id(&Transaction::sign(network, &key(1), validity, body()).to_bytes())
+        };
+        assert_eq!(id(VALIDITY), id(VALIDITY));
+        assert_ne!(id(VALIDITY), id(Validity::new(8, VALIDITY.valid_until_ms)));
+        assert_ne!(id(VALIDITY), id(Validity::new(VALIDITY.nonce, 1_000_001)));
+    }
+
+    #[test]
     fn non_canonical_and_foreign_envelopes_are_rejected() {
         // Proves that every deviation from the one canonical form is refused with a reason.
         let network = [7u8; 32];
-        let bytes = Transaction::sign(network, &key(1), Body::single(transfer(1))).to_bytes();
+        let bytes =
+            Transaction::sign(network, &key(1), VALIDITY, Body::single(transfer(1))).to_bytes();
         assert!(matches!(
             Transaction::from_bytes(&bytes, &[8u8; 32]),
             Err(EnvelopeError::WrongNetwork { .. })
         ));
         let mut versioned = bytes.clone();
-        versioned[0] = 2;
+        versioned[0] = 1;
         assert_eq!(
             Transaction::from_bytes(&versioned, &network),
-            Err(EnvelopeError::UnsupportedVersion(2))
+            Err(EnvelopeError::UnsupportedVersion(1))
         );
         let mut trailing = bytes.clone();
         trailing.push(0);
@@ -285,6 +342,7 @@ mod tests {
         let linked_single = Transaction::sign(
             network,
             &key(1),
+            VALIDITY,
             Body {
                 linked: true,
                 operations: vec![transfer(1)],

@@ -306,6 +306,10 @@ impl From<&crate::escrow::EscrowRecord> for EscrowView {
 pub struct TransactionView {
     /// Signer public key, hex.
     pub signer: String,
+    /// The signer's nonce, a decimal string (a u64 exceeds what a JSON number holds exactly).
+    pub nonce: String,
+    /// The last block time at which the envelope may apply.
+    pub valid_until_ms: u64,
     /// Whether the operations are linked.
     pub linked: bool,
     /// The operations.
@@ -316,6 +320,8 @@ impl From<&Transaction> for TransactionView {
     fn from(transaction: &Transaction) -> Self {
         Self {
             signer: hex::encode(transaction.signer),
+            nonce: transaction.validity.nonce.to_string(),
+            valid_until_ms: transaction.validity.valid_until_ms,
             linked: transaction.body.linked,
             operations: transaction
                 .body

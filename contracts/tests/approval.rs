@@ -11,7 +11,7 @@ use tpw_contracts::model::TransferState;
 use tpw_contracts::ops::{
     AddKey, ApproveTransfer, CreateEscrow, PostPending, Reverse, SetApprovalPolicy,
 };
-use tpw_contracts::{Body, Operation, ResultCode, Transaction};
+use tpw_contracts::{Body, Operation, ResultCode};
 
 fn one(ledger: &mut Ledger, signer: u64, operation: Operation) -> ResultCode {
     let bytes = ledger.sign(signer, Body::single(operation));
@@ -19,7 +19,7 @@ fn one(ledger: &mut Ledger, signer: u64, operation: Operation) -> ResultCode {
 }
 
 fn with_key(ledger: &mut Ledger, key: &SigningKey, operation: Operation) -> ResultCode {
-    let bytes = Transaction::sign(ledger.head.network_id, key, Body::single(operation)).to_bytes();
+    let bytes = ledger.sign_with(key, Body::single(operation));
     ledger.block(10, vec![bytes]).receipts[0].code
 }
 
@@ -233,19 +233,27 @@ fn a_single_key_cannot_loosen_the_rule_or_route_around_it() {
 
 #[test]
 fn a_retried_linked_batch_reports_what_it_did() {
-    // Proves a linked batch that applied reports ok for every operation when retried, also
-    // for operations that carry no transfer id.
+    // Proves a linked batch that applied is not applied again when its bytes come back
+    // (replayed), and that signed again with a new nonce it reports ok for every operation:
+    // the transfer's id answers the original, the policy, which has no id, is set again.
     let mut ledger = Ledger::new();
-    let batch = Body::linked(vec![
-        Operation::posted(9, X_EUR, Y_EUR, EUR, 10),
-        Operation::SetApprovalPolicy(SetApprovalPolicy {
-            account: X_EUR,
-            threshold: 1_000_000,
-        }),
-    ]);
-    let bytes = ledger.sign(PARTNER_X, batch);
+    let batch = || {
+        Body::linked(vec![
+            Operation::posted(9, X_EUR, Y_EUR, EUR, 10),
+            Operation::SetApprovalPolicy(SetApprovalPolicy {
+                account: X_EUR,
+                threshold: 1_000_000,
+            }),
+        ])
+    };
+    let bytes = ledger.sign(PARTNER_X, batch());
     let first = ledger.block(10, vec![bytes.clone()]).receipts[0].clone();
     let retry = ledger.block(10, vec![bytes]).receipts[0].clone();
     assert_eq!(first.operations, vec![ResultCode::Ok, ResultCode::Ok]);
-    assert_eq!(retry.operations, first.operations);
+    assert_eq!(retry.code, ResultCode::Replayed);
+    assert!(retry.operations.is_empty());
+    let signed_again = ledger.sign(PARTNER_X, batch());
+    let again = ledger.block(10, vec![signed_again]).receipts[0].clone();
+    assert_eq!(again.operations, first.operations);
+    assert_eq!(ledger.account(X_EUR).debits_posted, 10, "paid once");
 }

@@ -13,7 +13,7 @@ use tpw_contracts::governance::{
 };
 use tpw_contracts::model::{from_bytes, Role};
 use tpw_contracts::ops::{AddKey, ApproveProposal, Propose, RevokeKey, SetTransferMax, SetWebhook};
-use tpw_contracts::{Body, Operation, ResultCode, StateStore, Transaction};
+use tpw_contracts::{Body, Operation, ResultCode, StateStore};
 
 const HOUR_MS: u64 = 3_600_000;
 
@@ -23,7 +23,7 @@ fn one(ledger: &mut Ledger, signer: u64, operation: Operation) -> ResultCode {
 }
 
 fn signed_by(ledger: &mut Ledger, key: &SigningKey, operation: Operation) -> ResultCode {
-    let bytes = Transaction::sign(ledger.head.network_id, key, Body::single(operation)).to_bytes();
+    let bytes = ledger.sign_with(key, Body::single(operation));
     ledger.block(10, vec![bytes]).receipts[0].code
 }
 

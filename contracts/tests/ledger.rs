@@ -175,15 +175,10 @@ fn envelope_failures_are_receipts_not_errors() {
     *bad_signature.last_mut().unwrap() ^= 1;
     let mut foreign = good.clone();
     foreign[1] ^= 1;
-    let stranger = tpw_contracts::Transaction::sign(
-        ledger.head.network_id,
-        &key(77),
-        Body::single(transfer(1, X_EUR, Y_EUR, EUR, 1)),
-    )
-    .to_bytes();
+    let stranger = ledger.sign_with(&key(77), Body::single(transfer(1, X_EUR, Y_EUR, EUR, 1)));
     let outcome = ledger.block(
         10,
-        vec![vec![1, 2, 3], foreign, bad_signature, stranger, good],
+        vec![vec![2, 2, 3], foreign, bad_signature, stranger, good],
     );
     let codes: Vec<ResultCode> = outcome
         .receipts
@@ -451,7 +446,12 @@ fn linked_batches_apply_all_or_nothing() {
         ResultCode::Ok
     );
     assert_eq!(
-        ledger.block(10, vec![batch]).receipts[0].operations,
+        ledger.block(10, vec![batch]).receipts[0].code,
+        ResultCode::Replayed
+    );
+    let signed_again = ledger.sign(PARTNER_X, Body::linked(legs.clone()));
+    assert_eq!(
+        ledger.block(10, vec![signed_again]).receipts[0].operations,
         vec![ResultCode::Ok, ResultCode::Ok]
     );
     assert_eq!(
@@ -614,13 +614,15 @@ fn a_retried_failed_batch_still_reports_failure() {
         transfer(1, X_EUR, Y_EUR, EUR, 10),
         transfer(2, X_USD, Y_USD, USD, 1_000),
     ];
-    let batch = ledger.sign(PARTNER_X, Body::linked(legs));
+    let batch = ledger.sign(PARTNER_X, Body::linked(legs.clone()));
     assert_eq!(
         ledger.block(10, vec![batch.clone()]).receipts[0].code,
         ResultCode::ExceedsCredits
     );
-    let retried = ledger.block(10, vec![batch]).receipts[0].clone();
-    assert_eq!(retried.code, ResultCode::ExceedsCredits);
+    let replayed = ledger.block(10, vec![batch]).receipts[0].clone();
+    assert_eq!(replayed.code, ResultCode::Replayed);
+    let retried = ledger.block(10, vec![ledger.sign(PARTNER_X, Body::linked(legs))]);
+    assert_eq!(retried.receipts[0].code, ResultCode::ExceedsCredits);
     let member = one(&mut ledger, PARTNER_X, transfer(1, X_EUR, Y_EUR, EUR, 10));
     assert_eq!(
         member,

@@ -12,7 +12,7 @@ use tpw_contracts::ops::{
     SetWebhook, SubmitObligation, Transfer, VoidPending,
 };
 use tpw_contracts::view::TransactionView;
-use tpw_contracts::{transaction_id, Body, Operation, Transaction, TransferKind};
+use tpw_contracts::{transaction_id, Body, Operation, Transaction, TransferKind, Validity};
 
 fn vectors() -> Value {
     let network_id = *blake3::hash(b"tpwalletoec test vectors network").as_bytes();
@@ -278,8 +278,11 @@ fn vectors() -> Value {
     ];
     let cases: Vec<Value> = bodies
         .into_iter()
-        .map(|(name, body)| {
-            let transaction = Transaction::sign(network_id, &key, body);
+        .enumerate()
+        .map(|(index, (name, body))| {
+            // Each case its own nonce; every window ends at 2027-01-01T00:00:00Z.
+            let validity = Validity::new(0x0102_0304_0506_0700 + index as u64, 1_798_761_600_000);
+            let transaction = Transaction::sign(network_id, &key, validity, body);
             let envelope = transaction.to_bytes();
             json!({
                 "name": name,
@@ -291,7 +294,7 @@ fn vectors() -> Value {
         })
         .collect();
     json!({
-        "format_version": 1,
+        "format_version": 2,
         "network_id_hex": hex::encode(network_id),
         "signer_seed_hex": hex::encode(seed),
         "signer_public_key_hex": hex::encode(key.verifying_key().to_bytes()),

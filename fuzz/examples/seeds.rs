@@ -50,7 +50,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let key = SigningKey::from_bytes(&[7; 32]);
     for (name, body) in bodies() {
-        let envelope = Transaction::sign(network_id, &key, body).to_bytes();
+        let envelope = Transaction::sign(
+            network_id,
+            &key,
+            tpw_contracts::Validity::new(7, 1_000_000),
+            body,
+        )
+        .to_bytes();
         envelopes.push((format!("signed-{name}"), envelope));
     }
     let record = block_record(network_id, &envelopes);

@@ -6,7 +6,7 @@ use crate::limits::{
     CLIENT_RATE_LIMIT_PAUSE, CLIENT_RATE_LIMIT_RETRIES_MAX, CLIENT_REQUEST_TIMEOUT,
 };
 use tpw_contracts::model::Hash;
-use tpw_contracts::{Body, Transaction};
+use tpw_contracts::{Body, Transaction, Validity};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -251,7 +251,7 @@ impl Client {
         wait: bool,
     ) -> Result<(u16, SubmitResponse), ClientError> {
         let network_id = self.network_id().await?;
-        let envelope = Transaction::sign(network_id, key, body).to_bytes();
+        let envelope = Transaction::sign(network_id, key, fresh_validity(), body).to_bytes();
         self.submit(&[envelope], wait, None).await
     }
 
@@ -461,4 +461,34 @@ impl EventStream {
             }
         }
     }
+}
+
+/// How long an envelope signed by [`fresh_validity`] may apply: a retry of it within this
+/// window applies once; after it the ledger answers `expired` (docs/encoding.md).
+pub const VALIDITY_MS: u64 = 10 * 60 * 1000;
+
+/// A validity for a new submission: a nonce no other submission of this process uses (a
+/// counter started at a random point) and a window of [`VALIDITY_MS`] from this machine's
+/// clock. Keep the envelope to retry it; sign again for a submission meant to apply again.
+pub fn fresh_validity() -> Validity {
+    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU64> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| {
+        let mut seed = [0u8; 8];
+        if getrandom::getrandom(&mut seed).is_err() {
+            // No OS randomness: the clock in nanoseconds and the process id still make a start
+            // no other process of this machine shares.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_nanos() as u64)
+                .unwrap_or(0);
+            seed = (nanos ^ (u64::from(std::process::id()) << 40)).to_le_bytes();
+        }
+        std::sync::atomic::AtomicU64::new(u64::from_le_bytes(seed))
+    });
+    let nonce = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0);
+    Validity::new(nonce, now_ms.saturating_add(VALIDITY_MS))
 }

@@ -114,6 +114,16 @@ async fn bad_input_gets_a_stable_code_and_changes_nothing() {
     *bad_signature.last_mut().unwrap() ^= 1;
     let mut future_version = good.clone();
     future_version[0] = 9;
+    let mut first_version = good.clone();
+    first_version[0] = 1;
+    // A window that ended long before the head's time.
+    let expired = Transaction::sign(
+        network,
+        &acme,
+        tpw_contracts::Validity::new(5, 1_000),
+        Body::single(payment(4, account_of(3, EUR), account_of(5, EUR), EUR, 10)),
+    )
+    .to_bytes();
     let foreign = sign(
         [9; 32],
         &acme,
@@ -166,10 +176,17 @@ async fn bad_input_gets_a_stable_code_and_changes_nothing() {
         ),
         (
             "truncated envelope",
-            br#"{"transactions":["01"]}"#.to_vec(),
+            br#"{"transactions":["02"]}"#.to_vec(),
             400,
             "malformed_transaction",
         ),
+        (
+            "format version 1 (no nonce)",
+            hex_of(&first_version),
+            400,
+            "unsupported_version",
+        ),
+        ("validity window ended", hex_of(&expired), 422, "expired"),
         (
             "trailing byte",
             hex_of(&trailing),
@@ -480,7 +497,13 @@ async fn pending_transfers_expire_on_an_idle_network() {
         kind: TransferKind::Pending { timeout_ms: 300 },
         reference: 0,
     });
-    let envelope = Transaction::sign(network, &globex, Body::single(reserve)).to_bytes();
+    let envelope = Transaction::sign(
+        network,
+        &globex,
+        tpw_node::client::fresh_validity(),
+        Body::single(reserve),
+    )
+    .to_bytes();
     let (status, _) = api.submit(&[envelope], true).await;
     assert_eq!(status, 200);
     let mut state = String::new();
@@ -825,7 +848,13 @@ async fn the_event_stream_resumes_exactly_once_across_disconnects_and_a_restart(
         let key = key(folder.path(), signer);
         let client = Client::new(&base);
         async move {
-            let envelope = Transaction::sign(network, &key, Body::single(operation)).to_bytes();
+            let envelope = Transaction::sign(
+                network,
+                &key,
+                tpw_node::client::fresh_validity(),
+                Body::single(operation),
+            )
+            .to_bytes();
             let (_, response) = client.submit(&[envelope], true, None).await.unwrap();
             assert_eq!(response.results[0].status, "committed");
             response.results[0].outcome.clone().unwrap()
@@ -942,6 +971,7 @@ async fn the_event_stream_resumes_exactly_once_across_disconnects_and_a_restart(
     let envelope = Transaction::sign(
         network,
         &acme_key,
+        tpw_node::client::fresh_validity(),
         Body::single(common::payment(
             4,
             account_of(3, EUR),
@@ -1619,6 +1649,23 @@ async fn the_python_example_client_signs_submits_and_reads() {
     assert!(!foreign.status.success());
     let answer: Value = serde_json::from_slice(&foreign.stdout).unwrap();
     assert_eq!(code(&answer), "not_found");
+    // The same encoder reproduces the published vectors byte for byte (nonce and window
+    // included), signed with the vectors' seed.
+    let vectors = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap())
+        .join("../docs/encoding-vectors.json");
+    let checked = run(vec!["vectors".into(), vectors.display().to_string()])
+        .await
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let checked: Value = serde_json::from_slice(&checked.stdout).unwrap();
+    assert_eq!(
+        checked["checked"],
+        serde_json::json!(["posted transfer", "pending transfer", "linked batch"])
+    );
     node.stop().await.unwrap();
 }
 
@@ -1800,6 +1847,7 @@ async fn an_inclusion_proof_is_served_to_the_parties_and_checked_offline() {
     let linked = tpw_contracts::Transaction::sign(
         network,
         &key(folder.path(), "acme"),
+        tpw_node::client::fresh_validity(),
         tpw_contracts::Body::linked(vec![
             common::payment(10, account_of(3, EUR), account_of(4, EUR), EUR, 1),
             common::payment(11, account_of(3, EUR), account_of(5, EUR), EUR, 1),
@@ -2200,7 +2248,13 @@ async fn event_streams_are_capped_per_participant_and_end_when_their_key_goes() 
     let bank_a = key(folder.path(), "bank-a");
     let second_key = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
     let commit = |signer: &ed25519_dalek::SigningKey, operation: Operation| {
-        let envelope = Transaction::sign(network, signer, Body::single(operation)).to_bytes();
+        let envelope = Transaction::sign(
+            network,
+            signer,
+            tpw_node::client::fresh_validity(),
+            Body::single(operation),
+        )
+        .to_bytes();
         let client = Client::new(&base);
         async move {
             let (_, response) = client.submit(&[envelope], true, None).await.unwrap();

@@ -82,8 +82,13 @@ pub fn presign(network_id: [u8; 32], keys: &[SigningKey], transfers: usize) -> V
                                 kind: TransferKind::Posted,
                                 reference: 0,
                             });
-                            Transaction::sign(network_id, &keys[from], Body::single(operation))
-                                .to_bytes()
+                            Transaction::sign(
+                                network_id,
+                                &keys[from],
+                                tpw_node::client::fresh_validity(),
+                                Body::single(operation),
+                            )
+                            .to_bytes()
                         })
                         .collect::<Vec<_>>()
                 })

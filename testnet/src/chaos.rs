@@ -435,7 +435,9 @@ async fn client(
         } else {
             Body::linked(operations)
         };
-        let envelope = Transaction::sign(network_id, &key, body).to_bytes();
+        let envelope =
+            Transaction::sign(network_id, &key, tpw_node::client::fresh_validity(), body)
+                .to_bytes();
         let mut outcome = Outcome::Unknown;
         let mut attempt = 0u64;
         loop {
@@ -502,7 +504,13 @@ async fn bad_input(
             kind: TransferKind::Posted,
             reference: 0,
         });
-        Transaction::sign(network_id, &partner_key(0), Body::single(operation)).to_bytes()
+        Transaction::sign(
+            network_id,
+            &partner_key(0),
+            tpw_node::client::fresh_validity(),
+            Body::single(operation),
+        )
+        .to_bytes()
     };
     let submit_body = |envelope: &[u8]| {
         serde_json::json!({ "transactions": [hex::encode(envelope)], "wait": false }).to_string()
@@ -539,8 +547,13 @@ async fn bad_input(
                 kind: TransferKind::Posted,
                 reference: 0,
             });
-            let envelope =
-                Transaction::sign(network_id, &partner_key(0), Body::single(operation)).to_bytes();
+            let envelope = Transaction::sign(
+                network_id,
+                &partner_key(0),
+                tpw_node::client::fresh_validity(),
+                Body::single(operation),
+            )
+            .to_bytes();
             http.post(format!("{api}/v1/transactions"))
                 .body(submit_body(&envelope))
         }

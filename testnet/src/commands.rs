@@ -181,7 +181,13 @@ async fn netting_cycle(
 ) -> anyhow::Result<NettingSummary> {
     let bank = tpw_node::keys::load(&dir.join("keys").join("bank-1.json"))?;
     let sign = |key: &ed25519_dalek::SigningKey, operation: Operation| {
-        Transaction::sign(network_id, key, Body::single(operation)).to_bytes()
+        Transaction::sign(
+            network_id,
+            key,
+            tpw_node::client::fresh_validity(),
+            Body::single(operation),
+        )
+        .to_bytes()
     };
     let leader = Client::new(&voters[0].api).with_key(&bank);
     let open = Operation::OpenCycle(OpenCycle {
@@ -256,8 +262,13 @@ pub async fn demo(dir: &Path) -> anyhow::Result<DemoReport> {
             kind: TransferKind::Posted,
             reference: index as u128,
         });
-        let envelope =
-            Transaction::sign(network_id, &partner_key(from), Body::single(operation)).to_bytes();
+        let envelope = Transaction::sign(
+            network_id,
+            &partner_key(from),
+            tpw_node::client::fresh_validity(),
+            Body::single(operation),
+        )
+        .to_bytes();
         let node = Client::new(&voters[index % voters.len()].api);
         if submit_with_retries(&node, envelope).await? {
             payments += 1;

@@ -336,8 +336,13 @@ impl Load {
                         kind: TransferKind::Posted,
                         reference: 0,
                     });
-                    let envelope =
-                        Transaction::sign(network_id, &key, Body::single(operation)).to_bytes();
+                    let envelope = Transaction::sign(
+                        network_id,
+                        &key,
+                        tpw_node::client::fresh_validity(),
+                        Body::single(operation),
+                    )
+                    .to_bytes();
                     // Any voter: followers forward to the leader; retry elsewhere on failure.
                     let client = Client::new(&apis[(id as usize + from + attempts) % apis.len()]);
                     match client

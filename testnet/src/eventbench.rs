@@ -138,7 +138,13 @@ async fn register_webhooks(
                 endpoint: 0,
                 url: receiver.url(),
             });
-            Transaction::sign(network_id, key, Body::single(operation)).to_bytes()
+            Transaction::sign(
+                network_id,
+                key,
+                tpw_node::client::fresh_validity(),
+                Body::single(operation),
+            )
+            .to_bytes()
         })
         .collect();
     let (status, _) = leader.submit(&registrations, true, None).await?;
@@ -200,7 +206,13 @@ fn sign_transfers(
                 kind: TransferKind::Posted,
                 reference: 0,
             });
-            Transaction::sign(network_id, &keys[from], Body::single(operation)).to_bytes()
+            Transaction::sign(
+                network_id,
+                &keys[from],
+                tpw_node::client::fresh_validity(),
+                Body::single(operation),
+            )
+            .to_bytes()
         })
         .collect()
 }

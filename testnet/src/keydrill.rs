@@ -72,7 +72,13 @@ async fn pays(
         kind: TransferKind::Posted,
         reference: 0,
     });
-    let envelope = Transaction::sign(network_id, key, Body::single(operation)).to_bytes();
+    let envelope = Transaction::sign(
+        network_id,
+        key,
+        tpw_node::client::fresh_validity(),
+        Body::single(operation),
+    )
+    .to_bytes();
     let apis = std::iter::once(first).chain(network.apis.iter().take(3).map(String::as_str));
     for api in apis {
         match Client::new(api)

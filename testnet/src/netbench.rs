@@ -130,7 +130,13 @@ fn sign_obligations(
                 credit_account: partner_account(to),
                 amount,
             });
-            Transaction::sign(network_id, &keys[from], Body::single(operation)).to_bytes()
+            Transaction::sign(
+                network_id,
+                &keys[from],
+                tpw_node::client::fresh_validity(),
+                Body::single(operation),
+            )
+            .to_bytes()
         })
         .collect()
 }

@@ -29,7 +29,13 @@ fn payment(
         kind: TransferKind::Posted,
         reference: 0,
     });
-    Transaction::sign(network_id, &keys[from], Body::single(operation)).to_bytes()
+    Transaction::sign(
+        network_id,
+        &keys[from],
+        tpw_node::client::fresh_validity(),
+        Body::single(operation),
+    )
+    .to_bytes()
 }
 
 /// Submits one envelope and waits for its commit, retrying what the API calls retryable (503),
@@ -409,7 +415,9 @@ async fn random_contract_mixes_leave_every_replica_on_one_state_root() {
             Some(partner) => checker_key(partner),
             None => signers[&signer].clone(),
         };
-        let envelope = Transaction::sign(network_id, &key, body).to_bytes();
+        let envelope =
+            Transaction::sign(network_id, &key, tpw_node::client::fresh_validity(), body)
+                .to_bytes();
         let voter = Client::new(&network.apis[stream.below(3) as usize]);
         let mut outcome = None;
         for _ in 0..50 {
@@ -507,6 +515,7 @@ async fn webhook_deliveries_resume_on_a_new_leader() {
     let register = Transaction::sign(
         network_id,
         &parties.keys[0],
+        tpw_node::client::fresh_validity(),
         Body::single(Operation::SetWebhook(SetWebhook {
             endpoint: 0,
             url: receiver.url(),

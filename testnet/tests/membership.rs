@@ -78,8 +78,13 @@ fn start_load(
                 kind: TransferKind::Posted,
                 reference: 0,
             });
-            let envelope =
-                Transaction::sign(network_id, &keys[from], Body::single(operation)).to_bytes();
+            let envelope = Transaction::sign(
+                network_id,
+                &keys[from],
+                tpw_node::client::fresh_validity(),
+                Body::single(operation),
+            )
+            .to_bytes();
             for _ in 0..200 {
                 let api = target.lock().unwrap().clone();
                 match Client::new(&api)

@@ -100,7 +100,8 @@ impl From<StoreError> for AdmissionError {
     }
 }
 
-/// Refuses what cannot succeed whatever happens first: a signer key that does not sign (not
+/// Refuses what cannot succeed whatever happens first: an envelope whose validity ended before
+/// the head's time, a signer key that does not sign (not
 /// registered, or retired by the head's time), a debit account the signer does not own or
 /// that is in another asset, and a hold not signed by a regulator. Accounts the signer opens
 /// earlier in the same request count as its own.
@@ -117,6 +118,16 @@ pub fn precheck(
                 message,
             }))
         };
+        if transaction.validity.valid_until_ms < facts.head_time_ms() {
+            return refuse((
+                ResultCode::Expired,
+                format!(
+                    "the envelope's validity ended at {} ms, before the ledger time {} ms; sign it again with a new nonce",
+                    transaction.validity.valid_until_ms,
+                    facts.head_time_ms()
+                ),
+            ));
+        }
         let signer = match signing_participant(facts, transaction)? {
             Ok(signer) => signer,
             Err(refused) => return refuse(refused),

@@ -143,7 +143,8 @@ mod tests {
                 closes_at_ms: 5,
                 members,
             });
-            Transaction::sign(network, &key, Body::single(operation)).to_bytes()
+            let validity = crate::tx::Validity::new(1, 1_000);
+            Transaction::sign(network, &key, validity, Body::single(operation)).to_bytes()
         };
         let decodes =
             |members: Vec<ParticipantId>| Transaction::from_bytes(&open(members), &network).is_ok();

@@ -10,7 +10,7 @@ use tpw_contracts::model::{from_bytes, Account, Role, TransferRecord};
 use tpw_contracts::state::{account_key, transfer_key, Commitment};
 use tpw_contracts::{
     apply_block, BlockOutcome, Body, ChainHead, Genesis, MemStore, Proposal, StateStore,
-    Transaction,
+    Transaction, Validity,
 };
 
 pub const BANK_A: u64 = 1;
@@ -129,6 +129,8 @@ pub struct Ledger {
     pub store: MemStore,
     pub head: ChainHead,
     pub time_ms: u64,
+    /// The nonce of the next envelope signed here: each call signs a new submission.
+    pub next_nonce: std::cell::Cell<u64>,
 }
 
 impl Ledger {
@@ -140,11 +142,23 @@ impl Ledger {
             store,
             time_ms: state.head.time_ms,
             head: state.head,
+            next_nonce: std::cell::Cell::new(1),
         }
     }
 
+    /// A new nonce, valid for ten minutes of this ledger's time.
+    pub fn validity(&self) -> Validity {
+        let nonce = self.next_nonce.get();
+        self.next_nonce.set(nonce + 1);
+        Validity::new(nonce, self.time_ms + 600_000)
+    }
+
     pub fn sign(&self, signer: u64, body: Body) -> Vec<u8> {
-        Transaction::sign(self.head.network_id, &key(signer), body).to_bytes()
+        self.sign_with(&key(signer), body)
+    }
+
+    pub fn sign_with(&self, key: &SigningKey, body: Body) -> Vec<u8> {
+        Transaction::sign(self.head.network_id, key, self.validity(), body).to_bytes()
     }
 
     /// Applies a block of raw envelopes, stamping it `advance_ms` after the previous stamp.

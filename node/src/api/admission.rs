@@ -226,7 +226,7 @@ fn precheck(context: &ApiContext, transactions: &[Transaction]) -> Result<(), Ap
         Err(AdmissionError::Store(error)) => Err(store_failure(error)),
         Err(AdmissionError::Refused(refusal)) => {
             let status = match refusal.code {
-                ResultCode::UnknownAccount | ResultCode::AssetMismatch => {
+                ResultCode::UnknownAccount | ResultCode::AssetMismatch | ResultCode::Expired => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 _ => StatusCode::FORBIDDEN,

@@ -73,7 +73,13 @@ pub fn payment(id: u128, from: u128, to: u128, asset: u32, amount: u128) -> Oper
 }
 
 pub fn sign(network_id: [u8; 32], key: &SigningKey, operation: Operation) -> Vec<u8> {
-    Transaction::sign(network_id, key, Body::single(operation)).to_bytes()
+    Transaction::sign(
+        network_id,
+        key,
+        tpw_node::client::fresh_validity(),
+        Body::single(operation),
+    )
+    .to_bytes()
 }
 
 /// Starts the node of `config` and commits `count` one-transfer blocks of acme's (each waits

@@ -47,7 +47,13 @@ impl LocalNetwork {
             ),
         ] {
             let key = tpw_node::keys::load(&self.dir.join("keys").join(format!("{bank}.json")))?;
-            let envelope = Transaction::sign(network_id, &key, Body::single(operation)).to_bytes();
+            let envelope = Transaction::sign(
+                network_id,
+                &key,
+                tpw_node::client::fresh_validity(),
+                Body::single(operation),
+            )
+            .to_bytes();
             let mut attempts = 0;
             loop {
                 attempts += 1;

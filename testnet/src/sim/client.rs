@@ -17,7 +17,9 @@ use crate::workload::{checker_key, contract_step, Recent, Stream};
 use ed25519_dalek::SigningKey;
 use tpw_contracts::model::Hash;
 use tpw_contracts::ops::{SetHold, Transfer};
-use tpw_contracts::{transaction_id, Body, Operation, ResultCode, Transaction, TransferKind};
+use tpw_contracts::{
+    transaction_id, Body, Operation, ResultCode, Transaction, TransferKind, Validity,
+};
 
 /// A transfer whose settlement a client was told of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -175,6 +177,11 @@ impl Client {
         }
     }
 
+    /// A new nonce from this client's stream, valid for ten simulated minutes.
+    fn validity(&mut self, now_ms: u64) -> Validity {
+        Validity::new(self.rng.next_u64(), now_ms + 600_000)
+    }
+
     fn next_request(&mut self, now_ms: u64) -> Request {
         let partner = self.rng.below(self.partners as u64) as usize;
         let other =
@@ -234,7 +241,8 @@ impl Client {
                 (key, body, Vec::new())
             }
         };
-        let envelope = Transaction::sign(self.network_id, &key, body).to_bytes();
+        let validity = self.validity(now_ms);
+        let envelope = Transaction::sign(self.network_id, &key, validity, body).to_bytes();
         Request {
             tx_id: transaction_id(&envelope),
             envelope,
@@ -264,20 +272,21 @@ impl Client {
         };
         let own = partner_tracked_account(partner);
         let key = partner_key(partner);
+        let validity = self.validity(now_ms);
         let (kind, envelope) = match self.rng.below(6) {
-            choice @ 0..=2 => self.bad_envelope(choice, &key, transfer(own, LOAD_ASSET)),
+            choice @ 0..=2 => self.bad_envelope(choice, &key, validity, transfer(own, LOAD_ASSET)),
             3 => {
                 let body = transfer(partner_tracked_account(other), LOAD_ASSET);
                 (
                     "unknown_account",
-                    Transaction::sign(self.network_id, &key, body).to_bytes(),
+                    Transaction::sign(self.network_id, &key, validity, body).to_bytes(),
                 )
             }
             4 => {
                 let body = transfer(own, SECOND_ASSET);
                 (
                     "asset_mismatch",
-                    Transaction::sign(self.network_id, &key, body).to_bytes(),
+                    Transaction::sign(self.network_id, &key, validity, body).to_bytes(),
                 )
             }
             _ => {
@@ -288,7 +297,7 @@ impl Client {
                 }));
                 (
                     "regulator_only",
-                    Transaction::sign(self.network_id, &key, body).to_bytes(),
+                    Transaction::sign(self.network_id, &key, validity, body).to_bytes(),
                 )
             }
         };
@@ -308,11 +317,13 @@ impl Client {
         &mut self,
         choice: u64,
         key: &ed25519_dalek::SigningKey,
+        validity: Validity,
         body: Body,
     ) -> (&'static str, Vec<u8>) {
         match choice {
             0 => {
-                let mut envelope = Transaction::sign(self.network_id, key, body).to_bytes();
+                let mut envelope =
+                    Transaction::sign(self.network_id, key, validity, body).to_bytes();
                 if let Some(last) = envelope.last_mut() {
                     *last ^= 1;
                 }
@@ -322,7 +333,7 @@ impl Client {
                 let stranger = named_key(900_000 + self.rng.below(1_000));
                 (
                     "unknown_signer",
-                    Transaction::sign(self.network_id, &stranger, body).to_bytes(),
+                    Transaction::sign(self.network_id, &stranger, validity, body).to_bytes(),
                 )
             }
             _ => {
@@ -330,7 +341,7 @@ impl Client {
                 network[0] ^= 1;
                 (
                     "wrong_network",
-                    Transaction::sign(network, key, body).to_bytes(),
+                    Transaction::sign(network, key, validity, body).to_bytes(),
                 )
             }
         }

@@ -15,7 +15,7 @@ use tpw_contracts::genesis::NodeRole;
 use tpw_contracts::governance::GovernanceAction;
 use tpw_contracts::model::Hash;
 use tpw_contracts::ops::{ApproveProposal, Propose};
-use tpw_contracts::{transaction_id, Body, Operation, Transaction};
+use tpw_contracts::{transaction_id, Body, Operation, Transaction, Validity};
 
 /// Proposal ids from here on, apart from the workload's.
 const PROPOSAL_BASE: u64 = 1 << 50;
@@ -249,9 +249,12 @@ impl Operators {
     fn sign_change(&mut self, now_ms: u64, action: GovernanceAction) -> (u64, Vec<Vec<u8>>) {
         let proposal = self.next_proposal;
         self.next_proposal += 1;
+        // The operator's changes are each its own: the proposal id makes the nonce.
+        let validity = |role: u64| Validity::new(proposal * 2 + role, now_ms + 600_000);
         let propose = Transaction::sign(
             self.network_id,
             &named_key(BANKS[0]),
+            validity(0),
             Body::single(Operation::Propose(Propose {
                 proposal,
                 expires_at_ms: now_ms + 3_600_000,
@@ -262,6 +265,7 @@ impl Operators {
         let approve = Transaction::sign(
             self.network_id,
             &named_key(BANKS[1]),
+            validity(1),
             Body::single(Operation::ApproveProposal(ApproveProposal { proposal })),
         )
         .to_bytes();
