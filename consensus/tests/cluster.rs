@@ -60,6 +60,7 @@ fn genesis() -> Genesis {
             scale: 2,
             issuer: 1,
             issuance_account: 100,
+            supply_cap: None,
         }],
         accounts: vec![
             GenesisAccount {

@@ -197,6 +197,7 @@ pub(crate) fn create(
         },
         body_hash: request.body_hash,
         checked: false,
+        issuance: false,
     };
     let outcome = transfer(overlay, context, &pending)?;
     if matches!(outcome, Outcome::Applied) {

@@ -125,6 +125,7 @@ pub(crate) fn offer(
         },
         body_hash: request.body_hash,
         checked: false,
+        issuance: false,
     };
     let outcome = transfer(overlay, context, &leg)?;
     if matches!(outcome, Outcome::Applied) {
@@ -184,6 +185,7 @@ pub(crate) fn accept(
         kind: TransferKind::Posted,
         body_hash,
         checked: false,
+        issuance: false,
     };
     let paid = transfer(overlay, context, &counter_leg)?;
     if !matches!(paid, Outcome::Applied) {

@@ -49,9 +49,18 @@ pub struct GenesisAsset {
     pub scale: u8,
     /// Issuing participant.
     pub issuer: ParticipantId,
-    /// The issuer's issuance account id (created by genesis, without the no-overdraft flag).
+    /// The issuer's issuance account id (created by genesis with the `issuance` flag: the
+    /// one account with no outflow bound, moved only by mint and burn).
     #[serde(with = "crate::decimal")]
     pub issuance_account: AccountId,
+    /// Most of the asset that may be outstanding (decimal string); absent: what the genesis
+    /// funds, so that any further mint needs a governance change.
+    #[serde(
+        default,
+        with = "crate::decimal::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub supply_cap: Option<u128>,
 }
 
 /// An account opened by the genesis.
@@ -65,7 +74,8 @@ pub struct GenesisAccount {
     pub owner: ParticipantId,
     /// Asset.
     pub asset: AssetId,
-    /// Flag names: debits_must_not_exceed_credits, credits_must_not_exceed_debits, frozen.
+    /// Flag names: debits_must_not_exceed_credits (required: every account that can be debited
+    /// is bounded), frozen.
     #[serde(default)]
     pub flags: Vec<String>,
 }
@@ -175,6 +185,9 @@ pub fn flag_names(flags: u16) -> Vec<&'static str> {
     if flags & account_flags::FROZEN != 0 {
         names.push("frozen");
     }
+    if flags & account_flags::ISSUANCE != 0 {
+        names.push("issuance");
+    }
     names
 }
 
@@ -193,6 +206,13 @@ impl Genesis {
         writer.u32(self.assets.len() as u32);
         for asset in &self.assets {
             self.asset(asset).encode(&mut writer);
+            match asset.supply_cap {
+                None => writer.u8(0),
+                Some(cap) => {
+                    writer.u8(1);
+                    writer.u128(cap);
+                }
+            }
         }
         writer.u32(self.accounts.len() as u32);
         for account in &self.accounts {
@@ -268,6 +288,7 @@ impl Genesis {
         let mut accounts = self.build_assets(&participants, &mut diff)?;
         self.build_accounts(&participants, &mut accounts)?;
         self.build_funding(&mut accounts)?;
+        self.supply_records(&accounts, &mut diff)?;
         for account in accounts.values() {
             diff.insert(
                 account_key(account.id),
@@ -418,7 +439,12 @@ impl Genesis {
                     listed.id, listed.issuer
                 ));
             }
-            let account = Account::new(listed.issuance_account, listed.issuer, listed.id, 0);
+            let account = Account::new(
+                listed.issuance_account,
+                listed.issuer,
+                listed.id,
+                account_flags::ISSUANCE,
+            );
             if accounts.insert(account.id, account).is_some() {
                 return fail(format!(
                     "account id {} is used twice",
@@ -458,6 +484,12 @@ impl Genesis {
             if flags & both == both {
                 return fail(format!("account {} sets both balance limits", listed.id));
             }
+            if flags & account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS == 0 {
+                return fail(format!(
+                    "account {} must be flagged debits_must_not_exceed_credits: every account but an asset's issuance account is bounded",
+                    listed.id
+                ));
+            }
             if accounts
                 .insert(
                     listed.id,
@@ -467,6 +499,33 @@ impl Genesis {
             {
                 return fail(format!("account id {} is used twice", listed.id));
             }
+        }
+        Ok(())
+    }
+
+    /// Each asset's supply record: what the genesis funded is outstanding; the cap is the
+    /// listed one, or that amount.
+    fn supply_records(
+        &self,
+        accounts: &BTreeMap<AccountId, Account>,
+        diff: &mut StateDiff,
+    ) -> Result<(), GenesisError> {
+        for listed in &self.assets {
+            let outstanding = accounts
+                .get(&listed.issuance_account)
+                .map_or(0, |issuance| issuance.debits_posted);
+            let cap = listed.supply_cap.unwrap_or(outstanding);
+            if cap < outstanding {
+                return fail(format!(
+                    "asset {} funds {outstanding}, over its supply_cap {cap}",
+                    listed.id
+                ));
+            }
+            let record = crate::supply::SupplyRecord { cap, outstanding };
+            diff.insert(
+                crate::supply::supply_key(listed.id),
+                Some(to_bytes(|writer| record.encode(writer))),
+            );
         }
         Ok(())
     }

@@ -9,7 +9,9 @@
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::context::{ApplyError, OperationContext, Outcome};
 use crate::limits::{NAME_SIZE_MAX, PARTICIPANT_KEYS_MAX};
-use crate::model::{to_bytes, AssetId, NodeRole, Participant, ParticipantId, PublicKey, Role};
+use crate::model::{
+    to_bytes, AccountId, AssetId, NodeRole, Participant, ParticipantId, PublicKey, Role,
+};
 use crate::overlay::Overlay;
 use crate::result::ResultCode;
 use crate::state::{
@@ -208,6 +210,32 @@ pub enum GovernanceAction {
         /// M.
         approvals: u8,
     },
+    /// Sets the most of an asset that may be outstanding (a cap below what is outstanding
+    /// stops further mints and undoes nothing).
+    SetSupplyCap {
+        /// The asset.
+        asset: AssetId,
+        /// The cap.
+        cap: u128,
+    },
+    /// Sets (0 removes) the most a participant's bank may grant one of its accounts in an asset
+    /// as a credit line.
+    SetCreditLineCap {
+        /// The settlement partner.
+        participant: ParticipantId,
+        /// The asset.
+        asset: AssetId,
+        /// The cap.
+        cap: u128,
+    },
+    /// Grants any account but an issuance account a credit line (a bank's own accounts get
+    /// theirs this way); 0 removes it.
+    GrantCreditLine {
+        /// The account.
+        account: AccountId,
+        /// The line.
+        line: u128,
+    },
 }
 
 const ACTION_ADD_NODE: u8 = 1;
@@ -219,6 +247,9 @@ const ACTION_ROTATE_KEY: u8 = 6;
 const ACTION_REVOKE_KEY: u8 = 7;
 const ACTION_SET_TRANSFER_MAX: u8 = 8;
 const ACTION_SET_APPROVALS_REQUIRED: u8 = 9;
+const ACTION_SET_SUPPLY_CAP: u8 = 10;
+const ACTION_SET_CREDIT_LINE_CAP: u8 = 11;
+const ACTION_GRANT_CREDIT_LINE: u8 = 12;
 
 impl GovernanceAction {
     /// The participant the change is about, if any: it hears of the proposal and its votes.
@@ -227,12 +258,15 @@ impl GovernanceAction {
             GovernanceAction::Onboard { participant, .. }
             | GovernanceAction::Offboard { participant }
             | GovernanceAction::RotateKey { participant, .. }
-            | GovernanceAction::RevokeParticipantKey { participant, .. } => Some(*participant),
+            | GovernanceAction::RevokeParticipantKey { participant, .. }
+            | GovernanceAction::SetCreditLineCap { participant, .. } => Some(*participant),
             GovernanceAction::AddNode { .. }
             | GovernanceAction::RemoveNode { .. }
             | GovernanceAction::RotateNodeKey { .. }
             | GovernanceAction::SetAssetTransferMax { .. }
-            | GovernanceAction::SetApprovalsRequired { .. } => None,
+            | GovernanceAction::SetApprovalsRequired { .. }
+            | GovernanceAction::SetSupplyCap { .. }
+            | GovernanceAction::GrantCreditLine { .. } => None,
         }
     }
 
@@ -248,6 +282,9 @@ impl GovernanceAction {
             GovernanceAction::RevokeParticipantKey { .. } => ACTION_REVOKE_KEY,
             GovernanceAction::SetAssetTransferMax { .. } => ACTION_SET_TRANSFER_MAX,
             GovernanceAction::SetApprovalsRequired { .. } => ACTION_SET_APPROVALS_REQUIRED,
+            GovernanceAction::SetSupplyCap { .. } => ACTION_SET_SUPPLY_CAP,
+            GovernanceAction::SetCreditLineCap { .. } => ACTION_SET_CREDIT_LINE_CAP,
+            GovernanceAction::GrantCreditLine { .. } => ACTION_GRANT_CREDIT_LINE,
         }
     }
 
@@ -308,6 +345,23 @@ impl GovernanceAction {
                 writer.u128(*amount_max);
             }
             GovernanceAction::SetApprovalsRequired { approvals } => writer.u8(*approvals),
+            GovernanceAction::SetSupplyCap { asset, cap } => {
+                writer.u32(*asset);
+                writer.u128(*cap);
+            }
+            GovernanceAction::SetCreditLineCap {
+                participant,
+                asset,
+                cap,
+            } => {
+                writer.u64(*participant);
+                writer.u32(*asset);
+                writer.u128(*cap);
+            }
+            GovernanceAction::GrantCreditLine { account, line } => {
+                writer.u128(*account);
+                writer.u128(*line);
+            }
         }
     }
 
@@ -357,6 +411,19 @@ impl GovernanceAction {
             },
             ACTION_SET_APPROVALS_REQUIRED => GovernanceAction::SetApprovalsRequired {
                 approvals: reader.u8("set_approvals_required.approvals")?,
+            },
+            ACTION_SET_SUPPLY_CAP => GovernanceAction::SetSupplyCap {
+                asset: reader.u32("set_supply_cap.asset")?,
+                cap: reader.u128("set_supply_cap.cap")?,
+            },
+            ACTION_SET_CREDIT_LINE_CAP => GovernanceAction::SetCreditLineCap {
+                participant: reader.u64("set_credit_line_cap.participant")?,
+                asset: reader.u32("set_credit_line_cap.asset")?,
+                cap: reader.u128("set_credit_line_cap.cap")?,
+            },
+            ACTION_GRANT_CREDIT_LINE => GovernanceAction::GrantCreditLine {
+                account: reader.u128("grant_credit_line.account")?,
+                line: reader.u128("grant_credit_line.line")?,
             },
             other => {
                 return Err(DecodeError::InvalidValue {
@@ -747,6 +814,17 @@ fn check(
         }
         A::SetAssetTransferMax { asset, .. } => check_asset_transfer_max(overlay, *asset),
         A::SetApprovalsRequired { approvals } => check_approvals_required(overlay, *approvals),
+        A::SetSupplyCap { asset, .. } => check_asset_transfer_max(overlay, *asset),
+        A::SetCreditLineCap {
+            participant, asset, ..
+        } => match check_asset_transfer_max(overlay, *asset)? {
+            Some(code) => Ok(Some(code)),
+            None => Ok(overlay
+                .participant(*participant)?
+                .is_none()
+                .then_some(ResultCode::UnknownParticipant)),
+        },
+        A::GrantCreditLine { account, .. } => crate::supply::check_line(overlay, *account),
     }
 }
 
@@ -1075,6 +1153,15 @@ fn carry_out(
             approvals_required_key(),
             Some(to_bytes(|writer| writer.u8(*approvals))),
         ),
+        A::SetSupplyCap { asset, cap } => crate::supply::set_supply_cap(overlay, *asset, *cap)?,
+        A::SetCreditLineCap {
+            participant,
+            asset,
+            cap,
+        } => crate::supply::set_line_cap(overlay, *participant, *asset, *cap),
+        A::GrantCreditLine { account, line } => {
+            crate::supply::grant_line(overlay, *account, *line)?;
+        }
     }
     Ok(())
 }

@@ -86,6 +86,33 @@ pub enum GovernanceActionView {
         /// M.
         approvals: u8,
     },
+    /// Sets an asset's outstanding-supply cap.
+    SetSupplyCap {
+        /// Asset.
+        asset: AssetId,
+        /// The cap.
+        #[serde(with = "crate::decimal")]
+        cap: u128,
+    },
+    /// Sets ("0" removes) the most a partner's bank may grant one of its accounts as a line.
+    SetCreditLineCap {
+        /// Participant id.
+        participant: ParticipantId,
+        /// Asset.
+        asset: AssetId,
+        /// The cap.
+        #[serde(with = "crate::decimal")]
+        cap: u128,
+    },
+    /// Grants an account a credit line ("0" removes it).
+    GrantCreditLine {
+        /// Account id.
+        #[serde(with = "crate::decimal")]
+        account: u128,
+        /// The line.
+        #[serde(with = "crate::decimal")]
+        line: u128,
+    },
 }
 
 impl From<&GovernanceAction> for GovernanceActionView {
@@ -148,6 +175,23 @@ impl From<&GovernanceAction> for GovernanceActionView {
             A::SetApprovalsRequired { approvals } => Self::SetApprovalsRequired {
                 approvals: *approvals,
             },
+            A::SetSupplyCap { asset, cap } => Self::SetSupplyCap {
+                asset: *asset,
+                cap: *cap,
+            },
+            A::SetCreditLineCap {
+                participant,
+                asset,
+                cap,
+            } => Self::SetCreditLineCap {
+                participant: *participant,
+                asset: *asset,
+                cap: *cap,
+            },
+            A::GrantCreditLine { account, line } => Self::GrantCreditLine {
+                account: *account,
+                line: *line,
+            },
         }
     }
 }
@@ -200,6 +244,23 @@ impl GovernanceActionView {
             },
             Self::SetApprovalsRequired { approvals } => A::SetApprovalsRequired {
                 approvals: *approvals,
+            },
+            Self::SetSupplyCap { asset, cap } => A::SetSupplyCap {
+                asset: *asset,
+                cap: *cap,
+            },
+            Self::SetCreditLineCap {
+                participant,
+                asset,
+                cap,
+            } => A::SetCreditLineCap {
+                participant: *participant,
+                asset: *asset,
+                cap: *cap,
+            },
+            Self::GrantCreditLine { account, line } => A::GrantCreditLine {
+                account: *account,
+                line: *line,
             },
         })
     }

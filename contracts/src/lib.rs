@@ -19,6 +19,7 @@ pub mod exchange;
 pub mod genesis;
 pub mod governance;
 pub mod governance_view;
+pub mod issuance;
 pub mod limits;
 pub mod limits_rules;
 pub mod model;
@@ -33,6 +34,7 @@ pub mod result;
 pub mod reversal;
 pub mod sig;
 pub mod state;
+pub mod supply;
 pub mod tx;
 pub mod view;
 

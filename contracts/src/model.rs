@@ -195,8 +195,12 @@ pub mod account_flags {
     pub const CREDITS_MUST_NOT_EXCEED_DEBITS: u16 = 1 << 1;
     /// Frozen: no transfer may debit or credit it.
     pub const FROZEN: u16 = 1 << 2;
+    /// An asset's issuance account, set by the genesis only: the one account with no outflow
+    /// bound, moved only by the issuer's mint and burn.
+    pub const ISSUANCE: u16 = 1 << 3;
     /// Every defined bit.
-    pub const ALL: u16 = DEBITS_MUST_NOT_EXCEED_CREDITS | CREDITS_MUST_NOT_EXCEED_DEBITS | FROZEN;
+    pub const ALL: u16 =
+        DEBITS_MUST_NOT_EXCEED_CREDITS | CREDITS_MUST_NOT_EXCEED_DEBITS | FROZEN | ISSUANCE;
 }
 
 /// An account of one participant in one asset, with its four running balances.
@@ -218,6 +222,9 @@ pub struct Account {
     pub debits_pending: u128,
     /// Sum of reserved (pending) credits, in minor units.
     pub credits_pending: u128,
+    /// How far its debits may exceed its posted credits: a line granted by its owner's bank
+    /// (or by governance); 0 for none.
+    pub credit_line: u128,
 }
 
 impl Account {
@@ -232,11 +239,19 @@ impl Account {
             credits_posted: 0,
             debits_pending: 0,
             credits_pending: 0,
+            credit_line: 0,
         }
     }
     /// Whether a flag bit is set.
     pub fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
+    }
+    /// Whether debits (posted plus pending) of `debits_total` stay within the account's bound:
+    /// its posted credits plus its credit line. Every account is bounded whatever its flags,
+    /// except an asset's issuance account (which only mint and burn move).
+    pub fn debits_within_bound(&self, debits_total: u128) -> bool {
+        self.has(account_flags::ISSUANCE)
+            || debits_total <= self.credits_posted.saturating_add(self.credit_line)
     }
     /// Canonical record encoding.
     pub fn encode(&self, writer: &mut Writer) {
@@ -248,6 +263,7 @@ impl Account {
         writer.u128(self.credits_posted);
         writer.u128(self.debits_pending);
         writer.u128(self.credits_pending);
+        writer.u128(self.credit_line);
     }
     /// Reads a record written by [`Account::encode`].
     pub fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -270,6 +286,7 @@ impl Account {
             credits_posted: reader.u128("account.credits_posted")?,
             debits_pending: reader.u128("account.debits_pending")?,
             credits_pending: reader.u128("account.credits_pending")?,
+            credit_line: reader.u128("account.credit_line")?,
         })
     }
 }

@@ -557,7 +557,7 @@ pub fn next_close_ms(
 
 /// Whether an account can take a net position: not held, and within its balance limits.
 fn can_take(account: &Account, net: i128) -> bool {
-    if account.has(flags::FROZEN) {
+    if account.has(flags::FROZEN) || account.has(flags::ISSUANCE) {
         return net == 0;
     }
     let amount = net.unsigned_abs();
@@ -568,10 +568,7 @@ fn can_take(account: &Account, net: i128) -> bool {
             .and_then(|debits| debits.checked_add(amount));
         match total {
             None => false,
-            Some(total) => {
-                !account.has(flags::DEBITS_MUST_NOT_EXCEED_CREDITS)
-                    || total <= account.credits_posted
-            }
+            Some(total) => account.debits_within_bound(total),
         }
     } else {
         let total = account

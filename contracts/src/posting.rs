@@ -25,16 +25,23 @@ pub(crate) struct TransferRequest {
     /// A plain transfer, subject to the debit account's maker-checker threshold (contract
     /// legs are not: their own terms govern them).
     pub(crate) checked: bool,
+    /// A mint or burn: the one movement that may touch the asset's issuance account.
+    pub(crate) issuance: bool,
 }
 
 /// Checks the balance limits of both accounts after adding `amount` to the posted (or pending)
-/// side, returning the updated accounts or the rejection.
+/// side, returning the updated accounts or the rejection. The debit account stays within its
+/// bound (credits plus credit line) unless it is the issuance account, which only a mint or
+/// burn (`issuance`) may touch.
 pub(crate) fn add_amount(
-    mut debit: Account,
-    mut credit: Account,
+    (mut debit, mut credit): (Account, Account),
     amount: u128,
     pending: bool,
+    issuance: bool,
 ) -> Result<(Account, Account), ResultCode> {
+    if !issuance && (debit.has(flags::ISSUANCE) || credit.has(flags::ISSUANCE)) {
+        return Err(ResultCode::IssuanceAccount);
+    }
     let add = |value: u128| value.checked_add(amount).ok_or(ResultCode::Overflow);
     if pending {
         debit.debits_pending = add(debit.debits_pending)?;
@@ -51,7 +58,7 @@ pub(crate) fn add_amount(
         .credits_posted
         .checked_add(credit.credits_pending)
         .ok_or(ResultCode::Overflow)?;
-    if debit.has(flags::DEBITS_MUST_NOT_EXCEED_CREDITS) && debits_total > debit.credits_posted {
+    if !debit.debits_within_bound(debits_total) {
         return Err(ResultCode::ExceedsCredits);
     }
     if credit.has(flags::CREDITS_MUST_NOT_EXCEED_DEBITS) && credits_total > credit.debits_posted {
@@ -90,10 +97,12 @@ pub(crate) fn transfer(
     if debit.has(flags::FROZEN) || credit.has(flags::FROZEN) {
         return reject(ResultCode::AccountFrozen);
     }
-    let (debit, credit) = match add_amount(debit, credit, request.amount, timeout_ms.is_some()) {
-        Ok(accounts) => accounts,
-        Err(code) => return reject(code),
-    };
+    let pending = timeout_ms.is_some();
+    let (debit, credit) =
+        match add_amount((debit, credit), request.amount, pending, request.issuance) {
+            Ok(accounts) => accounts,
+            Err(code) => return reject(code),
+        };
     // Limits last: the outflow counts only a debit that every other rule allows.
     if let Some(code) = crate::limits_rules::check_and_count(
         overlay,

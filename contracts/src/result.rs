@@ -139,6 +139,10 @@ result_codes! {
     Expired = 95, "expired", "the envelope's validity window has passed (its valid_until_ms is before the block time); sign it again with a new nonce";
     ValidityTooLong = 96, "validity_too_long", "the envelope's valid_until_ms is more than one hour after the block time";
     Replayed = 97, "replayed", "these exact envelope bytes were applied already: a retry never applies twice (sign with a new nonce to apply again)";
+    UnboundedAccount = 98, "unbounded_account", "every account that can be debited is flagged debits_must_not_exceed_credits (its debits may exceed its credits only by a credit line)";
+    IssuanceAccount = 99, "issuance_account", "an asset's issuance account moves only by the issuer's mint and burn";
+    ExceedsSupplyCap = 100, "exceeds_supply_cap", "the mint would take the asset's outstanding supply over the cap governance set";
+    ExceedsCreditLineCap = 101, "exceeds_credit_line_cap", "the credit line is over the cap governance set for this partner in this asset";
 }
 
 impl std::fmt::Display for ResultCode {

@@ -96,11 +96,15 @@ pub(crate) fn reverse(
         Ok(checked) => checked,
         Err(code) => return reject(code),
     };
-    let (beneficiary, payer) =
-        match add_amount(checked.beneficiary, checked.payer, request.amount, false) {
-            Ok(accounts) => accounts,
-            Err(code) => return reject(code),
-        };
+    let (beneficiary, payer) = match add_amount(
+        (checked.beneficiary, checked.payer),
+        request.amount,
+        false,
+        false,
+    ) {
+        Ok(accounts) => accounts,
+        Err(code) => return reject(code),
+    };
     // The beneficiary's own reversal is a payment of its own, under its limits; a
     // regulator's order is not.
     if !order {

@@ -97,6 +97,11 @@ pub mod prefix {
     /// An applied envelope within its validity window: valid_until_ms u64 (big-endian) |
     /// transaction id [32] -> empty. Removed once the block time passes valid_until_ms.
     pub const REPLAY: u8 = b'r';
+    /// An asset's supply: asset u32 -> cap u128, outstanding u128.
+    pub const SUPPLY: u8 = b's';
+    /// The most a bank may grant one partner's account as a credit line: participant u64 |
+    /// asset u32 -> cap u128 (set by governance).
+    pub const CREDIT_LINE_CAP: u8 = b'c';
 }
 
 /// Key of the never-deleted key-owner record.

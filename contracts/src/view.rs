@@ -34,6 +34,9 @@ pub struct AccountView {
     /// Pending credits.
     #[serde(with = "crate::decimal")]
     pub credits_pending: u128,
+    /// How far debits may exceed posted credits (a credit line; "0" for none).
+    #[serde(with = "crate::decimal")]
+    pub credit_line: u128,
 }
 
 /// JSON view of a regulator's hold.
@@ -74,6 +77,7 @@ impl From<&Account> for AccountView {
             credits_posted: account.credits_posted,
             debits_pending: account.debits_pending,
             credits_pending: account.credits_pending,
+            credit_line: account.credit_line,
         }
     }
 }

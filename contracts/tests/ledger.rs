@@ -104,7 +104,14 @@ fn each_rejection_has_its_code_and_changes_no_balance() {
         ),
         (
             BANK_A,
-            transfer(19, EUR_ISSUANCE, X_EUR, EUR, u128::MAX),
+            Operation::Mint(tpw_contracts::ops::Mint(
+                tpw_contracts::ops::IssuanceFields {
+                    id: 19,
+                    account: X_EUR,
+                    asset: EUR,
+                    amount: u128::MAX,
+                },
+            )),
             ResultCode::Overflow,
         ),
         (
@@ -150,20 +157,29 @@ fn each_rejection_has_its_code_and_changes_no_balance() {
 }
 
 #[test]
-fn credits_limit_is_enforced() {
-    // Proves an account flagged credits_must_not_exceed_debits refuses credits beyond its debits.
+fn an_inflow_bound_alone_is_no_bound() {
+    // Proves credits_must_not_exceed_debits bounds inflows, not outflows: an account with only
+    // it would be an overdraft, so it is refused, and with the outflow bound too it is invalid.
     let mut ledger = Ledger::new();
-    let open = Operation::OpenAccount(OpenAccount {
-        account: 3100,
-        owner: PARTNER_X,
-        asset: EUR,
-        flags: account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS,
-    });
-    assert_eq!(one(&mut ledger, PARTNER_X, open), ResultCode::Ok);
+    let open = |account, flags| {
+        Operation::OpenAccount(OpenAccount {
+            account,
+            owner: PARTNER_X,
+            asset: EUR,
+            flags,
+        })
+    };
+    let inflow_only = open(3100, account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS);
     assert_eq!(
-        one(&mut ledger, PARTNER_X, transfer(1, X_EUR, 3100, EUR, 5)),
-        ResultCode::ExceedsDebits
+        one(&mut ledger, PARTNER_X, inflow_only),
+        ResultCode::UnboundedAccount
     );
+    let both = open(
+        3101,
+        account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS
+            | account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+    );
+    assert_eq!(one(&mut ledger, PARTNER_X, both), ResultCode::InvalidFlags);
 }
 
 #[test]
@@ -224,7 +240,7 @@ fn retries_are_idempotent_and_conflicting_reuse_is_refused() {
         one(
             &mut ledger,
             PARTNER_X,
-            transfer(2, X_EUR, Y_EUR, EUR, 2_000_000)
+            transfer(2, X_EUR, Y_EUR, EUR, 1_200_000)
         ),
         ResultCode::ExceedsCredits
     );
@@ -232,7 +248,14 @@ fn retries_are_idempotent_and_conflicting_reuse_is_refused() {
         one(
             &mut ledger,
             BANK_A,
-            transfer(3, EUR_ISSUANCE, X_EUR, EUR, 5_000_000)
+            Operation::Mint(tpw_contracts::ops::Mint(
+                tpw_contracts::ops::IssuanceFields {
+                    id: 3,
+                    account: X_EUR,
+                    asset: EUR,
+                    amount: 400_000,
+                }
+            ))
         ),
         ResultCode::Ok
     );
@@ -240,7 +263,7 @@ fn retries_are_idempotent_and_conflicting_reuse_is_refused() {
         one(
             &mut ledger,
             PARTNER_X,
-            transfer(2, X_EUR, Y_EUR, EUR, 2_000_000)
+            transfer(2, X_EUR, Y_EUR, EUR, 1_200_000)
         ),
         ResultCode::ExceedsCredits
     );
@@ -485,7 +508,7 @@ fn linked_batches_apply_all_or_nothing() {
             account: 3200,
             owner: PARTNER_X,
             asset: EUR,
-            flags: 0,
+            flags: account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS,
         }),
         pending(7, X_EUR, 3200, 50, 1_000),
         Operation::PostPending(PostPending {
@@ -513,7 +536,7 @@ fn accounts_open_by_owner_or_its_bank_only() {
             account,
             owner,
             asset: EUR,
-            flags,
+            flags: flags | account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS,
         })
     };
     assert_eq!(
@@ -540,7 +563,12 @@ fn accounts_open_by_owner_or_its_bank_only() {
         one(
             &mut ledger,
             PARTNER_X,
-            open(1, PARTNER_X, account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+            Operation::OpenAccount(OpenAccount {
+                account: 1,
+                owner: PARTNER_X,
+                asset: USD,
+                flags: account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+            })
         ),
         ResultCode::AccountExists
     );
@@ -560,38 +588,11 @@ fn accounts_open_by_owner_or_its_bank_only() {
         account: 7,
         owner: PARTNER_X,
         asset: 9,
-        flags: 0,
+        flags: account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS,
     });
     assert_eq!(
         one(&mut ledger, PARTNER_X, unknown_asset),
         ResultCode::UnknownAsset
-    );
-}
-
-#[test]
-fn deposits_and_withdrawals_go_through_the_issuance_account() {
-    // Proves money enters by a transfer out of the issuer's issuance account and leaves by one back.
-    let mut ledger = Ledger::new();
-    assert_eq!(
-        one(
-            &mut ledger,
-            BANK_A,
-            transfer(1, EUR_ISSUANCE, X_EUR, EUR, 1_000)
-        ),
-        ResultCode::Ok
-    );
-    assert_eq!(
-        one(
-            &mut ledger,
-            PARTNER_X,
-            transfer(1, X_EUR, EUR_ISSUANCE, EUR, 300)
-        ),
-        ResultCode::Ok
-    );
-    let issuance = ledger.account(EUR_ISSUANCE);
-    assert_eq!(
-        issuance.debits_posted - issuance.credits_posted,
-        1_500_000 + 1_000 - 300 + 10
     );
 }
 

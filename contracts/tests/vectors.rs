@@ -6,10 +6,10 @@
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
 use tpw_contracts::ops::{
-    AcceptExchange, AddKey, ApproveEscrow, ApproveProposal, ApproveTransfer, CloseCycle,
-    CreateEscrow, OfferExchange, OpenAccount, OpenCycle, PostPending, Propose, ReleaseEscrow,
-    Reverse, RevokeKey, SetApprovalPolicy, SetCreditLimit, SetHold, SetOutflowCap, SetTransferMax,
-    SetWebhook, SubmitObligation, Transfer, VoidPending,
+    AcceptExchange, AddKey, ApproveEscrow, ApproveProposal, ApproveTransfer, Burn, CloseCycle,
+    CreateEscrow, IssuanceFields, Mint, OfferExchange, OpenAccount, OpenCycle, PostPending,
+    Propose, ReleaseEscrow, Reverse, RevokeKey, SetApprovalPolicy, SetCreditLimit, SetCreditLine,
+    SetHold, SetOutflowCap, SetTransferMax, SetWebhook, SubmitObligation, Transfer, VoidPending,
 };
 use tpw_contracts::view::TransactionView;
 use tpw_contracts::{transaction_id, Body, Operation, Transaction, TransferKind, Validity};
@@ -251,6 +251,31 @@ fn vectors() -> Value {
         (
             "checker approval",
             Body::single(Operation::ApproveTransfer(ApproveTransfer { id: 2 })),
+        ),
+        (
+            "mint",
+            Body::single(Operation::Mint(Mint(IssuanceFields {
+                id: 60,
+                account: 301,
+                asset: 1,
+                amount: 5_000_000,
+            }))),
+        ),
+        (
+            "burn",
+            Body::single(Operation::Burn(Burn(IssuanceFields {
+                id: 61,
+                account: 101,
+                asset: 1,
+                amount: 2_500,
+            }))),
+        ),
+        (
+            "credit line",
+            Body::single(Operation::SetCreditLine(SetCreditLine {
+                account: 301,
+                line: 100_000,
+            })),
         ),
         (
             "linked batch",

@@ -145,6 +145,7 @@ fn demo_genesis(participants: Vec<GenesisParticipant>, node_key: &SigningKey) ->
                 scale: 2,
                 issuer: 1,
                 issuance_account: issuance_of(EUR),
+                supply_cap: None,
             },
             GenesisAsset {
                 id: USD,
@@ -152,6 +153,7 @@ fn demo_genesis(participants: Vec<GenesisParticipant>, node_key: &SigningKey) ->
                 scale: 2,
                 issuer: 2,
                 issuance_account: issuance_of(USD),
+                supply_cap: None,
             },
         ],
         accounts,

@@ -264,14 +264,15 @@ async fn bad_input_gets_a_stable_code_and_changes_nothing() {
         (400, "bad_signature", Some(1))
     );
 
-    // Ledger rejections come back as 422 with the rule's code when the client waits.
-    let overflow = sign(
+    // Ledger rejections come back as 422 with the rule's code when the client waits: the
+    // issuance account moves by mint and burn only, even for its issuer.
+    let by_transfer = sign(
         network,
         &bank_a,
         payment(9, issuance_of(EUR), account_of(3, EUR), EUR, u128::MAX),
     );
-    let (status, body) = api.submit(&[overflow], true).await;
-    assert_eq!((status, code(&body)), (422, "overflow"), "{body}");
+    let (status, body) = api.submit(&[by_transfer], true).await;
+    assert_eq!((status, code(&body)), (422, "issuance_account"), "{body}");
     let too_much = sign(
         network,
         &acme,
@@ -1559,8 +1560,8 @@ async fn an_account_statement_reconciles_to_the_balance_and_pages() {
     let (_, payee_account) = initech.get(&format!("/v1/accounts/{initech_eur}")).await;
     assert_eq!(last["balance"], balance(&payee_account).to_string());
 
-    // A balance beyond what a statement line can hold (2^127) neither stops the node nor
-    // disturbs other accounts' statements.
+    // Paying 2^127 out of an empty account is refused (every account is bounded: money only
+    // by the rules), moves nothing, and disturbs no statement.
     for account in [390u128, 391] {
         submit(
             &acme_key,
@@ -1568,12 +1569,22 @@ async fn an_account_statement_reconciles_to_the_balance_and_pages() {
                 account,
                 owner: 3,
                 asset: EUR,
-                flags: 0,
+                flags: tpw_contracts::model::account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS,
             }),
         )
         .await;
     }
-    submit(&acme_key, common::payment(20, 390, 391, EUR, 1 << 127)).await;
+    let overdraft = sign(
+        network,
+        &acme_key,
+        common::payment(20, 390, 391, EUR, 1 << 127),
+    );
+    let (status, refused) = api.submit(&[overdraft], true).await;
+    assert_eq!(
+        (status, code(&refused)),
+        (422, "exceeds_credits"),
+        "{refused}"
+    );
     submit(
         &acme_key,
         common::payment(21, acme_eur, initech_eur, EUR, 1),

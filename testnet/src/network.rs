@@ -273,6 +273,7 @@ pub fn load_genesis(
                 scale: 2,
                 issuer: BANKS[0],
                 issuance_account: ISSUANCE_ACCOUNT,
+                supply_cap: None,
             },
             GenesisAsset {
                 id: SECOND_ASSET,
@@ -280,6 +281,7 @@ pub fn load_genesis(
                 scale: 2,
                 issuer: BANKS[1],
                 issuance_account: SECOND_ISSUANCE_ACCOUNT,
+                supply_cap: None,
             },
         ],
         accounts,

@@ -10,6 +10,7 @@ mod approve_transfer;
 mod close_cycle;
 mod create_escrow;
 mod interface;
+mod mint;
 mod offer_exchange;
 mod open_account;
 mod open_cycle;
@@ -21,6 +22,7 @@ mod reverse;
 mod revoke_key;
 mod set_approval_policy;
 mod set_credit_limit;
+mod set_credit_line;
 mod set_hold;
 mod set_outflow_cap;
 mod set_transfer_max;
@@ -37,6 +39,7 @@ pub use approve_transfer::ApproveTransfer;
 pub use close_cycle::CloseCycle;
 pub use create_escrow::{CreateEscrow, CreateEscrowJson};
 pub use interface::{LedgerOperation, Needs, Parties, PartyLookup};
+pub use mint::{Burn, IssuanceFields, Mint};
 pub use offer_exchange::OfferExchange;
 pub use open_account::{OpenAccount, OpenAccountJson};
 pub use open_cycle::OpenCycle;
@@ -47,6 +50,7 @@ pub use reverse::Reverse;
 pub use revoke_key::{RevokeKey, RevokeKeyJson};
 pub use set_approval_policy::SetApprovalPolicy;
 pub use set_credit_limit::SetCreditLimit;
+pub use set_credit_line::SetCreditLine;
 pub use set_hold::SetHold;
 pub use set_outflow_cap::SetOutflowCap;
 pub use set_transfer_max::SetTransferMax;
@@ -84,6 +88,9 @@ registry::registry! {
     22 => Propose,
     23 => ApproveProposal,
     24 => RevokeKey,
+    25 => Mint,
+    26 => Burn,
+    27 => SetCreditLine,
 }
 
 impl Operation {
@@ -159,7 +166,7 @@ mod tests {
     #[test]
     fn an_unregistered_tag_is_malformed() {
         // Proves decoding refuses every tag the registry does not list, naming the tag field.
-        let registered: Vec<u8> = (1..=24).collect();
+        let registered: Vec<u8> = (1..=27).collect();
         for tag in 0..=u8::MAX {
             let bytes = [tag];
             let mut reader = Reader::new(&bytes);

@@ -107,10 +107,14 @@ impl Rule for OpenAccount {
         let both_limits =
             flags::DEBITS_MUST_NOT_EXCEED_CREDITS | flags::CREDITS_MUST_NOT_EXCEED_DEBITS;
         if self.flags & !flags::ALL != 0
-            || self.flags & flags::FROZEN != 0
+            || self.flags & (flags::FROZEN | flags::ISSUANCE) != 0
             || self.flags & both_limits == both_limits
         {
             return Ok(Outcome::Rejected(ResultCode::InvalidFlags));
+        }
+        // Money only by the rules: an account that can be debited is bounded.
+        if self.flags & flags::DEBITS_MUST_NOT_EXCEED_CREDITS == 0 {
+            return Ok(Outcome::Rejected(ResultCode::UnboundedAccount));
         }
         if let Some(found) = overlay.account(self.account)? {
             return Ok(if self.is_opened(&found) {

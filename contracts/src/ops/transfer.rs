@@ -176,6 +176,7 @@ impl Rule for Transfer {
             kind: self.kind,
             body_hash: body_hash(self),
             checked: true,
+            issuance: false,
         };
         transfer(overlay, context, &request)
     }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use tpw_contracts::genesis::{
     GenesisAccount, GenesisAsset, GenesisFunding, GenesisNode, GenesisParticipant, NodeRole,
 };
-use tpw_contracts::model::{from_bytes, Account, Role, TransferRecord};
+use tpw_contracts::issuance::SupplyRecord;
+use tpw_contracts::model::{account_flags, from_bytes, Account, Role, TransferRecord};
 use tpw_contracts::state::{account_key, transfer_key, Commitment};
 use tpw_contracts::{
     apply_block, BlockOutcome, Body, ChainHead, Genesis, MemStore, Proposal, StateStore,
@@ -23,6 +24,8 @@ pub const EUR: u32 = 1;
 pub const USD: u32 = 2;
 pub const EUR_ISSUANCE: u128 = 1000;
 pub const USD_ISSUANCE: u128 = 2000;
+/// What may be outstanding in EUR: the genesis funds 1,500,010 of it.
+pub const EUR_SUPPLY_CAP: u128 = 2_000_000;
 pub const X_EUR: u128 = 3001;
 pub const X_USD: u128 = 3002;
 pub const Y_EUR: u128 = 4001;
@@ -76,6 +79,7 @@ pub fn genesis() -> Genesis {
                 scale: 2,
                 issuer: BANK_A,
                 issuance_account: EUR_ISSUANCE,
+                supply_cap: Some(EUR_SUPPLY_CAP),
             },
             GenesisAsset {
                 id: USD,
@@ -83,6 +87,7 @@ pub fn genesis() -> Genesis {
                 scale: 2,
                 issuer: BANK_B,
                 issuance_account: USD_ISSUANCE,
+                supply_cap: None,
             },
         ],
         accounts: vec![
@@ -90,7 +95,12 @@ pub fn genesis() -> Genesis {
             account(X_USD, PARTNER_X, USD, no_overdraft),
             account(Y_EUR, PARTNER_Y, EUR, no_overdraft),
             account(Y_USD, PARTNER_Y, USD, no_overdraft),
-            account(Y_FROZEN, PARTNER_Y, EUR, &["frozen"]),
+            account(
+                Y_FROZEN,
+                PARTNER_Y,
+                EUR,
+                &["debits_must_not_exceed_credits", "frozen"],
+            ),
         ],
         funding: vec![
             GenesisFunding {
@@ -210,6 +220,26 @@ impl Ledger {
                 add(&mut sum[1], account.credits_posted);
                 add(&mut sum[2], account.debits_pending);
                 add(&mut sum[3], account.credits_pending);
+            }
+        }
+        // Money only by mint and burn: each asset's supply record is what its issuance account
+        // let out (and so, with conservation, what all other accounts hold).
+        for (key, value) in self.store.records() {
+            if key[0] == b's' {
+                let asset = u32::from_be_bytes(key[1..5].try_into().unwrap());
+                let supply = from_bytes(value, SupplyRecord::decode).unwrap();
+                let issuance = self
+                    .store
+                    .records()
+                    .filter(|(key, _)| key[0] == b'A')
+                    .map(|(_, value)| from_bytes(value, Account::decode).unwrap())
+                    .find(|account| account.asset == asset && account.has(account_flags::ISSUANCE))
+                    .expect("every asset has an issuance account");
+                assert_eq!(
+                    supply.outstanding,
+                    issuance.debits_posted - issuance.credits_posted,
+                    "the supply record of asset {asset} is what its issuance account let out"
+                );
             }
         }
         for (asset, sum) in sums {
