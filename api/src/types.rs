@@ -238,6 +238,31 @@ pub struct TransferResponse {
     pub awaiting_approval: bool,
 }
 
+/// GET /v1/assets/{id}: an asset and its supply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssetResponse {
+    /// Height the read reflects.
+    pub height: u64,
+    /// The asset's id.
+    pub id: u32,
+    /// Its code, such as "EUR".
+    pub code: String,
+    /// Digits after the decimal point.
+    pub scale: u8,
+    /// The issuing participant (the only signer of its mint and burn).
+    pub issuer: u64,
+    /// Its issuance account.
+    #[serde(with = "tpw_contracts::decimal")]
+    pub issuance_account: u128,
+    /// Most that may be outstanding (set by the genesis, then by governance).
+    #[serde(with = "tpw_contracts::decimal")]
+    pub supply_cap: u128,
+    /// In circulation: minted (the genesis funding included) minus burned; equal to the posted
+    /// balances of every account of the asset but the issuance account.
+    #[serde(with = "tpw_contracts::decimal")]
+    pub outstanding: u128,
+}
+
 /// GET /v1/limits/{participant}/{asset}.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LimitsResponse {

@@ -125,3 +125,99 @@ pub(crate) fn set_line_cap(
     let value = (cap > 0).then(|| to_bytes(|writer| writer.u128(cap)));
     overlay.put(line_cap_key(participant, asset), value);
 }
+
+/// An asset's money as the state holds it: what a check of the whole state found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AssetMoney {
+    /// The asset.
+    pub asset: AssetId,
+    /// Its supply record's outstanding amount (checked equal to what its issuance account let
+    /// out, and to the posted balances of every other account).
+    #[serde(with = "crate::decimal")]
+    pub outstanding: u128,
+}
+
+/// Checks, over every state record in key order, the money invariants of each asset: posted
+/// debits equal posted credits and pending debits equal pending credits across its accounts,
+/// and its supply record's outstanding amount equals its issuance account's posted debits minus
+/// posted credits (and so the posted balances of all its other accounts). Sums are kept in 256
+/// bits, so no ledger can overflow the check.
+pub fn check_money<'a>(
+    records: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<Vec<AssetMoney>, String> {
+    use crate::model::{from_bytes, Account};
+    use std::collections::BTreeMap;
+    /// (high, low) halves of a 256-bit sum.
+    type Wide = (u128, u128);
+    fn add(sum: &mut Wide, value: u128) {
+        let (low, carry) = sum.1.overflowing_add(value);
+        sum.1 = low;
+        sum.0 += u128::from(carry);
+    }
+    #[derive(Default)]
+    struct Sums {
+        posted: (Wide, Wide),
+        pending: (Wide, Wide),
+        let_out: Option<u128>,
+        outstanding: Option<u128>,
+    }
+    let mut assets: BTreeMap<AssetId, Sums> = BTreeMap::new();
+    for (key, value) in records {
+        match key.first() {
+            Some(&prefix::ACCOUNT) => {
+                let account = from_bytes(value, Account::decode)
+                    .map_err(|error| format!("account record {}: {error}", hex::encode(key)))?;
+                let sums = assets.entry(account.asset).or_default();
+                add(&mut sums.posted.0, account.debits_posted);
+                add(&mut sums.posted.1, account.credits_posted);
+                add(&mut sums.pending.0, account.debits_pending);
+                add(&mut sums.pending.1, account.credits_pending);
+                if account.has(account_flags::ISSUANCE) {
+                    let let_out = account.debits_posted.checked_sub(account.credits_posted);
+                    sums.let_out = Some(let_out.ok_or_else(|| {
+                        format!(
+                            "issuance account {} took in more than it let out",
+                            account.id
+                        )
+                    })?);
+                }
+            }
+            Some(&prefix::SUPPLY) => {
+                let asset = key
+                    .get(1..5)
+                    .and_then(|bytes| bytes.try_into().ok())
+                    .map(u32::from_be_bytes)
+                    .ok_or_else(|| format!("supply key {} is malformed", hex::encode(key)))?;
+                let record = from_bytes(value, SupplyRecord::decode)
+                    .map_err(|error| format!("supply record of asset {asset}: {error}"))?;
+                assets.entry(asset).or_default().outstanding = Some(record.outstanding);
+            }
+            _ => {}
+        }
+    }
+    let mut report = Vec::with_capacity(assets.len());
+    for (asset, sums) in assets {
+        if sums.posted.0 != sums.posted.1 {
+            return Err(format!(
+                "asset {asset}: posted debits differ from posted credits"
+            ));
+        }
+        if sums.pending.0 != sums.pending.1 {
+            return Err(format!(
+                "asset {asset}: pending debits differ from pending credits"
+            ));
+        }
+        match (sums.outstanding, sums.let_out) {
+            (Some(outstanding), Some(let_out)) if outstanding == let_out => {
+                report.push(AssetMoney { asset, outstanding });
+            }
+            (Some(outstanding), Some(let_out)) => {
+                return Err(format!(
+                    "asset {asset}: the supply record says {outstanding} outstanding, the issuance account let out {let_out}"
+                ))
+            }
+            _ => return Err(format!("asset {asset} lacks its supply record or issuance account")),
+        }
+    }
+    Ok(report)
+}

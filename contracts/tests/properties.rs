@@ -44,6 +44,7 @@ enum Step {
         signer: u64,
         account: u128,
         owner: u64,
+        bounded: bool,
     },
     Hold {
         signer: u64,
@@ -136,6 +137,19 @@ enum Step {
         escrow_id: u128,
         secret: bool,
     },
+    Issue {
+        signer: u64,
+        id: u128,
+        account: u128,
+        asset: u32,
+        amount: u128,
+        mint: bool,
+    },
+    Line {
+        signer: u64,
+        account: u128,
+        line: u128,
+    },
     Garbage(Vec<u8>),
 }
 
@@ -182,7 +196,12 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (signer(), proptest::collection::vec((0..40u128, account(), account(), amount()), 2..4))
             .prop_map(|(signer, legs)| Step::Linked { signer, legs }),
         1 => (signer(), prop_oneof![Just(5000u128), Just(5001u128)], prop_oneof![Just(PARTNER_X), Just(PARTNER_Y)])
-            .prop_map(|(signer, account, owner)| Step::Open { signer, account, owner }),
+            .prop_map(|(signer, account, owner)| Step::Open { signer, account, owner, bounded: true }),
+        1 => (signer(), prop_oneof![Just(5000u128), Just(5001u128)], prop_oneof![Just(PARTNER_X), Just(PARTNER_Y)])
+            .prop_map(|(signer, account, owner)| Step::Open { signer, account, owner, bounded: false }),
+        3 => (signer(), 0..40u128, account(), 1..3u32, amount(), any::<bool>())
+            .prop_map(|(signer, id, account, asset, amount, mint)| Step::Issue { signer, id, account, asset, amount, mint }),
+        2 => (signer(), account(), amount()).prop_map(|(signer, account, line)| Step::Line { signer, account, line }),
         1 => (signer(), account(), any::<bool>(), 0..3u16)
             .prop_map(|(signer, account, frozen, reason)| Step::Hold { signer, account, frozen, reason }),
         2 => (signer(), 0..40u128, account(), account(), amount(), 1..3_000u64, any::<bool>(), proptest::sample::subsequence(vec![BANK_A, BANK_B, REGULATOR], 0..3))
@@ -285,13 +304,18 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
             signer,
             account,
             owner,
+            bounded,
         } => ledger.sign(
             *signer,
             Body::single(Operation::OpenAccount(OpenAccount {
                 account: *account,
                 owner: *owner,
                 asset: asset_of(*account),
-                flags: 0,
+                flags: if *bounded {
+                    tpw_contracts::model::account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS
+                } else {
+                    0
+                },
             })),
         ),
         Step::Hold {
@@ -516,6 +540,40 @@ fn encode(ledger: &Ledger, step: &Step) -> Vec<u8> {
                     amount_max: *value,
                 })
             }),
+        ),
+        Step::Issue {
+            signer,
+            id,
+            account,
+            asset,
+            amount,
+            mint,
+        } => {
+            let fields = tpw_contracts::ops::IssuanceFields {
+                id: *id,
+                account: *account,
+                asset: *asset,
+                amount: *amount,
+            };
+            let operation = if *mint {
+                Operation::Mint(tpw_contracts::ops::Mint(fields))
+            } else {
+                Operation::Burn(tpw_contracts::ops::Burn(fields))
+            };
+            ledger.sign(*signer, Body::single(operation))
+        }
+        Step::Line {
+            signer,
+            account,
+            line,
+        } => ledger.sign(
+            *signer,
+            Body::single(Operation::SetCreditLine(
+                tpw_contracts::ops::SetCreditLine {
+                    account: *account,
+                    line: *line,
+                },
+            )),
         ),
         Step::Garbage(bytes) => bytes.clone(),
     }

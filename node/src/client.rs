@@ -255,6 +255,11 @@ impl Client {
         self.submit(&[envelope], wait, None).await
     }
 
+    /// GET /v1/assets/{id}: an asset and its supply.
+    pub async fn asset(&self, id: u32) -> Result<Option<AssetResponse>, ClientError> {
+        self.get(&format!("/v1/assets/{id}")).await
+    }
+
     /// GET /v1/accounts/{id}.
     pub async fn account(&self, id: u128) -> Result<Option<AccountResponse>, ClientError> {
         self.get(&format!("/v1/accounts/{id}")).await

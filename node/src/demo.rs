@@ -114,6 +114,10 @@ fn participant_keys(dir: &Path) -> anyhow::Result<Vec<GenesisParticipant>> {
     Ok(participants)
 }
 
+/// Most of each demo asset that may be outstanding: the genesis funds 400,000,000 minor units,
+/// so the issuer may mint 600,000,000 more before governance must raise it.
+pub const SUPPLY_CAP: u128 = 1_000_000_000;
+
 /// The demo's genesis (without its network id): two assets, each partner with a funded
 /// account in each, and one voting node.
 fn demo_genesis(participants: Vec<GenesisParticipant>, node_key: &SigningKey) -> Genesis {
@@ -145,7 +149,7 @@ fn demo_genesis(participants: Vec<GenesisParticipant>, node_key: &SigningKey) ->
                 scale: 2,
                 issuer: 1,
                 issuance_account: issuance_of(EUR),
-                supply_cap: None,
+                supply_cap: Some(SUPPLY_CAP),
             },
             GenesisAsset {
                 id: USD,
@@ -153,7 +157,7 @@ fn demo_genesis(participants: Vec<GenesisParticipant>, node_key: &SigningKey) ->
                 scale: 2,
                 issuer: 2,
                 issuance_account: issuance_of(USD),
-                supply_cap: None,
+                supply_cap: Some(SUPPLY_CAP),
             },
         ],
         accounts,

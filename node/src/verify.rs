@@ -25,6 +25,10 @@ pub struct ReplayReport {
     pub state_root: String,
     /// State records compared.
     pub state_records: u64,
+    /// Each asset's outstanding supply, checked in the replayed state: debits equal credits,
+    /// and the supply record equals what the issuance account let out (and so what every other
+    /// account holds).
+    pub assets: Vec<tpw_contracts::supply::AssetMoney>,
 }
 
 /// Where a replay found the data folder differs from a replay of its own blocks.
@@ -72,6 +76,14 @@ pub enum ReplayError {
         stored: &'static str,
         /// "present", "absent" or "other bytes".
         replayed: &'static str,
+    },
+    /// The replayed state breaks a money invariant (conservation or the supply record).
+    #[error("money invariant broken at height {height}: {what}")]
+    Money {
+        /// The replayed head's height.
+        height: u64,
+        /// Which invariant, in which asset.
+        what: String,
     },
     /// The stored head is not the replayed chain's head.
     #[error("the stored head (height {stored_height}) is not the replayed head")]
@@ -221,6 +233,19 @@ fn replay_source(
     Ok((state, head))
 }
 
+/// The money invariants of a replayed state, per asset.
+fn check_money(
+    state: &MemStore,
+    height: u64,
+) -> Result<Vec<tpw_contracts::supply::AssetMoney>, ReplayError> {
+    tpw_contracts::supply::check_money(
+        state
+            .records()
+            .map(|(key, value)| (key.as_slice(), value.as_slice())),
+    )
+    .map_err(|what| ReplayError::Money { height, what })
+}
+
 /// Replays the ledger archive `path` against `genesis`, telling `progress` (bytes read, bytes
 /// in all) as it goes.
 pub fn replay_archive(
@@ -252,6 +277,7 @@ pub fn replay_archive(
         head_hash: hex::encode(head.hash),
         state_root: hex::encode(head.commitment.root()),
         state_records: state.records().count() as u64,
+        assets: check_money(&state, head.height)?,
     })
 }
 
@@ -281,6 +307,7 @@ pub fn replay_with_progress(
         head_hash: hex::encode(head.hash),
         state_root: hex::encode(head.commitment.root()),
         state_records: compared,
+        assets: check_money(&state, head.height)?,
     })
 }
 

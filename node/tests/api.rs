@@ -1603,6 +1603,85 @@ async fn an_account_statement_reconciles_to_the_balance_and_pages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn money_enters_only_by_the_issuers_mint_and_the_supply_is_served() {
+    // Proves, through the HTTP API, that GET /v1/assets/{id} serves the supply record, that
+    // the issuer's mint raises it by exactly what it credits while a partner's mint, a mint
+    // over the cap and a transfer out of the issuance account are refused with their codes,
+    // and that the outstanding amount is what the issuance account let out.
+    let folder = tempfile::tempdir().unwrap();
+    let config = prepare(folder.path());
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let network = network_id(&config);
+    let regulator = Api::new(node.api_address).reading_as(key(folder.path(), "regulator"), network);
+    let (status, before) = regulator.get("/v1/assets/1").await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["code"], "EUR");
+    assert_eq!(
+        before["outstanding"], "400000000",
+        "four partners funded 100,000,000 each"
+    );
+    assert_eq!(before["supply_cap"], tpw_node::demo::SUPPLY_CAP.to_string());
+    let mint = |id, amount| {
+        Operation::Mint(tpw_contracts::ops::Mint(
+            tpw_contracts::ops::IssuanceFields {
+                id,
+                account: account_of(3, EUR),
+                asset: EUR,
+                amount,
+            },
+        ))
+    };
+    let bank_a = key(folder.path(), "bank-a");
+    let acme = key(folder.path(), "acme");
+    let cases = [
+        (&bank_a, mint(1, 5_000), 200, "ok"),
+        (&acme, mint(2, 5_000), 422, "issuer_only"),
+        (
+            &bank_a,
+            mint(3, tpw_node::demo::SUPPLY_CAP),
+            422,
+            "exceeds_supply_cap",
+        ),
+        (
+            &bank_a,
+            payment(4, issuance_of(EUR), account_of(3, EUR), EUR, 1),
+            422,
+            "issuance_account",
+        ),
+    ];
+    for (signer, operation, status, expected) in cases {
+        let (got, body) = regulator
+            .submit(&[sign(network, signer, operation)], true)
+            .await;
+        assert_eq!(got, status, "{body}");
+        assert_eq!(body["results"][0]["code"], expected, "{body}");
+    }
+    let (status, after) = regulator.get("/v1/assets/1").await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["outstanding"], "400005000");
+    let (_, issuance) = regulator
+        .get(&format!("/v1/accounts/{}", issuance_of(EUR)))
+        .await;
+    let let_out = issuance["account"]["debits_posted"]
+        .as_str()
+        .unwrap()
+        .parse::<u128>()
+        .unwrap()
+        - issuance["account"]["credits_posted"]
+            .as_str()
+            .unwrap()
+            .parse::<u128>()
+            .unwrap();
+    assert_eq!(let_out.to_string(), after["outstanding"]);
+    assert_eq!(issuance["account"]["flags"], json!(["issuance"]));
+    let (status, missing) = regulator.get("/v1/assets/9").await;
+    assert_eq!((status, code(&missing)), (404, "not_found"));
+    let (status, bad) = regulator.get("/v1/assets/x").await;
+    assert_eq!((status, code(&bad)), (400, "bad_asset_id"));
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_example_client_signs_submits_and_reads() {
     // Proves integration from another language using only the documents: the Python client
     // (clients/python) encodes and signs a transfer that the node commits, and its signed read
@@ -1706,6 +1785,7 @@ async fn the_served_openapi_document_names_every_route_and_only_routes() {
         "/v1/proofs/{participant}/{id}",
         "/v1/netting/{cycle}",
         "/v1/limits/{participant}/{asset}",
+        "/v1/assets/{id}",
         "/v1/credit-limits/{creditor}/{debtor}/{asset}",
         "/v1/blocks",
         "/v1/blocks/{height}",

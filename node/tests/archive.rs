@@ -100,6 +100,12 @@ async fn archives_verify_resume_and_restore_to_a_chosen_height() {
     let folder_verified = tpw_json(&["verify", "--data-dir", &data_dir, "--genesis", &genesis]);
     assert_eq!(verified["state_root"], folder_verified["state_root"]);
     assert_eq!(verified["state_records"], folder_verified["state_records"]);
+    // The replay checked the money invariants: each asset's supply, as the node serves it.
+    assert_eq!(verified["assets"], folder_verified["assets"]);
+    assert_eq!(
+        folder_verified["assets"][0],
+        serde_json::json!({ "asset": 1, "outstanding": "400000000" })
+    );
     let bytes = std::fs::read(&archive).unwrap();
 
     // An export cut off mid-record resumes after its last complete block and writes the

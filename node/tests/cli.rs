@@ -599,6 +599,79 @@ fn every_cli_command_works_against_a_running_node() {
     assert_eq!(nodes["nodes"][0]["active"], true);
     assert_eq!(nodes["nodes"][0]["role"], "voter");
 
+    // Money only by the rules: governance caps the credit line bank A may grant Acme, bank A
+    // grants one, the EUR issuer (bank A) mints, and a partner's mint is refused.
+    let capped = nested(
+        &bank,
+        &[
+            "governance",
+            "propose",
+            "--proposal",
+            "2",
+            "credit-line-cap",
+            "--participant",
+            "3",
+            "--asset",
+            "1",
+            "--cap",
+            "1000",
+        ],
+    );
+    assert_eq!(json(&capped)["results"][0]["code"], "ok");
+    let approved = nested(&bank_b, &["governance", "approve", "--proposal", "2"]);
+    assert_eq!(json(&approved)["results"][0]["code"], "ok");
+    let line = |amount: &str| {
+        nested(
+            &bank,
+            &[
+                "issuance",
+                "credit-line",
+                "--account",
+                "301",
+                "--line",
+                amount,
+            ],
+        )
+    };
+    assert_eq!(
+        json(&line("1001"))["error"]["code"],
+        "exceeds_credit_line_cap"
+    );
+    assert_eq!(json(&line("500"))["results"][0]["code"], "ok");
+    let supply_before = json(&tpw(&["issuance", "show", "--node", &url, "1"]));
+    let mint = |key: &str| {
+        nested(
+            key,
+            &[
+                "issuance",
+                "mint",
+                "--id",
+                "90",
+                "--account",
+                "301",
+                "--asset",
+                "1",
+                "--amount",
+                "2",
+            ],
+        )
+    };
+    assert_eq!(json(&mint(&bank))["results"][0]["code"], "ok");
+    assert_eq!(json(&mint(&acme))["error"]["code"], "issuer_only");
+    let supply_after = json(&tpw(&["issuance", "show", "--node", &url, "1"]));
+    let outstanding = |shown: &Value| {
+        shown["outstanding"]
+            .as_str()
+            .unwrap()
+            .parse::<u128>()
+            .unwrap()
+    };
+    assert_eq!(outstanding(&supply_after), outstanding(&supply_before) + 2);
+    assert_eq!(
+        json(&tpw(&["account", "--node", &url, "301"]))["account"]["credit_line"],
+        "500"
+    );
+
     // Acme's first two events, from the start of the chain.
     let events = tpw(&[
         "events", "--node", &url, "--key", &acme, "--after", "0", "--count", "2",

@@ -681,9 +681,9 @@ async fn check_history(
                 duplicated += 1;
             }
         }
-        for (asset, sum) in crate::commands::unconserved_assets(&client, &network.genesis).await? {
+        for (asset, what) in crate::commands::unconserved_assets(&client, &network.genesis).await? {
             eprintln!(
-                "chaos: node {}: asset {asset} not conserved: {sum:?}",
+                "chaos: node {}: asset {asset} not conserved: {what}",
                 node + 1
             );
             conserved = false;

@@ -427,11 +427,45 @@ pub async fn partition(dir: &Path, name: &str, isolate: bool) -> anyhow::Result<
 }
 
 /// Reads every account of the genesis (issuance accounts included) through `client`, which
-/// must read as a regulator, and returns the assets whose posted or pending debits differ from
-/// their credits, with the four sums (debits and credits posted, debits and credits pending).
-/// Only the genesis' accounts are read: a load that opens accounts of its own must check those
-/// itself.
+/// must read as a regulator, and returns the assets whose money is wrong, with what is wrong:
+/// posted or pending debits that differ from their credits (the four sums: debits and credits
+/// posted, debits and credits pending), or a supply (`GET /v1/assets/{id}`) that is not what
+/// the issuance account let out. Only the genesis' accounts are summed: a load that opens
+/// accounts of its own must check those itself.
 pub async fn unconserved_assets(
+    client: &Client,
+    genesis: &tpw_contracts::Genesis,
+) -> anyhow::Result<Vec<(u32, String)>> {
+    let mut wrong: Vec<(u32, String)> = unbalanced_sums(client, genesis)
+        .await?
+        .into_iter()
+        .map(|(asset, sum)| (asset, format!("debits and credits differ: {sum:?}")))
+        .collect();
+    for listed in &genesis.assets {
+        let supply = client
+            .asset(listed.id)
+            .await?
+            .with_context(|| format!("asset {} is missing", listed.id))?;
+        let issuance = client
+            .account(listed.issuance_account)
+            .await?
+            .with_context(|| format!("account {} is missing", listed.issuance_account))?
+            .account;
+        let let_out = issuance.debits_posted.checked_sub(issuance.credits_posted);
+        if let_out != Some(supply.outstanding) {
+            wrong.push((
+                listed.id,
+                format!(
+                    "supply says {} outstanding, the issuance account let out {let_out:?}",
+                    supply.outstanding
+                ),
+            ));
+        }
+    }
+    Ok(wrong)
+}
+
+async fn unbalanced_sums(
     client: &Client,
     genesis: &tpw_contracts::Genesis,
 ) -> anyhow::Result<Vec<(u32, [u128; 4])>> {

@@ -44,6 +44,9 @@ pub fn partner_account(index: usize) -> u128 {
 
 /// The issuance account of the load asset.
 pub const ISSUANCE_ACCOUNT: u128 = 1_000;
+/// Most of each asset that may be outstanding in a local network: room for the issuers' mints
+/// in the contract mix on top of any partner count's funding.
+pub const SUPPLY_CAP: u128 = 1 << 100;
 
 /// The asset used by the load.
 pub const LOAD_ASSET: u32 = 1;
@@ -273,7 +276,7 @@ pub fn load_genesis(
                 scale: 2,
                 issuer: BANKS[0],
                 issuance_account: ISSUANCE_ACCOUNT,
-                supply_cap: None,
+                supply_cap: Some(SUPPLY_CAP),
             },
             GenesisAsset {
                 id: SECOND_ASSET,
@@ -281,7 +284,7 @@ pub fn load_genesis(
                 scale: 2,
                 issuer: BANKS[1],
                 issuance_account: SECOND_ISSUANCE_ACCOUNT,
-                supply_cap: None,
+                supply_cap: Some(SUPPLY_CAP),
             },
         ],
         accounts,

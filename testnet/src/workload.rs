@@ -7,9 +7,9 @@ use crate::network::{
 };
 use tpw_contracts::ops::{
     AcceptExchange, AddKey, ApproveEscrow, ApproveProposal, ApproveTransfer, CloseCycle,
-    CreateEscrow, OfferExchange, OpenCycle, PostPending, Propose, ReleaseEscrow, Reverse,
-    SetApprovalPolicy, SetCreditLimit, SetHold, SetOutflowCap, SetTransferMax, SubmitObligation,
-    Transfer, VoidPending,
+    CreateEscrow, IssuanceFields, Mint, OfferExchange, OpenCycle, PostPending, Propose,
+    ReleaseEscrow, Reverse, SetApprovalPolicy, SetCreditLimit, SetCreditLine, SetHold,
+    SetOutflowCap, SetTransferMax, SubmitObligation, Transfer, VoidPending,
 };
 use tpw_contracts::{Body, Operation, TransferKind};
 
@@ -71,7 +71,7 @@ pub fn contract_step(
     };
     let me = partner_id(partner);
     let secret = [stream.below(2) as u8; 32];
-    match stream.below(20) {
+    match stream.below(22) {
         0..=2 => (
             "transfer",
             me,
@@ -355,6 +355,26 @@ pub fn contract_step(
                 account: own,
                 frozen: stream.below(3) == 0,
                 reason: 1 + stream.below(9) as u16,
+            })),
+        ),
+        19 => (
+            "mint",
+            if in_eur { BANKS[0] } else { BANKS[1] },
+            None,
+            Body::single(Operation::Mint(Mint(IssuanceFields {
+                id: 700 + id,
+                account: own,
+                asset,
+                amount,
+            }))),
+        ),
+        20 => (
+            "credit_line",
+            bank_of(partner),
+            None,
+            Body::single(Operation::SetCreditLine(SetCreditLine {
+                account: own,
+                line: stream.pick(&[0u128, 5_000]),
             })),
         ),
         _ => (

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use tpw_contracts::genesis::{
     GenesisAccount, GenesisAsset, GenesisFunding, GenesisNode, GenesisParticipant, NodeRole,
 };
-use tpw_contracts::issuance::SupplyRecord;
-use tpw_contracts::model::{account_flags, from_bytes, Account, Role, TransferRecord};
+use tpw_contracts::model::{from_bytes, Account, Role, TransferRecord};
 use tpw_contracts::state::{account_key, transfer_key, Commitment};
 use tpw_contracts::{
     apply_block, BlockOutcome, Body, ChainHead, Genesis, MemStore, Proposal, StateStore,
@@ -224,24 +223,12 @@ impl Ledger {
         }
         // Money only by mint and burn: each asset's supply record is what its issuance account
         // let out (and so, with conservation, what all other accounts hold).
-        for (key, value) in self.store.records() {
-            if key[0] == b's' {
-                let asset = u32::from_be_bytes(key[1..5].try_into().unwrap());
-                let supply = from_bytes(value, SupplyRecord::decode).unwrap();
-                let issuance = self
-                    .store
-                    .records()
-                    .filter(|(key, _)| key[0] == b'A')
-                    .map(|(_, value)| from_bytes(value, Account::decode).unwrap())
-                    .find(|account| account.asset == asset && account.has(account_flags::ISSUANCE))
-                    .expect("every asset has an issuance account");
-                assert_eq!(
-                    supply.outstanding,
-                    issuance.debits_posted - issuance.credits_posted,
-                    "the supply record of asset {asset} is what its issuance account let out"
-                );
-            }
-        }
+        tpw_contracts::supply::check_money(
+            self.store
+                .records()
+                .map(|(key, value)| (key.as_slice(), value.as_slice())),
+        )
+        .expect("the money invariants hold");
         for (asset, sum) in sums {
             assert_eq!(
                 sum[0], sum[1],

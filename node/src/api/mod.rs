@@ -202,6 +202,7 @@ pub fn router(context: Arc<ApiContext>) -> Router {
         .route("/v1/proofs/{participant}/{id}", get(proofs::proof))
         .route("/v1/netting/{cycle}", get(reads::netting_cycle))
         .route("/v1/limits/{participant}/{asset}", get(reads::limits))
+        .route("/v1/assets/{id}", get(reads::asset))
         .route(
             "/v1/credit-limits/{creditor}/{debtor}/{asset}",
             get(reads::credit_limit),

@@ -144,6 +144,28 @@ pub(super) async fn netting_cycle(
     }
 }
 
+/// An asset and its outstanding supply: readable by every participant (the supply is what the
+/// whole network holds, no one's position).
+pub(super) async fn asset(
+    State(context): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<AssetResponse>, ApiError> {
+    let id = parse_asset(&id)?;
+    let Some(details) = context.reader.asset(id).map_err(ApiError::storage)? else {
+        return Err(ApiError::not_found("asset"));
+    };
+    Ok(Json(AssetResponse {
+        height: details.height,
+        id: details.asset.id,
+        code: details.asset.code,
+        scale: details.asset.scale,
+        issuer: details.asset.issuer,
+        issuance_account: details.asset.issuance_account,
+        supply_cap: details.supply.cap,
+        outstanding: details.supply.outstanding,
+    }))
+}
+
 pub(super) async fn limits(
     State(context): State<AppState>,
     Extension(principal): Extension<Principal>,

@@ -152,6 +152,38 @@ pub(crate) enum Change {
         #[arg(long)]
         approvals: u8,
     },
+    /// Sets the most of an asset that may be outstanding (its issuer mints up to it).
+    SupplyCap {
+        /// The asset.
+        #[arg(long)]
+        asset: u32,
+        /// The cap, in minor units.
+        #[arg(long)]
+        cap: u128,
+    },
+    /// Sets the most a partner's bank may grant one of the partner's accounts in an asset as a
+    /// credit line, 0 to allow none.
+    CreditLineCap {
+        /// The settlement partner.
+        #[arg(long)]
+        participant: u64,
+        /// The asset.
+        #[arg(long)]
+        asset: u32,
+        /// The cap, in minor units.
+        #[arg(long)]
+        cap: u128,
+    },
+    /// Grants an account (a bank's own, or any but an issuance account) a credit line, 0 to
+    /// remove it.
+    CreditLine {
+        /// The account.
+        #[arg(long)]
+        account: u128,
+        /// The line, in minor units.
+        #[arg(long)]
+        line: u128,
+    },
 }
 
 fn parse_node_role(text: &str) -> Result<NodeRole, String> {
@@ -235,6 +267,19 @@ impl Change {
             }
             Change::ApprovalsRequired { approvals } => {
                 GovernanceAction::SetApprovalsRequired { approvals }
+            }
+            Change::SupplyCap { asset, cap } => GovernanceAction::SetSupplyCap { asset, cap },
+            Change::CreditLineCap {
+                participant,
+                asset,
+                cap,
+            } => GovernanceAction::SetCreditLineCap {
+                participant,
+                asset,
+                cap,
+            },
+            Change::CreditLine { account, line } => {
+                GovernanceAction::GrantCreditLine { account, line }
             }
         })
     }

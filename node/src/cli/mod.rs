@@ -7,6 +7,7 @@ pub(crate) mod common;
 mod demo;
 mod genesis;
 pub(crate) mod governance;
+mod issuance;
 mod keys;
 mod proof;
 mod reads;
@@ -100,6 +101,12 @@ enum Command {
         #[command(subcommand)]
         command: governance::GovernanceCommand,
     },
+    /// Money in and out and credit lines: the issuer's mint and burn, a bank's credit line for
+    /// its partner's account, an asset's supply.
+    Issuance {
+        #[command(subcommand)]
+        command: issuance::IssuanceCommand,
+    },
     /// Payment limits: daily outflow caps (per-transfer maximums are set by governance).
     Limits {
         #[command(subcommand)]
@@ -150,6 +157,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args).await,
         Command::Payment(command) => transactions::payment(command).await,
         Command::Escrow { command } => contracts_cli::escrow(command).await,
+        Command::Issuance { command } => issuance::issuance(command).await,
         Command::Exchange { command } => contracts_cli::exchange(command).await,
         Command::Netting { command } => contracts_cli::netting(command).await,
         Command::Limits { command } => contracts_cli::limits(command).await,

@@ -73,7 +73,8 @@ fn print_divergence(error: &tpw_node::verify::ReplayError) {
     let height = match error {
         tpw_node::verify::ReplayError::Diverged { height, .. }
         | tpw_node::verify::ReplayError::Apply { height, .. }
-        | tpw_node::verify::ReplayError::MissingBlock { height } => Some(*height),
+        | tpw_node::verify::ReplayError::MissingBlock { height }
+        | tpw_node::verify::ReplayError::Money { height, .. } => Some(*height),
         _ => None,
     };
     println!(

@@ -157,6 +157,17 @@ pub struct TransferDetails {
     pub awaiting_approval: bool,
 }
 
+/// An asset and its supply, read at one height.
+#[derive(Debug, Clone)]
+pub struct AssetDetails {
+    /// Height the read reflects.
+    pub height: u64,
+    /// The asset.
+    pub asset: tpw_contracts::model::Asset,
+    /// Its supply cap and what is outstanding.
+    pub supply: tpw_contracts::issuance::SupplyRecord,
+}
+
 /// An asset's per-transfer maximum and a participant's outflow cap in it.
 #[derive(Debug, Clone)]
 pub struct LimitsDetails {
@@ -963,6 +974,26 @@ impl LedgerReader {
             transfer_max,
             outflow_cap,
         })
+    }
+
+    /// An asset with its supply record, both at the head (none if no such asset).
+    pub fn asset(&self, id: u32) -> Result<Option<AssetDetails>, StorageError> {
+        use tpw_contracts::issuance::{supply_key, SupplyRecord};
+        use tpw_contracts::model::Asset;
+        let snapshot = self.db.rocks().snapshot();
+        let (head, _) = self.read_head(&snapshot)?;
+        let asset_key = tpw_contracts::state::asset_key(id);
+        let Some(asset) = self.snapshot_record(&snapshot, &asset_key, Asset::decode)? else {
+            return Ok(None);
+        };
+        let supply = self
+            .snapshot_record(&snapshot, &supply_key(id), SupplyRecord::decode)?
+            .ok_or_else(|| StorageError::Corrupt(format!("asset {id} has no supply record")))?;
+        Ok(Some(AssetDetails {
+            height: head.height,
+            asset,
+            supply,
+        }))
     }
 
     /// A participant's current record.

@@ -20,7 +20,8 @@ use tpw_consensus::{
     MemLogStore, RaftState, ReplicaLedger, Storage,
 };
 use tpw_contracts::block::WebhookProgress;
-use tpw_contracts::model::{from_bytes, Account, Hash};
+use tpw_contracts::issuance::SupplyRecord;
+use tpw_contracts::model::{account_flags, from_bytes, Account, Hash};
 use tpw_contracts::state::{prefix, Records, StoreError};
 use tpw_contracts::{BlockOutcome, ChainHead, GenesisState, StateStore};
 
@@ -106,13 +107,17 @@ impl Disk {
     }
 }
 
-/// Per-asset sums of posted and pending debits and credits over every account.
+/// Per-asset sums of posted and pending debits and credits over every account, what the
+/// issuance account let out, and the supply record's outstanding amount.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct AssetSums {
     debits_posted: u128,
     credits_posted: u128,
     debits_pending: u128,
     credits_pending: u128,
+    issuance_debits: u128,
+    issuance_credits: u128,
+    outstanding: u128,
 }
 
 impl AssetSums {
@@ -121,16 +126,39 @@ impl AssetSums {
         self.credits_posted += account.credits_posted;
         self.debits_pending += account.debits_pending;
         self.credits_pending += account.credits_pending;
+        if account.has(account_flags::ISSUANCE) {
+            self.issuance_debits += account.debits_posted;
+            self.issuance_credits += account.credits_posted;
+        }
     }
     fn remove(&mut self, account: &Account) {
         self.debits_posted -= account.debits_posted;
         self.credits_posted -= account.credits_posted;
         self.debits_pending -= account.debits_pending;
         self.credits_pending -= account.credits_pending;
+        if account.has(account_flags::ISSUANCE) {
+            self.issuance_debits -= account.debits_posted;
+            self.issuance_credits -= account.credits_posted;
+        }
     }
+    /// Debits equal credits, and money entered only by mint: the supply record is what the
+    /// issuance account let out (so what every other account holds).
     fn conserved(&self) -> bool {
-        self.debits_posted == self.credits_posted && self.debits_pending == self.credits_pending
+        self.debits_posted == self.credits_posted
+            && self.debits_pending == self.credits_pending
+            && self.issuance_debits.checked_sub(self.issuance_credits) == Some(self.outstanding)
     }
+}
+
+fn supply(key: &[u8], bytes: &[u8]) -> Result<(u32, u128), String> {
+    let asset = key
+        .get(1..5)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map(u32::from_be_bytes)
+        .ok_or("malformed supply key")?;
+    let record = from_bytes(bytes, SupplyRecord::decode)
+        .map_err(|error| format!("supply record: {error}"))?;
+    Ok((asset, record.outstanding))
 }
 
 fn account(bytes: &[u8]) -> Result<Account, String> {
@@ -295,6 +323,9 @@ impl SimLedger {
             if key.first() == Some(&prefix::ACCOUNT) {
                 let account = account(value)?;
                 self.sums.entry(account.asset).or_default().add(&account);
+            } else if key.first() == Some(&prefix::SUPPLY) {
+                let (asset, outstanding) = supply(key, value)?;
+                self.sums.entry(asset).or_default().outstanding = outstanding;
             }
         }
         Ok(())
@@ -304,6 +335,13 @@ impl SimLedger {
     fn check_conservation(&mut self, outcome: &BlockOutcome) -> Result<(), String> {
         let mut sums = self.sums.clone();
         for (key, value) in &outcome.diff {
+            if key.first() == Some(&prefix::SUPPLY) {
+                if let Some(value) = value {
+                    let (asset, outstanding) = supply(key, value)?;
+                    sums.entry(asset).or_default().outstanding = outstanding;
+                }
+                continue;
+            }
             if key.first() != Some(&prefix::ACCOUNT) {
                 continue;
             }
