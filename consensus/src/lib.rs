@@ -12,6 +12,7 @@
 pub mod batcher;
 pub mod driver;
 pub mod entry;
+pub mod ledger_clock;
 pub mod limits;
 pub mod log_store;
 mod logger;

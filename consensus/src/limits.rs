@@ -69,3 +69,7 @@ const _: () = assert!(PROPOSALS_IN_FLIGHT_DEFAULT >= 1);
 const _: () = assert!(PROPOSALS_IN_FLIGHT_DEFAULT <= PROPOSALS_IN_FLIGHT_MAX);
 const _: () = assert!(HEARTBEAT_TICKS_DEFAULT < ELECTION_TICKS_DEFAULT);
 const _: () = assert!(REKEY_HANDOVER_AFTER_MS < REKEY_HANDOVER_BACKOFF_MS);
+
+/// Default of the most a leader without a ledger-time estimate (it applied no block since it
+/// started) steps its first stamp from the head's time toward its wall clock: one minute.
+pub const CLOCK_FIRST_STEP_MAX_MS_DEFAULT: u64 = 60_000;

@@ -61,6 +61,27 @@ impl Default for BlockConfig {
     }
 }
 
+/// Ledger time and this machine's clock (docs/operating.md, "Ledger time").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockConfig {
+    /// Alarm (metric, log, a warning in /v1/ready) when this machine's wall clock and the
+    /// ledger time differ by more than this.
+    pub skew_alarm_ms: u64,
+    /// As leader with no ledger-time estimate yet (no block applied since start), the most its
+    /// first stamp steps from the head's time toward this machine's clock.
+    pub first_step_max_ms: u64,
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        Self {
+            skew_alarm_ms: 2_000,
+            first_step_max_ms: tpw_consensus::limits::CLOCK_FIRST_STEP_MAX_MS_DEFAULT,
+        }
+    }
+}
+
 /// Per-principal limits of the HTTP API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -190,6 +211,8 @@ pub struct NodeConfig {
     pub webhooks: WebhookConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Ledger time against this machine's clock.
+    pub clock: ClockConfig,
     /// This node's Raft id, needed only when the ledger does not yet record this node's key:
     /// a node added by governance on its first start, or a node restarted with a rotated key
     /// before it applied the rotation. Otherwise the ledger's node set names it by its key.
@@ -216,6 +239,7 @@ impl Default for NodeConfig {
             api: ApiConfig::default(),
             webhooks: WebhookConfig::default(),
             log: LogConfig::default(),
+            clock: ClockConfig::default(),
             node_id: None,
             new_node: false,
         }

@@ -220,6 +220,10 @@ pub struct RuntimeStatus {
     /// Whether the ledger records this node as a regulator's observer (or does not record it
     /// yet: a joining node serves as an observer until it has replicated its own record).
     pub observer: bool,
+    /// This machine's wall clock minus its estimate of ledger time, once it has one.
+    pub clock_offset_ms: Option<i64>,
+    /// The bound past which that raises the clock alarm (`clock.skew_alarm_ms`).
+    pub clock_skew_alarm_ms: u64,
 }
 
 /// State shared by the raft loop and the API.

@@ -68,6 +68,10 @@ pub struct Metrics {
     pub raft_voters: AtomicU64,
     /// Learners (observers, voters catching up) in Raft's configuration.
     pub raft_learners: AtomicU64,
+    /// How far this machine's wall clock is from ledger time, either way.
+    pub clock_skew_ms: AtomicU64,
+    /// 1 while that is over the configured bound.
+    pub clock_skew_alarm: AtomicU64,
 }
 
 impl Metrics {
@@ -110,7 +114,7 @@ struct Family {
 }
 
 /// Every metric family, in the order /metrics lists them.
-const FAMILIES: [Family; 31] = [
+const FAMILIES: [Family; 33] = [
     Family {
         name: "tpw_transactions_submitted_total",
         kind: "counter",
@@ -248,6 +252,18 @@ const FAMILIES: [Family; 31] = [
         kind: "gauge",
         help: "Blocks below an installed snapshot not yet fetched.",
         value: |metrics| &metrics.blocks_missing,
+    },
+    Family {
+        name: "tpw_clock_skew_ms",
+        kind: "gauge",
+        help: "How far this machine's wall clock is from ledger time (either way), in ms.",
+        value: |metrics| &metrics.clock_skew_ms,
+    },
+    Family {
+        name: "tpw_clock_skew_alarm",
+        kind: "gauge",
+        help: "1 while this machine's wall clock and ledger time differ by more than clock.skew_alarm_ms.",
+        value: |metrics| &metrics.clock_skew_alarm,
     },
     Family {
         name: "tpw_apply_lag_entries",

@@ -274,6 +274,7 @@ fn build_engine(
             log_retention_entries: config.raft.log_retention_entries,
             joining,
             report_entries: false,
+            clock_first_step_max_ms: config.clock.first_step_max_ms,
         },
         driver,
         ledger,
@@ -286,7 +287,8 @@ fn build_engine(
         peer_receiver,
         Arc::clone(&shared),
         started,
-    );
+    )
+    .with_skew_alarm_ms(config.clock.skew_alarm_ms);
     let engine = Engine {
         node_id: me.id,
         network_id,

@@ -193,6 +193,10 @@ pub struct Runtime {
     commands: Receiver<Command>,
     peer_input: Receiver<Command>,
     started: Instant,
+    /// Alarm when this machine's clock and ledger time differ by more than this.
+    skew_alarm_ms: u64,
+    /// Whether the clock alarm is raised (it logs when it changes).
+    skew_alarmed: std::cell::Cell<bool>,
 }
 
 impl Runtime {
@@ -218,10 +222,46 @@ impl Runtime {
             commands,
             peer_input,
             started,
+            skew_alarm_ms: crate::config::ClockConfig::default().skew_alarm_ms,
+            skew_alarmed: std::cell::Cell::new(false),
         };
         // Published before the API starts, so no reader ever sees an empty status.
         runtime.publish_status();
         runtime
+    }
+
+    /// Raises the clock alarm past `skew_alarm_ms` (`clock.skew_alarm_ms`).
+    pub fn with_skew_alarm_ms(mut self, skew_alarm_ms: u64) -> Self {
+        self.skew_alarm_ms = skew_alarm_ms;
+        self
+    }
+
+    /// Compares this machine's clock with ledger time: the metrics, and a log line when the
+    /// alarm is raised or cleared. Returns wall clock minus ledger time, once known.
+    fn check_clock(&self) -> Option<i64> {
+        let now = self.now();
+        let ledger_ms = self.replica.ledger_time_ms(now.monotonic_ms)?;
+        let offset = now.clock_ms as i64 - ledger_ms as i64;
+        let skew = offset.unsigned_abs();
+        let alarmed = skew > self.skew_alarm_ms;
+        let metrics = &self.executor.shared.metrics;
+        Metrics::set(&metrics.clock_skew_ms, skew);
+        Metrics::set(&metrics.clock_skew_alarm, u64::from(alarmed));
+        if alarmed != self.skew_alarmed.replace(alarmed) {
+            if alarmed {
+                tracing::warn!(
+                    offset_ms = offset,
+                    bound_ms = self.skew_alarm_ms,
+                    "this machine's clock and ledger time differ by more than clock.skew_alarm_ms; blocks this node stamps move toward its clock by at most 5% of the time that passes"
+                );
+            } else {
+                tracing::info!(
+                    offset_ms = offset,
+                    "this machine's clock is within clock.skew_alarm_ms of ledger time again"
+                );
+            }
+        }
+        Some(offset)
     }
 
     /// Sends Raft messages through this network (a one-node group needs none); peers are
@@ -331,6 +371,8 @@ impl Runtime {
             voters: engine.membership.voters.iter().copied().collect(),
             learners: engine.membership.learners.iter().copied().collect(),
             observer: engine.observer,
+            clock_offset_ms: self.check_clock(),
+            clock_skew_alarm_ms: self.skew_alarm_ms,
         };
         let shared = &self.executor.shared;
         shared.head_height.send_if_modified(|height| {

@@ -1682,6 +1682,73 @@ async fn money_enters_only_by_the_issuers_mint_and_the_supply_is_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_far_from_ledger_time_raises_the_alarm_and_the_node_stays_ready() {
+    // Proves the clock alarm on a real node: with ledger time an hour ahead of this machine's
+    // clock (the genesis is stamped an hour from now, and a leader's stamps never go back nor
+    // jump to its clock), /v1/ready lists a clock_skew warning while still answering ready,
+    // and the metrics raise the alarm. It also shows ledger time deciding validity windows: an
+    // envelope valid for ten minutes of this machine's clock has already expired.
+    let folder = tempfile::tempdir().unwrap();
+    let config = prepare(folder.path());
+    let mut genesis = tpw_node::node::load_genesis(&config.genesis_file).unwrap();
+    genesis.genesis_time_ms += 3_600_000;
+    genesis.network_id = None;
+    genesis.network_id = Some(hex::encode(genesis.compute_network_id().unwrap()));
+    std::fs::write(
+        &config.genesis_file,
+        serde_json::to_string_pretty(&genesis).unwrap(),
+    )
+    .unwrap();
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let network = network_id(&config);
+    let api = Api::new(node.api_address).reading_as(key(folder.path(), "regulator"), network);
+    let acme = key(folder.path(), "acme");
+    let operation = || payment(1, account_of(3, EUR), account_of(4, EUR), EUR, 5);
+    let (status, expired) = api.submit(&[sign(network, &acme, operation())], true).await;
+    assert_eq!((status, code(&expired)), (422, "expired"), "{expired}");
+    let now_ms = tpw_node::runtime::now_ms();
+    let in_ledger_time = Transaction::sign(
+        network,
+        &acme,
+        tpw_contracts::Validity::new(2, now_ms + 3_600_000 + 600_000),
+        Body::single(operation()),
+    )
+    .to_bytes();
+    let (status, paid) = api.submit(&[in_ledger_time], true).await;
+    assert_eq!(status, 200, "{paid}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let ready = loop {
+        let (status, ready) = api.get("/v1/ready").await;
+        assert_eq!(status, 200, "{ready}");
+        if ready["warnings"]
+            .as_array()
+            .is_some_and(|warnings| !warnings.is_empty())
+        {
+            break ready;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no clock warning: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ready["ready"], true);
+    let warning = ready["warnings"][0].as_str().unwrap();
+    assert!(warning.starts_with("clock_skew: "), "{warning}");
+    let (_, metrics) = api.get("/metrics").await;
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(metrics.contains("tpw_clock_skew_alarm 1"), "{metrics}");
+    let skew = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("tpw_clock_skew_ms "))
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert!((3_590_000..=3_610_000).contains(&skew), "{skew}");
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_example_client_signs_submits_and_reads() {
     // Proves integration from another language using only the documents: the Python client
     // (clients/python) encodes and signs a transfer that the node commits, and its signed read

@@ -75,14 +75,30 @@ fn a_configuration_change_lost_at_restart_is_caught() {
 }
 
 #[test]
+fn a_leader_whose_clock_jump_moves_ledger_time_is_caught() {
+    // Proves the ledger-time checker: a node that measures elapsed time on its wall clock
+    // stamps blocks as far ahead as its clock jumped, and the checker finds a block stamped
+    // ahead of real time by more than the bound (so a time rule would fire early).
+    let (seed, report) = first_failure(Sabotage::WallClockAsMonotonic);
+    let failure = report.failure.unwrap_or_default();
+    eprintln!("seed {seed}: {failure}");
+    assert!(
+        failure.contains("ahead of real time"),
+        "seed {seed}: {failure}"
+    );
+}
+
+#[test]
 fn the_simulator_exercises_membership_keys_snapshots_and_admission() {
     // Proves the new paths run at all: one seed changes Raft's configuration through
     // governance, rotates a node key, installs snapshots (log compaction leaves new and wiped
-    // nodes behind) and refuses bad submissions at admission, and passes every check.
+    // nodes behind), refuses bad submissions at admission and jumps a leader's clock, and
+    // passes every check.
     let report = run_seed(7);
     assert_eq!(report.failure, None, "{report:?}");
     assert!(report.membership_changes > 0, "{report:?}");
     assert!(report.key_rotations > 0, "{report:?}");
     assert!(report.snapshots_installed > 0, "{report:?}");
     assert!(report.admission_refusals > 0, "{report:?}");
+    assert!(report.clock_jumps > 0, "{report:?}");
 }

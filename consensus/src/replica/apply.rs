@@ -56,6 +56,8 @@ impl<L: LogStore, S: ReplicaLedger<L>> Replica<L, S> {
             preverified.contains(tx_id)
         })?;
         let height = outcome.header.height;
+        self.ledger_clock
+            .observe(self.poll_ms, outcome.header.time_ms);
         let webhooks = plausible_webhooks(proposal, height);
         if webhooks.len() < proposal.webhooks.len() {
             let count = proposal.webhooks.len() - webhooks.len();
@@ -203,6 +205,8 @@ impl<L: LogStore, S: ReplicaLedger<L>> Replica<L, S> {
         self.ledger
             .install_snapshot(self.driver.store(), snapshot)?;
         self.next_expiry_ms = tpw_contracts::next_expiry_ms(&self.ledger)?;
+        self.ledger_clock
+            .observe(self.poll_ms, self.ledger.head().time_ms);
         self.refresh_nodes()?;
         let index = metadata.index;
         if self.snapshot_stepped == Some(index) {

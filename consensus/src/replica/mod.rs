@@ -67,6 +67,10 @@ pub struct ReplicaConfig {
     /// Hand every applied entry to the executor ([`Effect::EntryApplied`]): the simulator's
     /// checkers compare them across replicas; the node does not need them.
     pub report_entries: bool,
+    /// The most a leader that has no ledger-time estimate yet (it applied no block since it
+    /// started) steps its first stamp from the head's time toward its wall clock
+    /// ([`crate::ledger_clock`]).
+    pub clock_first_step_max_ms: u64,
 }
 
 impl Default for ReplicaConfig {
@@ -77,6 +81,7 @@ impl Default for ReplicaConfig {
             log_retention_entries: u64::MAX,
             joining: false,
             report_entries: false,
+            clock_first_step_max_ms: crate::limits::CLOCK_FIRST_STEP_MAX_MS_DEFAULT,
         }
     }
 }
@@ -303,6 +308,10 @@ pub struct Replica<L: LogStore, S: ReplicaLedger<L>> {
     lagging_since_ms: BTreeMap<u64, u64>,
     /// When this node last handed leadership over for each such member.
     handed_over_for_ms: BTreeMap<u64, u64>,
+    /// This node's estimate of ledger time, and the stamps it puts on blocks as leader.
+    ledger_clock: crate::ledger_clock::LedgerClock,
+    /// The monotonic time of the current poll (when applied blocks are observed).
+    poll_ms: u64,
 }
 
 impl<L: LogStore, S: ReplicaLedger<L>> Replica<L, S> {
@@ -343,7 +352,15 @@ impl<L: LogStore, S: ReplicaLedger<L>> Replica<L, S> {
             rekeyed_at,
             lagging_since_ms: BTreeMap::new(),
             handed_over_for_ms: BTreeMap::new(),
+            ledger_clock: crate::ledger_clock::LedgerClock::default(),
+            poll_ms: now_ms,
         })
+    }
+
+    /// Ledger time at monotonic `now_ms` as this node estimates it (the latest block's time
+    /// plus the monotonic time since), once it applied or stamped a block since it started.
+    pub fn ledger_time_ms(&self, now_ms: u64) -> Option<u64> {
+        self.ledger_clock.estimate(now_ms)
     }
 
     /// Queues admitted envelopes (`(transaction id, bytes)`, signatures verified) for the
@@ -409,6 +426,7 @@ impl<L: LogStore, S: ReplicaLedger<L>> Replica<L, S> {
     /// raft's ready (persist, send, apply), snapshot release and log compaction. Effects go
     /// to `executor` in order, as they happen.
     pub fn poll(&mut self, now: Now, executor: &mut dyn Executor) -> Result<(), ReplicaError> {
+        self.poll_ms = now.monotonic_ms;
         if now.monotonic_ms >= self.next_tick_ms {
             self.driver.tick();
             self.expire_snapshot_sends(now.monotonic_ms);
@@ -526,17 +544,33 @@ impl<L: LogStore, S: ReplicaLedger<L>> Replica<L, S> {
     /// The next block to propose: queued transactions, or an empty block when nothing is in
     /// flight and a timer or webhook progress is due.
     fn next_proposal(&mut self, now: Now, executor: &mut dyn Executor) -> Option<Proposal> {
-        if let Some(proposal) = self.batcher.cut(now.clock_ms) {
-            return Some(proposal);
+        if !self.batcher.is_empty() {
+            let stamp = self.stamp(now);
+            return self.batcher.cut(stamp);
         }
-        let due = crate::batcher::timer_block_due(self.next_expiry_ms, now.clock_ms)
+        // A timer falls due by ledger time, never by this machine's clock alone.
+        let ledger_now = self
+            .ledger_clock
+            .estimate(now.monotonic_ms)
+            .unwrap_or(self.ledger.head().time_ms);
+        let due = crate::batcher::timer_block_due(self.next_expiry_ms, ledger_now)
             || executor.webhook_progress_due(now);
         (self.in_flight() == 0 && due).then(|| Proposal {
             attestation: None,
-            proposer_time_ms: now.clock_ms,
+            proposer_time_ms: self.stamp(now),
             transactions: Vec::new(),
             webhooks: Vec::new(),
         })
+    }
+
+    /// The time this leader stamps on the block it proposes now ([`crate::ledger_clock`]).
+    fn stamp(&mut self, now: Now) -> u64 {
+        self.ledger_clock.stamp(
+            now.monotonic_ms,
+            now.clock_ms,
+            self.ledger.head().time_ms,
+            self.config.clock_first_step_max_ms,
+        )
     }
 
     /// Entries proposed (or appended) and not yet applied.

@@ -421,6 +421,16 @@ pub(super) async fn ready(State(context): State<AppState>) -> Response {
         reasons.push("data_corruption".to_string());
     }
     let ready = reasons.is_empty();
+    // Warnings are listed without making the node unready.
+    let mut warnings = Vec::new();
+    if let Some(offset) = status.clock_offset_ms {
+        if offset.unsigned_abs() > status.clock_skew_alarm_ms {
+            warnings.push(format!(
+                "clock_skew: this machine's clock is {offset} ms from ledger time (bound {} ms)",
+                status.clock_skew_alarm_ms
+            ));
+        }
+    }
     let code = if ready {
         StatusCode::OK
     } else {
@@ -431,6 +441,7 @@ pub(super) async fn ready(State(context): State<AppState>) -> Response {
         Json(serde_json::json!({
             "ready": ready,
             "reasons": reasons,
+            "warnings": warnings,
             "role": status.role,
             "leader_id": status.leader_id,
             "height": status.height,

@@ -91,6 +91,8 @@ pub struct SeedReport {
     pub snapshots_installed: u64,
     /// Submissions refused at admission.
     pub admission_refusals: u64,
+    /// Jumps of a node's wall clock (an hour or a day, either way) injected.
+    pub clock_jumps: u64,
     /// blake3 over the run's history: equal for two runs of one seed.
     pub digest: String,
 }
@@ -121,6 +123,7 @@ fn stopped_report(seed: u64, failure: String) -> SeedReport {
         key_rotations: 0,
         snapshots_installed: 0,
         admission_refusals: 0,
+        clock_jumps: 0,
         digest: String::new(),
     }
 }
@@ -192,6 +195,7 @@ fn run_world(seed: u64, sabotage: Sabotage) -> SeedReport {
         key_rotations: world.rekeys.len() as u64,
         snapshots_installed: world.snapshots_installed,
         admission_refusals,
+        clock_jumps: world.clock_jumps,
         digest,
     }
 }
@@ -320,6 +324,8 @@ pub struct SimSummary {
     pub snapshots_installed: u64,
     /// Over all seeds: submissions refused at admission.
     pub admission_refusals: u64,
+    /// Over all seeds: wall-clock jumps injected.
+    pub clock_jumps: u64,
     /// Seeds run twice to check that they replay identically.
     pub replayed: usize,
     /// Of those, how many did not.
@@ -382,6 +388,7 @@ fn summarize(results: &[(usize, SeedReport, Option<bool>)]) -> SimSummary {
         key_rotations: 0,
         snapshots_installed: 0,
         admission_refusals: 0,
+        clock_jumps: 0,
         replayed: 0,
         replay_mismatches: 0,
         seconds: 0.0,
@@ -400,6 +407,7 @@ fn summarize(results: &[(usize, SeedReport, Option<bool>)]) -> SimSummary {
         summary.key_rotations += report.key_rotations;
         summary.snapshots_installed += report.snapshots_installed;
         summary.admission_refusals += report.admission_refusals;
+        summary.clock_jumps += report.clock_jumps;
         if replay.is_some() {
             summary.replayed += 1;
         }

@@ -52,6 +52,9 @@ pub enum Sabotage {
     /// A configuration change is recorded in the ledger store but not in Raft's: a restarted
     /// node runs Raft under the configuration before it.
     ConfChangeLostAtRestart,
+    /// The node measures elapsed time on its wall clock, so a jump of that clock moves the
+    /// ledger time it stamps as leader.
+    WallClockAsMonotonic,
 }
 
 /// What a node reports to the checkers.
@@ -66,6 +69,8 @@ pub enum NodeEvent {
         data_hash: Hash,
         /// The block's height and header hash, if the entry is a block.
         block: Option<(u64, Hash)>,
+        /// The time its leader stamped on it, if the entry is a block.
+        stamp_ms: Option<u64>,
     },
     /// A configuration change was applied at `index`.
     ConfChanged { node: u64, index: u64 },
@@ -185,6 +190,12 @@ impl Executor for SimExecutor<'_> {
                 term: entry.term,
                 data_hash: *blake3::hash(&entry.data).as_bytes(),
                 block,
+                stamp_ms: match tpw_consensus::entry::classify(entry) {
+                    tpw_consensus::entry::EntryKind::Block(proposal) => {
+                        Some(proposal.proposer_time_ms)
+                    }
+                    _ => None,
+                },
             }),
             Effect::Forget { tx_ids, .. } => {
                 for tx_id in tx_ids {
@@ -378,9 +389,14 @@ impl SimNode {
     }
 
     fn now(&self, now_ms: u64) -> Now {
+        let clock_ms = now_ms.saturating_add_signed(self.clock_skew_ms);
         Now {
-            monotonic_ms: now_ms,
-            clock_ms: now_ms.saturating_add_signed(self.clock_skew_ms),
+            monotonic_ms: if self.sabotage == Sabotage::WallClockAsMonotonic {
+                clock_ms
+            } else {
+                now_ms
+            },
+            clock_ms,
         }
     }
 

@@ -10,7 +10,10 @@ use super::node::{node_key, NodeEvent, NodeSetup, Sabotage, SimNode};
 use super::operator::{Chore, Observed, Operators};
 use super::rng::SimRng;
 use super::{CLIENTS, GENESIS_TIME_MS, PARTNERS};
-use crate::limits::{SIM_OPERATORS_CHECK_INTERVAL_MS, SIM_OPERATOR_RESTART_MS};
+use crate::limits::{
+    SIM_CLOCK_JUMP_MAX_MS, SIM_LEDGER_TIME_AHEAD_MAX_MS, SIM_OPERATORS_CHECK_INTERVAL_MS,
+    SIM_OPERATOR_RESTART_MS,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use tpw_consensus::raft_types::MessageType;
 use tpw_contracts::genesis::{GenesisNode, NodeRole};
@@ -77,6 +80,8 @@ pub(super) struct World {
     restart_at: BTreeMap<usize, u64>,
     /// Node index -> when a paused node resumes.
     resume_at: BTreeMap<usize, u64>,
+    /// Node index -> when a node's jumped wall clock is set right.
+    clock_restore_at: BTreeMap<usize, u64>,
     /// Messages that reached a paused node, delivered when it resumes.
     held: BTreeMap<usize, Vec<Envelope>>,
     pub failure: Option<String>,
@@ -90,6 +95,8 @@ pub(super) struct World {
     pub rekeys: BTreeSet<(u64, u64)>,
     /// Snapshots installed, over every node.
     pub snapshots_installed: u64,
+    /// Jumps of a node's wall clock injected.
+    pub clock_jumps: u64,
 }
 
 impl World {
@@ -140,6 +147,7 @@ impl World {
             sabotage,
             restart_at: BTreeMap::new(),
             resume_at: BTreeMap::new(),
+            clock_restore_at: BTreeMap::new(),
             held: BTreeMap::new(),
             failure: None,
             acks: BTreeMap::new(),
@@ -147,6 +155,7 @@ impl World {
             conf_changes: BTreeSet::new(),
             rekeys: BTreeSet::new(),
             snapshots_installed: 0,
+            clock_jumps: 0,
         })
     }
 
@@ -221,7 +230,18 @@ impl World {
                     term,
                     data_hash,
                     block,
+                    stamp_ms,
                 } => {
+                    // Ledger time never runs ahead of real time by more than the bound, whatever
+                    // a leader's clock does: no time rule fires earlier than that.
+                    if let Some(stamp_ms) = stamp_ms {
+                        if stamp_ms > self.now_ms + SIM_LEDGER_TIME_AHEAD_MAX_MS {
+                            self.online.record(format!(
+                                "block at index {index} stamped {stamp_ms} ms, {} ms ahead of real time (bound {SIM_LEDGER_TIME_AHEAD_MAX_MS} ms)",
+                                stamp_ms - self.now_ms
+                            ));
+                        }
+                    }
                     let (height, hash) = block.unwrap_or((0, [0; 32]));
                     self.note(&[
                         b"applied",
@@ -575,6 +595,16 @@ impl World {
             self.resume_at.remove(&position);
             self.resume(position);
         }
+        let due: Vec<usize> = self
+            .clock_restore_at
+            .iter()
+            .filter(|(_, at)| **at <= now_ms)
+            .map(|(position, _)| *position)
+            .collect();
+        for position in due {
+            self.clock_restore_at.remove(&position);
+            self.nodes[position].clock_skew_ms = self.rng.below(401) as i64 - 200;
+        }
     }
 
     fn restart(&mut self, position: usize) {
@@ -604,7 +634,7 @@ impl World {
         let count = self.nodes.len() as u64;
         let position = self.rng.below(count) as usize;
         let id = self.nodes[position].id;
-        let kind = self.rng.below(9);
+        let kind = self.rng.below(10);
         let now_ms = self.now_ms;
         match kind {
             0 | 1 => {
@@ -647,6 +677,7 @@ impl World {
                 };
             }
             7 => self.wipe_an_observer(),
+            8 => self.jump_a_clock(position),
             _ => self.network.weather = Weather::CALM,
         }
         self.faults += 1;
@@ -656,6 +687,24 @@ impl World {
             &id.to_le_bytes(),
             &now_ms.to_le_bytes(),
         ]);
+    }
+
+    /// The wall clock of the leader (or of `position` when none leads) jumps an hour or a day,
+    /// forward or back, for up to ten seconds; then it is set right again.
+    fn jump_a_clock(&mut self, position: usize) {
+        let target = self
+            .nodes
+            .iter()
+            .position(|node| node.leadership().is_some())
+            .unwrap_or(position);
+        let jumps = [3_600_000i64, -3_600_000, 86_400_000, -86_400_000];
+        let jump = jumps[self.rng.below(jumps.len() as u64) as usize];
+        self.nodes[target].clock_skew_ms = jump;
+        let until = self.now_ms + self.rng.between(1_000, SIM_CLOCK_JUMP_MAX_MS);
+        self.clock_restore_at.insert(target, until);
+        self.clock_jumps += 1;
+        let id = self.nodes[target].id;
+        self.note(&[b"clock", &id.to_le_bytes(), &jump.to_le_bytes()]);
     }
 
     fn crash(&mut self, target: usize, down_min_ms: u64, down_max_ms: u64) {
