@@ -106,6 +106,35 @@ fn bodies() -> Vec<(&'static str, Body)> {
         ),
         ("transfer", transfer(1)),
         (
+            "mint",
+            Operation::Mint(tpw_contracts::ops::Mint(
+                tpw_contracts::ops::IssuanceFields {
+                    id: 60,
+                    account: 301,
+                    asset: 1,
+                    amount: 1_000,
+                },
+            )),
+        ),
+        (
+            "burn",
+            Operation::Burn(tpw_contracts::ops::Burn(
+                tpw_contracts::ops::IssuanceFields {
+                    id: 61,
+                    account: 101,
+                    asset: 1,
+                    amount: 1_000,
+                },
+            )),
+        ),
+        (
+            "credit-line",
+            Operation::SetCreditLine(tpw_contracts::ops::SetCreditLine {
+                account: 301,
+                line: 5_000,
+            }),
+        ),
+        (
             "pending",
             Operation::Transfer(Transfer {
                 id: 2,
@@ -300,7 +329,7 @@ fn block_record(network_id: [u8; 32], envelopes: &Seeds) -> BlockRecord {
     let last = forged.len() - 1;
     forged[last] ^= 1;
     transactions.push(forged);
-    transactions.push(vec![1, 2, 3]);
+    transactions.push(vec![2, 2, 3]);
     let codes = [
         ResultCode::Ok,
         ResultCode::Ok,

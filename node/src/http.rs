@@ -5,7 +5,7 @@
 //! request carries the peer's address (`ConnectInfo<SocketAddr>`). Stopping stops accepting,
 //! lets every connection finish its request in progress, and waits for them.
 
-use crate::limits::{HTTP_ACCEPT_ERROR_PAUSE, HTTP_HEADER_READ_TIMEOUT};
+use crate::limits::{HTTP_ACCEPT_ERROR_PAUSE, HTTP_HEADER_READ_TIMEOUT, HTTP_READ_BUFFER_MAX};
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
@@ -90,7 +90,8 @@ async fn connection(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HTTP_HEADER_READ_TIMEOUT);
+        .header_read_timeout(HTTP_HEADER_READ_TIMEOUT)
+        .max_buf_size(HTTP_READ_BUFFER_MAX);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let mut stop_seen = false;

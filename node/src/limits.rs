@@ -45,6 +45,9 @@ pub const EVENT_STREAM_BUFFER_MAX: usize = 256;
 /// The wait for the next request on a kept-alive connection counts too, so it is also the
 /// longest an idle connection stays open.
 pub const HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest read buffer of a connection, and so the largest request line and headers a
+/// client may send (431 past it); bodies stream through it in pieces.
+pub const HTTP_READ_BUFFER_MAX: usize = 64 * 1024;
 /// Pause after a failed accept that is not the peer's doing (out of file descriptors, say).
 pub const HTTP_ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// Blocks whose derived events are kept for the streams that read them.

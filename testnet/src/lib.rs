@@ -7,6 +7,7 @@ pub mod commands;
 pub mod dr;
 pub mod drills;
 pub mod eventbench;
+pub mod hostile;
 pub mod keydrill;
 pub mod limits;
 pub mod netbench;

@@ -72,6 +72,29 @@ pub(crate) fn key_drill() -> anyhow::Result<()> {
 }
 
 /// Runs `tpw-testnet chaos`, printing the seed first so the schedule can be run again.
+/// Runs `tpw-testnet hostile`.
+pub(crate) fn hostile() -> anyhow::Result<()> {
+    block_on(async move {
+        let dir = tempfile::tempdir()?;
+        let report = tpw_testnet::hostile::run(dir.path()).await?;
+        print_line(&report)?;
+        anyhow::ensure!(
+            report.server_errors == 0
+                && report.hangs == 0
+                && report.failed.is_empty()
+                && report.serving
+                && report.ledger_unchanged_by_refusals,
+            "hostile requests mishandled: {} 5xx, {} hangs, failed {:?}, serving {}, ledger unchanged {}",
+            report.server_errors,
+            report.hangs,
+            report.failed,
+            report.serving,
+            report.ledger_unchanged_by_refusals
+        );
+        Ok(())
+    })
+}
+
 pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<()> {
     let ChaosArgs {
         seconds,

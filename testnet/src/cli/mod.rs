@@ -156,6 +156,12 @@ enum Command {
     /// history and prints one JSON evidence record; exits non-zero if anything was lost,
     /// duplicated, not conserved or divergent.
     Chaos(drills::ChaosArgs),
+    /// Sends a corpus of hostile requests (malformed HTTP, slow and oversized requests, bad
+    /// paths and cursors, replayed reads and operations, overdrafts, unbounded accounts,
+    /// mints by a partner, expired and old-format envelopes, too many streams) to a real node
+    /// on loopback; prints one JSON record and exits non-zero on any 5xx, hang, unexpected
+    /// answer, crash, or ledger change by a refused request.
+    Hostile,
     /// Measures signature verification: ZIP-215 (ed25519-zebra) against ed25519-dalek.
     BenchSignatures {
         /// Signatures per run.
@@ -204,6 +210,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BenchEvents(args) => bench::bench_events(args),
         Command::Sim(args) => sim::sim(args),
         Command::Chaos(args) => drills::chaos(args),
+        Command::Hostile => drills::hostile(),
         Command::BenchSignatures { signatures, keys } => bench::bench_signatures(signatures, keys),
     }
 }
