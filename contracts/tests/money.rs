@@ -37,6 +37,17 @@ fn fields(id: u128, account: u128, amount: u128) -> IssuanceFields {
     }
 }
 
+/// Bank A opens EUR account 1001 of its own.
+fn open_bank_a_account(ledger: &mut Ledger) {
+    let open = Operation::OpenAccount(OpenAccount {
+        account: 1001,
+        owner: BANK_A,
+        asset: EUR,
+        flags: account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+    });
+    assert_eq!(one(ledger, BANK_A, open), ResultCode::Ok);
+}
+
 /// Proposes a change as bank A and approves it as bank B (the fixture needs two approvals).
 fn govern(ledger: &mut Ledger, proposal: u64, action: GovernanceAction) {
     let expires_at_ms = ledger.time_ms + 3_600_000;
@@ -151,13 +162,7 @@ fn the_issuer_mints_and_burns_within_the_governed_cap() {
 
     // Burning takes money from one of the issuer's own accounts: bank A has none in EUR yet,
     // so it opens one, is paid into it, and burns from it.
-    let open = Operation::OpenAccount(OpenAccount {
-        account: 1001,
-        owner: BANK_A,
-        asset: EUR,
-        flags: account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS,
-    });
-    assert_eq!(one(&mut ledger, BANK_A, open), ResultCode::Ok);
+    open_bank_a_account(&mut ledger);
     let pay = Operation::posted(9, X_EUR, 1001, EUR, 700);
     assert_eq!(one(&mut ledger, PARTNER_X, pay), ResultCode::Ok);
     let burn = |id, amount| Operation::Burn(Burn(fields(id, 1001, amount)));
@@ -225,13 +230,7 @@ fn a_bank_grants_its_partner_a_line_within_the_governed_cap() {
     );
 
     // A bank's own account: only governance grants it a line.
-    let open = Operation::OpenAccount(OpenAccount {
-        account: 1001,
-        owner: BANK_A,
-        asset: EUR,
-        flags: account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS,
-    });
-    assert_eq!(one(&mut ledger, BANK_A, open), ResultCode::Ok);
+    open_bank_a_account(&mut ledger);
     assert_eq!(
         one(&mut ledger, BANK_A, line(1001, 10)),
         ResultCode::NotSponsoringBank

@@ -490,7 +490,8 @@ impl Target {
         Transaction::sign(self.network, key, validity, body).to_bytes()
     }
 
-    async fn signed_get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+    /// A GET of `path` signed by the regulator (who may read everything).
+    fn signed_request(&self, path: &str) -> reqwest::RequestBuilder {
         let mut request = self.http.get(format!("{}{path}", self.base));
         let now_ms = tpw_node::runtime::now_ms();
         for (name, value) in tpw_node::request_auth::headers(
@@ -503,7 +504,11 @@ impl Target {
         ) {
             request = request.header(name, value);
         }
-        Ok(request.send().await?)
+        request
+    }
+
+    async fn signed_get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        Ok(self.signed_request(path).send().await?)
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
@@ -521,18 +526,7 @@ impl Target {
         code: &str,
     ) -> anyhow::Result<()> {
         let started = Instant::now();
-        let mut request = self.http.get(format!("{}{path}", self.base));
-        let now_ms = tpw_node::runtime::now_ms();
-        for (header, value) in tpw_node::request_auth::headers(
-            &self.regulator,
-            &self.network,
-            "GET",
-            path,
-            now_ms,
-            b"",
-        ) {
-            request = request.header(header, value);
-        }
+        let mut request = self.signed_request(path);
         if let Some((header, value)) = header {
             request = request.header(header, value);
         }

@@ -77,11 +77,16 @@ pub const SIM_OPERATORS_CHECK_INTERVAL_MS: u64 = 100;
 pub const SIM_OPERATOR_RESTART_MS: u64 = 300;
 /// Longest a simulated wall-clock jump (an hour or a day, either way) lasts.
 pub const SIM_CLOCK_JUMP_MAX_MS: u64 = 10_000;
+/// The simulated nodes' `clock.first_step_max_ms`: how far a leader that applied no block since
+/// it started steps its first stamp toward its (possibly jumped) clock.
+pub const SIM_CLOCK_FIRST_STEP_MAX_MS: u64 = 500;
 /// How far ahead of simulated real time a block may be stamped: the honest clocks' skew
-/// (200 ms), the correction a leader saves up, and 5% of the longest jump.
+/// (200 ms), the correction a leader saves up, 5% of the longest jump, and one first step of a
+/// leader that applied nothing since it started.
 pub const SIM_LEDGER_TIME_AHEAD_MAX_MS: u64 = 200
     + tpw_consensus::ledger_clock::CORRECTION_BURST_MS
-    + SIM_CLOCK_JUMP_MAX_MS * tpw_consensus::ledger_clock::CORRECTION_PER_MILLE / 1_000;
+    + SIM_CLOCK_JUMP_MAX_MS * tpw_consensus::ledger_clock::CORRECTION_PER_MILLE / 1_000
+    + SIM_CLOCK_FIRST_STEP_MAX_MS;
 
 // The simulated nodes run with settings a real node accepts, and as a real node does.
 const _: () = assert!(SIM_BLOCK_TRANSACTIONS_MAX <= tpw_contracts::limits::BLOCK_TRANSACTIONS_MAX);

@@ -121,24 +121,26 @@ struct AssetSums {
 }
 
 impl AssetSums {
+    // Sums wrap (exact modulo 2^128, which is all an equality check needs), so a ledger whose
+    // records changed behind the sums (a sabotage) is reported, not a panic.
     fn add(&mut self, account: &Account) {
-        self.debits_posted += account.debits_posted;
-        self.credits_posted += account.credits_posted;
-        self.debits_pending += account.debits_pending;
-        self.credits_pending += account.credits_pending;
+        self.debits_posted = self.debits_posted.wrapping_add(account.debits_posted);
+        self.credits_posted = self.credits_posted.wrapping_add(account.credits_posted);
+        self.debits_pending = self.debits_pending.wrapping_add(account.debits_pending);
+        self.credits_pending = self.credits_pending.wrapping_add(account.credits_pending);
         if account.has(account_flags::ISSUANCE) {
-            self.issuance_debits += account.debits_posted;
-            self.issuance_credits += account.credits_posted;
+            self.issuance_debits = self.issuance_debits.wrapping_add(account.debits_posted);
+            self.issuance_credits = self.issuance_credits.wrapping_add(account.credits_posted);
         }
     }
     fn remove(&mut self, account: &Account) {
-        self.debits_posted -= account.debits_posted;
-        self.credits_posted -= account.credits_posted;
-        self.debits_pending -= account.debits_pending;
-        self.credits_pending -= account.credits_pending;
+        self.debits_posted = self.debits_posted.wrapping_sub(account.debits_posted);
+        self.credits_posted = self.credits_posted.wrapping_sub(account.credits_posted);
+        self.debits_pending = self.debits_pending.wrapping_sub(account.debits_pending);
+        self.credits_pending = self.credits_pending.wrapping_sub(account.credits_pending);
         if account.has(account_flags::ISSUANCE) {
-            self.issuance_debits -= account.debits_posted;
-            self.issuance_credits -= account.credits_posted;
+            self.issuance_debits = self.issuance_debits.wrapping_sub(account.debits_posted);
+            self.issuance_credits = self.issuance_credits.wrapping_sub(account.credits_posted);
         }
     }
     /// Debits equal credits, and money entered only by mint: the supply record is what the
@@ -146,7 +148,7 @@ impl AssetSums {
     fn conserved(&self) -> bool {
         self.debits_posted == self.credits_posted
             && self.debits_pending == self.credits_pending
-            && self.issuance_debits.checked_sub(self.issuance_credits) == Some(self.outstanding)
+            && self.issuance_debits.wrapping_sub(self.issuance_credits) == self.outstanding
     }
 }
 

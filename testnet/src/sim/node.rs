@@ -353,6 +353,7 @@ impl SimNode {
         });
         let replica_config = ReplicaConfig {
             report_entries: true,
+            clock_first_step_max_ms: crate::limits::SIM_CLOCK_FIRST_STEP_MAX_MS,
             log_retention_entries: SIM_LOG_RETENTION_ENTRIES,
             joining,
             ..ReplicaConfig::default()
