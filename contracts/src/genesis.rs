@@ -167,6 +167,7 @@ pub fn parse_flags(names: &[String]) -> Result<u16, String> {
             "debits_must_not_exceed_credits" => account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS,
             "credits_must_not_exceed_debits" => account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS,
             "frozen" => account_flags::FROZEN,
+            "issuance" => account_flags::ISSUANCE,
             other => return Err(format!("unknown account flag {other:?}")),
         };
     }
@@ -483,6 +484,12 @@ impl Genesis {
                 | account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS;
             if flags & both == both {
                 return fail(format!("account {} sets both balance limits", listed.id));
+            }
+            if flags & account_flags::ISSUANCE != 0 {
+                return fail(format!(
+                    "account {} may not be flagged issuance: each asset's issuance account is the one its asset names",
+                    listed.id
+                ));
             }
             if flags & account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS == 0 {
                 return fail(format!(

@@ -251,6 +251,12 @@ const ACTION_SET_SUPPLY_CAP: u8 = 10;
 const ACTION_SET_CREDIT_LINE_CAP: u8 = 11;
 const ACTION_GRANT_CREDIT_LINE: u8 = 12;
 
+/// An asset and an amount, as several parameter changes carry them.
+fn asset_amount(writer: &mut Writer, asset: AssetId, amount: u128) {
+    writer.u32(asset);
+    writer.u128(amount);
+}
+
 impl GovernanceAction {
     /// The participant the change is about, if any: it hears of the proposal and its votes.
     pub fn participant(&self) -> Option<ParticipantId> {
@@ -341,22 +347,17 @@ impl GovernanceAction {
                 writer.fixed(key);
             }
             GovernanceAction::SetAssetTransferMax { asset, amount_max } => {
-                writer.u32(*asset);
-                writer.u128(*amount_max);
+                asset_amount(writer, *asset, *amount_max)
             }
             GovernanceAction::SetApprovalsRequired { approvals } => writer.u8(*approvals),
-            GovernanceAction::SetSupplyCap { asset, cap } => {
-                writer.u32(*asset);
-                writer.u128(*cap);
-            }
+            GovernanceAction::SetSupplyCap { asset, cap } => asset_amount(writer, *asset, *cap),
             GovernanceAction::SetCreditLineCap {
                 participant,
                 asset,
                 cap,
             } => {
                 writer.u64(*participant);
-                writer.u32(*asset);
-                writer.u128(*cap);
+                asset_amount(writer, *asset, *cap);
             }
             GovernanceAction::GrantCreditLine { account, line } => {
                 writer.u128(*account);

@@ -137,41 +137,38 @@ pub struct AssetMoney {
     pub outstanding: u128,
 }
 
-/// Checks, over every state record in key order, the money invariants of each asset: posted
-/// debits equal posted credits and pending debits equal pending credits across its accounts,
-/// and its supply record's outstanding amount equals its issuance account's posted debits minus
-/// posted credits (and so the posted balances of all its other accounts). Sums are kept in 256
-/// bits, so no ledger can overflow the check.
-pub fn check_money<'a>(
+/// Sums of one asset's accounts, in 256 bits ((high, low) halves), what its issuance account
+/// let out, and its supply record's outstanding amount.
+#[derive(Default)]
+struct MoneySums {
+    posted: ((u128, u128), (u128, u128)),
+    pending: ((u128, u128), (u128, u128)),
+    let_out: Option<u128>,
+    outstanding: Option<u128>,
+}
+
+fn add_wide(sum: &mut (u128, u128), value: u128) {
+    let (low, carry) = sum.1.overflowing_add(value);
+    sum.1 = low;
+    sum.0 += u128::from(carry);
+}
+
+/// Every asset's sums over the account and supply records.
+fn money_sums<'a>(
     records: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-) -> Result<Vec<AssetMoney>, String> {
+) -> Result<std::collections::BTreeMap<AssetId, MoneySums>, String> {
     use crate::model::{from_bytes, Account};
-    use std::collections::BTreeMap;
-    /// (high, low) halves of a 256-bit sum.
-    type Wide = (u128, u128);
-    fn add(sum: &mut Wide, value: u128) {
-        let (low, carry) = sum.1.overflowing_add(value);
-        sum.1 = low;
-        sum.0 += u128::from(carry);
-    }
-    #[derive(Default)]
-    struct Sums {
-        posted: (Wide, Wide),
-        pending: (Wide, Wide),
-        let_out: Option<u128>,
-        outstanding: Option<u128>,
-    }
-    let mut assets: BTreeMap<AssetId, Sums> = BTreeMap::new();
+    let mut assets: std::collections::BTreeMap<AssetId, MoneySums> = Default::default();
     for (key, value) in records {
         match key.first() {
             Some(&prefix::ACCOUNT) => {
                 let account = from_bytes(value, Account::decode)
                     .map_err(|error| format!("account record {}: {error}", hex::encode(key)))?;
                 let sums = assets.entry(account.asset).or_default();
-                add(&mut sums.posted.0, account.debits_posted);
-                add(&mut sums.posted.1, account.credits_posted);
-                add(&mut sums.pending.0, account.debits_pending);
-                add(&mut sums.pending.1, account.credits_pending);
+                add_wide(&mut sums.posted.0, account.debits_posted);
+                add_wide(&mut sums.posted.1, account.credits_posted);
+                add_wide(&mut sums.pending.0, account.debits_pending);
+                add_wide(&mut sums.pending.1, account.credits_pending);
                 if account.has(account_flags::ISSUANCE) {
                     let let_out = account.debits_posted.checked_sub(account.credits_posted);
                     sums.let_out = Some(let_out.ok_or_else(|| {
@@ -188,15 +185,26 @@ pub fn check_money<'a>(
                     .and_then(|bytes| bytes.try_into().ok())
                     .map(u32::from_be_bytes)
                     .ok_or_else(|| format!("supply key {} is malformed", hex::encode(key)))?;
-                let record = from_bytes(value, SupplyRecord::decode)
+                let record = crate::model::from_bytes(value, SupplyRecord::decode)
                     .map_err(|error| format!("supply record of asset {asset}: {error}"))?;
                 assets.entry(asset).or_default().outstanding = Some(record.outstanding);
             }
             _ => {}
         }
     }
-    let mut report = Vec::with_capacity(assets.len());
-    for (asset, sums) in assets {
+    Ok(assets)
+}
+
+/// Checks, over every state record in key order, the money invariants of each asset: posted
+/// debits equal posted credits and pending debits equal pending credits across its accounts,
+/// and its supply record's outstanding amount equals its issuance account's posted debits minus
+/// posted credits (and so the posted balances of all its other accounts). Sums are kept in 256
+/// bits, so no ledger can overflow the check.
+pub fn check_money<'a>(
+    records: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<Vec<AssetMoney>, String> {
+    let mut report = Vec::new();
+    for (asset, sums) in money_sums(records)? {
         if sums.posted.0 != sums.posted.1 {
             return Err(format!(
                 "asset {asset}: posted debits differ from posted credits"

@@ -44,6 +44,15 @@ fn malformed_genesis_documents_are_refused_with_a_reason() {
                 "credits_must_not_exceed_debits".into(),
             ]
         }),
+        ("an account without an outflow bound", |genesis| {
+            genesis.accounts[0].flags.clear()
+        }),
+        ("an account flagged issuance", |genesis| {
+            genesis.accounts[0].flags.push("issuance".into())
+        }),
+        ("funding over the supply cap", |genesis| {
+            genesis.assets[0].supply_cap = Some(1)
+        }),
         ("account id reused", |genesis| {
             genesis.accounts[1].id = genesis.accounts[0].id
         }),
