@@ -43,6 +43,14 @@ pub fn supply_key(asset: AssetId) -> Vec<u8> {
     key
 }
 
+/// The asset a supply record's key names.
+pub fn supply_asset(key: &[u8]) -> Option<AssetId> {
+    match key {
+        [prefix::SUPPLY, asset @ ..] => asset.try_into().ok().map(u32::from_be_bytes),
+        _ => None,
+    }
+}
+
 /// Key of the cap on the credit line a bank may grant one of its partners' accounts in an
 /// asset.
 pub fn line_cap_key(participant: ParticipantId, asset: AssetId) -> Vec<u8> {
@@ -180,10 +188,7 @@ fn money_sums<'a>(
                 }
             }
             Some(&prefix::SUPPLY) => {
-                let asset = key
-                    .get(1..5)
-                    .and_then(|bytes| bytes.try_into().ok())
-                    .map(u32::from_be_bytes)
+                let asset = supply_asset(key)
                     .ok_or_else(|| format!("supply key {} is malformed", hex::encode(key)))?;
                 let record = crate::model::from_bytes(value, SupplyRecord::decode)
                     .map_err(|error| format!("supply record of asset {asset}: {error}"))?;

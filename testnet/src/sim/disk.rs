@@ -153,11 +153,7 @@ impl AssetSums {
 }
 
 fn supply(key: &[u8], bytes: &[u8]) -> Result<(u32, u128), String> {
-    let asset = key
-        .get(1..5)
-        .and_then(|bytes| bytes.try_into().ok())
-        .map(u32::from_be_bytes)
-        .ok_or("malformed supply key")?;
+    let asset = tpw_contracts::supply::supply_asset(key).ok_or("malformed supply key")?;
     let record = from_bytes(bytes, SupplyRecord::decode)
         .map_err(|error| format!("supply record: {error}"))?;
     Ok((asset, record.outstanding))
