@@ -2,10 +2,15 @@
 //! with the bounds a server facing untrusted clients needs. A client gets
 //! `HTTP_HEADER_READ_TIMEOUT` to send a request's headers (a connection that trickles header
 //! lines is closed); the body is bounded in size and time by the router's middleware. Each
-//! request carries the peer's address (`ConnectInfo<SocketAddr>`). Stopping stops accepting,
-//! lets every connection finish its request in progress, and waits for them.
+//! request carries the peer's address (`ConnectInfo<SocketAddr>`). A connection the server
+//! ends is closed lingering, so the client reads the last answer rather than a reset.
+//! Stopping stops accepting, lets every connection finish its request in progress, and waits
+//! for them.
 
-use crate::limits::{HTTP_ACCEPT_ERROR_PAUSE, HTTP_HEADER_READ_TIMEOUT, HTTP_READ_BUFFER_MAX};
+use crate::limits::{
+    HTTP_ACCEPT_ERROR_PAUSE, HTTP_HEADER_READ_TIMEOUT, HTTP_LINGER_BYTES_MAX, HTTP_LINGER_IDLE,
+    HTTP_LINGER_TIME, HTTP_READ_BUFFER_MAX,
+};
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
@@ -68,7 +73,7 @@ async fn accept_failed(error: &std::io::Error) {
 }
 
 /// Serves one connection's requests until the client closes it, a header read times out, or
-/// the server stops (then after the request in progress).
+/// the server stops (then after the request in progress); then closes it lingering.
 async fn connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
@@ -79,36 +84,64 @@ async fn connection(
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         let mut app = app.clone();
-        async move {
+        // Boxed so that the connection can be polled without shutting its stream down.
+        Box::pin(async move {
             std::future::poll_fn(|context| {
                 <Router as Service<axum::extract::Request>>::poll_ready(&mut app, context)
             })
             .await?;
             app.call(request.map(axum::body::Body::new)).await
-        }
+        })
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HTTP_HEADER_READ_TIMEOUT)
         .max_buf_size(HTTP_READ_BUFFER_MAX);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
+    let mut connection = builder.serve_connection(TokioIo::new(stream), service);
     let mut stop_seen = false;
     loop {
         tokio::select! {
-            served = connection.as_mut() => {
+            served = std::future::poll_fn(|context| connection.poll_without_shutdown(context)) => {
                 if let Err(error) = served {
                     tracing::debug!(%error, %peer, "HTTP connection ended");
                 }
-                return;
+                break;
             }
             changed = stopping.changed(), if !stop_seen => {
                 stop_seen = true;
                 if changed.is_ok() {
-                    connection.as_mut().graceful_shutdown();
+                    std::pin::Pin::new(&mut connection).graceful_shutdown();
                 }
             }
+        }
+    }
+    let stream = connection.into_parts().io.into_inner();
+    if stop_seen {
+        // The node is stopping: it does not wait on what clients still send.
+        drop(stream);
+    } else {
+        linger(stream).await;
+    }
+}
+
+/// Closes the sending side, then reads and discards what the client still sends (bounded by
+/// `HTTP_LINGER_*`) before the stream is dropped. Closing a socket with unread bytes makes the
+/// kernel send a reset, which can destroy an answer the client has not read yet: a client still
+/// writing a body the server refused would see "broken pipe" instead of 413.
+async fn linger(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let until = tokio::time::Instant::now() + HTTP_LINGER_TIME;
+    let mut discarded = 0u64;
+    let mut buffer = vec![0u8; 16 * 1024];
+    while discarded < HTTP_LINGER_BYTES_MAX {
+        let deadline = until.min(tokio::time::Instant::now() + HTTP_LINGER_IDLE);
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(read)) if read > 0 => discarded += read as u64,
+            _ => return,
         }
     }
 }

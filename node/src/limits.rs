@@ -50,6 +50,14 @@ pub const HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HTTP_READ_BUFFER_MAX: usize = 64 * 1024;
 /// Pause after a failed accept that is not the peer's doing (out of file descriptors, say).
 pub const HTTP_ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// After the server ends a connection (a refused oversized body, say) it closes its sending
+/// side and keeps reading and discarding what the client still sends, so the client reads the
+/// answer instead of a reset: at most this long in all...
+pub const HTTP_LINGER_TIME: Duration = Duration::from_secs(5);
+/// ...at most this long between two reads...
+pub const HTTP_LINGER_IDLE: Duration = Duration::from_secs(1);
+/// ...and at most this many bytes (a whole refused body and a little more).
+pub const HTTP_LINGER_BYTES_MAX: u64 = BODY_SIZE_MAX as u64 + 64 * 1024;
 /// Blocks whose derived events are kept for the streams that read them.
 pub const EVENT_CACHED_BLOCKS_MAX: usize = 4096;
 /// How often an idle event stream checks whether the node is stopping.

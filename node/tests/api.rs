@@ -2228,7 +2228,8 @@ async fn slow_and_oversized_requests_are_cut_off() {
     // client trickling header lines is disconnected after the header read timeout; a body
     // trickled, or announced by a chunk size it never sends, is answered 408 body_timeout
     // within api.request_timeout_ms; and a body announced larger than the limit is refused
-    // with 413 before it is read, even when the client asks for "100 Continue" first.
+    // with 413 before it is read, even when the client asks for "100 Continue" first, and
+    // answered rather than reset when the client sends it anyway.
     use tokio::io::AsyncWriteExt;
     let folder = tempfile::tempdir().unwrap();
     let mut config = prepare(folder.path());
@@ -2320,6 +2321,17 @@ async fn slow_and_oversized_requests_are_cut_off() {
     assert!(!answer.contains("100 Continue"), "{answer}");
     assert!(answer.contains("\"body_too_large\""), "{answer}");
     assert!(took < Duration::from_secs(2), "took {took:?}");
+
+    // A body past the limit sent whole, by several clients at once: each reads its 413 (the
+    // server discards what it refused instead of resetting the connection under the writer).
+    let oversized = (0..8).map(|_| async move {
+        let body = vec![b' '; tpw_node::limits::BODY_SIZE_MAX + 1];
+        let (status, body) = Api::new(address).post_raw(body).await;
+        (status, code(&body).to_string())
+    });
+    for answer in futures::future::join_all(oversized).await {
+        assert_eq!(answer, (413, "body_too_large".to_string()));
+    }
 
     // The node still serves.
     let (status, _) = Api::new(address).get("/v1/status").await;
