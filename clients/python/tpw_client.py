@@ -14,6 +14,7 @@ It shows that another language can integrate from the documents alone. It needs 
 import argparse
 import json
 import os
+import ssl
 import struct
 import sys
 import time
@@ -164,10 +165,13 @@ def envelope(network_id, key, body_bytes, nonce=None, valid_until_ms=None):
 
 
 class Client:
-    def __init__(self, node, key=None):
+    def __init__(self, node, key=None, ca_file=None):
         self.node = node.rstrip("/")
         self.key = key
         self._network_id = None
+        # https: the node's CA (a network's own, such as testnet-net/tls/ca.crt), or the
+        # system's trusted roots without one.
+        self._tls = ssl.create_default_context(cafile=ca_file)
 
     def _request(self, method, path, payload=None, signed=False):
         data = None if payload is None else json.dumps(payload).encode()
@@ -197,7 +201,7 @@ class Client:
             request.add_header("tpw-nonce", nonce)
             request.add_header("tpw-signature", self.key.sign(message).hex())
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=30, context=self._tls) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
@@ -227,7 +231,12 @@ class Client:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--node", default=os.environ.get("TPW_NODE", "http://127.0.0.1:7100"))
+    parser.add_argument("--node", default=os.environ.get("TPW_NODE", "https://127.0.0.1:7100"))
+    parser.add_argument(
+        "--ca-file",
+        default=os.environ.get("TPW_CA_FILE"),
+        help="PEM CA certificate that issued the node's certificate (default: system roots)",
+    )
     parser.add_argument("--key", help="key file (tpw keygen); every command but vectors needs it")
     commands = parser.add_subparsers(dest="command", required=True)
     pay = commands.add_parser("pay", help="submit a posted transfer and wait for its commit")
@@ -245,7 +254,7 @@ def main():
         return 0
     if arguments.key is None:
         parser.error("--key is required for this command")
-    client = Client(arguments.node, Key(arguments.key))
+    client = Client(arguments.node, Key(arguments.key), arguments.ca_file)
     if arguments.command == "pay":
         result = client.submit(
             [

@@ -42,15 +42,29 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for the node at `base` (such as http://127.0.0.1:7100).
+    /// A client for the node at `base` (such as https://127.0.0.1:7100), trusting what this
+    /// process trusts (see [`crate::tls::client`]).
     pub fn new(base: &str) -> Self {
-        let http = reqwest::Client::builder()
+        Self::with_http(base, crate::tls::client::http_builder())
+    }
+
+    /// A client for the node at `base` with its own TLS (trust and client certificate).
+    pub fn with_tls(base: &str, tls: &crate::tls::ClientTls) -> Result<Self, crate::tls::TlsError> {
+        let config = tls.config()?;
+        Ok(Self::with_http(
+            base,
+            reqwest::Client::builder().use_preconfigured_tls(config),
+        ))
+    }
+
+    fn with_http(base: &str, builder: reqwest::ClientBuilder) -> Self {
+        let http = builder
             .pool_max_idle_per_host(CLIENT_IDLE_CONNECTIONS_MAX)
             // A node closes a connection idle for its header read timeout: let it go first.
             .pool_idle_timeout(CLIENT_IDLE_CONNECTION_TIMEOUT)
             .timeout(CLIENT_REQUEST_TIMEOUT)
             .build()
-            .expect("a plain HTTP client always builds");
+            .expect("a client with a rustls configuration always builds");
         Self {
             http,
             base: base.trim_end_matches('/').to_string(),

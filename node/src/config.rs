@@ -136,6 +136,13 @@ pub struct WebhookConfig {
     /// Deliver to loopback, private and link-local addresses too (off: an endpoint that
     /// resolves to one fails with "destination not allowed"). For local networks and tests.
     pub allow_private_networks: bool,
+    /// Deliver to http:// endpoints too (off: they fail with "plain http not allowed"). For
+    /// local networks and tests.
+    pub allow_plain_http: bool,
+    /// CA files (PEM) trusted besides the system's roots for the endpoints of an origin, keyed
+    /// by origin: `"https://hooks.acme.example:8443" = "/etc/tpw/acme-ca.pem"`. Every voter
+    /// should carry the same, since the leader delivers.
+    pub ca_files: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl Default for WebhookConfig {
@@ -146,6 +153,8 @@ impl Default for WebhookConfig {
             backoff_max_ms: 60_000,
             timeout_ms: 5_000,
             allow_private_networks: false,
+            allow_plain_http: false,
+            ca_files: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -201,6 +210,14 @@ pub struct NodeConfig {
     /// File with the admin interface's bearer token (`tpw admin-token --out FILE` makes one,
     /// mode 0600); required with `admin_listen`.
     pub admin_token_file: Option<PathBuf>,
+    /// TLS of the API (`[api_tls]`); required unless `plain_http` is set.
+    pub api_tls: Option<crate::tls::TlsSettings>,
+    /// TLS of the admin interface (`[admin_tls]`); required with `admin_listen` unless
+    /// `plain_http` is set. Set `client_ca_file` to require operators' client certificates.
+    pub admin_tls: Option<crate::tls::TlsSettings>,
+    /// Serve a listener that has no TLS section over plain HTTP (a warning at start). For a
+    /// network on one machine or one closed segment only.
+    pub plain_http: bool,
     /// Raft timing.
     pub raft: RaftConfig,
     /// Block limits.
@@ -233,6 +250,9 @@ impl Default for NodeConfig {
             p2p_listen: "127.0.0.1:7200".into(),
             admin_listen: None,
             admin_token_file: None,
+            api_tls: None,
+            admin_tls: None,
+            plain_http: false,
             peers: Vec::new(),
             raft: RaftConfig::default(),
             blocks: BlockConfig::default(),
@@ -321,6 +341,7 @@ impl NodeConfig {
     /// error found is the one reported).
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_addresses()?;
+        self.validate_tls()?;
         self.validate_api_rates()?;
         self.validate_webhooks()?;
         if !(API_REQUEST_TIMEOUT_MS_MIN..=API_REQUEST_TIMEOUT_MS_MAX)
@@ -369,6 +390,26 @@ impl NodeConfig {
                     "peer {} address {:?} is not an address such as 127.0.0.1:7201",
                     peer.id, peer.address
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every listener has TLS or plain HTTP was asked for; each TLS section is consistent.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let mut listeners = vec![("api_listen", "api_tls", &self.api_tls)];
+        if self.admin_listen.is_some() {
+            listeners.push(("admin_listen", "admin_tls", &self.admin_tls));
+        }
+        for (listen, section, tls) in listeners {
+            match tls {
+                Some(tls) => tls.validate(section).map_err(ConfigError)?,
+                None if self.plain_http => {}
+                None => {
+                    return Err(ConfigError(format!(
+                        "{listen} has no [{section}] section: give it certificate_file and key_file, or set plain_http = true to serve plain HTTP on a closed network"
+                    )))
+                }
             }
         }
         Ok(())
@@ -424,6 +465,20 @@ impl NodeConfig {
             return fail(format!(
                 "webhooks.timeout_ms must be {WEBHOOK_TIMEOUT_MS_MIN}..={WEBHOOK_TIMEOUT_MS_MAX}"
             ));
+        }
+        for origin in self.webhooks.ca_files.keys() {
+            let parsed = reqwest::Url::parse(origin).ok();
+            let is_origin = parsed.as_ref().is_some_and(|url| {
+                url.scheme() == "https"
+                    && url.host_str().is_some()
+                    && url.path() == "/"
+                    && url.query().is_none()
+            });
+            if !is_origin {
+                return fail(format!(
+                    "webhooks.ca_files key {origin:?} must be an https origin such as \"https://hooks.example:8443\""
+                ));
+            }
         }
         Ok(())
     }
@@ -518,7 +573,7 @@ mod tests {
         let path = folder.path().join("node.toml");
         std::fs::write(
             &path,
-            "data_dir = \"from-file\"\napi_listen = \"127.0.0.1:9000\"\n[raft]\ntick_ms = 50\n",
+            "data_dir = \"from-file\"\napi_listen = \"127.0.0.1:9000\"\nplain_http = true\n[raft]\ntick_ms = 50\n",
         )
         .unwrap();
         let overrides = Overrides {
@@ -566,10 +621,53 @@ mod tests {
             ),
         ];
         for (spoil, message) in cases {
-            let mut config = NodeConfig::default();
+            let mut config = NodeConfig {
+                plain_http: true,
+                ..NodeConfig::default()
+            };
             config.validate().unwrap();
             spoil(&mut config);
             assert_eq!(config.validate().unwrap_err().0, message);
         }
+    }
+
+    #[test]
+    fn a_listener_serves_plain_http_only_when_asked() {
+        // Proves that a listener without a TLS section is refused unless plain_http is set,
+        // naming the way out, and that each TLS section is checked on its own.
+        let mut config = NodeConfig::default();
+        let refused = config.validate().unwrap_err().0;
+        assert!(
+            refused.starts_with("api_listen has no [api_tls] section")
+                && refused.contains("plain_http = true"),
+            "{refused}"
+        );
+        config.api_tls = Some(crate::tls::TlsSettings::new(
+            "node.crt".into(),
+            "node.key".into(),
+        ));
+        config.validate().unwrap();
+        config.admin_listen = Some("127.0.0.1:7300".into());
+        config.admin_token_file = Some("admin-token".into());
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .0
+            .starts_with("admin_listen has no [admin_tls] section"));
+        config.plain_http = true;
+        config.validate().unwrap();
+        let tls = config.api_tls.as_mut().unwrap();
+        tls.min_version = "1.1".into();
+        assert_eq!(
+            config.validate().unwrap_err().0,
+            "api_tls.min_version \"1.1\" must be \"1.3\" or \"1.2\""
+        );
+        let tls = config.api_tls.as_mut().unwrap();
+        tls.min_version = "1.2".into();
+        tls.crl_file = Some("revoked.crl".into());
+        assert_eq!(
+            config.validate().unwrap_err().0,
+            "api_tls.crl_file revokes client certificates: it needs api_tls.client_ca_file"
+        );
     }
 }

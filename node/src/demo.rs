@@ -66,8 +66,22 @@ fn key_path(dir: &Path, stem: &str) -> std::path::PathBuf {
     dir.join("keys").join(format!("{stem}.json"))
 }
 
+/// How a prepared node serves its API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serve {
+    /// Over TLS, with a throwaway CA in `dir/tls` (`ca.crt` is what clients trust).
+    Tls,
+    /// Plain HTTP (`plain_http = true`), for tests on loopback.
+    PlainHttp,
+}
+
+/// The CA certificate clients of a node prepared with [`Serve::Tls`] trust.
+pub fn ca_file(dir: &Path) -> std::path::PathBuf {
+    dir.join("tls").join("ca.crt")
+}
+
 /// Creates keys, genesis and node config in `dir` unless they exist; returns the config path.
-pub fn prepare(dir: &Path, api_listen: &str) -> anyhow::Result<std::path::PathBuf> {
+pub fn prepare(dir: &Path, api_listen: &str, serve: Serve) -> anyhow::Result<std::path::PathBuf> {
     let genesis_path = dir.join("genesis.json");
     let config_path = dir.join("node.toml");
     if genesis_path.exists() {
@@ -87,12 +101,28 @@ pub fn prepare(dir: &Path, api_listen: &str) -> anyhow::Result<std::path::PathBu
         &genesis_path,
         serde_json::to_string_pretty(&genesis)? + "\n",
     )?;
-    let config = format!(
+    let mut config = format!(
         "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"{api_listen}\"\n",
         dir.join("data").display(),
         genesis_path.display(),
         key_path(dir, "node-1").display()
     );
+    match serve {
+        Serve::PlainHttp => config.push_str("plain_http = true\n"),
+        Serve::Tls => {
+            let folder = dir.join("tls");
+            let ca = crate::tls::dev::DevCa::generate("tpwalletoec demo CA")?;
+            ca.save(&folder)?;
+            let (certificate, key) = ca
+                .issue_server(&crate::tls::dev::LOOPBACK_NAMES, 1, 365)?
+                .save(&folder, "node-1")?;
+            config.push_str(&format!(
+                "\n[api_tls]\ncertificate_file = \"{}\"\nkey_file = \"{}\"\n",
+                certificate.display(),
+                key.display()
+            ));
+        }
+    }
     std::fs::write(&config_path, config)?;
     Ok(config_path)
 }

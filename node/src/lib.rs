@@ -28,6 +28,7 @@ pub mod restore;
 pub mod runtime;
 pub mod snapshot;
 pub mod storage;
+pub mod tls;
 pub mod verify;
 pub mod webhooks;
 

@@ -58,6 +58,15 @@ pub const HTTP_LINGER_TIME: Duration = Duration::from_secs(5);
 pub const HTTP_LINGER_IDLE: Duration = Duration::from_secs(1);
 /// ...and at most this many bytes (a whole refused body and a little more).
 pub const HTTP_LINGER_BYTES_MAX: u64 = BODY_SIZE_MAX as u64 + 64 * 1024;
+/// How often a TLS listener checks its certificate, key, client CA and CRL files for a
+/// change, by default, and the bounds of `reload_interval_ms`.
+pub const TLS_RELOAD_INTERVAL_MS_DEFAULT: u64 = 1_000;
+/// Shortest `reload_interval_ms`.
+pub const TLS_RELOAD_INTERVAL_MS_MIN: u64 = 100;
+/// Longest `reload_interval_ms`.
+pub const TLS_RELOAD_INTERVAL_MS_MAX: u64 = 3_600_000;
+/// Longest a client may take to complete the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = HTTP_HEADER_READ_TIMEOUT;
 /// Blocks whose derived events are kept for the streams that read them.
 pub const EVENT_CACHED_BLOCKS_MAX: usize = 4096;
 /// How often an idle event stream checks whether the node is stopping.

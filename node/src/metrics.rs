@@ -72,6 +72,21 @@ pub struct Metrics {
     pub clock_skew_ms: AtomicU64,
     /// 1 while that is over the configured bound.
     pub clock_skew_alarm: AtomicU64,
+    /// Seconds until the API's TLS certificate expires (0 when expired or without TLS).
+    pub tls_api_expiry_seconds: AtomicU64,
+    /// 1 while the API's certificate is within its expiry warning.
+    pub tls_api_expiry_alarm: AtomicU64,
+    /// Seconds until the admin interface's TLS certificate expires (0 when expired or
+    /// without TLS).
+    pub tls_admin_expiry_seconds: AtomicU64,
+    /// 1 while the admin interface's certificate is within its expiry warning.
+    pub tls_admin_expiry_alarm: AtomicU64,
+    /// TLS files reloaded after a change.
+    pub tls_reloads: AtomicU64,
+    /// TLS files changed that did not load (the previous ones stayed in use).
+    pub tls_reload_failures: AtomicU64,
+    /// Connections whose TLS handshake failed or timed out.
+    pub tls_handshake_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -114,7 +129,7 @@ struct Family {
 }
 
 /// Every metric family, in the order /metrics lists them.
-const FAMILIES: [Family; 33] = [
+const FAMILIES: [Family; 40] = [
     Family {
         name: "tpw_transactions_submitted_total",
         kind: "counter",
@@ -264,6 +279,48 @@ const FAMILIES: [Family; 33] = [
         kind: "gauge",
         help: "1 while this machine's wall clock and ledger time differ by more than clock.skew_alarm_ms.",
         value: |metrics| &metrics.clock_skew_alarm,
+    },
+    Family {
+        name: "tpw_tls_api_certificate_expiry_seconds",
+        kind: "gauge",
+        help: "Seconds until the API's TLS certificate expires (0 when expired or plain HTTP).",
+        value: |metrics| &metrics.tls_api_expiry_seconds,
+    },
+    Family {
+        name: "tpw_tls_api_certificate_expiry_alarm",
+        kind: "gauge",
+        help: "1 while the API's TLS certificate is within api_tls.expiry_warning_days of expiring.",
+        value: |metrics| &metrics.tls_api_expiry_alarm,
+    },
+    Family {
+        name: "tpw_tls_admin_certificate_expiry_seconds",
+        kind: "gauge",
+        help: "Seconds until the admin interface's TLS certificate expires (0 when expired, plain HTTP or off).",
+        value: |metrics| &metrics.tls_admin_expiry_seconds,
+    },
+    Family {
+        name: "tpw_tls_admin_certificate_expiry_alarm",
+        kind: "gauge",
+        help: "1 while the admin interface's TLS certificate is within admin_tls.expiry_warning_days of expiring.",
+        value: |metrics| &metrics.tls_admin_expiry_alarm,
+    },
+    Family {
+        name: "tpw_tls_reloads_total",
+        kind: "counter",
+        help: "TLS certificate, key, client CA or CRL files reloaded after a change.",
+        value: |metrics| &metrics.tls_reloads,
+    },
+    Family {
+        name: "tpw_tls_reload_failures_total",
+        kind: "counter",
+        help: "Changed TLS files that did not load; the previous configuration stayed in use.",
+        value: |metrics| &metrics.tls_reload_failures,
+    },
+    Family {
+        name: "tpw_tls_handshake_failures_total",
+        kind: "counter",
+        help: "Connections whose TLS handshake failed (unknown CA, missing or revoked client certificate, plain HTTP) or timed out.",
+        value: |metrics| &metrics.tls_handshake_failures,
     },
     Family {
         name: "tpw_apply_lag_entries",

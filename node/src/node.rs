@@ -61,6 +61,8 @@ pub struct RunningNode {
 /// Opens storage and starts the raft loop and the API.
 pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let genesis = load_genesis(&config.genesis_file)?;
+    let transport = crate::webhooks::Transport::new(&config.webhooks)
+        .map_err(|error| anyhow::anyhow!("webhooks.ca_files: {error}"))?;
     let network_id = genesis.compute_network_id()?;
     let node_key = crate::keys::load(&config.node_key_file)?;
     let public_key = node_key.verifying_key().to_bytes();
@@ -79,6 +81,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
         Arc::clone(&context),
         node_key.clone(),
         config.webhooks.clone(),
+        transport,
     ));
     let admin = servers::start_admin(config, &context, network, db, me.id, &audit).await?;
     let api = servers::start_api(config, &context).await?;

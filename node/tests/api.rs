@@ -1212,6 +1212,7 @@ async fn webhooks_are_signed_retried_dead_lettered_replayed_and_survive_a_restar
     let mut config = prepare(folder.path());
     config.webhooks.max_attempts = 4;
     config.webhooks.allow_private_networks = true;
+    config.webhooks.allow_plain_http = true;
     config.webhooks.backoff_initial_ms = 200;
     config.webhooks.backoff_max_ms = 800;
     let node = tpw_node::node::start(&config).await.unwrap();
@@ -1924,6 +1925,7 @@ async fn webhooks_to_private_addresses_are_refused_by_default() {
     let folder = tempfile::tempdir().unwrap();
     let mut config = prepare(folder.path());
     config.webhooks.max_attempts = 1;
+    config.webhooks.allow_plain_http = true;
     let node = tpw_node::node::start(&config).await.unwrap();
     let network = network_id(&config);
     let base = format!("http://{}", node.api_address);

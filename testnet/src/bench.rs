@@ -29,6 +29,8 @@ pub struct BenchSettings {
     pub rate: Option<f64>,
     /// Settlement partners (accounts) the load spreads over.
     pub partners: usize,
+    /// The nodes serve TLS (a throwaway CA) instead of plain HTTP.
+    pub tls: bool,
 }
 
 /// The one-line JSON report (a stable interface).
@@ -171,11 +173,16 @@ fn latencies_of(outcomes: &[RequestOutcome], transfers: usize) -> (Vec<u64>, usi
 pub async fn run(settings: &BenchSettings) -> anyhow::Result<BenchReport> {
     settings.check()?;
     let dir = tempfile::Builder::new().prefix("tpw-bench-").tempdir()?;
-    let (mut network, parties) = LocalNetwork::create(
+    let options = crate::network::NetworkOptions {
+        tls: settings.tls,
+        ..crate::network::NetworkOptions::default()
+    };
+    let (mut network, parties) = LocalNetwork::create_with(
         dir.path(),
         settings.nodes,
         settings.observers,
         settings.partners,
+        &options,
     )?;
     network.start().await?;
     let network_id = network.genesis.compute_network_id()?;

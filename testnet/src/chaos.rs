@@ -490,7 +490,7 @@ async fn bad_input(
     bad: &mut BadInputs,
 ) {
     let api = &network.apis[index];
-    let http = reqwest::Client::builder()
+    let http = tpw_node::tls::client::http_builder()
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap_or_default();

@@ -20,6 +20,9 @@ const DEMO_PAYMENTS: usize = 60;
 pub struct UpReport {
     /// Every node.
     pub nodes: Vec<NodeEntry>,
+    /// The CA certificate clients trust, when the nodes serve TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// Whether `pid` is still a `tpw run` of a node of the network in `dir` (a pid from
@@ -35,9 +38,15 @@ fn node_alive(dir: &Path, pid: u32) -> bool {
             || cmdline.contains(&*dir.to_string_lossy()))
 }
 
-/// Creates a network of `voters` and `observers` in `dir` (or restarts the one there) and
-/// returns once every node serves and a leader is elected; the nodes keep running.
-pub async fn up(dir: &Path, voters: usize, observers: usize) -> anyhow::Result<UpReport> {
+/// Creates a network of `voters` and `observers` in `dir`, serving TLS when `tls` is set (or
+/// restarts the one there, as it was created) and returns once every node serves and a leader
+/// is elected; the nodes keep running.
+pub async fn up(
+    dir: &Path,
+    voters: usize,
+    observers: usize,
+    tls: bool,
+) -> anyhow::Result<UpReport> {
     let (mut network, partners) = if dir.join("network.json").exists() {
         let (network, file) = LocalNetwork::open(dir)?;
         if file.pids.iter().flatten().any(|pid| node_alive(dir, *pid)) {
@@ -50,7 +59,12 @@ pub async fn up(dir: &Path, voters: usize, observers: usize) -> anyhow::Result<U
         (network, file.partners)
     } else {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let (network, _) = LocalNetwork::create(dir, voters, observers, UP_PARTNERS)?;
+        let options = crate::network::NetworkOptions {
+            tls,
+            ..crate::network::NetworkOptions::default()
+        };
+        let (network, _) =
+            LocalNetwork::create_with(dir, voters, observers, UP_PARTNERS, &options)?;
         network.write_file(UP_PARTNERS, Vec::new())?;
         (network, UP_PARTNERS)
     };
@@ -60,7 +74,23 @@ pub async fn up(dir: &Path, voters: usize, observers: usize) -> anyhow::Result<U
     started?;
     Ok(UpReport {
         nodes: network.describe(),
+        ca: network.ca_file(),
     })
+}
+
+/// The environment the `tpw` CLI reads to reach the network in `dir`: the first node's API,
+/// the CA file when it serves TLS, and the regulator's key (absolute paths).
+pub fn env(dir: &Path) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let (network, _) = LocalNetwork::open(dir)?;
+    let api = network.apis.first().context("the network has no node")?;
+    let mut variables = vec![("TPW_NODE", api.clone())];
+    if let Some(ca) = network.ca_file() {
+        variables.push(("TPW_CA_FILE", ca.display().to_string()));
+    }
+    let key = dir.join("keys").join("regulator.json");
+    let key = std::path::absolute(&key).unwrap_or(key);
+    variables.push(("TPW_KEY", key.display().to_string()));
+    Ok(variables)
 }
 
 /// Stops the network in `dir`: SIGTERM, then SIGKILL after a grace period.

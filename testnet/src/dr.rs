@@ -206,6 +206,7 @@ pub async fn dr(transfers: usize, log_retention_entries: u64) -> anyhow::Result<
     let dir = tempfile::Builder::new().prefix("tpw-dr-").tempdir()?;
     let options = NetworkOptions {
         log_retention_entries: Some(log_retention_entries),
+        ..NetworkOptions::default()
     };
     let (mut network, parties) = LocalNetwork::create_with(dir.path(), 3, 1, 64, &options)?;
     network.start().await?;

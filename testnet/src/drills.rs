@@ -146,6 +146,7 @@ pub async fn catch_up(
     let dir = tempfile::Builder::new().prefix("tpw-catch-up-").tempdir()?;
     let options = NetworkOptions {
         log_retention_entries: Some(log_retention_entries),
+        ..NetworkOptions::default()
     };
     let (mut network, parties) = LocalNetwork::create_with(dir.path(), 3, 1, 64, &options)?;
     network.start().await?;

@@ -78,7 +78,11 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let config_path = tpw_node::demo::prepare(dir, &format!("127.0.0.1:{port}"))?;
+    let config_path = tpw_node::demo::prepare(
+        dir,
+        &format!("127.0.0.1:{port}"),
+        tpw_node::demo::Serve::PlainHttp,
+    )?;
     let overrides = tpw_node::config::Overrides {
         new_node: true,
         ..Default::default()
@@ -97,7 +101,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
         address: node.api_address,
         base: format!("http://{}", node.api_address),
         network: tpw_node::node::load_genesis(&config.genesis_file)?.compute_network_id()?,
-        http: reqwest::Client::builder()
+        http: tpw_node::tls::client::http_builder()
             .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS) + SLACK)
             .build()?,
         regulator: key("regulator")?,

@@ -125,7 +125,12 @@ struct NodePlan {
 
 impl NodePlan {
     /// Writes each node's key (voters first, then observers) and picks its ports.
-    fn write_keys(dir: &Path, voters: usize, observers: usize) -> anyhow::Result<Self> {
+    fn write_keys(
+        dir: &Path,
+        voters: usize,
+        observers: usize,
+        scheme: &str,
+    ) -> anyhow::Result<Self> {
         let mut nodes = Vec::new();
         let mut apis = Vec::new();
         let mut configs = Vec::new();
@@ -146,9 +151,9 @@ impl NodePlan {
                 role,
             });
             let port = free_port()?;
-            apis.push(format!("http://127.0.0.1:{port}"));
+            apis.push(format!("{scheme}://127.0.0.1:{port}"));
             let admin = free_port()?;
-            admins.push(format!("http://127.0.0.1:{admin}"));
+            admins.push(format!("{scheme}://127.0.0.1:{admin}"));
             configs.push((node, key_path, port, free_port()?));
         }
         Ok(Self {
@@ -173,12 +178,15 @@ fn write_node_configs(
         .map(|(node, _, _, p2p)| (*node, *p2p))
         .collect();
     for (node, key_path, port, p2p) in configs {
+        let (top, tls_sections) = tls_fragments(dir, *node, options.tls)?;
+        let admin = admins[node - 1]
+            .split_once("://")
+            .map_or("", |(_, address)| address);
         let mut config = format!(
-            "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\np2p_listen = \"127.0.0.1:{p2p}\"\nadmin_listen = \"{}\"\nadmin_token_file = \"{}\"\n",
+            "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\np2p_listen = \"127.0.0.1:{p2p}\"\nadmin_listen = \"{admin}\"\nadmin_token_file = \"{}\"\n{top}",
             dir.join(format!("node-{node}")).display(),
             genesis_path.display(),
             key_path.display(),
-            admins[node - 1].trim_start_matches("http://"),
             admin_token_path(dir, *node).display()
         );
         tpw_node::keys::write_admin_token(&admin_token_path(dir, *node))?;
@@ -191,11 +199,44 @@ fn write_node_configs(
             config.push_str(&format!("[raft]\nlog_retention_entries = {entries}\n"));
         }
         // The drills' webhook receivers listen on loopback.
-        config.push_str("[webhooks]\nallow_private_networks = true\n");
+        config.push_str("[webhooks]\nallow_private_networks = true\nallow_plain_http = true\n");
         config.push_str("[log]\nlevel = \"warn\"\n");
+        config.push_str(&tls_sections);
         std::fs::write(dir.join(format!("node-{node}.toml")), config)?;
     }
     Ok(())
+}
+
+/// The folder of a network's throwaway CA and node certificates.
+pub fn tls_dir(dir: &Path) -> PathBuf {
+    dir.join("tls")
+}
+
+/// The CA certificate clients of a network with TLS trust.
+pub fn ca_file(dir: &Path) -> PathBuf {
+    tls_dir(dir).join("ca.crt")
+}
+
+/// Node `node`'s TLS in its configuration: a top-level line, and sections to append. With TLS,
+/// a certificate for loopback issued by the network's CA serves both its API and its admin
+/// interface; without, plain HTTP is asked for explicitly.
+fn tls_fragments(dir: &Path, node: usize, tls: bool) -> anyhow::Result<(String, String)> {
+    if !tls {
+        return Ok(("plain_http = true\n".into(), String::new()));
+    }
+    let folder = tls_dir(dir);
+    let ca = tpw_node::tls::dev::DevCa::load(&folder)?;
+    let (certificate, key) = ca
+        .issue_server(&tpw_node::tls::dev::LOOPBACK_NAMES, node as u64, 365)?
+        .save(&folder, &format!("node-{node}"))?;
+    let section = |name: &str| {
+        format!(
+            "[{name}]\ncertificate_file = \"{}\"\nkey_file = \"{}\"\n",
+            certificate.display(),
+            key.display()
+        )
+    };
+    Ok((String::new(), section("api_tls") + &section("admin_tls")))
 }
 
 /// The banks, the regulator and the operator as genesis participants.
@@ -311,6 +352,8 @@ pub struct LocalNetwork {
     children: Vec<Option<Child>>,
     /// The genesis.
     pub genesis: Genesis,
+    /// Whether the nodes serve TLS (certificates from the CA in [`tls_dir`]).
+    pub tls: bool,
 }
 
 /// The regulator's key of the network in `dir`: it may read every record, so the tools use it
@@ -345,6 +388,9 @@ pub struct NetworkFile {
     /// Admin interface base URLs, in node order.
     #[serde(default)]
     pub admins: Vec<String>,
+    /// The CA certificate of a network serving TLS (absent: plain HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
 }
 
 static NEXT_PORT_OFFSET: std::sync::OnceLock<std::sync::atomic::AtomicU32> =
@@ -383,11 +429,23 @@ pub fn admin_token_path(dir: &Path, node: usize) -> PathBuf {
 }
 
 /// Choices for a new local network beyond its size.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NetworkOptions {
     /// Raft log entries each node keeps behind its applied index (the node's default when
     /// absent); small values make lagging nodes catch up through snapshots.
     pub log_retention_entries: Option<u64>,
+    /// Serve the APIs and admin interfaces over TLS with a throwaway CA (the default), or
+    /// plain HTTP.
+    pub tls: bool,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        Self {
+            log_retention_entries: None,
+            tls: true,
+        }
+    }
 }
 
 /// The `tpw` binary next to this executable.
@@ -426,6 +484,11 @@ impl LocalNetwork {
             bail!("a network needs at least one voting node");
         }
         std::fs::create_dir_all(dir.join("keys"))?;
+        if options.tls {
+            tpw_node::tls::dev::DevCa::generate("tpwalletoec local network CA")?
+                .save(&tls_dir(dir))?;
+            tpw_node::tls::client::trust_ca_file(ca_file(dir))?;
+        }
         let named = write_named_keys(dir)?;
         let keys: Vec<SigningKey> = (0..partners).map(partner_key).collect();
         let participant_keys = ParticipantKeys {
@@ -435,7 +498,8 @@ impl LocalNetwork {
                 .map(|key| key.verifying_key().to_bytes())
                 .collect(),
         };
-        let plan = NodePlan::write_keys(dir, voters, observers)?;
+        let scheme = if options.tls { "https" } else { "http" };
+        let plan = NodePlan::write_keys(dir, voters, observers, scheme)?;
         let genesis = load_genesis(&participant_keys, plan.nodes, tpw_node::runtime::now_ms())?;
         let apis_count = plan.apis.len();
         let genesis_path = dir.join("genesis.json");
@@ -449,6 +513,7 @@ impl LocalNetwork {
                 new_nodes: vec![true; apis_count],
                 children: (0..apis_count).map(|_| None).collect(),
                 genesis,
+                tls: options.tls,
             },
             LoadParties { keys },
         ))
@@ -465,6 +530,9 @@ impl LocalNetwork {
         let apis = file.nodes.iter().map(|node| node.api.clone()).collect();
         let children = file.nodes.iter().map(|_| None).collect();
         let admins = file.admins.clone();
+        if let Some(ca) = &file.ca {
+            tpw_node::tls::client::trust_ca_file(ca)?;
+        }
         Ok((
             Self {
                 dir: dir.to_path_buf(),
@@ -473,9 +541,18 @@ impl LocalNetwork {
                 admins,
                 children,
                 genesis,
+                tls: file.ca.is_some(),
             },
             file,
         ))
+    }
+
+    /// The CA certificate clients trust, when the network serves TLS (absolute).
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.then(|| {
+            let ca = ca_file(&self.dir);
+            std::path::absolute(&ca).unwrap_or(ca)
+        })
     }
 
     /// The nodes as `up` prints them.
@@ -502,6 +579,7 @@ impl LocalNetwork {
             partners,
             pids,
             admins: self.admins.clone(),
+            ca: self.ca_file(),
         };
         std::fs::write(
             self.dir.join("network.json"),
@@ -532,7 +610,7 @@ impl LocalNetwork {
             .get(index)
             .context("the node has no admin interface")?;
         let token = tpw_node::keys::load_admin_token(&admin_token_path(&self.dir, index + 1))?;
-        let mut request = reqwest::Client::builder()
+        let mut request = tpw_node::tls::client::http_builder()
             .timeout(Duration::from_secs(10))
             .build()?
             .post(format!("{admin}/admin/v1/{route}"))

@@ -231,7 +231,11 @@ async fn an_observer_never_counts_toward_a_quorum() {
     let status = client.status().await.unwrap();
     assert_ne!(status.role, "leader", "one voter of two cannot lead");
     // Not ready without a leader: a load balancer sends its traffic elsewhere.
-    let ready = reqwest::get(format!("{}/v1/ready", network.apis[survivor]))
+    let ready = tpw_node::tls::client::http_builder()
+        .build()
+        .unwrap()
+        .get(format!("{}/v1/ready", network.apis[survivor]))
+        .send()
         .await
         .unwrap();
     assert_eq!(ready.status(), 503);
@@ -610,11 +614,11 @@ async fn a_follower_forwards_a_resubmission_again_after_its_client_gave_up_on_a_
         .to_string()
     };
     let url = format!("{follower_api}/v1/transactions");
-    let impatient = reqwest::Client::builder()
+    let impatient = tpw_node::tls::client::http_builder()
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
-    let patient = reqwest::Client::new();
+    let patient = tpw_node::tls::client::http_builder().build().unwrap();
     let pid = network.pid(leader).unwrap();
     signal(pid, "-STOP");
     let started = Instant::now();

@@ -431,6 +431,26 @@ pub(super) async fn ready(State(context): State<AppState>) -> Response {
             ));
         }
     }
+    let metrics = &context.shared.metrics;
+    for (listener, alarm, seconds) in [
+        (
+            "api",
+            &metrics.tls_api_expiry_alarm,
+            &metrics.tls_api_expiry_seconds,
+        ),
+        (
+            "admin",
+            &metrics.tls_admin_expiry_alarm,
+            &metrics.tls_admin_expiry_seconds,
+        ),
+    ] {
+        if alarm.load(std::sync::atomic::Ordering::Relaxed) == 1 {
+            let days = seconds.load(std::sync::atomic::Ordering::Relaxed) / 86_400;
+            warnings.push(format!(
+                "tls_certificate_expiry: the {listener} listener's certificate expires in {days} days"
+            ));
+        }
+    }
     let code = if ready {
         StatusCode::OK
     } else {

@@ -93,7 +93,8 @@ async fn request_backup(
     path: &Path,
 ) -> anyhow::Result<tpw_node::admin::BackupManifest> {
     let token = tpw_node::keys::load_admin_token(token_file)?;
-    let response = reqwest::Client::new()
+    let response = tpw_node::tls::client::http_builder()
+        .build()?
         .post(format!("{}/admin/v1/backup", admin.trim_end_matches('/')))
         .bearer_auth(token)
         .json(&serde_json::json!({ "path": path }))

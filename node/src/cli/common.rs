@@ -6,10 +6,43 @@ use std::path::PathBuf;
 use tpw_contracts::Body;
 use tpw_node::client::Client;
 
+/// How every command that reaches a node speaks TLS.
+#[derive(clap::Args)]
+pub(crate) struct TlsArgs {
+    /// PEM file of the CA that issued the node's certificate (a network's own CA: `tpw-testnet
+    /// up --tls` and ./scripts/demo print it); only it is trusted. Without it, the system's
+    /// trusted roots.
+    #[arg(long, env = "TPW_CA_FILE", global = true)]
+    ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) shown to a listener with mutual TLS; with --client-key.
+    #[arg(long, env = "TPW_CLIENT_CERT", global = true, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM); with --client-cert.
+    #[arg(long, env = "TPW_CLIENT_KEY", global = true, requires = "client_cert")]
+    client_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Makes these the TLS of every client this process opens.
+    pub(crate) fn apply(&self) -> anyhow::Result<()> {
+        if self.ca_file.is_none() && self.client_cert.is_none() {
+            return Ok(());
+        }
+        let tls = tpw_node::tls::ClientTls {
+            ca_files: self.ca_file.iter().cloned().collect(),
+            system_roots_too: false,
+            ca_certificates: Vec::new(),
+            identity: self.client_cert.clone().zip(self.client_key.clone()),
+        };
+        tpw_node::tls::client::set_process_default(tls)?;
+        Ok(())
+    }
+}
+
 #[derive(clap::Args)]
 pub(crate) struct ClientArgs {
-    /// The node's API address.
-    #[arg(long, env = "TPW_NODE", default_value = "http://127.0.0.1:7100")]
+    /// The node's API address (https://, or http:// for a node serving plain HTTP).
+    #[arg(long, env = "TPW_NODE", default_value = "https://127.0.0.1:7100")]
     pub(crate) node: String,
     /// Key file of a participant: signs transactions, and signs reads, which show only what
     /// that participant may see.

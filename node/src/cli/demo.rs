@@ -26,7 +26,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         api_listen,
         once,
     } = args;
-    let config_path = tpw_node::demo::prepare(&dir, &api_listen)?;
+    let config_path = tpw_node::demo::prepare(&dir, &api_listen, tpw_node::demo::Serve::Tls)?;
     let mut config = NodeConfig::load(Some(&config_path), &Overrides::default())?;
     // The demo creates its own network, so its node is new on the first run.
     config.new_node = true;
@@ -34,10 +34,13 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let node = tpw_node::node::start(&config).await?;
     // The regulator reads every account, to show all balances.
     let regulator = tpw_node::keys::load(&dir.join("keys").join("regulator.json"))?;
-    let client = Client::new(&format!("http://{}", node.api_address)).with_key(&regulator);
+    let ca_file = tpw_node::demo::ca_file(&dir);
+    let url = format!("https://{}", node.api_address);
+    let client = Client::with_tls(&url, &tpw_node::tls::ClientTls::with_ca_file(&ca_file))?
+        .with_key(&regulator);
     println!(
-        "tpwalletoec demo node serving at http://{}",
-        node.api_address
+        "tpwalletoec demo node serving at {url} (TLS; its CA certificate is {})",
+        ca_file.display()
     );
     for report in tpw_node::demo::run_scenario(&dir, &client).await? {
         println!(
@@ -50,8 +53,8 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     print_balances(&client).await?;
     // Account reads are signed: the hint signs as the account's owner.
     println!(
-        "\nTry: cargo run --release --locked --bin tpw -- account --node http://{} --key {} 301",
-        node.api_address,
+        "\nTry: cargo run --release --locked --bin tpw -- account --node {url} --ca-file {} --key {} 301",
+        ca_file.display(),
         dir.join("keys").join("acme.json").display()
     );
     if once {

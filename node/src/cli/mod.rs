@@ -28,6 +28,8 @@ use clap::{Parser, Subcommand};
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    tls: common::TlsArgs,
 }
 
 #[derive(Subcommand)]
@@ -144,6 +146,7 @@ enum Command {
 
 /// Runs the command `tpw` was given.
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    cli.tls.apply()?;
     match cli.command {
         Command::Keygen(args) => keys::keygen(args),
         Command::EncryptKey(args) => keys::encrypt_key(args),

@@ -18,7 +18,12 @@ pub fn free_port() -> u16 {
 
 /// Prepares a demo folder whose node listens on a free loopback port; returns its config.
 pub fn prepare(dir: &Path) -> NodeConfig {
-    let config_path = tpw_node::demo::prepare(dir, &format!("127.0.0.1:{}", free_port())).unwrap();
+    let config_path = tpw_node::demo::prepare(
+        dir,
+        &format!("127.0.0.1:{}", free_port()),
+        tpw_node::demo::Serve::PlainHttp,
+    )
+    .unwrap();
     let overrides = Overrides {
         new_node: true,
         ..Overrides::default()

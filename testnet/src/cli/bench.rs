@@ -28,6 +28,9 @@ pub(crate) struct BenchArgs {
     /// Settlement partners the load spreads over.
     #[arg(long, default_value_t = 1000)]
     partners: usize,
+    /// Serve and load the nodes over TLS (a throwaway CA) instead of plain HTTP.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// What `tpw-testnet bench-events` was asked.
@@ -60,6 +63,7 @@ pub(crate) fn bench(args: BenchArgs) -> anyhow::Result<()> {
         batch,
         rate,
         partners,
+        tls,
     } = args;
     let settings = bench::BenchSettings {
         nodes,
@@ -69,6 +73,7 @@ pub(crate) fn bench(args: BenchArgs) -> anyhow::Result<()> {
         batch,
         rate,
         partners,
+        tls,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

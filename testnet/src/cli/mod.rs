@@ -28,6 +28,14 @@ enum Command {
     /// Creates a local network in a folder (or restarts the one there) and leaves it running;
     /// prints one JSON line with every node's name, role and API.
     Up(network::UpArgs),
+    /// Prints shell lines that set TPW_NODE (the first node's API), TPW_CA_FILE (with TLS)
+    /// and TPW_KEY (the regulator's key, which reads every account) for the network in a
+    /// folder, for `eval "$(tpw-testnet env --dir DIR)"` before `tpw` commands.
+    Env {
+        /// The network's folder.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Prints every node's status as one JSON line.
     Status {
         /// The network's folder.
@@ -178,6 +186,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(args) => bench::bench(args),
         Command::Up(args) => network::up(args),
+        Command::Env { dir } => network::env(&dir),
         Command::Status { dir } => network::status(dir),
         Command::Down { dir } => network::down(&dir),
         Command::Demo { dir } => network::demo(dir),

@@ -17,6 +17,11 @@ pub(crate) struct UpArgs {
     /// Regulator observer nodes.
     #[arg(long, default_value_t = 1)]
     observers: usize,
+    /// Serve the APIs and admin interfaces over TLS: a throwaway CA and node certificates in
+    /// DIR/tls; the line names the CA file clients use ("ca"). A network that exists keeps
+    /// what it was created with.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// Runs `tpw-testnet up`.
@@ -25,8 +30,22 @@ pub(crate) fn up(args: UpArgs) -> anyhow::Result<()> {
         dir,
         voters,
         observers,
+        tls,
     } = args;
-    block_on(async move { print_line(&commands::up(&dir, voters, observers).await?) })
+    block_on(async move { print_line(&commands::up(&dir, voters, observers, tls).await?) })
+}
+
+/// Runs `tpw-testnet env`.
+pub(crate) fn env(dir: &Path) -> anyhow::Result<()> {
+    for (name, value) in commands::env(dir)? {
+        println!("export {name}={}", shell_quoted(&value));
+    }
+    Ok(())
+}
+
+/// `value` in single quotes for a POSIX shell.
+fn shell_quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
 }
 
 /// Runs `tpw-testnet status`.

@@ -97,8 +97,9 @@ impl LocalNetwork {
         let admin = free_port()?;
         let p2p = free_port()?;
         tpw_node::keys::write_admin_token(&admin_token_path(&self.dir, node))?;
+        let (top, tls_sections) = super::tls_fragments(&self.dir, node, self.tls)?;
         let mut config = format!(
-            "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\np2p_listen = \"127.0.0.1:{p2p}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nadmin_token_file = \"{}\"\nnode_id = {node}\n",
+            "data_dir = \"{}\"\ngenesis_file = \"{}\"\nnode_key_file = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\np2p_listen = \"127.0.0.1:{p2p}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nadmin_token_file = \"{}\"\nnode_id = {node}\n{top}",
             self.dir.join(format!("node-{node}")).display(),
             self.dir.join("genesis.json").display(),
             key_path.display(),
@@ -113,10 +114,12 @@ impl LocalNetwork {
                 peer + 1
             ));
         }
-        config.push_str("[webhooks]\nallow_private_networks = true\n[log]\nlevel = \"warn\"\n");
+        config.push_str("[webhooks]\nallow_private_networks = true\nallow_plain_http = true\n[log]\nlevel = \"warn\"\n");
+        config.push_str(&tls_sections);
         std::fs::write(self.dir.join(format!("node-{node}.toml")), config)?;
-        self.apis.push(format!("http://127.0.0.1:{port}"));
-        self.admins.push(format!("http://127.0.0.1:{admin}"));
+        let scheme = if self.tls { "https" } else { "http" };
+        self.apis.push(format!("{scheme}://127.0.0.1:{port}"));
+        self.admins.push(format!("{scheme}://127.0.0.1:{admin}"));
         self.new_nodes.push(true);
         self.children.push(None);
         Ok(PreparedNode {

@@ -5,14 +5,13 @@
 //! which the participant can replay it. Progress (the delivered-up-to cursor, dead letters) is
 //! kept in RocksDB and rides in the leader's next block proposal, so every node stores it and a
 //! new leader resumes where the old one stopped; a delivery made just before a failover may be
-//! made again, and its delivery id lets the receiver drop the repeat.
+//! made again, and its delivery id lets the receiver drop the repeat. Deliveries go over https
+//! (or plain http where allowed) to public destinations only, as [`transport`] describes.
 
 use crate::api::{ApiContext, Principal};
 use crate::config::WebhookConfig;
 use crate::events::{Cursor, LedgerEvent};
-use crate::limits::{
-    WEBHOOK_IDLE_CONNECTIONS_MAX, WEBHOOK_POLL_INTERVAL, WEBHOOK_REPLAY_BATCH_MAX,
-};
+use crate::limits::{WEBHOOK_POLL_INTERVAL, WEBHOOK_REPLAY_BATCH_MAX};
 use crate::storage::webhooks as store;
 use ed25519_dalek::{Signer, SigningKey};
 use std::collections::HashMap;
@@ -77,6 +76,9 @@ pub fn verify_delivery(
         .is_ok()
 }
 
+pub mod transport;
+pub use transport::Transport;
+
 pub use crate::mailbox::Checkpoint;
 
 pub use crate::mailbox::Replays;
@@ -88,21 +90,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Runs the deliverer until the node stops: one worker per registered endpoint while this
-/// node leads.
-pub async fn run(context: Arc<ApiContext>, node_key: SigningKey, config: WebhookConfig) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_millis(config.timeout_ms))
-        .pool_max_idle_per_host(WEBHOOK_IDLE_CONNECTIONS_MAX)
-        // A receiver cannot bounce deliveries elsewhere (into the node's own network).
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(http) => http,
-        Err(error) => {
-            tracing::error!(%error, "webhook deliverer could not start");
-            return;
-        }
-    };
+/// node leads, each delivering through `transport`.
+pub async fn run(
+    context: Arc<ApiContext>,
+    node_key: SigningKey,
+    config: WebhookConfig,
+    transport: Transport,
+) {
+    let transport = Arc::new(transport);
     let node_key = Arc::new(node_key);
     let mut workers: HashMap<(u64, u16), tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
@@ -130,7 +125,7 @@ pub async fn run(context: Arc<ApiContext>, node_key: SigningKey, config: Webhook
                         }
                         let worker = Worker {
                             context: Arc::clone(&context),
-                            http: http.clone(),
+                            transport: Arc::clone(&transport),
                             node_key: Arc::clone(&node_key),
                             config: config.clone(),
                             participant,
@@ -162,7 +157,7 @@ fn leads(context: &ApiContext) -> bool {
 
 struct Worker {
     context: Arc<ApiContext>,
-    http: reqwest::Client,
+    transport: Arc<Transport>,
     node_key: Arc<SigningKey>,
     config: WebhookConfig,
     participant: u64,
@@ -405,56 +400,11 @@ impl Worker {
         )
     }
 
-    /// Whether the endpoint's host resolves only to public addresses (unless the operator
-    /// allows private networks): a participant must not make the leader probe the networks
-    /// it sits in.
-    async fn destination_allowed(&self) -> bool {
-        if self.config.allow_private_networks {
-            return true;
-        }
-        let Ok(url) = reqwest::Url::parse(&self.url) else {
-            return false;
-        };
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-            return false;
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let Ok(addresses) = tokio::net::lookup_host((host, port)).await else {
-            return false;
-        };
-        let mut any = false;
-        for address in addresses {
-            any = true;
-            let public = match address.ip() {
-                std::net::IpAddr::V4(ip) => {
-                    !(ip.is_loopback()
-                        || ip.is_private()
-                        || ip.is_link_local()
-                        || ip.is_unspecified()
-                        || ip.is_broadcast()
-                        || ip.is_multicast()
-                        || ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
-                }
-                std::net::IpAddr::V6(ip) => {
-                    !(ip.is_loopback()
-                        || ip.is_unspecified()
-                        || ip.is_multicast()
-                        || (ip.segments()[0] & 0xfe00) == 0xfc00
-                        || (ip.segments()[0] & 0xffc0) == 0xfe80
-                        || ip.to_ipv4_mapped().is_some())
-                }
-            };
-            if !public {
-                return false;
-            }
-        }
-        any
-    }
-
     async fn deliver(&self, event: &LedgerEvent) -> Attempt {
-        if !self.destination_allowed().await {
-            return Attempt::Failed("destination not allowed".into());
-        }
+        let http = match self.transport.client_for(&self.url) {
+            Ok(http) => http,
+            Err(refusal) => return Attempt::Failed(refusal.to_string()),
+        };
         let delivery_id = self.delivery_id(event);
         let body = match serde_json::to_vec(&serde_json::json!({
             "delivery_id": delivery_id,
@@ -470,8 +420,7 @@ impl Worker {
             timestamp_ms,
             &body,
         ));
-        let sent = self
-            .http
+        let sent = http
             .post(&self.url)
             .header("content-type", "application/json")
             .header(HEADER_DELIVERY, &delivery_id)
@@ -488,13 +437,7 @@ impl Worker {
                 Attempt::Delivered
             }
             Ok(response) => Attempt::Failed(format!("HTTP {}", response.status().as_u16())),
-            Err(error) => Attempt::Failed(if error.is_timeout() {
-                "timed out".into()
-            } else if error.is_connect() {
-                "connection failed".into()
-            } else {
-                "request failed".into()
-            }),
+            Err(error) => Attempt::Failed(transport::failure(&error)),
         }
     }
 
