@@ -163,16 +163,38 @@ pub struct Transaction {
 impl Transaction {
     /// Builds and signs a transaction.
     pub fn sign(network_id: Hash, key: &SigningKey, validity: Validity, body: Body) -> Self {
+        let signed = Self::sign_with(
+            network_id,
+            key.verifying_key().to_bytes(),
+            validity,
+            body,
+            |message| Ok::<_, std::convert::Infallible>(key.sign(message).to_bytes()),
+        );
+        match signed {
+            Ok(transaction) => transaction,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Builds a transaction for `signer` and has `sign` sign its message (a key held
+    /// elsewhere: a hardware token, a KMS); `sign`'s error is returned as is.
+    pub fn sign_with<E>(
+        network_id: Hash,
+        signer: PublicKey,
+        validity: Validity,
+        body: Body,
+        sign: impl FnOnce(&[u8]) -> Result<[u8; 64], E>,
+    ) -> Result<Self, E> {
         let mut transaction = Self {
             network_id,
-            signer: key.verifying_key().to_bytes(),
+            signer,
             validity,
             body,
             signature: [0; 64],
         };
         let unsigned = transaction.unsigned_bytes();
-        transaction.signature = key.sign(&signing_message(&unsigned)).to_bytes();
-        transaction
+        transaction.signature = sign(&signing_message(&unsigned))?;
+        Ok(transaction)
     }
 
     fn unsigned_bytes(&self) -> Vec<u8> {

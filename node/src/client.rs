@@ -19,6 +19,14 @@ pub enum ClientError {
         /// The transport error.
         source: reqwest::Error,
     },
+    /// The signer did not sign (a token that refused or is gone).
+    #[error("{signer} did not sign: {message}")]
+    Signer {
+        /// Which signer.
+        signer: String,
+        /// Why.
+        message: String,
+    },
     /// The node answered with an error.
     #[error("node answered {status}: {code}: {message}")]
     Api {
@@ -37,7 +45,7 @@ pub enum ClientError {
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    identity: Option<std::sync::Arc<ed25519_dalek::SigningKey>>,
+    identity: Option<std::sync::Arc<dyn crate::signer::Signer>>,
     network_id: std::sync::Arc<std::sync::OnceLock<Hash>>,
 }
 
@@ -74,8 +82,16 @@ impl Client {
     }
 
     /// The same node, with reads signed by `key` (a key registered to a participant).
-    pub fn with_key(mut self, key: &ed25519_dalek::SigningKey) -> Self {
-        self.identity = Some(std::sync::Arc::new(key.clone()));
+    pub fn with_key(self, key: &ed25519_dalek::SigningKey) -> Self {
+        self.with_signer(std::sync::Arc::new(crate::signer::KeySigner::new(
+            key.clone(),
+            "a key in memory",
+        )))
+    }
+
+    /// The same node, with reads signed by `signer` (a key file or a token's key).
+    pub fn with_signer(mut self, signer: std::sync::Arc<dyn crate::signer::Signer>) -> Self {
+        self.identity = Some(signer);
         self
     }
 
@@ -101,7 +117,7 @@ impl Client {
         } else {
             self.http.get(url)
         };
-        if let Some(key) = &self.identity {
+        if let Some(signer) = &self.identity {
             let network_id = match self.network_id.get() {
                 Some(id) => *id,
                 None => {
@@ -112,9 +128,20 @@ impl Client {
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |elapsed| elapsed.as_millis() as u64);
-            for (name, value) in
-                crate::request_auth::headers(key, &network_id, method, path, now_ms, body)
-            {
+            let headers = crate::request_auth::headers_with(
+                signer.public_key(),
+                |message| signer.sign(message),
+                &network_id,
+                method,
+                path,
+                now_ms,
+                body,
+            )
+            .map_err(|error| ClientError::Signer {
+                signer: signer.describe(),
+                message: error.to_string(),
+            })?;
+            for (name, value) in headers {
                 request = request.header(name, value);
             }
         }
@@ -266,6 +293,30 @@ impl Client {
     ) -> Result<(u16, SubmitResponse), ClientError> {
         let network_id = self.network_id().await?;
         let envelope = Transaction::sign(network_id, key, fresh_validity(), body).to_bytes();
+        self.submit(&[envelope], wait, None).await
+    }
+
+    /// Signs a body with `signer` (a key file or a token's key) for this node's network and
+    /// submits it.
+    pub async fn sign_with_and_submit(
+        &self,
+        signer: &dyn crate::signer::Signer,
+        body: Body,
+        wait: bool,
+    ) -> Result<(u16, SubmitResponse), ClientError> {
+        let network_id = self.network_id().await?;
+        let envelope = Transaction::sign_with(
+            network_id,
+            signer.public_key(),
+            fresh_validity(),
+            body,
+            |message| signer.sign(message),
+        )
+        .map_err(|error| ClientError::Signer {
+            signer: signer.describe(),
+            message: error.to_string(),
+        })?
+        .to_bytes();
         self.submit(&[envelope], wait, None).await
     }
 

@@ -26,6 +26,7 @@ pub mod node;
 pub mod request_auth;
 pub mod restore;
 pub mod runtime;
+pub mod signer;
 pub mod snapshot;
 pub mod storage;
 pub mod tls;

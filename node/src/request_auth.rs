@@ -46,7 +46,7 @@ pub fn message(
     message
 }
 
-/// The four authentication headers (name, value) for one request.
+/// The four authentication headers (name, value) for one request, signed by `key`.
 pub fn headers(
     key: &SigningKey,
     network_id: &Hash,
@@ -55,6 +55,32 @@ pub fn headers(
     timestamp_ms: u64,
     body: &[u8],
 ) -> [(&'static str, String); 4] {
+    let signed = headers_with(
+        key.verifying_key().to_bytes(),
+        |message| Ok::<_, std::convert::Infallible>(key.sign(message).to_bytes()),
+        network_id,
+        method,
+        path_and_query,
+        timestamp_ms,
+        body,
+    );
+    match signed {
+        Ok(headers) => headers,
+        Err(never) => match never {},
+    }
+}
+
+/// As [`headers`], for a key held elsewhere (a token): `sign` signs the request's message and
+/// its error is returned as is.
+pub fn headers_with<E>(
+    public_key: [u8; 32],
+    sign: impl FnOnce(&[u8]) -> Result<[u8; 64], E>,
+    network_id: &Hash,
+    method: &str,
+    path_and_query: &str,
+    timestamp_ms: u64,
+    body: &[u8],
+) -> Result<[(&'static str, String); 4], E> {
     let mut nonce = [0u8; 16];
     if getrandom::getrandom(&mut nonce).is_err() {
         // No system randomness: the time and an in-process counter still make it unique.
@@ -64,18 +90,18 @@ pub fn headers(
         nonce[8..].copy_from_slice(&timestamp_ms.to_le_bytes());
     }
     let nonce = hex::encode(nonce);
-    let signature = key.sign(&message(
+    let signature = sign(&message(
         network_id,
         method,
         path_and_query,
         timestamp_ms,
         &nonce,
         body,
-    ));
-    [
-        (HEADER_KEY, hex::encode(key.verifying_key().to_bytes())),
+    ))?;
+    Ok([
+        (HEADER_KEY, hex::encode(public_key)),
         (HEADER_TIMESTAMP, timestamp_ms.to_string()),
         (HEADER_NONCE, nonce),
-        (HEADER_SIGNATURE, hex::encode(signature.to_bytes())),
-    ]
+        (HEADER_SIGNATURE, hex::encode(signature)),
+    ])
 }

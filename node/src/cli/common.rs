@@ -44,10 +44,12 @@ pub(crate) struct ClientArgs {
     /// The node's API address (https://, or http:// for a node serving plain HTTP).
     #[arg(long, env = "TPW_NODE", default_value = "https://127.0.0.1:7100")]
     pub(crate) node: String,
-    /// Key file of a participant: signs transactions, and signs reads, which show only what
-    /// that participant may see.
+    /// A participant's key: signs transactions, and signs reads, which show only what that
+    /// participant may see. A key file's path, or a PKCS#11 URI for a key in a token
+    /// (`pkcs11:token=LABEL;object=KEY?module-path=LIB&pin-source=file:PIN_FILE`; the PIN may
+    /// come from TPW_PKCS11_PIN, the library from TPW_PKCS11_MODULE).
     #[arg(long, env = "TPW_KEY")]
-    pub(crate) key: Option<PathBuf>,
+    pub(crate) key: Option<String>,
 }
 
 impl ClientArgs {
@@ -55,7 +57,7 @@ impl ClientArgs {
     pub(crate) fn connect(&self) -> anyhow::Result<Client> {
         let client = Client::new(&self.node);
         Ok(match &self.key {
-            Some(path) => client.with_key(&tpw_node::keys::load(path)?),
+            Some(spec) => client.with_signer(tpw_node::signer::open(spec)?),
             None => client,
         })
     }
@@ -76,12 +78,14 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn submit(sign: &SignArgs, body: Body) -> anyhow::Result<()> {
-    let Some(key_path) = &sign.client.key else {
-        bail!("--key names the signer's key file");
+    let Some(spec) = &sign.client.key else {
+        bail!("--key names the signer's key file or PKCS#11 URI");
     };
-    let key = tpw_node::keys::load(key_path)?;
+    let signer = tpw_node::signer::open(spec)?;
     let client = Client::new(&sign.client.node);
-    let (status, response) = client.sign_and_submit(&key, body, !sign.no_wait).await?;
+    let (status, response) = client
+        .sign_with_and_submit(signer.as_ref(), body, !sign.no_wait)
+        .await?;
     print_json(&response)?;
     if status == 422 {
         bail!("the ledger rejected the transaction");

@@ -9,8 +9,13 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub(crate) struct KeygenArgs {
     /// Where to write it; an existing file is never overwritten.
+    #[arg(long, required_unless_present = "pkcs11", conflicts_with = "pkcs11")]
+    out: Option<PathBuf>,
+    /// Generate the key in a PKCS#11 token instead, labelled as the URI's `object` (sensitive,
+    /// never extractable; refused if the label is taken): `pkcs11:token=LABEL;object=KEY?
+    /// module-path=LIB&pin-source=file:PIN_FILE`. Prints its public key.
     #[arg(long)]
-    out: PathBuf,
+    pkcs11: Option<String>,
     /// Encrypts it under the passphrase in TPW_KEY_PASSPHRASE (or the file named by
     /// TPW_KEY_PASSPHRASE_FILE): Argon2id and XChaCha20-Poly1305.
     #[arg(long)]
@@ -35,7 +40,25 @@ pub(crate) struct AdminTokenArgs {
 
 /// Runs `tpw keygen`.
 pub(crate) fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
-    let KeygenArgs { out, encrypt } = args;
+    let KeygenArgs {
+        out,
+        pkcs11,
+        encrypt,
+    } = args;
+    if let Some(uri) = pkcs11 {
+        anyhow::ensure!(
+            !encrypt,
+            "--encrypt is for key files; a token protects its own keys"
+        );
+        let key = tpw_node::signer::pkcs11::TokenKey::parse(&uri)?;
+        let public_key = tpw_node::signer::pkcs11::generate(&key)?;
+        return print_json(&serde_json::json!({
+            "public_key": hex::encode(public_key),
+            "token": key.token,
+            "object": key.object,
+        }));
+    }
+    let out = out.context("--out names the key file")?;
     let key = tpw_node::keys::generate()?;
     if encrypt {
         tpw_node::keys::write_encrypted(&out, &key, &passphrase_for_encryption()?)?;
