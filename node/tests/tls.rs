@@ -461,3 +461,55 @@ async fn webhooks_reach_an_https_receiver_trusted_through_its_origins_ca_file() 
     );
     node.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_or_garbled_handshake_is_cut_off_and_the_node_still_serves() {
+    // Proves a TLS listener holds no connection for a client that never completes its
+    // handshake: silence is cut off after the 10 s handshake bound, bytes that are not TLS
+    // at once; both are counted, and the node serves the next client.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let folder = tempfile::tempdir().unwrap();
+    let tls_folder = folder.path().join("tls");
+    let ca = DevCa::generate("test CA").unwrap();
+    let ca_file = ca.save(&tls_folder).unwrap();
+    let (certificate, key) = server_files(&ca, &tls_folder, "api", 1, 365);
+    let mut config = common::prepare(folder.path());
+    config.plain_http = false;
+    config.api_tls = Some(TlsSettings::new(certificate, key));
+    let node = tpw_node::node::start(&config).await.unwrap();
+    let address = node.api_address;
+    let trusting = ClientTls::with_ca_file(&ca_file);
+
+    let closed_within = |mut stream: tokio::net::TcpStream, bound: Duration| async move {
+        let started = Instant::now();
+        let mut buffer = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(bound, stream.read(&mut buffer)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+                Ok(Ok(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    };
+    let mut garbled = tokio::net::TcpStream::connect(address).await.unwrap();
+    garbled
+        .write_all(b"GET / HTTP/1.1\r\nhost: node\r\n\r\n")
+        .await
+        .unwrap();
+    let took = closed_within(garbled, Duration::from_secs(5)).await;
+    assert!(
+        took.is_some_and(|took| took < Duration::from_secs(2)),
+        "{took:?}"
+    );
+
+    let silent = tokio::net::TcpStream::connect(address).await.unwrap();
+    let took = closed_within(silent, Duration::from_secs(15)).await;
+    assert!(
+        took.is_some_and(|took| took >= Duration::from_secs(9) && took < Duration::from_secs(13)),
+        "a silent client is cut off at the handshake bound: {took:?}"
+    );
+    assert!(metric(address, &trusting, "tpw_tls_handshake_failures_total").await >= 2);
+    let (_, status) = request(address, &trusting, "/v1/health").await.unwrap();
+    assert!(status.contains("200"), "{status}");
+    node.stop().await.unwrap();
+}
