@@ -397,31 +397,9 @@ pub(super) async fn health(State(context): State<AppState>) -> Response {
         .into_response()
 }
 
-/// GET /v1/ready: whether this node should take traffic. 200 when it knows a leader, has
-/// applied nearly everything committed, and is not stopping; 503 with the reasons otherwise.
-/// Liveness is `GET /v1/health` (the process serves).
-pub(super) async fn ready(State(context): State<AppState>) -> Response {
-    let status = runtime_status(&context);
-    let lag = status.commit_index.saturating_sub(status.applied_index);
-    let mut reasons = Vec::new();
-    if status.leader_id.is_none() {
-        reasons.push("no_leader".to_string());
-    }
-    if lag > READY_APPLY_LAG_MAX {
-        reasons.push(format!("catching_up: {lag} committed entries to apply"));
-    }
-    if context
-        .shared
-        .stopping
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        reasons.push("stopping".to_string());
-    }
-    if crate::storage::corruption_detected().is_some() {
-        reasons.push("data_corruption".to_string());
-    }
-    let ready = reasons.is_empty();
-    // Warnings are listed without making the node unready.
+/// What an operator should look at without the node being unready: the machine's clock far
+/// from ledger time, a listener's certificate near its end.
+fn ready_warnings(context: &AppState, status: &crate::mailbox::RuntimeStatus) -> Vec<String> {
     let mut warnings = Vec::new();
     if let Some(offset) = status.clock_offset_ms {
         if offset.unsigned_abs() > status.clock_skew_alarm_ms {
@@ -451,6 +429,35 @@ pub(super) async fn ready(State(context): State<AppState>) -> Response {
             ));
         }
     }
+    warnings
+}
+
+/// GET /v1/ready: whether this node should take traffic. 200 when it knows a leader, has
+/// applied nearly everything committed, and is not stopping; 503 with the reasons otherwise.
+/// Liveness is `GET /v1/health` (the process serves).
+pub(super) async fn ready(State(context): State<AppState>) -> Response {
+    let status = runtime_status(&context);
+    let lag = status.commit_index.saturating_sub(status.applied_index);
+    let mut reasons = Vec::new();
+    if status.leader_id.is_none() {
+        reasons.push("no_leader".to_string());
+    }
+    if lag > READY_APPLY_LAG_MAX {
+        reasons.push(format!("catching_up: {lag} committed entries to apply"));
+    }
+    if context
+        .shared
+        .stopping
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        reasons.push("stopping".to_string());
+    }
+    if crate::storage::corruption_detected().is_some() {
+        reasons.push("data_corruption".to_string());
+    }
+    let ready = reasons.is_empty();
+    // Warnings are listed without making the node unready.
+    let warnings = ready_warnings(&context, &status);
     let code = if ready {
         StatusCode::OK
     } else {
