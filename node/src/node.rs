@@ -79,7 +79,10 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<RunningNode> {
     crate::api::serve_forwarded(&context);
     let webhooks = tokio::spawn(crate::webhooks::run(
         Arc::clone(&context),
-        node_key.clone(),
+        Arc::new(crate::signer::KeySigner::new(
+            node_key.clone(),
+            "the node key file",
+        )),
         config.webhooks.clone(),
         transport,
     ));

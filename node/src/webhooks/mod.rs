@@ -12,8 +12,8 @@ use crate::api::{ApiContext, Principal};
 use crate::config::WebhookConfig;
 use crate::events::{Cursor, LedgerEvent};
 use crate::limits::{WEBHOOK_POLL_INTERVAL, WEBHOOK_REPLAY_BATCH_MAX};
+use crate::signer::Signer;
 use crate::storage::webhooks as store;
-use ed25519_dalek::{Signer, SigningKey};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -93,12 +93,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// node leads, each delivering through `transport`.
 pub async fn run(
     context: Arc<ApiContext>,
-    node_key: SigningKey,
+    node_key: Arc<dyn Signer>,
     config: WebhookConfig,
     transport: Transport,
 ) {
     let transport = Arc::new(transport);
-    let node_key = Arc::new(node_key);
     let mut workers: HashMap<(u64, u16), tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         if context
@@ -158,7 +157,7 @@ fn leads(context: &ApiContext) -> bool {
 struct Worker {
     context: Arc<ApiContext>,
     transport: Arc<Transport>,
-    node_key: Arc<SigningKey>,
+    node_key: Arc<dyn Signer>,
     config: WebhookConfig,
     participant: u64,
     endpoint: u16,
@@ -414,19 +413,20 @@ impl Worker {
             Err(error) => return Attempt::Failed(error.to_string()),
         };
         let timestamp_ms = crate::clock::now_ms();
-        let signature = self.node_key.sign(&delivery_message(
-            &self.context.network_id,
-            &delivery_id,
-            timestamp_ms,
-            &body,
-        ));
+        let message = delivery_message(&self.context.network_id, &delivery_id, timestamp_ms, &body);
+        // A key in a token may fail to sign (the token gone, its session closed): the attempt
+        // fails and is retried like a failed delivery.
+        let signature = match self.node_key.sign(&message) {
+            Ok(signature) => signature,
+            Err(error) => return Attempt::Failed(format!("signing failed: {error}")),
+        };
         let sent = http
             .post(&self.url)
             .header("content-type", "application/json")
             .header(HEADER_DELIVERY, &delivery_id)
             .header(HEADER_NODE, self.context.node_id.to_string())
             .header(HEADER_TIMESTAMP, timestamp_ms.to_string())
-            .header(HEADER_SIGNATURE, hex::encode(signature.to_bytes()))
+            .header(HEADER_SIGNATURE, hex::encode(signature))
             .body(body)
             .send()
             .await;
