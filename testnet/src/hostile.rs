@@ -65,6 +65,8 @@ pub struct Report {
 /// A node to attack, and the keys of its demo participants.
 struct Target {
     address: SocketAddr,
+    /// Trusts the demo node's throwaway CA.
+    tls: tokio_rustls::TlsConnector,
     base: String,
     network: [u8; 32],
     http: reqwest::Client,
@@ -81,8 +83,11 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     let config_path = tpw_node::demo::prepare(
         dir,
         &format!("127.0.0.1:{port}"),
-        tpw_node::demo::Serve::PlainHttp,
+        tpw_node::demo::Serve::Tls,
     )?;
+    let ca_file = tpw_node::demo::ca_file(dir);
+    tpw_node::tls::client::trust_ca_file(&ca_file)?;
+    let tls = tpw_node::tls::ClientTls::with_ca_file(&ca_file).config()?;
     let overrides = tpw_node::config::Overrides {
         new_node: true,
         ..Default::default()
@@ -99,7 +104,8 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     };
     let mut target = Target {
         address: node.api_address,
-        base: format!("http://{}", node.api_address),
+        tls: tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls)),
+        base: format!("https://{}", node.api_address),
         network: tpw_node::node::load_genesis(&config.genesis_file)?.compute_network_id()?,
         http: tpw_node::tls::client::http_builder()
             .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS) + SLACK)
@@ -108,6 +114,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
         acme: key("acme")?,
         items: Vec::new(),
     };
+    target.malformed_tls().await;
     target.malformed_http().await;
     target.slow_and_oversized().await;
     target.bad_paths_queries_and_cursors().await?;
@@ -168,7 +175,9 @@ impl Target {
         let parts: Vec<Vec<u8>> = parts.iter().map(|part| part.to_vec()).collect();
         let outcome = tokio::time::timeout(bound, async {
             let stream = TcpStream::connect(self.address).await.ok()?;
-            let (mut reader, mut writer) = stream.into_split();
+            let name = rustls::pki_types::ServerName::from(self.address.ip());
+            let stream = self.tls.connect(name, stream).await.ok()?;
+            let (mut reader, mut writer) = tokio::io::split(stream);
             let writing = tokio::spawn(async move {
                 for (index, part) in parts.iter().enumerate() {
                     if index > 0 {
@@ -211,6 +220,43 @@ impl Target {
                 hung: false,
                 elapsed,
             },
+        }
+    }
+
+    /// What reaches the TLS listener before any HTTP: plain HTTP, bytes that are not TLS, and
+    /// a client that never starts its handshake (cut off at the 10 s handshake bound).
+    async fn malformed_tls(&mut self) {
+        let cases: [(&'static str, &[u8], Duration); 3] = [
+            (
+                "plain HTTP to the TLS port",
+                b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n",
+                Duration::from_secs(5),
+            ),
+            (
+                "random bytes instead of a ClientHello",
+                &[0x9c; 512],
+                Duration::from_secs(5),
+            ),
+            ("no handshake at all", b"", Duration::from_secs(15)),
+        ];
+        for (name, bytes, bound) in cases {
+            let started = Instant::now();
+            let closed = tokio::time::timeout(bound, async {
+                let mut stream = TcpStream::connect(self.address).await.ok()?;
+                stream.write_all(bytes).await.ok()?;
+                let mut answer = Vec::new();
+                // The node answers a TLS alert at most, then closes.
+                let _ = stream.read_to_end(&mut answer).await;
+                Some(answer)
+            })
+            .await;
+            let raw = Raw {
+                status: None,
+                hung: !matches!(closed, Ok(Some(_))),
+                elapsed: started.elapsed(),
+            };
+            let answered_http = matches!(&closed, Ok(Some(answer)) if answer.starts_with(b"HTTP"));
+            self.note(name, &raw, !answered_http);
         }
     }
 
