@@ -1691,15 +1691,7 @@ async fn a_clock_far_from_ledger_time_raises_the_alarm_and_the_node_stays_ready(
     // envelope valid for ten minutes of this machine's clock has already expired.
     let folder = tempfile::tempdir().unwrap();
     let config = prepare(folder.path());
-    let mut genesis = tpw_node::node::load_genesis(&config.genesis_file).unwrap();
-    genesis.genesis_time_ms += 3_600_000;
-    genesis.network_id = None;
-    genesis.network_id = Some(hex::encode(genesis.compute_network_id().unwrap()));
-    std::fs::write(
-        &config.genesis_file,
-        serde_json::to_string_pretty(&genesis).unwrap(),
-    )
-    .unwrap();
+    common::rewrite_genesis(&config, |genesis| genesis.genesis_time_ms += 3_600_000);
     let node = tpw_node::node::start(&config).await.unwrap();
     let network = network_id(&config);
     let api = Api::new(node.api_address).reading_as(key(folder.path(), "regulator"), network);

@@ -132,20 +132,14 @@ async fn a_partner_signs_transfers_and_reads_with_a_key_that_never_leaves_the_to
     // Acme's genesis key is the token's key.
     let node_folder = folder.path().join("node");
     let config = common::prepare(&node_folder);
-    let mut genesis = tpw_node::node::load_genesis(&config.genesis_file).unwrap();
-    let acme = genesis
-        .participants
-        .iter_mut()
-        .find(|participant| participant.id == 3)
-        .unwrap();
-    acme.keys = vec![public_key.clone()];
-    genesis.network_id = None;
-    genesis.network_id = Some(hex::encode(genesis.compute_network_id().unwrap()));
-    std::fs::write(
-        &config.genesis_file,
-        serde_json::to_string_pretty(&genesis).unwrap(),
-    )
-    .unwrap();
+    common::rewrite_genesis(&config, |genesis| {
+        let acme = genesis
+            .participants
+            .iter_mut()
+            .find(|participant| participant.id == 3)
+            .unwrap();
+        acme.keys = vec![public_key.clone()];
+    });
     let node = tpw_node::node::start(&config).await.unwrap();
     let base = format!("http://{}", node.api_address);
 

@@ -28,6 +28,19 @@ fn server_files(
         .unwrap()
 }
 
+/// A node folder in `folder` whose API serves TLS with a certificate (serial 1, a year) from
+/// a new CA in `folder/tls`: its configuration, the CA file, and the certificate and key files.
+fn tls_node(folder: &Path) -> (tpw_node::config::NodeConfig, PathBuf, PathBuf, PathBuf) {
+    let tls_folder = folder.join("tls");
+    let ca = DevCa::generate("test CA").unwrap();
+    let ca_file = ca.save(&tls_folder).unwrap();
+    let (certificate, key) = server_files(&ca, &tls_folder, "api", 1, 365);
+    let mut config = common::prepare(folder);
+    config.plain_http = false;
+    config.api_tls = Some(TlsSettings::new(certificate.clone(), key.clone()));
+    (config, ca_file, certificate, key)
+}
+
 /// Replaces `path`'s contents in one step (a rename), as an operator's deployment does.
 fn replace(path: &Path, contents: &[u8]) {
     let staged = path.with_extension("new");
@@ -131,13 +144,8 @@ async fn clients_without_the_ca_are_refused_and_a_replaced_certificate_is_served
     // served, counted once; and a certificate near its end raises the alarm, /v1/ready's
     // warning and the seconds-left gauge.
     let folder = tempfile::tempdir().unwrap();
-    let tls_folder = folder.path().join("tls");
-    let ca = DevCa::generate("test CA").unwrap();
-    let ca_file = ca.save(&tls_folder).unwrap();
-    let (certificate, key) = server_files(&ca, &tls_folder, "api", 1, 365);
-    let mut config = common::prepare(folder.path());
-    config.plain_http = false;
-    config.api_tls = Some(TlsSettings::new(certificate.clone(), key.clone()));
+    let (config, ca_file, certificate, key) = tls_node(folder.path());
+    let ca = DevCa::load(&folder.path().join("tls")).unwrap();
     config.validate().unwrap();
     let node = tpw_node::node::start(&config).await.unwrap();
     let address = node.api_address;
@@ -470,13 +478,7 @@ async fn a_silent_or_garbled_handshake_is_cut_off_and_the_node_still_serves() {
     // at once; both are counted, and the node serves the next client.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let folder = tempfile::tempdir().unwrap();
-    let tls_folder = folder.path().join("tls");
-    let ca = DevCa::generate("test CA").unwrap();
-    let ca_file = ca.save(&tls_folder).unwrap();
-    let (certificate, key) = server_files(&ca, &tls_folder, "api", 1, 365);
-    let mut config = common::prepare(folder.path());
-    config.plain_http = false;
-    config.api_tls = Some(TlsSettings::new(certificate, key));
+    let (config, ca_file, _, _) = tls_node(folder.path());
     let node = tpw_node::node::start(&config).await.unwrap();
     let address = node.api_address;
     let trusting = ClientTls::with_ca_file(&ca_file);

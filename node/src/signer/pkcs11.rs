@@ -211,21 +211,9 @@ fn session(key: &TokenKey, read_write: bool) -> Result<Session, SignerError> {
 
 /// The public key of the token's ed25519 public key object labelled `label`.
 fn public_key(session: &Session, label: &str) -> Result<[u8; 32], SignerError> {
-    let objects = session
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::KeyType(KeyType::EC_EDWARDS),
-            Attribute::Label(label.as_bytes().to_vec()),
-        ])
-        .map_err(token_error("C_FindObjects"))?;
-    let [object] = objects.as_slice() else {
-        return Err(SignerError::Token(format!(
-            "{} ed25519 public keys labelled {label:?} (one is needed)",
-            objects.len()
-        )));
-    };
+    let object = find_key(session, ObjectClass::PUBLIC_KEY, "public", label)?;
     let attributes = session
-        .get_attributes(*object, &[AttributeType::EcPoint])
+        .get_attributes(object, &[AttributeType::EcPoint])
         .map_err(token_error("C_GetAttributeValue"))?;
     let point = attributes
         .iter()
@@ -248,9 +236,19 @@ fn public_key(session: &Session, label: &str) -> Result<[u8; 32], SignerError> {
 
 /// The private key object labelled `label`.
 fn private_key(session: &Session, label: &str) -> Result<ObjectHandle, SignerError> {
+    find_key(session, ObjectClass::PRIVATE_KEY, "private", label)
+}
+
+/// The one ed25519 key object of `class` labelled `label`; none or several is an error.
+fn find_key(
+    session: &Session,
+    class: ObjectClass,
+    kind: &str,
+    label: &str,
+) -> Result<ObjectHandle, SignerError> {
     let objects = session
         .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Class(class),
             Attribute::KeyType(KeyType::EC_EDWARDS),
             Attribute::Label(label.as_bytes().to_vec()),
         ])
@@ -258,7 +256,7 @@ fn private_key(session: &Session, label: &str) -> Result<ObjectHandle, SignerErr
     match objects.as_slice() {
         [object] => Ok(*object),
         _ => Err(SignerError::Token(format!(
-            "{} ed25519 private keys labelled {label:?} (one is needed)",
+            "{} ed25519 {kind} keys labelled {label:?} (one is needed)",
             objects.len()
         ))),
     }

@@ -109,3 +109,17 @@ pub async fn start_with_payments(
     }
     node
 }
+
+/// Changes the prepared genesis of `config` with `change` and writes it back under its new
+/// network id (before the node first starts).
+pub fn rewrite_genesis(config: &NodeConfig, change: impl FnOnce(&mut tpw_contracts::Genesis)) {
+    let mut genesis = tpw_node::node::load_genesis(&config.genesis_file).unwrap();
+    change(&mut genesis);
+    genesis.network_id = None;
+    genesis.network_id = Some(hex::encode(genesis.compute_network_id().unwrap()));
+    std::fs::write(
+        &config.genesis_file,
+        serde_json::to_string_pretty(&genesis).unwrap(),
+    )
+    .unwrap();
+}
